@@ -1,0 +1,213 @@
+"""Bronze layer: landing-zone drops validated against the contract and written to Delta."""
+
+from datetime import date
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    DailyPartitionsDefinition,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from resources.storage import LakeResource, LandingZoneResource
+from sands import lake as delta
+from sands.contract import ARTWORKS, INTERACTIONS, USERS, Entity
+from sands.ingest import IngestReport, ingest_day, ingest_reference
+from sands.settings import partitions_start
+from sands.validation import stored_table_failures
+
+GROUP = "ingestion"
+daily_partitions = DailyPartitionsDefinition(
+    start_date=partitions_start(), end_offset=1, timezone="UTC"
+)
+
+ACCOUNTED = "rows_accounted_for"
+REJECT_BUDGET = "reject_rate_within_budget"
+
+
+class IngestionConfig(Config):
+    """How much bad input a drop may carry before its check fails and blocks downstream."""
+
+    max_reject_share: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Largest tolerated share of rejected rows."
+    )
+
+
+def _check_specs(asset_name: str) -> list[AssetCheckSpec]:
+    key = AssetKey(asset_name)
+    return [
+        AssetCheckSpec(
+            ACCOUNTED,
+            asset=key,
+            blocking=True,
+            description="Accepted + rejected rows equal the rows read: nothing is lost.",
+        ),
+        AssetCheckSpec(
+            REJECT_BUDGET,
+            asset=key,
+            blocking=True,
+            description="The share of rejected rows stays within the configured budget.",
+        ),
+    ]
+
+
+def reasons_markdown(reason_counts: dict[str, int]) -> str:
+    """Reason codes and their row counts as a markdown table for the Dagster UI."""
+    if not reason_counts:
+        return "No rows rejected."
+    rows = "\n".join(
+        f"| `{code}` | {count:,} |"
+        for code, count in sorted(reason_counts.items(), key=lambda kv: -kv[1])
+    )
+    return "| reason | rows |\n|---|---:|\n" + rows
+
+
+def ingestion_checks(report: IngestReport, config: IngestionConfig) -> list[AssetCheckResult]:
+    """Check results that travel with the materialization: accounting and the reject budget."""
+    return [
+        AssetCheckResult(
+            check_name=ACCOUNTED,
+            passed=report.balanced,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "rows_read": report.rows_read,
+                "rows_accepted": report.rows_accepted,
+                "rows_rejected": report.rows_rejected,
+            },
+        ),
+        AssetCheckResult(
+            check_name=REJECT_BUDGET,
+            passed=report.reject_share <= config.max_reject_share,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "reject_share": MetadataValue.float(round(report.reject_share, 6)),
+                "max_reject_share": MetadataValue.float(config.max_reject_share),
+                "reasons": MetadataValue.md(reasons_markdown(report.reason_counts)),
+            },
+        ),
+    ]
+
+
+def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -> dict[str, object]:
+    """Materialization metadata: accounting, Delta versions, reasons, files."""
+    return {
+        "dagster/row_count": MetadataValue.int(report.rows_accepted),
+        "dagster/uri": MetadataValue.path(table_uri),
+        "rows_read": MetadataValue.int(report.rows_read),
+        "rows_accepted": MetadataValue.int(report.rows_accepted),
+        "rows_rejected": MetadataValue.int(report.rows_rejected),
+        "rows_inserted": MetadataValue.int(report.rows_inserted),
+        "rows_updated": MetadataValue.int(report.rows_updated),
+        "delta_version": MetadataValue.int(report.table_version),
+        "quarantine_version": MetadataValue.int(report.quarantine_version),
+        "quarantine_uri": MetadataValue.path(quarantine_uri),
+        "reasons": MetadataValue.md(reasons_markdown(report.reason_counts)),
+        "unexpected_columns": MetadataValue.json(report.unexpected_columns),
+        "files": MetadataValue.md("\n".join(f"- `{f}`" for f in report.files) or "No files."),
+    }
+
+
+def _result(
+    report: IngestReport, lake: LakeResource, entity: Entity, config: IngestionConfig
+) -> MaterializeResult:
+    return MaterializeResult(
+        metadata=report_metadata(report, lake.bronze(entity), lake.quarantine(entity)),
+        check_results=ingestion_checks(report, config),
+        # Same landing files -> same data version, so unchanged input does not ripple downstream.
+        data_version=DataVersion(f"{report.files_digest}-v{report.table_version}"),
+    )
+
+
+@asset(
+    partitions_def=daily_partitions,
+    group_name=GROUP,
+    kinds={"delta", "pandera"},
+    check_specs=_check_specs("raw_interactions"),
+    code_version="1",
+    description="Interaction events by landing day, validated against the contract; "
+    "rejected rows go, unchanged and with reason codes, to the quarantine table.",
+)
+def raw_interactions(
+    context: AssetExecutionContext,
+    config: IngestionConfig,
+    landing: LandingZoneResource,
+    lake: LakeResource,
+) -> MaterializeResult:
+    day = date.fromisoformat(context.partition_key)
+    report = ingest_day(landing.root, lake.root, day, lake.storage_options)
+    context.log.info(
+        f"{day}: read {report.rows_read:,}, accepted {report.rows_accepted:,}, "
+        f"rejected {report.rows_rejected:,} -> Delta v{report.table_version}"
+    )
+    return _result(report, lake, INTERACTIONS, config)
+
+
+def _reference_asset(entity: Entity, description: str):
+    @asset(
+        name=entity.name,
+        group_name=GROUP,
+        kinds={"delta", "pandera"},
+        check_specs=_check_specs(entity.name),
+        code_version="1",
+        description=description,
+    )
+    def _ingest(
+        context: AssetExecutionContext,
+        config: IngestionConfig,
+        landing: LandingZoneResource,
+        lake: LakeResource,
+    ) -> MaterializeResult:
+        report = ingest_reference(entity, landing.root, lake.root, lake.storage_options)
+        context.log.info(
+            f"{entity.name}: read {report.rows_read:,}, inserted {report.rows_inserted:,}, "
+            f"updated {report.rows_updated:,}, rejected {report.rows_rejected:,}"
+        )
+        return _result(report, lake, entity, config)
+
+    return _ingest
+
+
+users = _reference_asset(USERS, "User profiles, MERGEd on user_id (the latest updated_ts wins).")
+artworks = _reference_asset(
+    ARTWORKS, "The artwork catalogue, MERGEd on artwork_id (latest updated_ts wins)."
+)
+
+
+def _stored_contract_check(entity: Entity):
+    @asset_check(
+        asset=AssetKey(entity.name),
+        name="stored_rows_match_contract",
+        blocking=True,
+        description=f"Re-validates the whole {entity.name} Delta table against the contract "
+        "and checks MERGE left one row per id.",
+    )
+    def _check(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+        table = delta.open_table(lake.bronze(entity), lake.storage_options)
+        if table is None:
+            return AssetCheckResult(passed=False, metadata={"error": "table does not exist yet"})
+        frame = table.to_pandas()
+        failures = stored_table_failures(frame, entity)
+        return AssetCheckResult(
+            passed=not failures,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "rows": MetadataValue.int(len(frame)),
+                "delta_version": MetadataValue.int(table.version()),
+                "failures": MetadataValue.md(reasons_markdown(failures)),
+            },
+        )
+
+    return _check
+
+
+reference_checks = [_stored_contract_check(USERS), _stored_contract_check(ARTWORKS)]

@@ -1,0 +1,57 @@
+"""Run the code location's jobs in-process against the instance under `SANDS_HOME/dagster`.
+
+Runs land in the same instance `dagster dev` shows, so CLI work appears in the UI history.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from dagster import DagsterInstance, ExecuteInProcessResult
+
+from sands.settings import SandsPaths
+
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# The CLI shows its own progress; Dagster's step-by-step debug log stays in the instance.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def instance_for(paths: SandsPaths) -> DagsterInstance:
+    """The persistent Dagster instance in `SANDS_HOME/dagster` (created on first use)."""
+    home = Path(paths.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def run_ingestion(
+    days: Iterable[str],
+    instance: DagsterInstance,
+    on_done: Callable[[str, ExecuteInProcessResult], None] | None = None,
+) -> list[ExecuteInProcessResult]:
+    """Ingest users and artworks, then each landing day: one run per partition, like the sensor."""
+    from dagster_project.definitions import build_defs
+
+    # Built now, not at import, so resources follow the SANDS_HOME of this call.
+    defs = build_defs()
+    results = []
+    reference = defs.resolve_job_def("reference_ingestion").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET
+    )
+    results.append(reference)
+    if on_done:
+        on_done("users+artworks", reference)
+    daily = defs.resolve_job_def("daily_ingestion")
+    for day in days:
+        result = daily.execute_in_process(
+            partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET
+        )
+        results.append(result)
+        if on_done:
+            on_done(day, result)
+    return results

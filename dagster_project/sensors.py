@@ -1,0 +1,75 @@
+"""The landing-zone sensor: new or changed files become ingestion runs for their day or feed."""
+
+import json
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from assets.ingestion import daily_partitions
+from dagster_project.jobs import daily_ingestion_job, reference_ingestion_job
+from resources.storage import LandingZoneResource
+from sands.contract import ENTITIES
+from sands.landing import LandingFile, changed_groups, files_digest
+
+
+def plan_run_requests(
+    files: list[LandingFile], seen: dict[str, str], valid_days: set[str]
+) -> tuple[list[RunRequest], list[str]]:
+    """Run requests for every changed group, and the days skipped as outside the partitions."""
+    requests, skipped = [], []
+    for (entity, day), members in sorted(
+        changed_groups(files, seen).items(), key=lambda kv: (kv[0][0], str(kv[0][1]))
+    ):
+        digest = files_digest(members)
+        if day is None:
+            requests.append(
+                RunRequest(run_key=f"{entity}:{digest}", job_name=reference_ingestion_job.name)
+            )
+        elif day.isoformat() in valid_days:
+            requests.append(
+                RunRequest(
+                    run_key=f"interactions:{day}:{digest}",
+                    job_name=daily_ingestion_job.name,
+                    partition_key=day.isoformat(),
+                )
+            )
+        else:
+            skipped.append(day.isoformat())
+    # Users and artworks are ingested together, so one request covers both feeds.
+    reference = [r for r in requests if r.job_name == reference_ingestion_job.name]
+    if len(reference) > 1:
+        keys = "+".join(sorted(r.run_key for r in reference))
+        requests = [r for r in requests if r not in reference]
+        requests.insert(0, RunRequest(run_key=keys, job_name=reference_ingestion_job.name))
+    return requests, skipped
+
+
+@sensor(
+    jobs=[daily_ingestion_job, reference_ingestion_job],
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Watches the landing zone; a new or changed file (late too) re-ingests its day.",
+)
+def landing_zone_sensor(
+    context: SensorEvaluationContext, landing: LandingZoneResource
+) -> SensorResult | SkipReason:
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    files = [f for entity in ENTITIES.values() for f in landing.files(entity)]
+    valid_days = set(daily_partitions.get_partition_keys())
+    requests, skipped = plan_run_requests(files, seen, valid_days)
+    for day in skipped:
+        context.log.warning(f"Landing day {day} is outside the daily partitions; its files wait.")
+    cursor = json.dumps(
+        {f.path: f.fingerprint for f in files if f.day is None or f.day.isoformat() in valid_days}
+    )
+    if not requests:
+        return SensorResult(
+            skip_reason=SkipReason("No new or changed landing files."), cursor=cursor
+        )
+    return SensorResult(run_requests=requests, cursor=cursor)

@@ -1,0 +1,246 @@
+"""`sands`: the Shifting Sands command line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sands.settings import SandsPaths
+
+app = typer.Typer(
+    help="Shifting Sands: a self-running data and model platform for a digital art marketplace.\n\n"
+    "All state lives under SANDS_HOME (default ./.sands).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def simulate(
+    days: Annotated[int, typer.Option(min=1, help="Number of days to simulate.")] = 14,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2026-09-01",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed and options, same files.")] = 7,
+    events_per_day: Annotated[
+        int, typer.Option(min=1, help="Approximate interaction events per day.")
+    ] = 20_000,
+    initial_users: Annotated[int, typer.Option(min=1)] = 2_000,
+    initial_artworks: Annotated[int, typer.Option(min=1)] = 1_000,
+    new_users_per_day: Annotated[int, typer.Option(min=0)] = 40,
+    new_artworks_per_day: Annotated[int, typer.Option(min=0)] = 20,
+    scenario: Annotated[
+        str, typer.Option(help="steady | taste-shift | new-trend | demographic-shift")
+    ] = "steady",
+    scenario_day: Annotated[
+        int | None, typer.Option(help="Day index the scenario starts (default: middle).")
+    ] = None,
+    bad_rows: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of malformed rows to inject.")
+    ] = 0.0,
+    file_format: Annotated[str, typer.Option("--format", help="parquet | csv | jsonl")] = "parquet",
+) -> None:
+    """Write simulated daily drops (users, artworks, interactions) into the landing zone."""
+    from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
+
+    if file_format not in ("parquet", "csv", "jsonl"):
+        raise typer.BadParameter("--format must be parquet, csv or jsonl")
+    try:
+        chosen = Scenario(scenario)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"unknown scenario {scenario!r}: use {', '.join(s.value for s in Scenario)}"
+        ) from error
+    config = SimulationConfig(
+        seed=seed,
+        start=date.fromisoformat(start),
+        days=days,
+        events_per_day=events_per_day,
+        initial_users=initial_users,
+        initial_artworks=initial_artworks,
+        new_users_per_day=new_users_per_day,
+        new_artworks_per_day=new_artworks_per_day,
+        scenario=chosen,
+        scenario_day=scenario_day,
+        bad_rows=bad_rows,
+    )
+    paths = SandsPaths.from_env()
+    paths.ensure_local_dirs()
+    table = Table(
+        "day", "events", "late", "bad", "users new/upd", "artworks new/upd", title="Simulated drops"
+    )
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=days)
+        for drop in Marketplace(config).days():
+            write_drop(drop, paths.landing, paths.storage_options, file_format)
+            c = drop.counts
+            table.add_row(
+                str(drop.day),
+                f"{c['events']:,}",
+                f"{c['late_events']:,}",
+                f"{c['bad_events']:,}",
+                f"{c['new_users']:,}/{c['updated_users']:,}",
+                f"{c['new_artworks']:,}/{c['repriced_artworks']:,}",
+            )
+            progress.advance(task)
+    console.print(table)
+    console.print(f"Landing zone: [cyan]{paths.landing}[/]")
+
+
+def _landing_days(paths: SandsPaths) -> list[str]:
+    from sands.contract import INTERACTIONS
+    from sands.landing import filesystem, list_files
+
+    fs, root = filesystem(paths.landing, paths.storage_options)
+    return sorted({f.day.isoformat() for f in list_files(fs, root, INTERACTIONS) if f.day})
+
+
+@app.command()
+def ingest(
+    day: Annotated[
+        list[str] | None, typer.Option(help="Landing day(s) to ingest; default: every day present.")
+    ] = None,
+) -> None:
+    """Validate landing drops into the bronze Delta tables (runs go to the Dagster instance)."""
+    _ingest(SandsPaths.from_env(), day or None)
+
+
+def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
+    from dagster_project.runner import instance_for, run_ingestion
+
+    chosen = days or _landing_days(paths)
+    instance = instance_for(paths)
+    summary = Table(
+        "run", "status", "read", "accepted", "rejected", "Delta version", title="Ingestion"
+    )
+    ok = True
+    with _progress() as progress:
+        task = progress.add_task("ingesting", total=len(chosen) + 1)
+
+        def done(label: str, result) -> None:
+            nonlocal ok
+            ok &= result.success
+            for event in result.get_asset_materialization_events():
+                m = event.materialization
+                meta = {k: v.value for k, v in m.metadata.items()}
+                summary.add_row(
+                    m.asset_key.to_user_string() if m.partition is None else label,
+                    "[green]ok[/]" if result.success else "[red]failed[/]",
+                    f"{meta.get('rows_read', 0):,}",
+                    f"{meta.get('rows_accepted', 0):,}",
+                    f"{meta.get('rows_rejected', 0):,}",
+                    str(meta.get("delta_version", "")),
+                )
+            if not result.success:
+                summary.add_row(label, "[red]failed[/]", "", "", "", "")
+            progress.advance(task)
+
+        run_ingestion(chosen, instance, done)
+    console.print(summary)
+    return ok
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(min=1)] = 14,
+    events_per_day: Annotated[int, typer.Option(min=1)] = 20_000,
+    bad_rows: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.01,
+    fresh: Annotated[bool, typer.Option(help="Wipe SANDS_HOME first.")] = False,
+) -> None:
+    """The main job on embedded defaults: simulate a marketplace, then run the pipeline on it."""
+    paths = SandsPaths.from_env()
+    if fresh and Path(paths.home).exists():
+        shutil.rmtree(paths.home)
+    simulate(
+        days=days,
+        events_per_day=events_per_day,
+        bad_rows=bad_rows,
+        start="2026-09-01",
+        seed=7,
+        initial_users=2_000,
+        initial_artworks=1_000,
+        new_users_per_day=40,
+        new_artworks_per_day=20,
+        scenario="steady",
+        scenario_day=None,
+        file_format="parquet",
+    )
+    ok = _ingest(paths, None)
+    status()
+    console.print(
+        "Open the UI with [bold]make ui[/] (or [bold]sands ui[/]) to see assets, checks and runs."
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """Show the lake's tables: Delta version, rows, and quarantined rows."""
+    from sands.contract import ENTITIES
+    from sands.ingest import bronze_uri, quarantine_uri
+    from sands.lake import open_table
+
+    paths = SandsPaths.from_env()
+    table = Table("table", "Delta version", "rows", "quarantined", title=f"Lake at {paths.lake}")
+    for entity in ENTITIES.values():
+        bronze = open_table(bronze_uri(paths.lake, entity), paths.storage_options)
+        quarantine = open_table(quarantine_uri(paths.lake, entity), paths.storage_options)
+        rows = bronze.count() if bronze is not None else 0
+        bad = quarantine.count() if quarantine is not None else 0
+        table.add_row(
+            f"bronze/{entity.name}",
+            str(bronze.version()) if bronze else "-",
+            f"{rows:,}",
+            f"{bad:,}",
+        )
+    console.print(table)
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option()] = 3000) -> None:
+    """Start the Dagster UI and daemon (`dagster dev`) on this code location."""
+    paths = SandsPaths.from_env()
+    from dagster_project.runner import instance_for
+
+    instance_for(paths)
+    env = {**os.environ, "DAGSTER_HOME": paths.dagster_home, "SANDS_HOME": paths.home}
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(port)]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command("contract-docs")
+def contract_docs(
+    output: Annotated[Path, typer.Option(help="Where to write the markdown.")] = Path(
+        "docs/data-contract.md"
+    ),
+) -> None:
+    """Regenerate docs/data-contract.md from the pandera schemas."""
+    from sands.contract_docs import render_contract
+
+    output.write_text(render_contract())
+    console.print(f"Wrote {output}")
+
+
+if __name__ == "__main__":
+    app()

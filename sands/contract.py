@@ -1,0 +1,191 @@
+"""The landing-zone data contract: pandera schemas that validation, the lake and the docs all read.
+
+Each column carries its Arrow type (how it is stored in Delta) and a description in pandera's
+column metadata, so `docs/data-contract.md` is generated from here and cannot drift from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_arrow
+
+EVENT_TYPES: tuple[str, ...] = ("view", "click", "favourite", "purchase")
+LANDING_DAY_COLUMN = "landing_date"
+TS = "datetime64[ns, UTC]"
+PRICE_TYPE = pa_arrow.decimal128(12, 2)
+STRING_LIST = pa_arrow.list_(pa_arrow.string())
+
+
+def _list_of_strings(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+
+def _non_blank(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: isinstance(v, str) and v.strip() != "")
+
+
+def _column(
+    dtype: object,
+    arrow: pa_arrow.DataType,
+    description: str,
+    *checks: pa.Check,
+    nullable: bool = False,
+    required: bool = True,
+) -> pa.Column:
+    return pa.Column(
+        dtype,
+        checks=list(checks),
+        nullable=nullable,
+        required=required,
+        description=description,
+        metadata={"arrow": arrow},
+    )
+
+
+NON_BLANK = pa.Check(_non_blank, name="non_blank", element_wise=False)
+LIST_OF_STRINGS = pa.Check(_list_of_strings, name="list_of_strings", element_wise=False)
+NON_NEGATIVE = pa.Check(lambda s: s >= 0, name="non_negative", element_wise=False)
+# Prices are stored as decimal(12, 2); a third decimal place would be rounded away silently.
+WHOLE_CENTS = pa.Check(
+    lambda s: ((s * 100) - (s * 100).round()).abs() < 1e-6, name="whole_cents", element_wise=False
+)
+TS_CHECK_FLOOR = pd.Timestamp("1970-01-01", tz="UTC")
+AFTER_EPOCH = pa.Check(lambda s: s >= TS_CHECK_FLOOR, name="after_1970", element_wise=False)
+
+
+def _id(description: str) -> pa.Column:
+    return _column(str, pa_arrow.string(), description, NON_BLANK)
+
+
+def _ts(description: str, *checks: pa.Check) -> pa.Column:
+    return _column(TS, pa_arrow.timestamp("us", tz="UTC"), description, AFTER_EPOCH, *checks)
+
+
+def _text(
+    description: str, *checks: pa.Check, nullable: bool = False, required: bool = True
+) -> pa.Column:
+    return _column(
+        str, pa_arrow.string(), description, *checks, nullable=nullable, required=required
+    )
+
+
+def _tags(description: str) -> pa.Column:
+    return _column(object, STRING_LIST, description, LIST_OF_STRINGS)
+
+
+def _not_after(landing_day: date) -> pa.Check:
+    end = pd.Timestamp(datetime.combine(landing_day + timedelta(days=1), time(), tzinfo=UTC))
+    return pa.Check(lambda s: s < end, name="after_landing_day", element_wise=False)
+
+
+def interactions_schema(landing_day: date | None = None) -> pa.DataFrameSchema:
+    """Interaction events; with a landing day, events dated after that day are rejected."""
+    late_guard = [_not_after(landing_day)] if landing_day else []
+    return pa.DataFrameSchema(
+        {
+            "event_id": _id("Globally unique id of the event; later duplicates are rejected."),
+            "user_id": _id("The user who acted."),
+            "artwork_id": _id("The artwork acted on."),
+            "event_type": _text(
+                "Funnel step: " + ", ".join(EVENT_TYPES) + ".", pa.Check.isin(list(EVENT_TYPES))
+            ),
+            "event_ts": _ts(
+                "When the event happened (UTC). May precede its landing day (late data), "
+                "never follow it.",
+                *late_guard,
+            ),
+            "session_id": _text("Browsing session, when known.", nullable=True, required=False),
+            "price": _column(
+                float,
+                PRICE_TYPE,
+                "Amount paid, for purchases (decimal, 2 places).",
+                NON_NEGATIVE,
+                WHOLE_CENTS,
+                nullable=True,
+                required=False,
+            ),
+        },
+        unique=["event_id"],
+        report_duplicates="exclude_first",
+        name="interactions",
+    )
+
+
+USERS_SCHEMA = pa.DataFrameSchema(
+    {
+        "user_id": _id("User id; the MERGE key (one row per id and `updated_ts`)."),
+        "signup_ts": _ts("When the user signed up (UTC)."),
+        "age": _column(
+            "Int64",
+            pa_arrow.int32(),
+            "Age in years, when given.",
+            pa.Check.in_range(13, 120),
+            nullable=True,
+        ),
+        "gender": _text("Self-described gender, when given.", nullable=True),
+        "country": _text("ISO 3166-1 alpha-2 country code.", pa.Check.str_matches(r"^[A-Z]{2}$")),
+        "interests": _tags("Declared interests (`|`-separated in CSV)."),
+        "updated_ts": _ts("When this version of the record was produced; the latest wins."),
+    },
+    unique=["user_id", "updated_ts"],
+    report_duplicates="exclude_first",
+    name="users",
+)
+
+ARTWORKS_SCHEMA = pa.DataFrameSchema(
+    {
+        "artwork_id": _id("Artwork id; the MERGE key (one row per id and `updated_ts`)."),
+        "artist_id": _id("The artist who made it."),
+        "created_ts": _ts("When the artwork was listed (UTC)."),
+        "title": _text("Title.", NON_BLANK),
+        "description": _text("Free-text description.", nullable=True),
+        "style": _text("Art style (open vocabulary: new styles appear).", NON_BLANK),
+        "medium": _text("Medium, such as oil, digital or photography.", NON_BLANK),
+        "colours": _tags("Dominant colours (`|`-separated in CSV)."),
+        "tags": _tags("Free tags (`|`-separated in CSV)."),
+        "price": _column(
+            float, PRICE_TYPE, "Listed price (decimal, 2 places).", NON_NEGATIVE, WHOLE_CENTS
+        ),
+        "updated_ts": _ts("When this version of the record was produced; the latest wins."),
+    },
+    unique=["artwork_id", "updated_ts"],
+    report_duplicates="exclude_first",
+    name="artworks",
+)
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A landing-zone feed: where its files land, how its rows are keyed and versioned."""
+
+    name: str
+    key: str
+    daily: bool
+    version_column: str | None
+
+    def schema(self, landing_day: date | None = None) -> pa.DataFrameSchema:
+        return (
+            interactions_schema(landing_day) if self.name == "interactions" else _STATIC[self.name]
+        )
+
+    def arrow_schema(self) -> pa_arrow.Schema:
+        """The Delta table schema of accepted rows (daily feeds add the landing day)."""
+        columns = self.schema().columns
+        fields = [
+            pa_arrow.field(n, c.metadata["arrow"], nullable=c.nullable) for n, c in columns.items()
+        ]
+        if self.daily:
+            fields.append(pa_arrow.field(LANDING_DAY_COLUMN, pa_arrow.date32(), nullable=False))
+        return pa_arrow.schema(fields)
+
+
+_STATIC = {"users": USERS_SCHEMA, "artworks": ARTWORKS_SCHEMA}
+INTERACTIONS = Entity("interactions", key="event_id", daily=True, version_column=None)
+USERS = Entity("users", key="user_id", daily=False, version_column="updated_ts")
+ARTWORKS = Entity("artworks", key="artwork_id", daily=False, version_column="updated_ts")
+ENTITIES: dict[str, Entity] = {e.name: e for e in (INTERACTIONS, USERS, ARTWORKS)}
+FILE_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")

@@ -1,0 +1,88 @@
+"""Where Shifting Sands keeps its state: one root (`SANDS_HOME`) and the URIs derived from it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOME = "./.sands"
+DEFAULT_PARTITIONS_START = "2024-01-01"
+
+# Object-store settings are read from the conventional AWS variables so that the same
+# values drive delta-rs, fsspec/s3fs and boto3 alike.
+_STORAGE_ENV = {
+    "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN",
+    "AWS_REGION": "AWS_REGION",
+    "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP": "AWS_ALLOW_HTTP",
+}
+
+
+def is_uri(location: str) -> bool:
+    """True for `scheme://...` locations (object stores), False for local paths."""
+    return "://" in location and not location.startswith("file://")
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path segments onto a local path or an object-store URI."""
+    if is_uri(base):
+        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return str(Path(base, *parts))
+
+
+def storage_options_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Object-store options (credentials, endpoint) taken from the environment."""
+    env = os.environ if env is None else env
+    options = {key: env[var] for key, var in _STORAGE_ENV.items() if env.get(var)}
+    endpoint = options.get("AWS_ENDPOINT_URL", "")
+    if endpoint.startswith("http://"):
+        options.setdefault("AWS_ALLOW_HTTP", "true")
+    return options
+
+
+@dataclass(frozen=True)
+class SandsPaths:
+    """Every location the platform writes to, resolved from `SANDS_HOME` and overrides."""
+
+    home: str
+    landing: str
+    lake: str
+    storage_options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def warehouse(self) -> str:
+        return str(Path(self.home, "warehouse"))
+
+    @property
+    def mlflow(self) -> str:
+        return str(Path(self.home, "mlflow"))
+
+    @property
+    def dagster_home(self) -> str:
+        return str(Path(self.home, "dagster"))
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> SandsPaths:
+        """Resolve paths from `SANDS_HOME`, `SANDS_LANDING_URI` and `SANDS_LAKE_URI`."""
+        env = os.environ if env is None else env
+        home = str(Path(env.get("SANDS_HOME", DEFAULT_HOME)).expanduser().resolve())
+        landing = env.get("SANDS_LANDING_URI") or join(home, "landing")
+        lake = env.get("SANDS_LAKE_URI") or join(home, "lake")
+        return cls(
+            home=home, landing=landing, lake=lake, storage_options=storage_options_from_env(env)
+        )
+
+    def ensure_local_dirs(self) -> None:
+        """Create the local folders (object-store prefixes need no creation)."""
+        for location in (self.home, self.landing, self.lake, self.warehouse, self.dagster_home):
+            if not is_uri(location):
+                Path(location).mkdir(parents=True, exist_ok=True)
+
+
+def partitions_start(env: dict[str, str] | None = None) -> str:
+    """First landing day the daily partitions cover (`SANDS_PARTITIONS_START`)."""
+    env = os.environ if env is None else env
+    return env.get("SANDS_PARTITIONS_START", DEFAULT_PARTITIONS_START)

@@ -1,0 +1,107 @@
+from dagster import AssetCheckSeverity, DagsterInstance, materialize
+
+from assets.ingestion import IngestionConfig, artworks, raw_interactions, reasons_markdown, users
+from resources import build_resources
+from tests.conftest import DAY, drop, events_table, ts
+
+GOOD = [
+    ("e1", "u1", "a1", "view", ts(DAY, 9), None),
+    ("e2", "u1", "a1", "click", ts(DAY, 9, 1), None),
+]
+BAD = [
+    {
+        "event_id": "b1",
+        "user_id": "u1",
+        "artwork_id": "a1",
+        "event_type": "hover",
+        "event_ts": "2026-09-02T10:00:00Z",
+    }
+]
+
+
+def run_day(paths, config: IngestionConfig | None = None):
+    resources = build_resources()
+    run_config = {
+        "ops": {"raw_interactions": {"config": (config or IngestionConfig()).model_dump()}}
+    }
+    with DagsterInstance.ephemeral() as instance:
+        return materialize(
+            [raw_interactions],
+            partition_key=str(DAY),
+            resources=resources,
+            instance=instance,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+
+
+def checks(result) -> dict[str, tuple[bool, AssetCheckSeverity]]:
+    return {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
+
+
+def test_a_partition_materializes_with_accounting_versions_and_passing_checks(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    drop(paths.landing, f"interactions/{DAY}/feed-b.jsonl", BAD)
+    result = run_day(paths, IngestionConfig(max_reject_share=0.5))
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("raw_interactions")
+    meta = {k: v.value for k, v in materialization.metadata.items()}
+    assert (meta["rows_read"], meta["rows_accepted"], meta["rows_rejected"]) == (3, 2, 1)
+    assert meta["delta_version"] == 1 and "event_type:isin" in meta["reasons"]
+    assert checks(result) == {
+        "rows_accounted_for": (True, AssetCheckSeverity.ERROR),
+        "reject_rate_within_budget": (True, AssetCheckSeverity.ERROR),
+    }
+
+
+def test_a_drop_over_the_reject_budget_is_recorded_but_fails_its_blocking_check(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    drop(paths.landing, f"interactions/{DAY}/feed-b.jsonl", BAD)
+    result = run_day(paths, IngestionConfig(max_reject_share=0.05))
+    assert not result.success
+    assert checks(result)["reject_rate_within_budget"] == (False, AssetCheckSeverity.ERROR)
+    assert len(result.asset_materializations_for_node("raw_interactions")) == 1
+
+
+def test_unchanged_landing_files_give_the_same_data_version(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    versions = []
+    for _ in range(2):
+        (m,) = run_day(paths).asset_materializations_for_node("raw_interactions")
+        versions.append(m.tags["dagster/data_version"])
+    assert versions[0].split("-")[0] == versions[1].split("-")[0]
+
+
+def test_reference_assets_merge_and_recheck_the_stored_table(paths):
+    drop(
+        paths.landing,
+        "users/u.jsonl",
+        [
+            {
+                "user_id": "u1",
+                "signup_ts": "2026-01-01T00:00:00Z",
+                "age": 30,
+                "gender": None,
+                "country": "FR",
+                "interests": ["abstract"],
+                "updated_ts": "2026-09-01T00:00:00Z",
+            }
+        ],
+    )
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([users, artworks], resources=build_resources(), instance=instance)
+    assert result.success
+    evaluations = {
+        (e.asset_key.path[-1], e.check_name): e.passed for e in result.get_asset_check_evaluations()
+    }
+    assert (
+        evaluations[("users", "rows_accounted_for")]
+        and evaluations[("users", "reject_rate_within_budget")]
+    )
+
+
+def test_reasons_render_as_a_markdown_table_most_frequent_first():
+    assert reasons_markdown({"a:x": 1, "b:y": 5}).splitlines()[2:] == [
+        "| `b:y` | 5 |",
+        "| `a:x` | 1 |",
+    ]

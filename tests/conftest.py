@@ -1,0 +1,91 @@
+"""Shared fixtures: a throwaway SANDS_HOME, hand-sized landing drops, a local S3 server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from sands import landing
+from sands.contract import PRICE_TYPE
+from sands.settings import SandsPaths
+
+DAY = date(2026, 9, 2)
+
+
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SandsPaths:
+    """A fresh SANDS_HOME with local landing zone and lake."""
+    monkeypatch.setenv("SANDS_HOME", str(tmp_path / "home"))
+    for var in ("SANDS_LANDING_URI", "SANDS_LAKE_URI", "SANDS_ENV", "DAGSTER_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    resolved = SandsPaths.from_env()
+    resolved.ensure_local_dirs()
+    return resolved
+
+
+def ts(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+def events_table(rows: list[tuple]) -> pa.Table:
+    """Interactions from (event_id, user_id, artwork_id, event_type, event_ts, price) tuples."""
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    return pa.table(
+        {
+            "event_id": pa.array(columns[0], pa.string()),
+            "user_id": pa.array(columns[1], pa.string()),
+            "artwork_id": pa.array(columns[2], pa.string()),
+            "event_type": pa.array(columns[3], pa.string()),
+            "event_ts": pa.array(columns[4], pa.timestamp("us", tz="UTC")),
+            "session_id": pa.array(["s1"] * len(columns[0]), pa.string()),
+            "price": pa.array(columns[5], pa.float64()).cast(PRICE_TYPE),
+        }
+    )
+
+
+def drop(root: str, relative: str, table: pa.Table | list[dict]) -> str:
+    """Write one landing file (typed table, or loosely typed JSON records) and return its path."""
+    fs, base = landing.filesystem(root)
+    path = f"{base}/{relative}"
+    if isinstance(table, pa.Table):
+        landing.write_table(fs, path, table)
+    else:
+        landing.write_records(fs, path, table)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3-compatible HTTP server (moto in server mode) with an empty `sands` bucket."""
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket="sands")
+    yield env
+    server.stop()

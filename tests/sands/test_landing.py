@@ -1,0 +1,49 @@
+from datetime import date
+from pathlib import Path
+
+from sands import landing
+from sands.contract import INTERACTIONS, USERS
+from tests.conftest import DAY, drop, events_table, ts
+
+ONE = [("e1", "u1", "a1", "view", ts(DAY, 9), None)]
+
+
+def test_listing_skips_in_flight_files_other_formats_and_non_date_folders(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(ONE))
+    for junk in (
+        f"interactions/{DAY}/.part.tmp",
+        f"interactions/{DAY}/_started",
+        f"interactions/{DAY}/notes.txt",
+        "interactions/not-a-day/events.parquet",
+    ):
+        Path(paths.landing, junk).parent.mkdir(parents=True, exist_ok=True)
+        Path(paths.landing, junk).write_text("x")
+    fs, root = landing.filesystem(paths.landing)
+    files = landing.list_files(fs, root, INTERACTIONS)
+    assert [(Path(f.path).name, f.day) for f in files] == [("events.parquet", DAY)]
+    assert [Path(p).name for p in landing.invalid_day_folders(fs, root, INTERACTIONS)] == [
+        "not-a-day"
+    ]
+    assert landing.list_files(fs, root, USERS) == []
+
+
+def test_each_format_reads_into_raw_rows_with_their_source(paths):
+    table = events_table(ONE)
+    for fmt in ("parquet", "csv", "jsonl"):
+        drop(paths.landing, f"interactions/{DAY}/events.{fmt}", table)
+    fs, root = landing.filesystem(paths.landing)
+    raw, columns = landing.read_files(fs, landing.list_files(fs, root, INTERACTIONS, DAY))
+    assert len(raw) == 3 and set(raw["event_id"]) == {"e1"}
+    assert list(raw["_source_row"]) == [0, 0, 0]
+    assert all(cols[:3] == ["event_id", "user_id", "artwork_id"] for cols in columns.values())
+
+
+def test_changed_groups_report_new_and_modified_files_with_all_their_siblings():
+    a = landing.LandingFile("i/2026-09-01/a.parquet", "interactions", date(2026, 9, 1), "1:1")
+    b = landing.LandingFile("i/2026-09-01/b.csv", "interactions", date(2026, 9, 1), "1:1")
+    c = landing.LandingFile("i/2026-09-02/a.parquet", "interactions", date(2026, 9, 2), "1:1")
+    u = landing.LandingFile("users/x.csv", "users", None, "5:1")
+    seen = {a.path: "1:1", c.path: "1:1", u.path: "4:0"}
+    groups = landing.changed_groups([a, b, c, u], seen)
+    assert groups == {("interactions", date(2026, 9, 1)): [a, b], ("users", None): [u]}
+    assert landing.changed_groups([a, b, c, u], {f.path: f.fingerprint for f in (a, b, c, u)}) == {}

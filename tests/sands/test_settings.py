@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from sands.settings import SandsPaths, storage_options_from_env
+
+
+def test_everything_lives_under_sands_home_by_default(tmp_path):
+    paths = SandsPaths.from_env({"SANDS_HOME": str(tmp_path)})
+    for location in (paths.landing, paths.lake, paths.warehouse, paths.mlflow, paths.dagster_home):
+        assert Path(location).is_relative_to(tmp_path)
+
+
+def test_object_store_locations_and_credentials_come_from_the_environment(tmp_path):
+    env = {
+        "SANDS_HOME": str(tmp_path),
+        "SANDS_LAKE_URI": "s3://bucket/lake",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ACCESS_KEY_ID": "k",
+    }
+    paths = SandsPaths.from_env(env)
+    assert paths.lake == "s3://bucket/lake" and Path(paths.landing).is_relative_to(tmp_path)
+    assert storage_options_from_env(env) == {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_ALLOW_HTTP": "true",
+    }

@@ -1,0 +1,78 @@
+"""The same ingestion against an S3-compatible server: landing zone and lake both in a bucket."""
+
+import uuid
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+from deltalake import DeltaTable
+
+from assets.ingestion import artworks, raw_interactions, users
+from dagster_project.sensors import landing_zone_sensor
+from resources import build_resources
+from sands.contract import INTERACTIONS, USERS
+from sands.ingest import bronze_uri, quarantine_uri
+from sands.settings import storage_options_from_env
+from sands.simulator import Marketplace, SimulationConfig, write_drop
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch, tmp_path):
+    prefix = f"s3://sands/{uuid.uuid4().hex[:8]}"
+    env = {
+        **s3_server,
+        "SANDS_ENV": "production",
+        "SANDS_HOME": str(tmp_path),
+        "SANDS_LANDING_URI": f"{prefix}/landing",
+        "SANDS_LAKE_URI": f"{prefix}/lake",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def test_simulated_drops_flow_from_an_s3_landing_zone_into_an_s3_lake(s3_env):
+    options = storage_options_from_env(s3_env)
+    config = SimulationConfig(
+        days=2, events_per_day=2_000, initial_users=200, initial_artworks=100, bad_rows=0.01
+    )
+    drops = list(Marketplace(config).days())
+    for day_drop in drops:
+        write_drop(day_drop, s3_env["SANDS_LANDING_URI"], options)
+    resources = build_resources()
+
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(
+            instance=instance, resources={"landing": resources["landing"]}
+        )
+        planned = landing_zone_sensor(context)
+        assert [(r.job_name, r.partition_key) for r in planned.run_requests] == [
+            ("reference_ingestion", None),
+            ("daily_ingestion", "2026-09-01"),
+            ("daily_ingestion", "2026-09-02"),
+        ]
+        assert materialize([users, artworks], resources=resources, instance=instance).success
+        for day in ("2026-09-01", "2026-09-02"):
+            result = materialize(
+                [raw_interactions], partition_key=day, resources=resources, instance=instance
+            )
+            assert result.success
+
+    lake = s3_env["SANDS_LAKE_URI"]
+    events = DeltaTable(bronze_uri(lake, INTERACTIONS), storage_options=options)
+    expected = sum(d.counts["events"] for d in drops)
+    assert events.to_pyarrow_table(columns=["event_id"]).num_rows == expected
+    quarantined = DeltaTable(
+        quarantine_uri(lake, INTERACTIONS), storage_options=options
+    ).to_pyarrow_table()
+    assert quarantined.num_rows == sum(d.counts["bad_events"] for d in drops)
+    stored_users = DeltaTable(bronze_uri(lake, USERS), storage_options=options).to_pyarrow_table()
+    assert stored_users.num_rows == config.initial_users + config.new_users_per_day
+
+
+def test_production_mode_refuses_local_paths(monkeypatch):
+    monkeypatch.setenv("SANDS_ENV", "production")
+    monkeypatch.delenv("SANDS_LAKE_URI", raising=False)
+    with pytest.raises(ValueError, match="SANDS_LAKE_URI"):
+        build_resources()
