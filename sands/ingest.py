@@ -85,13 +85,10 @@ def ingest_day(
     """Ingest one landing day of interactions, replacing that day's bronze and quarantine rows."""
     fs, root = landing.filesystem(landing_root, storage_options)
     files = landing.list_files(fs, root, INTERACTIONS, day)
-    raw, file_columns = landing.read_files(fs, files)
+    raw = landing.read_files(fs, files)
     table_uri = bronze_uri(lake_root, INTERACTIONS)
-    candidates = (
-        pa.array(raw[INTERACTIONS.key].dropna().astype(str).unique())
-        if len(raw)
-        else pa.array([], pa.string())
-    )
+    keys = [part[INTERACTIONS.key].dropna().astype(str) for part in raw if INTERACTIONS.key in part]
+    candidates = pa.array(pd.concat(keys).unique() if keys else [], pa.string())
     known = lake.keys_present(
         table_uri,
         INTERACTIONS.key,
@@ -99,9 +96,7 @@ def ingest_day(
         exclude=(LANDING_DAY_COLUMN, day),
         storage_options=storage_options,
     )
-    outcome = validate(
-        raw, INTERACTIONS, landing_day=day, known_keys=known, file_columns=file_columns
-    )
+    outcome = validate(raw, INTERACTIONS, landing_day=day, known_keys=known)
     written = lake.replace_partition(
         table_uri,
         to_arrow(outcome.accepted, INTERACTIONS.arrow_schema()),
@@ -128,8 +123,7 @@ def ingest_reference(
     """Ingest every drop of a reference feed (users, artworks): MERGE on id, latest version wins."""
     fs, root = landing.filesystem(landing_root, storage_options)
     files = landing.list_files(fs, root, entity)
-    raw, file_columns = landing.read_files(fs, files)
-    outcome = validate(raw, entity, file_columns=file_columns)
+    outcome = validate(landing.read_files(fs, files), entity)
     written = lake.upsert(
         bronze_uri(lake_root, entity),
         to_arrow(outcome.accepted, entity.arrow_schema()),

@@ -19,8 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sands.contract import FILE_FORMATS, Entity
+from sands.contract import FILE_FORMATS, STRING, Entity
 from sands.validation import SOURCE_FILE, SOURCE_ROW
+
+_ARROW_STRINGS = {pa.string(): STRING, pa.large_string(): STRING}
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
     with fs.open(path, "rb") as handle:
         payload = handle.read()
     if fmt == "parquet":
-        frame = pq.read_table(io.BytesIO(payload)).to_pandas(types_mapper=None)
+        frame = pq.read_table(io.BytesIO(payload)).to_pandas(types_mapper=_ARROW_STRINGS.get)
     elif fmt == "csv":
         frame = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, na_values=[""])
     else:
@@ -127,26 +129,9 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
     return frame
 
 
-def read_files(
-    fs: fsspec.AbstractFileSystem, files: list[LandingFile]
-) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """All given files stacked into one raw frame, and the columns each file really had.
-
-    Stacking fills a file's missing columns with nulls; the column lists let quarantine keep each
-    rejected row exactly as its file had it.
-    """
-    frames = [read_file(fs, f.path) for f in files]
-    internal = (SOURCE_FILE, SOURCE_ROW)
-    columns = {
-        f.path: [c for c in frame.columns if c not in internal]
-        for f, frame in zip(files, frames, strict=True)
-    }
-    if not frames:
-        empty = pd.DataFrame(
-            {SOURCE_FILE: pd.Series(dtype=str), SOURCE_ROW: pd.Series(dtype="int64")}
-        )
-        return empty, columns
-    return pd.concat(frames, ignore_index=True), columns
+def read_files(fs: fsspec.AbstractFileSystem, files: list[LandingFile]) -> list[pd.DataFrame]:
+    """One raw frame per file, each with the columns and value types its file really had."""
+    return [read_file(fs, f.path) for f in files]
 
 
 def files_digest(files: list[LandingFile]) -> str:

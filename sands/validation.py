@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
 
-from sands.contract import LANDING_DAY_COLUMN, Entity
+from sands.contract import LANDING_DAY_COLUMN, STRING, Entity
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
@@ -60,8 +60,13 @@ def _reasons(rows: pd.Index | np.ndarray, reason: str) -> pd.DataFrame:
 
 
 def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        return values.where(values.notna(), None), pd.Series(False, index=values.index)
+    if isinstance(values.dtype, pd.StringDtype) or pd.api.types.infer_dtype(
+        values, skipna=True
+    ) in (
+        "string",
+        "empty",
+    ):
+        return values.astype(STRING), pd.Series(False, index=values.index)
 
     def convert(v: object) -> object:
         if isinstance(v, str):
@@ -74,7 +79,7 @@ def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     converted = values.map(convert, na_action="ignore")
     bad = converted.map(lambda v: v is _BAD)
-    return converted.where(~bad & converted.notna(), None), bad
+    return converted.where(~bad & converted.notna(), None).astype(STRING), bad
 
 
 def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -191,62 +196,78 @@ def duplicate_rows(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFr
     return _reasons(repeated, f"{'+'.join(keys)}:duplicate")
 
 
-def _record_json(raw: pd.DataFrame, file_columns: dict[str, list[str]] | None) -> list[str]:
-    data = raw.drop(columns=list(INTERNAL_COLUMNS), errors="ignore")
-    every = list(data.columns)
-    own = [(file_columns or {}).get(source, every) for source in raw[SOURCE_FILE].astype(str)]
-
-    def plain(v: object) -> object:
-        if isinstance(v, np.ndarray):
-            return v.tolist()
-        if isinstance(v, (pd.Timestamp, datetime, date)):
-            return v.isoformat()
-        if isinstance(v, float) and np.isnan(v):
-            return None
-        return v
-
-    records = data.astype(object).where(data.notna(), None).to_dict(orient="records")
-    return [
-        json.dumps({k: plain(r[k]) for k in columns if k in r}, default=str)
-        for r, columns in zip(records, own, strict=True)
-    ]
+def _plain(v: object) -> object:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (pd.Timestamp, datetime, date)):
+        return v.isoformat()
+    if v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v
 
 
-def _quarantine_frame(
-    raw: pd.DataFrame, reasons: pd.Series, key: str, file_columns: dict[str, list[str]] | None
-) -> pd.DataFrame:
-    keys = (
-        raw[key].map(
-            lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+def _record_json(raw: pd.DataFrame) -> list[str]:
+    """Each row as it was read, with exactly its own file's columns."""
+    data = raw.drop(columns=list(INTERNAL_COLUMNS), errors="ignore").astype(object)
+    records = data.where(data.notna(), None).to_dict(orient="records")
+    return [json.dumps({k: _plain(v) for k, v in r.items()}, default=str) for r in records]
+
+
+def _quarantine_frame(parts: list[pd.DataFrame], reasons: pd.Series, key: str) -> pd.DataFrame:
+    frames = []
+    for part in parts:
+        rows = part.loc[part.index.intersection(reasons.index)]
+        if len(rows) == 0:
+            continue
+        keys = (
+            rows[key].map(_plain).map(lambda v: None if v is None else str(v))
+            if key in rows
+            else None
         )
-        if key in raw.columns
-        else pd.Series([None] * len(raw), index=raw.index)
-    )
-    return pd.DataFrame(
-        {
-            "source_file": raw[SOURCE_FILE].astype(str).to_numpy(),
-            "source_row": raw[SOURCE_ROW].astype("int64").to_numpy(),
-            "record_key": keys.to_numpy(),
-            "reasons": reasons.reindex(raw.index).to_numpy(),
-            "record": _record_json(raw, file_columns),
-            "quarantined_at": pd.Timestamp(datetime.now(UTC)),
-        }
-    )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "source_file": rows[SOURCE_FILE].astype(str).to_numpy(),
+                    "source_row": rows[SOURCE_ROW].astype("int64").to_numpy(),
+                    "record_key": keys.to_numpy() if keys is not None else None,
+                    "reasons": reasons.loc[rows.index].to_numpy(),
+                    "record": _record_json(rows),
+                },
+                index=rows.index,
+            )
+        )
+    columns = ["source_file", "source_row", "record_key", "reasons", "record"]
+    quarantined = pd.concat(frames).sort_index() if frames else pd.DataFrame(columns=columns)
+    return quarantined.assign(quarantined_at=pd.Timestamp(datetime.now(UTC))).reset_index(drop=True)
+
+
+def _numbered(parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Give the rows of all parts one running index, so reasons can point at any row."""
+    numbered, offset = [], 0
+    for part in parts:
+        numbered.append(part.set_axis(pd.RangeIndex(offset, offset + len(part)), axis=0))
+        offset += len(part)
+    return numbered
 
 
 def validate(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | list[pd.DataFrame],
     entity: Entity,
     landing_day: date | None = None,
     known_keys: set[str] | None = None,
-    file_columns: dict[str, list[str]] | None = None,
 ) -> ValidationOutcome:
-    """Validate raw rows against the entity's contract; nothing is dropped without a reason."""
-    raw = raw.reset_index(drop=True)
+    """Validate raw rows (a frame per source file) against the contract; none dropped silently.
+
+    Each file is cast on its own, so a messy small file cannot turn a big typed one into slow
+    Python objects; all rows are then checked together (uniqueness spans the files).
+    """
+    parts = _numbered([raw] if isinstance(raw, pd.DataFrame) else list(raw))
     schema = entity.schema(landing_day)
-    row_checks = _without_uniqueness(schema)
-    typed, type_reasons = coerce_to_contract(raw, schema)
-    reasons = [type_reasons, contract_failures(typed, row_checks)]
+    cast = [coerce_to_contract(part, schema) for part in parts]
+    typed = (
+        pd.concat([c[0] for c in cast]) if cast else coerce_to_contract(pd.DataFrame(), schema)[0]
+    )
+    reasons = [c[1] for c in cast] + [contract_failures(typed, _without_uniqueness(schema))]
     failed = pd.Index(pd.concat(reasons)["row"].unique())
     clean = typed.drop(index=failed)
     reasons.append(duplicate_rows(clean, schema))
@@ -254,18 +275,17 @@ def validate(
         seen = clean.index[clean[entity.key].isin(known_keys)]
         reasons.append(_reasons(seen, f"{entity.key}:already_ingested"))
     all_reasons = _collapse(pd.concat(reasons, ignore_index=True))
-    rejected_rows = all_reasons.index
-    accepted = typed.drop(index=rejected_rows)
+    accepted = typed.drop(index=all_reasons.index)
     if entity.daily and landing_day is not None:
         accepted[LANDING_DAY_COLUMN] = landing_day
-    unexpected = sorted(set(raw.columns) - set(schema.columns) - set(INTERNAL_COLUMNS))
+    read_columns = {c for part in parts for c in part.columns}
     counts = Counter(reason for codes in all_reasons for reason in codes)
     return ValidationOutcome(
         accepted=accepted.reset_index(drop=True),
-        rejected=_quarantine_frame(raw.loc[rejected_rows], all_reasons, entity.key, file_columns),
-        rows_read=len(raw),
+        rejected=_quarantine_frame(parts, all_reasons, entity.key),
+        rows_read=sum(len(part) for part in parts),
         reason_counts=dict(sorted(counts.items())),
-        unexpected_columns=unexpected,
+        unexpected_columns=sorted(read_columns - set(schema.columns) - set(INTERNAL_COLUMNS)),
     )
 
 

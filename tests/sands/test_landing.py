@@ -32,10 +32,15 @@ def test_each_format_reads_into_raw_rows_with_their_source(paths):
     for fmt in ("parquet", "csv", "jsonl"):
         drop(paths.landing, f"interactions/{DAY}/events.{fmt}", table)
     fs, root = landing.filesystem(paths.landing)
-    raw, columns = landing.read_files(fs, landing.list_files(fs, root, INTERACTIONS, DAY))
-    assert len(raw) == 3 and set(raw["event_id"]) == {"e1"}
-    assert list(raw["_source_row"]) == [0, 0, 0]
-    assert all(cols[:3] == ["event_id", "user_id", "artwork_id"] for cols in columns.values())
+    parts = landing.read_files(fs, landing.list_files(fs, root, INTERACTIONS, DAY))
+    assert [len(p) for p in parts] == [1, 1, 1]
+    assert {p["event_id"].iloc[0] for p in parts} == {"e1"}
+    assert {p["_source_file"].iloc[0].rsplit(".", 1)[-1] for p in parts} == {
+        "csv",
+        "jsonl",
+        "parquet",
+    }
+    assert all(list(p.columns[:3]) == ["event_id", "user_id", "artwork_id"] for p in parts)
 
 
 def test_changed_groups_report_new_and_modified_files_with_all_their_siblings():

@@ -1,0 +1,92 @@
+"""Simulator and bronze-ingestion throughput at one million events per day.
+
+Peer: a bare delta-rs append of the same Parquet file (no validation, no quarantine, no
+idempotent partition replace), i.e. the cost floor of landing the bytes in Delta at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from deltalake import write_deltalake
+from rich.console import Console
+from rich.table import Table
+
+from sands.ingest import ingest_day
+from sands.simulator import Marketplace, SimulationConfig, write_drop
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def run(events_per_day: int, days: int, bad_rows: float) -> Table:
+    """Measure simulate, write, ingest and the bare-append peer; return a table of figures."""
+    config = SimulationConfig(
+        days=days,
+        events_per_day=events_per_day,
+        initial_users=max(events_per_day // 20, 1_000),
+        initial_artworks=max(events_per_day // 50, 500),
+        bad_rows=bad_rows,
+    )
+    table = Table("stage", "day", "rows", "seconds", "rows/s", "vs bare delta-rs append")
+    with tempfile.TemporaryDirectory() as tmp:
+        landing, lake = str(Path(tmp, "landing")), str(Path(tmp, "lake"))
+        iter_days = Marketplace(config).days()
+        for index in range(days):
+            drop, sim_s = _timed(lambda: next(iter_days))
+            day = config.start + timedelta(days=index)
+            _, write_s = _timed(lambda drop=drop: write_drop(drop, landing))
+            events = drop.counts["events"] + drop.counts["bad_events"]
+            report, ingest_s = _timed(lambda day=day: ingest_day(landing, lake, day))
+            source = Path(landing, "interactions", str(day), "events.parquet")
+            _, bare_s = _timed(
+                lambda source=source: write_deltalake(
+                    str(Path(tmp, "bare")), pq.read_table(source), mode="append"
+                )
+            )
+            table.add_row(
+                "simulate", str(day), f"{events:,}", f"{sim_s:.2f}", f"{events / sim_s:,.0f}", ""
+            )
+            table.add_row(
+                "write drop",
+                str(day),
+                f"{events:,}",
+                f"{write_s:.2f}",
+                f"{events / write_s:,.0f}",
+                "",
+            )
+            table.add_row(
+                "ingest (validate + Delta + quarantine)",
+                str(day),
+                f"{report.rows_read:,}",
+                f"{ingest_s:.2f}",
+                f"{report.rows_read / ingest_s:,.0f}",
+                f"{ingest_s / bare_s:.1f}x the time",
+            )
+            table.add_row(
+                "peer: bare delta-rs append",
+                str(day),
+                f"{events:,}",
+                f"{bare_s:.2f}",
+                f"{events / bare_s:,.0f}",
+                "1.0x",
+            )
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events-per-day", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--bad-rows", type=float, default=0.01)
+    args = parser.parse_args(argv or [])
+    console = Console()
+    console.print(run(args.events_per_day, args.days, args.bad_rows))
