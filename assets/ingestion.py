@@ -5,10 +5,12 @@ from datetime import date
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     Config,
     DailyPartitionsDefinition,
     DataVersion,
@@ -124,7 +126,7 @@ def _result(
         metadata=report_metadata(report, lake.bronze(entity), lake.quarantine(entity)),
         check_results=ingestion_checks(report, config),
         # Same landing files -> same data version, so unchanged input does not ripple downstream.
-        data_version=DataVersion(f"{report.files_digest}-v{report.table_version}"),
+        data_version=DataVersion(report.files_digest),
     )
 
 
@@ -152,7 +154,7 @@ def raw_interactions(
     return _result(report, lake, INTERACTIONS, config)
 
 
-def _reference_asset(entity: Entity, description: str):
+def _reference_asset(entity: Entity, description: str) -> AssetsDefinition:
     @asset(
         name=entity.name,
         group_name=GROUP,
@@ -183,7 +185,7 @@ artworks = _reference_asset(
 )
 
 
-def _stored_contract_check(entity: Entity):
+def _stored_contract_check(entity: Entity) -> AssetChecksDefinition:
     @asset_check(
         asset=AssetKey(entity.name),
         name="stored_rows_match_contract",

@@ -69,7 +69,11 @@ def test_unchanged_landing_files_give_the_same_data_version(paths):
     for _ in range(2):
         (m,) = run_day(paths).asset_materializations_for_node("raw_interactions")
         versions.append(m.tags["dagster/data_version"])
-    assert versions[0].split("-")[0] == versions[1].split("-")[0]
+    assert versions[0] == versions[1]
+    late = [("e3", "u2", "a1", "view", ts(DAY, 23), None)]
+    drop(paths.landing, f"interactions/{DAY}/late.parquet", events_table(late))
+    (m,) = run_day(paths).asset_materializations_for_node("raw_interactions")
+    assert m.tags["dagster/data_version"] != versions[0]
 
 
 def test_reference_assets_merge_and_recheck_the_stored_table(paths):
