@@ -59,13 +59,15 @@ def _reasons(rows: pd.Index | np.ndarray, reason: str) -> pd.DataFrame:
     return pd.DataFrame({"row": np.asarray(rows), "reason": reason})
 
 
+def _only_strings(values: pd.Series) -> bool:
+    """True when every non-null value is already a string (checked in C, not per value)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+
+
 def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    if isinstance(values.dtype, pd.StringDtype) or pd.api.types.infer_dtype(
-        values, skipna=True
-    ) in (
-        "string",
-        "empty",
-    ):
+    if _only_strings(values):
         return values.astype(STRING), pd.Series(False, index=values.index)
 
     def convert(v: object) -> object:
