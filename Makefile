@@ -35,3 +35,11 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .sands .pytest_cache
+
+FEAST_VENV := .venv-feast
+$(FEAST_VENV)/.installed-stamp: Makefile
+	test -x $(FEAST_VENV)/bin/python || $(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/python -m pip install --quiet --upgrade "uv>=0.9,<1"
+	$(FEAST_VENV)/bin/uv pip install --quiet --python $(FEAST_VENV)/bin/python "feast[duckdb]==0.67.0" "duckdb==2.0.0" "ibis-framework==12.0.0" "dask==2026.8.0" "pandas==2.3.3" "pyarrow==26.0.1" "numpy==2.4.6"
+	touch $@
+feast-venv: $(FEAST_VENV)/.installed-stamp

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from assets import ingestion
-from dagster_project.jobs import daily_ingestion_job, reference_ingestion_job
-from dagster_project.sensors import landing_zone_sensor
+from assets import features, ingestion, training, transform
+from dagster_project.jobs import (
+    daily_ingestion_job,
+    daily_pipeline_job,
+    feature_build_job,
+    reference_ingestion_job,
+    training_data_job,
+)
+from dagster_project.sensors import automation_sensor, landing_zone_sensor
 from resources import build_resources
+
+ASSET_MODULES = [ingestion, transform, features, training]
 
 
 def build_defs(env: dict[str, str] | None = None) -> Definitions:
     """The code location with resources resolved from `env` (default: the process environment)."""
     return Definitions(
-        assets=load_assets_from_modules([ingestion]),
-        asset_checks=load_asset_checks_from_modules([ingestion]),
-        jobs=[daily_ingestion_job, reference_ingestion_job],
-        sensors=[landing_zone_sensor],
+        assets=load_assets_from_modules(ASSET_MODULES),
+        asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
+        jobs=[
+            daily_ingestion_job,
+            reference_ingestion_job,
+            daily_pipeline_job,
+            feature_build_job,
+            training_data_job,
+        ],
+        sensors=[landing_zone_sensor, automation_sensor],
         resources=build_resources(env),
     )
 

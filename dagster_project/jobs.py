@@ -1,10 +1,15 @@
-"""Jobs the sensor and the CLI launch: one per partitioning of the ingestion layer."""
+"""Jobs the sensors and the CLI launch."""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from assets.features import artwork_features, online_features, user_features
 from assets.ingestion import artworks, raw_interactions, users
+from assets.training import training_examples
+from assets.transform import transform_models
+
+FEATURE_BUILD = AssetSelection.assets(transform_models, user_features, artwork_features)
 
 daily_ingestion_job = define_asset_job(
     "daily_ingestion",
@@ -15,4 +20,20 @@ reference_ingestion_job = define_asset_job(
     "reference_ingestion",
     selection=AssetSelection.assets(users, artworks),
     description="MERGE the user and artwork drops into bronze.",
+)
+daily_pipeline_job = define_asset_job(
+    "daily_pipeline",
+    selection=AssetSelection.assets(raw_interactions) | FEATURE_BUILD,
+    description="One landing day end to end: ingest, dbt build, publish feature snapshots. "
+    "Blocking checks stop the run before bad data reaches the features.",
+)
+feature_build_job = define_asset_job(
+    "feature_build",
+    selection=FEATURE_BUILD,
+    description="dbt build and feature publishing for a window of days; a backfill is one run.",
+)
+training_data_job = define_asset_job(
+    "training_data",
+    selection=AssetSelection.assets(online_features, training_examples),
+    description="Refresh the online store and rebuild the point-in-time training set.",
 )

@@ -13,7 +13,10 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 
 from sands.settings import SandsPaths
 
-INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# Pools keep steps that write the DuckDB warehouse from running at the same time across runs.
+INSTANCE_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 # The CLI shows its own progress; Dagster's step-by-step debug log stays in the instance.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -55,3 +58,26 @@ def run_ingestion(
         if on_done:
             on_done(day, result)
     return results
+
+
+def run_feature_build(
+    first_day: str, last_day: str, instance: DagsterInstance
+) -> ExecuteInProcessResult:
+    """dbt build and feature publishing for every day in [first_day, last_day], as one run."""
+    from dagster_project.definitions import build_defs
+
+    job = build_defs().resolve_job_def("feature_build")
+    return job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET,
+        tags={RANGE_START: first_day, RANGE_END: last_day},
+    )
+
+
+def run_training_data(instance: DagsterInstance) -> ExecuteInProcessResult:
+    """Refresh the online store and rebuild the training set."""
+    from dagster_project.definitions import build_defs
+
+    job = build_defs().resolve_job_def("training_data")
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)

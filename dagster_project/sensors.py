@@ -3,6 +3,8 @@
 import json
 
 from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -12,7 +14,7 @@ from dagster import (
 )
 
 from assets.ingestion import daily_partitions
-from dagster_project.jobs import daily_ingestion_job, reference_ingestion_job
+from dagster_project.jobs import daily_pipeline_job, reference_ingestion_job
 from resources.storage import LandingZoneResource
 from sands.contract import ENTITIES
 from sands.landing import LandingFile, changed_groups, files_digest
@@ -35,7 +37,7 @@ def plan_run_requests(
             requests.append(
                 RunRequest(
                     run_key=f"interactions:{day}:{digest}",
-                    job_name=daily_ingestion_job.name,
+                    job_name=daily_pipeline_job.name,
                     partition_key=day.isoformat(),
                 )
             )
@@ -51,10 +53,11 @@ def plan_run_requests(
 
 
 @sensor(
-    jobs=[daily_ingestion_job, reference_ingestion_job],
+    jobs=[daily_pipeline_job, reference_ingestion_job],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Watches the landing zone; a new or changed file (late too) re-ingests its day.",
+    description="Watches the landing zone; a new or changed file (late too) re-runs its day "
+    "through ingestion, dbt and feature publishing.",
 )
 def landing_zone_sensor(
     context: SensorEvaluationContext, landing: LandingZoneResource
@@ -73,3 +76,14 @@ def landing_zone_sensor(
             skip_reason=SkipReason("No new or changed landing files."), cursor=cursor
         )
     return SensorResult(run_requests=requests, cursor=cursor)
+
+
+# Dagster's default automation sensor starts stopped; this one runs from the start, so the online
+# store and the training set follow new feature versions without anyone pressing a button.
+automation_sensor = AutomationConditionSensorDefinition(
+    "sands_automation",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates every asset's automation condition.",
+)

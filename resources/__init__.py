@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import os
 
+from resources.dbt import dbt_resource
 from resources.storage import LakeResource, LandingZoneResource
+from resources.warehouse import OnlineStoreResource, WarehouseResource
 from sands.settings import SandsPaths, is_uri
 
-__all__ = ["LakeResource", "LandingZoneResource", "build_resources"]
+__all__ = [
+    "LakeResource",
+    "LandingZoneResource",
+    "OnlineStoreResource",
+    "WarehouseResource",
+    "build_resources",
+]
+
+
+def _online_store(env: dict[str, str], paths: SandsPaths) -> OnlineStoreResource:
+    # Redis whenever a URL is given (production requires one); otherwise the SQLite file.
+    if env.get("SANDS_REDIS_URL"):
+        return OnlineStoreResource(backend="redis", redis_url=env["SANDS_REDIS_URL"])
+    return OnlineStoreResource(backend="sqlite", sqlite_path=paths.online_db)
 
 
 def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
@@ -16,10 +31,13 @@ def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
     paths = SandsPaths.from_env(env)
     mode = env.get("SANDS_ENV", "embedded")
     if mode == "production":
-        missing = [v for v in ("SANDS_LANDING_URI", "SANDS_LAKE_URI") if not is_uri(env.get(v, ""))]
+        needed = ("SANDS_LANDING_URI", "SANDS_LAKE_URI")
+        missing = [v for v in needed if not is_uri(env.get(v, ""))]
+        missing += [] if env.get("SANDS_REDIS_URL") else ["SANDS_REDIS_URL"]
         if missing:
             raise ValueError(
-                f"SANDS_ENV=production needs object-store URIs in {', '.join(missing)}"
+                f"SANDS_ENV=production needs object-store URIs in SANDS_LANDING_URI and "
+                f"SANDS_LAKE_URI and a Redis URL in SANDS_REDIS_URL; missing: {', '.join(missing)}"
             )
     elif mode != "embedded":
         raise ValueError(f"SANDS_ENV must be 'embedded' or 'production', not {mode!r}")
@@ -28,4 +46,7 @@ def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
     return {
         "landing": LandingZoneResource(root=paths.landing, storage_options=paths.storage_options),
         "lake": LakeResource(root=paths.lake, storage_options=paths.storage_options),
+        "warehouse": WarehouseResource(path=paths.warehouse_db),
+        "online": _online_store(env, paths),
+        "dbt": dbt_resource(),
     }

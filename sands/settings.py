@@ -57,6 +57,16 @@ class SandsPaths:
         return str(Path(self.home, "warehouse"))
 
     @property
+    def warehouse_db(self) -> str:
+        """The DuckDB file dbt builds the transform models into."""
+        return str(Path(self.warehouse, "sands.duckdb"))
+
+    @property
+    def online_db(self) -> str:
+        """The embedded online feature store (SQLite)."""
+        return str(Path(self.home, "online", "features.sqlite"))
+
+    @property
     def mlflow(self) -> str:
         return str(Path(self.home, "mlflow"))
 

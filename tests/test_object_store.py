@@ -26,6 +26,8 @@ def s3_env(s3_server, monkeypatch, tmp_path):
         "SANDS_HOME": str(tmp_path),
         "SANDS_LANDING_URI": f"{prefix}/landing",
         "SANDS_LAKE_URI": f"{prefix}/lake",
+        # Ingestion never opens the online store; production mode only insists it is named.
+        "SANDS_REDIS_URL": "redis://127.0.0.1:6379/0",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

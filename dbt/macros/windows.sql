@@ -1,0 +1,38 @@
+{# Date windows shared by every model: the landing-day window being (re)built and feature windows. #}
+
+{% macro window_start() %}cast('{{ var("min_date") }}' as date){% endmacro %}
+{% macro window_end() %}cast('{{ var("max_date") }}' as date){% endmacro %}
+
+{% macro in_build_window(column) -%}
+    {{ column }} between {{ window_start() }} and {{ window_end() }}
+{%- endmacro %}
+
+{% macro lookback_days() %}{{ var("feature_windows") | max }}{% endmacro %}
+
+{# Activity that a feature computed at the end of `feature_date` may see within its longest window:
+   landed by then, and happened within the window. #}
+{% macro visible_in_window(feature_date, landing_date, event_date) -%}
+    {{ landing_date }} <= {{ feature_date }}
+    and {{ event_date }} > {{ dbt.dateadd('day', '-' ~ lookback_days(), feature_date) }}
+{%- endmacro %}
+
+{% macro within_days(days, feature_date, event_date) -%}
+    {{ event_date }} > {{ dbt.dateadd('day', '-' ~ days, feature_date) }}
+{%- endmacro %}
+
+{# Features describe what was known at the end of their day: midnight UTC after feature_date. #}
+{% macro feature_ts(feature_date) -%}
+    cast({{ dbt.dateadd('day', 1, feature_date) }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro days_between(start_ts, end_ts) -%}
+    ({{ dbt.datediff(start_ts, end_ts, 'second') }} / 86400.0)
+{%- endmacro %}
+
+{% macro safe_ratio(numerator, denominator) -%}
+    case when {{ denominator }} > 0 then cast({{ numerator }} as {{ type_double() }}) / {{ denominator }} else 0.0 end
+{%- endmacro %}
+
+{# 8-byte floats on every engine (dbt's type_float is 4 bytes on DuckDB and Spark). #}
+{% macro type_double() %}{{ return(adapter.dispatch('type_double', 'sands')()) }}{% endmacro %}
+{% macro default__type_double() %}double{% endmacro %}

@@ -1,0 +1,44 @@
+-- Per user, landing day and event day: weighted engagement with each style, medium, colour and tag.
+{{ config(unique_key='landing_date', partition_by=('landing_date' if target.type == 'spark' else none)) }}
+
+with weighted as (
+    select
+        user_id,
+        artwork_id,
+        landing_date,
+        event_date,
+        sum(
+            case event_type
+            {%- for event_type, weight in var('event_weights').items() %}
+                when '{{ event_type }}' then {{ weight }}
+            {%- endfor %}
+                else 0
+            end
+        ) as weight
+    from {{ ref('stg_interactions') }}
+    where {{ in_build_window('landing_date') }}
+    group by user_id, artwork_id, landing_date, event_date
+),
+
+artwork_attributes as (
+    select artwork_id, 'style' as attribute, style as value from {{ ref('stg_artworks') }}
+    union all
+    select artwork_id, 'medium' as attribute, medium as value from {{ ref('stg_artworks') }}
+    union all
+    select artwork_id, 'colour' as attribute, value
+    from (select artwork_id, {{ explode_list('colours') }} as value from {{ ref('stg_artworks') }}) as c
+    union all
+    select artwork_id, 'tag' as attribute, value
+    from (select artwork_id, {{ explode_list('tags') }} as value from {{ ref('stg_artworks') }}) as t
+)
+
+select
+    w.user_id,
+    w.landing_date,
+    w.event_date,
+    a.attribute,
+    a.value,
+    cast(sum(w.weight) as {{ dbt.type_bigint() }}) as weight
+from weighted as w
+inner join artwork_attributes as a on w.artwork_id = a.artwork_id
+group by w.user_id, w.landing_date, w.event_date, a.attribute, a.value

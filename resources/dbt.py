@@ -1,0 +1,60 @@
+"""The dbt project: where it lives, and a manifest that is parsed when missing or out of date."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _newest_source(project_dir: Path) -> float:
+    files = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        files.extend(p for p in (project_dir / folder).rglob("*") if p.is_file())
+    return max(p.stat().st_mtime for p in files)
+
+
+def ensure_manifest(project: DbtProject = dbt_project) -> Path:
+    """The project's manifest.json, re-parsed first if any model, macro or test is newer."""
+    manifest = project.manifest_path
+    lock_path = project.project_dir / "target" / ".parse.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    # Test workers and the webserver may load definitions at once; one parse is enough.
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest.exists() and manifest.stat().st_mtime >= _newest_source(project.project_dir):
+            return manifest
+        subprocess.run(
+            [
+                str(dbt_executable()),
+                "parse",
+                "--quiet",
+                "--profiles-dir",
+                str(project.profiles_dir),
+            ],
+            cwd=project.project_dir,
+            env={**os.environ, "DO_NOT_TRACK": "1"},
+            check=True,
+        )
+    return manifest
+
+
+def dbt_executable() -> Path:
+    """The dbt installed beside this interpreter, so no PATH activation is needed."""
+    return Path(sys.executable).with_name("dbt")
+
+
+def dbt_resource() -> DbtCliResource:
+    """The dbt CLI resource for the project."""
+    return DbtCliResource(
+        project_dir=dbt_project,
+        profiles_dir=str(DBT_PROJECT_DIR),
+        dbt_executable=str(dbt_executable()),
+    )

@@ -1,0 +1,46 @@
+"""The analytical warehouse dbt builds into (DuckDB embedded), and the online feature store."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from sands.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
+from sands.warehouse import model_rows
+
+
+class WarehouseResource(ConfigurableResource):
+    """The DuckDB file the dbt models live in."""
+
+    path: str = Field(description="DuckDB database file dbt builds into.")
+
+    def model_rows(self, model: str, start: date, end: date) -> pa.Table:
+        """Rows of a dbt model for feature dates in [start, end]."""
+        return model_rows(self.path, model, start, end)
+
+    def dbt_target_path(self) -> Path:
+        """Where dbt writes its artifacts for this warehouse."""
+        return Path(self.path).parent / "dbt-target"
+
+    def dbt_environment(self, lake_root: str) -> dict[str, str]:
+        """Environment variables the dbt profile and sources read."""
+        return {"SANDS_WAREHOUSE_PATH": self.path, "SANDS_LAKE_URI": lake_root, "DO_NOT_TRACK": "1"}
+
+
+class OnlineStoreResource(ConfigurableResource):
+    """Where serving reads the latest feature vectors: SQLite embedded, Redis in production."""
+
+    backend: Literal["sqlite", "redis"] = Field(default="sqlite")
+    sqlite_path: str = Field(default="", description="SQLite file (backend sqlite).")
+    redis_url: str = Field(default="", description="redis:// URL (backend redis).")
+
+    def open(self) -> OnlineStore:
+        """A connection to the configured store."""
+        if self.backend == "redis":
+            return RedisOnlineStore(self.redis_url)
+        return SqliteOnlineStore(self.sqlite_path)
