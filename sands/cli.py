@@ -6,13 +6,22 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import redirect_stdout
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markdown import Markdown
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from sands.settings import SandsPaths
@@ -185,6 +194,8 @@ def demo(
         file_format="parquet",
     )
     ok = _ingest(paths, None)
+    ok = ok and _features(paths, None, None)
+    ok = ok and _training_data(paths)
     status()
     console.print(
         "Open the UI with [bold]make ui[/] (or [bold]sands ui[/]) to see assets, checks and runs."
@@ -193,12 +204,122 @@ def demo(
         raise typer.Exit(1)
 
 
+def _materializations(result) -> dict[str, dict[str, object]]:
+    return {
+        e.materialization.asset_key.to_user_string(): {
+            k: v.value for k, v in e.materialization.metadata.items()
+        }
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def _failed_checks(result) -> list[str]:
+    return [
+        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:"
+        f"{e.asset_check_evaluation_data.check_name}"
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not e.asset_check_evaluation_data.passed
+    ]
+
+
+def _quietly(paths: SandsPaths, label: str, run):
+    """Run `run()` under a spinner, sending dbt's console output to SANDS_HOME/logs/dbt.log."""
+    log = Path(paths.home, "logs", "dbt.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # Bound to the terminal now, so the spinner keeps drawing while stdout goes to the log.
+    live = Console(file=sys.stdout)
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=live) as progress:
+        progress.add_task(label, total=None)
+        with log.open("a") as sink, redirect_stdout(sink):
+            return run()
+
+
+@app.command()
+def features(
+    start: Annotated[str | None, typer.Option(help="First landing day (default: first).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last landing day; default: the last.")] = None,
+) -> None:
+    """dbt build and feature publishing for a window of landing days, as one run."""
+    if not _features(SandsPaths.from_env(), start, end):
+        raise typer.Exit(1)
+
+
+def _features(paths: SandsPaths, start: str | None, end: str | None) -> bool:
+    from dagster_project.runner import instance_for, run_feature_build
+
+    days = _landing_days(paths)
+    if not days and not (start and end):
+        console.print("[red]No landing days found: run `sands simulate` first.[/]")
+        return False
+    first, last = start or days[0], end or days[-1]
+    instance = instance_for(paths)
+    result = _quietly(
+        paths,
+        f"dbt build + feature publishing {first}..{last}",
+        lambda: run_feature_build(first, last, instance),
+    )
+    table = Table("feature table", "Delta version", "snapshot rows", "appended", "restated")
+    for name, meta in _materializations(result).items():
+        if "schema_hash" in meta:
+            table.add_row(
+                name,
+                str(meta["delta_version"]),
+                f"{meta['dagster/row_count']:,}",
+                f"{meta['rows_appended']:,}",
+                f"{meta['rows_restated']:,}",
+            )
+    console.print(table)
+    failed = _failed_checks(result)
+    if failed or not result.success:
+        console.print(f"[red]Feature build failed[/]; failed checks: {', '.join(failed) or 'none'}")
+        console.print(f"dbt output: {Path(paths.home, 'logs', 'dbt.log')}")
+    return result.success
+
+
+@app.command("training-data")
+def training_data() -> None:
+    """Refresh the online store and rebuild the point-in-time training set."""
+    if not _training_data(SandsPaths.from_env()):
+        raise typer.Exit(1)
+
+
+def _training_data(paths: SandsPaths) -> bool:
+    from dagster_project.runner import instance_for, run_training_data
+
+    instance = instance_for(paths)
+    result = _quietly(paths, "online store + training set", lambda: run_training_data(instance))
+    meta = _materializations(result)
+    online = meta.get("online_features", {})
+    for name in ("user_features", "artwork_features"):
+        if f"{name}_rows" in online:
+            console.print(
+                f"online {name}: {online[f'{name}_rows']:,} vectors from Delta "
+                f"v{online[f'{name}_delta_version']}, lookup p50 "
+                f"{online[f'{name}_lookup_p50_us']} µs"
+            )
+    examples = meta.get("training_examples")
+    if examples:
+        console.print(
+            f"training_examples: {examples['dagster/row_count']:,} rows, Delta "
+            f"v{examples['delta_version']}, positive share {examples['positive_share']}"
+        )
+        console.print(Markdown(examples["composition"]))
+        console.print(Markdown(examples["source_versions"]))
+    if not result.success:
+        console.print(f"[red]Training data failed[/]: {', '.join(_failed_checks(result)) or ''}")
+    return result.success
+
+
 @app.command()
 def status() -> None:
     """Show the lake's tables: Delta version, rows, and quarantined rows."""
     from sands.contract import ENTITIES
+    from sands.feature_store import FEATURE_TABLES
     from sands.ingest import bronze_uri, quarantine_uri
     from sands.lake import open_table
+    from sands.training_store import TRAINING_EXAMPLES
 
     paths = SandsPaths.from_env()
     table = Table("table", "Delta version", "rows", "quarantined", title=f"Lake at {paths.lake}")
@@ -213,6 +334,13 @@ def status() -> None:
             f"{rows:,}",
             f"{bad:,}",
         )
+    for name, uri in [
+        *((f"features/{t.name}", t.uri(paths.lake)) for t in FEATURE_TABLES),
+        ("training/training_examples", TRAINING_EXAMPLES.uri(paths.lake)),
+    ]:
+        found = open_table(uri, paths.storage_options)
+        if found is not None:
+            table.add_row(name, str(found.version()), f"{found.count():,}", "")
     console.print(table)
 
 

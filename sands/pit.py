@@ -76,9 +76,10 @@ def point_in_time_join(
         ),
         winners as (
             select * from candidates
+            -- The default RANGE frame takes in rows available at the same instant, so each
+            -- instant keeps only its best row and the ASOF JOIN never faces a tie.
             qualify {{'t': __ts, 'c': __created}} = max({{'t': __ts, 'c': __created}}) over (
-                partition by __key order by __available, __ts, __created
-                rows between unbounded preceding and current row)
+                partition by __key order by __available)
         ),
         numbered as (select *, row_number() over () as __row from labels_in)
         select l.* exclude (__row), {picked}

@@ -1,0 +1,5 @@
+"""Placeholder."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    pass
