@@ -72,7 +72,7 @@ def transform_models(
     """`dbt build` for the partition window: models, then their tests as asset checks."""
     start, end = window_dates(context)
     variables = {"min_date": start.isoformat(), "max_date": end.isoformat()}
-    with environment(warehouse.dbt_environment(lake.root)):
+    with environment(warehouse.dbt_environment(lake.root, lake.storage_options)):
         yield from dbt.cli(
             ["build", "--vars", json.dumps(variables)],
             context=context,

@@ -27,9 +27,14 @@ class WarehouseResource(ConfigurableResource):
         """Where dbt writes its artifacts for this warehouse."""
         return Path(self.path).parent / "dbt-target"
 
-    def dbt_environment(self, lake_root: str) -> dict[str, str]:
-        """Environment variables the dbt profile and sources read."""
-        return {"SANDS_WAREHOUSE_PATH": self.path, "SANDS_LAKE_URI": lake_root, "DO_NOT_TRACK": "1"}
+    def dbt_environment(self, lake_root: str, storage_options: dict[str, str]) -> dict[str, str]:
+        """Environment the dbt profile and its Delta sources read (object-store settings too)."""
+        return {
+            **storage_options,
+            "SANDS_WAREHOUSE_PATH": self.path,
+            "SANDS_LAKE_URI": lake_root,
+            "DO_NOT_TRACK": "1",
+        }
 
 
 class OnlineStoreResource(ConfigurableResource):

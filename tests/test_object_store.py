@@ -1,15 +1,19 @@
-"""The same ingestion against an S3-compatible server: landing zone and lake both in a bucket."""
+"""The same pipeline against an S3-compatible server: landing zone and lake both in a bucket."""
 
 import uuid
+from datetime import date
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 from deltalake import DeltaTable
 
 from assets.ingestion import artworks, raw_interactions, users
+from dagster_project.definitions import build_defs
+from dagster_project.runner import RANGE_END, RANGE_START
 from dagster_project.sensors import landing_zone_sensor
 from resources import build_resources
 from sands.contract import INTERACTIONS, USERS
+from sands.feature_store import USER_FEATURES
 from sands.ingest import bronze_uri, quarantine_uri
 from sands.settings import storage_options_from_env
 from sands.simulator import Marketplace, SimulationConfig, write_drop
@@ -51,8 +55,8 @@ def test_simulated_drops_flow_from_an_s3_landing_zone_into_an_s3_lake(s3_env):
         planned = landing_zone_sensor(context)
         assert [(r.job_name, r.partition_key) for r in planned.run_requests] == [
             ("reference_ingestion", None),
-            ("daily_ingestion", "2026-09-01"),
-            ("daily_ingestion", "2026-09-02"),
+            ("daily_pipeline", "2026-09-01"),
+            ("daily_pipeline", "2026-09-02"),
         ]
         assert materialize([users, artworks], resources=resources, instance=instance).success
         for day in ("2026-09-01", "2026-09-02"):
@@ -60,6 +64,16 @@ def test_simulated_drops_flow_from_an_s3_landing_zone_into_an_s3_lake(s3_env):
                 [raw_interactions], partition_key=day, resources=resources, instance=instance
             )
             assert result.success
+        # dbt reads the bronze Delta tables from S3; feature logs are written back to S3.
+        features = (
+            build_defs()
+            .resolve_job_def("feature_build")
+            .execute_in_process(
+                instance=instance,
+                tags={RANGE_START: "2026-09-01", RANGE_END: "2026-09-02"},
+            )
+        )
+        assert features.success
 
     lake = s3_env["SANDS_LAKE_URI"]
     events = DeltaTable(bronze_uri(lake, INTERACTIONS), storage_options=options)
@@ -71,6 +85,11 @@ def test_simulated_drops_flow_from_an_s3_landing_zone_into_an_s3_lake(s3_env):
     assert quarantined.num_rows == sum(d.counts["bad_events"] for d in drops)
     stored_users = DeltaTable(bronze_uri(lake, USERS), storage_options=options).to_pyarrow_table()
     assert stored_users.num_rows == config.initial_users + config.new_users_per_day
+    user_features = DeltaTable(USER_FEATURES.uri(lake), storage_options=options).to_pyarrow_table()
+    assert set(user_features.column("feature_date").to_pylist()) == {
+        date(2026, 9, 1),
+        date(2026, 9, 2),
+    }
 
 
 def test_production_mode_refuses_local_paths(monkeypatch):

@@ -1,23 +1,62 @@
-from dagster import AssetCheckKey, AssetKey, DefaultSensorStatus
+"""The whole code location as one snapshot: assets, groups, partitions, checks, jobs, sensors."""
+
+from dagster import AssetCheckKey, AssetKey, AutomationCondition, DefaultSensorStatus
 
 from dagster_project.definitions import defs
 
+GRAPH = defs.resolve_asset_graph()
 
-def test_the_code_location_loads_with_the_ingestion_layer():
-    graph = defs.resolve_asset_graph()
-    assert set(graph.get_all_asset_keys()) == {
-        AssetKey("raw_interactions"),
-        AssetKey("users"),
-        AssetKey("artworks"),
+ASSETS_BY_GROUP = {
+    "ingestion": {"raw_interactions", "users", "artworks"},
+    "transform": {
+        "stg_interactions",
+        "stg_users",
+        "stg_artworks",
+        "int_user_daily_activity",
+        "int_artwork_daily_activity",
+        "int_user_attribute_daily",
+        "user_affinity",
+        "user_feature_snapshots",
+        "artwork_feature_snapshots",
+    },
+    "features": {"user_features", "artwork_features", "online_features"},
+    "training": {"training_examples"},
+}
+UNPARTITIONED = {"users", "artworks", "online_features", "training_examples"}
+
+
+def parents(name: str) -> set[str]:
+    return {k.to_user_string() for k in GRAPH.get(AssetKey(name)).parent_keys}
+
+
+def test_the_asset_graph_is_one_lineage_from_landing_to_training_examples():
+    by_group: dict[str, set[str]] = {}
+    for key in GRAPH.get_all_asset_keys():
+        by_group.setdefault(GRAPH.get(key).group_name, set()).add(key.to_user_string())
+    assert by_group == ASSETS_BY_GROUP
+    assert parents("stg_interactions") == {"raw_interactions"}
+    assert parents("stg_users") == {"users"}
+    assert parents("user_features") == {"user_feature_snapshots"}
+    assert parents("online_features") == {"user_features", "artwork_features"}
+    assert parents("training_examples") == {
+        "raw_interactions",
+        "artworks",
+        "user_features",
+        "artwork_features",
     }
-    assert graph.get(AssetKey("raw_interactions")).partitions_def is not None
-    assert {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "ingestion"} == set(
-        graph.get_all_asset_keys()
-    )
+
+
+def test_daily_data_is_partitioned_by_landing_day_and_backfills_run_as_one_run():
+    for key in GRAPH.get_all_asset_keys():
+        node = GRAPH.get(key)
+        assert (node.partitions_def is None) == (key.to_user_string() in UNPARTITIONED)
+    for name in ("user_feature_snapshots", "user_features", "artwork_features"):
+        policy = GRAPH.get(AssetKey(name)).backfill_policy
+        assert policy is not None and policy.max_partitions_per_run is None
 
 
 def test_every_bronze_asset_carries_blocking_validation_checks():
-    checks = defs.resolve_asset_graph().asset_check_keys
+    checks = GRAPH.asset_check_keys
     for name in ("raw_interactions", "users", "artworks"):
         assert AssetCheckKey(AssetKey(name), "rows_accounted_for") in checks
         assert AssetCheckKey(AssetKey(name), "reject_rate_within_budget") in checks
@@ -25,8 +64,38 @@ def test_every_bronze_asset_carries_blocking_validation_checks():
         assert AssetCheckKey(AssetKey(name), "stored_rows_match_contract") in checks
 
 
-def test_the_landing_sensor_runs_by_default_and_targets_both_ingestion_jobs():
-    sensor = defs.resolve_sensor_def("landing_zone_sensor")
-    assert sensor.default_status == DefaultSensorStatus.RUNNING
-    assert {job.name for job in sensor.jobs} == {"daily_ingestion", "reference_ingestion"}
-    assert defs.resolve_job_def("daily_ingestion").partitions_def is not None
+def test_features_and_training_data_carry_blocking_checks_including_every_dbt_test():
+    checks = {(k.asset_key.to_user_string(), k.name) for k in GRAPH.asset_check_keys}
+    assert ("user_features", "log_holds_snapshot") in checks
+    assert ("artwork_features", "log_holds_snapshot") in checks
+    assert ("training_examples", "features_precede_labels") in checks
+    dbt_checks = {c for c in checks if c[0] in ASSETS_BY_GROUP["transform"]}
+    assert len(dbt_checks) == 34
+    assert GRAPH.get_check_spec(
+        AssetCheckKey(AssetKey("training_examples"), "features_precede_labels")
+    ).blocking
+
+
+def test_jobs_cover_each_way_the_pipeline_is_run():
+    assert {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")} == {
+        "daily_ingestion",
+        "reference_ingestion",
+        "daily_pipeline",
+        "feature_build",
+        "training_data",
+    }
+    assert defs.resolve_job_def("daily_pipeline").partitions_def is not None
+
+
+def test_sensors_run_by_default_landing_files_and_automation():
+    landing = defs.resolve_sensor_def("landing_zone_sensor")
+    assert landing.default_status == DefaultSensorStatus.RUNNING
+    assert {job.name for job in landing.jobs} == {"daily_pipeline", "reference_ingestion"}
+    automation = defs.resolve_sensor_def("sands_automation")
+    assert automation.default_status == DefaultSensorStatus.RUNNING
+
+
+def test_the_online_store_and_training_set_follow_new_features_automatically():
+    for name in ("online_features", "training_examples"):
+        condition = GRAPH.get(AssetKey(name)).automation_condition
+        assert condition == AutomationCondition.eager()

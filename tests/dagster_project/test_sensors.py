@@ -33,8 +33,8 @@ def test_new_days_and_feeds_become_one_run_each_and_a_quiet_tick_requests_nothin
     first = tick(paths, None)
     assert requested(first) == [
         ("reference_ingestion", None),
-        ("daily_ingestion", "2026-09-02"),
-        ("daily_ingestion", "2026-09-03"),
+        ("daily_pipeline", "2026-09-02"),
+        ("daily_pipeline", "2026-09-03"),
     ]
     quiet = tick(paths, first.cursor)
     assert requested(quiet) == [] and quiet.skip_reason is not None
@@ -46,7 +46,7 @@ def test_a_late_file_retriggers_only_its_day_with_a_new_run_key(paths):
     first = tick(paths, None)
     drop(paths.landing, f"interactions/{DAY}/late.csv", events_table(ONE))
     second = tick(paths, first.cursor)
-    assert requested(second) == [("daily_ingestion", "2026-09-02")]
+    assert requested(second) == [("daily_pipeline", "2026-09-02")]
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
 
 

@@ -5,7 +5,10 @@ from typer.testing import CliRunner
 
 from sands.cli import app
 from sands.contract import INTERACTIONS
+from sands.feature_store import USER_FEATURES
 from sands.ingest import bronze_uri
+from sands.online import SqliteOnlineStore
+from sands.training_store import TRAINING_EXAMPLES
 
 runner = CliRunner()
 
@@ -13,7 +16,16 @@ runner = CliRunner()
 def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("simulate", "ingest", "demo", "status", "ui", "contract-docs"):
+    for command in (
+        "simulate",
+        "ingest",
+        "features",
+        "training-data",
+        "demo",
+        "status",
+        "ui",
+        "contract-docs",
+    ):
         assert command in result.output
 
 
@@ -22,7 +34,7 @@ def test_simulate_rejects_an_unknown_scenario(paths):
     assert result.exit_code != 0 and "unknown scenario" in result.output
 
 
-def test_demo_simulates_and_ingests_into_sands_home_recording_runs(paths, monkeypatch):
+def test_demo_runs_from_landing_files_to_training_examples_recording_runs(paths, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
     result = runner.invoke(app, ["demo", "--days", "2", "--events-per-day", "1500"])
     assert result.exit_code == 0, result.output
@@ -31,3 +43,8 @@ def test_demo_simulates_and_ingests_into_sands_home_recording_runs(paths, monkey
         "runs are recorded in the instance under SANDS_HOME"
     )
     assert "bronze/interactions" in result.output
+    # Features for both days in one run, then the online store and the training set.
+    assert DeltaTable(USER_FEATURES.uri(paths.lake)).version() == 1
+    assert DeltaTable(TRAINING_EXAMPLES.uri(paths.lake)).to_pyarrow_table().num_rows > 0
+    assert SqliteOnlineStore(paths.online_db).count("user_features") > 0
+    assert "training/training_examples" in result.output

@@ -94,11 +94,14 @@ def test_popular_negatives_follow_popularity_skip_engaged_pairs_and_take_the_pos
     assert set(drawn["artwork_id"].to_pylist()) <= {"a1", "hot"}
     assert drawn["artwork_id"].to_pylist().count("hot") > 90
     assert ("u1", "a1") not in set(
-        zip(drawn["user_id"].to_pylist(), drawn["artwork_id"].to_pylist())
+        zip(drawn["user_id"].to_pylist(), drawn["artwork_id"].to_pylist(), strict=True)
     )
-    times = dict(zip(positives["user_id"].to_pylist(), positives["label_ts"].to_pylist()))
+    times = dict(
+        zip(positives["user_id"].to_pylist(), positives["label_ts"].to_pylist(), strict=True)
+    )
     assert all(
-        times[u] == ts for u, ts in zip(drawn["user_id"].to_pylist(), drawn["label_ts"].to_pylist())
+        times[u] == ts
+        for u, ts in zip(drawn["user_id"].to_pylist(), drawn["label_ts"].to_pylist(), strict=True)
     )
     assert set(drawn["sample_source"].to_pylist()) == {POPULAR}
 

@@ -1,0 +1,90 @@
+"""The training_data job on hand-made bronze and feature logs: PIT examples, pinned versions,
+the online store refresh."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+from dagster import DagsterInstance
+from deltalake import DeltaTable
+
+from dagster_project.runner import run_training_data
+from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES, publish_snapshots
+from sands.online import SqliteOnlineStore
+from sands.training_store import TRAINING_EXAMPLES
+from tests.bronze import write_artworks, write_events
+
+DAY = date(2026, 9, 2)
+
+
+def at(day: int, hour: int = 0) -> datetime:
+    return datetime(2026, 9, day, hour, tzinfo=UTC)
+
+
+def snapshot(key: str, day: int, values: dict[str, float]) -> pa.Table:
+    ids = sorted(values)
+    return pa.table(
+        {
+            key: ids,
+            "feature_date": pa.array([date(2026, 9, day)] * len(ids), pa.date32()),
+            "feature_ts": pa.array([datetime(2026, 9, day + 1)] * len(ids), pa.timestamp("us")),
+            "score": [values[i] for i in ids],
+        }
+    )
+
+
+def test_training_data_builds_leak_free_examples_pinned_to_versions_and_fills_the_online_store(
+    paths,
+):
+    write_artworks(
+        paths.lake,
+        [{"artwork_id": a, "created_ts": at(1), "style": "cubism"} for a in ("a1", "a2", "a3")],
+    )
+    write_events(
+        paths.lake,
+        DAY,
+        [
+            ("e1", "u1", "a2", "view", at(2, 9), None),
+            ("e2", "u1", "a1", "favourite", at(2, 10), None),
+        ],
+    )
+    users, works = USER_FEATURES.uri(paths.lake), ARTWORK_FEATURES.uri(paths.lake)
+    restated = at(20)
+    publish_snapshots(users, snapshot("user_id", 1, {"u1": 1.0}), "user_id", restated)
+    # Planted leak: day 2's snapshot is stamped at midnight after the label.
+    publish_snapshots(users, snapshot("user_id", 2, {"u1": 999.0}), "user_id", restated)
+    # And a restatement of day 1, created long after the label.
+    publish_snapshots(users, snapshot("user_id", 1, {"u1": 888.0}), "user_id", restated)
+    publish_snapshots(
+        works, snapshot("artwork_id", 1, {"a1": 5.0, "a2": 6.0, "a3": 7.0}), "artwork_id", restated
+    )
+
+    result = run_training_data(DagsterInstance.ephemeral())
+
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    examples = DeltaTable(TRAINING_EXAMPLES.uri(paths.lake)).to_pyarrow_table().to_pylist()
+    by_pair = {(r["user_id"], r["artwork_id"], r["sample_source"]): r for r in examples}
+    positive = by_pair[("u1", "a1", "positive")]
+    assert (positive["label"], positive["label_ts"]) == (1, at(2, 10))
+    assert (positive["user_score"], positive["artwork_score"]) == (1.0, 5.0)
+    viewed = by_pair[("u1", "a2", "viewed")]
+    assert (viewed["label"], viewed["user_score"], viewed["artwork_score"]) == (0, 1.0, 6.0)
+    assert {r["user_score"] for r in examples} == {1.0}
+
+    versions = {"interactions": 1, "artworks": 1, "user_features": 3, "artwork_features": 1}
+    history = DeltaTable(TRAINING_EXAMPLES.uri(paths.lake)).history(1)[0]
+    assert json.loads(history["sands.source_versions"]) == versions
+    meta = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+    assert "| `user_features` | 3 |" in meta["training_examples"]["source_versions"]
+
+    # Serving gets the newest vector (day 2), whatever training may see.
+    store = SqliteOnlineStore(paths.online_db)
+    assert store.get("user_features", ["u1"])[0]["score"] == 999.0
+    assert store.count("artwork_features") == 3
+    assert meta["online_features"]["user_features_delta_version"] == 3

@@ -1,0 +1,212 @@
+"""dbt feature models through the real Dagster job, checked against hand-computed values.
+
+Two landing days, two users, two artworks. Day 2 also carries a late favourite from day 1, which
+the day-1 features must not see (it had not landed) and the day-2 features must.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from deltalake import DeltaTable
+
+from dagster_project.definitions import build_defs
+from dagster_project.runner import run_feature_build
+from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
+from sands.settings import SandsPaths
+from tests.bronze import write_artworks, write_events, write_users
+
+DAY1, DAY2 = date(2026, 9, 1), date(2026, 9, 2)
+
+
+def at(day: int, hour: int = 0) -> datetime:
+    return (
+        datetime(2026, 9, day, hour, tzinfo=UTC) if day > 0 else datetime(2026, 8, -day, tzinfo=UTC)
+    )
+
+
+def write_marketplace(lake_root: str) -> None:
+    write_users(
+        lake_root,
+        [
+            {
+                "user_id": "u1",
+                "signup_ts": datetime(2026, 8, 1, tzinfo=UTC),
+                "age": 40,
+                "interests": ["art", "music"],
+            },
+            {"user_id": "u2", "signup_ts": at(2, 10)},
+        ],
+    )
+    write_artworks(
+        lake_root,
+        [
+            {
+                "artwork_id": "a1",
+                "created_ts": datetime(2026, 8, 15, tzinfo=UTC),
+                "style": "cubism",
+                "medium": "oil",
+                "colours": ["red", "blue"],
+                "tags": ["night"],
+                "price": 100.0,
+            },
+            {
+                "artwork_id": "a2",
+                "created_ts": at(1, 12),
+                "style": "pop-art",
+                "medium": "digital",
+                "colours": ["pink"],
+                "tags": ["urban"],
+                "price": 50.0,
+            },
+        ],
+    )
+    write_events(
+        lake_root,
+        DAY1,
+        [
+            ("e1", "u1", "a1", "view", at(1, 8), None),
+            ("e2", "u1", "a1", "click", at(1, 9), None),
+            ("e3", "u1", "a1", "purchase", at(1, 10), 100.0),
+            ("e4", "u1", "a2", "view", at(1, 13), None),
+        ],
+    )
+    write_events(
+        lake_root,
+        DAY2,
+        [
+            ("e5", "u1", "a2", "view", at(2, 7), None),
+            ("e6", "u1", "a2", "favourite", at(1, 23), None),  # late: landed on day 2
+            ("e7", "u2", "a1", "view", at(2, 11), None),
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The marketplace built for both days in one run (a backfill is one run)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SANDS_HOME", str(tmp_path_factory.mktemp("home")))
+        for var in ("SANDS_LANDING_URI", "SANDS_LAKE_URI", "SANDS_ENV", "SANDS_REDIS_URL"):
+            patch.delenv(var, raising=False)
+        paths = SandsPaths.from_env()
+        paths.ensure_local_dirs()
+        write_marketplace(paths.lake)
+        result = run_feature_build(DAY1.isoformat(), DAY2.isoformat(), DagsterInstance.ephemeral())
+        yield paths, result
+
+
+def rows(paths: SandsPaths, table, key: str) -> dict[tuple[str, date], dict]:
+    data = DeltaTable(table.uri(paths.lake)).to_pyarrow_table().to_pylist()
+    return {(r[key], r["feature_date"]): r for r in data}
+
+
+def test_the_backfill_runs_as_one_successful_run_with_every_dbt_test_passing(built):
+    _, result = built
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) >= 30
+    assert [e.check_name for e in evaluations if not e.passed] == []
+
+
+def test_user_activity_counts_recency_spend_and_tenure(built):
+    paths, _ = built
+    users = rows(paths, USER_FEATURES, "user_id")
+    u1 = users[("u1", DAY1)]
+    assert u1["feature_ts"] == at(2)
+    assert (u1["n_view_1d"], u1["n_click_1d"], u1["n_purchase_1d"], u1["n_favourite_7d"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert u1["spend_28d"] == 100.0
+    assert u1["days_since_view"] == pytest.approx(11 / 24)
+    assert u1["days_since_purchase"] == pytest.approx(14 / 24)
+    assert u1["days_since_favourite"] is None
+    assert (u1["active_days_28d"], u1["n_interests"], u1["age"]) == (1, 2, 40)
+    assert u1["tenure_days"] == pytest.approx(32.0)
+
+
+def test_late_events_count_from_the_day_they_landed(built):
+    paths, _ = built
+    u1 = rows(paths, USER_FEATURES, "user_id")[("u1", DAY2)]
+    assert (u1["n_view_1d"], u1["n_view_7d"]) == (1, 3)
+    # The late favourite happened on day 1, so it sits outside day 2's 1-day window.
+    assert (u1["n_favourite_1d"], u1["n_favourite_7d"]) == (0, 1)
+    assert u1["days_since_favourite"] == pytest.approx(25 / 24)
+
+
+def test_users_appear_from_the_day_they_signed_up_with_zero_counts_when_idle(built):
+    paths, _ = built
+    users = rows(paths, USER_FEATURES, "user_id")
+    assert ("u2", DAY1) not in users
+    u2 = users[("u2", DAY2)]
+    assert (u2["n_view_1d"], u2["n_purchase_28d"], u2["spend_28d"]) == (1, 0, 0.0)
+    assert u2["tenure_days"] == pytest.approx(14 / 24)
+
+
+def test_taste_affinities_weight_events_by_type(built):
+    paths, _ = built
+    users = rows(paths, USER_FEATURES, "user_id")
+    day1, day2 = users[("u1", DAY1)], users[("u1", DAY2)]
+    # Day 1: a1 (cubism) got view+click+purchase = 1+2+8 = 11, a2 (pop-art) one view = 1.
+    assert (day1["top_style"], day1["top_style_share"]) == ("cubism", pytest.approx(11 / 12))
+    # Colours: red and blue 11 each, pink 1; ties go to the first value alphabetically.
+    assert (day1["top_colour"], day1["top_colour_share"]) == ("blue", pytest.approx(11 / 23))
+    # Day 2 adds a2 view (1) and the late favourite (4): pop-art 6 against cubism 11.
+    assert day2["top_style_share"] == pytest.approx(11 / 17)
+
+
+def test_artwork_popularity_conversion_and_content(built):
+    paths, _ = built
+    works = rows(paths, ARTWORK_FEATURES, "artwork_id")
+    a1, a2 = works[("a1", DAY1)], works[("a2", DAY1)]
+    assert (a1["n_view_1d"], a1["n_click_1d"], a1["n_purchase_1d"]) == (1, 1, 1)
+    assert (a1["click_rate_7d"], a1["purchase_rate_7d"], a1["revenue_28d"]) == (1.0, 1.0, 100.0)
+    assert a1["age_days"] == pytest.approx(18.0)
+    assert (a1["style"], a1["medium"], a1["n_colours"], a1["price"]) == ("cubism", "oil", 2, 100.0)
+    assert (a2["n_view_1d"], a2["age_days"]) == (1, pytest.approx(0.5))
+    a1_2, a2_2 = works[("a1", DAY2)], works[("a2", DAY2)]
+    assert (a1_2["n_view_7d"], a1_2["click_rate_7d"]) == (2, 0.5)
+    assert (a2_2["n_view_7d"], a2_2["n_favourite_7d"], a2_2["favourite_rate_7d"]) == (2, 1, 0.5)
+
+
+def test_feature_materializations_record_version_rows_and_schema_hash(built):
+    _, result = built
+    events = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
+    published = events[AssetKey("user_features")]
+    meta = {k: v.value for k, v in published.metadata.items()}
+    assert meta["delta_version"] == 1
+    assert meta["dagster/row_count"] == 3  # u1 on both days, u2 on day 2
+    assert len(meta["schema_hash"]) == 16
+    assert published.tags["dagster/data_version"] == f"v1-{meta['schema_hash']}"
+
+
+def test_dbt_tests_are_asset_checks_and_error_severity_blocks():
+    graph = build_defs().resolve_asset_graph()
+
+    def spec(asset: str, name: str):
+        return graph.get_check_spec(AssetCheckKey(AssetKey(asset), name))
+
+    assert spec("stg_interactions", "unique_stg_interactions_event_id").blocking
+    assert spec("user_feature_snapshots", "window_counts_nested_user_feature_snapshots_").blocking
+    relationship = "relationships_stg_interactions_user_id__user_id__ref_stg_users_"
+    assert not spec("stg_interactions", relationship).blocking  # severity: warn
+
+
+def test_a_failing_dbt_test_stops_the_day_before_its_features_are_published(paths):
+    write_marketplace(paths.lake)
+    # Planted: bronze with a duplicated event id (ingestion would have rejected it).
+    write_events(
+        paths.lake,
+        DAY1,
+        [("e1", "u1", "a1", "view", at(1, 8), None), ("e1", "u1", "a1", "view", at(1, 9), None)],
+    )
+    result = run_feature_build(DAY1.isoformat(), DAY1.isoformat(), DagsterInstance.ephemeral())
+    assert not result.success
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    assert "unique_stg_interactions_event_id" in failed
+    assert DeltaTable.is_deltatable(USER_FEATURES.uri(paths.lake)) is False

@@ -1,0 +1,68 @@
+"""Write hand-made rows straight into the bronze Delta tables, bypassing the landing zone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+
+from sands import lake
+from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS
+from sands.ingest import bronze_uri
+
+
+def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_events(
+    lake_root: str, day: date, rows: list[tuple[str, str, str, str, datetime, float | None]]
+) -> None:
+    """Replace one landing day with (event_id, user, artwork, type, event_ts, price) rows."""
+    records = [
+        {
+            "event_id": e,
+            "user_id": u,
+            "artwork_id": a,
+            "event_type": kind,
+            "event_ts": ts,
+            "session_id": "s",
+            "price": None if price is None else Decimal(f"{price:.2f}"),
+            LANDING_DAY_COLUMN: day,
+        }
+        for e, u, a, kind, ts, price in rows
+    ]
+    table = _table(records, INTERACTIONS.arrow_schema())
+    lake.replace_partition(bronze_uri(lake_root, INTERACTIONS), table, LANDING_DAY_COLUMN, day)
+
+
+def write_users(lake_root: str, rows: list[dict]) -> None:
+    """Upsert user rows; missing optional fields get defaults."""
+    defaults = {"age": 30, "gender": None, "country": "GB", "interests": ["art"]}
+    records = [{**defaults, **r, "updated_ts": r.get("updated_ts", r["signup_ts"])} for r in rows]
+    table = _table(records, USERS.arrow_schema())
+    lake.upsert(bronze_uri(lake_root, USERS), table, "user_id", "updated_ts")
+
+
+def write_artworks(lake_root: str, rows: list[dict]) -> None:
+    """Upsert artwork rows; missing optional fields get defaults."""
+    defaults = {
+        "artist_id": "painter",
+        "title": "Untitled",
+        "description": None,
+        "medium": "oil",
+        "colours": ["red"],
+        "tags": ["night"],
+    }
+    records = [
+        {
+            **defaults,
+            **r,
+            "price": Decimal(str(r.get("price", 10.0))),
+            "updated_ts": r.get("updated_ts", r["created_ts"]),
+        }
+        for r in rows
+    ]
+    table = _table(records, ARTWORKS.arrow_schema())
+    lake.upsert(bronze_uri(lake_root, ARTWORKS), table, "artwork_id", "updated_ts")
