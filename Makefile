@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint ui bench clean
+.PHONY: install redis demo test lint ui bench clean feast-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,15 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/sands demo
 
-test: install
+# The Redis online-store tests need a real redis-server; Debian's package, installed when root.
+redis:
+	@command -v redis-server >/dev/null || [ "$$(id -u)" != 0 ] || \
+		apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && \
+		  apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1; } || true
+	@command -v redis-server >/dev/null || echo "redis-server unavailable: Redis tests will skip"
+
+test: install redis
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: install
@@ -30,11 +38,11 @@ lint: install
 ui: install
 	$(VENV)/bin/sands ui
 
-bench: install
+bench: install feast-venv
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .sands .pytest_cache
+	rm -rf $(VENV) $(FEAST_VENV) .sands .pytest_cache dbt/target
 
 FEAST_VENV := .venv-feast
 $(FEAST_VENV)/.installed-stamp: Makefile

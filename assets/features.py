@@ -11,7 +11,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    AutomationCondition,
     BackfillPolicy,
     DataVersion,
     MaterializeResult,
@@ -19,6 +18,7 @@ from dagster import (
     asset,
 )
 
+from assets.automation import after_upstream_updates
 from assets.ingestion import daily_partitions
 from assets.transform import WAREHOUSE_POOL, window_dates
 from resources.storage import LakeResource
@@ -130,7 +130,7 @@ def lookup_latency_us(store: object, entity: str, ids: list[str], samples: int =
     deps=[user_features, artwork_features],
     group_name=GROUP,
     kinds={"sqlite", "redis"},
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=after_upstream_updates(),
     description="The latest feature vector per user and artwork, for serving lookups by id.",
 )
 def online_features(

@@ -11,7 +11,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AutomationCondition,
     Config,
     DataVersion,
     MaterializeResult,
@@ -20,6 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.automation import after_upstream_updates
 from assets.features import artwork_features, user_features
 from assets.ingestion import artworks, raw_interactions
 from resources.storage import LakeResource
@@ -83,7 +83,7 @@ def composition_markdown(examples: pa.Table) -> str:
     deps=[raw_interactions, artworks, user_features, artwork_features],
     group_name=GROUP,
     kinds={"delta", "duckdb"},
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=after_upstream_updates(),
     check_specs=[
         AssetCheckSpec(
             NO_FUTURE,

@@ -56,9 +56,7 @@ def _timestamps(us: np.ndarray) -> pa.Array:
     return pa.array(us.astype(np.int64), TS)
 
 
-def _feature_rows(
-    rng: np.random.Generator, n_rows: int, n_entities: int, days: int
-) -> pa.Table:
+def _feature_rows(rng: np.random.Generator, n_rows: int, n_entities: int, days: int) -> pa.Table:
     if n_rows > n_entities * days:
         raise ValueError("more feature rows than entity-days")
     # Distinct (entity, day) cells: ~n_rows / n_entities days per entity, no duplicate stamps.
@@ -85,11 +83,13 @@ def _restated(rng: np.random.Generator, features: pa.Table, share: float) -> pa.
     n = int(features.num_rows * share)
     picked = features.take(np.sort(rng.choice(features.num_rows, size=n, replace=False)))
     created = picked["feature_ts"].combine_chunks().cast(pa.int64()).to_numpy() + 2 * DAY_US
-    picked = picked.set_column(2, "created_ts", _timestamps(created))
     values = rng.standard_normal((n, len(FEATURES)))
-    for i, name in enumerate(FEATURES):
-        picked = picked.set_column(picked.schema.get_field_index(name), name, pa.array(values[:, i]))
-    return pa.concat_tables([features, picked])
+    columns = {
+        **{name: picked[name] for name in picked.column_names},
+        "created_ts": _timestamps(created),
+        **{name: pa.array(values[:, i]) for i, name in enumerate(FEATURES)},
+    }
+    return pa.concat_tables([features, pa.table(columns)])
 
 
 def _label_rows(
@@ -251,9 +251,7 @@ def run(
         ours_frame = _frame(joined)
 
         def row(engine: str, seconds: float, versus: str, wrong: str = "") -> None:
-            figures.add_row(
-                engine, f"{seconds:.2f}", f"{n_labels / seconds:,.0f}", versus, wrong
-            )
+            figures.add_row(engine, f"{seconds:.2f}", f"{n_labels / seconds:,.0f}", versus, wrong)
 
         row("ours: sands.pit.point_in_time_join", ours_s, "1.0x")
         row(
@@ -280,9 +278,7 @@ def run(
         )
 
         in_order = joined["label_id"].to_pylist() == list(range(n_labels))
-        checks.add_row(
-            "ours returns every label once, in label order", "yes" if in_order else "NO"
-        )
+        checks.add_row("ours returns every label once, in label order", "yes" if in_order else "NO")
         checks.add_row(
             "ours vs brute-force oracle (plain rows): label mismatches",
             f"{mismatches(ours_frame, oracle(files.labels, files.features, ttl)):,}",

@@ -8,26 +8,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
 
+from sands import duck
+
 Vector = dict[str, Any]
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
-def documents(rows: pa.Table, key: str) -> Iterable[tuple[str, str]]:
-    """(id, JSON document) for each row of a feature table."""
-    for row in rows.to_pylist():
-        yield str(row[key]), json.dumps({k: _jsonable(v) for k, v in row.items()})
+def documents(rows: pa.Table, key: str) -> list[tuple[str, str]]:
+    """(id, JSON document) for each row of a feature table, encoded by DuckDB in bulk."""
+    con = duck.connect()
+    con.register("vectors", rows)
+    return con.sql(f'select cast("{key}" as varchar), to_json(v) from vectors as v').fetchall()
 
 
 class OnlineStore(Protocol):
@@ -60,7 +56,7 @@ class SqliteOnlineStore:
         with self._db:
             self._db.executemany(
                 "insert or replace into vectors (entity, id, doc) values (?, ?, ?)",
-                ((entity, i, doc) for i, doc in documents(rows, key)),
+                [(entity, i, doc) for i, doc in documents(rows, key)],
             )
         return rows.num_rows
 

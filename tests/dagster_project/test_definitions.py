@@ -1,6 +1,6 @@
 """The whole code location as one snapshot: assets, groups, partitions, checks, jobs, sensors."""
 
-from dagster import AssetCheckKey, AssetKey, AutomationCondition, DefaultSensorStatus
+from dagster import AssetCheckKey, AssetKey, DefaultSensorStatus
 
 from dagster_project.definitions import defs
 
@@ -98,4 +98,4 @@ def test_sensors_run_by_default_landing_files_and_automation():
 def test_the_online_store_and_training_set_follow_new_features_automatically():
     for name in ("online_features", "training_examples"):
         condition = GRAPH.get(AssetKey(name)).automation_condition
-        assert condition == AutomationCondition.eager()
+        assert condition.get_label() == "after_upstream_updates"

@@ -42,7 +42,7 @@ def test_vectors_round_trip_by_id_with_unknown_ids_as_none(store):
     assert found[1] is None
     assert found[0] == {
         "user_id": "u2",
-        "feature_ts": "2026-09-02T00:00:00+00:00",
+        "feature_ts": "2026-09-02 00:00:00+00",
         "n_view_7d": 0.0,
         "top_style": "cubism",
     }
