@@ -29,6 +29,7 @@ from sands.feature_store import (
     USER_FEATURES,
     FeatureTable,
     PublishOutcome,
+    check_log,
     latest_snapshot,
     publish_snapshots,
 )
@@ -73,7 +74,7 @@ def _feature_asset(table: FeatureTable) -> AssetsDefinition:
                 PUBLISHED,
                 asset=table.name,
                 blocking=True,
-                description="Every snapshot row is in the log, unchanged rows are not repeated.",
+                description="Reading the log back gives every snapshot row with its values.",
             )
         ],
         description=f"Append-only Delta log of `{table.model}` rows with feature_ts and "
@@ -92,15 +93,21 @@ def _feature_asset(table: FeatureTable) -> AssetsDefinition:
             f"{table.name} {start}..{end}: {outcome.snapshot_rows:,} snapshot rows, "
             f"{outcome.rows_appended:,} appended -> Delta v{outcome.version}"
         )
+        readback = check_log(uri, snapshot, table.key, lake.storage_options)
         return MaterializeResult(
             metadata=publish_metadata(outcome, uri),
             data_version=feature_data_version(outcome),
             check_results=[
                 AssetCheckResult(
                     check_name=PUBLISHED,
-                    passed=outcome.rows_appended <= outcome.snapshot_rows,
+                    passed=readback.unmatched == 0,
                     severity=AssetCheckSeverity.ERROR,
-                    metadata={"snapshot_rows": outcome.snapshot_rows},
+                    metadata={
+                        "snapshot_rows": outcome.snapshot_rows,
+                        "unmatched_rows": readback.unmatched,
+                        # Entities a rebuild no longer produces keep their old rows in the log.
+                        "dropped_entities": readback.dropped,
+                    },
                 )
             ],
         )

@@ -177,6 +177,34 @@ def publish_snapshots(
     )
 
 
+@dataclass(frozen=True)
+class LogCheck:
+    """How the log's latest rows for some feature dates compare with a snapshot of them."""
+
+    unmatched: int  # snapshot rows the log does not hold with these values
+    dropped: int  # (key, date) rows in the log that the snapshot no longer has
+
+
+def check_log(
+    uri: str, snapshot: pa.Table, key: str, storage_options: dict[str, str] | None = None
+) -> LogCheck:
+    """Read the log back and compare it with the snapshot just published (expect 0 unmatched)."""
+    snapshot = normalise_snapshot(snapshot)
+    dates = sorted(set(snapshot.column(FEATURE_DATE).to_pylist()))
+    stored = _latest_stored(uri, dates, storage_options)
+    unmatched = rows_to_append(snapshot, stored, key, datetime.now(UTC)).num_rows
+    if stored.num_rows == 0:
+        return LogCheck(unmatched=unmatched, dropped=0)
+    con = duck.connect()
+    con.register("snapshot", snapshot)
+    con.register("stored", stored)
+    dropped = con.sql(
+        f"""select count(*) from (select distinct "{key}", {FEATURE_DATE} from stored)
+            anti join snapshot using ("{key}", {FEATURE_DATE})"""
+    ).fetchall()[0][0]
+    return LogCheck(unmatched=unmatched, dropped=int(dropped))
+
+
 def latest_vectors(rows: pa.Table, key: str) -> pa.Table:
     """One row per entity: the latest as-of time, and among equals the latest created."""
     if rows.num_rows == 0:

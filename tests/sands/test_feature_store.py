@@ -9,6 +9,8 @@ import pytest
 from deltalake import DeltaTable
 
 from sands.feature_store import (
+    LogCheck,
+    check_log,
     latest_snapshot,
     latest_vectors,
     publish_snapshots,
@@ -125,3 +127,11 @@ def test_latest_vectors_prefers_the_newest_as_of_then_the_newest_created():
         }
     )
     assert latest_vectors(rows, "user_id").column("x").to_pylist() == [3.0, 4.0]
+
+
+def test_reading_the_log_back_matches_what_was_published_and_sees_dropped_entities(uri):
+    publish_snapshots(uri, snapshot(1, {"a": 1.0, "b": 2.0}), "user_id", RESTATED_AT)
+    assert check_log(uri, snapshot(1, {"a": 1.0, "b": 2.0}), "user_id") == LogCheck(0, 0)
+    # A snapshot the log does not hold (not published) and one without b (b dropped).
+    assert check_log(uri, snapshot(1, {"a": 9.0, "b": 2.0}), "user_id").unmatched == 1
+    assert check_log(uri, snapshot(1, {"a": 1.0}), "user_id") == LogCheck(0, 1)
