@@ -36,3 +36,23 @@
 {# 8-byte floats on every engine (dbt's type_float is 4 bytes on DuckDB and Spark). #}
 {% macro type_double() %}{{ return(adapter.dispatch('type_double', 'sands')()) }}{% endmacro %}
 {% macro default__type_double() %}double{% endmacro %}
+
+{# The feature dates a run builds: landing days in the build window that have activity. #}
+{% macro feature_dates_of(relation) -%}
+    select distinct landing_date as feature_date
+    from {{ relation }}
+    where {{ in_build_window('landing_date') }}
+{%- endmacro %}
+
+{# Event counts per type and trailing window, summed from daily activity rows `a` for date `d`. #}
+{% macro windowed_event_counts() -%}
+    {%- for event_type in var('event_types') %}
+    {%- for days in var('feature_windows') %}
+        cast(sum(
+            case when {{ within_days(days, 'd.feature_date', 'a.event_date') }}
+            then a.n_{{ event_type }} else 0 end
+        ) as {{ dbt.type_bigint() }}) as n_{{ event_type }}_{{ days }}d,
+    {%- endfor %}
+    {%- if caller is defined %}{{ caller(event_type) }}{% endif %}
+    {%- endfor %}
+{%- endmacro %}

@@ -6,23 +6,14 @@
 {%- set longest = windows | max %}
 
 with feature_dates as (
-    select distinct landing_date as feature_date
-    from {{ ref('int_artwork_daily_activity') }}
-    where {{ in_build_window('landing_date') }}
+    {{ feature_dates_of(ref('int_artwork_daily_activity')) }}
 ),
 
 activity as (
     select
         d.feature_date,
         a.artwork_id,
-        {%- for event_type in var('event_types') %}
-        {%- for days in windows %}
-        cast(sum(
-            case when {{ within_days(days, 'd.feature_date', 'a.event_date') }}
-            then a.n_{{ event_type }} else 0 end
-        ) as {{ dbt.type_bigint() }}) as n_{{ event_type }}_{{ days }}d,
-        {%- endfor %}
-        {%- endfor %}
+        {{ windowed_event_counts() }}
         sum(a.revenue) as revenue_{{ longest }}d
     from feature_dates as d
     inner join {{ ref('int_artwork_daily_activity') }} as a

@@ -3,9 +3,7 @@
 {{ config(unique_key='feature_date', partition_by=('feature_date' if target.type == 'spark' else none)) }}
 
 with feature_dates as (
-    select distinct landing_date as feature_date
-    from {{ ref('int_user_attribute_daily') }}
-    where {{ in_build_window('landing_date') }}
+    {{ feature_dates_of(ref('int_user_attribute_daily')) }}
 ),
 
 totals as (

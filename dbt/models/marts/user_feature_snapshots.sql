@@ -6,24 +6,16 @@
 {%- set windows = var('feature_windows') %}
 
 with feature_dates as (
-    select distinct landing_date as feature_date
-    from {{ ref('int_user_daily_activity') }}
-    where {{ in_build_window('landing_date') }}
+    {{ feature_dates_of(ref('int_user_daily_activity')) }}
 ),
 
 activity as (
     select
         d.feature_date,
         a.user_id,
-        {%- for event_type in var('event_types') %}
-        {%- for days in windows %}
-        cast(sum(
-            case when {{ within_days(days, 'd.feature_date', 'a.event_date') }}
-            then a.n_{{ event_type }} else 0 end
-        ) as {{ dbt.type_bigint() }}) as n_{{ event_type }}_{{ days }}d,
-        {%- endfor %}
+        {%- call(event_type) windowed_event_counts() %}
         max(a.last_{{ event_type }}_ts) as last_{{ event_type }}_ts,
-        {%- endfor %}
+        {%- endcall %}
         sum(a.spend) as spend_{{ windows | max }}d,
         cast(count(distinct a.event_date) as {{ dbt.type_bigint() }}) as active_days_{{ windows | max }}d
     from feature_dates as d
