@@ -33,6 +33,7 @@ from sands.feature_store import (
     latest_snapshot,
     publish_snapshots,
 )
+from sands.online import OnlineStore
 
 GROUP = "features"
 PUBLISHED = "log_holds_snapshot"
@@ -119,7 +120,7 @@ user_features = _feature_asset(USER_FEATURES)
 artwork_features = _feature_asset(ARTWORK_FEATURES)
 
 
-def lookup_latency_us(store: object, entity: str, ids: list[str], samples: int = 500) -> float:
+def lookup_latency_us(store: OnlineStore, entity: str, ids: list[str], samples: int = 500) -> float:
     """Median single-id lookup time in microseconds over random known ids."""
     if not ids:
         return 0.0
@@ -127,7 +128,7 @@ def lookup_latency_us(store: object, entity: str, ids: list[str], samples: int =
     timings = []
     for entity_id in rng.choices(ids, k=samples):
         start = time.perf_counter()
-        store.get(entity, [entity_id])  # type: ignore[attr-defined]
+        store.get(entity, [entity_id])
         timings.append(time.perf_counter() - start)
     timings.sort()
     return timings[len(timings) // 2] * 1e6

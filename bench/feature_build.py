@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,12 +163,13 @@ def bronze(cache: Path, config: SimulationConfig, console: Console) -> Bronze:
 
 @dataclass
 class Warehouse:
-    """Where dbt builds and the environment its profile and sources read."""
+    """Where dbt builds, the environment its profile and sources read, and a disk-space floor."""
 
     lake: str
     path: str
     target: Path
     logs: Path
+    min_free_bytes: int
 
     def env(self) -> dict[str, str]:
         return {
@@ -180,14 +182,32 @@ class Warehouse:
 
 @dataclass
 class DbtRun:
-    """One dbt invocation: wall time and per-node execution times from run_results.json."""
+    """dbt invocations: wall time, per-node execution times (run_results.json) and the most disk
+    the run took beyond what was in use when it started (DuckDB spills to `<warehouse>.tmp`)."""
 
-    seconds: float
+    seconds: float = 0.0
     nodes: dict[str, float] = field(default_factory=dict)
+    peak_disk_bytes: int = 0
+    invocations: int = 0
+
+    def add(self, other: DbtRun) -> None:
+        self.seconds += other.seconds
+        for node, seconds in other.nodes.items():
+            self.nodes[node] = self.nodes.get(node, 0.0) + seconds
+        self.peak_disk_bytes = max(self.peak_disk_bytes, other.peak_disk_bytes)
+        self.invocations += other.invocations
+
+
+class DiskFull(RuntimeError):
+    """dbt was stopped before it could fill the disk."""
 
 
 def dbt(command: str, warehouse: Warehouse, first: date, last: date) -> DbtRun:
-    """Run `dbt <command>` for the landing-day window [first, last], as the transform asset does."""
+    """Run `dbt <command>` for the landing-day window [first, last], as the transform asset does.
+
+    The run is stopped if free disk space falls below the floor: at full size DuckDB's spill
+    files can fill a shared machine's disk, which would break everything else running on it.
+    """
     variables = {"min_date": first.isoformat(), "max_date": last.isoformat()}
     args = [
         str(DBT),
@@ -204,14 +224,29 @@ def dbt(command: str, warehouse: Warehouse, first: date, last: date) -> DbtRun:
         "--vars",
         json.dumps(variables),
     ]
-    done, seconds = _timed(
-        lambda: subprocess.run(args, env=warehouse.env(), capture_output=True, text=True)
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"dbt {command} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+    warehouse.logs.mkdir(parents=True, exist_ok=True)
+    output = warehouse.logs / f"dbt-{command}-{first}-{last}.out"
+    start_free = lowest_free = shutil.disk_usage(warehouse.logs).free
+    start = time.perf_counter()
+    with open(output, "w") as out:
+        process = subprocess.Popen(args, env=warehouse.env(), stdout=out, stderr=subprocess.STDOUT)
+        while process.poll() is None:
+            lowest_free = min(lowest_free, shutil.disk_usage(warehouse.logs).free)
+            if lowest_free < warehouse.min_free_bytes:
+                process.terminate()
+                process.wait()
+                raise DiskFull(
+                    f"dbt {command} {first}..{last} stopped after "
+                    f"{time.perf_counter() - start:.0f}s: free disk fell below "
+                    f"{warehouse.min_free_bytes / 1e9:.0f} GB (see {warehouse.logs}/dbt.log)"
+                )
+            time.sleep(0.5)
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"dbt {command} failed:\n{output.read_text()[-4000:]}")
     results = json.loads((warehouse.target / "run_results.json").read_text())["results"]
     nodes = {r["unique_id"]: float(r["execution_time"]) for r in results}
-    return DbtRun(seconds, nodes)
+    return DbtRun(seconds, nodes, start_free - lowest_free, 1)
 
 
 @dataclass
@@ -231,17 +266,26 @@ class Build:
         return self.dbt.seconds + sum(self.read_s.values()) + sum(self.publish_s.values())
 
 
-def build(warehouse: Warehouse, lake_root: str, first: date, last: date) -> Build:
-    """`dbt build` (models, then their tests), then publish both feature tables for the window.
+def windows(days: list[date], chunk: int) -> list[tuple[date, date]]:
+    """[first, last] landing-day windows of at most `chunk` days (0: one window)."""
+    size = chunk or len(days)
+    return [(part[0], part[-1]) for part in (days[i : i + size] for i in range(0, len(days), size))]
 
-    One `dbt build`, as the transform asset runs it: a separate `dbt test` cannot even run here,
+
+def build(warehouse: Warehouse, lake_root: str, days: list[date], chunk: int = 0) -> Build:
+    """`dbt build` (models, then their tests) over the days, then publish both feature tables.
+
+    `dbt build`, as the transform asset runs it: a separate `dbt test` cannot even run here,
     because the Delta sources are views over Arrow datasets that only the dbt process that
-    registered them can see.
+    registered them can see. With `chunk`, dbt runs window after window (the models are
+    incremental per day, so the result is the same); publishing is one call either way.
     """
-    result = Build(dbt("build", warehouse, first, last))
+    result = Build(DbtRun())
+    for first, last in windows(days, chunk):
+        result.dbt.add(dbt("build", warehouse, first, last))
     for table in FEATURE_TABLES:
         snapshot, result.read_s[table.name] = _timed(
-            lambda table=table: model_rows(warehouse.path, table.model, first, last)
+            lambda table=table: model_rows(warehouse.path, table.model, days[0], days[-1])
         )
         outcome, result.publish_s[table.name] = _timed(
             lambda table=table, snapshot=snapshot: publish_snapshots(
@@ -279,7 +323,11 @@ def figures(full: Build, incremental: Build, full_events: int, day_events: int) 
     def row(stage: str, full_s: float, incremental_s: float) -> None:
         table.add_row(stage, f"{full_s:.1f}", f"{incremental_s:.1f}", _ratio(incremental_s, full_s))
 
-    row("dbt build (wall)", full.dbt.seconds, incremental.dbt.seconds)
+    row(
+        f"dbt build (wall, {full.dbt.invocations} + {incremental.dbt.invocations} invocations)",
+        full.dbt.seconds,
+        incremental.dbt.seconds,
+    )
     row("  of which models", full.node_seconds("model"), incremental.node_seconds("model"))
     row("  of which tests", full.node_seconds("test"), incremental.node_seconds("test"))
     for name in full.read_s:
@@ -292,6 +340,12 @@ def figures(full: Build, incremental: Build, full_events: int, day_events: int) 
         "",
     )
     row("total", full.total, incremental.total)
+    table.add_row(
+        "peak extra disk during dbt (spill + warehouse growth), GB",
+        f"{full.dbt.peak_disk_bytes / 1e9:.1f}",
+        f"{incremental.dbt.peak_disk_bytes / 1e9:.1f}",
+        "",
+    )
     table.add_row(
         "events/s (total)",
         f"{full_events / full.total:,.0f}",
@@ -326,11 +380,36 @@ def node_table(full: Build, incremental: Build, top_tests: int = 5) -> Table:
     return table
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_DONE = re.compile(
+    r"\d+ of \d+ (OK|PASS|ERROR|FAIL \d+|WARN \d+) (?:created \S+ \S+ model main\.|"
+    r"creating \S+ \S+ model main\.)?(\S+).* in ([\d.]+)s\]"
+)
+_STARTED = re.compile(r"^(\S+) .*\d+ of \d+ START (?:\S+ \S+ model main\.|test )(\S+)")
+
+
+def progress(log: Path) -> Table:
+    """What a stopped dbt run had finished, and what it was running, from its dbt.log."""
+    table = Table("dbt node (stopped run)", "status", "seconds")
+    running = None
+    for line in _ANSI.sub("", log.read_text()).splitlines():
+        if done := _DONE.search(line):
+            table.add_row(done.group(2), done.group(1), done.group(3))
+            running = None
+        elif started := _STARTED.search(line):
+            running = f"{started.group(2)} (started {started.group(1)}, never finished)"
+    if running:
+        table.add_row(running, "", "")
+    return table
+
+
 def run(
     days: int,
     events_per_day: int,
     initial_users: int,
     initial_artworks: int,
+    chunk_days: int,
+    min_free_gb: float,
     keep: str | None,
     console: Console,
 ) -> list[Table]:
@@ -357,8 +436,13 @@ def run(
             str(run_dir / "warehouse.duckdb"),
             run_dir / "dbt-target",
             run_dir / "dbt-logs",
+            int(min_free_gb * 1e9),
         )
-        full = build(warehouse, lake_root, history.history[0], history.history[-1])
+        try:
+            full = build(warehouse, lake_root, history.history, chunk_days)
+        except DiskFull as stopped:
+            console.print(f"[bold red]{stopped}")
+            return [progress(warehouse.logs / "dbt.log")]
         console.log(f"full rebuild: {full.total:.1f}s")
         day = history.next_day
         _, appended_s = _timed(
@@ -368,7 +452,7 @@ def run(
             )
         )
         console.log(f"{day.day} appended to bronze in {appended_s:.1f}s (not counted)")
-        incremental = build(warehouse, lake_root, day.day, day.day)
+        incremental = build(warehouse, lake_root, [day.day])
         console.log(f"incremental: {incremental.total:.1f}s")
     return [
         figures(full, incremental, history.history_events, day.events.num_rows),
@@ -382,7 +466,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events-per-day", type=int, default=1_000_000)
     parser.add_argument("--initial-users", type=int, default=50_000)
     parser.add_argument("--initial-artworks", type=int, default=20_000)
-    parser.add_argument("--keep", help="work in this directory and leave it (lake, warehouse)")
+    parser.add_argument(
+        "--chunk-days",
+        type=int,
+        default=0,
+        help="rebuild in dbt windows of this many days (0: one window, as a single-run backfill)",
+    )
+    parser.add_argument(
+        "--min-free-gb", type=float, default=10.0, help="stop dbt if free disk falls below this"
+    )
+    parser.add_argument("--keep", help="work in this directory and leave it (bronze cache, run)")
     args = parser.parse_args(argv or [])
     console = Console()
     tables = run(
@@ -390,12 +483,15 @@ def main(argv: list[str] | None = None) -> None:
         args.events_per_day,
         args.initial_users,
         args.initial_artworks,
+        args.chunk_days,
+        args.min_free_gb,
         args.keep,
         console,
     )
+    chunks = f", dbt in {args.chunk_days}-day windows" if args.chunk_days else ""
     console.print(
         f"{args.days} days x {args.events_per_day:,} events/day, "
-        f"{args.initial_users:,} users, {args.initial_artworks:,} artworks"
+        f"{args.initial_users:,} users, {args.initial_artworks:,} artworks{chunks}"
     )
     for table in tables:
         console.print(table)
