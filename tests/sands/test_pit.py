@@ -100,14 +100,16 @@ def brute_force(feature_rows, label_rows, ttl):
     return answers
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_matches_a_brute_force_reading_of_the_rules(seed):
+@pytest.mark.parametrize("restated", [True, False], ids=["restated-log", "plain-log"])
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_a_brute_force_reading_of_the_rules(seed, restated):
     rng = random.Random(seed)
+    lags = [0, 0, 0, 5, 30, 100] if restated else [0]
     feature_rows, seen = [], set()
     for i in range(300):
         user = rng.choice("abcdef")
         feature_ts = t(1) + timedelta(hours=rng.randrange(0, 240))
-        created_ts = feature_ts + timedelta(hours=rng.choice([0, 0, 0, 5, 30, 100]))
+        created_ts = feature_ts + timedelta(hours=rng.choice(lags))
         if (user, feature_ts, created_ts) in seen:  # exact duplicates have no defined winner
             continue
         seen.add((user, feature_ts, created_ts))
