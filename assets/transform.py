@@ -7,13 +7,14 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy
+from dagster import AssetExecutionContext, BackfillPolicy, Config
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
     dbt_assets,
 )
+from pydantic import Field
 
 from assets.ingestion import daily_partitions
 from resources.dbt import dbt_project, ensure_manifest
@@ -30,6 +31,28 @@ class SandsDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: dict[str, Any]) -> str | None:
         return GROUP if dbt_resource_props["resource_type"] == "model" else None
+
+
+class TransformConfig(Config):
+    """How a long partition window is split into dbt calls within the one run."""
+
+    max_days_per_dbt_call: int = Field(
+        default=15,
+        ge=1,
+        description="Longer windows run as consecutive `dbt build`s, oldest first, so DuckDB's "
+        "working set (and its spill to disk) stays bounded on a months-long backfill.",
+    )
+
+
+def day_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
+    """[start, end] cut into consecutive inclusive windows of at most `days` days, oldest first."""
+    windows = []
+    first = start
+    while first <= end:
+        last = min(first + timedelta(days=days - 1), end)
+        windows.append((first, last))
+        first = last + timedelta(days=1)
+    return windows
 
 
 def window_dates(context: AssetExecutionContext) -> tuple[date, date]:
@@ -65,17 +88,29 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 )
 def transform_models(
     context: AssetExecutionContext,
+    config: TransformConfig,
     dbt: DbtCliResource,
     warehouse: WarehouseResource,
     lake: LakeResource,
 ) -> Iterator[object]:
-    """`dbt build` for the partition window: models, then their tests as asset checks."""
+    """`dbt build` for the partition window: models, then their tests as asset checks.
+
+    Earlier slices of a long window must succeed (a failing test raises and blocks); the last
+    slice's events are reported, covering every model of the window.
+    """
     start, end = window_dates(context)
-    variables = {"min_date": start.isoformat(), "max_date": end.isoformat()}
+    slices = day_windows(start, end, config.max_days_per_dbt_call)
     with environment(warehouse.dbt_environment(lake.root, lake.storage_options)):
-        yield from dbt.cli(
-            ["build", "--vars", json.dumps(variables)],
-            context=context,
-            # Per SANDS_HOME and stable, so dbt can reuse its partial parse between runs.
-            target_path=warehouse.dbt_target_path(),
-        ).stream()
+        for index, (first, last) in enumerate(slices):
+            variables = {"min_date": first.isoformat(), "max_date": last.isoformat()}
+            invocation = dbt.cli(
+                ["build", "--vars", json.dumps(variables)],
+                context=context,
+                # Per SANDS_HOME and stable, so dbt can reuse its partial parse between runs.
+                target_path=warehouse.dbt_target_path(),
+            )
+            if index < len(slices) - 1:
+                context.log.info(f"dbt build {first}..{last} (slice {index + 1}/{len(slices)})")
+                invocation.wait()
+            else:
+                yield from invocation.stream()

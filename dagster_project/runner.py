@@ -61,16 +61,23 @@ def run_ingestion(
 
 
 def run_feature_build(
-    first_day: str, last_day: str, instance: DagsterInstance
+    first_day: str,
+    last_day: str,
+    instance: DagsterInstance,
+    max_days_per_dbt_call: int | None = None,
 ) -> ExecuteInProcessResult:
     """dbt build and feature publishing for every day in [first_day, last_day], as one run."""
     from dagster_project.definitions import build_defs
 
+    run_config: dict = dict(QUIET)
+    if max_days_per_dbt_call is not None:
+        slicing = {"max_days_per_dbt_call": max_days_per_dbt_call}
+        run_config["ops"] = {"transform_models": {"config": slicing}}
     job = build_defs().resolve_job_def("feature_build")
     return job.execute_in_process(
         instance=instance,
         raise_on_error=False,
-        run_config=QUIET,
+        run_config=run_config,
         tags={RANGE_START: first_day, RANGE_END: last_day},
     )
 

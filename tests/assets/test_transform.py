@@ -12,6 +12,7 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
 from deltalake import DeltaTable
 
+from assets.transform import day_windows
 from dagster_project.definitions import build_defs
 from dagster_project.runner import run_feature_build
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
@@ -86,7 +87,8 @@ def write_marketplace(lake_root: str) -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The marketplace built for both days in one run (a backfill is one run)."""
+    """The marketplace built for both days in one run (a backfill is one run), one dbt call per
+    day, so the late event also crosses a dbt-call boundary."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SANDS_HOME", str(tmp_path_factory.mktemp("home")))
         for var in ("SANDS_LANDING_URI", "SANDS_LAKE_URI", "SANDS_ENV", "SANDS_REDIS_URL"):
@@ -94,7 +96,9 @@ def built(tmp_path_factory):
         paths = SandsPaths.from_env()
         paths.ensure_local_dirs()
         write_marketplace(paths.lake)
-        result = run_feature_build(DAY1.isoformat(), DAY2.isoformat(), DagsterInstance.ephemeral())
+        result = run_feature_build(
+            DAY1.isoformat(), DAY2.isoformat(), DagsterInstance.ephemeral(), max_days_per_dbt_call=1
+        )
         yield paths, result
 
 
@@ -210,3 +214,12 @@ def test_a_failing_dbt_test_stops_the_day_before_its_features_are_published(path
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     assert "unique_stg_interactions_event_id" in failed
     assert DeltaTable.is_deltatable(USER_FEATURES.uri(paths.lake)) is False
+
+
+def test_long_windows_are_cut_into_consecutive_dbt_calls_oldest_first():
+    assert day_windows(date(2026, 9, 1), date(2026, 9, 5), 2) == [
+        (date(2026, 9, 1), date(2026, 9, 2)),
+        (date(2026, 9, 3), date(2026, 9, 4)),
+        (date(2026, 9, 5), date(2026, 9, 5)),
+    ]
+    assert day_windows(date(2026, 9, 1), date(2026, 9, 1), 15) == [(DAY1, DAY1)]
