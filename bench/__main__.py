@@ -1,13 +1,24 @@
-"""`python -m bench [name ...]`: run the benchmarks (all by default) and print their figures."""
+"""`python -m bench [name [options]]`: run one benchmark with its options, or all with defaults."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import feature_build, ingestion, pit
+from bench import feature_build, ingestion, online, pit
 
-BENCHMARKS = {"ingestion": ingestion.main, "pit": pit.main, "feature_build": feature_build.main}
+BENCHMARKS = {
+    "ingestion": ingestion.main,
+    "pit": pit.main,
+    "feature_build": feature_build.main,
+    "online": online.main,
+}
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or list(BENCHMARKS):
-        BENCHMARKS[name]()
+    if len(sys.argv) > 1:
+        name, options = sys.argv[1], sys.argv[2:]
+        if name not in BENCHMARKS:
+            sys.exit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+        BENCHMARKS[name](options)
+    else:
+        for run in BENCHMARKS.values():
+            run([])

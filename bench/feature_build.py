@@ -2,8 +2,8 @@
 
 Bronze Delta tables are written straight from the simulator (landing-file validation is the
 ingestion benchmark's business) and cached with --keep. The full rebuild is `dbt build` over the
-first N days into a fresh DuckDB warehouse (one window, as Dagster's single-run backfill does, or
---chunk-days windows one after the other), then `publish_snapshots` of both feature tables to
+first N days into a fresh DuckDB warehouse (in --chunk-days windows one after the other, as
+Dagster's single-run backfill slices its dbt calls), then `publish_snapshots` of both tables to
 Delta; the incremental run appends day N+1 to bronze and does the same for that one day. The peer
 is the full rebuild itself: the incremental day should cost a small fraction of it. dbt is
 stopped if free disk falls below --min-free-gb (DuckDB spills), and what it had done is shown.

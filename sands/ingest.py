@@ -23,6 +23,11 @@ def bronze_uri(lake_root: str, entity: Entity) -> str:
     return join(lake_root, "bronze", entity.name)
 
 
+def history_uri(lake_root: str, entity: Entity) -> str:
+    """Every accepted version of a reference feed's rows (users, artworks), never overwritten."""
+    return join(lake_root, "bronze", f"{entity.name}_history")
+
+
 def quarantine_uri(lake_root: str, entity: Entity) -> str:
     """Where an entity's rejected rows live, unchanged, with their reason codes."""
     return join(lake_root, "quarantine", entity.name)
@@ -124,13 +129,11 @@ def ingest_reference(
     fs, root = landing.filesystem(landing_root, storage_options)
     files = landing.list_files(fs, root, entity)
     outcome = validate(landing.read_files(fs, files), entity)
-    written = lake.upsert(
-        bronze_uri(lake_root, entity),
-        to_arrow(outcome.accepted, entity.arrow_schema()),
-        entity.key,
-        entity.version_column or "",
-        storage_options,
-    )
+    accepted = to_arrow(outcome.accepted, entity.arrow_schema())
+    key, version = entity.key, entity.version_column or ""
+    written = lake.upsert(bronze_uri(lake_root, entity), accepted, key, version, storage_options)
+    # Features are computed as of past dates, so they need the version valid then, not the latest.
+    lake.insert_new(history_uri(lake_root, entity), accepted, [key, version], storage_options)
     quarantined = lake.replace_where(
         quarantine_uri(lake_root, entity),
         _quarantine_table(outcome, None),

@@ -190,6 +190,32 @@ def upsert(
     )
 
 
+def insert_new(
+    uri: str, data: pa.Table, keys: list[str], storage_options: dict[str, str] | None = None
+) -> WriteOutcome:
+    """Insert the rows whose `keys` the table does not hold yet (an append-only, idempotent log)."""
+    target = ensure_table(uri, data.schema, None, storage_options)
+    if data.num_rows == 0:
+        return WriteOutcome(version=target.version(), rows_written=0, committed=False)
+    metrics = (
+        target.merge(
+            data,
+            predicate=" and ".join(f"t.{k} = s.{k}" for k in keys),
+            source_alias="s",
+            target_alias="t",
+        )
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    inserted = int(metrics.get("num_target_rows_inserted", 0))
+    return WriteOutcome(
+        version=current_version(uri, storage_options),
+        rows_written=inserted,
+        rows_inserted=inserted,
+        committed=inserted > 0,
+    )
+
+
 def keys_present(
     uri: str,
     key: str,

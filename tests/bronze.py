@@ -8,8 +8,8 @@ from decimal import Decimal
 import pyarrow as pa
 
 from sands import lake
-from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS
-from sands.ingest import bronze_uri
+from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS, Entity
+from sands.ingest import bronze_uri, history_uri
 
 
 def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
@@ -37,12 +37,17 @@ def write_events(
     lake.replace_partition(bronze_uri(lake_root, INTERACTIONS), table, LANDING_DAY_COLUMN, day)
 
 
+def _reference(lake_root: str, entity: Entity, table: pa.Table) -> None:
+    """What reference ingestion writes: the latest row per id, and every version in history."""
+    lake.upsert(bronze_uri(lake_root, entity), table, entity.key, "updated_ts")
+    lake.insert_new(history_uri(lake_root, entity), table, [entity.key, "updated_ts"])
+
+
 def write_users(lake_root: str, rows: list[dict]) -> None:
     """Upsert user rows; missing optional fields get defaults."""
     defaults = {"age": 30, "gender": None, "country": "GB", "interests": ["art"]}
     records = [{**defaults, **r, "updated_ts": r.get("updated_ts", r["signup_ts"])} for r in rows]
-    table = _table(records, USERS.arrow_schema())
-    lake.upsert(bronze_uri(lake_root, USERS), table, "user_id", "updated_ts")
+    _reference(lake_root, USERS, _table(records, USERS.arrow_schema()))
 
 
 def write_artworks(lake_root: str, rows: list[dict]) -> None:
@@ -64,5 +69,4 @@ def write_artworks(lake_root: str, rows: list[dict]) -> None:
         }
         for r in rows
     ]
-    table = _table(records, ARTWORKS.arrow_schema())
-    lake.upsert(bronze_uri(lake_root, ARTWORKS), table, "artwork_id", "updated_ts")
+    _reference(lake_root, ARTWORKS, _table(records, ARTWORKS.arrow_schema()))

@@ -56,3 +56,21 @@
     {%- if caller is defined %}{{ caller(event_type) }}{% endif %}
     {%- endfor %}
 {%- endmacro %}
+
+{# Version intervals for reference data: [valid_from, valid_to), the first from its birth time. #}
+{% macro valid_from(key, born) -%}
+    case
+        when row_number() over (partition by {{ key }} order by updated_ts) = 1
+            then cast(least({{ born }}, updated_ts) as {{ dbt.type_timestamp() }})
+        else cast(updated_ts as {{ dbt.type_timestamp() }})
+    end
+{%- endmacro %}
+
+{% macro valid_to(key) -%}
+    cast(lead(updated_ts) over (partition by {{ key }} order by updated_ts) as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{# The version of a reference row that was current at `ts` (alias `v`). #}
+{% macro current_at(alias, ts) -%}
+    {{ alias }}.valid_from < {{ ts }} and ({{ alias }}.valid_to is null or {{ alias }}.valid_to >= {{ ts }})
+{%- endmacro %}

@@ -64,6 +64,18 @@ def write_marketplace(lake_root: str) -> None:
             },
         ],
     )
+    # a1 is repriced on day 2: day 1's snapshot must keep the old price (no leak from the future).
+    a1_repriced = {
+        "artwork_id": "a1",
+        "created_ts": datetime(2026, 8, 15, tzinfo=UTC),
+        "style": "cubism",
+        "medium": "oil",
+        "colours": ["red", "blue"],
+        "tags": ["night"],
+        "price": 80.0,
+        "updated_ts": at(2, 12),
+    }
+    write_artworks(lake_root, [a1_repriced])
     write_events(
         lake_root,
         DAY1,
@@ -174,7 +186,7 @@ def test_artwork_popularity_conversion_and_content(built):
     assert (a1["style"], a1["medium"], a1["n_colours"], a1["price"]) == ("cubism", "oil", 2, 100.0)
     assert (a2["n_view_1d"], a2["age_days"]) == (1, pytest.approx(0.5))
     a1_2, a2_2 = works[("a1", DAY2)], works[("a2", DAY2)]
-    assert (a1_2["n_view_7d"], a1_2["click_rate_7d"]) == (2, 0.5)
+    assert (a1_2["n_view_7d"], a1_2["click_rate_7d"], a1_2["price"]) == (2, 0.5, 80.0)
     assert (a2_2["n_view_7d"], a2_2["n_favourite_7d"], a2_2["favourite_rate_7d"]) == (2, 1, 0.5)
 
 

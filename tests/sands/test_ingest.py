@@ -5,7 +5,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from sands.contract import ARTWORKS, INTERACTIONS, USERS
-from sands.ingest import bronze_uri, ingest_day, ingest_reference, quarantine_uri
+from sands.ingest import bronze_uri, history_uri, ingest_day, ingest_reference, quarantine_uri
 from tests.conftest import DAY, drop, events_table, ts
 
 GOOD = [
@@ -157,6 +157,20 @@ def test_reference_feeds_merge_across_drops_with_the_latest_version_winning(path
     again = ingest_reference(USERS, paths.landing, paths.lake)
     assert not again.committed and DeltaTable(bronze_uri(paths.lake, USERS)).version() == version
     assert quarantine(paths, USERS).num_rows == 1
+
+
+def test_reference_history_keeps_every_version_once_across_reruns(paths):
+    drop(paths.landing, "users/users-1.jsonl", [user("u1", 1, ["abstract"])])
+    drop(paths.landing, "users/users-2.jsonl", [user("u1", 3, ["pop-art"]), user("u3", 2, [])])
+    ingest_reference(USERS, paths.landing, paths.lake)
+    history_version = DeltaTable(history_uri(paths.lake, USERS)).version()
+    ingest_reference(USERS, paths.landing, paths.lake)
+    history = DeltaTable(history_uri(paths.lake, USERS))
+    assert history.version() == history_version  # nothing new: no commit
+    versions = sorted(
+        (r["user_id"], r["interests"]) for r in history.to_pyarrow_table().to_pylist()
+    )
+    assert versions == [("u1", ["abstract"]), ("u1", ["pop-art"]), ("u3", [])]
 
 
 def test_an_empty_landing_zone_ingests_nothing_without_failing(paths):

@@ -20,16 +20,25 @@ with weighted as (
     group by user_id, artwork_id, landing_date, event_date
 ),
 
+-- Each artwork version's attribute values, kept with the interval the version was current.
 artwork_attributes as (
-    select artwork_id, 'style' as attribute, style as value from {{ ref('stg_artworks') }}
+    select artwork_id, valid_from, valid_to, 'style' as attribute, style as value
+    from {{ ref('stg_artworks') }}
     union all
-    select artwork_id, 'medium' as attribute, medium as value from {{ ref('stg_artworks') }}
+    select artwork_id, valid_from, valid_to, 'medium' as attribute, medium as value
+    from {{ ref('stg_artworks') }}
     union all
-    select artwork_id, 'colour' as attribute, value
-    from (select artwork_id, {{ explode_list('colours') }} as value from {{ ref('stg_artworks') }}) as c
+    select artwork_id, valid_from, valid_to, 'colour' as attribute, value
+    from (
+        select artwork_id, valid_from, valid_to, {{ explode_list('colours') }} as value
+        from {{ ref('stg_artworks') }}
+    ) as c
     union all
-    select artwork_id, 'tag' as attribute, value
-    from (select artwork_id, {{ explode_list('tags') }} as value from {{ ref('stg_artworks') }}) as t
+    select artwork_id, valid_from, valid_to, 'tag' as attribute, value
+    from (
+        select artwork_id, valid_from, valid_to, {{ explode_list('tags') }} as value
+        from {{ ref('stg_artworks') }}
+    ) as t
 )
 
 select
@@ -40,5 +49,8 @@ select
     a.value,
     cast(sum(w.weight) as {{ dbt.type_bigint() }}) as weight
 from weighted as w
-inner join artwork_attributes as a on w.artwork_id = a.artwork_id
+inner join artwork_attributes as a
+    on w.artwork_id = a.artwork_id
+    -- The artwork as it was at the end of the event's day.
+    and {{ current_at('a', feature_ts('w.event_date')) }}
 group by w.user_id, w.landing_date, w.event_date, a.attribute, a.value

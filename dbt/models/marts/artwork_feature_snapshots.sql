@@ -26,6 +26,7 @@ listed as (
     from feature_dates as d
     inner join {{ ref('stg_artworks') }} as w
         on w.created_ts < {{ feature_ts('d.feature_date') }}
+        and {{ current_at('w', feature_ts('d.feature_date')) }}
 )
 
 select

@@ -43,6 +43,7 @@ known_users as (
     from feature_dates as d
     inner join {{ ref('stg_users') }} as u
         on u.signup_ts < {{ feature_ts('d.feature_date') }}
+        and {{ current_at('u', feature_ts('d.feature_date')) }}
 )
 
 select

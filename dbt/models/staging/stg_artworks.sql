@@ -1,3 +1,4 @@
+-- Every version of each artwork (reprices, edits) with the interval it was current, like stg_users.
 select
     artwork_id,
     artist_id,
@@ -8,5 +9,7 @@ select
     colours,
     tags,
     cast(price as {{ type_double() }}) as price,
-    cast(updated_ts as {{ dbt.type_timestamp() }}) as updated_ts
+    cast(updated_ts as {{ dbt.type_timestamp() }}) as updated_ts,
+    {{ valid_from('artwork_id', 'created_ts') }} as valid_from,
+    {{ valid_to('artwork_id') }} as valid_to
 from {{ source('bronze', 'artworks') }}
