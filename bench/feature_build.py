@@ -35,7 +35,7 @@ from rich.table import Table
 from sands import lake
 from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS, Entity
 from sands.feature_store import FEATURE_TABLES, publish_snapshots
-from sands.ingest import bronze_uri
+from sands.ingest import bronze_uri, history_uri
 from sands.simulator import DayDrop, Marketplace, SimulationConfig
 from sands.warehouse import model_rows
 
@@ -99,10 +99,12 @@ def write_interactions(lake_root: str, day: Day) -> None:
 
 
 def upsert_reference(lake_root: str, users: list[pa.Table], artworks: list[pa.Table]) -> None:
-    """MERGE user and artwork rows into bronze: one row per id, latest `updated_ts` wins."""
+    """What reference ingestion writes: the latest row per id, and every version in history."""
     for entity, parts in ((USERS, users), (ARTWORKS, artworks)):
         rows = _as_contract(pa.concat_tables(parts), entity)
-        lake.upsert(bronze_uri(lake_root, entity), rows, entity.key, entity.version_column or "")
+        version = entity.version_column or ""
+        lake.upsert(bronze_uri(lake_root, entity), rows, entity.key, version)
+        lake.insert_new(history_uri(lake_root, entity), rows, [entity.key, version])
 
 
 @dataclass
