@@ -94,6 +94,15 @@ def s3_server() -> Iterator[dict[str, str]]:
     server.stop()
 
 
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real redis-server on a free loopback port (installed by `make test` from Debian)."""
@@ -107,14 +116,7 @@ def redis_url() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
+    while not _answers_ping(port):
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             pytest.skip(f"redis-server did not start on port {port}")

@@ -41,40 +41,27 @@ def write_marketplace(lake_root: str) -> None:
             {"user_id": "u2", "signup_ts": at(2, 10)},
         ],
     )
-    write_artworks(
-        lake_root,
-        [
-            {
-                "artwork_id": "a1",
-                "created_ts": datetime(2026, 8, 15, tzinfo=UTC),
-                "style": "cubism",
-                "medium": "oil",
-                "colours": ["red", "blue"],
-                "tags": ["night"],
-                "price": 100.0,
-            },
-            {
-                "artwork_id": "a2",
-                "created_ts": at(1, 12),
-                "style": "pop-art",
-                "medium": "digital",
-                "colours": ["pink"],
-                "tags": ["urban"],
-                "price": 50.0,
-            },
-        ],
-    )
-    # a1 is repriced on day 2: day 1's snapshot must keep the old price (no leak from the future).
-    a1_repriced = {
+    a1 = {
         "artwork_id": "a1",
         "created_ts": datetime(2026, 8, 15, tzinfo=UTC),
         "style": "cubism",
         "medium": "oil",
         "colours": ["red", "blue"],
         "tags": ["night"],
-        "price": 80.0,
-        "updated_ts": at(2, 12),
+        "price": 100.0,
     }
+    a2 = {
+        "artwork_id": "a2",
+        "created_ts": at(1, 12),
+        "style": "pop-art",
+        "medium": "digital",
+        "colours": ["pink"],
+        "tags": ["urban"],
+        "price": 50.0,
+    }
+    write_artworks(lake_root, [a1, a2])
+    # a1 is repriced on day 2: day 1's snapshot must keep the old price (no leak from the future).
+    a1_repriced = {**a1, "price": 80.0, "updated_ts": at(2, 12)}
     write_artworks(lake_root, [a1_repriced])
     write_events(
         lake_root,
