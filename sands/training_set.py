@@ -18,7 +18,6 @@ from sands import duck
 from sands.pit import Source, point_in_time_join
 
 POSITIVE, VIEWED, POPULAR = "positive", "viewed", "popular"
-LABEL_COLUMNS = ("user_id", "artwork_id", "label_ts", "label", "sample_source")
 
 
 @dataclass(frozen=True)
