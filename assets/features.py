@@ -21,8 +21,9 @@ from dagster import (
 from assets.automation import after_upstream_updates
 from assets.ingestion import daily_partitions
 from assets.transform import WAREHOUSE_POOL, window_dates
+from resources.online import OnlineStoreResource
 from resources.storage import LakeResource
-from resources.warehouse import OnlineStoreResource, WarehouseResource
+from resources.warehouse import WarehouseResource
 from sands.feature_store import (
     ARTWORK_FEATURES,
     FEATURE_TABLES,

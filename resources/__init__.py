@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from resources.dbt import dbt_resource
+from resources.online import OnlineStoreResource
 from resources.storage import LakeResource, LandingZoneResource
-from resources.warehouse import OnlineStoreResource, WarehouseResource
+from resources.warehouse import WarehouseResource
 from sands.settings import SandsPaths, is_uri
 
 __all__ = [

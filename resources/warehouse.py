@@ -1,16 +1,14 @@
-"""The analytical warehouse dbt builds into (DuckDB embedded), and the online feature store."""
+"""The analytical warehouse dbt builds into (DuckDB embedded)."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Literal
 
 import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sands.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from sands.warehouse import model_rows
 
 
@@ -35,17 +33,3 @@ class WarehouseResource(ConfigurableResource):
             "SANDS_LAKE_URI": lake_root,
             "DO_NOT_TRACK": "1",
         }
-
-
-class OnlineStoreResource(ConfigurableResource):
-    """Where serving reads the latest feature vectors: SQLite embedded, Redis in production."""
-
-    backend: Literal["sqlite", "redis"] = Field(default="sqlite")
-    sqlite_path: str = Field(default="", description="SQLite file (backend sqlite).")
-    redis_url: str = Field(default="", description="redis:// URL (backend redis).")
-
-    def open(self) -> OnlineStore:
-        """A connection to the configured store."""
-        if self.backend == "redis":
-            return RedisOnlineStore(self.redis_url)
-        return SqliteOnlineStore(self.sqlite_path)

@@ -21,24 +21,15 @@ with weighted as (
 ),
 
 -- Each artwork version's attribute values, kept with the interval the version was current.
+{%- set attributes = [('style', 'style', false), ('medium', 'medium', false),
+                      ('colour', 'colours', true), ('tag', 'tags', true)] %}
 artwork_attributes as (
-    select artwork_id, valid_from, valid_to, 'style' as attribute, style as value
+    {%- for attribute, column, is_list in attributes %}
+    select artwork_id, valid_from, valid_to, '{{ attribute }}' as attribute,
+        {{ explode_list(column) if is_list else column }} as value
     from {{ ref('stg_artworks') }}
-    union all
-    select artwork_id, valid_from, valid_to, 'medium' as attribute, medium as value
-    from {{ ref('stg_artworks') }}
-    union all
-    select artwork_id, valid_from, valid_to, 'colour' as attribute, value
-    from (
-        select artwork_id, valid_from, valid_to, {{ explode_list('colours') }} as value
-        from {{ ref('stg_artworks') }}
-    ) as c
-    union all
-    select artwork_id, valid_from, valid_to, 'tag' as attribute, value
-    from (
-        select artwork_id, valid_from, valid_to, {{ explode_list('tags') }} as value
-        from {{ ref('stg_artworks') }}
-    ) as t
+    {{- "\n    union all" if not loop.last }}
+    {%- endfor %}
 )
 
 select
