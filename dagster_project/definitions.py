@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from assets import features, ingestion, training, transform
+from assets import deployment, evaluation, features, ingestion, models, training, transform
 from dagster_project.jobs import (
     daily_ingestion_job,
     daily_pipeline_job,
     feature_build_job,
+    model_training_job,
     reference_ingestion_job,
     training_data_job,
 )
 from dagster_project.sensors import automation_sensor, landing_zone_sensor
 from resources import build_resources
 
-ASSET_MODULES = [ingestion, transform, features, training]
+ASSET_MODULES = [ingestion, transform, features, training, models, evaluation, deployment]
 
 
 def build_defs(env: dict[str, str] | None = None) -> Definitions:
@@ -29,6 +30,7 @@ def build_defs(env: dict[str, str] | None = None) -> Definitions:
             daily_pipeline_job,
             feature_build_job,
             training_data_job,
+            model_training_job,
         ],
         sensors=[landing_zone_sensor, automation_sensor],
         resources=build_resources(env),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from assets.deployment import deployed_ranker
+from assets.evaluation import evaluation_report
 from assets.features import artwork_features, online_features, user_features
 from assets.ingestion import artworks, raw_interactions, users
+from assets.models import artwork_similarity, popularity_baseline, ranker, user_segments
 from assets.training import training_examples
 from assets.transform import transform_models
 
@@ -36,4 +39,17 @@ training_data_job = define_asset_job(
     "training_data",
     selection=AssetSelection.assets(online_features, training_examples),
     description="Refresh the online store and rebuild the point-in-time training set.",
+)
+model_training_job = define_asset_job(
+    "model_training",
+    selection=AssetSelection.assets(
+        user_segments,
+        artwork_similarity,
+        popularity_baseline,
+        ranker,
+        evaluation_report,
+        deployed_ranker,
+    ),
+    description="Fit segments and similarity, train and register the ranker, evaluate it against "
+    "the champion and popularity, and promote it only if the gate passes.",
 )

@@ -88,3 +88,17 @@ def run_training_data(instance: DagsterInstance) -> ExecuteInProcessResult:
 
     job = build_defs().resolve_job_def("training_data")
     return job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+
+
+def run_model_training(
+    instance: DagsterInstance, ops_config: dict[str, dict] | None = None
+) -> ExecuteInProcessResult:
+    """Segments, similarity, popularity, ranker, evaluation and (gated) promotion, as one run."""
+    from dagster_project.definitions import build_defs
+
+    # A rejected challenger fails the run by design (blocking gate); the CLI reports it instead.
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if ops_config:
+        run_config["ops"] = {name: {"config": c} for name, c in ops_config.items()}
+    job = build_defs().resolve_job_def("model_training")
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)

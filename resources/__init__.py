@@ -6,6 +6,7 @@ import os
 
 from resources.dbt import dbt_resource
 from resources.online import OnlineStoreResource
+from resources.registry import RegistryResource
 from resources.storage import LakeResource, LandingZoneResource
 from resources.warehouse import WarehouseResource
 from sands.settings import SandsPaths, is_uri
@@ -14,6 +15,7 @@ __all__ = [
     "LakeResource",
     "LandingZoneResource",
     "OnlineStoreResource",
+    "RegistryResource",
     "WarehouseResource",
     "build_resources",
 ]
@@ -26,6 +28,22 @@ def _online_store(env: dict[str, str], paths: SandsPaths) -> OnlineStoreResource
     return OnlineStoreResource(backend="sqlite", sqlite_path=paths.online_db)
 
 
+def _registry(env: dict[str, str], paths: SandsPaths) -> RegistryResource:
+    # A tracking server whenever one is named (production requires one); otherwise SQLite files.
+    common = {
+        "lake_root": paths.lake,
+        "storage_options": paths.storage_options,
+        "reports_dir": paths.reports,
+    }
+    if env.get("SANDS_MLFLOW_TRACKING_URI"):
+        return RegistryResource(tracking_uri=env["SANDS_MLFLOW_TRACKING_URI"], **common)
+    return RegistryResource(
+        tracking_uri=paths.mlflow_tracking_uri,
+        artifact_location=paths.mlflow_artifacts,
+        **common,
+    )
+
+
 def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
     """Resources for `SANDS_ENV` (`embedded`, the default, or `production`)."""
     env = dict(os.environ if env is None else env)
@@ -34,11 +52,12 @@ def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
     if mode == "production":
         needed = ("SANDS_LANDING_URI", "SANDS_LAKE_URI")
         missing = [v for v in needed if not is_uri(env.get(v, ""))]
-        missing += [] if env.get("SANDS_REDIS_URL") else ["SANDS_REDIS_URL"]
+        missing += [v for v in ("SANDS_REDIS_URL", "SANDS_MLFLOW_TRACKING_URI") if not env.get(v)]
         if missing:
             raise ValueError(
                 f"SANDS_ENV=production needs object-store URIs in SANDS_LANDING_URI and "
-                f"SANDS_LAKE_URI and a Redis URL in SANDS_REDIS_URL; missing: {', '.join(missing)}"
+                f"SANDS_LAKE_URI, a Redis URL in SANDS_REDIS_URL and an MLflow server in "
+                f"SANDS_MLFLOW_TRACKING_URI; missing: {', '.join(missing)}"
             )
     elif mode != "embedded":
         raise ValueError(f"SANDS_ENV must be 'embedded' or 'production', not {mode!r}")
@@ -49,5 +68,6 @@ def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
         "lake": LakeResource(root=paths.lake, storage_options=paths.storage_options),
         "warehouse": WarehouseResource(path=paths.warehouse_db),
         "online": _online_store(env, paths),
+        "registry": _registry(env, paths),
         "dbt": dbt_resource(),
     }

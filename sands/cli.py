@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from contextlib import redirect_stdout
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -196,9 +198,14 @@ def demo(
     ok = _ingest(paths, None)
     ok = ok and _features(paths, None, None)
     ok = ok and _training_data(paths)
+    ok = ok and _train(paths, {})
     status()
     console.print(
         "Open the UI with [bold]make ui[/] (or [bold]sands ui[/]) to see assets, checks and runs."
+    )
+    console.print(
+        "Evaluation reports: "
+        f"[bold]{paths.reports}[/]; MLflow UI: [bold]sands mlflow[/] (http://127.0.0.1:5000)."
     )
     if not ok:
         raise typer.Exit(1)
@@ -312,6 +319,163 @@ def _training_data(paths: SandsPaths) -> bool:
     return result.success
 
 
+def _check_outcomes(result, check: str) -> list[dict[str, object]]:
+    return [
+        {k: v.value for k, v in e.asset_check_evaluation_data.metadata.items()}
+        | {"passed": e.asset_check_evaluation_data.passed}
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == check
+    ]
+
+
+@app.command()
+def train(
+    trees: Annotated[int | None, typer.Option(help="Boosting rounds (default 300).")] = None,
+    segments: Annotated[int | None, typer.Option(help="User segments (default 6).")] = None,
+    shuffle_labels: Annotated[
+        bool, typer.Option(help="Gate drill: train on shuffled labels; it must not be promoted.")
+    ] = False,
+) -> None:
+    """Train, register, evaluate and (only if the gate passes) promote the ranker."""
+    config: dict[str, dict] = {}
+    if trees is not None or shuffle_labels:
+        config["ranker"] = {"shuffle_labels": shuffle_labels}
+        if trees is not None:
+            config["ranker"]["trees"] = trees
+    if segments is not None:
+        config["user_segments"] = {"segments": segments}
+    if not _train(SandsPaths.from_env(), config):
+        raise typer.Exit(1)
+
+
+def _train(paths: SandsPaths, config: dict[str, dict]) -> bool:
+    """Run the model_training job; a gate rejection is an outcome, not an error."""
+    from dagster_project.runner import instance_for, run_model_training
+
+    instance = instance_for(paths)
+    result = _quietly(
+        paths,
+        "segments, similarity, ranker, evaluation, promotion",
+        lambda: run_model_training(instance, config),
+    )
+    meta = _materializations(result)
+    ranker = meta.get("ranker")
+    if ranker:
+        console.print(
+            f"ranker: registered [bold]{ranker['model_uri']}[/] from {ranker['train_rows']:,} "
+            f"rows before {ranker['train_cutoff']} (train AUC {ranker['train_auc']})"
+        )
+    report = meta.get("evaluation_report")
+    if report:
+        console.print(Markdown(report["summary"]))
+        console.print(f"report: [bold]{report['report']}[/]")
+    gate = _check_outcomes(result, "promotion_gate")
+    rejected = bool(gate) and not gate[-1]["passed"]
+    if rejected:
+        console.print(Markdown(gate[-1]["criteria"]))
+        console.print("[yellow]Gate rejected the challenger; the champion stays.[/]")
+    deployed = meta.get("deployed_ranker")
+    if deployed:
+        console.print(f"[green]{deployed['decision']}[/]")
+    failed = [c for c in _failed_checks(result) if not c.endswith(":promotion_gate")]
+    ok = result.success or (rejected and not failed and report is not None)
+    if not ok:
+        console.print(f"[red]Model training failed[/]: {', '.join(failed) or ''}")
+        for event in result.get_step_failure_events():
+            error = event.step_failure_data.error
+            if error is not None and "promotion_gate" not in error.message:
+                console.print(f"[red]{event.step_key}[/]: {error.message.strip()}")
+    return ok
+
+
+def _registry():
+    from resources import build_resources
+
+    return build_resources()["registry"].open()
+
+
+@app.command()
+def models() -> None:
+    """List registered ranker versions with their aliases, gate verdict and NDCG@10."""
+    registry = _registry()
+    table = Table("version", "aliases", "gate", "NDCG@10", "trained before", "created")
+    aliases = registry.aliases()
+    for version in registry.versions():
+        tags = version.tags
+        table.add_row(
+            str(version.version),
+            ", ".join(sorted(a for a, v in aliases.items() if v == int(version.version))),
+            tags.get("sands.gate", "not evaluated"),
+            tags.get("sands.eval.ndcg_at_10", "")[:6],
+            tags.get("sands.train_cutoff", "")[:10],
+            datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).strftime(
+                "%Y-%m-%d %H:%M"
+            ),
+        )
+    console.print(table)
+
+
+def _v(version: int | None) -> str:
+    return f"v{version}" if version is not None else "none"
+
+
+def _actor() -> str:
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "cli"
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Argument(help="Registered version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why, for the champion history.")] = "manual",
+) -> None:
+    """Move the `champion` alias to VERSION by hand (logged in the champion history)."""
+    from sands.registry import RegistryError
+
+    registry = _registry()
+    try:
+        change = registry.promote(version, f"cli:{_actor()}", reason)
+    except RegistryError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    console.print(f"champion: {_v(change.previous)} -> [bold]v{change.version}[/] ({reason})")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why, for the champion history.")] = "manual",
+) -> None:
+    """Give the `champion` alias back to the previous champion (logged)."""
+    from sands.registry import RegistryError
+
+    registry = _registry()
+    try:
+        change = registry.rollback(f"cli:{_actor()}", reason)
+    except RegistryError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    console.print(f"champion: {_v(change.previous)} -> [bold]v{change.version}[/] (rollback)")
+
+
+@app.command()
+def mlflow(port: Annotated[int, typer.Option()] = 5000) -> None:
+    """Start the MLflow UI on the embedded tracking store and artifacts."""
+    paths = SandsPaths.from_env()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        paths.mlflow_tracking_uri,
+        "--default-artifact-root",
+        paths.mlflow_artifacts,
+        "--port",
+        str(port),
+    ]
+    raise typer.Exit(subprocess.call(command))
+
+
 @app.command()
 def status() -> None:
     """Show the lake's tables: Delta version, rows, and quarantined rows."""
@@ -370,5 +534,25 @@ def contract_docs(
     console.print(f"Wrote {output}")
 
 
+def main() -> None:
+    """The `sands` entry point. It leaves with os._exit: delta-rs's reader threads can abort the
+    interpreter's teardown ("terminate called without an active exception", delta-rs#2184),
+    which would turn a finished command's exit status into 134."""
+    code = 0
+    # The CLI prints its own summaries; library chatter and API-stability notes are noise here.
+    warnings.filterwarnings("ignore", message=".*is currently in beta")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        app()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:
+        console.print_exception()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -12,7 +12,7 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 # Long enough to rebuild any model still in the registry: time travel stops working once the
@@ -232,3 +232,33 @@ def keys_present(
         condition = condition & (pc.field(exclude[0]) != pa.scalar(exclude[1]))
     dataset: ds.Dataset = table.to_pyarrow_dataset()
     return set(dataset.to_table(columns=[key], filter=condition).column(key).to_pylist())
+
+
+def overwrite(
+    uri: str,
+    data: pa.Table,
+    metadata: dict[str, str],
+    storage_options: dict[str, str] | None = None,
+) -> int:
+    """Replace the table's content (and schema) in one commit carrying `metadata`; the version."""
+    ensure_table(uri, data.schema, None, storage_options)
+    write_deltalake(
+        uri,
+        data,
+        mode="overwrite",
+        schema_mode="overwrite",
+        storage_options=storage_options or None,
+        commit_properties=CommitProperties(custom_metadata=metadata),
+    )
+    return current_version(uri, storage_options)
+
+
+def commit_metadata(
+    uri: str, version: int, storage_options: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The custom `sands.*` metadata written with commit `version`."""
+    table = DeltaTable(uri, storage_options=storage_options or None)
+    for entry in table.history(table.version() - version + 1):
+        if entry.get("version") == version:
+            return {k: v for k, v in entry.items() if k.startswith("sands.")}
+    raise LookupError(f"{uri} has no retained commit {version}")

@@ -71,6 +71,21 @@ class SandsPaths:
         return str(Path(self.home, "mlflow"))
 
     @property
+    def mlflow_tracking_uri(self) -> str:
+        """The embedded MLflow tracking and registry store (SQLite)."""
+        return f"sqlite:///{Path(self.mlflow, 'mlflow.db')}"
+
+    @property
+    def mlflow_artifacts(self) -> str:
+        """The embedded MLflow artifact root."""
+        return Path(self.mlflow, "artifacts").as_uri()
+
+    @property
+    def reports(self) -> str:
+        """HTML reports (evaluation, drift), also logged to MLflow."""
+        return str(Path(self.home, "reports"))
+
+    @property
     def dagster_home(self) -> str:
         return str(Path(self.home, "dagster"))
 
@@ -87,7 +102,14 @@ class SandsPaths:
 
     def ensure_local_dirs(self) -> None:
         """Create the local folders (object-store prefixes need no creation)."""
-        for location in (self.home, self.landing, self.lake, self.warehouse, self.dagster_home):
+        for location in (
+            self.home,
+            self.landing,
+            self.lake,
+            self.warehouse,
+            self.dagster_home,
+            self.mlflow,
+        ):
             if not is_uri(location):
                 Path(location).mkdir(parents=True, exist_ok=True)
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from sands import lake
 from sands.contract import LANDING_DAY_COLUMN
@@ -20,6 +20,7 @@ from sands.feature_store import FEATURE_DATE
 from sands.settings import join
 
 LABEL_EVENT_COLUMNS = ["user_id", "artwork_id", "event_type", "event_ts"]
+SOURCE_VERSIONS_KEY = "sands.source_versions"
 
 
 @dataclass(frozen=True)
@@ -102,19 +103,25 @@ def write_training_set(
     storage_options: dict[str, str] | None = None,
 ) -> int:
     """Replace the training set in one commit that records its sources; the new version."""
-    uri = TRAINING_EXAMPLES.uri(lake_root)
-    lake.ensure_table(uri, examples.schema, None, storage_options)
-    write_deltalake(
-        uri,
+    return lake.overwrite(
+        TRAINING_EXAMPLES.uri(lake_root),
         examples,
-        mode="overwrite",
-        schema_mode="overwrite",
-        storage_options=storage_options or None,
-        commit_properties=CommitProperties(
-            custom_metadata={
-                "sands.source_versions": json.dumps(versions.as_dict()),
-                "sands.config": json.dumps(config, sort_keys=True),
-            }
-        ),
+        {
+            SOURCE_VERSIONS_KEY: json.dumps(versions.as_dict()),
+            "sands.config": json.dumps(config, sort_keys=True),
+        },
+        storage_options,
     )
-    return lake.current_version(uri, storage_options)
+
+
+def read_training_set(
+    lake_root: str, version: int | None = None, storage_options: dict[str, str] | None = None
+) -> tuple[pa.Table, int, SourceVersions]:
+    """The training set at `version` (default: latest), its version and its source versions."""
+    uri = TRAINING_EXAMPLES.uri(lake_root)
+    table = _pinned(uri, storage_options)
+    if version is not None:
+        table.load_as_version(version)
+    pinned = table.version()
+    sources = json.loads(lake.commit_metadata(uri, pinned, storage_options)[SOURCE_VERSIONS_KEY])
+    return table.to_pyarrow_table(), pinned, SourceVersions(**sources)

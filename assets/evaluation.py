@@ -1,0 +1,136 @@
+"""Evaluation layer: the challenger's report against champion and popularity, and the gate."""
+
+import hashlib
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from assets.models import popularity_baseline, ranker, user_segments
+from resources.registry import RegistryResource
+from resources.storage import LakeResource
+from sands.evaluation import PRIMARY, EvaluationSpec
+from sands.evaluation_run import evaluate_challenger, evaluation_tags
+from sands.gate import GateRules
+from sands.registry import finite
+from sands.report import render_html, summary_markdown
+
+GROUP = "evaluation"
+GATE = "promotion_gate"
+
+
+class EvaluationConfig(Config):
+    """Metric cut-off, slicing, and the promotion gate's rules."""
+
+    k: int = Field(default=10, ge=1)
+    new_user_days: float = Field(default=7.0, gt=0, description="Tenure below this is 'new'.")
+    popularity_window_days: int = Field(default=7, description="1, 7 or 28 (a feature window).")
+    primary_metric: str = PRIMARY
+    min_improvement: float = Field(
+        default=0.0, ge=0, description="Absolute margin over the champion on the primary metric."
+    )
+    floors: dict[str, float] = Field(default_factory=lambda: {"auc": 0.6, PRIMARY: 0.01})
+    guarded_dimensions: list[str] = Field(default_factory=lambda: ["user_type", "segment"])
+    slice_tolerance: float = Field(default=0.05, ge=0)
+    min_slice_users: int = Field(default=30, ge=1)
+    require_behaviour: bool = True
+
+    def spec(self) -> EvaluationSpec:
+        return EvaluationSpec(
+            k=self.k,
+            new_user_days=self.new_user_days,
+            popularity_window_days=self.popularity_window_days,
+        )
+
+    def rules(self) -> GateRules:
+        return GateRules(
+            primary_metric=self.primary_metric,
+            min_improvement=self.min_improvement,
+            floors=dict(self.floors),
+            guarded_dimensions=tuple(self.guarded_dimensions),
+            slice_tolerance=self.slice_tolerance,
+            min_slice_users=self.min_slice_users,
+            require_behaviour=self.require_behaviour,
+        )
+
+
+@asset(
+    deps=[ranker, popularity_baseline, user_segments],
+    group_name=GROUP,
+    kinds={"mlflow", "html"},
+    check_specs=[
+        AssetCheckSpec(
+            GATE,
+            asset="evaluation_report",
+            blocking=True,
+            description="The challenger beats the champion (or, first, the popularity baseline) "
+            "by the margin, stays above the floors, no guarded slice regresses, behaviour holds.",
+        )
+    ],
+    description="Temporal-split, full-catalogue evaluation of the challenger against the champion "
+    "and the popularity baseline: metrics, slices, calibration, behaviour tests, HTML report.",
+)
+def evaluation_report(
+    context: AssetExecutionContext,
+    config: EvaluationConfig,
+    lake: LakeResource,
+    registry: RegistryResource,
+) -> MaterializeResult:
+    client = registry.open()
+    run = evaluate_challenger(
+        client,
+        lake.root,
+        config.spec(),
+        config.rules(),
+        config.popularity_window_days,
+        lake.storage_options,
+    )
+    version = run.challenger_version
+    path = registry.report_path(f"evaluation-v{version}.html")
+    with open(path, "w") as handle:
+        handle.write(render_html(run.report))
+    metrics = finite(
+        {f"eval_{k}": v for k, v in {**run.challenger.overall, **run.challenger.pointwise}.items()}
+    )
+    uris = client.log_to_run(version, {"evaluation": path}, metrics)
+    client.tag_version(version, evaluation_tags(run))
+    if not run.decision.passed:
+        client.record_rejection(
+            version, f"dagster run {context.run_id}", "; ".join(run.decision.reasons)
+        )
+    verdict = "passed" if run.decision.passed else "failed"
+    context.log.info(f"v{version} gate {verdict} against {run.decision.reference}")
+    fingerprint = f"{version}|{run.champion_version}|{run.decision.passed}|{run.challenger.overall}"
+    return MaterializeResult(
+        metadata={
+            "challenger_version": MetadataValue.int(version),
+            "champion_version": MetadataValue.int(run.champion_version or 0),
+            "report": MetadataValue.path(path),
+            "report_in_mlflow": MetadataValue.url(uris["evaluation"]),
+            "summary": MetadataValue.md(summary_markdown(run.report)),
+            PRIMARY: MetadataValue.float(round(run.challenger.overall[PRIMARY], 5)),
+            "users": MetadataValue.int(int(run.challenger.overall["users"])),
+        },
+        data_version=DataVersion(hashlib.sha256(fingerprint.encode()).hexdigest()[:16]),
+        check_results=[
+            AssetCheckResult(
+                check_name=GATE,
+                passed=run.decision.passed,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "challenger_version": MetadataValue.int(version),
+                    "reference": MetadataValue.text(run.decision.reference),
+                    "criteria": MetadataValue.md(run.decision.markdown()),
+                },
+            )
+        ],
+    )

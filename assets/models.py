@@ -1,0 +1,362 @@
+"""Model layer: user segments, artwork similarity, the popularity baseline and the ranker."""
+
+import hashlib
+from dataclasses import asdict
+
+import numpy as np
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from assets.features import artwork_features, user_features
+from assets.ingestion import artworks, raw_interactions
+from assets.training import training_examples
+from resources.dbt import ensure_manifest
+from resources.registry import RegistryResource
+from resources.storage import LakeResource
+from sands import lake as lake_tables
+from sands import model_store
+from sands.contract import ARTWORKS, INTERACTIONS
+from sands.evaluation import popularity_scores, split_time, temporal_split
+from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES, latest_snapshot
+from sands.lineage import dbt_manifest_hash, git_commit
+from sands.metrics import roc_auc
+from sands.popularity import engagement
+from sands.ranking import (
+    RankerParams,
+    ranker_features,
+    sorted_for_training,
+    train_ranker,
+    with_shuffled_labels,
+)
+from sands.segments import assignments, fit_segments, segment_profile
+from sands.similarity import SimilaritySpec, similarity_table
+from sands.training_store import label_events, read_training_set
+
+GROUP = "models"
+
+
+def _markdown(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+class SegmentsConfig(Config):
+    """How many behaviour/demographic segments to fit."""
+
+    segments: int = Field(default=6, ge=1, le=50)
+    seed: int = 0
+
+
+@asset(
+    deps=[user_features],
+    group_name=GROUP,
+    kinds={"delta", "scikitlearn"},
+    description="K-means segments of users by behaviour and demographics on the latest feature "
+    "snapshot; the model is stored with the assignments and applied point in time elsewhere.",
+)
+def user_segments(
+    context: AssetExecutionContext, config: SegmentsConfig, lake: LakeResource
+) -> MaterializeResult:
+    snapshot, version = latest_snapshot(
+        USER_FEATURES.uri(lake.root), USER_FEATURES.key, storage_options=lake.storage_options
+    )
+    model = fit_segments(snapshot, config.segments, config.seed)
+    rows = assignments(snapshot, model)
+    written = model_store.write_segments(
+        lake.root, rows, model, {"user_features": version}, lake.storage_options
+    )
+    profile = segment_profile(snapshot, model.assign(snapshot))
+    context.log.info(f"{model.k} segments over {rows.num_rows:,} users -> Delta v{written}")
+    return MaterializeResult(
+        metadata={
+            "dagster/uri": MetadataValue.path(
+                model_store.model_uri(lake.root, model_store.USER_SEGMENTS)
+            ),
+            "dagster/row_count": MetadataValue.int(rows.num_rows),
+            "delta_version": MetadataValue.int(written),
+            "segments": MetadataValue.int(model.k),
+            "profile": MetadataValue.md(
+                _markdown(
+                    [
+                        "segment",
+                        "users",
+                        "views 28d",
+                        "purchases 28d",
+                        "spend 28d",
+                        "tenure",
+                        "age",
+                    ],
+                    [
+                        [r["segment"], r["segment_count"]]
+                        + [
+                            f"{r[c]:.1f}" if r[c] is not None else "n/a"
+                            for c in (
+                                "views_mean",
+                                "purchases_mean",
+                                "spend_mean",
+                                "tenure_days_mean",
+                                "age_mean",
+                            )
+                        ]
+                        for r in profile.to_pylist()
+                    ],
+                )
+            ),
+        },
+        data_version=DataVersion(hashlib.sha256(model.to_json().encode()).hexdigest()[:16]),
+    )
+
+
+class SimilarityConfig(Config):
+    """Embedding block weights and sizes, neighbours kept, and the engagement window."""
+
+    content_weight: float = Field(default=0.5, ge=0)
+    behaviour_weight: float = Field(default=0.5, ge=0)
+    behaviour_dims: int = Field(default=32, ge=1)
+    neighbours: int = Field(default=20, ge=1)
+    engagement_days: int = Field(default=28, ge=1)
+    seed: int = 0
+
+    def spec(self) -> SimilaritySpec:
+        return SimilaritySpec(
+            content_weight=self.content_weight,
+            behaviour_weight=self.behaviour_weight,
+            behaviour_dims=self.behaviour_dims,
+            neighbours=self.neighbours,
+            seed=self.seed,
+        )
+
+
+@asset(
+    deps=[artworks, raw_interactions],
+    group_name=GROUP,
+    kinds={"delta", "scikitlearn"},
+    description="Artwork embeddings from content (style, medium, colours, tags, description) and "
+    "co-engagement, with each artwork's nearest neighbours for candidate generation.",
+)
+def artwork_similarity(
+    context: AssetExecutionContext, config: SimilarityConfig, lake: LakeResource
+) -> MaterializeResult:
+    options = lake.storage_options
+    events, _, versions = label_events(
+        lake.bronze(INTERACTIONS),
+        lake.bronze(ARTWORKS),
+        config.engagement_days,
+        options,
+    )
+    catalogue_table = lake_tables.open_table(lake.bronze(ARTWORKS), options)
+    catalogue_table.load_as_version(versions["artworks"])
+    catalogue = catalogue_table.to_pyarrow_dataset().to_table()
+    table = similarity_table(catalogue, engagement(events), config.spec())
+    written = model_store.write_model_table(
+        lake.root, model_store.ARTWORK_SIMILARITY, table, versions, options
+    )
+    styles = dict(
+        zip(catalogue["artwork_id"].to_pylist(), catalogue["style"].to_pylist(), strict=True)
+    )
+    same_style = [
+        np.mean([styles[n] == styles[a] for n in neighbours]) if neighbours else 0.0
+        for a, neighbours in zip(
+            table["artwork_id"].to_pylist(), table["neighbour_ids"].to_pylist(), strict=True
+        )
+    ]
+    sample = table.slice(0, 5).to_pylist()
+    context.log.info(f"{table.num_rows:,} artwork embeddings -> Delta v{written}")
+    return MaterializeResult(
+        metadata={
+            "dagster/uri": MetadataValue.path(
+                model_store.model_uri(lake.root, model_store.ARTWORK_SIMILARITY)
+            ),
+            "dagster/row_count": MetadataValue.int(table.num_rows),
+            "delta_version": MetadataValue.int(written),
+            "neighbour_same_style_share": MetadataValue.float(round(float(np.mean(same_style)), 4)),
+            "examples": MetadataValue.md(
+                _markdown(
+                    ["artwork", "style", "top neighbours (similarity)"],
+                    [
+                        [
+                            r["artwork_id"],
+                            styles[r["artwork_id"]],
+                            ", ".join(
+                                f"{n} ({s:.2f})"
+                                for n, s in zip(
+                                    r["neighbour_ids"][:3], r["neighbour_scores"][:3], strict=True
+                                )
+                            ),
+                        ]
+                        for r in sample
+                    ],
+                )
+            ),
+        },
+    )
+
+
+class PopularityConfig(Config):
+    """The trailing window popularity is counted over (one of the dbt feature windows)."""
+
+    window_days: int = Field(default=7, description="1, 7 or 28: a feature window.")
+
+
+@asset(
+    deps=[artwork_features],
+    group_name=GROUP,
+    kinds={"delta"},
+    description="Recent popularity: weighted view/click/favourite/purchase counts over the "
+    "trailing window, from the latest artwork features. The baseline every model must beat.",
+)
+def popularity_baseline(
+    context: AssetExecutionContext, config: PopularityConfig, lake: LakeResource
+) -> MaterializeResult:
+    snapshot, version = latest_snapshot(
+        ARTWORK_FEATURES.uri(lake.root), ARTWORK_FEATURES.key, storage_options=lake.storage_options
+    )
+    scores = popularity_scores(snapshot, config.window_days)
+    order = np.lexsort((np.asarray(snapshot["artwork_id"].to_pylist(), dtype=object), -scores))
+    ranked = snapshot.select(["artwork_id", "feature_date"]).take(order)
+    ranked = ranked.append_column("score", [scores[order]]).append_column(
+        "rank", [np.arange(1, len(order) + 1, dtype=np.int32)]
+    )
+    written = model_store.write_model_table(
+        lake.root,
+        model_store.POPULARITY,
+        ranked,
+        {"artwork_features": version},
+        lake.storage_options,
+    )
+    context.log.info(f"popularity of {ranked.num_rows:,} artworks -> Delta v{written}")
+    return MaterializeResult(
+        metadata={
+            "dagster/uri": MetadataValue.path(
+                model_store.model_uri(lake.root, model_store.POPULARITY)
+            ),
+            "dagster/row_count": MetadataValue.int(ranked.num_rows),
+            "delta_version": MetadataValue.int(written),
+            "top_10": MetadataValue.md(
+                _markdown(
+                    ["rank", "artwork", "score"],
+                    [
+                        [r["rank"], r["artwork_id"], f"{r['score']:.0f}"]
+                        for r in ranked.slice(0, 10).to_pylist()
+                    ],
+                )
+            ),
+        },
+    )
+
+
+class RankerConfig(Config):
+    """XGBoost hyperparameters and the evaluation window held out of training."""
+
+    trees: int = Field(default=300, ge=1)
+    max_depth: int = Field(default=6, ge=1)
+    learning_rate: float = Field(default=0.1, gt=0)
+    min_child_weight: float = Field(default=1.0, ge=0)
+    subsample: float = Field(default=0.8, gt=0, le=1)
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
+    reg_lambda: float = Field(default=1.0, ge=0)
+    seed: int = 0
+    threads: int = Field(default=2, ge=1)
+    eval_days: int = Field(
+        default=2, ge=1, description="Last label days held out for the evaluation report."
+    )
+    shuffle_labels: bool = Field(
+        default=False, description="Sabotage for gate drills: train on permuted labels."
+    )
+
+    def params(self) -> RankerParams:
+        return RankerParams(
+            trees=self.trees,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            min_child_weight=self.min_child_weight,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            seed=self.seed,
+            threads=self.threads,
+        )
+
+
+def lineage_tags(
+    training_version: int, sources: dict[str, int], segments_version: int, run_id: str
+) -> dict[str, str]:
+    """Registry tags tying a model to the exact data, code and run that made it."""
+    tags = {f"sands.delta.{name}": str(v) for name, v in sources.items()}
+    tags.update(
+        {
+            "sands.delta.training_examples": str(training_version),
+            "sands.delta.user_segments": str(segments_version),
+            "sands.dbt_manifest": dbt_manifest_hash(ensure_manifest()),
+            "sands.git_commit": git_commit(),
+            "dagster.run_id": run_id,
+        }
+    )
+    return tags
+
+
+@asset(
+    deps=[training_examples, user_segments],
+    group_name=GROUP,
+    kinds={"xgboost", "mlflow"},
+    description="XGBoost rank:ndcg ranker (query groups per user and day) trained on the training "
+    "set minus its evaluation window; registered in MLflow with lineage, aliased `challenger`.",
+)
+def ranker(
+    context: AssetExecutionContext,
+    config: RankerConfig,
+    lake: LakeResource,
+    registry: RegistryResource,
+) -> MaterializeResult:
+    options = lake.storage_options
+    examples, training_version, sources = read_training_set(lake.root, None, options)
+    segments, segments_version = model_store.read_segment_model(lake.root, None, options)
+    cutoff = split_time(examples, config.eval_days)
+    train, _ = temporal_split(examples, cutoff)
+    if config.shuffle_labels:
+        train = with_shuffled_labels(train, config.seed)
+    model = train_ranker(train, segments, config.params())
+    rows = sorted_for_training(train)
+    inputs = ranker_features(rows, segments)
+    train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
+    tags = lineage_tags(training_version, sources.as_dict(), segments_version, context.run_id)
+    tags["sands.train_cutoff"] = cutoff.isoformat()
+    tags["sands.shuffled_labels"] = str(config.shuffle_labels).lower()
+    version = registry.open().register_ranker(
+        model,
+        example=inputs,
+        params={**asdict(config.params()), "eval_days": config.eval_days},
+        metrics={"train_auc": train_auc, "train_rows": float(train.num_rows)},
+        tags=tags,
+        run_name=f"ranker {context.run_id[:8]}",
+    )
+    importance = sorted(
+        model.booster.get_score(importance_type="gain").items(), key=lambda kv: -kv[1]
+    )[:10]
+    context.log.info(f"registered {registry.model_name} v{version.version} (challenger)")
+    link = registry.open().ui_link(int(version.version))
+    return MaterializeResult(
+        metadata={
+            "model_version": MetadataValue.int(int(version.version)),
+            "model_uri": MetadataValue.text(f"models:/{registry.model_name}/{version.version}"),
+            **({"mlflow": MetadataValue.url(link)} if link else {}),
+            "train_rows": MetadataValue.int(train.num_rows),
+            "train_cutoff": MetadataValue.text(cutoff.isoformat()),
+            "train_auc": MetadataValue.float(round(train_auc, 4)),
+            "features": MetadataValue.int(len(model.spec.features)),
+            "lineage": MetadataValue.md(
+                _markdown(["tag", "value"], [[k, v] for k, v in sorted(tags.items())])
+            ),
+            "top_features_by_gain": MetadataValue.md(
+                _markdown(["feature", "gain"], [[f, f"{g:.2f}"] for f, g in importance])
+            ),
+        },
+        data_version=DataVersion(hashlib.sha256(model.model_bytes()).hexdigest()[:16]),
+    )

@@ -1,0 +1,256 @@
+"""The ranker: features from point-in-time rows, XGBoost learning-to-rank, Platt calibration.
+
+`rank:ndcg` optimises the order within a query group, here one user on one day, which is what the
+service does: order candidates for one user now. Its scores are not probabilities, so a
+two-parameter logistic (Platt) map fitted on the training scores gives calibrated probabilities
+for the pointwise view (AUC is unaffected; log loss and Brier need it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import xgboost as xgb
+
+from sands.segments import SegmentModel
+
+# Heavy-tailed counts and amounts enter as log1p; rates, recencies and small counts as they are.
+LOG_FEATURES = (
+    "user_n_view_7d",
+    "user_n_click_7d",
+    "user_n_favourite_28d",
+    "user_n_purchase_28d",
+    "user_spend_28d",
+    "user_tenure_days",
+    "artwork_n_view_7d",
+    "artwork_n_click_7d",
+    "artwork_n_favourite_7d",
+    "artwork_n_purchase_28d",
+    "artwork_revenue_28d",
+    "artwork_price",
+    "artwork_age_days",
+)
+PLAIN_FEATURES = (
+    "user_active_days_28d",
+    "user_days_since_view",
+    "user_days_since_favourite",
+    "user_days_since_purchase",
+    "user_age",
+    "artwork_click_rate_7d",
+    "artwork_favourite_rate_7d",
+    "artwork_purchase_rate_28d",
+    "artwork_n_tags",
+    "artwork_n_colours",
+)
+# Cross features; the affinities are constrained to raise scores (see `monotone_constraints`).
+CROSS_FEATURES = ("style_affinity", "medium_affinity", "style_match", "price_vs_spend")
+INCREASING = ("style_affinity", "medium_affinity")
+
+
+def feature_names(segments: int) -> list[str]:
+    """Model input columns, in order, for a segment model with `segments` segments."""
+    one_hot = [f"segment_{s}" for s in range(segments)]
+    return [*LOG_FEATURES, *PLAIN_FEATURES, *CROSS_FEATURES, *one_hot]
+
+
+def _numbers(rows: pa.Table, column: str) -> np.ndarray:
+    return np.asarray(
+        rows[column].cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+    )
+
+
+def _affinity(rows: pa.Table, user_column: str, artwork_column: str) -> np.ndarray:
+    same = pc.fill_null(pc.equal(rows[f"user_top_{user_column}"], rows[artwork_column]), False)
+    share = np.nan_to_num(_numbers(rows, f"user_top_{user_column}_share"), nan=0.0)
+    return np.where(same.to_numpy(zero_copy_only=False), share, 0.0)
+
+
+def ranker_features(rows: pa.Table, segments: SegmentModel | None) -> pd.DataFrame:
+    """The model input for point-in-time joined rows (`user_*` and `artwork_*` columns)."""
+    columns: dict[str, np.ndarray] = {}
+    for name in LOG_FEATURES:
+        columns[name] = np.log1p(np.clip(_numbers(rows, name), 0, None))
+    for name in PLAIN_FEATURES:
+        columns[name] = _numbers(rows, name)
+    columns["style_affinity"] = _affinity(rows, "style", "artwork_style")
+    columns["medium_affinity"] = _affinity(rows, "medium", "artwork_medium")
+    columns["style_match"] = (
+        pc.fill_null(pc.equal(rows["user_top_style"], rows["artwork_style"]), False)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.float64)
+    )
+    purchases = _numbers(rows, "user_n_purchase_28d")
+    average_spend = _numbers(rows, "user_spend_28d") / np.where(purchases > 0, purchases, np.nan)
+    columns["price_vs_spend"] = np.log1p(_numbers(rows, "artwork_price")) - np.log1p(average_spend)
+    k = segments.k if segments else 0
+    assigned = segments.assign(rows, prefix="user_") if segments else np.empty(0)
+    for s in range(k):
+        columns[f"segment_{s}"] = (assigned == s).astype(np.float64)
+    return pd.DataFrame(columns, columns=feature_names(k)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RankerParams:
+    """XGBoost hyperparameters that matter here; everything else stays at XGBoost's default."""
+
+    trees: int = 300
+    max_depth: int = 6
+    learning_rate: float = 0.1
+    min_child_weight: float = 1.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    seed: int = 0
+    threads: int = 2
+
+    def xgboost(self, names: list[str]) -> dict[str, object]:
+        return {
+            "objective": "rank:ndcg",
+            "eval_metric": "ndcg@10",
+            "tree_method": "hist",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "min_child_weight": self.min_child_weight,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "lambda": self.reg_lambda,
+            "seed": self.seed,
+            "nthread": self.threads,
+            "monotone_constraints": "("
+            + ",".join("1" if n in INCREASING else "0" for n in names)
+            + ")",
+        }
+
+
+@dataclass(frozen=True)
+class RankerSpec:
+    """Everything besides the trees needed to score rows: inputs, segments and calibration."""
+
+    features: list[str]
+    segment_model: str | None
+    calibration: tuple[float, float]
+    params: dict[str, object] = field(default_factory=dict)
+
+    def segments(self) -> SegmentModel | None:
+        return SegmentModel.from_json(self.segment_model) if self.segment_model else None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RankerSpec:
+        data = json.loads(text)
+        data["calibration"] = tuple(data["calibration"])
+        return cls(**data)
+
+
+@dataclass
+class RankerModel:
+    """A trained booster with its spec; scores and probabilities for joined rows."""
+
+    booster: xgb.Booster
+    spec: RankerSpec
+
+    def inputs(self, rows: pa.Table) -> pd.DataFrame:
+        return ranker_features(rows, self.spec.segments())
+
+    def scores(self, rows: pa.Table) -> np.ndarray:
+        """Ranking scores (margins); higher ranks first."""
+        return self.booster.inplace_predict(self.inputs(rows), predict_type="margin")
+
+    def probabilities(self, rows: pa.Table) -> np.ndarray:
+        """Calibrated probabilities of a positive."""
+        return platt_probabilities(self.scores(rows), self.spec.calibration)
+
+    def model_bytes(self) -> bytes:
+        return bytes(self.booster.save_raw("ubj"))
+
+
+def query_groups(rows: pa.Table) -> np.ndarray:
+    """A query id per row: one per (user, label day), numbered in first-seen order."""
+    day = pc.cast(pc.floor_temporal(rows["label_ts"], unit="day"), pa.string())
+    keys = pc.binary_join_element_wise(rows["user_id"], day, "|")
+    return pc.index_in(keys, value_set=pc.unique(keys)).to_numpy(zero_copy_only=False)
+
+
+def sorted_for_training(examples: pa.Table) -> pa.Table:
+    """Rows in a canonical order, contiguous per (user, day) group, so training is repeatable."""
+    day = pc.floor_temporal(examples["label_ts"], unit="day")
+    keyed = examples.append_column("__day", day)
+    ordered = keyed.sort_by(
+        [
+            ("__day", "ascending"),
+            ("user_id", "ascending"),
+            ("artwork_id", "ascending"),
+            ("label_ts", "ascending"),
+            ("sample_source", "ascending"),
+        ]
+    )
+    return ordered.drop_columns(["__day"])
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """Slope and intercept of p = sigmoid(a * score + b), by Newton's method on the log loss."""
+    x = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        w = np.maximum(p * (1 - p), 1e-12)
+        gradient = np.array([((p - y) * x).sum(), (p - y).sum()])
+        hessian = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]])
+        step = np.linalg.solve(hessian + 1e-9 * np.eye(2), gradient)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(a), float(b)
+
+
+def platt_probabilities(scores: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
+    """Calibrated probabilities for ranking scores."""
+    a, b = calibration
+    return 1 / (1 + np.exp(-(a * np.asarray(scores, dtype=float) + b)))
+
+
+def train_ranker(
+    examples: pa.Table, segments: SegmentModel | None, params: RankerParams
+) -> RankerModel:
+    """Train on labelled point-in-time rows; the same rows and params give the same bytes."""
+    if examples.num_rows == 0:
+        raise ValueError("no training examples before the evaluation window")
+    rows = sorted_for_training(examples)
+    inputs = ranker_features(rows, segments)
+    labels = rows["label"].to_numpy(zero_copy_only=False).astype(np.float32)
+    names = list(inputs.columns)
+    matrix = xgb.DMatrix(inputs, label=labels, qid=query_groups(rows), feature_names=names)
+    booster = xgb.train(params.xgboost(names), matrix, num_boost_round=params.trees)
+    margins = booster.predict(matrix, output_margin=True)
+    spec = RankerSpec(
+        features=names,
+        segment_model=segments.to_json() if segments else None,
+        calibration=fit_platt(margins, labels),
+        params=asdict(params),
+    )
+    return RankerModel(booster=booster, spec=spec)
+
+
+def load_ranker(model_bytes: bytes, spec: RankerSpec) -> RankerModel:
+    """A ranker from saved booster bytes and its spec."""
+    booster = xgb.Booster()
+    booster.load_model(bytearray(model_bytes))
+    return RankerModel(booster=booster, spec=spec)
+
+
+def with_shuffled_labels(examples: pa.Table, seed: int) -> pa.Table:
+    """The same rows with labels permuted: what a model that learns nothing real sees."""
+    labels = examples["label"].to_numpy(zero_copy_only=False)
+    permuted = np.random.default_rng(seed).permutation(labels)
+    index = examples.schema.get_field_index("label")
+    return examples.set_column(
+        index, "label", pa.array(permuted, examples.schema.field(index).type)
+    )

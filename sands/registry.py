@@ -1,0 +1,263 @@
+"""The model registry: ranker versions in MLflow, the `champion`/`challenger` aliases, and a
+Delta log of every champion change (who, when, why) that rollback walks back through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import xgboost as xgb
+from deltalake import write_deltalake
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from sands import lake
+from sands.ranking import RankerModel, RankerSpec
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+SPEC_KEY = "sands_spec"
+# Champion changes pushed by promotions and popped by rollbacks.
+PUSHES = ("promote", "gate_promote")
+HISTORY_SCHEMA = pa.schema(
+    [
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("action", pa.string()),
+        ("version", pa.int64()),
+        ("previous", pa.int64()),
+        ("actor", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done as asked (unknown version, nothing to roll back)."""
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """One entry of the champion history."""
+
+    ts: datetime
+    action: str
+    version: int
+    previous: int | None
+    actor: str
+    reason: str
+
+
+class Registry:
+    """MLflow tracking and registry for one registered ranker, plus its champion history."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        history_uri: str,
+        model_name: str = "sands-ranker",
+        experiment: str = "shifting-sands",
+        artifact_location: str | None = None,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.history_uri = history_uri
+        self.model_name = model_name
+        self.experiment = experiment
+        self.artifact_location = artifact_location
+        self.storage_options = storage_options or {}
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    @contextlib.contextmanager
+    def _fluent(self) -> Iterator[None]:
+        # mlflow's log_model is fluent-only: point the global URIs here for the duration.
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(previous)
+
+    def experiment_id(self) -> str:
+        """The experiment's id, created (with the configured artifact location) on first use."""
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        return self.client.create_experiment(self.experiment, self.artifact_location)
+
+    # -- versions -------------------------------------------------------------------------
+    def register_ranker(
+        self,
+        model: RankerModel,
+        example: pd.DataFrame,
+        params: dict[str, object],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        run_name: str,
+    ) -> ModelVersion:
+        """Log the ranker as a new registered version with lineage tags; it becomes challenger."""
+        signature = infer_signature(example, model.booster.inplace_predict(example))
+        complete = example.dropna()
+        sample = (complete if len(complete) else example.fillna(0)).head(5)
+        with (
+            self._fluent(),
+            mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name),
+        ):
+            mlflow.log_params(params)
+            mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
+            mlflow.set_tags(tags)
+            info = mlflow.xgboost.log_model(
+                model.booster,
+                name="ranker",
+                signature=signature,
+                input_example=sample,
+                metadata={SPEC_KEY: model.spec.to_json()},
+                pip_requirements=[f"xgboost=={xgb.__version__}"],
+                registered_model_name=self.model_name,
+                model_format="ubj",
+            )
+        version = str(info.registered_model_version)
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, version, key, value)
+        self.client.set_registered_model_alias(self.model_name, CHALLENGER, version)
+        return self.client.get_model_version(self.model_name, version)
+
+    def version(self, version: int) -> ModelVersion:
+        """A registered version, or RegistryError when there is none."""
+        try:
+            return self.client.get_model_version(self.model_name, str(version))
+        except MlflowException as error:
+            raise RegistryError(f"{self.model_name} has no version {version}") from error
+
+    def aliased(self, alias: str) -> ModelVersion | None:
+        """The version holding `alias`, or None."""
+        try:
+            return self.client.get_model_version_by_alias(self.model_name, alias)
+        except MlflowException:
+            return None
+
+    def aliases(self) -> dict[str, int]:
+        """Every alias of the registered model and the version it points at."""
+        try:
+            found = self.client.get_registered_model(self.model_name)
+        except MlflowException:
+            return {}
+        return {alias: int(version) for alias, version in found.aliases.items()}
+
+    def versions(self) -> list[ModelVersion]:
+        """Every registered version, oldest first."""
+        found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        return sorted(found, key=lambda v: int(v.version))
+
+    def load_ranker(self, version: int) -> RankerModel:
+        """The booster and spec of a registered version."""
+        uri = f"models:/{self.model_name}/{version}"
+        with self._fluent():
+            booster = mlflow.xgboost.load_model(uri)
+            spec = mlflow.models.get_model_info(uri).metadata[SPEC_KEY]
+        return RankerModel(booster=booster, spec=RankerSpec.from_json(spec))
+
+    def tag_version(self, version: int, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, str(version), key, value)
+
+    def log_to_run(
+        self, version: int, files: dict[str, str], metrics: dict[str, float]
+    ) -> dict[str, str]:
+        """Attach files (artifact folder -> local path) and metrics to the version's run; the
+        artifact URIs of the files."""
+        run_id = self.version(version).run_id
+        run = self.client.get_run(run_id)
+        uris = {}
+        for folder, path in files.items():
+            self.client.log_artifact(run_id, path, folder)
+            uris[folder] = f"{run.info.artifact_uri}/{folder}/{path.rsplit('/', 1)[-1]}"
+        for key, value in metrics.items():
+            if value is not None and not math.isnan(value):
+                self.client.log_metric(run_id, key, float(value))
+        return uris
+
+    def ui_link(self, version: int) -> str | None:
+        """A browser link to the version when the tracking store is a server."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            base = self.tracking_uri.rstrip("/")
+            return f"{base}/#/models/{self.model_name}/versions/{version}"
+        return None
+
+    # -- champion ------------------------------------------------------------------------
+    def champion_version(self) -> int | None:
+        found = self.aliased(CHAMPION)
+        return int(found.version) if found else None
+
+    def history(self) -> list[ChampionChange]:
+        """Every champion change, oldest first."""
+        table = lake.open_table(self.history_uri, self.storage_options)
+        if table is None:
+            return []
+        rows = table.to_pyarrow_dataset().to_table().sort_by("ts").to_pylist()
+        return [ChampionChange(**row) for row in rows]
+
+    def _record(self, change: ChampionChange) -> None:
+        lake.ensure_table(self.history_uri, HISTORY_SCHEMA, None, self.storage_options)
+        row = {k: [v] for k, v in change.__dict__.items()}
+        write_deltalake(
+            self.history_uri,
+            pa.table(row, schema=HISTORY_SCHEMA),
+            mode="append",
+            storage_options=self.storage_options or None,
+        )
+
+    def _move_champion(self, version: int, action: str, actor: str, reason: str) -> ChampionChange:
+        previous = self.champion_version()
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, str(version))
+        now = datetime.now(UTC)
+        self.tag_version(version, {"sands.champion_since": now.isoformat()})
+        change = ChampionChange(now, action, version, previous, actor, reason)
+        self._record(change)
+        return change
+
+    def promote(
+        self, version: int, actor: str, reason: str, action: str = "promote"
+    ) -> ChampionChange:
+        """Make `version` the champion and log who did it and why."""
+        self.version(version)
+        return self._move_champion(version, action, actor, reason)
+
+    def record_rejection(self, version: int, actor: str, reason: str) -> ChampionChange:
+        """Log that `version` was considered and kept out; the champion does not move."""
+        self.version(version)
+        current = self.champion_version()
+        change = ChampionChange(datetime.now(UTC), "gate_reject", version, current, actor, reason)
+        self._record(change)
+        return change
+
+    def champion_stack(self) -> list[int]:
+        """Champions in the order they were pushed, rollbacks popped: the last is current."""
+        stack: list[int] = []
+        for change in self.history():
+            if change.action in PUSHES:
+                stack.append(change.version)
+            elif change.action == "rollback" and stack:
+                stack.pop()
+        return stack
+
+    def rollback(self, actor: str, reason: str) -> ChampionChange:
+        """Give the champion alias back to the previous champion, and log it."""
+        stack = self.champion_stack()
+        if len(stack) < 2:
+            raise RegistryError("no earlier champion to roll back to")
+        return self._move_champion(stack[-2], "rollback", actor, reason)
+
+
+def finite(values: dict[str, float]) -> dict[str, float]:
+    """Only the finite numbers (MLflow and JSON reject NaN)."""
+    return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}

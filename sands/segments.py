@@ -1,0 +1,138 @@
+"""User segments: k-means over behaviour and demographics, assignable to any feature row.
+
+The fitted model is plain numbers (medians, scales, centroids), so it can be stored with a Delta
+commit or a ranker version and applied point in time to historical rows or online vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+from sklearn.cluster import KMeans
+
+LOG_COLUMNS = (
+    "n_view_28d",
+    "n_click_28d",
+    "n_favourite_28d",
+    "n_purchase_28d",
+    "spend_28d",
+    "tenure_days",
+)
+PLAIN_COLUMNS = ("active_days_28d", "age")
+CATEGORY_COLUMN = "gender"
+
+
+def _column(rows: pa.Table, prefix: str, name: str) -> np.ndarray:
+    values = rows[f"{prefix}{name}"].cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=float)
+
+
+def segment_inputs(rows: pa.Table, categories: list[str], prefix: str = "") -> np.ndarray:
+    """Raw clustering inputs per row (missing as NaN): logged counts, plain values, one-hots."""
+    columns = [np.log1p(np.nan_to_num(_column(rows, prefix, c), nan=0.0)) for c in LOG_COLUMNS]
+    columns += [_column(rows, prefix, c) for c in PLAIN_COLUMNS]
+    values = rows[f"{prefix}{CATEGORY_COLUMN}"].to_pylist()
+    columns += [np.array([float(v == category) for v in values]) for category in categories]
+    return np.column_stack(columns) if rows.num_rows else np.empty((0, len(columns)))
+
+
+@dataclass(frozen=True)
+class SegmentModel:
+    """Categories seen at fit time, imputation medians, scales and centroids (standardised)."""
+
+    categories: list[str]
+    medians: list[float]
+    means: list[float]
+    scales: list[float]
+    centroids: list[list[float]]
+
+    @property
+    def k(self) -> int:
+        return len(self.centroids)
+
+    def _standardised(self, inputs: np.ndarray) -> np.ndarray:
+        filled = np.where(np.isnan(inputs), np.asarray(self.medians), inputs)
+        return (filled - np.asarray(self.means)) / np.asarray(self.scales)
+
+    def assign(self, rows: pa.Table, prefix: str = "") -> np.ndarray:
+        """The nearest centroid's index for each row."""
+        if rows.num_rows == 0:
+            return np.empty(0, dtype=np.int32)
+        points = self._standardised(segment_inputs(rows, self.categories, prefix))
+        centroids = np.asarray(self.centroids)
+        distances = ((points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+        return distances.argmin(axis=1).astype(np.int32)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SegmentModel:
+        return cls(**json.loads(text))
+
+
+def fit_segments(rows: pa.Table, k: int, seed: int = 0) -> SegmentModel:
+    """Fit k-means with `k` clusters (fewer when there are fewer distinct users)."""
+    categories = sorted({v for v in rows[CATEGORY_COLUMN].to_pylist() if v is not None})
+    inputs = segment_inputs(rows, categories)
+    if len(inputs) == 0:
+        raise ValueError("no user feature rows to segment")
+    medians = np.nan_to_num(np.nanmedian(inputs, axis=0), nan=0.0)
+    filled = np.where(np.isnan(inputs), medians, inputs)
+    means = filled.mean(axis=0)
+    scales = filled.std(axis=0)
+    scales[scales == 0] = 1.0
+    points = (filled - means) / scales
+    clusters = min(k, len(np.unique(points, axis=0)))
+    kmeans = KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit(points)
+    # Order segments by size so ids are stable across refits of similar data.
+    sizes = np.bincount(kmeans.labels_, minlength=clusters)
+    order = np.lexsort((np.arange(clusters), -sizes))
+    return SegmentModel(
+        categories=categories,
+        medians=medians.tolist(),
+        means=means.tolist(),
+        scales=scales.tolist(),
+        centroids=kmeans.cluster_centers_[order].tolist(),
+    )
+
+
+def segment_profile(rows: pa.Table, segments: np.ndarray) -> pa.Table:
+    """Size and mean behaviour of each segment, for people to name them."""
+    table = pa.table(
+        {
+            "segment": pa.array(segments, pa.int32()),
+            "views": rows["n_view_28d"],
+            "purchases": rows["n_purchase_28d"],
+            "spend": rows["spend_28d"],
+            "tenure_days": rows["tenure_days"],
+            "age": rows["age"],
+        }
+    )
+    stats = table.group_by("segment").aggregate(
+        [
+            ("segment", "count"),
+            ("views", "mean"),
+            ("purchases", "mean"),
+            ("spend", "mean"),
+            ("tenure_days", "mean"),
+            ("age", "mean"),
+        ]
+    )
+    return stats.sort_by("segment")
+
+
+def assignments(rows: pa.Table, model: SegmentModel, key: str = "user_id") -> pa.Table:
+    """(user_id, segment) for every row."""
+    return pa.table({key: rows[key], "segment": pa.array(model.assign(rows), pa.int32())}).sort_by(
+        key
+    )
+
+
+def share_by_segment(segments: np.ndarray) -> dict[int, float]:
+    """Each segment's share of users."""
+    counts = np.bincount(segments) if len(segments) else np.array([])
+    return {int(s): float(c / counts.sum()) for s, c in enumerate(counts)}

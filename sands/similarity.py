@@ -1,0 +1,149 @@
+"""Artwork embeddings from content and co-interactions, and nearest neighbours for candidates.
+
+Content: style, medium, colours and tags as one-hot/multi-hot blocks plus TF-IDF of the
+description. Behaviour: a truncated SVD of the artwork x user engagement matrix, so artworks the
+same people engage with end up close. Each block is L2-normalised and weighted, so no block wins
+by size alone; neighbours are by cosine similarity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+
+@dataclass(frozen=True)
+class SimilaritySpec:
+    """Block weights, behaviour dimensions and how many neighbours to keep."""
+
+    content_weight: float = 0.5
+    behaviour_weight: float = 0.5
+    behaviour_dims: int = 32
+    neighbours: int = 20
+    seed: int = 0
+
+
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def _one_hot(values: list[str | None]) -> np.ndarray:
+    vocabulary = sorted({v for v in values if v is not None})
+    index = {v: i for i, v in enumerate(vocabulary)}
+    block = np.zeros((len(values), len(vocabulary)))
+    for row, value in enumerate(values):
+        if value is not None:
+            block[row, index[value]] = 1.0
+    return block
+
+
+def _multi_hot(lists: list[list[str] | None]) -> np.ndarray:
+    vocabulary = sorted({v for items in lists for v in items or []})
+    index = {v: i for i, v in enumerate(vocabulary)}
+    block = np.zeros((len(lists), len(vocabulary)))
+    for row, items in enumerate(lists):
+        for value in items or []:
+            block[row, index[value]] = 1.0
+    return block
+
+
+def content_vectors(artworks: pa.Table) -> np.ndarray:
+    """Concatenated, separately normalised content blocks, one row per artwork."""
+    blocks = [
+        _one_hot(artworks["style"].to_pylist()),
+        _one_hot(artworks["medium"].to_pylist()),
+        _multi_hot(artworks["colours"].to_pylist()),
+        _multi_hot(artworks["tags"].to_pylist()),
+    ]
+    texts = [t or "" for t in artworks["description"].to_pylist()]
+    if any(t.strip() for t in texts):
+        tfidf = TfidfVectorizer(min_df=1, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+        blocks.append(tfidf.fit_transform(texts).toarray())
+    return np.hstack([_normalised(b) for b in blocks if b.shape[1]]) / np.sqrt(len(blocks))
+
+
+def behaviour_vectors(
+    artwork_ids: list[str], engagement: pa.Table, dims: int, seed: int
+) -> np.ndarray:
+    """Artwork factors of the artwork x user matrix of summed engagement `weight`."""
+    if engagement.num_rows == 0:
+        return np.zeros((len(artwork_ids), 0))
+    rows = {a: i for i, a in enumerate(artwork_ids)}
+    users = sorted(set(engagement["user_id"].to_pylist()))
+    cols = {u: i for i, u in enumerate(users)}
+    known = [
+        (rows[a], cols[u], w)
+        for a, u, w in zip(
+            engagement["artwork_id"].to_pylist(),
+            engagement["user_id"].to_pylist(),
+            engagement["weight"].to_pylist(),
+            strict=True,
+        )
+        if a in rows
+    ]
+    if not known:
+        return np.zeros((len(artwork_ids), 0))
+    r, c, w = zip(*known, strict=True)
+    matrix = sparse.csr_matrix(
+        (np.log1p(np.asarray(w, dtype=float)), (r, c)), shape=(len(artwork_ids), len(users))
+    )
+    components = min(dims, min(matrix.shape) - 1)
+    if components < 1:
+        return np.zeros((len(artwork_ids), 0))
+    svd = TruncatedSVD(n_components=components, random_state=seed, algorithm="arpack")
+    return _normalised(svd.fit_transform(matrix))
+
+
+def embeddings(artworks: pa.Table, engagement: pa.Table, spec: SimilaritySpec) -> np.ndarray:
+    """Unit-length artwork embeddings (float32), rows in `artworks` order."""
+    content = spec.content_weight * _normalised(content_vectors(artworks))
+    behaviour = behaviour_vectors(
+        artworks["artwork_id"].to_pylist(), engagement, spec.behaviour_dims, spec.seed
+    )
+    combined = np.hstack([content, spec.behaviour_weight * behaviour])
+    return _normalised(combined).astype(np.float32)
+
+
+def nearest_neighbours(
+    vectors: np.ndarray, k: int, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of each row's k nearest other rows, best first."""
+    n = len(vectors)
+    k = min(k, n - 1)
+    indices = np.zeros((n, max(k, 0)), dtype=np.int64)
+    scores = np.zeros((n, max(k, 0)), dtype=np.float32)
+    if k <= 0:
+        return indices, scores
+    for start in range(0, n, block):
+        sims = vectors[start : start + block] @ vectors.T
+        rows = np.arange(len(sims))
+        sims[rows, start + rows] = -np.inf  # never your own neighbour
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(sims, top, axis=1)
+        # Best first; ties by index so the order is deterministic.
+        order = np.lexsort((top, -top_scores), axis=1)
+        indices[start : start + block] = np.take_along_axis(top, order, axis=1)
+        scores[start : start + block] = np.take_along_axis(top_scores, order, axis=1)
+    return indices, scores
+
+
+def similarity_table(artworks: pa.Table, engagement: pa.Table, spec: SimilaritySpec) -> pa.Table:
+    """artwork_id, embedding, and the ids and scores of its nearest neighbours."""
+    artworks = artworks.sort_by("artwork_id")
+    vectors = embeddings(artworks, engagement, spec)
+    index, scores = nearest_neighbours(vectors, spec.neighbours)
+    ids = np.asarray(artworks["artwork_id"].to_pylist(), dtype=object)
+    return pa.table(
+        {
+            "artwork_id": artworks["artwork_id"],
+            "embedding": pa.array(list(vectors), pa.list_(pa.float32())),
+            "neighbour_ids": pa.array([list(ids[row]) for row in index], pa.list_(pa.string())),
+            "neighbour_scores": pa.array(list(scores), pa.list_(pa.float32())),
+        }
+    )
