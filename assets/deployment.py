@@ -33,7 +33,7 @@ def deployed_ranker(
     current = client.champion_version()
     if verdict == "passed" and current != version:
         change = client.promote(
-            version, f"dagster run {context.run_id}", f"gate passed: {reasons}", "gate_promote"
+            version, f"dagster run {context.run.run_id}", f"gate passed: {reasons}", "gate_promote"
         )
         previous = f"v{change.previous}" if change.previous is not None else "none"
         outcome = f"promoted v{version} (previous champion: {previous})"

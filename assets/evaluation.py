@@ -105,7 +105,7 @@ def evaluation_report(
     client.tag_version(version, evaluation_tags(run))
     if not run.decision.passed:
         client.record_rejection(
-            version, f"dagster run {context.run_id}", "; ".join(run.decision.reasons)
+            version, f"dagster run {context.run.run_id}", "; ".join(run.decision.reasons)
         )
     verdict = "passed" if run.decision.passed else "failed"
     context.log.info(f"v{version} gate {verdict} against {run.decision.reference}")

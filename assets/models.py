@@ -326,7 +326,7 @@ def ranker(
     rows = sorted_for_training(train)
     inputs = ranker_features(rows, segments)
     train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
-    tags = lineage_tags(training_version, sources.as_dict(), segments_version, context.run_id)
+    tags = lineage_tags(training_version, sources.as_dict(), segments_version, context.run.run_id)
     tags["sands.train_cutoff"] = cutoff.isoformat()
     tags["sands.shuffled_labels"] = str(config.shuffle_labels).lower()
     version = registry.open().register_ranker(
@@ -335,7 +335,7 @@ def ranker(
         params={**asdict(config.params()), "eval_days": config.eval_days},
         metrics={"train_auc": train_auc, "train_rows": float(train.num_rows)},
         tags=tags,
-        run_name=f"ranker {context.run_id[:8]}",
+        run_name=f"ranker {context.run.run_id[:8]}",
     )
     importance = sorted(
         model.booster.get_score(importance_type="gain").items(), key=lambda kv: -kv[1]

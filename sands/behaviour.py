@@ -6,6 +6,7 @@ spirit of CheckList-style model testing. They run on held-out rows and return pl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,9 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.stats import spearmanr
 
-from sands.ranking import LOG_FEATURES, PLAIN_FEATURES, RankerModel
+from sands.ranking import LOG_FEATURES, PLAIN_FEATURES
 
 CONTINUOUS = (*LOG_FEATURES, *PLAIN_FEATURES)
+Scorer = Callable[[pa.Table], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def _scaled(rows: pa.Table, column: str, factor: np.ndarray) -> pa.Table:
 
 
 def perturbation(
-    model: RankerModel,
+    score: Scorer,
     rows: pa.Table,
     noise: float = 0.01,
     min_rank_correlation: float = 0.95,
@@ -48,7 +50,7 @@ def perturbation(
         if pa.types.is_floating(rows.schema.field(column).type):
             factor = 1 + rng.uniform(-noise, noise, rows.num_rows)
             perturbed = _scaled(perturbed, column, factor)
-    correlation = float(spearmanr(model.scores(rows), model.scores(perturbed)).statistic)
+    correlation = float(spearmanr(score(rows), score(perturbed)).statistic)
     return BehaviourResult(
         "perturbation",
         correlation >= min_rank_correlation,
@@ -57,10 +59,10 @@ def perturbation(
     )
 
 
-def invariance(model: RankerModel, rows: pa.Table, seed: int = 0) -> BehaviourResult:
+def invariance(score: Scorer, rows: pa.Table, seed: int = 0) -> BehaviourResult:
     """Shuffling row order and renaming user ids must not change any row's score."""
     rng = np.random.default_rng(seed)
-    baseline = model.scores(rows)
+    baseline = score(rows)
     order = rng.permutation(rows.num_rows)
     shuffled = rows.take(pa.array(order))
     renamed = shuffled.set_column(
@@ -69,14 +71,14 @@ def invariance(model: RankerModel, rows: pa.Table, seed: int = 0) -> BehaviourRe
         pc.binary_join_element_wise("renamed-", shuffled["user_id"], ""),
     )
     moved = np.empty_like(baseline)
-    moved[order] = model.scores(renamed)
+    moved[order] = score(renamed)
     difference = float(np.abs(moved - baseline).max()) if len(baseline) else 0.0
     return BehaviourResult(
         "invariance", difference == 0.0, difference, "max |score change| == 0 (row order, ids)"
     )
 
 
-def directional(model: RankerModel, rows: pa.Table, boost: float = 0.2) -> BehaviourResult:
+def directional(score: Scorer, rows: pa.Table, boost: float = 0.2) -> BehaviourResult:
     """More affinity for a style must not lower scores of that style's artworks, and should raise
     them on average: raise `user_top_style_share` by `boost` where the styles match."""
     match = pc.fill_null(pc.equal(rows["user_top_style"], rows["artwork_style"]), False)
@@ -89,7 +91,7 @@ def directional(model: RankerModel, rows: pa.Table, boost: float = 0.2) -> Behav
         "user_top_style_share",
         pa.array(np.clip(np.nan_to_num(share) + boost, 0, 1), pa.float64()),
     )
-    change = model.scores(raised) - model.scores(matching)
+    change = score(raised) - score(matching)
     worst, mean = float(change.min()), float(change.mean())
     return BehaviourResult(
         "directional",
@@ -99,11 +101,9 @@ def directional(model: RankerModel, rows: pa.Table, boost: float = 0.2) -> Behav
     )
 
 
-def behaviour_tests(
-    model: RankerModel, rows: pa.Table, sample: int = 2000
-) -> list[BehaviourResult]:
-    """All behaviour tests on up to `sample` rows (a deterministic sample)."""
+def behaviour_tests(score: Scorer, rows: pa.Table, sample: int = 2000) -> list[BehaviourResult]:
+    """All behaviour tests of a scoring function on up to `sample` rows (a fixed sample)."""
     if rows.num_rows > sample:
         picked = np.sort(np.random.default_rng(0).choice(rows.num_rows, sample, replace=False))
         rows = rows.take(pa.array(picked))
-    return [perturbation(model, rows), invariance(model, rows), directional(model, rows)]
+    return [perturbation(score, rows), invariance(score, rows), directional(score, rows)]

@@ -87,10 +87,16 @@ def popularity_scores(rows: pa.Table, window_days: int, prefix: str = "") -> np.
 
 def split_time(examples: pa.Table, eval_days: int) -> datetime:
     """Midnight UTC starting the last `eval_days` label days."""
-    last = pc.max(examples["label_ts"]).as_py()
+    first, last = (pc.min(examples["label_ts"]).as_py(), pc.max(examples["label_ts"]).as_py())
     if last is None:
         raise ValueError("no training examples to split")
     first_eval_day = last.date() - timedelta(days=eval_days - 1)
+    if first_eval_day <= first.date():
+        days = (last.date() - first.date()).days + 1
+        raise ValueError(
+            f"the training set covers {days} label day(s); holding out {eval_days} for "
+            f"evaluation needs at least {eval_days + 1}"
+        )
     return datetime.combine(first_eval_day, time(), tzinfo=UTC)
 
 

@@ -111,7 +111,7 @@ def evaluate_challenger(
             )
     else:
         notes.append("No champion yet: the first model must beat the popularity baseline.")
-    behaviour = behaviour_tests(model, setup.holdout)
+    behaviour = behaviour_tests(model.scores, setup.holdout)
     decision = decide(challenger, champion, baseline, behaviour, rules)
     flagged = slice_regressions(challenger, champion, rules) if champion else []
     history = [

@@ -166,6 +166,11 @@ class Registry:
             spec = mlflow.models.get_model_info(uri).metadata[SPEC_KEY]
         return RankerModel(booster=booster, spec=RankerSpec.from_json(spec))
 
+    def model_info(self, version: int) -> mlflow.models.model.ModelInfo:
+        """MLflow's description of the logged model: signature, input example, flavours."""
+        with self._fluent():
+            return mlflow.models.get_model_info(f"models:/{self.model_name}/{version}")
+
     def tag_version(self, version: int, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, str(version), key, value)

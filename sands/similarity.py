@@ -30,7 +30,10 @@ class SimilaritySpec:
 
 def _normalised(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
+    # Rows that are zero up to solver noise (an artwork nobody engaged with) stay zero, rather
+    # than that noise being blown up to unit length.
+    tiny = norms < 1e-9
+    return np.where(tiny, 0.0, matrix / np.where(tiny, 1.0, norms))
 
 
 def _one_hot(values: list[str | None]) -> np.ndarray:

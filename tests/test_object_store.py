@@ -30,8 +30,10 @@ def s3_env(s3_server, monkeypatch, tmp_path):
         "SANDS_HOME": str(tmp_path),
         "SANDS_LANDING_URI": f"{prefix}/landing",
         "SANDS_LAKE_URI": f"{prefix}/lake",
-        # Ingestion never opens the online store; production mode only insists it is named.
+        # Ingestion never opens the online store or the registry; production only insists on
+        # them being named.
         "SANDS_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "SANDS_MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

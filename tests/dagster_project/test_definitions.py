@@ -21,8 +21,19 @@ ASSETS_BY_GROUP = {
     },
     "features": {"user_features", "artwork_features", "online_features"},
     "training": {"training_examples"},
+    "models": {"user_segments", "artwork_similarity", "popularity_baseline", "ranker"},
+    "evaluation": {"evaluation_report"},
+    "deployment": {"deployed_ranker"},
 }
-UNPARTITIONED = {"users", "artworks", "online_features", "training_examples"}
+UNPARTITIONED = {
+    "users",
+    "artworks",
+    "online_features",
+    "training_examples",
+    *ASSETS_BY_GROUP["models"],
+    "evaluation_report",
+    "deployed_ranker",
+}
 
 
 def parents(name: str) -> set[str]:
@@ -83,6 +94,7 @@ def test_jobs_cover_each_way_the_pipeline_is_run():
         "daily_pipeline",
         "feature_build",
         "training_data",
+        "model_training",
     }
     assert defs.resolve_job_def("daily_pipeline").partitions_def is not None
 
@@ -99,3 +111,20 @@ def test_the_online_store_and_training_set_follow_new_features_automatically():
     for name in ("online_features", "training_examples"):
         condition = GRAPH.get(AssetKey(name)).automation_condition
         assert condition.get_label() == "after_upstream_updates"
+
+
+def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
+    assert parents("user_segments") == {"user_features"}
+    assert parents("artwork_similarity") == {"artworks", "raw_interactions"}
+    assert parents("popularity_baseline") == {"artwork_features"}
+    assert parents("ranker") == {"training_examples", "user_segments"}
+    assert parents("evaluation_report") == {"ranker", "popularity_baseline", "user_segments"}
+    assert parents("deployed_ranker") == {"evaluation_report"}
+    gate = AssetCheckKey(AssetKey("evaluation_report"), "promotion_gate")
+    assert GRAPH.get_check_spec(gate).blocking
+    selected = defs.resolve_job_def("model_training").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in selected} == {
+        *ASSETS_BY_GROUP["models"],
+        "evaluation_report",
+        "deployed_ranker",
+    }

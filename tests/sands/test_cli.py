@@ -25,6 +25,11 @@ def test_help_lists_the_commands():
         "status",
         "ui",
         "contract-docs",
+        "train",
+        "models",
+        "promote",
+        "rollback",
+        "mlflow",
     ):
         assert command in result.output
 
@@ -34,11 +39,11 @@ def test_simulate_rejects_an_unknown_scenario(paths):
     assert result.exit_code != 0 and "unknown scenario" in result.output
 
 
-def test_demo_runs_from_landing_files_to_training_examples_recording_runs(paths, monkeypatch):
+def test_demo_runs_from_landing_files_to_a_champion_recording_runs(paths, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
-    result = runner.invoke(app, ["demo", "--days", "2", "--events-per-day", "1500"])
+    result = runner.invoke(app, ["demo", "--days", "4", "--events-per-day", "1500"])
     assert result.exit_code == 0, result.output
-    assert DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).version() == 2
+    assert DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).version() == 4
     assert any(Path(paths.dagster_home).rglob("*.db")), (
         "runs are recorded in the instance under SANDS_HOME"
     )
@@ -48,3 +53,6 @@ def test_demo_runs_from_landing_files_to_training_examples_recording_runs(paths,
     assert DeltaTable(TRAINING_EXAMPLES.uri(paths.lake)).to_pyarrow_table().num_rows > 0
     assert SqliteOnlineStore(paths.online_db).count("user_features") > 0
     assert "training/training_examples" in result.output
+    # Then models: trained, evaluated against popularity, reported, and (gate permitting) served.
+    assert "report: " in result.output and Path(paths.reports, "evaluation-v1.html").exists()
+    assert "MLflow UI" in result.output

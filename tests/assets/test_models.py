@@ -1,0 +1,129 @@
+"""The model_training job on a small simulated marketplace: train, register with lineage,
+evaluate, promote through the gate; a shuffled-label model is never promoted."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from dagster_project.runner import (
+    run_feature_build,
+    run_ingestion,
+    run_model_training,
+    run_training_data,
+)
+from resources import build_resources
+from sands.registry import CHALLENGER, CHAMPION
+from sands.settings import SandsPaths
+from sands.simulator import Marketplace, SimulationConfig, write_drop
+
+START = date(2026, 9, 1)
+DAYS = 6
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """A simulated marketplace carried through ingestion, features and the training set."""
+    home = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SANDS_HOME", str(home))
+        for var in (
+            "SANDS_LANDING_URI",
+            "SANDS_LAKE_URI",
+            "SANDS_ENV",
+            "SANDS_MLFLOW_TRACKING_URI",
+        ):
+            patch.delenv(var, raising=False)
+        paths = SandsPaths.from_env()
+        paths.ensure_local_dirs()
+        config = SimulationConfig(
+            seed=11,
+            start=START,
+            days=DAYS,
+            events_per_day=4_000,
+            initial_users=400,
+            initial_artworks=150,
+            new_users_per_day=5,
+            new_artworks_per_day=3,
+        )
+        for drop in Marketplace(config).days():
+            write_drop(drop, paths.landing, paths.storage_options, "parquet")
+        instance = DagsterInstance.ephemeral()
+        days = [(START + timedelta(days=d)).isoformat() for d in range(DAYS)]
+        assert all(r.success for r in run_ingestion(days, instance))
+        assert run_feature_build(days[0], days[-1], instance).success
+        assert run_training_data(instance).success
+        first = run_model_training(instance)
+        yield paths, instance, first
+
+
+def registry():
+    return build_resources()["registry"].open()
+
+
+def materialized(result, name: str) -> dict[str, object]:
+    events = result.asset_materializations_for_node(name)
+    return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+def test_the_first_ranker_beats_popularity_and_becomes_champion(world):
+    _, _, first = world
+    assert first.success
+    report = materialized(first, "evaluation_report")
+    assert report["challenger_version"] == 1 and report["champion_version"] == 0
+    assert Path(report["report"]).read_text().count("<svg") >= 4
+    checks = first.get_asset_check_evaluations()
+    gate = next(c for c in checks if c.check_name == "promotion_gate")
+    assert gate.passed
+    reg = registry()
+    assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 1}
+    assert reg.history()[-1].action == "gate_promote"
+
+
+def test_the_registered_version_carries_lineage_signature_and_its_report(world):
+    _, _, first = world
+    reg = registry()
+    version = reg.version(1)
+    tags = version.tags
+    for table in (
+        "training_examples",
+        "user_features",
+        "artwork_features",
+        "interactions",
+        "artworks",
+        "user_segments",
+    ):
+        assert tags[f"sands.delta.{table}"].isdigit(), table
+    assert len(tags["sands.dbt_manifest"]) == 16
+    assert tags["sands.git_commit"]
+    assert tags["dagster.run_id"] == first.run_id
+    assert tags["sands.gate"] == "passed"
+    info = reg.model_info(1)
+    model = reg.load_ranker(1)
+    assert info.signature.inputs.input_names() == model.spec.features
+    assert info.saved_input_example_info is not None
+    artifacts = reg.client.list_artifacts(version.run_id, "evaluation")
+    assert [Path(a.path).name for a in artifacts] == ["evaluation-v1.html"]
+    run = reg.client.get_run(version.run_id)
+    assert run.data.metrics["eval_ndcg_at_10"] > 0
+
+
+def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world):
+    _, instance, _ = world
+    result = run_model_training(instance, {"ranker": {"shuffle_labels": True}})
+    assert not result.success  # the blocking gate stops the run before deployed_ranker
+    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
+    assert not gate.passed
+    criteria = gate.metadata["criteria"].value
+    assert "beats champion | **FAIL**" in criteria
+    assert not result.asset_materializations_for_node("deployed_ranker")
+    reg = registry()
+    assert reg.aliases() == {CHALLENGER: 2, CHAMPION: 1}
+    assert reg.version(2).tags["sands.gate"] == "rejected"
+    assert reg.version(2).tags["sands.shuffled_labels"] == "true"
+    last = reg.history()[-1]
+    assert (last.action, last.version, last.previous) == ("gate_reject", 2, 1)
+    assert instance.get_latest_materialization_event(AssetKey("deployed_ranker")) is not None

@@ -1,0 +1,105 @@
+"""The promotion gate on hand-made evaluations: pass, fail, first model, floors, slices."""
+
+from sands.behaviour import BehaviourResult
+from sands.evaluation import Evaluation, SliceResult
+from sands.gate import GateRules, decide, slice_regressions
+
+GOOD_BEHAVIOUR = [BehaviourResult("invariance", True, 0.0, "no change")]
+
+
+def evaluation(name: str, ndcg: float, auc: float = 0.75, slices=()) -> Evaluation:
+    return Evaluation(
+        name=name,
+        overall={"ndcg_at_10": ndcg, "users": 100.0},
+        pointwise={"auc": auc},
+        reliability=[],
+        slices=[SliceResult(d, v, users, s, 0.0) for d, v, users, s in slices],
+        by_day=[],
+    )
+
+
+BASELINE = evaluation("popularity", 0.08, auc=0.5)
+RULES = GateRules(min_improvement=0.005)
+
+
+def failed(decision) -> set[str]:
+    return {c.name for c in decision.criteria if not c.passed}
+
+
+def test_a_challenger_beating_the_champion_by_the_margin_passes():
+    decision = decide(
+        evaluation("challenger", 0.120),
+        evaluation("champion", 0.110),
+        BASELINE,
+        GOOD_BEHAVIOUR,
+        RULES,
+    )
+    assert decision.passed and decision.reference == "champion"
+
+
+def test_a_challenger_within_the_margin_of_the_champion_fails():
+    decision = decide(
+        evaluation("challenger", 0.114),
+        evaluation("champion", 0.110),
+        BASELINE,
+        GOOD_BEHAVIOUR,
+        RULES,
+    )
+    assert not decision.passed and failed(decision) == {"beats champion"}
+    assert "needs > 0.1150" in decision.reasons[0]
+
+
+def test_the_first_model_is_held_to_the_popularity_baseline():
+    assert decide(evaluation("challenger", 0.09), None, BASELINE, GOOD_BEHAVIOUR, RULES).passed
+    weak = decide(evaluation("challenger", 0.07), None, BASELINE, GOOD_BEHAVIOUR, RULES)
+    assert not weak.passed and weak.reference == "popularity"
+    assert failed(weak) == {"beats popularity"}
+
+
+def test_floors_apply_even_when_the_champion_is_beaten():
+    decision = decide(
+        evaluation("challenger", 0.2, auc=0.55),
+        evaluation("champion", 0.1),
+        BASELINE,
+        GOOD_BEHAVIOUR,
+        RULES,
+    )
+    assert failed(decision) == {"floor auc"}
+
+
+def test_a_guarded_slice_regressing_beyond_tolerance_fails_small_slices_are_ignored():
+    champion = evaluation(
+        "champion",
+        0.10,
+        slices=[
+            ("user_type", "new", 50, 0.20),
+            ("user_type", "returning", 500, 0.10),
+            ("segment", "segment 3", 5, 0.50),
+            ("country", "JP", 80, 0.30),
+        ],
+    )
+    challenger = evaluation(
+        "challenger",
+        0.12,
+        slices=[
+            ("user_type", "new", 50, 0.10),
+            ("user_type", "returning", 500, 0.12),
+            ("segment", "segment 3", 5, 0.0),
+            ("country", "JP", 80, 0.0),
+        ],
+    )
+    worse = slice_regressions(challenger, champion, RULES)
+    # segment 3 has too few users to judge; country is not guarded.
+    assert worse == [("user_type", "new", 0.10, 0.20)]
+    decision = decide(challenger, champion, BASELINE, GOOD_BEHAVIOUR, RULES)
+    assert failed(decision) == {"guarded slices"}
+
+
+def test_failed_behaviour_blocks_promotion():
+    broken = [BehaviourResult("invariance", False, 0.3, "no change")]
+    decision = decide(evaluation("challenger", 0.2), None, BASELINE, broken, RULES)
+    assert failed(decision) == {"behaviour tests"}
+    lenient = decide(
+        evaluation("challenger", 0.2), None, BASELINE, broken, GateRules(require_behaviour=False)
+    )
+    assert lenient.passed
