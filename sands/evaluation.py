@@ -264,6 +264,7 @@ class Evaluation:
     slices: list[SliceResult]
     by_day: list[tuple[date, int, float]]
     recommendations: dict[str, list[str]] = field(repr=False, default_factory=dict)
+    version: int | None = None
 
     def slice_map(self) -> dict[tuple[str, str], SliceResult]:
         return {(s.dimension, s.value): s for s in self.slices}

@@ -4,7 +4,7 @@ the gate applied, the report rendered. Dagster's `evaluation_report` asset is a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pyarrow as pa
@@ -96,13 +96,17 @@ def evaluate_challenger(
     setup = evaluation_setup(examples, users, works, segments, split, spec)
     model = registry.load_ranker(version)
     challenger = evaluate(RankerRecommender("challenger", model), setup)
+    challenger.version = version
     baseline = evaluate(PopularityRecommender(popularity_window_days), setup)
     champion_version = registry.champion_version()
     champion, notes = None, []
-    if champion_version is not None:
+    if champion_version == version:
+        champion = replace(challenger, name="champion")
+    elif champion_version is not None:
         champion = evaluate(
             RankerRecommender("champion", registry.load_ranker(champion_version)), setup
         )
+        champion.version = champion_version
         cutoff = registry.version(champion_version).tags.get("sands.train_cutoff")
         if cutoff and datetime.fromisoformat(cutoff) > split:
             notes.append(

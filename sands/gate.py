@@ -89,6 +89,10 @@ def decide(
     rules: GateRules,
 ) -> GateDecision:
     """Apply the gate rules to a challenger's evaluation."""
+    already = champion is not None and challenger.version is not None
+    if already and challenger.version == champion.version:
+        same = Criterion("already champion", True, "the challenger is the serving champion")
+        return GateDecision(passed=True, reference=champion.name, criteria=[same])
     reference = champion or baseline
     primary = rules.primary_metric
     mine, theirs = _metric(challenger, primary), _metric(reference, primary)

@@ -5,6 +5,7 @@ Delta log of every champion change (who, when, why) that rollback walks back thr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sands.ranking import RankerModel, RankerSpec
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 SPEC_KEY = "sands_spec"
+DIGEST_TAG = "sands.model_sha256"
 # Champion changes pushed by promotions and popped by rollbacks.
 PUSHES = ("promote", "gate_promote")
 HISTORY_SCHEMA = pa.schema(
@@ -38,6 +40,11 @@ HISTORY_SCHEMA = pa.schema(
         ("reason", pa.string()),
     ]
 )
+
+
+def model_digest(model: RankerModel) -> str:
+    """A hash of the trees and the spec: equal digests score every row identically."""
+    return hashlib.sha256(model.model_bytes() + model.spec.to_json().encode()).hexdigest()
 
 
 class RegistryError(RuntimeError):
@@ -104,7 +111,19 @@ class Registry:
         tags: dict[str, str],
         run_name: str,
     ) -> ModelVersion:
-        """Log the ranker as a new registered version with lineage tags; it becomes challenger."""
+        """Log the ranker as a new registered version with lineage tags; it becomes challenger.
+
+        A model byte-identical to a registered version (same data, config and seed) is not
+        registered twice: that version becomes challenger again, so reruns are idempotent.
+        """
+        digest = model_digest(model)
+        for existing in self.versions():
+            if existing.tags.get(DIGEST_TAG) == digest:
+                self.client.set_registered_model_alias(
+                    self.model_name, CHALLENGER, str(existing.version)
+                )
+                return existing
+        tags = {**tags, DIGEST_TAG: digest}
         signature = infer_signature(example, model.booster.inplace_predict(example))
         complete = example.dropna()
         sample = (complete if len(complete) else example.fillna(0)).head(5)

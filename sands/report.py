@@ -152,6 +152,9 @@ def over_time_plot(inputs: ReportInputs) -> str:
             [label for label, _ in inputs.history], [v for _, v in inputs.history], marker="o"
         )
     by_version.set(ylabel="NDCG@10", title="Each version when it was evaluated")
+    for axis in (by_day, by_version):
+        axis.set_ylim(bottom=0, top=max(axis.get_ylim()[1] * 1.15, 0.01))
+        axis.ticklabel_format(axis="y", useOffset=False, style="plain")
     return _svg(figure)
 
 

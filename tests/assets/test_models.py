@@ -127,3 +127,14 @@ def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world):
     last = reg.history()[-1]
     assert (last.action, last.version, last.previous) == ("gate_reject", 2, 1)
     assert instance.get_latest_materialization_event(AssetKey("deployed_ranker")) is not None
+
+
+def test_rerunning_on_unchanged_data_reuses_the_version_and_keeps_the_champion(world):
+    _, instance, _ = world
+    result = run_model_training(instance)
+    assert result.success
+    reg = registry()
+    assert [int(v.version) for v in reg.versions()] == [1, 2]
+    assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 1}
+    deployed = materialized(result, "deployed_ranker")
+    assert deployed["decision"] == "v1 is already the champion"

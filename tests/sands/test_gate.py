@@ -103,3 +103,12 @@ def test_failed_behaviour_blocks_promotion():
         evaluation("challenger", 0.2), None, BASELINE, broken, GateRules(require_behaviour=False)
     )
     assert lenient.passed
+
+
+def test_a_challenger_that_already_serves_passes_without_comparison():
+    same = evaluation("challenger", 0.1)
+    same.version = 4
+    champion = evaluation("champion", 0.1)
+    champion.version = 4
+    decision = decide(same, champion, BASELINE, [], RULES)
+    assert decision.passed and [c.name for c in decision.criteria] == ["already champion"]

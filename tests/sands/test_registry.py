@@ -46,6 +46,15 @@ def test_each_registration_is_a_version_with_tags_and_the_last_is_challenger(reg
     assert info.saved_input_example_info is not None
 
 
+def test_registering_an_identical_model_again_reuses_its_version(registry):
+    same = train_ranker(EXAMPLES, None, RankerParams(trees=5, max_depth=2, seed=0))
+    again = registry.register_ranker(same, ranker_features(EXAMPLES, None), {}, {}, {}, "rerun")
+    assert int(again.version) == 1
+    assert registry.aliases()[CHALLENGER] == 1
+    assert [int(v.version) for v in registry.versions()] == [1, 2, 3]
+    registry.client.set_registered_model_alias(registry.model_name, CHALLENGER, "3")
+
+
 def test_a_loaded_version_scores_exactly_like_the_trained_model(registry):
     trained = train_ranker(EXAMPLES, None, RankerParams(trees=5, max_depth=2, seed=1))
     loaded = registry.load_ranker(2)
