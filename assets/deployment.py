@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, DataVersion, MaterializeResult, Metad
 
 from assets.evaluation import evaluation_report
 from resources.registry import RegistryResource
-from sands.registry import CHALLENGER
+from sands.aliases import CHALLENGER
 
 GROUP = "deployment"
 

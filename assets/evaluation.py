@@ -21,7 +21,7 @@ from resources.storage import LakeResource
 from sands.evaluation import PRIMARY, EvaluationSpec
 from sands.evaluation_run import evaluate_challenger, evaluation_tags
 from sands.gate import GateRules
-from sands.registry import finite
+from sands.metrics import finite
 from sands.report import render_html, summary_markdown
 
 GROUP = "evaluation"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sands.registry import Registry
 from sands.settings import is_uri, join
+
+if TYPE_CHECKING:
+    from sands.registry import Registry
 
 
 class RegistryResource(ConfigurableResource):
@@ -30,6 +33,9 @@ class RegistryResource(ConfigurableResource):
 
     def open(self) -> Registry:
         """A registry client for this configuration."""
+        # Imported on use: heavy, and the code location is loaded by every step process.
+        from sands.registry import Registry
+
         return Registry(
             tracking_uri=self.tracking_uri,
             history_uri=self.history_uri,

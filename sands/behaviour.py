@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.stats import spearmanr
 
 from sands.ranking import LOG_FEATURES, PLAIN_FEATURES
 
@@ -44,6 +43,9 @@ def perturbation(
     seed: int = 0,
 ) -> BehaviourResult:
     """Multiply float features by 1 +- `noise`: the score order must barely move."""
+    # Imported on use: heavy, and the code location is loaded by every step process.
+    from scipy.stats import spearmanr
+
     rng = np.random.default_rng(seed)
     perturbed = rows
     for column in CONTINUOUS:

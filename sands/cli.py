@@ -472,6 +472,8 @@ def mlflow(port: Annotated[int, typer.Option()] = 5000) -> None:
         paths.mlflow_artifacts,
         "--port",
         str(port),
+        "--workers",
+        "1",
     ]
     raise typer.Exit(subprocess.call(command))
 

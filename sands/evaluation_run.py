@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sands import lake, model_store
+from sands.aliases import CHALLENGER
 from sands.behaviour import BehaviourResult, behaviour_tests
 from sands.evaluation import (
     PRIMARY,
@@ -24,9 +26,11 @@ from sands.evaluation import (
 )
 from sands.feature_store import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
 from sands.gate import GateDecision, GateRules, decide, slice_regressions
-from sands.registry import CHALLENGER, Registry
 from sands.report import ReportInputs
 from sands.training_store import read_training_set
+
+if TYPE_CHECKING:
+    from sands.registry import Registry
 
 # Feature rows this many days before the split are enough: every entity has a row per day.
 FEATURE_LOOKBACK = timedelta(days=3)

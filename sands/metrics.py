@@ -138,3 +138,8 @@ def reliability_curve(
                 )
             )
     return curve
+
+
+def finite(values: dict[str, float]) -> dict[str, float]:
+    """Only the finite numbers (MLflow and JSON reject NaN)."""
+    return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import xgboost as xgb
 
 from sands.segments import SegmentModel
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 # Heavy-tailed counts and amounts enter as log1p; rates, recencies and small counts as they are.
 LOG_FEATURES = (
@@ -221,6 +224,9 @@ def train_ranker(
     examples: pa.Table, segments: SegmentModel | None, params: RankerParams
 ) -> RankerModel:
     """Train on labelled point-in-time rows; the same rows and params give the same bytes."""
+    # Imported on use: heavy, and the code location is loaded by every step process.
+    import xgboost as xgb
+
     if examples.num_rows == 0:
         raise ValueError("no training examples before the evaluation window")
     rows = sorted_for_training(examples)
@@ -241,6 +247,9 @@ def train_ranker(
 
 def load_ranker(model_bytes: bytes, spec: RankerSpec) -> RankerModel:
     """A ranker from saved booster bytes and its spec."""
+    # Imported on use: heavy, and the code location is loaded by every step process.
+    import xgboost as xgb
+
     booster = xgb.Booster()
     booster.load_model(bytearray(model_bytes))
     return RankerModel(booster=booster, spec=spec)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import xgboost as xgb
@@ -23,9 +22,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from sands import lake
+from sands.aliases import CHALLENGER, CHAMPION
 from sands.ranking import RankerModel, RankerSpec
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 SPEC_KEY = "sands_spec"
 DIGEST_TAG = "sands.model_sha256"
 # Champion changes pushed by promotions and popped by rollbacks.
@@ -280,8 +279,3 @@ class Registry:
         if len(stack) < 2:
             raise RegistryError("no earlier champion to roll back to")
         return self._move_champion(stack[-2], "rollback", actor, reason)
-
-
-def finite(values: dict[str, float]) -> dict[str, float]:
-    """Only the finite numbers (MLflow and JSON reject NaN)."""
-    return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
-from sklearn.cluster import KMeans
 
 LOG_COLUMNS = (
     "n_view_28d",
@@ -76,6 +75,9 @@ class SegmentModel:
 
 def fit_segments(rows: pa.Table, k: int, seed: int = 0) -> SegmentModel:
     """Fit k-means with `k` clusters (fewer when there are fewer distinct users)."""
+    # Imported on use: heavy, and the code location is loaded by every step process.
+    from sklearn.cluster import KMeans
+
     categories = sorted({v for v in rows[CATEGORY_COLUMN].to_pylist() if v is not None})
     inputs = segment_inputs(rows, categories)
     if len(inputs) == 0:

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy import sparse
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 @dataclass(frozen=True)
@@ -64,6 +61,9 @@ def content_vectors(artworks: pa.Table) -> np.ndarray:
         _multi_hot(artworks["colours"].to_pylist()),
         _multi_hot(artworks["tags"].to_pylist()),
     ]
+    # Imported on use: heavy, and the code location is loaded by every step process.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     texts = [t or "" for t in artworks["description"].to_pylist()]
     if any(t.strip() for t in texts):
         tfidf = TfidfVectorizer(min_df=1, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
@@ -75,6 +75,10 @@ def behaviour_vectors(
     artwork_ids: list[str], engagement: pa.Table, dims: int, seed: int
 ) -> np.ndarray:
     """Artwork factors of the artwork x user matrix of summed engagement `weight`."""
+    # Imported on use: heavy, and the code location is loaded by every step process.
+    from scipy import sparse
+    from sklearn.decomposition import TruncatedSVD
+
     if engagement.num_rows == 0:
         return np.zeros((len(artwork_ids), 0))
     rows = {a: i for i, a in enumerate(artwork_ids)}

@@ -16,7 +16,7 @@ from dagster_project.runner import (
     run_training_data,
 )
 from resources import build_resources
-from sands.registry import CHALLENGER, CHAMPION
+from sands.aliases import CHALLENGER, CHAMPION
 from sands.settings import SandsPaths
 from sands.simulator import Marketplace, SimulationConfig, write_drop
 

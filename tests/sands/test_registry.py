@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from sands.aliases import CHALLENGER, CHAMPION
 from sands.cli import app
 from sands.ranking import RankerParams, ranker_features, train_ranker
-from sands.registry import CHALLENGER, CHAMPION, Registry, RegistryError
+from sands.registry import Registry, RegistryError
 from tests.models import planted_examples
 
 EXAMPLES = planted_examples(users=20, days=2)
