@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
 import shutil
 import subprocess
@@ -538,12 +538,12 @@ def contract_docs(
 
 def main() -> None:
     """The `sands` entry point. It leaves with os._exit: delta-rs's reader threads can abort the
-    interpreter's teardown ("terminate called without an active exception", delta-rs#2184),
+    process's C-level teardown ("terminate called without an active exception", delta-rs#2184),
     which would turn a finished command's exit status into 134."""
     code = 0
     # The CLI prints its own summaries; library chatter and API-stability notes are noise here.
     warnings.filterwarnings("ignore", message=".*is currently in beta")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         app()
     except SystemExit as stop:
@@ -551,6 +551,9 @@ def main() -> None:
     except BaseException:
         console.print_exception()
         code = 1
+    # Python's own exit handlers still run (multiprocessing cleans up its semaphores); only the
+    # C-level teardown where the abort happens is skipped.
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
