@@ -107,6 +107,7 @@ def evaluation_report(
         client.record_rejection(
             version, f"dagster run {context.run.run_id}", "; ".join(run.decision.reasons)
         )
+    run_link = client.run_link(version)
     verdict = "passed" if run.decision.passed else "failed"
     context.log.info(f"v{version} gate {verdict} against {run.decision.reference}")
     fingerprint = f"{version}|{run.champion_version}|{run.decision.passed}|{run.challenger.overall}"
@@ -116,6 +117,7 @@ def evaluation_report(
             "champion_version": MetadataValue.int(run.champion_version or 0),
             "report": MetadataValue.path(path),
             "report_in_mlflow": MetadataValue.url(uris["evaluation"]),
+            **({"mlflow_run": MetadataValue.url(run_link)} if run_link else {}),
             "summary": MetadataValue.md(summary_markdown(run.report)),
             PRIMARY: MetadataValue.float(round(run.challenger.overall[PRIMARY], 5)),
             "users": MetadataValue.int(int(run.challenger.overall["users"])),

@@ -209,12 +209,23 @@ class Registry:
                 self.client.log_metric(run_id, key, float(value))
         return uris
 
+    def _server(self) -> str | None:
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri.rstrip("/")
+        return None
+
     def ui_link(self, version: int) -> str | None:
         """A browser link to the version when the tracking store is a server."""
-        if self.tracking_uri.startswith(("http://", "https://")):
-            base = self.tracking_uri.rstrip("/")
-            return f"{base}/#/models/{self.model_name}/versions/{version}"
-        return None
+        base = self._server()
+        return f"{base}/#/models/{self.model_name}/versions/{version}" if base else None
+
+    def run_link(self, version: int) -> str | None:
+        """A browser link to the run that logged the version (and its reports), on a server."""
+        base = self._server()
+        if base is None:
+            return None
+        run = self.client.get_run(self.version(version).run_id)
+        return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
 
     # -- champion ------------------------------------------------------------------------
     def champion_version(self) -> int | None:

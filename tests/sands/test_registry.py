@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -10,6 +16,7 @@ from sands.aliases import CHALLENGER, CHAMPION
 from sands.cli import app
 from sands.ranking import RankerParams, ranker_features, train_ranker
 from sands.registry import Registry, RegistryError
+from tests.conftest import free_port
 from tests.models import planted_examples
 
 EXAMPLES = planted_examples(users=20, days=2)
@@ -112,3 +119,55 @@ def test_the_cli_promotes_and_rolls_back_by_hand(paths, monkeypatch):
     assert failed.exit_code == 1 and "no version 7" in failed.output
     listing = runner.invoke(app, ["models"])
     assert "champion" in listing.output and "challenger" in listing.output
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` (SQLite backend, served artifacts) on a free loopback port."""
+    home = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{home}/server.db",
+        "--artifacts-destination",
+        str(home / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail("mlflow server did not start")
+        time.sleep(0.25)
+    yield url
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def test_a_tracking_server_works_the_same(mlflow_server, tmp_path):
+    reg = Registry(tracking_uri=mlflow_server, history_uri=str(tmp_path / "history"))
+    model = train_ranker(EXAMPLES, None, RankerParams(trees=5, max_depth=2))
+    version = reg.register_ranker(model, ranker_features(EXAMPLES, None), {}, {}, LINEAGE, "srv")
+    assert reg.aliases() == {CHALLENGER: int(version.version)}
+    assert reg.load_ranker(int(version.version)).model_bytes() == model.model_bytes()
+    reg.promote(int(version.version), "tester", "first")
+    assert reg.champion_version() == int(version.version)
+    assert reg.ui_link(1) == f"{mlflow_server}/#/models/sands-ranker/versions/1"
+    assert reg.run_link(1).startswith(f"{mlflow_server}/#/experiments/")
