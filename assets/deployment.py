@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
+from assets.automation import after_updates_of
 from assets.evaluation import evaluation_report
 from resources.registry import RegistryResource
 from sands.aliases import CHALLENGER
@@ -12,6 +13,7 @@ GROUP = "deployment"
 @asset(
     deps=[evaluation_report],
     group_name=GROUP,
+    automation_condition=after_updates_of("evaluation_report"),
     kinds={"mlflow"},
     description="The serving model: moves MLflow's `champion` alias to the challenger only when "
     "its promotion gate passed, and records why it did or did not.",

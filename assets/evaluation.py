@@ -15,6 +15,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.automation import after_updates_of
 from assets.models import popularity_baseline, ranker, user_segments
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
@@ -66,6 +67,7 @@ class EvaluationConfig(Config):
 @asset(
     deps=[ranker, popularity_baseline, user_segments],
     group_name=GROUP,
+    automation_condition=after_updates_of("ranker"),
     kinds={"mlflow", "html"},
     check_specs=[
         AssetCheckSpec(

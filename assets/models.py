@@ -14,8 +14,10 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.automation import after_upstream_updates, retrain
 from assets.features import artwork_features, user_features
 from assets.ingestion import artworks, raw_interactions
+from assets.monitoring import champion_performance, feature_drift
 from assets.training import training_examples
 from resources.dbt import ensure_manifest
 from resources.registry import RegistryResource
@@ -57,6 +59,7 @@ class SegmentsConfig(Config):
 @asset(
     deps=[user_features],
     group_name=GROUP,
+    automation_condition=after_upstream_updates(),
     kinds={"delta", "scikitlearn"},
     description="K-means segments of users by behaviour and demographics on the latest feature "
     "snapshot; the model is stored with the assignments and applied point in time elsewhere.",
@@ -137,6 +140,7 @@ class SimilarityConfig(Config):
 @asset(
     deps=[artworks, raw_interactions],
     group_name=GROUP,
+    automation_condition=after_upstream_updates(),
     kinds={"delta", "scikitlearn"},
     description="Artwork embeddings from content (style, medium, colours, tags, description) and "
     "co-engagement, with each artwork's nearest neighbours for candidate generation.",
@@ -208,6 +212,7 @@ class PopularityConfig(Config):
 @asset(
     deps=[artwork_features],
     group_name=GROUP,
+    automation_condition=after_upstream_updates(),
     kinds={"delta"},
     description="Recent popularity: weighted view/click/favourite/purchase counts over the "
     "trailing window, from the latest artwork features. The baseline every model must beat.",
@@ -303,8 +308,9 @@ def lineage_tags(
 
 
 @asset(
-    deps=[training_examples, user_segments],
+    deps=[training_examples, user_segments, feature_drift, champion_performance],
     group_name=GROUP,
+    automation_condition=retrain(),
     kinds={"xgboost", "mlflow"},
     description="XGBoost rank:ndcg ranker (query groups per user and day) trained on the training "
     "set minus its evaluation window; registered in MLflow with lineage, aliased `challenger`.",

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from assets import deployment, evaluation, features, ingestion, models, training, transform
+from assets import (
+    deployment,
+    evaluation,
+    features,
+    ingestion,
+    models,
+    monitoring,
+    training,
+    transform,
+)
+from dagster_project.freshness import POLICIES, with_freshness
 from dagster_project.jobs import (
     daily_ingestion_job,
     daily_pipeline_job,
@@ -16,12 +26,21 @@ from dagster_project.jobs import (
 from dagster_project.sensors import automation_sensor, landing_zone_sensor
 from resources import build_resources
 
-ASSET_MODULES = [ingestion, transform, features, training, models, evaluation, deployment]
+ASSET_MODULES = [
+    ingestion,
+    transform,
+    features,
+    training,
+    monitoring,
+    models,
+    evaluation,
+    deployment,
+]
 
 
 def build_defs(env: dict[str, str] | None = None) -> Definitions:
     """The code location with resources resolved from `env` (default: the process environment)."""
-    return Definitions(
+    defs = Definitions(
         assets=load_assets_from_modules(ASSET_MODULES),
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[
@@ -35,6 +54,7 @@ def build_defs(env: dict[str, str] | None = None) -> Definitions:
         sensors=[landing_zone_sensor, automation_sensor],
         resources=build_resources(env),
     )
+    return defs.map_resolved_asset_specs(func=with_freshness, selection=list(POLICIES))
 
 
 defs = build_defs()

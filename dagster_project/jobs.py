@@ -9,6 +9,7 @@ from assets.evaluation import evaluation_report
 from assets.features import artwork_features, online_features, user_features
 from assets.ingestion import artworks, raw_interactions, users
 from assets.models import artwork_similarity, popularity_baseline, ranker, user_segments
+from assets.monitoring import champion_performance, feature_drift
 from assets.training import training_examples
 from assets.transform import transform_models
 
@@ -43,6 +44,8 @@ training_data_job = define_asset_job(
 model_training_job = define_asset_job(
     "model_training",
     selection=AssetSelection.assets(
+        feature_drift,
+        champion_performance,
         user_segments,
         artwork_similarity,
         popularity_baseline,
@@ -50,6 +53,7 @@ model_training_job = define_asset_job(
         evaluation_report,
         deployed_ranker,
     ),
-    description="Fit segments and similarity, train and register the ranker, evaluate it against "
-    "the champion and popularity, and promote it only if the gate passes.",
+    description="Check the champion for drift and quality, fit segments and similarity, train and "
+    "register the ranker, evaluate it against the champion and popularity, and promote it only if "
+    "the gate passes. What `sands retrain` (on demand) runs.",
 )

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import html
-import io
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from sands.behaviour import BehaviourResult
 from sands.evaluation import Evaluation
 from sands.gate import GateDecision
+from sands.html import STYLE, svg, table
 
 RANKING_ROWS = ("ndcg_at_10", "recall_at_10", "map_at_10", "hit_rate_at_10")
 SHAPE_ROWS = ("catalogue_coverage", "popularity_bias")
@@ -88,14 +85,6 @@ def summary_markdown(inputs: ReportInputs) -> str:
     return "\n".join(lines)
 
 
-def _svg(figure: plt.Figure) -> str:
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(figure)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
 def reliability_plot(inputs: ReportInputs) -> str:
     figure, axis = plt.subplots(figsize=(5, 4))
     axis.plot([0, 1], [0, 1], linestyle="--", color="#bbbbbb", label="perfect")
@@ -111,7 +100,7 @@ def reliability_plot(inputs: ReportInputs) -> str:
     axis.set(xlabel="mean predicted probability", ylabel="observed positive rate")
     axis.set_title("Reliability (held-out labelled rows)")
     axis.legend()
-    return _svg(figure)
+    return svg(figure)
 
 
 def slice_plot(inputs: ReportInputs, dimension: str) -> str:
@@ -131,7 +120,7 @@ def slice_plot(inputs: ReportInputs, dimension: str) -> str:
     axis.set_xticklabels(values, rotation=30, ha="right")
     axis.set(ylabel="NDCG@10", title=f"NDCG@10 by {dimension}")
     axis.legend()
-    return _svg(figure)
+    return svg(figure)
 
 
 def over_time_plot(inputs: ReportInputs) -> str:
@@ -155,25 +144,7 @@ def over_time_plot(inputs: ReportInputs) -> str:
     for axis in (by_day, by_version):
         axis.set_ylim(bottom=0, top=max(axis.get_ylim()[1] * 1.15, 0.01))
         axis.ticklabel_format(axis="y", useOffset=False, style="plain")
-    return _svg(figure)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.pass { color: #1a7f37; } .fail { color: #cf222e; } .note { background: #fff8c5; padding: 6px; }
-svg { max-width: 100%; height: auto; }
-"""
+    return svg(figure)
 
 
 def render_html(inputs: ReportInputs) -> str:
@@ -184,7 +155,7 @@ def render_html(inputs: ReportInputs) -> str:
         if decision.passed
         else '<h2 class="fail">Gate failed</h2>'
     )
-    criteria = _table(
+    criteria = table(
         ["criterion", "result", "detail"],
         [[c.name, "pass" if c.passed else "FAIL", c.detail] for c in decision.criteria],
     )
@@ -219,14 +190,14 @@ def render_html(inputs: ReportInputs) -> str:
         verdict,
         criteria,
         "<h2>Challenger vs champion vs popularity</h2>",
-        _table(COMPARISON_HEADER, comparison_rows(inputs)),
+        table(COMPARISON_HEADER, comparison_rows(inputs)),
         "<h2>Calibration</h2>",
         reliability_plot(inputs),
         "<h2>Metric over time</h2>",
         over_time_plot(inputs),
         "<h2>Slices</h2>",
         *[slice_plot(inputs, d) for d in dimensions],
-        _table(
+        table(
             [
                 "dimension",
                 "value",
@@ -240,7 +211,7 @@ def render_html(inputs: ReportInputs) -> str:
             slice_rows,
         ),
         "<h2>Behaviour tests</h2>",
-        _table(
+        table(
             ["test", "result", "value", "expectation"],
             [
                 [b.name, "pass" if b.passed else "FAIL", f"{b.value:.4f}", b.expectation]
@@ -248,7 +219,7 @@ def render_html(inputs: ReportInputs) -> str:
             ],
         ),
         "<h2>Lineage</h2>",
-        _table(["tag", "value"], [[k, v] for k, v in sorted(inputs.lineage.items())]),
+        table(["tag", "value"], [[k, v] for k, v in sorted(inputs.lineage.items())]),
         "</body></html>",
     ]
     return "\n".join(parts)

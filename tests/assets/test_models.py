@@ -111,9 +111,22 @@ def test_the_registered_version_carries_lineage_signature_and_its_report(world):
     assert run.data.metrics["eval_ndcg_at_10"] > 0
 
 
+def test_without_a_champion_monitoring_asks_for_one(world):
+    _, _, first = world
+    checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
+    assert checks["no_dataset_drift"] is True  # nothing to drift from
+    assert checks["champion_meets_objective"] is False  # no champion: a reason to train
+
+
 def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world):
     _, instance, _ = world
     result = run_model_training(instance, {"ranker": {"shuffle_labels": True}})
+    # Monitoring ran first against champion v1 and its training rows.
+    drift = materialized(result, "feature_drift")
+    assert drift["champion_version"] == 1 and Path(drift["report"]).read_text().count("<svg") > 1
+    quality = materialized(result, "champion_performance")
+    assert quality["champion_version"] == 1 and quality["ndcg_at_10"] > 0
+    assert quality["age_days"] == 1  # trained before the last 2 label days; newest is 1 day on
     assert not result.success  # the blocking gate stops the run before deployed_ranker
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
     assert not gate.passed

@@ -21,6 +21,7 @@ ASSETS_BY_GROUP = {
     },
     "features": {"user_features", "artwork_features", "online_features"},
     "training": {"training_examples"},
+    "monitoring": {"feature_drift", "champion_performance"},
     "models": {"user_segments", "artwork_similarity", "popularity_baseline", "ranker"},
     "evaluation": {"evaluation_report"},
     "deployment": {"deployed_ranker"},
@@ -31,6 +32,7 @@ UNPARTITIONED = {
     "online_features",
     "training_examples",
     *ASSETS_BY_GROUP["models"],
+    *ASSETS_BY_GROUP["monitoring"],
     "evaluation_report",
     "deployed_ranker",
 }
@@ -117,7 +119,12 @@ def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
     assert parents("user_segments") == {"user_features"}
     assert parents("artwork_similarity") == {"artworks", "raw_interactions"}
     assert parents("popularity_baseline") == {"artwork_features"}
-    assert parents("ranker") == {"training_examples", "user_segments"}
+    assert parents("ranker") == {
+        "training_examples",
+        "user_segments",
+        "feature_drift",
+        "champion_performance",
+    }
     assert parents("evaluation_report") == {"ranker", "popularity_baseline", "user_segments"}
     assert parents("deployed_ranker") == {"evaluation_report"}
     gate = AssetCheckKey(AssetKey("evaluation_report"), "promotion_gate")
@@ -125,6 +132,47 @@ def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
     selected = defs.resolve_job_def("model_training").asset_layer.selected_asset_keys
     assert {k.to_user_string() for k in selected} == {
         *ASSETS_BY_GROUP["models"],
+        *ASSETS_BY_GROUP["monitoring"],
         "evaluation_report",
         "deployed_ranker",
     }
+
+
+def test_monitoring_checks_exist_and_do_not_block_the_retrain_they_trigger():
+    for asset, check in (
+        ("feature_drift", "no_dataset_drift"),
+        ("champion_performance", "champion_meets_objective"),
+        ("champion_performance", "champion_is_fresh"),
+    ):
+        key = AssetCheckKey(AssetKey(asset), check)
+        assert key in GRAPH.asset_check_keys
+        assert not GRAPH.get_check_spec(key).blocking
+
+
+def test_the_whole_loop_is_automated_with_named_conditions():
+    labels = {
+        name: GRAPH.get(AssetKey(name)).automation_condition.get_label()
+        for name in (
+            "feature_drift",
+            "champion_performance",
+            "user_segments",
+            "artwork_similarity",
+            "popularity_baseline",
+            "ranker",
+            "evaluation_report",
+            "deployed_ranker",
+        )
+    }
+    assert labels["ranker"] == "retrain"
+    assert labels["evaluation_report"] == "after ranker updates"
+    assert labels["deployed_ranker"] == "after evaluation_report updates"
+    assert {labels[n] for n in ("feature_drift", "champion_performance", "user_segments")} == {
+        "after_upstream_updates"
+    }
+
+
+def test_freshness_policies_on_bronze_features_and_the_champion():
+    for name in ("raw_interactions", "users", "artworks", "user_features", "artwork_features"):
+        assert GRAPH.get(AssetKey(name)).freshness_policy.fail_window.to_timedelta().days == 1
+    champion = GRAPH.get(AssetKey("deployed_ranker")).freshness_policy
+    assert champion.fail_window.to_timedelta().days == 8

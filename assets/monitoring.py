@@ -1,0 +1,194 @@
+"""Monitoring layer: drift of the newest data against the champion's training rows, and the
+champion's quality on the newest labelled day. Their failing checks are retraining triggers."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from assets.automation import after_upstream_updates
+from assets.training import training_examples
+from resources.registry import RegistryResource
+from resources.storage import LakeResource
+from sands.evaluation import PRIMARY, EvaluationSpec
+from sands.monitoring import Objective
+from sands.monitoring_run import champion_drift, champion_quality
+
+GROUP = "monitoring"
+DRIFT_CHECK = "no_dataset_drift"
+OBJECTIVE_CHECK = "champion_meets_objective"
+FRESH_CHECK = "champion_is_fresh"
+
+
+class DriftConfig(Config):
+    """The current window and, per feature group, the share of drifted columns that is drift."""
+
+    window_days: int = Field(default=1, ge=1, description="Newest label days compared.")
+    share_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"user": 0.5, "artwork": 0.5}
+    )
+
+
+@asset(
+    deps=[training_examples],
+    group_name=GROUP,
+    kinds={"html"},
+    automation_condition=after_upstream_updates(),
+    check_specs=[
+        AssetCheckSpec(
+            DRIFT_CHECK,
+            asset="feature_drift",
+            description="No feature group drifts (share of drifted columns under its threshold) "
+            "and the champion's score distribution holds. Failing triggers retraining.",
+        )
+    ],
+    description="Feature, prediction, label and schema drift of the newest labelled rows against "
+    "the rows the champion was trained on (the exact Delta versions in its lineage).",
+)
+def feature_drift(
+    context: AssetExecutionContext,
+    config: DriftConfig,
+    lake: LakeResource,
+    registry: RegistryResource,
+) -> MaterializeResult:
+    client = registry.open()
+    run = champion_drift(
+        client, lake.root, config.window_days, config.share_thresholds, lake.storage_options
+    )
+    if run is None:
+        return MaterializeResult(
+            metadata={"status": MetadataValue.text("no champion yet: nothing to compare against")},
+            check_results=[
+                AssetCheckResult(
+                    check_name=DRIFT_CHECK, passed=True, metadata={"reason": "no champion yet"}
+                )
+            ],
+        )
+    result = run.result
+    path = registry.report_path(f"drift-{run.window[1]}-v{run.champion_version}.html")
+    with open(path, "w") as handle:
+        handle.write(run.html)
+    groups = "\n".join(
+        f"| {g} | {share:.2f} | {threshold:.2f} | {'**drifted**' if drifted else 'ok'} |"
+        for g, (share, threshold, drifted) in result.features.groups.items()
+    )
+    context.log.info(f"drift {'found' if result.drifted else 'none'} for {run.window}")
+    return MaterializeResult(
+        metadata={
+            "champion_version": MetadataValue.int(run.champion_version),
+            "window": MetadataValue.text(f"{run.window[0]}..{run.window[1]}"),
+            "report": MetadataValue.path(path),
+            "groups": MetadataValue.md(
+                "| group | share drifted | threshold | verdict |\n|---|---:|---:|---|\n" + groups
+            ),
+            "prediction_drift": MetadataValue.float(round(result.prediction.statistic, 4)),
+            "positive_rate": MetadataValue.text(
+                f"{result.positive_rates[0]:.4f} -> {result.positive_rates[1]:.4f}"
+            ),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=DRIFT_CHECK,
+                passed=not result.drifted,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "columns": MetadataValue.md(result.markdown()),
+                    "prediction_drifted": MetadataValue.bool(result.prediction.drifted),
+                    "label_drifted": MetadataValue.bool(result.label.drifted),
+                    "schema": MetadataValue.text(
+                        f"new columns {result.schema.new_columns}, missing "
+                        f"{result.schema.missing_columns}, new categories "
+                        f"{result.schema.new_categories}"
+                    ),
+                    "report": MetadataValue.path(path),
+                },
+            )
+        ],
+    )
+
+
+class QualityConfig(Config):
+    """The champion's objective on the newest labelled day, and its maximum age in data days."""
+
+    min_ndcg_at_10: float = Field(default=0.02, ge=0)
+    min_ratio_to_popularity: float = Field(default=1.0, ge=0)
+    max_age_days: int = Field(default=14, ge=1)
+
+    def objective(self) -> Objective:
+        return Objective(self.min_ndcg_at_10, self.min_ratio_to_popularity, self.max_age_days)
+
+
+@asset(
+    deps=[training_examples],
+    group_name=GROUP,
+    kinds={"mlflow"},
+    automation_condition=after_upstream_updates(),
+    check_specs=[
+        AssetCheckSpec(
+            OBJECTIVE_CHECK,
+            asset="champion_performance",
+            description="The champion's NDCG@10 on the newest labelled day meets its objective. "
+            "Failing (or no champion) triggers retraining.",
+        ),
+        AssetCheckSpec(
+            FRESH_CHECK,
+            asset="champion_performance",
+            description="The champion was trained on labels at most max_age_days older than the "
+            "newest. A stale champion triggers retraining.",
+        ),
+    ],
+    description="The serving champion and the popularity baseline ranking the full catalogue for "
+    "the newest labelled day (offline stand-in for online quality until serving logs exist).",
+)
+def champion_performance(
+    context: AssetExecutionContext,
+    config: QualityConfig,
+    lake: LakeResource,
+    registry: RegistryResource,
+) -> MaterializeResult:
+    found = champion_quality(
+        registry.open(), lake.root, config.objective(), EvaluationSpec(), lake.storage_options
+    )
+    if found is None:
+        missing = {"reason": "no champion yet"}
+        return MaterializeResult(
+            metadata={"status": MetadataValue.text("no champion yet")},
+            check_results=[
+                AssetCheckResult(check_name=OBJECTIVE_CHECK, passed=False, metadata=missing),
+                AssetCheckResult(check_name=FRESH_CHECK, passed=False, metadata=missing),
+            ],
+        )
+    version, verdict = found
+    context.log.info(verdict.reason())
+    return MaterializeResult(
+        metadata={
+            "champion_version": MetadataValue.int(version),
+            "day": MetadataValue.text(verdict.day),
+            PRIMARY: MetadataValue.float(round(verdict.ndcg, 5)),
+            "popularity_ndcg_at_10": MetadataValue.float(round(verdict.popularity_ndcg, 5)),
+            "users": MetadataValue.int(verdict.users),
+            "age_days": MetadataValue.int(verdict.age_days),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=OBJECTIVE_CHECK,
+                passed=verdict.meets_objective,
+                metadata={"reason": verdict.reason(), "objective": verdict.floor},
+            ),
+            AssetCheckResult(
+                check_name=FRESH_CHECK,
+                passed=verdict.fresh,
+                metadata={
+                    "age_days": verdict.age_days,
+                    "max_age_days": config.max_age_days,
+                },
+            ),
+        ],
+    )

@@ -1,0 +1,282 @@
+"""Monitoring the champion: feature, prediction, label and schema drift against the exact rows
+it was trained on, and its ranking quality on the latest labelled day against an objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands.drift import (
+    ColumnDrift,
+    DatasetDrift,
+    SchemaDrift,
+    column_drift,
+    dataset_drift,
+    schema_drift,
+)
+from sands.html import STYLE, svg, table
+
+GROUPS = ("user", "artwork")
+# Bookkeeping, not features: when a row was stamped, and which snapshot it came from.
+NOT_FEATURES = ("_feature_ts", "_created_ts", "_feature_date", "_artist_id")
+
+
+def feature_columns(schema: pa.Schema) -> dict[str, list[tuple[str, bool]]]:
+    """Per group, the joined feature columns of a training set and whether each is numeric."""
+    groups: dict[str, list[tuple[str, bool]]] = {g: [] for g in GROUPS}
+    for field in schema:
+        group = field.name.split("_", 1)[0]
+        if group not in groups or field.name in ("user_id", "artwork_id"):
+            continue
+        if field.name.endswith(NOT_FEATURES):
+            continue
+        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+        groups[group].append((field.name, numeric))
+    return groups
+
+
+def recent_window(examples: pa.Table, days: int) -> pa.Table:
+    """Rows labelled in the last `days` label days."""
+    last = pc.max(examples["label_ts"]).as_py()
+    start = datetime.combine(last.date() - timedelta(days=days - 1), time(), tzinfo=UTC)
+    return examples.filter(
+        pc.greater_equal(examples["label_ts"], pa.scalar(start, pa.timestamp("us", tz="UTC")))
+    )
+
+
+def _values(rows: pa.Table, column: str, numeric: bool) -> np.ndarray:
+    if numeric:
+        return np.asarray(
+            rows[column].cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=float
+        )
+    return np.asarray(rows[column].to_pylist(), dtype=object)
+
+
+def _categories(rows: pa.Table, columns: list[str]) -> dict[str, set[str]]:
+    return {c: {v for v in rows[c].to_pylist() if v is not None} for c in columns}
+
+
+@dataclass
+class DriftResult:
+    """Every drift verdict for one comparison of current rows against the training reference."""
+
+    features: DatasetDrift
+    prediction: ColumnDrift
+    label: ColumnDrift
+    schema: SchemaDrift
+    positive_rates: tuple[float, float]
+    rows: tuple[int, int]
+
+    @property
+    def drifted(self) -> bool:
+        """Dataset-level feature drift or prediction drift (the triggers for retraining)."""
+        return self.features.drifted or self.prediction.drifted
+
+    def markdown(self) -> str:
+        """Per-feature table for check metadata, drifted columns first."""
+        lines = [
+            "| column | kind | method | statistic | threshold | drifted | PSI |",
+            "|---|---|---|---:|---:|---|---:|",
+        ]
+        for c in sorted(self.all_columns(), key=lambda c: (not c.drifted, c.column)):
+            lines.append(
+                f"| {c.column} | {c.kind} | {c.method} | {c.statistic:.4f} | {c.threshold} | "
+                f"{'**yes**' if c.drifted else 'no'} | {c.psi:.4f} ({c.psi_band}) |"
+            )
+        return "\n".join(lines)
+
+    def all_columns(self) -> list[ColumnDrift]:
+        return [*self.features.columns, self.prediction, self.label]
+
+
+def compare(
+    reference: pa.Table,
+    current: pa.Table,
+    reference_scores: np.ndarray,
+    current_scores: np.ndarray,
+    share_thresholds: dict[str, float] | None = None,
+) -> DriftResult:
+    """Drift of current labelled rows against reference rows, feature by feature and overall."""
+    groups = feature_columns(reference.schema)
+    columns, names = [], {}
+    for group, members in groups.items():
+        names[group] = [name for name, _ in members]
+        for name, numeric in members:
+            if name in current.column_names:
+                columns.append(
+                    column_drift(
+                        name,
+                        _values(reference, name, numeric),
+                        _values(current, name, numeric),
+                        numeric,
+                    )
+                )
+    categorical = [n for members in groups.values() for n, numeric in members if not numeric]
+    shared = [c for c in categorical if c in current.column_names]
+    ref_labels = reference["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
+    cur_labels = current["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
+    return DriftResult(
+        features=dataset_drift(columns, names, share_thresholds),
+        prediction=column_drift("prediction", reference_scores, current_scores, True),
+        label=column_drift("label", ref_labels, cur_labels, False),
+        schema=schema_drift(
+            reference.column_names,
+            current.column_names,
+            _categories(reference, shared),
+            _categories(current, shared),
+        ),
+        positive_rates=(
+            float(pc.mean(reference["label"]).as_py() or 0.0),
+            float(pc.mean(current["label"]).as_py() or 0.0),
+        ),
+        rows=(reference.num_rows, current.num_rows),
+    )
+
+
+def _distribution_plot(name: str, reference: np.ndarray, current: np.ndarray, numeric: bool) -> str:
+    figure, axis = plt.subplots(figsize=(4.5, 2.8))
+    if numeric:
+        ref, cur = reference[~np.isnan(reference)], current[~np.isnan(current)]
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
+        axis.hist(ref, edges, density=True, alpha=0.5, label="reference")
+        axis.hist(cur, edges, density=True, alpha=0.5, label="current")
+    else:
+        keys = sorted({str(v) for v in (*reference, *current)})[:15]
+        x = np.arange(len(keys))
+        for offset, (values, label) in enumerate(((reference, "reference"), (current, "current"))):
+            share = [np.mean([str(v) == k for v in values]) for k in keys]
+            axis.bar(x + offset * 0.4, share, width=0.4, label=label)
+        axis.set_xticks(x + 0.2)
+        axis.set_xticklabels(keys, rotation=30, ha="right")
+    axis.set_title(name)
+    axis.legend()
+    return svg(figure)
+
+
+def render_drift_html(
+    title: str,
+    result: DriftResult,
+    reference: pa.Table,
+    current: pa.Table,
+    reference_scores: np.ndarray,
+    current_scores: np.ndarray,
+    plots: int = 12,
+) -> str:
+    """The drift report: verdicts, per-column table, and distribution plots of the most drifted."""
+    groups = feature_columns(reference.schema)
+    numeric = {name: kind for members in groups.values() for name, kind in members}
+    ranked = sorted(
+        result.features.columns,
+        key=lambda c: (
+            not c.drifted,
+            -(c.statistic if c.method in ("wasserstein", "jensenshannon") else 0),
+        ),
+    )[:plots]
+    figures = [
+        _distribution_plot("prediction (champion score)", reference_scores, current_scores, True)
+    ] + [
+        _distribution_plot(
+            c.column,
+            _values(reference, c.column, numeric[c.column]),
+            _values(current, c.column, numeric[c.column]),
+            numeric[c.column],
+        )
+        for c in ranked
+    ]
+    group_rows = [
+        [g, f"{share:.2f}", f"{threshold:.2f}", "DRIFTED" if drifted else "ok"]
+        for g, (share, threshold, drifted) in result.features.groups.items()
+    ]
+    column_rows = [
+        [
+            c.column,
+            c.kind,
+            c.method,
+            f"{c.statistic:.4f}",
+            str(c.threshold),
+            "yes" if c.drifted else "no",
+            f"{c.psi:.4f}",
+            c.psi_band,
+        ]
+        for c in sorted(result.all_columns(), key=lambda c: (not c.drifted, c.column))
+    ]
+    schema = result.schema
+    return "\n".join(
+        [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{title}</h1>",
+            f"<p>Reference: {result.rows[0]:,} rows the champion was trained on; current: "
+            f"{result.rows[1]:,} rows. Positive rate {result.positive_rates[0]:.3f} → "
+            f"{result.positive_rates[1]:.3f}.</p>",
+            "<h2>Verdicts</h2>",
+            table(["feature group", "share drifted", "threshold", "verdict"], group_rows),
+            f"<p>Prediction drift: {'yes' if result.prediction.drifted else 'no'} "
+            f"({result.prediction.method} {result.prediction.statistic:.4f}). Label drift: "
+            f"{'yes' if result.label.drifted else 'no'}. Schema: new columns "
+            f"{schema.new_columns or 'none'}, missing {schema.missing_columns or 'none'}, new "
+            f"categories {schema.new_categories or 'none'}.</p>",
+            "<h2>Distributions</h2>",
+            "<div>" + "".join(figures) + "</div>",
+            "<h2>Every column</h2>",
+            table(
+                ["column", "kind", "method", "statistic", "threshold", "drifted", "PSI", "band"],
+                column_rows,
+            ),
+            "</body></html>",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the champion must keep doing on the latest labelled day, and how old it may get."""
+
+    min_ndcg: float = 0.02
+    min_ratio_to_popularity: float = 1.0
+    max_age_days: int = 14
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """The champion's latest-day NDCG@10 against popularity and the objective, and its age."""
+
+    day: str
+    ndcg: float
+    popularity_ndcg: float
+    users: int
+    age_days: int
+    objective: Objective
+
+    @property
+    def floor(self) -> float:
+        ratio = self.objective.min_ratio_to_popularity
+        return max(self.objective.min_ndcg, self.popularity_ndcg * ratio)
+
+    @property
+    def meets_objective(self) -> bool:
+        return self.ndcg >= self.floor
+
+    @property
+    def fresh(self) -> bool:
+        return self.age_days <= self.objective.max_age_days
+
+    def reason(self) -> str:
+        objective = self.objective
+        return (
+            f"NDCG@10 on {self.day} {self.ndcg:.4f} for {self.users} users vs objective "
+            f"{self.floor:.4f} (the larger of {objective.min_ndcg} and "
+            f"{objective.min_ratio_to_popularity} x popularity {self.popularity_ndcg:.4f})"
+        )
+
+
+def data_age_days(train_cutoff: datetime, examples: pa.Table) -> int:
+    """Days from the end of the champion's training labels to the newest label: data time, not
+    wall-clock time, so replays and simulations age models the way production would."""
+    newest = pc.max(examples["label_ts"]).as_py()
+    return max((newest.date() - train_cutoff.date()).days, 0)

@@ -1,0 +1,113 @@
+"""Monitoring the serving champion on the newest data; the `monitoring` assets wrap these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from typing import TYPE_CHECKING
+
+from sands.evaluation import (
+    PRIMARY,
+    EvaluationSpec,
+    PopularityRecommender,
+    RankerRecommender,
+    evaluate,
+    evaluation_setup,
+    temporal_split,
+)
+from sands.evaluation_run import feature_rows_at
+from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
+from sands.monitoring import (
+    DriftResult,
+    Objective,
+    QualityVerdict,
+    compare,
+    data_age_days,
+    recent_window,
+    render_drift_html,
+)
+from sands.training_store import read_training_set
+
+if TYPE_CHECKING:
+    from sands.registry import Registry
+
+
+@dataclass
+class DriftRun:
+    """A drift comparison for the champion and its rendered report."""
+
+    champion_version: int
+    result: DriftResult
+    html: str
+    window: tuple[str, str]
+
+
+def champion_drift(
+    registry: Registry,
+    lake_root: str,
+    window_days: int,
+    share_thresholds: dict[str, float],
+    storage_options: dict[str, str] | None = None,
+) -> DriftRun | None:
+    """The newest `window_days` of labelled rows against the rows the champion trained on."""
+    champion = registry.champion_version()
+    if champion is None:
+        return None
+    tags = registry.version(champion).tags
+    trained_on, _, _ = read_training_set(
+        lake_root, int(tags["sands.delta.training_examples"]), storage_options
+    )
+    reference, _ = temporal_split(trained_on, datetime.fromisoformat(tags["sands.train_cutoff"]))
+    latest, _, _ = read_training_set(lake_root, None, storage_options)
+    current = recent_window(latest, window_days)
+    model = registry.load_ranker(champion)
+    ref_scores, cur_scores = model.scores(reference), model.scores(current)
+    result = compare(reference, current, ref_scores, cur_scores, share_thresholds)
+    first = current["label_ts"].to_pylist()
+    window = (min(first).date().isoformat(), max(first).date().isoformat())
+    html = render_drift_html(
+        f"Drift of {window[0]}..{window[1]} against champion v{champion}'s training rows",
+        result,
+        reference,
+        current,
+        ref_scores,
+        cur_scores,
+    )
+    return DriftRun(champion_version=champion, result=result, html=html, window=window)
+
+
+def champion_quality(
+    registry: Registry,
+    lake_root: str,
+    objective: Objective,
+    spec: EvaluationSpec,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[int, QualityVerdict] | None:
+    """The champion and popularity ranked over the full catalogue for the newest label day."""
+    champion = registry.champion_version()
+    if champion is None:
+        return None
+    examples, _, sources = read_training_set(lake_root, None, storage_options)
+    last = max(examples["label_ts"].to_pylist())
+    split = datetime.combine(last.date(), time(), tzinfo=UTC)
+    versions = sources.as_dict()
+    users = feature_rows_at(
+        USER_FEATURES, lake_root, versions["user_features"], split, storage_options
+    )
+    works = feature_rows_at(
+        ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
+    )
+    setup = evaluation_setup(examples, users, works, None, split, spec)
+    model = registry.load_ranker(champion)
+    served = evaluate(RankerRecommender("champion", model), setup)
+    baseline = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
+    cutoff = datetime.fromisoformat(registry.version(champion).tags["sands.train_cutoff"])
+    verdict = QualityVerdict(
+        day=split.date().isoformat(),
+        ndcg=served.overall[PRIMARY],
+        popularity_ndcg=baseline.overall[PRIMARY],
+        users=int(served.overall["users"]),
+        age_days=data_age_days(cutoff, examples),
+        objective=objective,
+    )
+    return champion, verdict

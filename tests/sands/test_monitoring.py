@@ -1,0 +1,72 @@
+"""Monitoring logic: which columns are compared, the recent window, drift verdicts, objectives."""
+
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pyarrow as pa
+
+from sands.monitoring import (
+    Objective,
+    QualityVerdict,
+    compare,
+    data_age_days,
+    feature_columns,
+    recent_window,
+    render_drift_html,
+)
+from tests.models import planted_examples
+
+
+def test_feature_columns_are_the_joined_features_without_bookkeeping():
+    examples = planted_examples(users=3, days=1).append_column(
+        "user_feature_ts", pa.array([datetime(2026, 9, 1, tzinfo=UTC)] * 18)
+    )
+    groups = feature_columns(examples.schema)
+    names = {n for members in groups.values() for n, _ in members}
+    assert "user_feature_ts" not in names and "user_id" not in names and "label" not in names
+    assert ("user_top_style", False) in groups["user"]
+    assert ("artwork_price", True) in groups["artwork"]
+
+
+def test_recent_window_keeps_the_last_label_days():
+    examples = planted_examples(users=4, days=5)
+    window = recent_window(examples, 2)
+    days = {ts.date() for ts in window["label_ts"].to_pylist()}
+    assert days == {date(2026, 9, 4), date(2026, 9, 5)}
+
+
+def test_a_shifted_world_drifts_and_the_same_world_does_not():
+    reference = planted_examples(users=200, days=4, seed=0)
+    same = planted_examples(users=200, days=2, seed=1)
+    scores = np.random.default_rng(0).normal(size=reference.num_rows)
+    steady = compare(reference, same, scores, np.random.default_rng(1).normal(size=same.num_rows))
+    assert not steady.drifted and not steady.features.drifted
+    # Every artwork gets pricier and more viewed, every user's taste moves: a different world.
+    shifted = same
+    for column, factor in (("artwork_price", 3.0), ("artwork_n_view_7d", 4.0)):
+        values = np.asarray(shifted[column].to_numpy(), dtype=float) * factor
+        shifted = shifted.set_column(
+            shifted.schema.get_field_index(column), column, pa.array(values, pa.float64())
+        )
+    moved = compare(reference, shifted, scores, scores[: same.num_rows] + 2.0)
+    drifted = {c.column for c in moved.features.columns if c.drifted}
+    assert {"artwork_price", "artwork_n_view_7d"} <= drifted
+    assert moved.prediction.drifted and moved.drifted
+    html = render_drift_html("t", moved, reference, shifted, scores, scores[: same.num_rows] + 2)
+    assert html.count("<svg") >= 3 and "artwork_price" in html
+    assert "| artwork_price |" in moved.markdown()
+
+
+def test_quality_verdict_against_objective_and_popularity():
+    objective = Objective(min_ndcg=0.05, min_ratio_to_popularity=1.0, max_age_days=7)
+    good = QualityVerdict("2026-09-14", 0.12, 0.08, 500, 3, objective)
+    assert good.meets_objective and good.fresh and good.floor == 0.08
+    assert not QualityVerdict("d", 0.07, 0.08, 500, 3, objective).meets_objective
+    assert not QualityVerdict("d", 0.04, 0.01, 500, 3, objective).meets_objective
+    assert not QualityVerdict("d", 0.2, 0.01, 500, 8, objective).fresh
+
+
+def test_champion_age_is_counted_in_data_days():
+    examples = planted_examples(users=2, days=5)  # labels 2026-09-01 .. 09-05
+    assert data_age_days(datetime(2026, 9, 3, tzinfo=UTC), examples) == 2
+    assert data_age_days(datetime(2026, 9, 9, tzinfo=UTC), examples) == 0
