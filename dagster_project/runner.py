@@ -91,7 +91,9 @@ def run_training_data(instance: DagsterInstance) -> ExecuteInProcessResult:
 
 
 def run_model_training(
-    instance: DagsterInstance, ops_config: dict[str, dict] | None = None
+    instance: DagsterInstance,
+    ops_config: dict[str, dict] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> ExecuteInProcessResult:
     """Segments, similarity, popularity, ranker, evaluation and (gated) promotion, as one run."""
     from dagster_project.definitions import build_defs
@@ -101,4 +103,6 @@ def run_model_training(
     if ops_config:
         run_config["ops"] = {name: {"config": c} for name, c in ops_config.items()}
     job = build_defs().resolve_job_def("model_training")
-    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    return job.execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config, tags=tags
+    )

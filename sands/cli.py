@@ -349,7 +349,14 @@ def train(
         raise typer.Exit(1)
 
 
-def _train(paths: SandsPaths, config: dict[str, dict]) -> bool:
+@app.command()
+def retrain() -> None:
+    """On-demand retrain (trigger 1 of 5): monitoring, training, evaluation, gated promotion."""
+    if not _train(SandsPaths.from_env(), {}, tags={"sands/trigger": "on demand"}):
+        raise typer.Exit(1)
+
+
+def _train(paths: SandsPaths, config: dict[str, dict], tags: dict[str, str] | None = None) -> bool:
     """Run the model_training job; a gate rejection is an outcome, not an error."""
     from dagster_project.runner import instance_for, run_model_training
 
@@ -357,7 +364,7 @@ def _train(paths: SandsPaths, config: dict[str, dict]) -> bool:
     result = _quietly(
         paths,
         "segments, similarity, ranker, evaluation, promotion",
-        lambda: run_model_training(instance, config),
+        lambda: run_model_training(instance, config, tags),
     )
     meta = _materializations(result)
     ranker = meta.get("ranker")

@@ -26,6 +26,7 @@ def test_help_lists_the_commands():
         "ui",
         "contract-docs",
         "train",
+        "retrain",
         "models",
         "promote",
         "rollback",
