@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 SMALL_SAMPLE = 1_000
 DISTANCE_THRESHOLD = 0.1
@@ -42,19 +43,29 @@ class ColumnDrift:
         return "moderate" if self.psi >= PSI_MODERATE else "stable"
 
 
+def _sorted_numbers(values: np.ndarray | pa.Array) -> np.ndarray:
+    numbers = np.asarray(values, dtype=np.float64)
+    return np.sort(numbers[~np.isnan(numbers)])
+
+
 def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     """Earth mover's distance between the two samples over the reference's std (floor 0.001)."""
-    ref, cur = np.sort(reference), np.sort(current)
+    ref, cur = _sorted_numbers(reference), _sorted_numbers(current)
     return _wasserstein_sorted(ref, cur) / max(float(np.std(ref)), 0.001)
 
 
 def _wasserstein_sorted(ref: np.ndarray, cur: np.ndarray) -> float:
     # Integrate |F_ref - F_cur| between consecutive points of the pooled sample (as scipy does).
-    pooled = np.sort(np.concatenate([ref, cur]))
+    # A stable sort of two sorted runs is a linear merge.
+    pooled = np.sort(np.concatenate([ref, cur]), kind="stable")
     deltas = np.diff(pooled)
     ref_cdf = np.searchsorted(ref, pooled[:-1], side="right") / len(ref)
     cur_cdf = np.searchsorted(cur, pooled[:-1], side="right") / len(cur)
     return float(np.sum(np.abs(ref_cdf - cur_cdf) * deltas))
+
+
+def _distinct_sorted(values: np.ndarray) -> int:
+    return int(np.count_nonzero(np.diff(values))) + 1 if len(values) else 0
 
 
 def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
@@ -64,26 +75,51 @@ def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
     return np.where(percents == 0, floor, percents)
 
 
+def category_counts(
+    reference: Sequence | pa.Array, current: Sequence | pa.Array
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of each value on both sides over the union of values (missing values left out),
+    by hashing (dictionary encoding) rather than sorting."""
+    ref = pa.array(reference).drop_null().cast(pa.string())
+    cur = pa.array(current).drop_null().cast(pa.string())
+    encoded = pa.concat_arrays([ref, cur]).dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    size = len(encoded.dictionary)
+    return (
+        np.bincount(codes[: len(ref)], minlength=size).astype(float),
+        np.bincount(codes[len(ref) :], minlength=size).astype(float),
+    )
+
+
+def _numeric_shares(ref_sorted: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if _distinct_sorted(ref_sorted) > 20:
+        edges = np.histogram_bin_edges(np.concatenate([ref_sorted, cur]), bins="sturges")
+        return (
+            np.histogram(ref_sorted, edges)[0] / len(ref_sorted),
+            np.histogram(cur, edges)[0] / len(cur),
+        )
+    keys, codes = np.unique(np.concatenate([ref_sorted, cur]), return_inverse=True)
+    return (
+        np.bincount(codes[: len(ref_sorted)], minlength=len(keys)) / len(ref_sorted),
+        np.bincount(codes[len(ref_sorted) :], minlength=len(keys)) / len(cur),
+    )
+
+
 def binned_shares(
     reference: np.ndarray, current: np.ndarray, numeric: bool, fill_zeroes: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shares of each sample per bin: Sturges bins for many-valued numbers, else per value."""
-    if numeric and len(np.unique(reference)) > 20:
-        edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
-        ref = np.histogram(reference, edges)[0] / len(reference)
-        cur = np.histogram(current, edges)[0] / len(current)
+    if numeric:
+        ref, cur = _numeric_shares(_sorted_numbers(reference), _sorted_numbers(current))
     else:
-        keys, codes = np.unique(np.concatenate([reference, current]), return_inverse=True)
-        ref = np.bincount(codes[: len(reference)], minlength=len(keys)) / len(reference)
-        cur = np.bincount(codes[len(reference) :], minlength=len(keys)) / len(current)
+        ref_counts, cur_counts = category_counts(reference, current)
+        ref, cur = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
     if fill_zeroes:
         ref, cur = _fill_zeroes(ref), _fill_zeroes(cur)
     return ref, cur
 
 
-def jensen_shannon(reference: np.ndarray, current: np.ndarray, numeric: bool) -> float:
-    """Jensen-Shannon distance (natural log, as scipy) between the binned shares."""
-    p, q = binned_shares(reference, current, numeric, fill_zeroes=False)
+def _jensen_shannon_shares(p: np.ndarray, q: np.ndarray) -> float:
     p, q = p / p.sum(), q / q.sum()
     m = (p + q) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -92,10 +128,19 @@ def jensen_shannon(reference: np.ndarray, current: np.ndarray, numeric: bool) ->
     return float(np.sqrt(max((left + right) / 2, 0.0)))
 
 
+def _psi_shares(ref: np.ndarray, cur: np.ndarray) -> float:
+    ref, cur = _fill_zeroes(ref), _fill_zeroes(cur)
+    return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def jensen_shannon(reference: np.ndarray, current: np.ndarray, numeric: bool) -> float:
+    """Jensen-Shannon distance (natural log, as scipy) between the binned shares."""
+    return _jensen_shannon_shares(*binned_shares(reference, current, numeric, fill_zeroes=False))
+
+
 def psi(reference: np.ndarray, current: np.ndarray, numeric: bool) -> float:
     """Population stability index over the binned shares (empty bins filled as Evidently)."""
-    ref, cur = binned_shares(reference, current, numeric, fill_zeroes=True)
-    return float(np.sum((ref - cur) * np.log(ref / cur)))
+    return _psi_shares(*binned_shares(reference, current, numeric, fill_zeroes=False))
 
 
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
@@ -105,47 +150,63 @@ def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     return float(ks_2samp(reference, current).pvalue)
 
 
-def chi_square_p_value(reference: np.ndarray, current: np.ndarray) -> float:
-    """Chi-square p-value of current counts against reference shares scaled to the current size."""
+def _chi_square_counts(ref: np.ndarray, cur: np.ndarray) -> float:
     from scipy.stats import chisquare  # imported on use
 
-    keys, codes = np.unique(np.concatenate([reference, current]), return_inverse=True)
-    ref = np.bincount(codes[: len(reference)], minlength=len(keys)).astype(float)
-    cur = np.bincount(codes[len(reference) :], minlength=len(keys)).astype(float)
-    if len(keys) < 2:
+    if len(ref) < 2:
         return 1.0  # one category on both sides: nothing can have moved
-    expected = ref * len(current) / len(reference)
+    expected = ref * cur.sum() / ref.sum()
     return float(chisquare(cur, expected).pvalue)
 
 
-def _clean(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind in "fc":
-        return values[~np.isnan(values)]
-    return np.asarray([v for v in values if v is not None], dtype=object).astype(str)
+def chi_square_p_value(reference: np.ndarray, current: np.ndarray) -> float:
+    """Chi-square p-value of current counts against reference shares scaled to the current size."""
+    return _chi_square_counts(*category_counts(reference, current))
 
 
-def column_drift(
-    name: str, reference: np.ndarray, current: np.ndarray, numeric: bool
-) -> ColumnDrift:
-    """Evidently's default test for the column, with its threshold; PSI alongside."""
-    ref, cur = _clean(np.asarray(reference)), _clean(np.asarray(current))
-    kind = "numeric" if numeric else "categorical"
+def _numeric_drift(name: str, reference, current) -> ColumnDrift:
+    ref, cur = _sorted_numbers(reference), _sorted_numbers(current)
     if len(ref) == 0 or len(cur) == 0:
-        return ColumnDrift(name, kind, "empty", float("nan"), 0.0, False, float("nan"))
-    many_values = numeric and len(np.unique(ref)) > 5
+        return ColumnDrift(name, "numeric", "empty", float("nan"), 0.0, False, float("nan"))
+    shares = _numeric_shares(ref, cur)
+    many_values = _distinct_sorted(ref) > 5
     if len(ref) <= SMALL_SAMPLE:
         if many_values:
             method, stat = "ks", ks_p_value(ref, cur)
         else:
-            method, stat = "chisquare", chi_square_p_value(ref, cur)
+            method = "chisquare"
+            stat = _chi_square_counts(shares[0] * len(ref), shares[1] * len(cur))
         drifted, threshold = stat < P_VALUE_THRESHOLD, P_VALUE_THRESHOLD
     else:
         if many_values:
-            method, stat = "wasserstein", wasserstein_normed(ref, cur)
+            method = "wasserstein"
+            stat = _wasserstein_sorted(ref, cur) / max(float(np.std(ref)), 0.001)
         else:
-            method, stat = "jensenshannon", jensen_shannon(ref, cur, numeric)
+            method, stat = "jensenshannon", _jensen_shannon_shares(*shares)
         drifted, threshold = stat >= DISTANCE_THRESHOLD, DISTANCE_THRESHOLD
-    return ColumnDrift(name, kind, method, stat, threshold, drifted, psi(ref, cur, numeric))
+    return ColumnDrift(name, "numeric", method, stat, threshold, drifted, _psi_shares(*shares))
+
+
+def _categorical_drift(name: str, reference, current) -> ColumnDrift:
+    ref_counts, cur_counts = category_counts(reference, current)
+    ref_total, cur_total = ref_counts.sum(), cur_counts.sum()
+    if ref_total == 0 or cur_total == 0:
+        return ColumnDrift(name, "categorical", "empty", float("nan"), 0.0, False, float("nan"))
+    shares = (ref_counts / ref_total, cur_counts / cur_total)
+    if ref_total <= SMALL_SAMPLE:
+        method, stat = "chisquare", _chi_square_counts(ref_counts, cur_counts)
+        drifted, threshold = stat < P_VALUE_THRESHOLD, P_VALUE_THRESHOLD
+    else:
+        method, stat = "jensenshannon", _jensen_shannon_shares(*shares)
+        drifted, threshold = stat >= DISTANCE_THRESHOLD, DISTANCE_THRESHOLD
+    return ColumnDrift(name, "categorical", method, stat, threshold, drifted, _psi_shares(*shares))
+
+
+def column_drift(name: str, reference, current, numeric: bool) -> ColumnDrift:
+    """Evidently's default test for the column, with its threshold; PSI alongside."""
+    if numeric:
+        return _numeric_drift(name, reference, current)
+    return _categorical_drift(name, reference, current)
 
 
 @dataclass(frozen=True)
