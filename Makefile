@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install redis demo test lint ui bench clean feast-venv
+.PHONY: install redis demo test lint ui bench clean feast-venv evidently-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,11 +38,11 @@ lint: install
 ui: install
 	$(VENV)/bin/sands ui
 
-bench: install feast-venv
+bench: install feast-venv evidently-venv
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(FEAST_VENV) .sands .pytest_cache dbt/target
+	rm -rf $(VENV) $(FEAST_VENV) $(EVIDENTLY_VENV) .sands .pytest_cache dbt/target
 
 FEAST_VENV := .venv-feast
 $(FEAST_VENV)/.installed-stamp: Makefile
@@ -51,3 +51,12 @@ $(FEAST_VENV)/.installed-stamp: Makefile
 	$(FEAST_VENV)/bin/uv pip install --quiet --python $(FEAST_VENV)/bin/python "feast[duckdb]==0.67.0" "duckdb==2.0.0" "ibis-framework==12.0.0" "dask==2026.8.0" "pandas==2.3.3" "pyarrow==26.0.1" "numpy==2.4.6"
 	touch $@
 feast-venv: $(FEAST_VENV)/.installed-stamp
+
+# Evidently, the drift peer, in its own environment (its pins clash with ours).
+EVIDENTLY_VENV := .venv-evidently
+$(EVIDENTLY_VENV)/.installed-stamp: Makefile
+	test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/python -m pip install --quiet --upgrade "uv>=0.9,<1"
+	$(EVIDENTLY_VENV)/bin/uv pip install --quiet --python $(EVIDENTLY_VENV)/bin/python "evidently==0.7.21" "pandas==2.3.3" "numpy==2.4.6" "pyarrow==26.0.1"
+	touch $@
+evidently-venv: $(EVIDENTLY_VENV)/.installed-stamp

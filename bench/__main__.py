@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import feature_build, ingestion, online, pit
+from bench import drift, feature_build, ingestion, online, pit
 
 BENCHMARKS = {
     "ingestion": ingestion.main,
     "pit": pit.main,
     "feature_build": feature_build.main,
     "online": online.main,
+    "drift": drift.main,
 }
 
 if __name__ == "__main__":
