@@ -176,11 +176,23 @@ def demo(
     events_per_day: Annotated[int, typer.Option(min=1)] = 20_000,
     bad_rows: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.01,
     fresh: Annotated[bool, typer.Option(help="Wipe SANDS_HOME first.")] = False,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Play day by day through the sensors and automation instead (steady | "
+            "taste-shift | new-trend | demographic-shift), printing a timeline."
+        ),
+    ] = None,
+    shift_day: Annotated[int | None, typer.Option(help="Day index the scenario starts.")] = None,
 ) -> None:
     """The main job on embedded defaults: simulate a marketplace, then run the pipeline on it."""
     paths = SandsPaths.from_env()
     if fresh and Path(paths.home).exists():
         shutil.rmtree(paths.home)
+    if scenario is not None:
+        if not _play(paths, days, events_per_day, scenario, shift_day):
+            raise typer.Exit(1)
+        return
     simulate(
         days=days,
         events_per_day=events_per_day,
@@ -209,6 +221,87 @@ def demo(
     )
     if not ok:
         raise typer.Exit(1)
+
+
+SHORT_TRIGGERS = {
+    "scheduled": "cron",
+    "new training data": "data",
+    "champion below objective or stale": "quality",
+    "drift detected": "drift",
+}
+
+
+def _play(
+    paths: SandsPaths, days: int, events_per_day: int, scenario: str, shift_day: int | None
+) -> bool:
+    """Play a scenario through the self-running loop; print the timeline and the verdicts."""
+    from dagster_project.scenario import play
+    from sands.evaluation import EvaluationSpec
+    from sands.monitoring_run import latest_day_ndcg
+    from sands.simulator import Scenario, SimulationConfig
+
+    try:
+        chosen = Scenario(scenario)
+    except ValueError as error:
+        raise typer.BadParameter(f"unknown scenario {scenario!r}") from error
+    config = SimulationConfig(
+        seed=7,
+        start=date(2026, 9, 1),
+        days=days,
+        events_per_day=events_per_day,
+        scenario=chosen,
+        scenario_day=shift_day,
+    )
+    table = Table(
+        "day",
+        "runs",
+        "retrain trigger",
+        "drift",
+        "gate",
+        "champion",
+        "champion NDCG@10",
+        "popularity",
+        title=f"{scenario}: what the loop did by itself",
+    )
+
+    def show(r) -> None:
+        table.add_row(
+            r.day,
+            f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),
+            ", ".join(SHORT_TRIGGERS.get(t, t) for t in r.triggers) or "-",
+            {None: "-", True: "[red]drifted[/]", False: "ok"}[r.drift],
+            {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
+            f"v{r.champion}" if r.champion else "-",
+            f"{r.champion_ndcg:.4f}" if r.champion_ndcg is not None else "-",
+            f"{r.popularity_ndcg:.4f}" if r.popularity_ndcg is not None else "-",
+        )
+        console.print(f"{r.day}: {r.runs} runs, triggers: {', '.join(r.triggers) or 'none'}")
+
+    records = _quietly(
+        paths, f"playing {days} days ({scenario})", lambda: play(paths, config, show)
+    )
+    console.print(table)
+    shift = config.shift_day
+    retrains = [r for r in records if r.triggers]
+    on_drift = [r.day for r in records if "drift detected" in r.triggers]
+    console.print(
+        f"{len(retrains)} retrains; drift-triggered on: {', '.join(on_drift) or 'no day'}; "
+        f"shift at day index {shift} ({records[shift].day if shift < len(records) else 'after'})"
+    )
+    frozen = (
+        next((r.champion for r in reversed(records[:shift]) if r.champion), None)
+        if shift < len(records)
+        else None
+    )
+    final = records[-1].champion if records else None
+    if frozen and final and frozen != final:
+        registry = _registry()
+        day, scores = latest_day_ndcg(registry, paths.lake, [frozen, final], EvaluationSpec())
+        console.print(
+            f"On {day}: champion v{final} NDCG@10 {scores[f'v{final}']:.4f} vs frozen pre-shift "
+            f"v{frozen} {scores[f'v{frozen}']:.4f} vs popularity {scores['popularity']:.4f}"
+        )
+    return all(r.failed_runs == 0 for r in records)
 
 
 def _materializations(result) -> dict[str, dict[str, object]]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sands.evaluation import (
     PRIMARY,
+    EvaluationSetup,
     EvaluationSpec,
     PopularityRecommender,
     RankerRecommender,
@@ -76,6 +77,42 @@ def champion_drift(
     return DriftRun(champion_version=champion, result=result, html=html, window=window)
 
 
+def latest_day_ndcg(
+    registry: Registry,
+    lake_root: str,
+    versions: list[int],
+    spec: EvaluationSpec,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[str, dict[str, float]]:
+    """NDCG@10 of registered versions and popularity over the full catalogue, newest label day."""
+    setup = _latest_day_setup(lake_root, spec, storage_options)
+    scores = {
+        f"v{v}": evaluate(RankerRecommender(f"v{v}", registry.load_ranker(v)), setup).overall[
+            PRIMARY
+        ]
+        for v in versions
+    }
+    popularity = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
+    scores["popularity"] = popularity.overall[PRIMARY]
+    return setup.split.date().isoformat(), scores
+
+
+def _latest_day_setup(
+    lake_root: str, spec: EvaluationSpec, storage_options: dict[str, str] | None
+) -> EvaluationSetup:
+    examples, _, sources = read_training_set(lake_root, None, storage_options)
+    last = max(examples["label_ts"].to_pylist())
+    split = datetime.combine(last.date(), time(), tzinfo=UTC)
+    versions = sources.as_dict()
+    users = feature_rows_at(
+        USER_FEATURES, lake_root, versions["user_features"], split, storage_options
+    )
+    works = feature_rows_at(
+        ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
+    )
+    return evaluation_setup(examples, users, works, None, split, spec)
+
+
 def champion_quality(
     registry: Registry,
     lake_root: str,
@@ -87,17 +124,8 @@ def champion_quality(
     champion = registry.champion_version()
     if champion is None:
         return None
-    examples, _, sources = read_training_set(lake_root, None, storage_options)
-    last = max(examples["label_ts"].to_pylist())
-    split = datetime.combine(last.date(), time(), tzinfo=UTC)
-    versions = sources.as_dict()
-    users = feature_rows_at(
-        USER_FEATURES, lake_root, versions["user_features"], split, storage_options
-    )
-    works = feature_rows_at(
-        ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
-    )
-    setup = evaluation_setup(examples, users, works, None, split, spec)
+    setup = _latest_day_setup(lake_root, spec, storage_options)
+    examples, split = setup.holdout, setup.split
     model = registry.load_ranker(champion)
     served = evaluate(RankerRecommender("champion", model), setup)
     baseline = evaluate(PopularityRecommender(spec.popularity_window_days), setup)

@@ -1,0 +1,141 @@
+"""The self-running loop, in process: the landing sensor and the automation conditions ticked
+against the instance under SANDS_HOME, every request executed, nothing materialized by hand.
+
+It is what `dagster dev`'s daemon does, made synchronous so a simulated day can be played, its
+consequences awaited, and a timeline recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    build_sensor_context,
+    evaluate_automation_conditions,
+)
+
+from assets.automation import DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
+from dagster_project.runner import QUIET
+
+RANKER = AssetKey("ranker")
+TRIGGERS = (SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED)
+# Gate rejections fail runs by design; the timeline reports them instead.
+SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class TickOutcome:
+    """What one automation tick requested, why the ranker was in it, and the runs' results."""
+
+    requested: list[str]
+    ranker_triggers: list[str]
+    results: list[ExecuteInProcessResult] = field(default_factory=list)
+
+
+def _true_labels(result, wanted: tuple[str, ...]) -> list[str]:
+    found: list[str] = []
+
+    def walk(node) -> None:
+        label = node.condition.get_label()
+        if label in wanted and node.true_subset.size > 0:
+            found.append(label)
+        for child in node.child_results:
+            walk(child)
+
+    walk(result)
+    return found
+
+
+class Loop:
+    """Sensor and automation ticks with a clock the caller moves (simulated or real time)."""
+
+    def __init__(
+        self, defs: Definitions, instance: DagsterInstance, resources: dict[str, object]
+    ) -> None:
+        self.defs = defs
+        self.resources = resources
+        self.instance = instance
+        self.sensor_cursor: str | None = None
+        self.automation_cursor = None
+
+    def landing_tick(self) -> list[ExecuteInProcessResult]:
+        """Evaluate the landing-zone sensor and run what it requests, in order."""
+        sensor = self.defs.resolve_sensor_def("landing_zone_sensor")
+        context = build_sensor_context(
+            instance=self.instance,
+            cursor=self.sensor_cursor,
+            definitions=self.defs,
+            resources=self.resources,
+        )
+        data = sensor.evaluate_tick(context)
+        self.sensor_cursor = data.cursor
+        results = []
+        for request in data.run_requests or []:
+            job = self.defs.resolve_job_def(request.job_name)
+            results.append(
+                job.execute_in_process(
+                    instance=self.instance,
+                    partition_key=request.partition_key,
+                    tags=dict(request.tags),
+                    run_config=QUIET,
+                    raise_on_error=False,
+                )
+            )
+        return results
+
+    def automation_tick(self, now: datetime) -> TickOutcome:
+        """Evaluate every automation condition at `now` and run what is requested, as one run."""
+        result = evaluate_automation_conditions(
+            defs=self.defs,
+            instance=self.instance,
+            cursor=self.automation_cursor,
+            evaluation_time=now,
+        )
+        self.automation_cursor = result.cursor
+        keys = [r.key for r in result.results if isinstance(r.key, AssetKey) and r.true_subset.size]
+        triggers = [
+            label
+            for r in result.results
+            if r.key == RANKER and r.true_subset.size
+            for label in _true_labels(r, TRIGGERS)
+        ]
+        outcome = TickOutcome(
+            requested=sorted(k.to_user_string() for k in keys), ranker_triggers=triggers
+        )
+        if keys:
+            job = self.defs.get_repository_def().get_implicit_job_def_for_assets(keys)
+            outcome.results.append(
+                job.execute_in_process(
+                    instance=self.instance,
+                    asset_selection=keys,
+                    tags={"sands/trigger": ", ".join(triggers)} if triggers else None,
+                    run_config=SILENT,
+                    raise_on_error=False,
+                )
+            )
+        return outcome
+
+    def settle(
+        self,
+        start: datetime,
+        step: timedelta = timedelta(minutes=10),
+        max_ticks: int = 8,
+        on_tick: Callable[[TickOutcome], None] | None = None,
+    ) -> list[TickOutcome]:
+        """Tick automation until a tick requests nothing (the loop is at rest)."""
+        outcomes, now = [], start
+        for _ in range(max_ticks):
+            outcome = self.automation_tick(now)
+            if not outcome.requested:
+                break
+            outcomes.append(outcome)
+            if on_tick:
+                on_tick(outcome)
+            now += step
+        return outcomes
