@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as time_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -27,6 +28,7 @@ class DayRecord:
     champion: int | None = None
     champion_ndcg: float | None = None
     popularity_ndcg: float | None = None
+    seconds: float = 0.0  # files landing -> loop at rest (ingest ... promotion)
 
 
 def _checks(result: ExecuteInProcessResult) -> dict[str, bool]:
@@ -71,6 +73,7 @@ def play(
     records = []
     for drop in Marketplace(config).days():
         write_drop(drop, paths.landing, paths.storage_options, "parquet")
+        landed = time_module.perf_counter()
         record = DayRecord(day=drop.day.isoformat())
         for result in loop.landing_tick():
             record.runs += 1
@@ -79,6 +82,7 @@ def play(
         morning = datetime.combine(drop.day + timedelta(days=1), time(1), tzinfo=UTC)
         loop.settle(morning, on_tick=lambda outcome, r=record: _absorb(r, outcome))
         record.champion = registry.champion_version()
+        record.seconds = time_module.perf_counter() - landed
         records.append(record)
         if on_day:
             on_day(record)

@@ -274,6 +274,7 @@ def _play(
             f"v{r.champion}" if r.champion else "-",
             f"{r.champion_ndcg:.4f}" if r.champion_ndcg is not None else "-",
             f"{r.popularity_ndcg:.4f}" if r.popularity_ndcg is not None else "-",
+            f"{r.seconds:.0f}",
         )
         console.print(f"{r.day}: {r.runs} runs, triggers: {', '.join(r.triggers) or 'none'}")
 
