@@ -31,6 +31,9 @@ class DriftConfig(Config):
     """The current window and, per feature group, the share of drifted columns that is drift."""
 
     window_days: int = Field(default=1, ge=1, description="Newest label days compared.")
+    reference_days: int = Field(
+        default=3, ge=1, description="The champion's last training label days used as reference."
+    )
     share_thresholds: dict[str, float] = Field(
         default_factory=lambda: {"user": 0.5, "artwork": 0.5}
     )
@@ -60,7 +63,12 @@ def feature_drift(
 ) -> MaterializeResult:
     client = registry.open()
     run = champion_drift(
-        client, lake.root, config.window_days, config.share_thresholds, lake.storage_options
+        client,
+        lake.root,
+        config.window_days,
+        config.share_thresholds,
+        lake.storage_options,
+        config.reference_days,
     )
     if run is None:
         return MaterializeResult(

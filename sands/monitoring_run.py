@@ -49,8 +49,11 @@ def champion_drift(
     window_days: int,
     share_thresholds: dict[str, float],
     storage_options: dict[str, str] | None = None,
+    reference_days: int = 3,
 ) -> DriftRun | None:
-    """The newest `window_days` of labelled rows against the rows the champion trained on."""
+    """The newest `window_days` of labelled rows against the champion's last `reference_days`
+    of training rows: recent enough that trailing-window features are equally mature, so a young
+    history filling up is not mistaken for drift."""
     champion = registry.champion_version()
     if champion is None:
         return None
@@ -58,7 +61,8 @@ def champion_drift(
     trained_on, _, _ = read_training_set(
         lake_root, int(tags["sands.delta.training_examples"]), storage_options
     )
-    reference, _ = temporal_split(trained_on, datetime.fromisoformat(tags["sands.train_cutoff"]))
+    trained, _ = temporal_split(trained_on, datetime.fromisoformat(tags["sands.train_cutoff"]))
+    reference = recent_window(trained, reference_days)
     latest, _, _ = read_training_set(lake_root, None, storage_options)
     current = recent_window(latest, window_days)
     model = registry.load_ranker(champion)
