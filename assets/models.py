@@ -37,7 +37,7 @@ from sands.ranking import (
     train_ranker,
     with_shuffled_labels,
 )
-from sands.segments import assignments, fit_segments, segment_profile
+from sands.segments import assignments, fit_segments, profile_markdown, segment_profile
 from sands.similarity import SimilaritySpec, similarity_table
 from sands.training_store import label_events, read_training_set
 
@@ -85,33 +85,7 @@ def user_segments(
             "dagster/row_count": MetadataValue.int(rows.num_rows),
             "delta_version": MetadataValue.int(written),
             "segments": MetadataValue.int(model.k),
-            "profile": MetadataValue.md(
-                _markdown(
-                    [
-                        "segment",
-                        "users",
-                        "views 28d",
-                        "purchases 28d",
-                        "spend 28d",
-                        "tenure",
-                        "age",
-                    ],
-                    [
-                        [r["segment"], r["segment_count"]]
-                        + [
-                            f"{r[c]:.1f}" if r[c] is not None else "n/a"
-                            for c in (
-                                "views_mean",
-                                "purchases_mean",
-                                "spend_mean",
-                                "tenure_days_mean",
-                                "age_mean",
-                            )
-                        ]
-                        for r in profile.to_pylist()
-                    ],
-                )
-            ),
+            "profile": MetadataValue.md(profile_markdown(profile)),
         },
         data_version=DataVersion(hashlib.sha256(model.to_json().encode()).hexdigest()[:16]),
     )

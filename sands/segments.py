@@ -138,3 +138,18 @@ def share_by_segment(segments: np.ndarray) -> dict[int, float]:
     """Each segment's share of users."""
     counts = np.bincount(segments) if len(segments) else np.array([])
     return {int(s): float(c / counts.sum()) for s, c in enumerate(counts)}
+
+
+PROFILE_COLUMNS = ("views_mean", "purchases_mean", "spend_mean", "tenure_days_mean", "age_mean")
+
+
+def profile_markdown(profile: pa.Table) -> str:
+    """The segment profile as a markdown table."""
+    lines = [
+        "| segment | users | views 28d | purchases 28d | spend 28d | tenure | age |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in profile.to_pylist():
+        values = [f"{row[c]:.1f}" if row[c] is not None else "n/a" for c in PROFILE_COLUMNS]
+        lines.append(f"| {row['segment']} | {row['segment_count']} | " + " | ".join(values) + " |")
+    return "\n".join(lines)

@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from sands.segments import SegmentModel, assignments, fit_segments
+from sands.segments import (
+    SegmentModel,
+    assignments,
+    fit_segments,
+    profile_markdown,
+    segment_profile,
+)
 from tests.models import USER_DEFAULTS, artwork_vector, joined_rows, user_vector, vectors_table
 
 
@@ -57,3 +63,10 @@ def test_fitting_is_deterministic_and_k_is_capped_by_distinct_users():
     table = assignments(users, fit_segments(users, 2))
     assert table.column_names == ["user_id", "segment"] and table.num_rows == 10
     assert np.unique(table["segment"].to_numpy()).tolist() == [0, 1]
+
+
+def test_the_profile_reads_as_a_markdown_table():
+    users = _users()
+    text = profile_markdown(segment_profile(users, fit_segments(users, 2).assign(users)))
+    assert text.splitlines()[2].startswith("| 0 | 6 | ")
+    assert text.splitlines()[3].startswith("| 1 | 4 | ")
