@@ -1,6 +1,7 @@
 """Model layer: user segments, artwork similarity, the popularity baseline and the ranker."""
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import numpy as np
@@ -25,7 +26,7 @@ from resources.storage import LakeResource
 from sands import lake as lake_tables
 from sands import model_store
 from sands.contract import ARTWORKS, INTERACTIONS
-from sands.evaluation import popularity_scores, split_time, temporal_split
+from sands.evaluation import label_day_count, popularity_scores, split_time, temporal_split
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES, latest_snapshot
 from sands.lineage import dbt_manifest_hash, git_commit
 from sands.metrics import roc_auc
@@ -243,6 +244,9 @@ class RankerConfig(Config):
     reg_lambda: float = Field(default=1.0, ge=0)
     seed: int = 0
     threads: int = Field(default=2, ge=1)
+    half_life_days: float | None = Field(
+        default=3.0, gt=0, description="Training weight halves per this many days of label age."
+    )
     eval_days: int = Field(
         default=2, ge=1, description="Last label days held out for the evaluation report."
     )
@@ -261,6 +265,7 @@ class RankerConfig(Config):
             reg_lambda=self.reg_lambda,
             seed=self.seed,
             threads=self.threads,
+            half_life_days=self.half_life_days,
         )
 
 
@@ -286,6 +291,8 @@ def lineage_tags(
     group_name=GROUP,
     automation_condition=retrain(),
     kinds={"xgboost", "mlflow"},
+    # A young history (fewer label days than the held-out window needs) skips, not fails.
+    output_required=False,
     description="XGBoost rank:ndcg ranker (query groups per user and day) trained on the training "
     "set minus its evaluation window; registered in MLflow with lineage, aliased `challenger`.",
 )
@@ -294,9 +301,16 @@ def ranker(
     config: RankerConfig,
     lake: LakeResource,
     registry: RegistryResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     options = lake.storage_options
     examples, training_version, sources = read_training_set(lake.root, None, options)
+    days = label_day_count(examples)
+    if days <= config.eval_days:
+        context.log.warning(
+            f"skipped: the training set spans {days} label day(s); holding out "
+            f"{config.eval_days} for evaluation needs at least {config.eval_days + 1}"
+        )
+        return
     segments, segments_version = model_store.read_segment_model(lake.root, None, options)
     cutoff = split_time(examples, config.eval_days)
     train, _ = temporal_split(examples, cutoff)
@@ -322,7 +336,7 @@ def ranker(
     )[:10]
     context.log.info(f"registered {registry.model_name} v{version.version} (challenger)")
     link = registry.open().ui_link(int(version.version))
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "model_version": MetadataValue.int(int(version.version)),
             "model_uri": MetadataValue.text(f"models:/{registry.model_name}/{version.version}"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from dagster import (
     AssetKey,
@@ -19,6 +19,7 @@ from dagster import (
     build_sensor_context,
     evaluate_automation_conditions,
 )
+from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from assets.automation import DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
 from dagster_project.runner import QUIET
@@ -66,15 +67,7 @@ class Loop:
 
     def landing_tick(self) -> list[ExecuteInProcessResult]:
         """Evaluate the landing-zone sensor and run what it requests, in order."""
-        sensor = self.defs.resolve_sensor_def("landing_zone_sensor")
-        context = build_sensor_context(
-            instance=self.instance,
-            cursor=self.sensor_cursor,
-            definitions=self.defs,
-            resources=self.resources,
-        )
-        data = sensor.evaluate_tick(context)
-        self.sensor_cursor = data.cursor
+        data = self._landing_sensor_tick()
         results = []
         for request in data.run_requests or []:
             job = self.defs.resolve_job_def(request.job_name)
@@ -88,6 +81,34 @@ class Loop:
                 )
             )
         return results
+
+    def preload(self, days: list[str]) -> None:
+        """Ingest landed history in bulk (one feature build for all of it), then let the sensor
+        take note of those files without asking for runs: as if it had watched them land."""
+        from dagster_project.runner import run_feature_build, run_ingestion
+
+        if not days:
+            return
+        failed = [r.run_id for r in run_ingestion(days, self.instance) if not r.success]
+        build = run_feature_build(min(days), max(days), self.instance)
+        if failed or not build.success:
+            raise RuntimeError(f"loading the history failed (runs {failed or [build.run_id]})")
+        self._landing_sensor_tick()  # its run requests are for what was just loaded
+        # A first automation evaluation only sets baselines; do it now, not on the first day.
+        last = date.fromisoformat(max(days))
+        self.settle(datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC))
+
+    def _landing_sensor_tick(self) -> SensorExecutionData:
+        sensor = self.defs.resolve_sensor_def("landing_zone_sensor")
+        context = build_sensor_context(
+            instance=self.instance,
+            cursor=self.sensor_cursor,
+            definitions=self.defs,
+            resources=self.resources,
+        )
+        data = sensor.evaluate_tick(context)
+        self.sensor_cursor = data.cursor
+        return data
 
     def automation_tick(self, now: datetime) -> TickOutcome:
         """Evaluate every automation condition at `now` and run what is requested, as one run."""

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import time as time_module
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 
+import numpy as np
 from dagster import ExecuteInProcessResult
 
+from assets.automation import DRIFTED
 from dagster_project.loop import Loop, TickOutcome
 from dagster_project.runner import instance_for
+from sands.evaluation import EvaluationSpec
+from sands.monitoring_run import latest_day_ndcg
+from sands.registry import Registry
+from sands.replay import ReplaySource
 from sands.settings import SandsPaths
-from sands.simulator import Marketplace, SimulationConfig, write_drop
+from sands.simulator import DayDrop, Marketplace, Scenario, SimulationConfig, write_drop
 
 
 @dataclass
@@ -26,18 +32,16 @@ class DayRecord:
     drift: bool | None = None
     gate: bool | None = None
     champion: int | None = None
-    champion_ndcg: float | None = None
+    serving: int | None = None  # the champion when the files landed: it served this day
+    champion_ndcg: float | None = None  # of `serving`, on this day's labels
+    frozen: int | None = None
+    frozen_ndcg: float | None = None
     popularity_ndcg: float | None = None
     seconds: float = 0.0  # files landing -> loop at rest (ingest ... promotion)
 
 
 def _checks(result: ExecuteInProcessResult) -> dict[str, bool]:
     return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-
-
-def _metadata(result: ExecuteInProcessResult, asset: str) -> dict[str, object]:
-    events = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in events[-1].metadata.items()} if events else {}
 
 
 def _absorb(record: DayRecord, outcome: TickOutcome) -> None:
@@ -49,41 +53,159 @@ def _absorb(record: DayRecord, outcome: TickOutcome) -> None:
             record.drift = not checks["no_dataset_drift"]
         if "promotion_gate" in checks:
             record.gate = checks["promotion_gate"]
-        quality = _metadata(result, "champion_performance")
-        if "ndcg_at_10" in quality:
-            record.champion_ndcg = float(quality["ndcg_at_10"])
-            record.popularity_ndcg = float(quality["popularity_ndcg_at_10"])
         if not result.success and record.gate is not False:
             record.failed_runs += 1
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A day whose files land when `land()` is called."""
+
+    day: date
+    land: Callable[[], object]
 
 
 def play(
     paths: SandsPaths,
     config: SimulationConfig,
     on_day: Callable[[DayRecord], None] | None = None,
+    warmup_days: int = 0,
 ) -> list[DayRecord]:
-    """Simulate each day, let the landing sensor and automation do everything, record it."""
+    """Simulate each day, let the landing sensor and automation do everything, record it.
+
+    `warmup_days` of history come first, ingested in bulk (a marketplace that has been running
+    a while, so trailing-window features are mature); the scenario's day index counts from
+    after them. The model frozen for comparison is the champion on the eve of the change."""
+    shift = config.shift_day
+    extended = replace(config, days=config.days + warmup_days, scenario_day=shift + warmup_days)
+
+    def arrival(drop: DayDrop) -> Arrival:
+        return Arrival(
+            drop.day, lambda: write_drop(drop, paths.landing, paths.storage_options, "parquet")
+        )
+
+    drops = Marketplace(extended).days()
+    history = [arrival(next(drops)) for _ in range(warmup_days)]
+    return play_days(paths, (arrival(d) for d in drops), max(shift - 1, 0), on_day, history)
+
+
+def replay(
+    paths: SandsPaths,
+    source: ReplaySource,
+    days: list[date],
+    on_day: Callable[[DayRecord], None] | None = None,
+    history: list[date] | None = None,
+) -> list[DayRecord]:
+    """Feed a recorded landing zone through the loop day by day (after bulk-loading `history`);
+    the first champion is frozen for comparison."""
+
+    def arrival(day: date) -> Arrival:
+        return Arrival(day, lambda: source.stage(day, paths.landing, paths.storage_options))
+
+    return play_days(
+        paths, (arrival(d) for d in days), 0, on_day, [arrival(d) for d in history or []]
+    )
+
+
+def play_days(
+    paths: SandsPaths,
+    arrivals: Iterable[Arrival],
+    freeze_after: int,
+    on_day: Callable[[DayRecord], None] | None = None,
+    history: list[Arrival] | None = None,
+) -> list[DayRecord]:
+    """Land each day's files, tick the sensor and automation until at rest, record the day.
+
+    Each day also scores, on its newest labels, the champion that served it, a model frozen at
+    the end of day `freeze_after` (or the first champion after it), and popularity."""
     from dagster_project.definitions import build_defs
     from resources import build_resources
 
     paths.ensure_local_dirs()
     resources = build_resources()
     loop = Loop(build_defs(), instance_for(paths), resources)
+    if history:
+        for earlier in history:
+            earlier.land()
+        loop.preload([a.day.isoformat() for a in history])
     registry = resources["registry"].open()
-    records = []
-    for drop in Marketplace(config).days():
-        write_drop(drop, paths.landing, paths.storage_options, "parquet")
+    records: list[DayRecord] = []
+    frozen: int | None = None
+    for index, arrival in enumerate(arrivals):
+        serving = registry.champion_version()
+        arrival.land()
         landed = time_module.perf_counter()
-        record = DayRecord(day=drop.day.isoformat())
+        record = DayRecord(day=arrival.day.isoformat(), serving=serving, frozen=frozen)
         for result in loop.landing_tick():
             record.runs += 1
             record.failed_runs += 0 if result.success else 1
         # The morning after the day closes: automation catches up on what landed.
-        morning = datetime.combine(drop.day + timedelta(days=1), time(1), tzinfo=UTC)
+        morning = datetime.combine(arrival.day + timedelta(days=1), time(1), tzinfo=UTC)
         loop.settle(morning, on_tick=lambda outcome, r=record: _absorb(r, outcome))
         record.champion = registry.champion_version()
         record.seconds = time_module.perf_counter() - landed
+        _score(record, registry, paths)
+        if frozen is None and index >= freeze_after:
+            frozen = record.champion
         records.append(record)
         if on_day:
             on_day(record)
     return records
+
+
+def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
+    versions = sorted({v for v in (record.serving, record.frozen) if v})
+    if not versions:
+        return
+    _, scores = latest_day_ndcg(
+        registry, paths.lake, versions, EvaluationSpec(), paths.storage_options
+    )
+    record.champion_ndcg = scores[f"v{record.serving}"] if record.serving else None
+    record.frozen_ndcg = scores[f"v{record.frozen}"] if record.frozen else None
+    record.popularity_ndcg = scores["popularity"]
+
+
+@dataclass
+class Backtest:
+    """Mean next-day NDCG@10 over a run of days: the serving champion, the frozen model and
+    popularity, on the days all three were scored."""
+
+    days: int
+    champion: float
+    frozen: float
+    popularity: float
+
+
+def backtest(records: list[DayRecord]) -> Backtest | None:
+    """Average the daily scores over the days that have a champion and a frozen model."""
+    scored = [r for r in records if r.champion_ndcg is not None and r.frozen_ndcg is not None]
+    if not scored:
+        return None
+    return Backtest(
+        days=len(scored),
+        champion=float(np.mean([r.champion_ndcg for r in scored])),
+        frozen=float(np.mean([r.frozen_ndcg for r in scored])),
+        popularity=float(np.mean([r.popularity_ndcg for r in scored])),
+    )
+
+
+def verdicts(
+    records: list[DayRecord], scenario: Scenario, shift: int, within_days: int = 3
+) -> list[tuple[str, bool]]:
+    """The scenario's promises, each with whether this play kept it."""
+    drift_days = [i for i, r in enumerate(records) if DRIFTED in r.triggers]
+    if scenario is Scenario.steady:
+        return [("no retrain on drift", not drift_days)]
+    window = range(shift, shift + within_days)
+    after = backtest(records[shift:])
+    return [
+        ("no retrain on drift before the shift", all(i >= shift for i in drift_days)),
+        (
+            f"drift retrain within {within_days} days of the shift",
+            any(i in window for i in drift_days),
+        ),
+        (
+            "after the shift the champion beats the frozen pre-shift model",
+            after is not None and after.champion > after.frozen,
+        ),
+    ]

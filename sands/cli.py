@@ -26,7 +26,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from sands.dbt_vars import longest_feature_window
 from sands.settings import SandsPaths
+
+# History loaded before a scenario or replay starts: the longest feature window fills.
+WARMUP_DAYS = longest_feature_window()
 
 app = typer.Typer(
     help="Shifting Sands: a self-running data and model platform for a digital art marketplace.\n\n"
@@ -184,13 +188,21 @@ def demo(
         ),
     ] = None,
     shift_day: Annotated[int | None, typer.Option(help="Day index the scenario starts.")] = None,
+    warmup_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Scenario only: days of history loaded in bulk before day 0, so 28-day "
+            "feature windows are full (a young marketplace's growth reads as drift).",
+        ),
+    ] = WARMUP_DAYS,
 ) -> None:
     """The main job on embedded defaults: simulate a marketplace, then run the pipeline on it."""
     paths = SandsPaths.from_env()
     if fresh and Path(paths.home).exists():
         shutil.rmtree(paths.home)
     if scenario is not None:
-        if not _play(paths, days, events_per_day, scenario, shift_day):
+        if not _play(paths, days, events_per_day, scenario, shift_day, warmup_days):
             raise typer.Exit(1)
         return
     simulate(
@@ -232,12 +244,15 @@ SHORT_TRIGGERS = {
 
 
 def _play(
-    paths: SandsPaths, days: int, events_per_day: int, scenario: str, shift_day: int | None
+    paths: SandsPaths,
+    days: int,
+    events_per_day: int,
+    scenario: str,
+    shift_day: int | None,
+    warmup_days: int,
 ) -> bool:
     """Play a scenario through the self-running loop; print the timeline and the verdicts."""
-    from dagster_project.scenario import play
-    from sands.evaluation import EvaluationSpec
-    from sands.monitoring_run import latest_day_ndcg
+    from dagster_project.scenario import play, verdicts
     from sands.simulator import Scenario, SimulationConfig
 
     try:
@@ -252,62 +267,130 @@ def _play(
         scenario=chosen,
         scenario_day=shift_day,
     )
-    table = Table(
+    table = _timeline(f"{scenario}: what the loop did by itself")
+    records = _quietly(
+        paths,
+        f"playing {days} days ({scenario}) after {warmup_days} days of history",
+        lambda: play(paths, config, lambda r: _show(table, r), warmup_days),
+    )
+    console.print(table)
+    shift = config.shift_day
+    if shift < len(records):
+        console.print(f"The scenario starts on {records[shift].day} (day index {shift}).")
+        _summary(records[shift:], "after the change")
+        for claim, holds in verdicts(records, chosen, shift):
+            console.print(f"{'[green]✓' if holds else '[red]✗'}[/] {claim}")
+    return _report_failures(records)
+
+
+@app.command()
+def replay(
+    landing: Annotated[
+        str, typer.Option(help="A landing zone (path or s3:// URI) holding a history.")
+    ],
+    start: Annotated[str | None, typer.Option(help="First day to replay (YYYY-MM-DD).")] = None,
+    days: Annotated[int | None, typer.Option(min=1, help="How many days to replay.")] = None,
+    warmup_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Days before the first replayed one loaded in bulk as history (default "
+            "start: the first day after them).",
+        ),
+    ] = WARMUP_DAYS,
+) -> None:
+    """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
+    from dagster_project.scenario import replay as replay_days_through_loop
+    from sands.replay import ReplaySource, replay_days, warm_start
+
+    paths = SandsPaths.from_env()
+    if paths.landing.rstrip("/") == landing.rstrip("/") or (
+        "://" not in landing and Path(paths.landing).resolve() == Path(landing).resolve()
+    ):
+        raise typer.BadParameter("--landing must not be SANDS_HOME's own landing zone")
+    source = ReplaySource(landing, paths.storage_options)
+    available = source.days()
+    try:
+        first = date.fromisoformat(start) if start else warm_start(available, warmup_days)
+        chosen = replay_days(available, first, days)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    history = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
+    table = _timeline(f"replay of {landing}: what the loop did by itself")
+    records = _quietly(
+        paths,
+        f"replaying {len(chosen)} days ({chosen[0]}..{chosen[-1]}) after {len(history)} "
+        "days of history",
+        lambda: replay_days_through_loop(paths, source, chosen, lambda r: _show(table, r), history),
+    )
+    console.print(table)
+    _summary(records, "while a frozen model existed")
+    if not _report_failures(records):
+        raise typer.Exit(1)
+
+
+def _timeline(title: str) -> Table:
+    return Table(
         "day",
         "runs",
         "retrain trigger",
         "drift",
         "gate",
         "champion",
-        "champion NDCG@10",
+        "served by",
+        "NDCG@10",
+        "frozen",
         "popularity",
-        title=f"{scenario}: what the loop did by itself",
+        "s",
+        title=title,
     )
 
-    def show(r) -> None:
-        table.add_row(
-            r.day,
-            f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),
-            ", ".join(SHORT_TRIGGERS.get(t, t) for t in r.triggers) or "-",
-            {None: "-", True: "[red]drifted[/]", False: "ok"}[r.drift],
-            {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
-            f"v{r.champion}" if r.champion else "-",
-            f"{r.champion_ndcg:.4f}" if r.champion_ndcg is not None else "-",
-            f"{r.popularity_ndcg:.4f}" if r.popularity_ndcg is not None else "-",
-            f"{r.seconds:.0f}",
-        )
-        console.print(f"{r.day}: {r.runs} runs, triggers: {', '.join(r.triggers) or 'none'}")
 
-    records = _quietly(
-        paths, f"playing {days} days ({scenario})", lambda: play(paths, config, show)
+def _show(table: Table, r) -> None:
+    """Add a day to the timeline and say one line about it while the play goes on."""
+
+    def score(value: float | None) -> str:
+        return f"{value:.4f}" if value is not None else "-"
+
+    table.add_row(
+        r.day,
+        f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),
+        ", ".join(SHORT_TRIGGERS.get(t, t) for t in r.triggers) or "-",
+        {None: "-", True: "[red]drifted[/]", False: "ok"}[r.drift],
+        {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
+        f"v{r.champion}" if r.champion else "-",
+        f"v{r.serving}" if r.serving else "-",
+        score(r.champion_ndcg),
+        f"{score(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
+        score(r.popularity_ndcg),
+        f"{r.seconds:.0f}",
     )
-    console.print(table)
-    shift = config.shift_day
-    retrains = [r for r in records if r.triggers]
+    _say(f"{r.day}: {r.runs} runs, triggers: {', '.join(r.triggers) or 'none'}")
+
+
+def _summary(records, when: str) -> None:
+    from dagster_project.scenario import backtest
+
+    retrains = [r.day for r in records if r.triggers]
     on_drift = [r.day for r in records if "drift detected" in r.triggers]
     console.print(
-        f"{len(retrains)} retrains; drift-triggered on: {', '.join(on_drift) or 'no day'}; "
-        f"shift at day index {shift} ({records[shift].day if shift < len(records) else 'after'})"
+        f"{len(retrains)} retrain requests; drift-triggered on: {', '.join(on_drift) or 'no day'}"
     )
-    frozen = (
-        next((r.champion for r in reversed(records[:shift]) if r.champion), None)
-        if shift < len(records)
-        else None
+    result = backtest(records)
+    if result is None:
+        console.print("No day had both a serving champion and a frozen model to compare.")
+        return
+    console.print(
+        f"Next-day NDCG@10 {when}, mean of {result.days} days: serving champion "
+        f"{result.champion:.4f}, frozen model {result.frozen:.4f}, popularity "
+        f"{result.popularity:.4f}"
     )
-    final = records[-1].champion if records else None
-    if frozen and final and frozen != final:
-        registry = _registry()
-        day, scores = latest_day_ndcg(registry, paths.lake, [frozen, final], EvaluationSpec())
-        console.print(
-            f"On {day}: champion v{final} NDCG@10 {scores[f'v{final}']:.4f} vs frozen pre-shift "
-            f"v{frozen} {scores[f'v{frozen}']:.4f} vs popularity {scores['popularity']:.4f}"
-        )
+
+
+def _report_failures(records) -> bool:
     troubled = [r.day for r in records if r.failed_runs]
     if troubled:
-        console.print(
-            f"[yellow]Runs failed on {', '.join(troubled)}[/] (see the Dagster UI; early days "
-            "fail the ranker until the training set spans enough label days)."
-        )
+        console.print(f"[yellow]Runs failed on {', '.join(troubled)}[/] (see the Dagster UI).")
     return not (records and records[-1].failed_runs)
 
 
@@ -339,8 +422,20 @@ def _quietly(paths: SandsPaths, label: str, run):
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=live) as progress:
         progress.add_task(label, total=None)
-        with log.open("a") as sink, redirect_stdout(sink):
-            return run()
+        _live.append(live)
+        try:
+            with log.open("a") as sink, redirect_stdout(sink):
+                return run()
+        finally:
+            _live.pop()
+
+
+# The terminal while `_quietly` sends stdout to the log: progress lines still reach the user.
+_live: list[Console] = []
+
+
+def _say(text: str) -> None:
+    (_live[-1] if _live else console).print(text)
 
 
 @app.command()

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sands import metrics
+from sands.dbt_vars import event_weights
 from sands.pit import point_in_time_join
-from sands.popularity import event_weights
 from sands.ranking import RankerModel
 from sands.segments import SegmentModel
 
@@ -83,6 +83,14 @@ def popularity_scores(rows: pa.Table, window_days: int, prefix: str = "") -> np.
         counts = rows[f"{prefix}n_{event}_{window_days}d"].cast(pa.float64())
         total += weight * np.nan_to_num(counts.to_numpy(zero_copy_only=False), nan=0.0)
     return total
+
+
+def label_day_count(examples: pa.Table) -> int:
+    """Distinct UTC label days in a training set."""
+    if examples.num_rows == 0:
+        return 0
+    days = pc.cast(examples["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    return len(pc.unique(days))
 
 
 def split_time(examples: pa.Table, eval_days: int) -> datetime:

@@ -152,16 +152,17 @@ def write_table(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -> No
         _csv_frame(table).to_csv(buffer, index=False)
     else:
         _json_frame(table).to_json(buffer, orient="records", lines=True, date_format="iso")
-    _put_atomically(fs, path, buffer.getvalue())
+    put_atomically(fs, path, buffer.getvalue())
 
 
 def write_records(fs: fsspec.AbstractFileSystem, path: str, records: list[dict]) -> None:
     """Write loosely typed records (as a messy upstream would) as JSON lines, atomically."""
     payload = "".join(json.dumps(r, default=str) + "\n" for r in records).encode()
-    _put_atomically(fs, path, payload)
+    put_atomically(fs, path, payload)
 
 
-def _put_atomically(fs: fsspec.AbstractFileSystem, path: str, payload: bytes) -> None:
+def put_atomically(fs: fsspec.AbstractFileSystem, path: str, payload: bytes) -> None:
+    """Write bytes under a dot-file name, then rename: readers never see half a file."""
     # Readers skip dot-files, so a half-written drop is never picked up.
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     tmp = posixpath.join(posixpath.dirname(path), f".{uuid.uuid4().hex}.tmp")

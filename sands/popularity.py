@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import cache
-from pathlib import Path
 
 import pyarrow as pa
-import yaml
 
 from sands import duck
-
-DBT_PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt" / "dbt_project.yml"
-
-
-@cache
-def event_weights() -> dict[str, float]:
-    """Engagement weight per event type, from the dbt project's vars (their one home)."""
-    project = yaml.safe_load(DBT_PROJECT_FILE.read_text())
-    return {k: float(v) for k, v in project["vars"]["event_weights"].items()}
+from sands.dbt_vars import event_weights
 
 
 def _weights_sql(weights: dict[str, float]) -> str:

@@ -30,6 +30,8 @@ LOG_FEATURES = (
     "user_n_purchase_28d",
     "user_spend_28d",
     "user_tenure_days",
+    "artwork_n_view_1d",
+    "artwork_n_click_1d",
     "artwork_n_view_7d",
     "artwork_n_click_7d",
     "artwork_n_favourite_7d",
@@ -110,6 +112,8 @@ class RankerParams:
     reg_lambda: float = 1.0
     seed: int = 0
     threads: int = 2
+    # Newer days count more, so a retrain after tastes change learns the new ones; None: equal.
+    half_life_days: float | None = 3.0
 
     def xgboost(self, names: list[str]) -> dict[str, object]:
         return {
@@ -181,6 +185,18 @@ def query_groups(rows: pa.Table) -> np.ndarray:
     return pc.index_in(keys, value_set=pc.unique(keys)).to_numpy(zero_copy_only=False)
 
 
+def group_weights(rows: pa.Table, half_life_days: float | None) -> np.ndarray | None:
+    """A weight per query group (in `query_groups` order) halving every `half_life_days` of
+    label age before the newest label day; None when unweighted."""
+    if half_life_days is None:
+        return None
+    qid = query_groups(rows)
+    day = pc.floor_temporal(rows["label_ts"], unit="day").cast(pa.int64()).to_numpy()
+    first_seen = np.unique(qid, return_index=True)[1]
+    age_days = (day.max() - day[first_seen]) / 86_400_000_000  # microseconds per day
+    return np.power(0.5, age_days / half_life_days)
+
+
 def sorted_for_training(examples: pa.Table) -> pa.Table:
     """Rows in a canonical order, contiguous per (user, day) group, so training is repeatable."""
     day = pc.floor_temporal(examples["label_ts"], unit="day")
@@ -233,7 +249,13 @@ def train_ranker(
     inputs = ranker_features(rows, segments)
     labels = rows["label"].to_numpy(zero_copy_only=False).astype(np.float32)
     names = list(inputs.columns)
-    matrix = xgb.DMatrix(inputs, label=labels, qid=query_groups(rows), feature_names=names)
+    matrix = xgb.DMatrix(
+        inputs,
+        label=labels,
+        qid=query_groups(rows),
+        weight=group_weights(rows, params.half_life_days),
+        feature_names=names,
+    )
     booster = xgb.train(params.xgboost(names), matrix, num_boost_round=params.trees)
     margins = booster.predict(matrix, output_margin=True)
     spec = RankerSpec(

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from sands import lake
 from sands.aliases import CHALLENGER, CHAMPION
@@ -84,8 +85,10 @@ class Registry:
 
     @contextlib.contextmanager
     def _fluent(self) -> Iterator[None]:
-        # mlflow's log_model is fluent-only: point the global URIs here for the duration.
-        previous = mlflow.get_tracking_uri()
+        # mlflow's log_model is fluent-only: point the global URIs here for the duration. The raw
+        # previous value (None when unset): restoring get_tracking_uri()'s default would export
+        # MLFLOW_TRACKING_URI=sqlite:///mlflow.db and litter the working directory.
+        previous = tracking_utils._tracking_uri
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         try:

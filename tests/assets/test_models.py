@@ -151,3 +151,13 @@ def test_rerunning_on_unchanged_data_reuses_the_version_and_keeps_the_champion(w
     assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 1}
     deployed = materialized(result, "deployed_ranker")
     assert deployed["decision"] == "v1 is already the champion"
+
+
+def test_a_history_too_short_for_the_held_out_window_skips_training_without_failing(world):
+    _, instance, _ = world
+    before = [int(v.version) for v in registry().versions()]
+    result = run_model_training(instance, {"ranker": {"eval_days": DAYS}})
+    assert result.success  # a young history is not an error: nothing to train on yet
+    assert not result.asset_materializations_for_node("ranker")
+    assert not result.asset_materializations_for_node("deployed_ranker")
+    assert [int(v.version) for v in registry().versions()] == before

@@ -1,43 +1,129 @@
 """The loop runs itself: files land, the sensor and automation do the rest, day after day."""
 
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
 from dagster import AssetKey
+from typer.testing import CliRunner
 
+from assets.automation import DRIFTED, NEW_DATA
 from dagster_project.runner import instance_for
-from dagster_project.scenario import play
-from sands.simulator import SimulationConfig
+from dagster_project.scenario import DayRecord, backtest, play, verdicts
+from sands.cli import app
+from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
+
+START = date(2026, 9, 1)
 
 
-def test_days_flow_from_landing_files_to_gated_models_with_no_manual_step(paths):
+def _day(i: int, triggers=(), champion=None, frozen=None, pop=None) -> DayRecord:
+    return DayRecord(
+        day=(START + timedelta(days=i)).isoformat(),
+        triggers=list(triggers),
+        serving=1 if champion is not None else None,
+        champion_ndcg=champion,
+        frozen=1 if frozen is not None else None,
+        frozen_ndcg=frozen,
+        popularity_ndcg=pop,
+    )
+
+
+def test_backtest_averages_only_days_with_a_champion_and_a_frozen_model():
+    days = [
+        _day(0),
+        _day(1, champion=0.2, frozen=0.1, pop=0.3),
+        _day(2, champion=0.4, frozen=0.1, pop=0.1),
+    ]
+    result = backtest(days)
+    assert result.days == 2
+    assert (round(result.champion, 6), round(result.frozen, 6), round(result.popularity, 6)) == (
+        0.3,
+        0.1,
+        0.2,
+    )
+    assert backtest(days[:1]) is None
+
+
+def test_verdicts_hold_and_break_as_the_scenario_promises():
+    steady = [_day(0, [NEW_DATA]), _day(1)]
+    assert verdicts(steady, Scenario.steady, 1) == [("no retrain on drift", True)]
+    assert verdicts([*steady, _day(2, [DRIFTED])], Scenario.steady, 1)[0][1] is False
+
+    shifted = [
+        _day(0),
+        _day(1, [NEW_DATA], 0.2, 0.2, 0.1),
+        _day(2, [DRIFTED], 0.1, 0.1, 0.1),  # the shift: index 2
+        _day(3, [], 0.15, 0.1, 0.1),
+    ]
+    assert [holds for _, holds in verdicts(shifted, Scenario.taste_shift, 2)] == [True] * 3
+    early = [_day(0, [DRIFTED]), *shifted[1:]]
+    assert verdicts(early, Scenario.taste_shift, 2)[0][1] is False
+    late = [
+        *shifted[:2],
+        _day(2, [], 0.1, 0.1, 0.1),
+        _day(3),
+        _day(4),
+        _day(5, [DRIFTED], 0.1, 0.2, 0.1),
+    ]
+    assert [holds for _, holds in verdicts(late, Scenario.taste_shift, 2)] == [True, False, False]
+
+
+def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(
+    paths, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    history = str(tmp_path / "history")
     config = SimulationConfig(
         seed=3,
-        start=date(2026, 9, 1),
-        days=4,
+        start=START,
+        days=5,
         events_per_day=2_000,
         initial_users=300,
         initial_artworks=120,
         new_users_per_day=5,
         new_artworks_per_day=2,
     )
-    records = play(paths, config)
-    assert [r.day for r in records] == ["2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"]
-    # Every day: the sensor's ingestion runs and the automation runs that follow.
-    assert all(r.runs >= 2 for r in records), records
-    # No champion yet is itself a trigger; the ranker was retrained and gated by automation.
-    assert any("champion below objective or stale" in r.triggers for r in records)
-    assert any(r.gate is not None for r in records)
-    # Steady data: nothing retrained because of drift.
-    assert not any("drift detected" in r.triggers for r in records)
+    for drop in Marketplace(config).days():
+        write_drop(drop, history, None, "parquet")
+
+    result = CliRunner().invoke(
+        app, ["replay", "--landing", history, "--start", "2026-09-02", "--days", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    # Only the chosen days were staged into the live landing zone.
+    staged = sorted(p.name for p in Path(paths.landing, "interactions").iterdir())
+    assert staged == ["2026-09-02", "2026-09-03", "2026-09-04"]
+    assert "2026-09-04" in result.output and "retrain requests" in result.output
     instance = instance_for(paths)
-    for asset in (
-        "training_examples",
-        "feature_drift",
-        "champion_performance",
-        "ranker",
-        "evaluation_report",
-    ):
+    for asset in ("training_examples", "feature_drift", "champion_performance", "ranker"):
         event = instance.get_latest_materialization_event(AssetKey(asset))
         assert event is not None, asset
+        run = instance.get_run_by_id(event.run_id)
+        assert run.job_name == "__ASSET_JOB", f"{asset} was materialized by automation"
+
+
+def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths, monkeypatch):
+    """Small but real: a month of history, then tastes shift on day 2 of 6 and the loop reacts."""
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    config = SimulationConfig(
+        seed=5,
+        start=START,
+        days=6,
+        events_per_day=3_000,
+        initial_users=300,
+        initial_artworks=120,
+        new_users_per_day=3,
+        new_artworks_per_day=2,
+        scenario=Scenario.taste_shift,
+        scenario_day=2,
+    )
+    records = play(paths, config, warmup_days=28)
+    assert records[0].day == "2026-09-29"  # after the month of history
+    promises = verdicts(records, Scenario.taste_shift, 2)
+    assert all(holds for _, holds in promises), (promises, records)
+    # Before the shift nothing drifted: the history was mature, so no warm-up drift either.
+    assert [r.drift for r in records[:2]] == [False, False], records
+    instance = instance_for(paths)
+    for asset in ("training_examples", "feature_drift", "ranker", "evaluation_report"):
+        event = instance.get_latest_materialization_event(AssetKey(asset))
         run = instance.get_run_by_id(event.run_id)
         assert run.job_name == "__ASSET_JOB", f"{asset} was materialized by automation"

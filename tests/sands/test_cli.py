@@ -31,6 +31,7 @@ def test_help_lists_the_commands():
         "promote",
         "rollback",
         "mlflow",
+        "replay",
     ):
         assert command in result.output
 

@@ -4,8 +4,9 @@ from datetime import date
 
 import pyarrow as pa
 
+from sands.dbt_vars import event_weights
 from sands.evaluation import popularity_scores
-from sands.popularity import engagement, event_weights, recent_popularity
+from sands.popularity import engagement, recent_popularity
 from tests.conftest import events_table, ts
 
 DAY = date(2026, 9, 10)

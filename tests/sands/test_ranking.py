@@ -112,3 +112,22 @@ def test_platt_scaling_recovers_a_known_logistic():
     a, b = fit_platt(scores, labels)
     assert a == pytest.approx(2.0, abs=0.1) and b == pytest.approx(-1.0, abs=0.1)
     assert platt_probabilities(np.array([0.5]), (a, b))[0] == pytest.approx(0.5, abs=0.03)
+
+
+def test_group_weights_halve_per_half_life_of_label_age():
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from sands.ranking import group_weights, query_groups
+
+    stamps = [datetime(2026, 9, d, 12, tzinfo=UTC) for d in (1, 1, 4, 4, 7)]
+    rows = pa.table(
+        {
+            "user_id": ["u1", "u1", "u1", "u2", "u1"],
+            "label_ts": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    assert query_groups(rows).tolist() == [0, 0, 1, 2, 3]
+    assert group_weights(rows, 3.0).tolist() == [0.25, 0.5, 0.5, 1.0]
+    assert group_weights(rows, None) is None
