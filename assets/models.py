@@ -245,10 +245,10 @@ class RankerConfig(Config):
     seed: int = 0
     threads: int = Field(default=2, ge=1)
     half_life_days: float | None = Field(
-        default=3.0, gt=0, description="Training weight halves per this many days of label age."
+        default=1.5, gt=0, description="Training weight halves per this many days of label age."
     )
     eval_days: int = Field(
-        default=2, ge=1, description="Last label days held out for the evaluation report."
+        default=1, ge=1, description="Last label days held out for the evaluation report."
     )
     shuffle_labels: bool = Field(
         default=False, description="Sabotage for gate drills: train on permuted labels."

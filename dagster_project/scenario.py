@@ -33,6 +33,7 @@ class DayRecord:
     gate: bool | None = None
     champion: int | None = None
     serving: int | None = None  # the champion when the files landed: it served this day
+    serving_trained_until: str | None = None  # its training labels end before this day
     champion_ndcg: float | None = None  # of `serving`, on this day's labels
     frozen: int | None = None
     frozen_ndcg: float | None = None
@@ -135,7 +136,12 @@ def play_days(
         serving = registry.champion_version()
         arrival.land()
         landed = time_module.perf_counter()
-        record = DayRecord(day=arrival.day.isoformat(), serving=serving, frozen=frozen)
+        record = DayRecord(
+            day=arrival.day.isoformat(),
+            serving=serving,
+            serving_trained_until=_trained_until(registry, serving),
+            frozen=frozen,
+        )
         for result in loop.landing_tick():
             record.runs += 1
             record.failed_runs += 0 if result.success else 1
@@ -151,6 +157,12 @@ def play_days(
         if on_day:
             on_day(record)
     return records
+
+
+def _trained_until(registry: Registry, version: int | None) -> str | None:
+    if version is None:
+        return None
+    return registry.version(version).tags["sands.train_cutoff"][:10]
 
 
 def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
@@ -197,7 +209,9 @@ def verdicts(
     if scenario is Scenario.steady:
         return [("no retrain on drift", not drift_days)]
     window = range(shift, shift + within_days)
-    after = backtest(records[shift:])
+    # The new champions: trained on labels from the shift on; the days they served.
+    changed = records[shift].day if shift < len(records) else "9999"
+    after = backtest([r for r in records[shift:] if (r.serving_trained_until or "") > changed])
     return [
         ("no retrain on drift before the shift", all(i >= shift for i in drift_days)),
         (
@@ -205,7 +219,8 @@ def verdicts(
             any(i in window for i in drift_days),
         ),
         (
-            "after the shift the champion beats the frozen pre-shift model",
+            "champions trained after the shift beat the frozen pre-shift model on the days "
+            "they served",
             after is not None and after.champion > after.frozen,
         ),
     ]

@@ -7,6 +7,7 @@ conclusions). Artworks a user already converted on before the split are not rank
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -36,6 +37,9 @@ class EvaluationSpec:
     popularity_window_days: int = 7
     user_batch: int = 256
     reliability_bins: int = 10
+    # Full-catalogue ranking costs users x catalogue scores; past this many users with labels,
+    # a stable hash sample of them is evaluated (the same users for every recommender).
+    max_users: int | None = 5_000
 
 
 class Recommender(Protocol):
@@ -151,6 +155,17 @@ class EvaluationSetup:
     spec: EvaluationSpec = field(default_factory=EvaluationSpec)
 
 
+def sampled_users(relevant: dict[str, set[str]], limit: int | None) -> dict[str, set[str]]:
+    """At most `limit` users, chosen by a stable hash of their id (all of them when fewer)."""
+    if limit is None or len(relevant) <= limit:
+        return relevant
+
+    def rank(user: str) -> bytes:
+        return hashlib.blake2b(user.encode(), digest_size=8).digest()
+
+    return {u: relevant[u] for u in sorted(relevant, key=rank)[:limit]}
+
+
 def evaluation_setup(
     examples: pa.Table,
     user_features: pa.Table,
@@ -161,7 +176,7 @@ def evaluation_setup(
 ) -> EvaluationSetup:
     """Split the examples at `split` and gather users and catalogue as of that time."""
     train, holdout = temporal_split(examples, split)
-    relevant = _pairs(holdout)
+    relevant = sampled_users(_pairs(holdout), spec.max_users)
     users = _as_of(sorted(relevant), "user_id", user_features, split, "user_")
     listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
     catalogue = _as_of(listed, "artwork_id", artwork_features, split, "artwork_")
@@ -174,7 +189,8 @@ def evaluation_setup(
         positives["label_ts"].to_pylist(),
         strict=True,
     ):
-        by_day[ts.date()][user].add(item)
+        if user in relevant:
+            by_day[ts.date()][user].add(item)
     return EvaluationSetup(
         split=split,
         users=users,

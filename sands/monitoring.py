@@ -23,6 +23,9 @@ from sands.drift import (
 from sands.html import STYLE, svg, table
 
 GROUPS = ("user", "artwork")
+# The label group: the positive rate and these artwork columns among positives.
+LABEL_GROUP = "label"
+POSITIVE_PROFILE = ("artwork_style", "artwork_medium")
 # Bookkeeping, not features: when a row was stamped, and which snapshot it came from.
 NOT_FEATURES = ("_feature_ts", "_created_ts", "_feature_date", "_artist_id")
 
@@ -50,6 +53,39 @@ def recent_window(examples: pa.Table, days: int) -> pa.Table:
     )
 
 
+def label_drift_columns(reference: pa.Table, current: pa.Table) -> list[ColumnDrift]:
+    """What the positives look like: the style and medium of converted artworks. A change of
+    taste moves these at once, long before users' 28-day profiles catch up."""
+    found = []
+    for column in POSITIVE_PROFILE:
+        if column in reference.column_names and column in current.column_names:
+            ref = reference.filter(pc.equal(reference["label"], 1))
+            cur = current.filter(pc.equal(current["label"], 1))
+            found.append(
+                column_drift(
+                    f"positives:{column}",
+                    _values(ref, column, False),
+                    _values(cur, column, False),
+                    False,
+                )
+            )
+    return found
+
+
+def entity_rows(rows: pa.Table, group: str) -> pa.Table:
+    """One row per entity and feature time of a group (`user` or `artwork`): a training set
+    repeats each user in every negative, and drift is about the population, not the sampling.
+    Fewer rows also means Evidently's small-sample tests apply where they should."""
+    key, stamp = f"{group}_id", f"{group}_feature_ts"
+    if key not in rows.column_names or stamp not in rows.column_names:
+        return rows
+    keys = pc.binary_join_element_wise(
+        rows[key], pc.fill_null(pc.cast(rows[stamp], pa.string()), ""), "|"
+    )
+    first = pc.index_in(pc.unique(keys), value_set=keys)
+    return rows.take(first)  # unique() keeps first-seen order, so these ascend
+
+
 def _values(rows: pa.Table, column: str, numeric: bool) -> np.ndarray:
     if numeric:
         return np.asarray(
@@ -75,8 +111,13 @@ class DriftResult:
 
     @property
     def drifted(self) -> bool:
-        """Dataset-level feature drift or prediction drift (the triggers for retraining)."""
-        return self.features.drifted or self.prediction.drifted
+        """Dataset-level drift: some group's (user, artwork, label) share of drifted columns
+        reached its threshold."""
+        return self.features.drifted
+
+    def verdict(self, prediction_counts: bool) -> bool:
+        """The retraining verdict: feature drift, or also prediction drift when it counts."""
+        return self.drifted or (prediction_counts and self.prediction.drifted)
 
     def markdown(self) -> str:
         """Per-feature table for check metadata, drifted columns first."""
@@ -92,7 +133,8 @@ class DriftResult:
         return "\n".join(lines)
 
     def all_columns(self) -> list[ColumnDrift]:
-        return [*self.features.columns, self.prediction, self.label]
+        """Every compared column once: features, the label group and the prediction."""
+        return [*self.features.columns, self.prediction]
 
 
 def compare(
@@ -107,13 +149,14 @@ def compare(
     columns, names = [], {}
     for group, members in groups.items():
         names[group] = [name for name, _ in members]
+        ref_rows, cur_rows = entity_rows(reference, group), entity_rows(current, group)
         for name, numeric in members:
             if name in current.column_names:
                 columns.append(
                     column_drift(
                         name,
-                        _values(reference, name, numeric),
-                        _values(current, name, numeric),
+                        _values(ref_rows, name, numeric),
+                        _values(cur_rows, name, numeric),
                         numeric,
                     )
                 )
@@ -121,10 +164,13 @@ def compare(
     shared = [c for c in categorical if c in current.column_names]
     ref_labels = reference["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
     cur_labels = current["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
+    label = column_drift("label", ref_labels, cur_labels, False)
+    concept = label_drift_columns(reference, current)
+    names[LABEL_GROUP] = [c.column for c in [label, *concept]]
     return DriftResult(
-        features=dataset_drift(columns, names, share_thresholds),
+        features=dataset_drift([*columns, label, *concept], names, share_thresholds),
         prediction=column_drift("prediction", reference_scores, current_scores, True),
-        label=column_drift("label", ref_labels, cur_labels, False),
+        label=label,
         schema=schema_drift(
             reference.column_names,
             current.column_names,
@@ -159,6 +205,17 @@ def _distribution_plot(name: str, reference: np.ndarray, current: np.ndarray, nu
     return svg(figure)
 
 
+def _compared_values(rows: pa.Table, column: str, numeric: dict[str, bool]) -> np.ndarray:
+    """The values a drift column compared: per entity for features, positives for the profile."""
+    if column == "label":
+        return rows["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
+    if column.startswith("positives:"):
+        positives = rows.filter(pc.equal(rows["label"], 1))
+        return _values(positives, column.split(":", 1)[1], False)
+    group = column.split("_", 1)[0]
+    return _values(entity_rows(rows, group), column, numeric[column])
+
+
 def render_drift_html(
     title: str,
     result: DriftResult,
@@ -183,9 +240,9 @@ def render_drift_html(
     ] + [
         _distribution_plot(
             c.column,
-            _values(reference, c.column, numeric[c.column]),
-            _values(current, c.column, numeric[c.column]),
-            numeric[c.column],
+            _compared_values(reference, c.column, numeric),
+            _compared_values(current, c.column, numeric),
+            numeric.get(c.column, False),
         )
         for c in ranked
     ]

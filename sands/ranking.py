@@ -113,7 +113,7 @@ class RankerParams:
     seed: int = 0
     threads: int = 2
     # Newer days count more, so a retrain after tastes change learns the new ones; None: equal.
-    half_life_days: float | None = 3.0
+    half_life_days: float | None = 1.5
 
     def xgboost(self, names: list[str]) -> dict[str, object]:
         return {

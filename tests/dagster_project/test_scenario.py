@@ -15,11 +15,18 @@ from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
 START = date(2026, 9, 1)
 
 
-def _day(i: int, triggers=(), champion=None, frozen=None, pop=None) -> DayRecord:
+def _day(i: int, triggers=(), champion=None, frozen=None, pop=None, trained=None) -> DayRecord:
+    """Day `i`; its champion was trained on labels before day `trained` (default: the day
+    before, as a model trained with a one-day holdout the evening before)."""
     return DayRecord(
         day=(START + timedelta(days=i)).isoformat(),
         triggers=list(triggers),
         serving=1 if champion is not None else None,
+        serving_trained_until=(
+            START + timedelta(days=i - 1 if trained is None else trained)
+        ).isoformat()
+        if champion is not None
+        else None,
         champion_ndcg=champion,
         frozen=1 if frozen is not None else None,
         frozen_ndcg=frozen,
@@ -51,8 +58,8 @@ def test_verdicts_hold_and_break_as_the_scenario_promises():
     shifted = [
         _day(0),
         _day(1, [NEW_DATA], 0.2, 0.2, 0.1),
-        _day(2, [DRIFTED], 0.1, 0.1, 0.1),  # the shift: index 2
-        _day(3, [], 0.15, 0.1, 0.1),
+        _day(2, [DRIFTED], 0.05, 0.1, 0.1),  # the shift: served by a pre-shift model
+        _day(3, [], 0.15, 0.1, 0.1, trained=3),  # trained on labels of day 2 on: new
     ]
     assert [holds for _, holds in verdicts(shifted, Scenario.taste_shift, 2)] == [True] * 3
     early = [_day(0, [DRIFTED]), *shifted[1:]]
@@ -102,12 +109,12 @@ def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(
 
 
 def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths, monkeypatch):
-    """Small but real: a month of history, then tastes shift on day 2 of 6 and the loop reacts."""
+    """Small but real: a month of history, then tastes shift on day 2 of 7 and the loop reacts."""
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
     config = SimulationConfig(
         seed=5,
         start=START,
-        days=6,
+        days=7,
         events_per_day=3_000,
         initial_users=300,
         initial_artworks=120,
@@ -119,7 +126,8 @@ def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths
     records = play(paths, config, warmup_days=28)
     assert records[0].day == "2026-09-29"  # after the month of history
     promises = verdicts(records, Scenario.taste_shift, 2)
-    assert all(holds for _, holds in promises), (promises, records)
+    table = "\n".join(str(r) for r in records)
+    assert all(holds for _, holds in promises), f"{promises}\n{table}"
     # Before the shift nothing drifted: the history was mature, so no warm-up drift either.
     assert [r.drift for r in records[:2]] == [False, False], records
     instance = instance_for(paths)

@@ -137,3 +137,14 @@ def test_metrics_by_day_and_by_slice():
     assert slices[("artwork_style", "abstract")] == (1, 1.0)
     assert slices[("artwork_style", "pop-art")] == (1, 0.5)
     assert slices[("artwork_style", "unlisted")] == (1, 0.0)
+
+
+def test_sampled_users_are_a_stable_subset_only_past_the_limit():
+    from sands.evaluation import sampled_users
+
+    relevant = {f"u{i}": {f"a{i}"} for i in range(10)}
+    assert sampled_users(relevant, None) == relevant
+    assert sampled_users(relevant, 10) == relevant
+    four = sampled_users(relevant, 4)
+    assert len(four) == 4 and all(relevant[u] == items for u, items in four.items())
+    assert sampled_users(dict(reversed(list(relevant.items()))), 4) == four  # order-free

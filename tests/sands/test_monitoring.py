@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sands.monitoring import (
     Objective,
@@ -51,7 +52,12 @@ def test_a_shifted_world_drifts_and_the_same_world_does_not():
     moved = compare(reference, shifted, scores, scores[: same.num_rows] + 2.0)
     drifted = {c.column for c in moved.features.columns if c.drifted}
     assert {"artwork_price", "artwork_n_view_7d"} <= drifted
-    assert moved.prediction.drifted and moved.drifted
+    assert moved.prediction.drifted and moved.verdict(prediction_counts=True)
+    # Scores alone moving is reported, and counts only when configured to.
+    only_scores = compare(reference, same, scores, scores[: same.num_rows] + 2.0)
+    assert only_scores.prediction.drifted and not only_scores.drifted
+    assert only_scores.verdict(prediction_counts=True)
+    assert not only_scores.verdict(prediction_counts=False)
     html = render_drift_html("t", moved, reference, shifted, scores, scores[: same.num_rows] + 2)
     assert html.count("<svg") >= 3 and "artwork_price" in html
     assert "| artwork_price |" in moved.markdown()
@@ -70,3 +76,40 @@ def test_champion_age_is_counted_in_data_days():
     examples = planted_examples(users=2, days=5)  # labels 2026-09-01 .. 09-05
     assert data_age_days(datetime(2026, 9, 3, tzinfo=UTC), examples) == 2
     assert data_age_days(datetime(2026, 9, 9, tzinfo=UTC), examples) == 0
+
+
+def test_entity_rows_keep_one_row_per_entity_and_feature_time():
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from sands.monitoring import entity_rows
+
+    day1, day2 = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 2, tzinfo=UTC)
+    rows = pa.table(
+        {
+            "user_id": ["a", "a", "b", "a"],
+            "user_feature_ts": pa.array([day1, day1, day1, day2], pa.timestamp("us", tz="UTC")),
+            "artwork_id": ["x", "y", "x", "x"],
+            "n": [1, 2, 3, 4],
+        }
+    )
+    assert entity_rows(rows, "user")["n"].to_pylist() == [1, 3, 4]
+    assert entity_rows(rows, "artwork") is rows  # no artwork_feature_ts: left as it is
+
+
+def test_a_change_of_taste_drifts_the_label_group_before_any_profile_moves():
+    reference = planted_examples(users=200, days=4, seed=0)
+    same = planted_examples(users=200, days=2, seed=1)
+    scores = np.zeros(reference.num_rows)
+    # The same users and catalogue, but every conversion is now of one style and one medium.
+    positive = pc.equal(same["label"], 1)
+    shifted = same
+    for column in ("artwork_style", "artwork_medium"):
+        moved = pc.if_else(positive, pa.scalar("glitch"), same[column])
+        shifted = shifted.set_column(shifted.schema.get_field_index(column), column, moved)
+    result = compare(reference, shifted, scores, np.zeros(same.num_rows))
+    share, _, drifted = result.features.groups["label"]
+    assert drifted and share == 2 / 3  # positives' style and medium; the positive rate holds
+    assert not result.features.groups["user"][2]
+    assert not compare(reference, same, scores, np.zeros(same.num_rows)).features.groups["label"][2]
