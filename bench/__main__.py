@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import drift, feature_build, ingestion, online, pit
+from bench import drift, feature_build, ingestion, loop, online, pit
 
 BENCHMARKS = {
     "ingestion": ingestion.main,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "feature_build": feature_build.main,
     "online": online.main,
     "drift": drift.main,
+    "loop": loop.main,
 }
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ class DayRecord:
     frozen_ndcg: float | None = None
     popularity_ndcg: float | None = None
     seconds: float = 0.0  # files landing -> loop at rest (ingest ... promotion)
+    run_ids: list[str] = field(default_factory=list)
 
 
 def _checks(result: ExecuteInProcessResult) -> dict[str, bool]:
@@ -49,6 +50,7 @@ def _absorb(record: DayRecord, outcome: TickOutcome) -> None:
     record.triggers += [t for t in outcome.ranker_triggers if t not in record.triggers]
     for result in outcome.results:
         record.runs += 1
+        record.run_ids.append(result.run_id)
         checks = _checks(result)
         if "no_dataset_drift" in checks:
             record.drift = not checks["no_dataset_drift"]
@@ -144,6 +146,7 @@ def play_days(
         )
         for result in loop.landing_tick():
             record.runs += 1
+            record.run_ids.append(result.run_id)
             record.failed_runs += 0 if result.success else 1
         # The morning after the day closes: automation catches up on what landed.
         morning = datetime.combine(arrival.day + timedelta(days=1), time(1), tzinfo=UTC)
