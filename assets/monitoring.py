@@ -35,7 +35,9 @@ class DriftConfig(Config):
         default=3, ge=1, description="The champion's last training label days used as reference."
     )
     share_thresholds: dict[str, float] = Field(
-        default_factory=lambda: {"user": 0.5, "artwork": 0.5, "label": 0.5}
+        # The label group holds three distinct signals (positive rate, and the style and medium
+        # of what converted): any one of them is a change of concept, so one in three.
+        default_factory=lambda: {"user": 0.5, "artwork": 0.5, "label": 0.3}
     )
     prediction_drift_is_drift: bool = Field(
         default=False,

@@ -96,10 +96,12 @@ def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(
         app, ["replay", "--landing", history, "--start", "2026-09-02", "--days", "3"]
     )
     assert result.exit_code == 0, result.output
-    # Only the chosen days were staged into the live landing zone.
+    # The day before --start came in bulk as history, then the chosen days one by one; 09-05
+    # was never staged.
     staged = sorted(p.name for p in Path(paths.landing, "interactions").iterdir())
-    assert staged == ["2026-09-02", "2026-09-03", "2026-09-04"]
+    assert staged == ["2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"]
     assert "2026-09-04" in result.output and "retrain requests" in result.output
+    assert "2026-09-05" not in result.output
     instance = instance_for(paths)
     for asset in ("training_examples", "feature_drift", "champion_performance", "ranker"):
         event = instance.get_latest_materialization_event(AssetKey(asset))
