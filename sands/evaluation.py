@@ -37,9 +37,9 @@ class EvaluationSpec:
     popularity_window_days: int = 7
     user_batch: int = 256
     reliability_bins: int = 10
-    # Full-catalogue ranking costs users x catalogue scores; past this many users with labels,
-    # a stable hash sample of them is evaluated (the same users for every recommender).
-    max_users: int | None = 5_000
+    # Full-catalogue ranking costs users x catalogue scores: past this many pairs, a stable hash
+    # sample of the labelled users is evaluated (the same users for every recommender).
+    max_scored_pairs: int | None = 10_000_000
 
 
 class Recommender(Protocol):
@@ -176,11 +176,13 @@ def evaluation_setup(
 ) -> EvaluationSetup:
     """Split the examples at `split` and gather users and catalogue as of that time."""
     train, holdout = temporal_split(examples, split)
-    relevant = sampled_users(_pairs(holdout), spec.max_users)
-    users = _as_of(sorted(relevant), "user_id", user_features, split, "user_")
     listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
     catalogue = _as_of(listed, "artwork_id", artwork_features, split, "artwork_")
     catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))
+    pairs = spec.max_scored_pairs
+    limit = max(pairs // max(catalogue.num_rows, 1), 1) if pairs else None
+    relevant = sampled_users(_pairs(holdout), limit)
+    users = _as_of(sorted(relevant), "user_id", user_features, split, "user_")
     by_day: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     positives = holdout.filter(pc.equal(holdout["label"], 1))
     for user, item, ts in zip(
