@@ -15,6 +15,16 @@ from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
 START = date(2026, 9, 1)
 
 
+def assert_made_by_automation(paths, *assets: str) -> None:
+    """Each asset's latest materialization came from an automation run, not a named job."""
+    instance = instance_for(paths)
+    for asset in assets:
+        event = instance.get_latest_materialization_event(AssetKey(asset))
+        assert event is not None, asset
+        run = instance.get_run_by_id(event.run_id)
+        assert run.job_name == "__ASSET_JOB", f"{asset} was materialized by automation"
+
+
 def _day(i: int, triggers=(), champion=None, frozen=None, pop=None, trained=None) -> DayRecord:
     """Day `i`; its champion was trained on labels before day `trained` (default: the day
     before, as a model trained with a one-day holdout the evening before)."""
@@ -102,12 +112,9 @@ def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(
     assert staged == ["2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"]
     assert "2026-09-04" in result.output and "retrain requests" in result.output
     assert "2026-09-05" not in result.output
-    instance = instance_for(paths)
-    for asset in ("training_examples", "feature_drift", "champion_performance", "ranker"):
-        event = instance.get_latest_materialization_event(AssetKey(asset))
-        assert event is not None, asset
-        run = instance.get_run_by_id(event.run_id)
-        assert run.job_name == "__ASSET_JOB", f"{asset} was materialized by automation"
+    assert_made_by_automation(
+        paths, "training_examples", "feature_drift", "champion_performance", "ranker"
+    )
 
 
 def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths, monkeypatch):
@@ -132,8 +139,6 @@ def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths
     assert all(holds for _, holds in promises), f"{promises}\n{table}"
     # Before the shift nothing drifted: the history was mature, so no warm-up drift either.
     assert [r.drift for r in records[:2]] == [False, False], records
-    instance = instance_for(paths)
-    for asset in ("training_examples", "feature_drift", "ranker", "evaluation_report"):
-        event = instance.get_latest_materialization_event(AssetKey(asset))
-        run = instance.get_run_by_id(event.run_id)
-        assert run.job_name == "__ASSET_JOB", f"{asset} was materialized by automation"
+    assert_made_by_automation(
+        paths, "training_examples", "feature_drift", "ranker", "evaluation_report"
+    )
