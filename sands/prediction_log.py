@@ -1,0 +1,141 @@
+"""The prediction log: every served list, appended to a Delta table in batches off the request path.
+
+`record()` only enqueues; a background thread commits a batch when it holds `batch_rows`
+impressions or `flush_seconds` have passed. Each batch is one Delta commit, so a crash (even
+kill -9) loses at most the impressions not yet committed and never leaves a torn table.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+ITEM = pa.struct([("artwork_id", pa.string()), ("position", pa.int32()), ("score", pa.float32())])
+SCHEMA = pa.schema(
+    [
+        pa.field("impression_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("items", pa.list_(ITEM), nullable=False),
+        pa.field("model_version", pa.int64()),
+        pa.field("arm", pa.string(), nullable=False),
+        pa.field("served_ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("served_date", pa.date32(), nullable=False),
+    ]
+)
+
+
+_TICK = object()  # the writer's wake-up when the oldest impression's wait is over
+
+
+@dataclass(frozen=True)
+class Impression:
+    """One served list: who saw which artworks, in what order, from which model and arm."""
+
+    impression_id: str
+    user_id: str
+    artwork_ids: list[str]
+    scores: list[float]
+    model_version: int | None
+    arm: str
+    served_ts: datetime
+
+
+def impressions_table(batch: list[Impression]) -> pa.Table:
+    """Impressions as rows of the log's schema (positions count from 1)."""
+    items = [
+        [
+            {"artwork_id": a, "position": p, "score": s}
+            for p, (a, s) in enumerate(zip(i.artwork_ids, i.scores, strict=True), start=1)
+        ]
+        for i in batch
+    ]
+    return pa.table(
+        {
+            "impression_id": [i.impression_id for i in batch],
+            "user_id": [i.user_id for i in batch],
+            "items": pa.array(items, pa.list_(ITEM)),
+            "model_version": pa.array([i.model_version for i in batch], pa.int64()),
+            "arm": [i.arm for i in batch],
+            "served_ts": pa.array([i.served_ts for i in batch], pa.timestamp("us", tz="UTC")),
+            "served_date": pa.array([i.served_ts.date() for i in batch], pa.date32()),
+        },
+        schema=SCHEMA,
+    )
+
+
+class PredictionLog:
+    """Batched, non-blocking appends of impressions to a Delta table partitioned by day."""
+
+    def __init__(
+        self,
+        uri: str,
+        storage_options: dict[str, str] | None = None,
+        batch_rows: int = 1_000,
+        flush_seconds: float = 1.0,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.uri = uri
+        self.storage_options = storage_options or {}
+        self.batch_rows = batch_rows
+        self.flush_seconds = flush_seconds
+        self.dropped = 0  # impressions refused because the queue was full (never blocks)
+        self.committed = 0
+        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=max_queue)
+        self._writer = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._writer.start()
+
+    def record(self, impression: Impression) -> bool:
+        """Enqueue an impression; False (and counted as dropped) if the queue is full."""
+        try:
+            self._queue.put_nowait(impression)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer."""
+        self._queue.put(None)
+        self._writer.join()
+
+    def _run(self) -> None:
+        batch: list[Impression] = []
+        deadline: float | None = None  # the oldest queued impression waits at most flush_seconds
+        while True:
+            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                item = _TICK
+            if item is None:
+                self._commit(batch)
+                return
+            if isinstance(item, Impression):
+                batch.append(item)
+                deadline = deadline or time.monotonic() + self.flush_seconds
+            if batch and (len(batch) >= self.batch_rows or time.monotonic() >= (deadline or 0)):
+                self._commit(batch)
+                batch, deadline = [], None
+
+    def _commit(self, batch: list[Impression]) -> None:
+        if not batch:
+            return
+        write_deltalake(
+            self.uri,
+            impressions_table(batch),
+            mode="append",
+            partition_by=["served_date"],
+            storage_options=self.storage_options,
+        )
+        self.committed += len(batch)
+
+
+def read_impressions(uri: str, storage_options: dict[str, str] | None = None) -> pa.Table:
+    """Every committed impression."""
+    return DeltaTable(uri, storage_options=storage_options).to_pyarrow_table()
