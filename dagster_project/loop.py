@@ -22,7 +22,7 @@ from dagster import (
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from assets.automation import DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
-from dagster_project.runner import QUIET
+from dagster_project.runner import QUIET, run_feature_build, run_ingestion
 
 RANKER = AssetKey("ranker")
 TRIGGERS = (SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED)
@@ -85,8 +85,6 @@ class Loop:
     def preload(self, days: list[str]) -> None:
         """Ingest landed history in bulk (one feature build for all of it), then let the sensor
         take note of those files without asking for runs: as if it had watched them land."""
-        from dagster_project.runner import run_feature_build, run_ingestion
-
         if not days:
             return
         failed = [r.run_id for r in run_ingestion(days, self.instance) if not r.success]

@@ -56,20 +56,19 @@ def recent_window(examples: pa.Table, days: int) -> pa.Table:
 def label_drift_columns(reference: pa.Table, current: pa.Table) -> list[ColumnDrift]:
     """What the positives look like: the style and medium of converted artworks. A change of
     taste moves these at once, long before users' 28-day profiles catch up."""
-    found = []
-    for column in POSITIVE_PROFILE:
-        if column in reference.column_names and column in current.column_names:
-            ref = reference.filter(pc.equal(reference["label"], 1))
-            cur = current.filter(pc.equal(current["label"], 1))
-            found.append(
-                column_drift(
-                    f"positives:{column}",
-                    _values(ref, column, False),
-                    _values(cur, column, False),
-                    False,
-                )
-            )
-    return found
+    ref, cur = positives(reference), positives(current)
+    return [
+        column_drift(
+            f"positives:{column}", _values(ref, column, False), _values(cur, column, False), False
+        )
+        for column in POSITIVE_PROFILE
+        if column in reference.column_names and column in current.column_names
+    ]
+
+
+def positives(rows: pa.Table) -> pa.Table:
+    """The rows labelled positive."""
+    return rows.filter(pc.equal(rows["label"], 1))
 
 
 def entity_rows(rows: pa.Table, group: str) -> pa.Table:
@@ -210,8 +209,7 @@ def _compared_values(rows: pa.Table, column: str, numeric: dict[str, bool]) -> n
     if column == "label":
         return rows["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
     if column.startswith("positives:"):
-        positives = rows.filter(pc.equal(rows["label"], 1))
-        return _values(positives, column.split(":", 1)[1], False)
+        return _values(positives(rows), column.split(":", 1)[1], False)
     group = column.split("_", 1)[0]
     return _values(entity_rows(rows, group), column, numeric[column])
 
