@@ -1,11 +1,27 @@
-"""Deployment layer: the `champion` alias follows the gate."""
+"""Deployment layer: the `champion` alias follows the gate; candidate lists for serving."""
 
-from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
 
-from assets.automation import after_updates_of
+from assets.automation import after_updates_of, after_upstream_updates
 from assets.evaluation import evaluation_report
+from assets.ingestion import artworks, raw_interactions
+from assets.models import user_segments
+from resources.online import OnlineStoreResource
 from resources.registry import RegistryResource
+from resources.storage import LakeResource
+from sands import model_store
 from sands.aliases import CHALLENGER
+from sands.candidates import USER_HISTORY, CandidateSpec, segment_favourites, user_histories
+from sands.contract import ARTWORKS, INTERACTIONS
+from sands.training_store import label_events
 
 GROUP = "deployment"
 
@@ -53,4 +69,61 @@ def deployed_ranker(
             "model_uri": MetadataValue.text(f"models:/{registry.model_name}@champion"),
         },
         data_version=DataVersion(f"champion-v{champion}"),
+    )
+
+
+class CandidateSourcesConfig(Config):
+    """Seeds per user and artworks per segment, and the windows they are counted over."""
+
+    seeds: int = Field(default=CandidateSpec.seeds, ge=1)
+    recent_days: int = Field(default=CandidateSpec.recent_days, ge=1)
+    per_segment: int = Field(default=CandidateSpec.per_segment, ge=1)
+    segment_days: int = Field(default=CandidateSpec.segment_days, ge=1)
+
+
+@asset(
+    deps=[raw_interactions, artworks, user_segments],
+    group_name=GROUP,
+    automation_condition=after_upstream_updates(),
+    kinds={"delta", "sqlite", "redis"},
+    description="What serving draws candidates from: each user's recently engaged and converted "
+    "artworks (online store) and each segment's favourite artworks (Delta).",
+)
+def serving_candidates(
+    context: AssetExecutionContext,
+    config: CandidateSourcesConfig,
+    lake: LakeResource,
+    online: OnlineStoreResource,
+) -> MaterializeResult:
+    options = lake.storage_options
+    events, _, versions = label_events(
+        lake.bronze(INTERACTIONS), lake.bronze(ARTWORKS), config.recent_days, options
+    )
+    histories = user_histories(events, config.seeds)
+    store = online.open()
+    try:
+        store.write(USER_HISTORY, "user_id", histories)
+    finally:
+        store.close()
+    segments, segments_version = model_store.read_model_table(
+        lake.root, model_store.USER_SEGMENTS, options
+    )
+    favourites = segment_favourites(events, segments, config.per_segment, config.segment_days)
+    written = model_store.write_model_table(
+        lake.root,
+        model_store.SEGMENT_FAVOURITES,
+        favourites,
+        {**versions, "user_segments": segments_version},
+        options,
+    )
+    context.log.info(
+        f"histories of {histories.num_rows:,} users; favourites of {favourites.num_rows} segments"
+        f" -> Delta v{written}"
+    )
+    return MaterializeResult(
+        metadata={
+            "users_with_history": MetadataValue.int(histories.num_rows),
+            "segments": MetadataValue.int(favourites.num_rows),
+            "segment_favourites_version": MetadataValue.int(written),
+        }
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.deployment import deployed_ranker
+from assets.deployment import deployed_ranker, serving_candidates
 from assets.evaluation import evaluation_report
 from assets.features import artwork_features, online_features, user_features
 from assets.ingestion import artworks, raw_interactions, users
@@ -52,8 +52,9 @@ model_training_job = define_asset_job(
         ranker,
         evaluation_report,
         deployed_ranker,
+        serving_candidates,
     ),
     description="Check the champion for drift and quality, fit segments and similarity, train and "
-    "register the ranker, evaluate it against the champion and popularity, and promote it only if "
-    "the gate passes. What `sands retrain` (on demand) runs.",
+    "register the ranker, evaluate it against the champion and popularity, promote it only if "
+    "the gate passes, and refresh serving's candidate lists. What `sands retrain` runs.",
 )

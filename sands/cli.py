@@ -732,6 +732,29 @@ def ui(port: Annotated[int, typer.Option()] = 3000) -> None:
     raise typer.Exit(subprocess.call(command, env=env))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="Processes; each loads the models.")] = 1,
+) -> None:
+    """Serve recommendations, the Open Inference Protocol and /metrics (champion + canary)."""
+    import uvicorn
+
+    paths = SandsPaths.from_env()
+    os.environ["SANDS_HOME"] = paths.home
+    console.print(f"Serving on http://{host}:{port} (SANDS_HOME={paths.home})")
+    uvicorn.run(
+        "sands.service:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
 @app.command("contract-docs")
 def contract_docs(
     output: Annotated[Path, typer.Option(help="Where to write the markdown.")] = Path(

@@ -24,6 +24,18 @@ def model_uri(lake_root: str, name: str) -> str:
 
 
 USER_SEGMENTS, ARTWORK_SIMILARITY, POPULARITY = "user_segments", "artwork_similarity", "popularity"
+SEGMENT_FAVOURITES = "segment_favourites"
+
+
+def read_model_table(
+    lake_root: str, name: str, storage_options: dict[str, str] | None = None
+) -> tuple[pa.Table, int]:
+    """The latest rows of model output `name` and their Delta version."""
+    uri = model_uri(lake_root, name)
+    table = lake.open_table(uri, storage_options)
+    if table is None:
+        raise FileNotFoundError(f"no model output at {uri}: materialize {name} first")
+    return table.to_pyarrow_table(), table.version()
 
 
 def write_model_table(

@@ -10,7 +10,8 @@ from sands import duck
 from sands.dbt_vars import event_weights
 
 
-def _weights_sql(weights: dict[str, float]) -> str:
+def weights_sql(weights: dict[str, float]) -> str:
+    """A SQL expression: the engagement weight of `event_type`."""
     cases = " ".join(f"when '{event}' then {weight}" for event, weight in weights.items())
     return f"case event_type {cases} else 0 end"
 
@@ -20,7 +21,7 @@ def engagement(events: pa.Table, weights: dict[str, float] | None = None) -> pa.
     con = duck.connect()
     con.register("events", events)
     return con.sql(
-        f"""select user_id, artwork_id, sum({_weights_sql(weights or event_weights())}) as weight
+        f"""select user_id, artwork_id, sum({weights_sql(weights or event_weights())}) as weight
             from events group by all having weight > 0 order by artwork_id, user_id"""
     ).to_arrow_table()
 
@@ -43,7 +44,7 @@ def recent_popularity(
     since = as_of - timedelta(days=window_days)
     scored = con.sql(
         f"""with recent as (
-                select artwork_id, sum({_weights_sql(weights or event_weights())}) as score
+                select artwork_id, sum({weights_sql(weights or event_weights())}) as score
                 from events where event_ts >= ? and event_ts < ? group by artwork_id)
             select c.artwork_id, coalesce(r.score, 0)::double as score,
                    row_number() over (order by coalesce(r.score, 0) desc, c.artwork_id)::int

@@ -24,6 +24,7 @@ SCHEMA = pa.schema(
         pa.field("items", pa.list_(ITEM), nullable=False),
         pa.field("model_version", pa.int64()),
         pa.field("arm", pa.string(), nullable=False),
+        pa.field("strategy", pa.string(), nullable=False),
         pa.field("served_ts", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("served_date", pa.date32(), nullable=False),
     ]
@@ -44,6 +45,7 @@ class Impression:
     model_version: int | None
     arm: str
     served_ts: datetime
+    strategy: str = "ranked"  # or the fallback that made the list (segment, popularity)
 
 
 def impressions_table(batch: list[Impression]) -> pa.Table:
@@ -62,6 +64,7 @@ def impressions_table(batch: list[Impression]) -> pa.Table:
             "items": pa.array(items, pa.list_(ITEM)),
             "model_version": pa.array([i.model_version for i in batch], pa.int64()),
             "arm": [i.arm for i in batch],
+            "strategy": [i.strategy for i in batch],
             "served_ts": pa.array([i.served_ts for i in batch], pa.timestamp("us", tz="UTC")),
             "served_date": pa.array([i.served_ts.date() for i in batch], pa.date32()),
         },

@@ -9,6 +9,7 @@ for the pointwise view (AUC is unaffected; log loss and Brier need it).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -63,40 +64,85 @@ def feature_names(segments: int) -> list[str]:
     return [*LOG_FEATURES, *PLAIN_FEATURES, *CROSS_FEATURES, *one_hot]
 
 
-def _numbers(rows: pa.Table, column: str) -> np.ndarray:
-    return np.asarray(
-        rows[column].cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+# Raw inputs the features are computed from: numbers, and the categories the crosses compare.
+NUMERIC_INPUTS = tuple(
+    dict.fromkeys(
+        [
+            *LOG_FEATURES,
+            *PLAIN_FEATURES,
+            *("user_top_style_share", "user_top_medium_share", "user_n_purchase_28d"),
+            *("user_spend_28d", "artwork_price"),
+        ]
     )
+)
+CATEGORY_INPUTS = ("user_top_style", "user_top_medium", "artwork_style", "artwork_medium")
+Inputs = Mapping[str, "np.ndarray | float | str | None"]
 
 
-def _affinity(rows: pa.Table, user_column: str, artwork_column: str) -> np.ndarray:
-    same = pc.fill_null(pc.equal(rows[f"user_top_{user_column}"], rows[artwork_column]), False)
-    share = np.nan_to_num(_numbers(rows, f"user_top_{user_column}_share"), nan=0.0)
-    return np.where(same.to_numpy(zero_copy_only=False), share, 0.0)
+def raw_inputs(rows: pa.Table) -> dict[str, np.ndarray]:
+    """The columns `feature_matrix` reads, as numpy (numbers as float64, categories as objects)."""
+    columns = {
+        name: np.asarray(
+            rows[name].cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
+        for name in NUMERIC_INPUTS
+    }
+    for name in CATEGORY_INPUTS:
+        columns[name] = rows[name].to_numpy(zero_copy_only=False)
+    return columns
+
+
+def _same(left: object, right: object) -> np.ndarray:
+    # Missing never matches missing, as SQL's NULL = NULL is not true.
+    return (left == right) & pd.notna(left) & pd.notna(right)
+
+
+def feature_matrix(
+    inputs: Inputs, rows: int, segment: np.ndarray | int | None, segments: int
+) -> np.ndarray:
+    """Model inputs (float32, `feature_names(segments)` order) for `rows` rows of raw inputs.
+
+    Any input may be a scalar (one user's value against many artworks), so training, evaluation
+    and serving all compute features here, and score identically.
+    """
+    out = np.empty((rows, len(LOG_FEATURES) + len(PLAIN_FEATURES) + 4 + segments), np.float32)
+    column = 0
+    for name in LOG_FEATURES:
+        out[:, column] = np.log1p(np.clip(np.asarray(inputs[name], np.float64), 0, None))
+        column += 1
+    for name in PLAIN_FEATURES:
+        out[:, column] = inputs[name]
+        column += 1
+    style = _same(inputs["user_top_style"], inputs["artwork_style"])
+    medium = _same(inputs["user_top_medium"], inputs["artwork_medium"])
+    style_share = np.nan_to_num(np.asarray(inputs["user_top_style_share"], np.float64), nan=0.0)
+    medium_share = np.nan_to_num(np.asarray(inputs["user_top_medium_share"], np.float64), nan=0.0)
+    purchases = np.asarray(inputs["user_n_purchase_28d"], np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        average_spend = np.asarray(inputs["user_spend_28d"], np.float64) / np.where(
+            purchases > 0, purchases, np.nan
+        )
+        price_vs_spend = np.log1p(np.asarray(inputs["artwork_price"], np.float64)) - np.log1p(
+            average_spend
+        )
+    out[:, column] = np.where(style, style_share, 0.0)
+    out[:, column + 1] = np.where(medium, medium_share, 0.0)
+    out[:, column + 2] = style
+    out[:, column + 3] = price_vs_spend
+    column += 4
+    if segments:
+        out[:, column:] = np.equal.outer(
+            np.broadcast_to(np.asarray(segment), (rows,)), np.arange(segments)
+        )
+    return out
 
 
 def ranker_features(rows: pa.Table, segments: SegmentModel | None) -> pd.DataFrame:
     """The model input for point-in-time joined rows (`user_*` and `artwork_*` columns)."""
-    columns: dict[str, np.ndarray] = {}
-    for name in LOG_FEATURES:
-        columns[name] = np.log1p(np.clip(_numbers(rows, name), 0, None))
-    for name in PLAIN_FEATURES:
-        columns[name] = _numbers(rows, name)
-    columns["style_affinity"] = _affinity(rows, "style", "artwork_style")
-    columns["medium_affinity"] = _affinity(rows, "medium", "artwork_medium")
-    columns["style_match"] = (
-        pc.fill_null(pc.equal(rows["user_top_style"], rows["artwork_style"]), False)
-        .to_numpy(zero_copy_only=False)
-        .astype(np.float64)
-    )
-    purchases = _numbers(rows, "user_n_purchase_28d")
-    average_spend = _numbers(rows, "user_spend_28d") / np.where(purchases > 0, purchases, np.nan)
-    columns["price_vs_spend"] = np.log1p(_numbers(rows, "artwork_price")) - np.log1p(average_spend)
     k = segments.k if segments else 0
-    assigned = segments.assign(rows, prefix="user_") if segments else np.empty(0)
-    for s in range(k):
-        columns[f"segment_{s}"] = (assigned == s).astype(np.float64)
-    return pd.DataFrame(columns, columns=feature_names(k)).astype(np.float32)
+    assigned = segments.assign(rows, prefix="user_") if segments else None
+    matrix = feature_matrix(raw_inputs(rows), rows.num_rows, assigned, k)
+    return pd.DataFrame(matrix, columns=feature_names(k))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from sands.ranking import RankerModel, RankerSpec
 
 SPEC_KEY = "sands_spec"
 DIGEST_TAG = "sands.model_sha256"
+CANARY_TAG = "sands.canary_share"  # on the registered model, so every replica reads one value
+CANARY_ACTION = "canary"
 # Champion changes pushed by promotions and popped by rollbacks.
 PUSHES = ("promote", "gate_promote")
 HISTORY_SCHEMA = pa.schema(
@@ -168,11 +170,39 @@ class Registry:
 
     def aliases(self) -> dict[str, int]:
         """Every alias of the registered model and the version it points at."""
+        return self.serving_state()[0]
+
+    def serving_state(self) -> tuple[dict[str, int], float]:
+        """The aliases and the canary share in one registry read (what serving polls)."""
         try:
             found = self.client.get_registered_model(self.model_name)
         except MlflowException:
-            return {}
-        return {alias: int(version) for alias, version in found.aliases.items()}
+            return {}, 0.0
+        aliases = {alias: int(version) for alias, version in found.aliases.items()}
+        return aliases, float(found.tags.get(CANARY_TAG, 0.0))
+
+    def canary_share(self) -> float:
+        """The share of users the challenger serves (0 when no canary runs)."""
+        return self.serving_state()[1]
+
+    def set_canary_share(self, share: float, actor: str, reason: str) -> ChampionChange:
+        """Route `share` of users (by a stable hash of their id) to the challenger, and log it."""
+        if not 0.0 <= share <= 1.0:
+            raise RegistryError(f"canary share must be within [0, 1], not {share}")
+        challenger = self.aliased(CHALLENGER)
+        if challenger is None and share > 0:
+            raise RegistryError("no challenger to send canary traffic to")
+        self.client.set_registered_model_tag(self.model_name, CANARY_TAG, repr(float(share)))
+        change = ChampionChange(
+            datetime.now(UTC),
+            CANARY_ACTION,
+            int(challenger.version) if challenger else 0,
+            self.champion_version(),
+            actor,
+            f"canary share {share:g}: {reason}",
+        )
+        self._record(change)
+        return change
 
     def versions(self) -> list[ModelVersion]:
         """Every registered version, oldest first."""

@@ -7,6 +7,7 @@ commit or a ranker version and applied point in time to historical rows or onlin
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,18 +25,31 @@ PLAIN_COLUMNS = ("active_days_28d", "age")
 CATEGORY_COLUMN = "gender"
 
 
-def _column(rows: pa.Table, prefix: str, name: str) -> np.ndarray:
-    values = rows[f"{prefix}{name}"].cast(pa.float64()).to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=float)
+# Rows: a table, or one feature vector (a mapping of column to value, as the online store has).
+Rows = pa.Table | Mapping[str, object]
 
 
-def segment_inputs(rows: pa.Table, categories: list[str], prefix: str = "") -> np.ndarray:
+def _column(rows: Rows, prefix: str, name: str) -> np.ndarray:
+    if isinstance(rows, pa.Table):
+        values = rows[f"{prefix}{name}"].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=float)
+    value = rows.get(f"{prefix}{name}")
+    return np.array([np.nan if value is None else value], dtype=float)
+
+
+def _categories(rows: Rows, prefix: str) -> list[object]:
+    if isinstance(rows, pa.Table):
+        return rows[f"{prefix}{CATEGORY_COLUMN}"].to_pylist()
+    return [rows.get(f"{prefix}{CATEGORY_COLUMN}")]
+
+
+def segment_inputs(rows: Rows, categories: list[str], prefix: str = "") -> np.ndarray:
     """Raw clustering inputs per row (missing as NaN): logged counts, plain values, one-hots."""
     columns = [np.log1p(np.nan_to_num(_column(rows, prefix, c), nan=0.0)) for c in LOG_COLUMNS]
     columns += [_column(rows, prefix, c) for c in PLAIN_COLUMNS]
-    values = rows[f"{prefix}{CATEGORY_COLUMN}"].to_pylist()
+    values = _categories(rows, prefix)
     columns += [np.array([float(v == category) for v in values]) for category in categories]
-    return np.column_stack(columns) if rows.num_rows else np.empty((0, len(columns)))
+    return np.column_stack(columns) if len(values) else np.empty((0, len(columns)))
 
 
 @dataclass(frozen=True)
@@ -56,9 +70,9 @@ class SegmentModel:
         filled = np.where(np.isnan(inputs), np.asarray(self.medians), inputs)
         return (filled - np.asarray(self.means)) / np.asarray(self.scales)
 
-    def assign(self, rows: pa.Table, prefix: str = "") -> np.ndarray:
-        """The nearest centroid's index for each row."""
-        if rows.num_rows == 0:
+    def assign(self, rows: Rows, prefix: str = "") -> np.ndarray:
+        """The nearest centroid's index for each row (one for a single feature vector)."""
+        if isinstance(rows, pa.Table) and rows.num_rows == 0:
             return np.empty(0, dtype=np.int32)
         points = self._standardised(segment_inputs(rows, self.categories, prefix))
         centroids = np.asarray(self.centroids)

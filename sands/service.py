@@ -1,0 +1,428 @@
+"""The recommendation service (`sands serve`): FastAPI on uvicorn.
+
+Requests read one immutable `ServingSnapshot`; a watcher thread polls the registry (aliases and
+canary share) and the lake (catalogue, neighbours, segments, popularity), builds a new snapshot
+off the request path and swaps the reference, so no request fails or waits during a swap.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from sands.aliases import CHALLENGER, CHAMPION
+from sands.candidates import USER_HISTORY
+from sands.feature_store import USER_FEATURES
+from sands.online import OnlineStore
+from sands.prediction_log import Impression, PredictionLog
+from sands.ranking import platt_probabilities
+from sands.registry import Registry
+from sands.service_metrics import ServiceMetrics
+from sands.serving import (
+    RANKED,
+    ArmModel,
+    ServingData,
+    ServingSnapshot,
+    data_versions,
+    load_serving_data,
+    recommend,
+)
+from sands.settings import join
+
+ADMIN_TOKEN_ENV = "SANDS_ADMIN_TOKEN"
+
+
+def impressions_uri(lake_root: str) -> str:
+    """The prediction log's Delta table."""
+    return join(lake_root, "serving", "impressions")
+
+
+@dataclass
+class ServiceConfig:
+    """Limits, polling and logging of one service process."""
+
+    max_k: int = 100
+    candidates: int = 200
+    poll_seconds: float = 5.0
+    log_batch_rows: int = 1_000
+    log_flush_seconds: float = 1.0
+    admin_token: str | None = field(default_factory=lambda: os.environ.get(ADMIN_TOKEN_ENV))
+
+
+class SnapshotWatcher:
+    """Holds the current snapshot and replaces it when the registry or the lake moves."""
+
+    def __init__(
+        self, registry: Registry, lake_root: str, storage_options: dict[str, str], poll: float
+    ) -> None:
+        self.registry = registry
+        self.lake_root = lake_root
+        self.storage_options = storage_options
+        self.poll = poll
+        self.snapshot: ServingSnapshot | None = None
+        self.swaps = 0
+        self.last_error: str | None = None
+        self._models: dict[int, ArmModel] = {}
+        self._lock = threading.Lock()  # one refresh at a time (watcher and admin reload)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snapshot-watcher", daemon=True)
+
+    def _model(self, version: int | None) -> ArmModel | None:
+        if version is None:
+            return None
+        if version not in self._models:
+            self._models[version] = ArmModel.of(version, self.registry.load_ranker(version))
+        return self._models[version]
+
+    def _data(self) -> ServingData:
+        current = self.snapshot.data if self.snapshot else None
+        if current is not None and current.versions == data_versions(
+            self.lake_root, self.storage_options
+        ):
+            return current
+        return load_serving_data(self.lake_root, self.storage_options)
+
+    def refresh(self) -> bool:
+        """Build and swap in a new snapshot if anything changed; True if it swapped."""
+        with self._lock:
+            aliases, share = self.registry.serving_state()
+            champion = self._model(aliases.get(CHAMPION))
+            challenger = self._model(aliases.get(CHALLENGER))
+            data = self._data()
+            old = self.snapshot
+            if (
+                old is not None
+                and old.data is data
+                and old.champion is champion
+                and old.challenger is challenger
+                and old.canary_share == share
+            ):
+                return False
+            self.snapshot = ServingSnapshot(data, champion, challenger, share)
+            self.swaps += 1
+            # Only the serving versions stay loaded.
+            keep = {m.version for m in (champion, challenger) if m is not None}
+            self._models = {v: m for v, m in self._models.items() if v in keep}
+            return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.refresh()
+                self.last_error = None
+            except Exception as error:  # keep serving the last good snapshot
+                self.last_error = f"{type(error).__name__}: {error}"
+
+    def start(self) -> None:
+        try:
+            self.refresh()
+        except Exception as error:  # nothing to serve yet: not ready, keep polling
+            self.last_error = f"{type(error).__name__}: {error}"
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _json(content: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+def _oip_matrix(body: object, features: int) -> np.ndarray:
+    """The FP32/FP64 input tensor of an Open Inference Protocol request, or ValueError."""
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
+        raise ValueError("body must be an object with a non-empty 'inputs' list")
+    tensor = body["inputs"][0]
+    if not isinstance(tensor, dict):
+        raise ValueError("each input must be an object with name, shape, datatype and data")
+    shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+    if datatype not in ("FP32", "FP64"):
+        raise ValueError(f"datatype must be FP32 or FP64, not {datatype!r}")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(s, int) and s >= 0 for s in shape)
+    ):
+        raise ValueError("shape must be [rows, features]")
+    if shape[1] != features:
+        raise ValueError(f"the model takes {features} features per row, not {shape[1]}")
+    try:
+        values = np.asarray(data, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"data must be numbers: {error}") from error
+    if values.size != shape[0] * shape[1]:
+        raise ValueError(
+            f"data holds {values.size} values; shape {shape} needs {shape[0] * shape[1]}"
+        )
+    return values.reshape(shape)
+
+
+def create_app(
+    registry: Registry,
+    open_store: Callable[[], OnlineStore],
+    lake_root: str,
+    storage_options: dict[str, str] | None = None,
+    config: ServiceConfig | None = None,
+) -> FastAPI:
+    """The service for one registered ranker, its online store and its lake."""
+    config = config or ServiceConfig()
+    options = storage_options or {}
+    watcher = SnapshotWatcher(registry, lake_root, options, config.poll_seconds)
+    metrics = ServiceMetrics(CollectorRegistry())
+    state: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["store"] = open_store()
+        state["log"] = PredictionLog(
+            impressions_uri(lake_root), options, config.log_batch_rows, config.log_flush_seconds
+        )
+        watcher.start()
+        metrics.snapshot(watcher.snapshot)
+        yield
+        watcher.stop()
+        state["log"].close()  # commits what is queued
+        state["store"].close()
+
+    app = FastAPI(title="Shifting Sands recommendations", lifespan=lifespan)
+    app.state.watcher = watcher
+
+    def _authorised(authorization: str | None) -> Response | None:
+        if not config.admin_token:
+            return _error(403, f"admin endpoints are disabled: set {ADMIN_TOKEN_ENV}")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not authorization or not hmac.compare_digest(given, config.admin_token):
+            return _error(401, "a valid 'Authorization: Bearer <token>' header is required")
+        return None
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> Response:
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        return _error(422, f"invalid request: {problems}")
+
+    @app.get("/recommendations/{user_id}")
+    async def recommendations(user_id: str, k: int = Query(10)) -> Response:
+        started = time.perf_counter()
+        snapshot = watcher.snapshot
+        if not 1 <= k <= config.max_k:
+            return metrics.answered(
+                "recommendations",
+                started,
+                _error(422, f"k must be between 1 and {config.max_k}, not {k}"),
+            )
+        if snapshot is None:
+            return metrics.answered(
+                "recommendations",
+                started,
+                _error(503, f"nothing to serve yet: {watcher.last_error}"),
+            )
+        store: OnlineStore = state["store"]
+        if user_id not in snapshot.data.known_users:
+            return metrics.answered(
+                "recommendations", started, _error(404, f"unknown user {user_id!r}")
+            )
+        vector, history = (
+            store.get(USER_FEATURES.name, [user_id])[0],
+            store.get(USER_HISTORY, [user_id])[0],
+        )
+        served = recommend(snapshot, user_id, vector, history, k, config.candidates)
+        impression_id = uuid.uuid4().hex
+        now = datetime.now(UTC)
+        state["log"].record(
+            Impression(
+                impression_id,
+                user_id,
+                served.artwork_ids,
+                served.scores,
+                served.model_version,
+                served.arm,
+                now,
+                served.strategy,
+            )
+        )
+        metrics.served(served.arm, served.strategy)
+        body = {
+            "user_id": user_id,
+            "impression_id": impression_id,
+            "model_version": served.model_version,
+            "arm": served.arm,
+            "strategy": served.strategy,
+            "fallback": served.strategy != RANKED,
+            "items": [
+                {"artwork_id": a, "score": s, "position": p}
+                for p, (a, s) in enumerate(zip(served.artwork_ids, served.scores, strict=True), 1)
+            ],
+        }
+        return metrics.answered("recommendations", started, _json(body))
+
+    @app.get("/v2/health/live")
+    async def live() -> Response:
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        snapshot = watcher.snapshot
+        ok = snapshot is not None and snapshot.champion is not None
+        return _json({"ready": ok}, 200 if ok else 503)
+
+    def _served_model(name: str) -> tuple[ServingSnapshot, ArmModel] | Response:
+        if name != registry.model_name:
+            return _error(
+                404, f"unknown model {name!r}; this server serves {registry.model_name!r}"
+            )
+        snapshot = watcher.snapshot
+        if snapshot is None or snapshot.champion is None:
+            return _error(503, f"model {name!r} has no champion loaded yet")
+        return snapshot, snapshot.champion
+
+    @app.get("/v2/models/{name}")
+    async def model_metadata(name: str) -> Response:
+        found = _served_model(name)
+        if isinstance(found, Response):
+            return found
+        snapshot, champion = found
+        versions = [str(m.version) for m in (snapshot.champion, snapshot.challenger) if m]
+        return _json(
+            {
+                "name": name,
+                "versions": sorted(set(versions), key=int),
+                "platform": "xgboost",
+                "inputs": [
+                    {
+                        "name": "features",
+                        "datatype": "FP32",
+                        "shape": [-1, len(champion.ranker.spec.features)],
+                    }
+                ],
+                "outputs": [
+                    {"name": "score", "datatype": "FP32", "shape": [-1]},
+                    {"name": "probability", "datatype": "FP32", "shape": [-1]},
+                ],
+                "parameters": {"feature_names": champion.ranker.spec.features},
+            }
+        )
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str) -> Response:
+        found = _served_model(name)
+        return found if isinstance(found, Response) else _json({"name": name, "ready": True})
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Response:
+        started = time.perf_counter()
+        found = _served_model(name)
+        if isinstance(found, Response):
+            return metrics.answered("infer", started, found)
+        _, champion = found
+        try:
+            body = orjson.loads(await request.body())
+            matrix = _oip_matrix(body, len(champion.ranker.spec.features))
+        except (orjson.JSONDecodeError, ValueError) as error:
+            return metrics.answered(
+                "infer", started, _error(400, f"bad inference request: {error}")
+            )
+        scores = champion.ranker.booster.inplace_predict(matrix, predict_type="margin")
+        probabilities = platt_probabilities(scores, champion.ranker.spec.calibration)
+        rows = len(matrix)
+        outputs = [
+            {"name": "score", "datatype": "FP32", "shape": [rows], "data": scores.tolist()},
+            {
+                "name": "probability",
+                "datatype": "FP32",
+                "shape": [rows],
+                "data": probabilities.tolist(),
+            },
+        ]
+        reply = {"model_name": name, "model_version": str(champion.version), "outputs": outputs}
+        if isinstance(body.get("id"), str):
+            reply["id"] = body["id"]
+        return metrics.answered("infer", started, _json(reply))
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        metrics.snapshot(watcher.snapshot)
+        metrics.log_state(state["log"])
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload")
+    async def reload(authorization: str | None = Header(None)) -> Response:
+        denied = _authorised(authorization)
+        if denied:
+            return denied
+        swapped = watcher.refresh()
+        metrics.snapshot(watcher.snapshot)
+        return _json({"swapped": swapped, **_describe(watcher.snapshot)})
+
+    @app.put("/admin/canary")
+    async def canary(request: Request, authorization: str | None = Header(None)) -> Response:
+        denied = _authorised(authorization)
+        if denied:
+            return denied
+        try:
+            share = float(orjson.loads(await request.body())["share"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return _error(400, 'body must be {"share": <number between 0 and 1>}')
+        try:
+            registry.set_canary_share(share, "sands serve admin", "set through /admin/canary")
+        except Exception as error:
+            return _error(409 if "no challenger" in str(error) else 400, str(error))
+        watcher.refresh()
+        metrics.snapshot(watcher.snapshot)
+        return _json(_describe(watcher.snapshot))
+
+    @app.get("/")
+    async def index() -> Response:
+        return _json({"service": "shifting-sands", **_describe(watcher.snapshot)})
+
+    return app
+
+
+def _describe(snapshot: ServingSnapshot | None) -> dict[str, object]:
+    if snapshot is None:
+        return {"champion": None, "challenger": None, "canary_share": 0.0}
+    return {
+        "champion": snapshot.champion.version if snapshot.champion else None,
+        "challenger": snapshot.challenger.version if snapshot.challenger else None,
+        "canary_share": snapshot.canary_share,
+        "data_versions": snapshot.data.versions,
+    }
+
+
+def app_from_env() -> FastAPI:
+    """The service for the environment's resources (embedded or production, as the code location
+    picks them); `uvicorn --factory sands.service:app_from_env`."""
+    from resources import build_resources
+
+    resources = build_resources()
+    lake, online, registry = resources["lake"], resources["online"], resources["registry"]
+    config = ServiceConfig(
+        poll_seconds=float(os.environ.get("SANDS_SERVE_POLL_SECONDS", ServiceConfig.poll_seconds)),
+        log_flush_seconds=float(
+            os.environ.get("SANDS_SERVE_LOG_FLUSH_SECONDS", ServiceConfig.log_flush_seconds)
+        ),
+    )
+    return create_app(registry.open(), online.open, lake.root, lake.storage_options, config)

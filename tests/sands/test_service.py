@@ -1,0 +1,240 @@
+"""The recommendation service as a real `sands serve` process over a hand-sized home."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sands.aliases import CHALLENGER, CHAMPION
+from sands.prediction_log import read_impressions
+from sands.ranking import ranker_features
+from sands.service import impressions_uri
+from sands.serving import arm_for
+from tests.models import planted_examples
+from tests.serving import (
+    ADMIN_TOKEN,
+    ARTWORKS,
+    NEW_USER,
+    QUIET_USER,
+    STYLES,
+    USERS_WITH_FEATURES,
+    Server,
+    build_home,
+    register,
+    registry_for,
+    serving,
+)
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    paths = build_home(tmp_path_factory.mktemp("serving"))
+    with serving(paths) as running:
+        yield running
+
+
+def _style(artwork_id: str) -> str:
+    return STYLES[ARTWORKS.index(artwork_id) % 3]
+
+
+def test_a_user_with_history_gets_a_ranked_list_from_the_champion(server: Server) -> None:
+    with server.client() as client:
+        answer = client.get("/recommendations/u000", params={"k": 5})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["model_version"] == 1 and body["arm"] == CHAMPION
+    assert body["strategy"] == "ranked" and body["fallback"] is False
+    assert len(body["impression_id"]) == 32
+    items = [i["artwork_id"] for i in body["items"]]
+    assert [i["position"] for i in body["items"]] == [1, 2, 3, 4, 5]
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert "a004" not in items  # converted: never recommended again
+    # u000's top style is abstract and the planted model learned to favour it.
+    assert all(_style(a) == "abstract" for a in items[:3])
+
+
+def test_users_without_history_or_features_get_fallbacks(server: Server) -> None:
+    with server.client() as client:
+        quiet = client.get(f"/recommendations/{QUIET_USER}", params={"k": 4}).json()
+        new = client.get(f"/recommendations/{NEW_USER}", params={"k": 3}).json()
+    assert quiet["strategy"] == "segment" and quiet["fallback"] is True
+    assert quiet["model_version"] is None
+    # The segment's two favourites (a00s, a01s of build_home), then the most popular.
+    favourites = [i["artwork_id"] for i in quiet["items"]][:2]
+    assert favourites[1] == f"a0{int(favourites[0][1:]) + 10:02d}"
+    assert [i["artwork_id"] for i in quiet["items"]][2:] == ["a029", "a028"]
+    assert new["strategy"] == "popularity"
+    assert [i["artwork_id"] for i in new["items"]] == ["a029", "a028", "a027"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/recommendations/nobody", 404),
+        ("/recommendations/u000?k=0", 422),
+        ("/recommendations/u000?k=101", 422),
+        ("/recommendations/u000?k=ten", 422),
+        ("/v2/models/other-model", 404),
+    ],
+)
+def test_bad_requests_get_clear_4xx(server: Server, path: str, status: int) -> None:
+    with server.client() as client:
+        answer = client.get(path)
+    assert answer.status_code == status
+    assert answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"inputs": []}',
+        b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}',
+        b'{"inputs": [{"name": "x", "shape": [1, 29], "datatype": "BYTES", "data": []}]}',
+        b'{"inputs": [{"name": "x", "shape": [2, 29], "datatype": "FP32", "data": [1, 2]}]}',
+        b'{"inputs": [{"name": "x", "shape": [1, 29], "datatype": "FP32", "data": ["a"]}]}',
+    ],
+)
+def test_malformed_inference_requests_are_400(server: Server, body: bytes) -> None:
+    with server.client() as client:
+        answer = client.post("/v2/models/sands-ranker/infer", content=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("bad inference request")
+
+
+def test_open_inference_protocol_round_trip(server: Server) -> None:
+    rows = planted_examples(users=3, artworks=30, days=1)
+    inputs = ranker_features(rows, None).to_numpy()
+    with server.client() as client:
+        assert client.get("/v2/health/live").json() == {"live": True}
+        assert client.get("/v2/health/ready").json() == {"ready": True}
+        meta = client.get("/v2/models/sands-ranker").json()
+        answer = client.post(
+            "/v2/models/sands-ranker/infer",
+            json={
+                "id": "req-1",
+                "inputs": [
+                    {
+                        "name": "features",
+                        "shape": list(inputs.shape),
+                        "datatype": "FP32",
+                        "data": inputs.ravel().tolist(),
+                    }
+                ],
+            },
+        ).json()
+    assert meta["inputs"][0]["shape"] == [-1, inputs.shape[1]]
+    assert meta["versions"] == ["1"]
+    assert answer["id"] == "req-1" and answer["model_version"] == "1"
+    expected = registry_for(server.paths).load_ranker(1).scores(rows)
+    scores = next(o for o in answer["outputs"] if o["name"] == "score")
+    assert scores["shape"] == [rows.num_rows]
+    np.testing.assert_allclose(scores["data"], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_admin_endpoints_need_the_bearer_token(server: Server) -> None:
+    with server.client() as client:
+        assert client.post("/admin/reload").status_code == 401
+        wrong = {"Authorization": "Bearer guess"}
+        assert client.put("/admin/canary", json={"share": 0.5}, headers=wrong).status_code == 401
+        assert client.post("/admin/reload", headers=AUTH).status_code == 200
+        assert client.put("/admin/canary", json={"share": 2}, headers=AUTH).status_code == 400
+        assert client.put("/admin/canary", content=b"{", headers=AUTH).status_code == 400
+
+
+def test_metrics_are_prometheus_text(server: Server) -> None:
+    with server.client() as client:
+        client.get("/recommendations/u000")
+        text = client.get("/metrics").text
+    for family in (
+        "sands_requests_total",
+        "sands_request_latency_seconds_bucket",
+        'sands_model_version{arm="champion"} 1.0',
+        "sands_canary_share",
+        "sands_fallback_ratio",
+        "sands_recommendations_total",
+    ):
+        assert family in text
+
+
+def _hammer(server: Server, stop: threading.Event, seen: list[tuple[int, int | None]]) -> None:
+    with server.client() as client:
+        n = 0
+        while not stop.is_set():
+            user = USERS_WITH_FEATURES[n % len(USERS_WITH_FEATURES)]
+            n += 1
+            try:
+                answer = client.get(f"/recommendations/{user}")
+                seen.append((answer.status_code, answer.json().get("model_version")))
+            except Exception:  # a refused or broken connection is a failed request too
+                seen.append((0, None))
+
+
+def test_a_new_champion_is_swapped_in_under_load_without_failures(server: Server) -> None:
+    registry = registry_for(server.paths)
+    stop, seen = threading.Event(), []
+    workers = [threading.Thread(target=_hammer, args=(server, stop, seen)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.0)
+    version = register(registry, seed=7, promote=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(v == version for _, v in seen[-50:]):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    statuses = Counter(status for status, _ in seen)
+    assert statuses == {200: len(seen)}, statuses
+    versions = [v for _, v in seen if v is not None]
+    first_new = versions.index(version)
+    assert set(versions[:first_new]) == {1}
+    assert versions[-1] == version
+
+
+def test_canary_routes_a_stable_share_of_users_to_the_challenger(server: Server) -> None:
+    registry = registry_for(server.paths)
+    challenger = register(registry, seed=11, promote=False)
+    with server.client() as client:
+        set_share = client.put("/admin/canary", json={"share": 0.5}, headers=AUTH)
+        assert set_share.status_code == 200 and set_share.json()["challenger"] == challenger
+        first = {u: client.get(f"/recommendations/{u}").json() for u in USERS_WITH_FEATURES}
+        again = {u: client.get(f"/recommendations/{u}").json()["arm"] for u in USERS_WITH_FEATURES}
+        metrics = client.get("/metrics").text
+        client.put("/admin/canary", json={"share": 0.0}, headers=AUTH)
+    assert {u: b["arm"] for u, b in first.items()} == again  # stable per user
+    assert again == {u: arm_for(u, 0.5) for u in USERS_WITH_FEATURES}
+    arms = Counter(again.values())
+    assert 15 <= arms[CHALLENGER] <= 45  # about half of 60
+    ranked = [b for b in first.values() if b["strategy"] == "ranked"]
+    assert {b["model_version"] for b in ranked if b["arm"] == CHALLENGER} <= {challenger}
+    assert "sands_canary_share 0.5" in metrics
+
+
+def test_the_log_survives_kill_9_with_every_flushed_impression(tmp_path: Path) -> None:
+    paths = build_home(tmp_path)
+    with serving(paths, flush_seconds=0.2) as running:
+        with running.client() as client:
+            early = [client.get(f"/recommendations/{u}").json() for u in USERS_WITH_FEATURES]
+            time.sleep(1.5)  # past the flush deadline: these are committed
+            late = [client.get(f"/recommendations/{u}").json() for u in USERS_WITH_FEATURES[:10]]
+        running.kill()
+    logged = read_impressions(impressions_uri(paths.lake))
+    ids = logged["impression_id"].to_pylist()
+    assert len(ids) == len(set(ids))  # nothing twice
+    assert {b["impression_id"] for b in early} <= set(ids)  # nothing flushed was lost
+    assert set(ids) <= {b["impression_id"] for b in early + late}  # nothing made up
+    row = next(r for r in logged.to_pylist() if r["impression_id"] == early[0]["impression_id"])
+    assert row["user_id"] == USERS_WITH_FEATURES[0] and row["arm"] == CHAMPION
+    assert [i["artwork_id"] for i in row["items"]] == [i["artwork_id"] for i in early[0]["items"]]
+    assert [i["position"] for i in row["items"]] == list(range(1, 11))
