@@ -64,11 +64,12 @@ class RetrainPolicy:
 
 
 # Trigger labels, as the UI and the demo timeline show them.
-SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED = (
+SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED, DEGRADED = (
     "scheduled",
     "new training data",
     "champion below objective or stale",
     "drift detected",
+    "online CTR below objective",
 )
 
 
@@ -85,6 +86,7 @@ def retrain_triggers(policy: RetrainPolicy) -> list[AutomationCondition]:
             "champion_performance", "champion_meets_objective", "champion_is_fresh"
         ).with_label(UNHEALTHY),
         check_newly_failed("feature_drift", "no_dataset_drift").with_label(DRIFTED),
+        check_newly_failed("online_performance", "online_ctr_meets_objective").with_label(DEGRADED),
     ]
     return triggers
 

@@ -2,6 +2,7 @@
 
 from dagster import (
     AssetExecutionContext,
+    AssetSpec,
     Config,
     DataVersion,
     MaterializeResult,
@@ -24,6 +25,15 @@ from sands.contract import ARTWORKS, INTERACTIONS
 from sands.training_store import label_events
 
 GROUP = "deployment"
+
+served_impressions = AssetSpec(
+    "served_impressions",
+    group_name=GROUP,
+    kinds={"delta"},
+    description="Every list `sands serve` returned (impression id, user, items with positions and "
+    "scores, model version, arm, strategy, time), appended in batches by the service.",
+    metadata={"dagster/uri": "lake/serving/impressions (sands.prediction_log.impressions_uri)"},
+)
 
 
 @asset(

@@ -18,7 +18,7 @@ from pydantic import Field
 from assets.automation import after_upstream_updates, retrain
 from assets.features import artwork_features, user_features
 from assets.ingestion import artworks, raw_interactions
-from assets.monitoring import champion_performance, feature_drift
+from assets.monitoring import champion_performance, feature_drift, online_performance
 from assets.training import training_examples
 from resources.dbt import ensure_manifest
 from resources.registry import RegistryResource
@@ -287,7 +287,13 @@ def lineage_tags(
 
 
 @asset(
-    deps=[training_examples, user_segments, feature_drift, champion_performance],
+    deps=[
+        training_examples,
+        user_segments,
+        feature_drift,
+        champion_performance,
+        online_performance,
+    ],
     group_name=GROUP,
     automation_condition=retrain(),
     kinds={"xgboost", "mlflow"},

@@ -14,17 +14,31 @@ from dagster import (
 from pydantic import Field
 
 from assets.automation import after_upstream_updates
+from assets.ingestion import raw_interactions
 from assets.training import training_examples
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
+from sands.aliases import CHALLENGER, CHAMPION
+from sands.contract import ARTWORKS, INTERACTIONS
 from sands.evaluation import PRIMARY, EvaluationSpec
 from sands.monitoring import Objective
 from sands.monitoring_run import champion_drift, champion_quality
+from sands.online_quality import (
+    BETTER,
+    WORSE,
+    AttributionSpec,
+    OnlineObjective,
+    markdown,
+    online_report,
+)
+from sands.prediction_log import impressions_uri, recent_impressions
+from sands.training_store import label_events
 
 GROUP = "monitoring"
 DRIFT_CHECK = "no_dataset_drift"
 OBJECTIVE_CHECK = "champion_meets_objective"
 FRESH_CHECK = "champion_is_fresh"
+ONLINE_CHECK = "online_ctr_meets_objective"
 
 
 class DriftConfig(Config):
@@ -206,5 +220,91 @@ def champion_performance(
                     "max_age_days": config.max_age_days,
                 },
             ),
+        ],
+    )
+
+
+class OnlineConfig(Config):
+    """Attribution window, how far back to look, the champion's CTR objective and canary rule."""
+
+    window_hours: float = Field(default=24.0, gt=0)
+    lookback_days: int = Field(default=7, ge=1)
+    min_ctr: float = Field(default=OnlineObjective.min_ctr, ge=0, le=1)
+    min_impressions: int = Field(default=OnlineObjective.min_impressions, ge=1)
+    canary_min_impressions: int = Field(default=OnlineObjective.canary_min_impressions, ge=1)
+    canary_z: float = Field(default=OnlineObjective.canary_z, gt=0)
+
+    def objective(self) -> OnlineObjective:
+        return OnlineObjective(
+            self.min_ctr, self.min_impressions, self.canary_min_impressions, self.canary_z
+        )
+
+
+@asset(
+    deps=["served_impressions", raw_interactions],
+    group_name=GROUP,
+    kinds={"delta", "mlflow"},
+    automation_condition=after_upstream_updates(),
+    check_specs=[
+        AssetCheckSpec(
+            ONLINE_CHECK,
+            asset="online_performance",
+            description="The serving champion's click-through rate on its mature impressions "
+            "meets the objective. Failing is the performance-degradation retraining trigger.",
+        )
+    ],
+    description="Served lists joined with later interactions in the attribution window: CTR and "
+    "conversion per arm and model version. Rolls a clearly worse canary back to zero traffic and "
+    "records a clearly better one for promotion.",
+)
+def online_performance(
+    context: AssetExecutionContext,
+    config: OnlineConfig,
+    lake: LakeResource,
+    registry: RegistryResource,
+) -> MaterializeResult:
+    client = registry.open()
+    aliases, share = client.serving_state()
+    champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)
+    impressions = recent_impressions(
+        impressions_uri(lake.root), config.lookback_days, lake.storage_options
+    )
+    events, _, _ = label_events(
+        lake.bronze(INTERACTIONS),
+        lake.bronze(ARTWORKS),
+        config.lookback_days + 1,
+        lake.storage_options,
+    )
+    spec = AttributionSpec(window_hours=config.window_hours)
+    report = online_report(impressions, events, champion, challenger, spec, config.objective())
+    actor = f"dagster run {context.run.run_id}"
+    actions = []
+    if report.canary == WORSE and share > 0:
+        client.set_canary_share(0.0, actor, f"canary v{challenger} CTR clearly below champion")
+        actions.append(f"rolled canary v{challenger} back to 0 % traffic")
+    if report.canary in (WORSE, BETTER):
+        recorded = client.record_canary_verdict(
+            challenger, report.canary, actor, f"online CTR {report.canary} than v{champion}"
+        )
+        if recorded:
+            actions.append(f"recorded v{challenger} as {report.canary} than the champion")
+    for action in actions:
+        context.log.info(action)
+    reason = report.reason(config.objective())
+    return MaterializeResult(
+        metadata={
+            "impressions": MetadataValue.int(impressions.num_rows),
+            "as_of": MetadataValue.text(str(report.as_of)),
+            "by_arm": MetadataValue.md(markdown(report.by_arm)),
+            "canary": MetadataValue.text(report.canary),
+            "canary_share": MetadataValue.float(share),
+            "actions": MetadataValue.text("; ".join(actions) or "none"),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=ONLINE_CHECK,
+                passed=report.meets_objective,
+                metadata={"reason": reason, "objective": config.min_ctr},
+            )
         ],
     )

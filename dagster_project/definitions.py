@@ -48,7 +48,8 @@ ASSET_MODULES = [
 def build_defs(env: dict[str, str] | None = None) -> Definitions:
     """The code location with resources resolved from `env` (default: the process environment)."""
     defs = Definitions(
-        assets=load_assets_from_modules(ASSET_MODULES),
+        # Specs (assets written outside Dagster) are not picked up from modules.
+        assets=[*load_assets_from_modules(ASSET_MODULES), deployment.served_impressions],
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[
             daily_ingestion_job,

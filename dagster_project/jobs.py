@@ -9,7 +9,7 @@ from assets.evaluation import evaluation_report
 from assets.features import artwork_features, online_features, user_features
 from assets.ingestion import artworks, raw_interactions, users
 from assets.models import artwork_similarity, popularity_baseline, ranker, user_segments
-from assets.monitoring import champion_performance, feature_drift
+from assets.monitoring import champion_performance, feature_drift, online_performance
 from assets.training import training_examples
 from assets.transform import transform_models
 
@@ -46,6 +46,7 @@ model_training_job = define_asset_job(
     selection=AssetSelection.assets(
         feature_drift,
         champion_performance,
+        online_performance,
         user_segments,
         artwork_similarity,
         popularity_baseline,

@@ -21,11 +21,11 @@ from dagster import (
 )
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
-from assets.automation import DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
+from assets.automation import DEGRADED, DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
 from dagster_project.runner import QUIET, run_feature_build, run_ingestion
 
 RANKER = AssetKey("ranker")
-TRIGGERS = (SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED)
+TRIGGERS = (SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED, DEGRADED)
 # Gate rejections fail runs by design; the timeline reports them instead.
 SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

@@ -11,10 +11,14 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
+
+from sands import lake
+from sands.settings import join
 
 ITEM = pa.struct([("artwork_id", pa.string()), ("position", pa.int32()), ("score", pa.float32())])
 SCHEMA = pa.schema(
@@ -137,6 +141,26 @@ class PredictionLog:
             storage_options=self.storage_options,
         )
         self.committed += len(batch)
+
+
+def impressions_uri(lake_root: str) -> str:
+    """The prediction log's Delta table."""
+    return join(lake_root, "serving", "impressions")
+
+
+def recent_impressions(
+    uri: str, days: int, storage_options: dict[str, str] | None = None
+) -> pa.Table:
+    """Impressions served on the newest `days` served dates (empty when nothing was served)."""
+    table = lake.open_table(uri, storage_options)
+    if table is None:
+        return SCHEMA.empty_table()
+    dataset = table.to_pyarrow_dataset()
+    dates = dataset.to_table(columns=["served_date"])["served_date"]
+    if len(dates) == 0:
+        return SCHEMA.empty_table()
+    first = pc.max(dates).as_py() - timedelta(days=days - 1)
+    return dataset.to_table(filter=pc.field("served_date") >= first)
 
 
 def read_impressions(uri: str, storage_options: dict[str, str] | None = None) -> pa.Table:

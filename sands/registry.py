@@ -30,6 +30,7 @@ SPEC_KEY = "sands_spec"
 DIGEST_TAG = "sands.model_sha256"
 CANARY_TAG = "sands.canary_share"  # on the registered model, so every replica reads one value
 CANARY_ACTION = "canary"
+CANARY_VERDICT_TAG = "sands.canary"  # better or worse than the champion online
 # Champion changes pushed by promotions and popped by rollbacks.
 PUSHES = ("promote", "gate_promote")
 HISTORY_SCHEMA = pa.schema(
@@ -200,6 +201,25 @@ class Registry:
             self.champion_version(),
             actor,
             f"canary share {share:g}: {reason}",
+        )
+        self._record(change)
+        return change
+
+    def record_canary_verdict(
+        self, version: int, verdict: str, actor: str, reason: str
+    ) -> ChampionChange | None:
+        """Tag the challenger with the canary's verdict and log it once per version and verdict;
+        None when it was already recorded."""
+        if self.version(version).tags.get(CANARY_VERDICT_TAG) == verdict:
+            return None
+        self.tag_version(version, {CANARY_VERDICT_TAG: verdict})
+        change = ChampionChange(
+            datetime.now(UTC),
+            f"{CANARY_ACTION}_{verdict}",
+            version,
+            self.champion_version(),
+            actor,
+            reason,
         )
         self._record(change)
         return change

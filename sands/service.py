@@ -28,7 +28,7 @@ from sands.aliases import CHALLENGER, CHAMPION
 from sands.candidates import USER_HISTORY
 from sands.feature_store import USER_FEATURES
 from sands.online import OnlineStore
-from sands.prediction_log import Impression, PredictionLog
+from sands.prediction_log import Impression, PredictionLog, impressions_uri
 from sands.ranking import platt_probabilities
 from sands.registry import Registry
 from sands.service_metrics import ServiceMetrics
@@ -41,14 +41,8 @@ from sands.serving import (
     load_serving_data,
     recommend,
 )
-from sands.settings import join
 
 ADMIN_TOKEN_ENV = "SANDS_ADMIN_TOKEN"
-
-
-def impressions_uri(lake_root: str) -> str:
-    """The prediction log's Delta table."""
-    return join(lake_root, "serving", "impressions")
 
 
 @dataclass

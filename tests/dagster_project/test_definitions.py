@@ -21,10 +21,10 @@ ASSETS_BY_GROUP = {
     },
     "features": {"user_features", "artwork_features", "online_features"},
     "training": {"training_examples"},
-    "monitoring": {"feature_drift", "champion_performance"},
+    "monitoring": {"feature_drift", "champion_performance", "online_performance"},
     "models": {"user_segments", "artwork_similarity", "popularity_baseline", "ranker"},
     "evaluation": {"evaluation_report"},
-    "deployment": {"deployed_ranker"},
+    "deployment": {"deployed_ranker", "serving_candidates", "served_impressions"},
 }
 UNPARTITIONED = {
     "users",
@@ -35,6 +35,8 @@ UNPARTITIONED = {
     *ASSETS_BY_GROUP["monitoring"],
     "evaluation_report",
     "deployed_ranker",
+    "serving_candidates",
+    "served_impressions",
 }
 
 
@@ -124,6 +126,7 @@ def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
         "user_segments",
         "feature_drift",
         "champion_performance",
+        "online_performance",
     }
     assert parents("evaluation_report") == {"ranker", "popularity_baseline", "user_segments"}
     assert parents("deployed_ranker") == {"evaluation_report"}
@@ -135,7 +138,18 @@ def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
         *ASSETS_BY_GROUP["monitoring"],
         "evaluation_report",
         "deployed_ranker",
+        "serving_candidates",
     }
+
+
+def test_serving_reads_candidates_and_its_log_feeds_online_performance():
+    assert parents("serving_candidates") == {"raw_interactions", "artworks", "user_segments"}
+    assert parents("online_performance") == {"served_impressions", "raw_interactions"}
+    assert not GRAPH.get(AssetKey("served_impressions")).is_materializable  # the service writes it
+    for name in ("serving_candidates", "online_performance"):
+        assert GRAPH.get(AssetKey(name)).automation_condition.get_label() == (
+            "after_upstream_updates"
+        )
 
 
 def test_monitoring_checks_exist_and_do_not_block_the_retrain_they_trigger():
@@ -143,6 +157,7 @@ def test_monitoring_checks_exist_and_do_not_block_the_retrain_they_trigger():
         ("feature_drift", "no_dataset_drift"),
         ("champion_performance", "champion_meets_objective"),
         ("champion_performance", "champion_is_fresh"),
+        ("online_performance", "online_ctr_meets_objective"),
     ):
         key = AssetCheckKey(AssetKey(asset), check)
         assert key in GRAPH.asset_check_keys

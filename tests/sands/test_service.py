@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from sands.aliases import CHALLENGER, CHAMPION
-from sands.prediction_log import read_impressions
+from sands.prediction_log import impressions_uri, read_impressions
 from sands.ranking import ranker_features
-from sands.service import impressions_uri
 from sands.serving import arm_for
 from tests.models import planted_examples
 from tests.serving import (
