@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import pyarrow as pa
 
@@ -83,22 +84,20 @@ def interleaved(
 ) -> list[str]:
     """Up to `total` distinct ids taking one from each source in turn (earlier sources first),
     skipping `exclude`."""
-    lists = [list(s) for s in sources]
     chosen: dict[str, None] = {}
-    depth = 0
-    while len(chosen) < total and any(depth < len(s) for s in lists):
-        for source in lists:
-            if depth < len(source) and source[depth] not in exclude:
-                chosen.setdefault(source[depth], None)
+    for rank in zip_longest(*sources):
+        for item in rank:
+            if item is not None and item not in exclude:
+                chosen[item] = None
                 if len(chosen) == total:
-                    break
-        depth += 1
+                    return list(chosen)
     return list(chosen)
 
 
 def neighbour_candidates(seeds: Sequence[str], neighbours: dict[str, Sequence[str]]) -> list[str]:
     """Neighbours of the seeds, rank by rank: every seed's nearest first, then every second..."""
-    return interleaved((neighbours.get(s, ()) for s in seeds), total=10**9, exclude=())
+    ranks = zip_longest(*(neighbours.get(s, ()) for s in seeds))
+    return list(dict.fromkeys(a for rank in ranks for a in rank if a is not None))
 
 
 def candidates(

@@ -106,10 +106,13 @@ def feature_matrix(
     and serving all compute features here, and score identically.
     """
     out = np.empty((rows, len(LOG_FEATURES) + len(PLAIN_FEATURES) + 4 + segments), np.float32)
-    column = 0
-    for name in LOG_FEATURES:
-        out[:, column] = np.log1p(np.clip(np.asarray(inputs[name], np.float64), 0, None))
-        column += 1
+    # One block per kind, transformed in one pass: serving calls this once per request.
+    logged = np.empty((rows, len(LOG_FEATURES)), np.float64)
+    for i, name in enumerate(LOG_FEATURES):
+        logged[:, i] = inputs[name]
+    np.clip(logged, 0, None, out=logged)
+    out[:, : len(LOG_FEATURES)] = np.log1p(logged, out=logged)
+    column = len(LOG_FEATURES)
     for name in PLAIN_FEATURES:
         out[:, column] = inputs[name]
         column += 1

@@ -27,6 +27,27 @@ RANKED, SEGMENT, POPULAR = "ranked", "segment", "popularity"  # how a list was m
 Vector = Mapping[str, object]
 
 
+class SegmentCache:
+    """Segment assignments per (user, feature time): a user's vector changes once per feature
+    build, while assigning costs as much as the rest of the feature matrix."""
+
+    def __init__(self, model: SegmentModel | None, capacity: int = 200_000) -> None:
+        self.model = model
+        self.capacity = capacity
+        self._seen: dict[tuple[object, object], int] = {}
+
+    def segment(self, vector: Vector) -> int | None:
+        if self.model is None:
+            return None
+        key = (vector.get("user_id"), vector.get("feature_ts"))
+        found = self._seen.get(key)
+        if found is None:
+            if len(self._seen) >= self.capacity:
+                self._seen.clear()
+            found = self._seen[key] = int(self.model.assign(vector)[0])
+        return found
+
+
 def canary_bucket(user_id: str) -> float:
     """A stable position in [0, 1) per user: users below the canary share see the challenger."""
     digest = hashlib.blake2b(user_id.encode(), digest_size=8).digest()
@@ -86,26 +107,28 @@ class ArmModel:
 
     version: int
     ranker: RankerModel
-    segments: SegmentModel | None
+    segments: SegmentCache
 
     @classmethod
     def of(cls, version: int, ranker: RankerModel) -> ArmModel:
         # One thread per prediction: 200 rows are too few to split, and concurrent requests (and
         # worker processes) already use every core.
         ranker.booster.set_param({"nthread": 1})
-        return cls(version=version, ranker=ranker, segments=ranker.spec.segments())
+        return cls(version=version, ranker=ranker, segments=SegmentCache(ranker.spec.segments()))
 
     def inputs(self, vector: Vector, catalogue: Catalogue, rows: np.ndarray) -> np.ndarray:
         """The model input matrix for one user against catalogue rows."""
-        k = self.segments.k if self.segments else 0
-        segment = int(self.segments.assign(vector)[0]) if self.segments else None
+        k = self.segments.model.k if self.segments.model else 0
         raw = {**user_inputs(vector), **catalogue.take(rows)}
-        return feature_matrix(raw, len(rows), segment, k)
+        return feature_matrix(raw, len(rows), self.segments.segment(vector), k)
+
+    def margins(self, matrix: np.ndarray) -> np.ndarray:
+        """Ranking scores of model-input rows."""
+        return self.ranker.booster.inplace_predict(matrix, predict_type="margin")
 
     def scores(self, vector: Vector, catalogue: Catalogue, rows: np.ndarray) -> np.ndarray:
         """Ranking scores (margins) for one user against catalogue rows."""
-        matrix = self.inputs(vector, catalogue, rows)
-        return self.ranker.booster.inplace_predict(matrix, predict_type="margin")
+        return self.margins(self.inputs(vector, catalogue, rows))
 
 
 @dataclass(frozen=True)
@@ -116,7 +139,7 @@ class ServingData:
     neighbours: dict[str, list[str]]
     popular: list[str]
     popular_scores: list[float]
-    segment_model: SegmentModel | None
+    segments: SegmentCache
     segment_top: dict[int, list[str]]
     known_users: frozenset[str]
     versions: dict[str, int] = field(default_factory=dict)
@@ -174,7 +197,7 @@ def load_serving_data(lake_root: str, storage_options: dict[str, str] | None = N
         ),
         popular=popular["artwork_id"].to_pylist(),
         popular_scores=popular["score"].to_pylist(),
-        segment_model=segment_model,
+        segments=SegmentCache(segment_model),
         segment_top=dict(
             zip(
                 favourites["segment"].to_pylist(),
@@ -236,8 +259,8 @@ def recommend(
     converted = set(history.get("converted") or []) if history else set()
     if vector is None:
         return _popularity(data, arm, k, converted)
+    segment = data.segments.segment(vector)
     if not seeds or model is None:
-        segment = int(data.segment_model.assign(vector)[0]) if data.segment_model else None
         favourites = [a for a in data.segment_top.get(segment, []) if a not in converted][:k]
         if not favourites:
             return _popularity(data, arm, k, converted)
@@ -250,7 +273,6 @@ def recommend(
             None,
             SEGMENT,
         )
-    segment = int(data.segment_model.assign(vector)[0]) if data.segment_model else None
     pool = candidates(
         seeds,
         converted,
