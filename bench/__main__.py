@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import drift, feature_build, ingestion, loop, online, pit
+from bench import drift, feature_build, ingestion, loop, online, pit, serving
 
 BENCHMARKS = {
     "ingestion": ingestion.main,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "online": online.main,
     "drift": drift.main,
     "loop": loop.main,
+    "serving": serving.main,
 }
 
 if __name__ == "__main__":

@@ -528,6 +528,7 @@ def _check_outcomes(result, check: str) -> list[dict[str, object]]:
 def train(
     trees: Annotated[int | None, typer.Option(help="Boosting rounds (default 300).")] = None,
     segments: Annotated[int | None, typer.Option(help="User segments (default 6).")] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Tree depth (default 4).")] = None,
     shuffle_labels: Annotated[
         bool, typer.Option(help="Gate drill: train on shuffled labels; it must not be promoted.")
     ] = False,
@@ -538,6 +539,8 @@ def train(
         config["ranker"] = {"shuffle_labels": shuffle_labels}
         if trees is not None:
             config["ranker"]["trees"] = trees
+    if max_depth is not None:
+        config.setdefault("ranker", {})["max_depth"] = max_depth
     if segments is not None:
         config["user_segments"] = {"segments": segments}
     if not _train(SandsPaths.from_env(), config):
@@ -739,20 +742,12 @@ def serve(
     workers: Annotated[int, typer.Option(help="Processes; each loads the models.")] = 1,
 ) -> None:
     """Serve recommendations, the Open Inference Protocol and /metrics (champion + canary)."""
-    import uvicorn
+    from sands.service import serve as run_service
 
     paths = SandsPaths.from_env()
     os.environ["SANDS_HOME"] = paths.home
-    console.print(f"Serving on http://{host}:{port} (SANDS_HOME={paths.home})")
-    uvicorn.run(
-        "sands.service:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    console.print(f"Serving on http://{host}:{port} with {workers} worker(s) ({paths.home})")
+    run_service(host, port, workers)
 
 
 @app.command("contract-docs")

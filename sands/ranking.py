@@ -153,7 +153,9 @@ class RankerParams:
     """XGBoost hyperparameters that matter here; everything else stays at XGBoost's default."""
 
     trees: int = 300
-    max_depth: int = 6
+    # Depth 4 over 6: better NDCG@10 on the demo (0.1355 vs 0.1208) and 40 % cheaper to score
+    # per request (0.72 vs 1.20 ms for 200 candidates), which the serving target needs.
+    max_depth: int = 4
     learning_rate: float = 0.1
     min_child_weight: float = 1.0
     subsample: float = 0.8

@@ -1,0 +1,259 @@
+"""Serving throughput and latency: `sands serve` against `mlflow models serve` of the same ranker.
+
+The home is the demo's (300 trees, 35 inputs, about 1,260 artworks). Our endpoint does the whole
+job per request: online feature lookups, candidates (about 200), features, scoring, the top 10,
+and the prediction log. MLflow's server is given the *same* 200 rows of model inputs per request
+(`dataframe_split`), so it only scores. Load comes from `wrk` on the same 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from sands.candidates import USER_HISTORY
+from sands.feature_store import USER_FEATURES
+from sands.settings import SandsPaths
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Load:
+    """One wrk measurement."""
+
+    name: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk(name: str, url: str, script: Path, connections: int, seconds: int) -> Load:
+    """Run wrk with a Lua request script; requests/s and latency percentiles."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    percentile = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return Load(
+        name,
+        connections,
+        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        _ms(percentile["50"]),
+        _ms(percentile["99"]),
+        int(errors.group(1)) if errors else 0 + (1 if socket_errors else 0),
+    )
+
+
+def ensure_demo_home(home: Path) -> SandsPaths:
+    """A home with the demo's champion (runs `sands demo` once if there is none)."""
+    paths = SandsPaths.from_env({"SANDS_HOME": str(home)})
+    if not Path(paths.mlflow, "mlflow.db").exists():
+        console.print(f"building the demo home in {home} (about a minute)")
+        env = {**os.environ, "SANDS_HOME": str(home)}
+        subprocess.run([sys.executable, "-m", "sands.cli", "demo"], env=env, check=True)
+    return paths
+
+
+def ranked_users_and_rows(paths: SandsPaths, users: int) -> tuple[list[str], list[list[float]]]:
+    """Users the ranker serves (with history), and one request's 200 model-input rows."""
+    from resources import build_resources
+    from sands.service import SnapshotWatcher
+
+    resources = build_resources({"SANDS_HOME": paths.home})
+    store = resources["online"].open()
+    watcher = SnapshotWatcher(resources["registry"].open(), paths.lake, {}, 60)
+    watcher.refresh()
+    snapshot = watcher.snapshot
+    ids = sorted(snapshot.data.known_users)
+    with_history = [
+        u for u, h in zip(ids, store.get(USER_HISTORY, ids), strict=True) if h and h["seeds"]
+    ][:users]
+    from sands.candidates import candidates
+
+    user = with_history[0]
+    vector = store.get(USER_FEATURES.name, [user])[0]
+    history = store.get(USER_HISTORY, [user])[0]
+    data = snapshot.data
+    pool = candidates(
+        history["seeds"],
+        set(history["converted"]),
+        data.neighbours,
+        data.segment_top.get(data.segments.segment(vector), []),
+        data.popular,
+        200,
+    )
+    rows = snapshot.champion.inputs(vector, data.catalogue, data.catalogue.rows(pool))
+    return with_history, rows.tolist()
+
+
+def _scripts(folder: Path, users: list[str], rows: list[list[float]], names: list[str]) -> tuple:
+    ids = folder / "users.txt"
+    ids.write_text("\n".join(users))
+    ours = folder / "ours.lua"
+    ours.write_text(
+        f'local users = {{}}\nfor line in io.lines("{ids}") do users[#users + 1] = line end\n'
+        "request = function()\n"
+        '  return wrk.format("GET", "/recommendations/" .. users[math.random(#users)] .. "?k=10")\n'
+        "end\n"
+    )
+    body = json.dumps({"dataframe_split": {"columns": names, "data": rows}})
+    (folder / "body.json").write_text(body)
+    theirs = folder / "mlflow.lua"
+    theirs.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{folder / "body.json"}")\nwrk.body = f:read("*a")\nf:close()\n'
+        'request = function() return wrk.format(nil, "/invocations") end\n'
+    )
+    return ours, theirs
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench serving")
+    parser.add_argument("--home", default=str(Path(tempfile.gettempdir(), "sands-bench-serving")))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--seconds", type=int, default=15)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed (apt-get install wrk)")
+    paths = ensure_demo_home(Path(args.home))
+    users, rows = ranked_users_and_rows(paths, 2_000)
+    from sands.ranking import feature_names
+
+    names = feature_names(len(rows[0]) - len(feature_names(0)))
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    ours_lua, mlflow_lua = _scripts(work, users, rows, names)
+    env = {**os.environ, "SANDS_HOME": paths.home}
+    results: list[Load] = []
+
+    port = _free_port()
+    ours = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sands.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{port}/v2/health/ready", ours)
+        wrk("warm-up", f"http://127.0.0.1:{port}", ours_lua, 8, 3)
+        for c in args.connections:
+            results.append(
+                wrk("sands serve", f"http://127.0.0.1:{port}", ours_lua, c, args.seconds)
+            )
+    finally:
+        ours.terminate()
+        ours.wait(timeout=60)
+
+    port = _free_port()
+    model = "models:/sands-ranker@champion"
+    theirs = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            model,
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-w",
+            str(args.workers),
+        ],
+        # MLflow execs `uvicorn` by name: the venv's bin must be on PATH.
+        env={
+            **env,
+            "MLFLOW_TRACKING_URI": paths.mlflow_tracking_uri,
+            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{port}/ping", theirs)
+        wrk("warm-up", f"http://127.0.0.1:{port}", mlflow_lua, 8, 3)
+        for c in args.connections:
+            url = f"http://127.0.0.1:{port}"
+            results.append(wrk("mlflow models serve", url, mlflow_lua, c, args.seconds))
+    finally:
+        theirs.terminate()
+        theirs.wait(timeout=60)
+
+    table = Table(title=f"Serving, {args.workers} workers, wrk on the same machine")
+    for column in ("server", "connections", "requests/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.name,
+            str(r.connections),
+            f"{r.rps:,.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            str(r.errors),
+        )
+    console.print(table)
+    for c in args.connections:
+        a = next(r for r in results if r.name == "sands serve" and r.connections == c)
+        b = next(r for r in results if r.name != "sands serve" and r.connections == c)
+        console.print(
+            f"{c} connections: sands serve {a.rps / b.rps:.1f}x the requests/s of mlflow models "
+            f"serve; p99 {a.p99_ms:.1f} vs {b.p99_ms:.1f} ms"
+        )
