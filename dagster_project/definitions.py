@@ -27,6 +27,7 @@ from dagster_project.jobs import (
     daily_pipeline_job,
     feature_build_job,
     model_training_job,
+    online_quality_job,
     reference_ingestion_job,
     training_data_job,
 )
@@ -58,6 +59,7 @@ def build_defs(env: dict[str, str] | None = None) -> Definitions:
             feature_build_job,
             training_data_job,
             model_training_job,
+            online_quality_job,
         ],
         sensors=[landing_zone_sensor, automation_sensor],
         resources=build_resources(env),

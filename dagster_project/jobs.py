@@ -59,3 +59,9 @@ model_training_job = define_asset_job(
     "register the ranker, evaluate it against the champion and popularity, promote it only if "
     "the gate passes, and refresh serving's candidate lists. What `sands retrain` runs.",
 )
+online_quality_job = define_asset_job(
+    "online_quality",
+    selection=AssetSelection.assets(online_performance),
+    description="Join served lists with later interactions: CTR and conversion per arm and "
+    "version, the click-through SLO, and the canary's rollback or record.",
+)

@@ -106,3 +106,16 @@ def run_model_training(
     return job.execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config, tags=tags
     )
+
+
+def run_online_quality(
+    instance: DagsterInstance, config: dict[str, object] | None = None
+) -> ExecuteInProcessResult:
+    """Online CTR and conversion per arm and version from the prediction log."""
+    from dagster_project.definitions import build_defs
+
+    run_config: dict = dict(QUIET)
+    if config:
+        run_config["ops"] = {"online_performance": {"config": config}}
+    job = build_defs().resolve_job_def("online_quality")
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import subprocess
@@ -75,7 +76,7 @@ def simulate(
     file_format: Annotated[str, typer.Option("--format", help="parquet | csv | jsonl")] = "parquet",
 ) -> None:
     """Write simulated daily drops (users, artworks, interactions) into the landing zone."""
-    from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
+    from sands.simulator import Marketplace, Scenario, SimulationConfig
 
     if file_format not in ("parquet", "csv", "jsonl"):
         raise typer.BadParameter("--format must be parquet, csv or jsonl")
@@ -100,12 +101,19 @@ def simulate(
     )
     paths = SandsPaths.from_env()
     paths.ensure_local_dirs()
+    _write_drops(paths, Marketplace(config).days(), days, file_format)
+
+
+def _write_drops(paths: SandsPaths, drops, days: int, file_format: str = "parquet") -> None:
+    """Write `days` drops into the landing zone with progress, then a table of what was written."""
+    from sands.simulator import write_drop
+
     table = Table(
         "day", "events", "late", "bad", "users new/upd", "artworks new/upd", title="Simulated drops"
     )
     with _progress() as progress:
         task = progress.add_task("simulating", total=days)
-        for drop in Marketplace(config).days():
+        for drop in itertools.islice(drops, days):
             write_drop(drop, paths.landing, paths.storage_options, file_format)
             c = drop.counts
             table.add_row(
@@ -205,24 +213,24 @@ def demo(
         if not _play(paths, days, events_per_day, scenario, shift_day, warmup_days):
             raise typer.Exit(1)
         return
-    simulate(
-        days=days,
+    from sands.simulator import Marketplace, SimulationConfig
+
+    config = SimulationConfig(
+        seed=7,
+        start=date(2026, 9, 1),
+        days=days + 1,  # the last day is played against the service
         events_per_day=events_per_day,
         bad_rows=bad_rows,
-        start="2026-09-01",
-        seed=7,
-        initial_users=2_000,
-        initial_artworks=1_000,
-        new_users_per_day=40,
-        new_artworks_per_day=20,
-        scenario="steady",
-        scenario_day=None,
-        file_format="parquet",
     )
+    market = Marketplace(config)
+    drops = market.days()
+    paths.ensure_local_dirs()
+    _write_drops(paths, drops, days)
     ok = _ingest(paths, None)
     ok = ok and _features(paths, None, None)
     ok = ok and _training_data(paths)
     ok = ok and _train(paths, {})
+    ok = ok and _served_day(paths, market, drops)
     status()
     console.print(
         "Open the UI with [bold]make ui[/] (or [bold]sands ui[/]) to see assets, checks and runs."
@@ -235,11 +243,49 @@ def demo(
         raise typer.Exit(1)
 
 
+def _served_day(paths: SandsPaths, market, drops) -> bool:
+    """Close the loop: start `sands serve`, let one more simulated day's users browse what it
+    serves, ingest that day and measure online CTR per arm from the prediction log."""
+    from dagster_project.runner import instance_for, run_online_quality
+    from sands.serving_process import ServiceRecommender, running_service
+    from sands.simulator import write_drop
+
+    env = {"SANDS_SERVE_SIMULATED_CLOCK": "1", "SANDS_SERVE_LOG_FLUSH_SECONDS": "1"}
+    playing = console.status("starting sands serve and playing a day of users against it")
+    with playing, running_service(paths, env) as service:
+        market.recommender = recommender = ServiceRecommender(service.url)
+        drop = next(drops)
+        write_drop(drop, paths.landing, paths.storage_options, "parquet")
+    console.print(
+        f"{drop.day}: the service served {recommender.served:,} lists to simulated users "
+        f"({recommender.refused:,} refused: users who signed up that day)"
+    )
+    ok = _ingest(paths, [drop.day.isoformat()])
+    # Simulated users act within minutes of being served, and the day's data ends at midnight:
+    # a one-hour window lets every list served before 23:00 count today.
+    window = {"window_hours": 1.0}
+    result = _quietly(
+        paths, "online performance", lambda: run_online_quality(instance_for(paths), window)
+    )
+    if not result.success:
+        console.print("[red]online_performance failed[/]")
+        return False
+    metadata = result.asset_materializations_for_node("online_performance")[0].metadata
+    console.print("Online quality of what was served (ranked lists, 1 h attribution):")
+    console.print(metadata["by_arm"].value)
+    for check in result.get_asset_check_evaluations():
+        console.print(
+            f"{'[green]✓' if check.passed else '[red]✗'}[/] {check.metadata['reason'].value}"
+        )
+    return ok
+
+
 SHORT_TRIGGERS = {
     "scheduled": "cron",
     "new training data": "data",
     "champion below objective or stale": "quality",
     "drift detected": "drift",
+    "online CTR below objective": "online",
 }
 
 

@@ -48,6 +48,7 @@ from sands.serving import (
 )
 
 ADMIN_TOKEN_ENV = "SANDS_ADMIN_TOKEN"
+SIMULATED_CLOCK_HEADER = "X-Sands-Served-At"
 
 
 @dataclass
@@ -62,6 +63,9 @@ class ServiceConfig:
     log_batch_rows: int = 10_000
     log_flush_seconds: float = 5.0
     admin_token: str | None = field(default_factory=lambda: os.environ.get(ADMIN_TOKEN_ENV))
+    # Simulations only: take the serving time from the `X-Sands-Served-At` header, so simulated
+    # users' later clicks fall in the attribution window of what they were served.
+    simulated_clock: bool = False
 
 
 class SnapshotWatcher:
@@ -229,7 +233,11 @@ def create_app(
         return _error(422, f"invalid request: {problems}")
 
     @app.get("/recommendations/{user_id}")
-    async def recommendations(user_id: str, k: int = Query(10)) -> Response:
+    async def recommendations(
+        user_id: str,
+        k: int = Query(10),
+        served_at: str | None = Header(None, alias=SIMULATED_CLOCK_HEADER),
+    ) -> Response:
         started = time.perf_counter()
         snapshot = watcher.snapshot
         if not 1 <= k <= config.max_k:
@@ -256,6 +264,13 @@ def create_app(
         served = recommend(snapshot, user_id, vector, history, k, config.candidates)
         impression_id = uuid.uuid4().hex
         now = datetime.now(UTC)
+        if served_at and config.simulated_clock:
+            try:
+                now = datetime.fromisoformat(served_at).astimezone(UTC)
+            except ValueError:
+                return metrics.answered(
+                    "recommendations", started, _error(400, f"bad {SIMULATED_CLOCK_HEADER}")
+                )
         state["log"].record(
             Impression(
                 impression_id,
@@ -428,6 +443,7 @@ def app_from_env() -> FastAPI:
         log_flush_seconds=float(
             os.environ.get("SANDS_SERVE_LOG_FLUSH_SECONDS", ServiceConfig.log_flush_seconds)
         ),
+        simulated_clock=os.environ.get("SANDS_SERVE_SIMULATED_CLOCK") == "1",
     )
     return create_app(registry.open(), online.open, lake.root, lake.storage_options, config)
 

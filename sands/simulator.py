@@ -7,7 +7,7 @@ day before). Named scenarios move the distribution from a chosen day so drift ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -161,6 +161,8 @@ class SimulationConfig:
     bad_rows: float = 0.0
     late_share: float = 0.02
     update_share: float = 0.01
+    # With a recommender attached: the share of sessions that open on a served list.
+    served_share: float = 0.3
 
     @property
     def shift_day(self) -> int:
@@ -197,11 +199,24 @@ def _ids(prefix: str, numbers: np.ndarray, width: int = 7) -> pa.Array:
     return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
 
 
-class Marketplace:
-    """The evolving population of users and artworks, and their behaviour day by day."""
+# Asked for one user's list at a simulated time; the served artwork ids, best first.
+Recommender = Callable[[str, datetime], list[str]]
+# Chance the user looks at the item at each position of a served list (1-based).
+SEEN_AT = 1.0 / (1.0 + 0.35 * np.arange(10))
 
-    def __init__(self, config: SimulationConfig) -> None:
+
+class Marketplace:
+    """The evolving population of users and artworks, and their behaviour day by day.
+
+    With a `recommender` attached, a share of each day's sessions open on a list it serves:
+    users look down the list and click, favourite and buy by the same latent tastes as when they
+    browse, so what was served shapes the next day's interactions.
+    """
+
+    def __init__(self, config: SimulationConfig, recommender: Recommender | None = None) -> None:
         self.config = config
+        self.recommender = recommender
+        self.served_rng = np.random.default_rng([config.seed, 1])
         self.rng = np.random.default_rng(config.seed)
         self.n_styles = len(ALL_STYLES)
         self.users = _Population()
@@ -379,6 +394,18 @@ class Marketplace:
         style = (rng.random((len(user), 1)) > np.cumsum(taste, axis=1)).sum(axis=1)
         style = np.minimum(style, self.n_styles - 1)
         artwork = self._pick_artworks(style)
+        served_start = np.empty(0)
+        if self.recommender is not None:
+            served_user, served_artwork, served_lengths, served_start = self._served_views(
+                day, session_user
+            )
+            user = np.concatenate([user, served_user])
+            artwork = np.concatenate([artwork, served_artwork])
+            session = np.concatenate(
+                [session, n_sessions + np.repeat(np.arange(len(served_lengths)), served_lengths)]
+            )
+            lengths = np.concatenate([lengths, served_lengths])
+            taste = self._taste_today(day_index)[user]
         affinity = taste[np.arange(len(user)), self.artworks.style[artwork]] * len(STYLES)
         lift = np.clip(0.4 + 0.6 * affinity, 0.2, 3.0)
         clicked = rng.random(len(user)) < P_CLICK * lift
@@ -388,6 +415,7 @@ class Marketplace:
         start = rng.choice(24, size=n_sessions, p=HOUR_WEIGHTS) * 3600.0 + rng.uniform(
             0, 3600, n_sessions
         )
+        start = np.concatenate([start, served_start])
         offset = rng.exponential(40.0, size=len(user))
         first = np.r_[0, np.cumsum(lengths)[:-1]]
         offset = np.cumsum(offset) - np.repeat(np.cumsum(offset)[first] - offset[first], lengths)
@@ -425,6 +453,37 @@ class Marketplace:
                 "session_id": session_ids,
                 "price": prices,
             }
+        )
+
+    def _served_views(
+        self, day: date, session_user: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Sessions that open on a served list: per viewed item its user and artwork, and per
+        session its length and start second. A separate random stream, so a run without a
+        recommender draws exactly what it always did."""
+        rng = self.served_rng
+        n = int(len(session_user) * self.config.served_share)
+        who = session_user[rng.choice(len(session_user), size=n)]
+        when = rng.choice(24, size=n, p=HOUR_WEIGHTS) * 3600.0 + rng.uniform(0, 3600, n)
+        users, artworks, lengths, starts = [], [], [], []
+        for person, second in zip(who, when, strict=True):
+            listed = self.recommender(f"u{person:07d}", _utc(day) + timedelta(seconds=second))
+            known = [int(a[1:]) for a in listed[: len(SEEN_AT)]]
+            seen = [
+                a
+                for p, a in enumerate(known)
+                if a < self.artworks.size and rng.random() < SEEN_AT[p]
+            ]
+            if seen:  # a list nobody looked at leaves no events (its impression still counts)
+                users += [person] * len(seen)
+                artworks += seen
+                lengths.append(len(seen))
+                starts.append(second)
+        return (
+            np.asarray(users, dtype=np.int64),
+            np.asarray(artworks, dtype=np.int64),
+            np.asarray(lengths, dtype=np.int64),
+            np.asarray(starts, dtype=np.float64),
         )
 
     # -- corruption -------------------------------------------------------------------------

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import httpx
 import pyarrow as pa
 from deltalake import write_deltalake
 
@@ -31,8 +26,8 @@ from sands.online import SqliteOnlineStore
 from sands.ranking import RankerParams, ranker_features, train_ranker
 from sands.registry import Registry
 from sands.segments import assignments, fit_segments
+from sands.serving_process import RunningService, running_service
 from sands.settings import SandsPaths
-from tests.conftest import free_port
 from tests.models import (
     ARTWORK_DEFAULTS,
     STYLES,
@@ -159,56 +154,24 @@ def build_home(home: Path) -> SandsPaths:
     return paths
 
 
-@dataclass
-class Server:
-    """A running `sands serve` process."""
+Server = RunningService
 
-    url: str
-    process: subprocess.Popen
-    paths: SandsPaths
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+def kill(server: RunningService) -> None:
+    """SIGKILL: no shutdown hooks, no final flush."""
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
 
 
 @contextmanager
-def serving(paths: SandsPaths, flush_seconds: float = 0.3) -> Iterator[Server]:
-    """`sands serve` on a free port over `paths`, polling the registry and lake every 0.3 s."""
-    port = free_port()
+def serving(paths: SandsPaths, flush_seconds: float = 0.3) -> Iterator[RunningService]:
+    """`sands serve` over `paths`, polling the registry and lake every 0.3 s."""
     env = {
-        **os.environ,
-        "SANDS_HOME": paths.home,
         "SANDS_ADMIN_TOKEN": ADMIN_TOKEN,
         "SANDS_SERVE_POLL_SECONDS": "0.3",
         "SANDS_SERVE_LOG_FLUSH_SECONDS": str(flush_seconds),
+        "SANDS_MLFLOW_TRACKING_URI": "",
+        "SANDS_REDIS_URL": "",
     }
-    env.pop("SANDS_MLFLOW_TRACKING_URI", None)
-    env.pop("SANDS_REDIS_URL", None)
-    command = [sys.executable, "-m", "sands.cli", "serve", "--port", str(port)]
-    log = open(Path(paths.home, "serve.log"), "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "sands serve did not become ready:\n"
-                    + Path(paths.home, "serve.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
-        yield Server(url, process, paths)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-        log.close()
+    with running_service(paths, env) as server:
+        yield server

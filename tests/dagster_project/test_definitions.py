@@ -99,6 +99,7 @@ def test_jobs_cover_each_way_the_pipeline_is_run():
         "feature_build",
         "training_data",
         "model_training",
+        "online_quality",
     }
     assert defs.resolve_job_def("daily_pipeline").partitions_def is not None
 

@@ -25,6 +25,7 @@ from tests.serving import (
     USERS_WITH_FEATURES,
     Server,
     build_home,
+    kill,
     register,
     registry_for,
     serving,
@@ -227,7 +228,7 @@ def test_the_log_survives_kill_9_with_every_flushed_impression(tmp_path: Path) -
             early = [client.get(f"/recommendations/{u}").json() for u in USERS_WITH_FEATURES]
             time.sleep(1.5)  # past the flush deadline: these are committed
             late = [client.get(f"/recommendations/{u}").json() for u in USERS_WITH_FEATURES[:10]]
-        running.kill()
+        kill(running)
     logged = read_impressions(impressions_uri(paths.lake))
     ids = logged["impression_id"].to_pylist()
     assert len(ids) == len(set(ids))  # nothing twice

@@ -8,6 +8,8 @@ from sands import landing
 from sands.contract import INTERACTIONS
 from sands.ingest import ingest_day
 from sands.simulator import (
+    EVENTS_PER_VIEW,
+    MEAN_VIEWS_PER_SESSION,
     SHIFT_COUNTRY,
     TREND_STYLE,
     Marketplace,
@@ -116,3 +118,29 @@ def test_drops_land_in_the_contract_layout(paths):
         SimulationConfig().start + timedelta(days=1),
     }
     assert {f.path.rsplit(".", 1)[-1] for f in files} == {"csv", "jsonl"}
+
+
+def test_users_browse_what_a_recommender_serves_by_their_tastes():
+    config = SimulationConfig(**{**SMALL, "days": 2})
+    calls = []
+
+    def recommender(user_id, at):
+        calls.append((user_id, at))
+        return [f"a{n:07d}" for n in range(10)]  # the same ten artworks for everyone
+
+    plain = list(Marketplace(config).days())
+    served = list(Marketplace(config, recommender).days())
+    # Without a recommender nothing changes: the served stream draws from its own generator.
+    assert plain[0].interactions.equals(run(days=2)[0].interactions)
+    sessions = set(served[1].interactions["session_id"].to_pylist())
+    assert len(sessions) > len(set(plain[1].interactions["session_id"].to_pylist()))
+    sessions_per_day = int(int(3_000 / EVENTS_PER_VIEW) / MEAN_VIEWS_PER_SESSION)
+    assert len(calls) == 2 * int(sessions_per_day * 0.3)  # 30 % of sessions open on a list
+    assert {at.date() for _, at in calls} == {served[0].day, served[1].day}
+    views = served[1].interactions.filter(pc.equal(served[1].interactions["event_type"], "view"))
+    top = Counter(views["artwork_id"].to_pylist())
+    # Position 1 is seen most: every served list shows a0000000 first.
+    shown = [f"a{n:07d}" for n in range(10)]
+    assert top["a0000000"] > top["a0000009"]
+    assert top["a0000000"] > Counter(plain[1].interactions["artwork_id"].to_pylist())["a0000000"]
+    assert set(shown) <= set(top)

@@ -1,0 +1,103 @@
+"""A `sands serve` process to play against: started over a home, ready when it answers, stopped
+with SIGTERM (so it commits its prediction log); and simulated users as its HTTP clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from sands.settings import SandsPaths
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningService:
+    """A started `sands serve` and where it listens."""
+
+    url: str
+    process: subprocess.Popen
+    paths: SandsPaths
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10)
+
+
+@contextmanager
+def running_service(
+    paths: SandsPaths,
+    env: dict[str, str] | None = None,
+    ready: str = "/v2/health/ready",
+    timeout: float = 120,
+) -> Iterator[RunningService]:
+    """`sands serve` over `paths` on a free port until the block ends; its output goes to
+    `SANDS_HOME/logs/serve.log`."""
+    port = free_port()
+    environment = {**os.environ, "SANDS_HOME": paths.home, **(env or {})}
+    logs = Path(paths.home, "logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "sands.cli", "serve", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with open(logs / "serve.log", "w") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_ready(url + ready, process, timeout, logs / "serve.log")
+            yield RunningService(url, process, paths)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=60)
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"sands serve did not become ready:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+class ServiceRecommender:
+    """The simulator's recommender: asks the service for a user's list at a simulated time."""
+
+    def __init__(self, url: str, k: int = 10) -> None:
+        from sands.service import SIMULATED_CLOCK_HEADER
+
+        self.client = httpx.Client(base_url=url, timeout=10)
+        self.header = SIMULATED_CLOCK_HEADER
+        self.k = k
+        self.served = 0
+        self.refused = 0  # e.g. users who signed up today, unknown to the service
+
+    def __call__(self, user_id: str, at: datetime) -> list[str]:
+        answer = self.client.get(
+            f"/recommendations/{user_id}",
+            params={"k": self.k},
+            headers={self.header: at.isoformat()},
+        )
+        if answer.status_code != 200:
+            self.refused += 1
+            return []
+        self.served += 1
+        return [item["artwork_id"] for item in answer.json()["items"]]
