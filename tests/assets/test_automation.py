@@ -123,6 +123,7 @@ def test_drift_degradation_and_staleness_each_trigger_and_passing_checks_do_not(
         ("feature_drift", "no_dataset_drift"),
         ("champion_performance", "champion_meets_objective"),
         ("champion_performance", "champion_is_fresh"),
+        ("online_performance", "online_ctr_meets_objective"),
     ):
         with DagsterInstance.ephemeral() as instance:
             ticks = Ticks(instance)
