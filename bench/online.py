@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sands.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
+from sands.serving_process import free_port
 
 
 def vectors(entities: int, features: int, seed: int = 0) -> pa.Table:
@@ -30,18 +31,12 @@ def vectors(entities: int, features: int, seed: int = 0) -> pa.Table:
     return pa.table(columns)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_redis() -> tuple[subprocess.Popen | None, str | None]:
     """A throwaway redis-server on a free port, or (None, None) if it is not installed."""
     binary = shutil.which("redis-server")
     if binary is None:
         return None, None
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

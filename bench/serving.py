@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from rich.table import Table
 
 from sands.candidates import USER_HISTORY
 from sands.feature_store import USER_FEATURES
+from sands.serving_process import free_port
 from sands.settings import SandsPaths
 
 console = Console()
@@ -42,12 +42,6 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
@@ -88,6 +82,29 @@ def wrk(name: str, url: str, script: Path, connections: int, seconds: int) -> Lo
         _ms(percentile["99"]),
         int(errors.group(1)) if errors else 0 + (1 if socket_errors else 0),
     )
+
+
+def measure(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    ready: str,
+    script: Path,
+    args: argparse.Namespace,
+) -> list[Load]:
+    """Start a server (`command` + a free port), warm it up, and run wrk at each concurrency."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [*command, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait(url + ready, server)
+        wrk("warm-up", url, script, 8, 3)
+        return [wrk(name, url, script, c, args.seconds) for c in args.connections]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def ensure_demo_home(home: Path) -> SandsPaths:
@@ -171,71 +188,18 @@ def main(argv: list[str]) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     ours_lua, mlflow_lua = _scripts(work, users, rows, names)
     env = {**os.environ, "SANDS_HOME": paths.home}
-    results: list[Load] = []
-
-    port = _free_port()
-    ours = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sands.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait(f"http://127.0.0.1:{port}/v2/health/ready", ours)
-        wrk("warm-up", f"http://127.0.0.1:{port}", ours_lua, 8, 3)
-        for c in args.connections:
-            results.append(
-                wrk("sands serve", f"http://127.0.0.1:{port}", ours_lua, c, args.seconds)
-            )
-    finally:
-        ours.terminate()
-        ours.wait(timeout=60)
-
-    port = _free_port()
-    model = "models:/sands-ranker@champion"
-    theirs = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            model,
-            "--env-manager",
-            "local",
-            "-p",
-            str(port),
-            "-w",
-            str(args.workers),
-        ],
-        # MLflow execs `uvicorn` by name: the venv's bin must be on PATH.
-        env={
-            **env,
-            "MLFLOW_TRACKING_URI": paths.mlflow_tracking_uri,
-            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait(f"http://127.0.0.1:{port}/ping", theirs)
-        wrk("warm-up", f"http://127.0.0.1:{port}", mlflow_lua, 8, 3)
-        for c in args.connections:
-            url = f"http://127.0.0.1:{port}"
-            results.append(wrk("mlflow models serve", url, mlflow_lua, c, args.seconds))
-    finally:
-        theirs.terminate()
-        theirs.wait(timeout=60)
+    ours = [sys.executable, "-m", "sands.cli", "serve", "--workers", str(args.workers), "--port"]
+    theirs = [sys.executable, "-m", "mlflow", "models", "serve", "-m"]
+    theirs += ["models:/sands-ranker@champion", "--env-manager", "local"]
+    theirs += ["-w", str(args.workers), "-p"]
+    # MLflow execs `uvicorn` by name: the venv's bin must be on PATH.
+    mlflow_env = {
+        **env,
+        "MLFLOW_TRACKING_URI": paths.mlflow_tracking_uri,
+        "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+    }
+    results = measure("sands serve", ours, env, "/v2/health/ready", ours_lua, args)
+    results += measure("mlflow models serve", theirs, mlflow_env, "/ping", mlflow_lua, args)
 
     table = Table(title=f"Serving, {args.workers} workers, wrk on the same machine")
     for column in ("server", "connections", "requests/s", "p50 ms", "p99 ms", "errors"):

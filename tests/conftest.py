@@ -15,6 +15,7 @@ import pytest
 
 from sands import landing
 from sands.contract import PRICE_TYPE
+from sands.serving_process import free_port
 from sands.settings import SandsPaths
 
 DAY = date(2026, 9, 2)
@@ -60,12 +61,6 @@ def drop(root: str, relative: str, table: pa.Table | list[dict]) -> str:
     else:
         landing.write_records(fs, path, table)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
