@@ -7,6 +7,7 @@ off the request path and swaps the reference, so no request fails or waits durin
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import multiprocessing
@@ -35,7 +36,7 @@ from sands.feature_store import USER_FEATURES
 from sands.online import OnlineStore
 from sands.prediction_log import Impression, PredictionLog, impressions_uri
 from sands.ranking import platt_probabilities
-from sands.registry import Registry
+from sands.registry import Registry, RegistryError
 from sands.service_metrics import ServiceMetrics
 from sands.serving import (
     RANKED,
@@ -120,7 +121,10 @@ class SnapshotWatcher:
             self.snapshot = ServingSnapshot(data, champion, challenger, share)
             self.swaps += 1
             # The snapshot lives until the next swap: keep the garbage collector from walking
-            # its millions of objects on every full collection (a p99 spike each time).
+            # its millions of objects on every full collection (a p99 spike each time). Thaw,
+            # collect and freeze again, so cycles left by the old snapshot are still freed.
+            gc.unfreeze()
+            gc.collect()
             gc.freeze()
             # Only the serving versions stay loaded.
             keep = {m.version for m in (champion, challenger) if m is not None}
@@ -392,7 +396,8 @@ def create_app(
         denied = _authorised(authorization)
         if denied:
             return denied
-        swapped = watcher.refresh()
+        # Off the event loop: loading a model takes seconds, and requests must not wait for it.
+        swapped = await asyncio.to_thread(watcher.refresh)
         metrics.snapshot(watcher.snapshot)
         return _json({"swapped": swapped, **_describe(watcher.snapshot)})
 
@@ -406,10 +411,12 @@ def create_app(
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return _error(400, 'body must be {"share": <number between 0 and 1>}')
         try:
-            registry.set_canary_share(share, "sands serve admin", "set through /admin/canary")
-        except Exception as error:
+            await asyncio.to_thread(
+                registry.set_canary_share, share, "sands serve admin", "set through /admin/canary"
+            )
+        except RegistryError as error:
             return _error(409 if "no challenger" in str(error) else 400, str(error))
-        watcher.refresh()
+        await asyncio.to_thread(watcher.refresh)
         metrics.snapshot(watcher.snapshot)
         return _json(_describe(watcher.snapshot))
 
