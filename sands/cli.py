@@ -743,6 +743,7 @@ def status() -> None:
     from sands.feature_store import FEATURE_TABLES
     from sands.ingest import bronze_uri, quarantine_uri
     from sands.lake import open_table
+    from sands.prediction_log import impressions_uri
     from sands.training_store import TRAINING_EXAMPLES
 
     paths = SandsPaths.from_env()
@@ -761,6 +762,7 @@ def status() -> None:
     for name, uri in [
         *((f"features/{t.name}", t.uri(paths.lake)) for t in FEATURE_TABLES),
         ("training/training_examples", TRAINING_EXAMPLES.uri(paths.lake)),
+        ("serving/impressions", impressions_uri(paths.lake)),
     ]:
         found = open_table(uri, paths.storage_options)
         if found is not None:

@@ -8,6 +8,7 @@ request sees one consistent state however often models or data change under it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -238,8 +239,8 @@ class Recommendation:
 
 
 def _popularity(data: ServingData, arm: str, k: int, exclude: set[str]) -> Recommendation:
-    chosen = [(a, s) for a, s in zip(data.popular, data.popular_scores, strict=True)]
-    chosen = [(a, s) for a, s in chosen if a not in exclude][:k]
+    pairs = zip(data.popular, data.popular_scores, strict=True)
+    chosen = list(itertools.islice(((a, s) for a, s in pairs if a not in exclude), k))
     return Recommendation([a for a, _ in chosen], [float(s) for _, s in chosen], arm, None, POPULAR)
 
 

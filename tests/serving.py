@@ -22,7 +22,7 @@ from sands.candidates import USER_HISTORY
 from sands.contract import USERS
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
 from sands.ingest import bronze_uri
-from sands.online import SqliteOnlineStore
+from sands.online import RedisOnlineStore, SqliteOnlineStore
 from sands.ranking import RankerParams, ranker_features, train_ranker
 from sands.registry import Registry
 from sands.segments import assignments, fit_segments
@@ -90,8 +90,9 @@ def register(registry: Registry, seed: int, promote: bool) -> int:
     return version
 
 
-def build_home(home: Path) -> SandsPaths:
-    """Write everything `sands serve` reads under `home`; the champion is version 1."""
+def build_home(home: Path, redis_url: str | None = None) -> SandsPaths:
+    """Write everything `sands serve` reads under `home` (online vectors in Redis when a URL is
+    given); the champion is version 1."""
     paths = SandsPaths.from_env({"SANDS_HOME": str(home)})
     paths.ensure_local_dirs()
     users = _stamped(user_vectors(), USER_DEFAULTS)
@@ -135,7 +136,7 @@ def build_home(home: Path) -> SandsPaths:
         ),
         {},
     )
-    store = SqliteOnlineStore(paths.online_db)
+    store = RedisOnlineStore(redis_url) if redis_url else SqliteOnlineStore(paths.online_db)
     store.write(USER_FEATURES.name, "user_id", users)
     store.write(ARTWORK_FEATURES.name, "artwork_id", art)
     store.write(
@@ -164,14 +165,16 @@ def kill(server: RunningService) -> None:
 
 
 @contextmanager
-def serving(paths: SandsPaths, flush_seconds: float = 0.3) -> Iterator[RunningService]:
+def serving(
+    paths: SandsPaths, flush_seconds: float = 0.3, redis_url: str = ""
+) -> Iterator[RunningService]:
     """`sands serve` over `paths`, polling the registry and lake every 0.3 s."""
     env = {
         "SANDS_ADMIN_TOKEN": ADMIN_TOKEN,
         "SANDS_SERVE_POLL_SECONDS": "0.3",
         "SANDS_SERVE_LOG_FLUSH_SECONDS": str(flush_seconds),
         "SANDS_MLFLOW_TRACKING_URI": "",
-        "SANDS_REDIS_URL": "",
+        "SANDS_REDIS_URL": redis_url,
     }
     with running_service(paths, env) as server:
         yield server

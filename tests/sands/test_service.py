@@ -221,6 +221,17 @@ def test_canary_routes_a_stable_share_of_users_to_the_challenger(server: Server)
     assert "sands_canary_share 0.5" in metrics
 
 
+def test_production_reads_features_from_redis(tmp_path: Path, redis_url: str) -> None:
+    paths = build_home(tmp_path, redis_url)
+    assert not Path(paths.online_db).exists()  # nothing embedded to fall back on
+    with serving(paths, redis_url=redis_url) as running, running.client() as client:
+        ranked = client.get("/recommendations/u000", params={"k": 3}).json()
+        quiet = client.get(f"/recommendations/{QUIET_USER}").json()
+    assert ranked["strategy"] == "ranked" and ranked["model_version"] == 1
+    assert "a004" not in [i["artwork_id"] for i in ranked["items"]]  # history came from Redis
+    assert quiet["strategy"] == "segment"
+
+
 def test_the_log_survives_kill_9_with_every_flushed_impression(tmp_path: Path) -> None:
     paths = build_home(tmp_path)
     with serving(paths, flush_seconds=0.2) as running:
