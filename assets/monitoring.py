@@ -296,6 +296,12 @@ def online_performance(
             "impressions": MetadataValue.int(impressions.num_rows),
             "as_of": MetadataValue.text(str(report.as_of)),
             "by_arm": MetadataValue.md(markdown(report.by_arm)),
+            "champion_impressions": MetadataValue.int(report.champion_impressions),
+            **(
+                {"champion_ctr": MetadataValue.float(round(report.champion_ctr, 4))}
+                if report.champion_ctr is not None
+                else {}
+            ),
             "canary": MetadataValue.text(report.canary),
             "canary_share": MetadataValue.float(share),
             "actions": MetadataValue.text("; ".join(actions) or "none"),

@@ -18,7 +18,14 @@ from sands.monitoring_run import latest_day_ndcg
 from sands.registry import Registry
 from sands.replay import ReplaySource
 from sands.settings import SandsPaths
-from sands.simulator import DayDrop, Marketplace, Scenario, SimulationConfig, write_drop
+from sands.simulator import (
+    DayDrop,
+    Marketplace,
+    Recommender,
+    Scenario,
+    SimulationConfig,
+    write_drop,
+)
 
 
 @dataclass
@@ -38,6 +45,7 @@ class DayRecord:
     frozen: int | None = None
     frozen_ndcg: float | None = None
     popularity_ndcg: float | None = None
+    online_ctr: float | None = None  # the champion's CTR on yesterday's served lists (if served)
     seconds: float = 0.0  # files landing -> loop at rest (ingest ... promotion)
     run_ids: list[str] = field(default_factory=list)
 
@@ -56,6 +64,9 @@ def _absorb(record: DayRecord, outcome: TickOutcome) -> None:
             record.drift = not checks["no_dataset_drift"]
         if "promotion_gate" in checks:
             record.gate = checks["promotion_gate"]
+        online = result.asset_materializations_for_node("online_performance")
+        if online and "champion_ctr" in online[0].metadata:
+            record.online_ctr = online[0].metadata["champion_ctr"].value
         if not result.success and record.gate is not False:
             record.failed_runs += 1
 
@@ -73,12 +84,14 @@ def play(
     config: SimulationConfig,
     on_day: Callable[[DayRecord], None] | None = None,
     warmup_days: int = 0,
+    recommender: Recommender | None = None,
 ) -> list[DayRecord]:
     """Simulate each day, let the landing sensor and automation do everything, record it.
 
     `warmup_days` of history come first, ingested in bulk (a marketplace that has been running
     a while, so trailing-window features are mature); the scenario's day index counts from
-    after them. The model frozen for comparison is the champion on the eve of the change."""
+    after them. The model frozen for comparison is the champion on the eve of the change. With
+    a `recommender` (the running service), played days' users also browse what it serves."""
     shift = config.shift_day
     extended = replace(config, days=config.days + warmup_days, scenario_day=shift + warmup_days)
 
@@ -87,8 +100,10 @@ def play(
             drop.day, lambda: write_drop(drop, paths.landing, paths.storage_options, "parquet")
         )
 
-    drops = Marketplace(extended).days()
+    market = Marketplace(extended)
+    drops = market.days()
     history = [arrival(next(drops)) for _ in range(warmup_days)]
+    market.recommender = recommender  # history days were before the service existed
     return play_days(paths, (arrival(d) for d in drops), max(shift - 1, 0), on_day, history)
 
 

@@ -204,13 +204,20 @@ def demo(
             "feature windows are full (a young marketplace's growth reads as drift).",
         ),
     ] = WARMUP_DAYS,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            help="Scenario only: run `sands serve` throughout; each played day's users also "
+            "browse what it serves, and the timeline shows the champion's online CTR."
+        ),
+    ] = False,
 ) -> None:
     """The main job on embedded defaults: simulate a marketplace, then run the pipeline on it."""
     paths = SandsPaths.from_env()
     if fresh and Path(paths.home).exists():
         shutil.rmtree(paths.home)
     if scenario is not None:
-        if not _play(paths, days, events_per_day, scenario, shift_day, warmup_days):
+        if not _play(paths, days, events_per_day, scenario, shift_day, warmup_days, serve):
             raise typer.Exit(1)
         return
     from sands.simulator import Marketplace, SimulationConfig
@@ -252,7 +259,8 @@ def _served_day(paths: SandsPaths, market, drops) -> bool:
 
     env = {"SANDS_SERVE_SIMULATED_CLOCK": "1", "SANDS_SERVE_LOG_FLUSH_SECONDS": "1"}
     playing = console.status("starting sands serve and playing a day of users against it")
-    with playing, running_service(paths, env) as service:
+    # Live, not ready: if the gate kept every model out, users still get the fallbacks.
+    with playing, running_service(paths, env, ready="/v2/health/live") as service:
         market.recommender = recommender = ServiceRecommender(service.url)
         drop = next(drops)
         write_drop(drop, paths.landing, paths.storage_options, "parquet")
@@ -296,6 +304,7 @@ def _play(
     scenario: str,
     shift_day: int | None,
     warmup_days: int,
+    serve: bool = False,
 ) -> bool:
     """Play a scenario through the self-running loop; print the timeline and the verdicts."""
     from dagster_project.scenario import play, verdicts
@@ -314,11 +323,30 @@ def _play(
         scenario_day=shift_day,
     )
     table = _timeline(f"{scenario}: what the loop did by itself")
-    records = _quietly(
-        paths,
-        f"playing {days} days ({scenario}) after {warmup_days} days of history",
-        lambda: play(paths, config, lambda r: _show(table, r), warmup_days),
-    )
+
+    def run(recommender=None):
+        return _quietly(
+            paths,
+            f"playing {days} days ({scenario}) after {warmup_days} days of history",
+            lambda: play(paths, config, lambda r: _show(table, r), warmup_days, recommender),
+        )
+
+    if serve:
+        from sands.serving_process import ServiceRecommender, running_service
+
+        paths.ensure_local_dirs()
+        env = {
+            "SANDS_SERVE_SIMULATED_CLOCK": "1",
+            "SANDS_SERVE_POLL_SECONDS": "0.5",
+            "SANDS_SERVE_LOG_FLUSH_SECONDS": "1",
+        }
+        # Live, not ready: nothing is trained yet when the service starts.
+        with running_service(paths, env, ready="/v2/health/live") as service:
+            recommender = ServiceRecommender(service.url)
+            records = run(recommender)
+        console.print(f"The service served {recommender.served:,} lists to simulated users.")
+    else:
+        records = run()
     console.print(table)
     shift = config.shift_day
     if shift < len(records):
@@ -387,6 +415,7 @@ def _timeline(title: str) -> Table:
         "NDCG@10",
         "frozen",
         "popularity",
+        "online CTR",
         "s",
         title=title,
     )
@@ -409,6 +438,7 @@ def _show(table: Table, r) -> None:
         score(r.champion_ndcg),
         f"{score(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
         score(r.popularity_ndcg),
+        score(r.online_ctr),
         f"{r.seconds:.0f}",
     )
     _say(f"{r.day}: {r.runs} runs, triggers: {', '.join(r.triggers) or 'none'}")

@@ -8,6 +8,7 @@ from sands.contract import INTERACTIONS
 from sands.feature_store import USER_FEATURES
 from sands.ingest import bronze_uri
 from sands.online import SqliteOnlineStore
+from sands.prediction_log import impressions_uri, read_impressions
 from sands.training_store import TRAINING_EXAMPLES
 
 runner = CliRunner()
@@ -45,7 +46,6 @@ def test_demo_runs_from_landing_files_to_a_champion_recording_runs(paths, monkey
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
     result = runner.invoke(app, ["demo", "--days", "4", "--events-per-day", "1500"])
     assert result.exit_code == 0, result.output
-    assert DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).version() == 4
     assert any(Path(paths.dagster_home).rglob("*.db")), (
         "runs are recorded in the instance under SANDS_HOME"
     )
@@ -58,3 +58,8 @@ def test_demo_runs_from_landing_files_to_a_champion_recording_runs(paths, monkey
     # Then models: trained, evaluated against popularity, reported, and (gate permitting) served.
     assert "report: " in result.output and Path(paths.reports, "evaluation-v1.html").exists()
     assert "MLflow UI" in result.output
+    # Then one more day of simulated users browses what `sands serve` served them.
+    assert "the service served" in result.output
+    assert DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).version() == 5  # 4 days + served day
+    assert read_impressions(impressions_uri(paths.lake)).num_rows > 0
+    assert "Online quality of what was served" in result.output
