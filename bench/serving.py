@@ -120,7 +120,7 @@ def ensure_demo_home(home: Path) -> SandsPaths:
 def ranked_users_and_rows(paths: SandsPaths, users: int) -> tuple[list[str], list[list[float]]]:
     """Users the ranker serves (with history), and one request's 200 model-input rows."""
     from resources import build_resources
-    from sands.service import SnapshotWatcher
+    from sands.snapshot_watcher import SnapshotWatcher
 
     resources = build_resources({"SANDS_HOME": paths.home})
     store = resources["online"].open()

@@ -820,7 +820,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Processes; each loads the models.")] = 1,
 ) -> None:
     """Serve recommendations, the Open Inference Protocol and /metrics (champion + canary)."""
-    from sands.service import serve as run_service
+    from sands.serving_process import serve as run_service
 
     paths = SandsPaths.from_env()
     os.environ["SANDS_HOME"] = paths.home

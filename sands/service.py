@@ -8,13 +8,8 @@ off the request path and swaps the reference, so no request fails or waits durin
 from __future__ import annotations
 
 import asyncio
-import gc
 import hmac
-import multiprocessing
 import os
-import signal
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,13 +19,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import orjson
-import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from sands.aliases import CHALLENGER, CHAMPION
 from sands.candidates import USER_HISTORY
 from sands.feature_store import USER_FEATURES
 from sands.online import OnlineStore
@@ -41,12 +34,10 @@ from sands.service_metrics import ServiceMetrics
 from sands.serving import (
     RANKED,
     ArmModel,
-    ServingData,
     ServingSnapshot,
-    data_versions,
-    load_serving_data,
     recommend,
 )
+from sands.snapshot_watcher import SnapshotWatcher
 
 ADMIN_TOKEN_ENV = "SANDS_ADMIN_TOKEN"
 SIMULATED_CLOCK_HEADER = "X-Sands-Served-At"
@@ -67,87 +58,6 @@ class ServiceConfig:
     # Simulations only: take the serving time from the `X-Sands-Served-At` header, so simulated
     # users' later clicks fall in the attribution window of what they were served.
     simulated_clock: bool = False
-
-
-class SnapshotWatcher:
-    """Holds the current snapshot and replaces it when the registry or the lake moves."""
-
-    def __init__(
-        self, registry: Registry, lake_root: str, storage_options: dict[str, str], poll: float
-    ) -> None:
-        self.registry = registry
-        self.lake_root = lake_root
-        self.storage_options = storage_options
-        self.poll = poll
-        self.snapshot: ServingSnapshot | None = None
-        self.swaps = 0
-        self.last_error: str | None = None
-        self._models: dict[int, ArmModel] = {}
-        self._lock = threading.Lock()  # one refresh at a time (watcher and admin reload)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="snapshot-watcher", daemon=True)
-
-    def _model(self, version: int | None) -> ArmModel | None:
-        if version is None:
-            return None
-        if version not in self._models:
-            self._models[version] = ArmModel.of(version, self.registry.load_ranker(version))
-        return self._models[version]
-
-    def _data(self) -> ServingData:
-        current = self.snapshot.data if self.snapshot else None
-        if current is not None and current.versions == data_versions(
-            self.lake_root, self.storage_options
-        ):
-            return current
-        return load_serving_data(self.lake_root, self.storage_options)
-
-    def refresh(self) -> bool:
-        """Build and swap in a new snapshot if anything changed; True if it swapped."""
-        with self._lock:
-            aliases, share = self.registry.serving_state()
-            champion = self._model(aliases.get(CHAMPION))
-            challenger = self._model(aliases.get(CHALLENGER))
-            data = self._data()
-            old = self.snapshot
-            if (
-                old is not None
-                and old.data is data
-                and old.champion is champion
-                and old.challenger is challenger
-                and old.canary_share == share
-            ):
-                return False
-            self.snapshot = ServingSnapshot(data, champion, challenger, share)
-            self.swaps += 1
-            # The snapshot lives until the next swap: keep the garbage collector from walking
-            # its millions of objects on every full collection (a p99 spike each time). Thaw,
-            # collect and freeze again, so cycles left by the old snapshot are still freed.
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-            # Only the serving versions stay loaded.
-            keep = {m.version for m in (champion, challenger) if m is not None}
-            self._models = {v: m for v, m in self._models.items() if v in keep}
-            return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll):
-            try:
-                self.refresh()
-                self.last_error = None
-            except Exception as error:  # keep serving the last good snapshot
-                self.last_error = f"{type(error).__name__}: {error}"
-
-    def start(self) -> None:
-        try:
-            self.refresh()
-        except Exception as error:  # nothing to serve yet: not ready, keep polling
-            self.last_error = f"{type(error).__name__}: {error}"
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _json(content: object, status: int = 200) -> Response:
@@ -453,47 +363,3 @@ def app_from_env() -> FastAPI:
         simulated_clock=os.environ.get("SANDS_SERVE_SIMULATED_CLOCK") == "1",
     )
     return create_app(registry.open(), online.open, lake.root, lake.storage_options, config)
-
-
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
-
-
-def _serve_one(host: str, port: int) -> None:
-    config = uvicorn.Config(
-        "sands.service:app_from_env",
-        factory=True,
-        log_level="warning",
-        access_log=False,
-    )
-    uvicorn.Server(config).run(sockets=[_reuse_port_socket(host, port)])
-
-
-def serve(host: str, port: int, workers: int = 1) -> None:
-    """Run the service in `workers` processes, each with its own SO_REUSEPORT socket.
-
-    The kernel then spreads connections evenly; with one shared socket (uvicorn's `--workers`)
-    whichever process accepts first takes most keep-alive connections, and measured throughput
-    swung between one and two cores' worth from run to run. Each process serves its own /metrics.
-    """
-    if workers == 1:
-        _serve_one(host, port)
-        return
-    spawn = multiprocessing.get_context("spawn")
-    children = [spawn.Process(target=_serve_one, args=(host, port)) for _ in range(workers)]
-    for child in children:
-        child.start()
-
-    def stop(*_: object) -> None:
-        for child in children:
-            if child.is_alive():
-                child.terminate()  # SIGTERM: each flushes its prediction log on the way out
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for child in children:
-        child.join()

@@ -1,9 +1,12 @@
-"""A `sands serve` process to play against: started over a home, ready when it answers, stopped
-with SIGTERM (so it commits its prediction log); and simulated users as its HTTP clients."""
+"""`sands serve` processes: the worker launcher (one SO_REUSEPORT socket each), a started service
+to play against (ready when it answers, stopped with SIGTERM so it commits its prediction log),
+and simulated users as its HTTP clients."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 from sands.settings import SandsPaths
 
@@ -101,3 +105,47 @@ class ServiceRecommender:
             return []
         self.served += 1
         return [item["artwork_id"] for item in answer.json()["items"]]
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _serve_one(host: str, port: int) -> None:
+    config = uvicorn.Config(
+        "sands.service:app_from_env",
+        factory=True,
+        log_level="warning",
+        access_log=False,
+    )
+    uvicorn.Server(config).run(sockets=[_reuse_port_socket(host, port)])
+
+
+def serve(host: str, port: int, workers: int = 1) -> None:
+    """Run the service in `workers` processes, each with its own SO_REUSEPORT socket.
+
+    The kernel then spreads connections evenly; with one shared socket (uvicorn's `--workers`)
+    whichever process accepts first takes most keep-alive connections, and measured throughput
+    swung between one and two cores' worth from run to run. Each process serves its own /metrics.
+    """
+    if workers == 1:
+        _serve_one(host, port)
+        return
+    spawn = multiprocessing.get_context("spawn")
+    children = [spawn.Process(target=_serve_one, args=(host, port)) for _ in range(workers)]
+    for child in children:
+        child.start()
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: each flushes its prediction log on the way out
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
