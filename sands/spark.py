@@ -1,0 +1,86 @@
+"""Apache Spark with Delta Lake (delta-spark): the scale-out engine's session, configured once.
+
+`configure_spark_with_delta_pip` asks Spark to resolve `io.delta` jars from Maven Central when a
+session starts; they are cached in an Ivy folder (`SANDS_SPARK_IVY`, default
+`~/.cache/sands/ivy`), so only the first session downloads. Offline, point `SANDS_SPARK_JARS` at
+pre-seeded jars (comma-separated paths, passed as `spark.jars`) and nothing is resolved.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DEFAULT_IVY = str(Path("~/.cache/sands/ivy").expanduser())
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+# Local mode on a laptop or CI: no UI port, no progress bars in the logs, small shuffles.
+LOCAL_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Where Spark runs and where its Delta jars come from."""
+
+    # local[N], spark://host:7077, k8s://https://..., or sc://host:15002 (Spark Connect)
+    master: str = "local[2]"
+    app_name: str = "shifting-sands"
+    ivy_dir: str = DEFAULT_IVY
+    jars: tuple[str, ...] = ()  # offline: pre-seeded Delta jars instead of resolving them
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> SparkSettings:
+        """`SANDS_SPARK_MASTER`, `SANDS_SPARK_IVY` and `SANDS_SPARK_JARS`."""
+        env = os.environ if env is None else env
+        jars = tuple(j for j in env.get("SANDS_SPARK_JARS", "").split(",") if j)
+        return cls(
+            master=env.get("SANDS_SPARK_MASTER", cls.master),
+            ivy_dir=env.get("SANDS_SPARK_IVY", DEFAULT_IVY),
+            jars=jars,
+        )
+
+
+def java_available() -> bool:
+    """True when a JVM can be started (Spark needs one)."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").exists():
+        return True
+    return any(Path(p, "java").exists() for p in os.environ.get("PATH", "").split(os.pathsep))
+
+
+def spark_session(settings: SparkSettings | None = None) -> SparkSession:
+    """A Spark session that reads and writes Delta tables (created, or the running one)."""
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    settings = settings or SparkSettings.from_env()
+    if settings.master.startswith("sc://"):
+        builder = SparkSession.builder.remote(settings.master)
+    else:
+        builder = SparkSession.builder.master(settings.master)
+    builder = builder.appName(settings.app_name)
+    conf = {**DELTA_CONF, **(LOCAL_CONF if settings.master.startswith("local") else {})}
+    for key, value in {**conf, **settings.conf}.items():
+        builder = builder.config(key, value)
+    if settings.jars:
+        builder = builder.config("spark.jars", ",".join(settings.jars))
+    else:
+        Path(settings.ivy_dir).mkdir(parents=True, exist_ok=True)
+        builder = configure_spark_with_delta_pip(builder.config("spark.jars.ivy", settings.ivy_dir))
+    session = builder.getOrCreate()
+    if not settings.master.startswith("sc://"):  # a Connect client has no SparkContext
+        session.sparkContext.setLogLevel("ERROR")
+    return session
