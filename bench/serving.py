@@ -16,17 +16,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from sands.candidates import USER_HISTORY
 from sands.feature_store import USER_FEATURES
-from sands.serving_process import free_port
+from sands.serving_process import free_port, wait_until_ready
 from sands.settings import SandsPaths
 
 console = Console()
@@ -42,20 +40,6 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def _wait(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def _ms(text: str) -> float:
@@ -99,7 +83,7 @@ def measure(
         [*command, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait(url + ready, server)
+        wait_until_ready(url + ready, server, timeout=300)
         wrk("warm-up", url, script, 8, 3)
         return [wrk(name, url, script, c, args.seconds) for c in args.connections]
     finally:
@@ -131,21 +115,14 @@ def ranked_users_and_rows(paths: SandsPaths, users: int) -> tuple[list[str], lis
     with_history = [
         u for u, h in zip(ids, store.get(USER_HISTORY, ids), strict=True) if h and h["seeds"]
     ][:users]
-    from sands.candidates import candidates
+    from sands.serving import candidate_rows
 
     user = with_history[0]
     vector = store.get(USER_FEATURES.name, [user])[0]
     history = store.get(USER_HISTORY, [user])[0]
     data = snapshot.data
-    pool = candidates(
-        history["seeds"],
-        set(history["converted"]),
-        data.neighbours,
-        data.segment_top.get(data.segments.segment(vector), []),
-        data.popular,
-        200,
-    )
-    rows = snapshot.champion.inputs(vector, data.catalogue, data.catalogue.rows(pool))
+    rows = candidate_rows(data, vector, history["seeds"], set(history["converted"]), 200)
+    rows = snapshot.champion.inputs(vector, data.catalogue, rows)
     return with_history, rows.tolist()
 
 

@@ -2,7 +2,7 @@
 
 Three sources, interleaved best-first so none crowds the others out: neighbours (by artwork
 similarity) of what the user engaged with recently, what the user's segment engages with, and
-recent popularity. The per-user and per-segment lists are computed offline (`candidate_sources`)
+recent popularity. The per-user and per-segment lists are computed offline (`serving_candidates`)
 and looked up at request time.
 """
 
@@ -15,11 +15,11 @@ from itertools import zip_longest
 import pyarrow as pa
 
 from sands import duck
+from sands.contract import CONVERSION_EVENTS
 from sands.dbt_vars import event_weights
 from sands.popularity import weights_sql
 
 USER_HISTORY = "user_history"  # the online-store entity holding each user's seeds and conversions
-CONVERSIONS = ("favourite", "purchase")  # never recommended again once a user did one
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def user_histories(
     """Per user: up to `seeds` engaged artworks, most recent first, and every converted one."""
     con = duck.connect()
     con.register("events", events)
-    conversions = ", ".join(f"'{e}'" for e in CONVERSIONS)
+    conversions = ", ".join(f"'{e}'" for e in CONVERSION_EVENTS)
     return con.sql(
         f"""with engaged as (
                 select user_id, artwork_id, max(event_ts) as last_ts,

@@ -14,6 +14,9 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "favourite", "purchase")
+# The events that mean a user wanted the artwork: training positives, never recommended again,
+# and online conversions.
+CONVERSION_EVENTS: tuple[str, ...] = ("favourite", "purchase")
 LANDING_DAY_COLUMN = "landing_date"
 TS = "datetime64[ns, UTC]"
 # Arrow-backed strings: dtype checks and string checks stay vectorised on millions of rows.

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sands import duck
-from sands.serving import RANKED
+from sands.contract import CONVERSION_EVENTS
+from sands.prediction_log import RANKED
 
 BETTER, WORSE, UNDECIDED = "better", "worse", "undecided"
 
@@ -26,7 +27,7 @@ class AttributionSpec:
 
     window_hours: float = 24.0
     clicks: tuple[str, ...] = ("click", "favourite", "purchase")
-    conversions: tuple[str, ...] = ("favourite", "purchase")
+    conversions: tuple[str, ...] = CONVERSION_EVENTS
 
 
 def _in(events: tuple[str, ...]) -> str:

@@ -36,6 +36,10 @@ SCHEMA = pa.schema(
 )
 
 
+# How a served list was made: ranked by a model, or a fallback.
+RANKED, SEGMENT, POPULAR = "ranked", "segment", "popularity"
+
+
 _TICK = object()  # the writer's wake-up when the oldest impression's wait is over
 
 
@@ -50,7 +54,7 @@ class Impression:
     model_version: int | None
     arm: str
     served_ts: datetime
-    strategy: str = "ranked"  # or the fallback that made the list (segment, popularity)
+    strategy: str = RANKED  # or the fallback that made the list (SEGMENT, POPULAR)
 
 
 def impressions_table(batch: list[Impression]) -> pa.Table:

@@ -27,12 +27,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sands.candidates import USER_HISTORY
 from sands.feature_store import USER_FEATURES
 from sands.online import OnlineStore
-from sands.prediction_log import Impression, PredictionLog, impressions_uri
+from sands.prediction_log import RANKED, Impression, PredictionLog, impressions_uri
 from sands.ranking import platt_probabilities
 from sands.registry import Registry, RegistryError
 from sands.service_metrics import ServiceMetrics
 from sands.serving import (
-    RANKED,
     ArmModel,
     ServingSnapshot,
     recommend,

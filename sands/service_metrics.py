@@ -8,8 +8,8 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sands.aliases import CHALLENGER, CHAMPION
-from sands.prediction_log import PredictionLog
-from sands.serving import RANKED, ServingSnapshot
+from sands.prediction_log import RANKED, PredictionLog
+from sands.serving import ServingSnapshot
 
 # Sub-millisecond buckets: the service answers in about a millisecond, so the defaults (from 5 ms)
 # would hide everything that matters.

@@ -21,10 +21,10 @@ from sands.candidates import candidates
 from sands.contract import USERS
 from sands.feature_store import ARTWORK_FEATURES, latest_snapshot
 from sands.ingest import bronze_uri
+from sands.prediction_log import POPULAR, RANKED, SEGMENT
 from sands.ranking import CATEGORY_INPUTS, NUMERIC_INPUTS, RankerModel, feature_matrix
 from sands.segments import SegmentModel
 
-RANKED, SEGMENT, POPULAR = "ranked", "segment", "popularity"  # how a list was made
 Vector = Mapping[str, object]
 
 
@@ -244,6 +244,15 @@ def _popularity(data: ServingData, arm: str, k: int, exclude: set[str]) -> Recom
     return Recommendation([a for a, _ in chosen], [float(s) for _, s in chosen], arm, None, POPULAR)
 
 
+def candidate_rows(
+    data: ServingData, vector: Vector, seeds: Sequence[str], converted: set[str], total: int
+) -> np.ndarray:
+    """Catalogue rows of the user's candidates: similarity, segment and popularity interleaved."""
+    segment_top = data.segment_top.get(data.segments.segment(vector), [])
+    pool = candidates(seeds, converted, data.neighbours, segment_top, data.popular, total)
+    return data.catalogue.rows(pool)
+
+
 def recommend(
     snapshot: ServingSnapshot,
     user_id: str,
@@ -260,8 +269,8 @@ def recommend(
     converted = set(history.get("converted") or []) if history else set()
     if vector is None:
         return _popularity(data, arm, k, converted)
-    segment = data.segments.segment(vector)
     if not seeds or model is None:
+        segment = data.segments.segment(vector)
         favourites = [a for a in data.segment_top.get(segment, []) if a not in converted][:k]
         if not favourites:
             return _popularity(data, arm, k, converted)
@@ -274,15 +283,7 @@ def recommend(
             None,
             SEGMENT,
         )
-    pool = candidates(
-        seeds,
-        converted,
-        data.neighbours,
-        data.segment_top.get(segment, []),
-        data.popular,
-        total_candidates,
-    )
-    rows = data.catalogue.rows(pool)
+    rows = candidate_rows(data, vector, seeds, converted, total_candidates)
     scores = model.scores(vector, data.catalogue, rows)
     top = np.argsort(-scores, kind="stable")[:k]
     ids = [data.catalogue.ids[rows[i]] for i in top]

@@ -60,7 +60,7 @@ def running_service(
     with open(logs / "serve.log", "w") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_until_ready(url + ready, process, timeout, logs / "serve.log")
+            wait_until_ready(url + ready, process, timeout, logs / "serve.log")
             yield RunningService(url, process, paths)
         finally:
             if process.poll() is None:
@@ -68,17 +68,25 @@ def running_service(
                 process.wait(timeout=60)
 
 
-def _wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
+def answers(url: str) -> bool:
+    """True when `url` answers 200 now (refused or broken connections: False)."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen, timeout: float, log: Path | None = None
+) -> None:
+    """Poll `url` until it answers 200; kill the process and raise (with the log's tail) if it
+    exits or `timeout` seconds pass first."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+    while not answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"sands serve did not become ready:\n{log.read_text()[-3000:]}")
+            tail = log.read_text()[-3000:] if log else ""
+            raise RuntimeError(f"{process.args[:4]} did not become ready at {url}\n{tail}")
         time.sleep(0.2)
 
 

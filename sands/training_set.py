@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sands import duck
+from sands.contract import CONVERSION_EVENTS
 from sands.pit import Source, point_in_time_join
 
 POSITIVE, VIEWED, POPULAR = "positive", "viewed", "popular"
@@ -24,7 +25,7 @@ POSITIVE, VIEWED, POPULAR = "positive", "viewed", "popular"
 class LabelSpec:
     """Which events are positives and how many negatives of each kind per positive."""
 
-    positive_events: tuple[str, ...] = ("favourite", "purchase")
+    positive_events: tuple[str, ...] = CONVERSION_EVENTS
     viewed_negatives: int = 2
     popular_negatives: int = 2
     seed: int = 0

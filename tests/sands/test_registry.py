@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,6 +14,7 @@ from sands.aliases import CHALLENGER, CHAMPION
 from sands.cli import app
 from sands.ranking import RankerParams, ranker_features, train_ranker
 from sands.registry import Registry, RegistryError
+from sands.serving_process import wait_until_ready
 from tests.conftest import free_port
 from tests.models import planted_examples
 
@@ -144,18 +143,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail("mlflow server did not start")
-        time.sleep(0.25)
+    wait_until_ready(f"{url}/health", server, timeout=90)
     yield url
     server.terminate()
     server.wait(timeout=20)
