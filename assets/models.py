@@ -2,9 +2,11 @@
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import asdict
+from datetime import datetime
+from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     Config,
@@ -23,6 +25,7 @@ from assets.training import training_examples
 from resources.dbt import ensure_manifest
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
+from resources.warehouse import WarehouseResource
 from sands import lake as lake_tables
 from sands import model_store
 from sands.contract import ARTWORKS, INTERACTIONS
@@ -32,15 +35,24 @@ from sands.lineage import dbt_manifest_hash, git_commit
 from sands.metrics import roc_auc
 from sands.popularity import engagement
 from sands.ranking import (
+    RankerModel,
     RankerParams,
     ranker_features,
     sorted_for_training,
     train_ranker,
     with_shuffled_labels,
 )
-from sands.segments import assignments, fit_segments, profile_markdown, segment_profile
+from sands.segments import (
+    SegmentModel,
+    assignments,
+    fit_segments,
+    profile_markdown,
+    segment_profile,
+)
 from sands.similarity import SimilaritySpec, similarity_table
-from sands.training_store import label_events, read_training_set
+from sands.spark_training import delta_frame
+from sands.spark_training import train_ranker as train_spark_ranker
+from sands.training_store import TRAINING_EXAMPLES, label_events, read_training_set
 
 GROUP = "models"
 
@@ -253,6 +265,15 @@ class RankerConfig(Config):
     shuffle_labels: bool = Field(
         default=False, description="Sabotage for gate drills: train on permuted labels."
     )
+    trainer: Literal["auto", "local", "spark"] = Field(
+        default="auto",
+        description="local: XGBoost in this process; spark: XGBoost's Spark estimator (for sets "
+        "too big for one machine); auto: spark when SANDS_ENGINE=spark.",
+    )
+    spark_workers: int = Field(default=2, ge=1, description="XGBoost tasks on Spark.")
+
+    def on_spark(self, warehouse: WarehouseResource) -> bool:
+        return self.trainer == "spark" or (self.trainer == "auto" and warehouse.on_spark)
 
     def params(self) -> RankerParams:
         return RankerParams(
@@ -286,6 +307,26 @@ def lineage_tags(
     return tags
 
 
+def train_on_spark(
+    warehouse: WarehouseResource,
+    lake: LakeResource,
+    training_version: int,
+    cutoff: datetime,
+    segments: SegmentModel | None,
+    config: RankerConfig,
+) -> tuple[RankerModel, pa.Table]:
+    """The ranker trained by XGBoost's Spark estimator on the training set's rows before
+    `cutoff`, read by Spark at the pinned version; and a sample of those rows."""
+    from pyspark.sql import functions as F
+
+    if config.shuffle_labels:
+        raise ValueError("shuffle_labels is a local-trainer drill; use trainer=local")
+    spark = warehouse.spark()
+    frame = delta_frame(spark, TRAINING_EXAMPLES.uri(lake.root), training_version)
+    train = frame.filter(F.col("label_ts") < F.lit(cutoff))
+    return train_spark_ranker(train, segments, config.params(), config.spark_workers)
+
+
 @asset(
     deps=[
         training_examples,
@@ -307,6 +348,7 @@ def ranker(
     config: RankerConfig,
     lake: LakeResource,
     registry: RegistryResource,
+    warehouse: WarehouseResource,
 ) -> Iterator[MaterializeResult]:
     options = lake.storage_options
     examples, training_version, sources = read_training_set(lake.root, None, options)
@@ -322,8 +364,10 @@ def ranker(
     train, _ = temporal_split(examples, cutoff)
     if config.shuffle_labels:
         train = with_shuffled_labels(train, config.seed)
-    model = train_ranker(train, segments, config.params())
-    rows = sorted_for_training(train)
+    if config.on_spark(warehouse):
+        model, rows = train_on_spark(warehouse, lake, training_version, cutoff, segments, config)
+    else:
+        model, rows = train_ranker(train, segments, config.params()), sorted_for_training(train)
     inputs = ranker_features(rows, segments)
     train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
     tags = lineage_tags(training_version, sources.as_dict(), segments_version, context.run.run_id)
@@ -332,7 +376,7 @@ def ranker(
     version = registry.open().register_ranker(
         model,
         example=inputs,
-        params={**asdict(config.params()), "eval_days": config.eval_days},
+        params={**model.spec.params, "eval_days": config.eval_days},
         metrics={"train_auc": train_auc, "train_rows": float(train.num_rows)},
         tags=tags,
         run_name=f"ranker {context.run.run_id[:8]}",

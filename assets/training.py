@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,8 +23,12 @@ from assets.automation import after_upstream_updates
 from assets.features import artwork_features, user_features
 from assets.ingestion import artworks, raw_interactions
 from resources.storage import LakeResource
+from resources.warehouse import WarehouseResource
+from sands import lake as lake_tables
 from sands.contract import ARTWORKS, INTERACTIONS
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
+from sands.spark_training import delta_frame
+from sands.spark_training import training_examples as spark_training_examples
 from sands.training_set import LabelSpec, training_labels
 from sands.training_set import training_examples as join_training_examples
 from sands.training_store import (
@@ -78,11 +82,33 @@ def composition_markdown(examples: pa.Table) -> str:
     return "| source | label | rows |\n|---|---:|---:|\n" + "\n".join(lines)
 
 
+def joined_examples(
+    warehouse: WarehouseResource,
+    lake: LakeResource,
+    labels: pa.Table,
+    since: datetime | None,
+    ttl: timedelta,
+) -> tuple[pa.Table, tuple[int, int]]:
+    """Labels joined to the feature logs as of label time, on the warehouse's engine, and the
+    user and artwork feature-log versions read."""
+    options = lake.storage_options
+    uris = [USER_FEATURES.uri(lake.root), ARTWORK_FEATURES.uri(lake.root)]
+    if warehouse.on_spark:
+        spark = warehouse.spark()
+        versions = tuple(lake_tables.open_table(uri, options).version() for uri in uris)
+        frames = [delta_frame(spark, uri, v, since) for uri, v in zip(uris, versions, strict=True)]
+        return spark_training_examples(spark, labels, *frames, ttl), versions
+    (users, user_version), (works, artwork_version) = (
+        feature_rows_since(uri, since, options) for uri in uris
+    )
+    return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
+
+
 @asset(
     name="training_examples",
     deps=[raw_interactions, artworks, user_features, artwork_features],
     group_name=GROUP,
-    kinds={"delta", "duckdb"},
+    kinds={"delta", "duckdb", "spark"},
     automation_condition=after_upstream_updates(),
     check_specs=[
         AssetCheckSpec(
@@ -96,7 +122,10 @@ def composition_markdown(examples: pa.Table) -> str:
     "user and artwork features as of each label time (Feast semantics plus created-time cutoff).",
 )
 def training_examples(
-    context: AssetExecutionContext, config: TrainingSetConfig, lake: LakeResource
+    context: AssetExecutionContext,
+    config: TrainingSetConfig,
+    lake: LakeResource,
+    warehouse: WarehouseResource,
 ) -> MaterializeResult:
     options = lake.storage_options
     events, catalogue, bronze_versions = label_events(
@@ -104,15 +133,13 @@ def training_examples(
     )
     ttl = timedelta(hours=config.feature_ttl_hours)
     since = pc.min(events["event_ts"]).as_py() - ttl if events.num_rows else None
-    users, user_version = feature_rows_since(USER_FEATURES.uri(lake.root), since, options)
-    works, artwork_version = feature_rows_since(ARTWORK_FEATURES.uri(lake.root), since, options)
+    labels = training_labels(events, catalogue, config.spec())
+    examples, (user_version, artwork_version) = joined_examples(warehouse, lake, labels, since, ttl)
     versions = SourceVersions(
         **bronze_versions,
         user_features=user_version,
         artwork_features=artwork_version,
     )
-    labels = training_labels(events, catalogue, config.spec())
-    examples = join_training_examples(labels, users, works, ttl)
     written = write_training_set(lake.root, examples, versions, config.model_dump(), options)
     leaks = leaked_rows(examples)
     context.log.info(f"{examples.num_rows:,} examples -> Delta v{written}; sources {versions}")

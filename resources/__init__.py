@@ -45,7 +45,8 @@ def _registry(env: dict[str, str], paths: SandsPaths) -> RegistryResource:
 
 
 def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
-    """Resources for `SANDS_ENV` (`embedded`, the default, or `production`)."""
+    """Resources for `SANDS_ENV` (`embedded`, the default, or `production`) and `SANDS_ENGINE`
+    (`duckdb`, the default, or `spark`)."""
     env = dict(os.environ if env is None else env)
     paths = SandsPaths.from_env(env)
     mode = env.get("SANDS_ENV", "embedded")
@@ -63,11 +64,20 @@ def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
         raise ValueError(f"SANDS_ENV must be 'embedded' or 'production', not {mode!r}")
     else:
         paths.ensure_local_dirs()
+    engine = env.get("SANDS_ENGINE", "duckdb")
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"SANDS_ENGINE must be 'duckdb' or 'spark', not {engine!r}")
+    warehouse = WarehouseResource(
+        path=paths.warehouse_db,
+        engine=engine,
+        spark_catalog=paths.spark_catalog,
+        spark_models=paths.spark_models,
+    )
     return {
         "landing": LandingZoneResource(root=paths.landing, storage_options=paths.storage_options),
         "lake": LakeResource(root=paths.lake, storage_options=paths.storage_options),
-        "warehouse": WarehouseResource(path=paths.warehouse_db),
+        "warehouse": warehouse,
         "online": _online_store(env, paths),
         "registry": _registry(env, paths),
-        "dbt": dbt_resource(),
+        "dbt": dbt_resource(engine),
     }

@@ -46,15 +46,16 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     return manifest
 
 
-def dbt_executable() -> Path:
-    """The dbt installed beside this interpreter, so no PATH activation is needed."""
-    return Path(sys.executable).with_name("dbt")
+def dbt_executable(name: str = "dbt") -> Path:
+    """The dbt entry point installed beside this interpreter, so no PATH activation is needed."""
+    return Path(sys.executable).with_name(name)
 
 
-def dbt_resource() -> DbtCliResource:
-    """The dbt CLI resource for the project."""
+def dbt_resource(engine: str = "duckdb") -> DbtCliResource:
+    """The dbt CLI resource for the project; on Spark, dbt runs inside a Spark session."""
+    executable = dbt_executable("sands-dbt-spark" if engine == "spark" else "dbt")
     return DbtCliResource(
         project_dir=dbt_project,
         profiles_dir=str(DBT_PROJECT_DIR),
-        dbt_executable=str(dbt_executable()),
+        dbt_executable=str(executable),
     )

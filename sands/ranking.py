@@ -148,6 +148,11 @@ def ranker_features(rows: pa.Table, segments: SegmentModel | None) -> pd.DataFra
     return pd.DataFrame(matrix, columns=feature_names(k))
 
 
+def monotone_constraints(names: list[str]) -> str:
+    """XGBoost's constraint string: scores may only rise with the affinity inputs."""
+    return "(" + ",".join("1" if n in INCREASING else "0" for n in names) + ")"
+
+
 @dataclass(frozen=True)
 class RankerParams:
     """XGBoost hyperparameters that matter here; everything else stays at XGBoost's default."""
@@ -179,9 +184,7 @@ class RankerParams:
             "lambda": self.reg_lambda,
             "seed": self.seed,
             "nthread": self.threads,
-            "monotone_constraints": "("
-            + ",".join("1" if n in INCREASING else "0" for n in names)
-            + ")",
+            "monotone_constraints": monotone_constraints(names),
         }
 
 

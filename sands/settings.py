@@ -62,6 +62,16 @@ class SandsPaths:
         return str(Path(self.warehouse, "sands.duckdb"))
 
     @property
+    def spark_catalog(self) -> str:
+        """Spark's catalog (metastore) for the dbt models when the engine is Spark."""
+        return str(Path(self.home, "spark"))
+
+    @property
+    def spark_models(self) -> str:
+        """Where Spark writes the dbt models, as Delta tables (`<root>/<model>`)."""
+        return join(self.lake, "dbt")
+
+    @property
     def online_db(self) -> str:
         """The embedded online feature store (SQLite)."""
         return str(Path(self.home, "online", "features.sqlite"))

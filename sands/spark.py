@@ -9,7 +9,8 @@ pre-seeded jars (comma-separated paths, passed as `spark.jars`) and nothing is r
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,9 @@ class SparkSettings:
     ivy_dir: str = DEFAULT_IVY
     jars: tuple[str, ...] = ()  # offline: pre-seeded Delta jars instead of resolving them
     conf: dict[str, str] = field(default_factory=dict)
+    # A persistent catalog (Hive metastore in embedded Derby) for dbt's schemas, views and tables;
+    # None: Spark's in-memory catalog, enough for path-based reads and writes.
+    catalog_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> SparkSettings:
@@ -50,7 +54,26 @@ class SparkSettings:
             master=env.get("SANDS_SPARK_MASTER", cls.master),
             ivy_dir=env.get("SANDS_SPARK_IVY", DEFAULT_IVY),
             jars=jars,
+            catalog_dir=env.get("SANDS_SPARK_CATALOG") or None,
         )
+
+    def with_catalog(self, directory: str) -> SparkSettings:
+        """The same settings with a persistent catalog in `directory`."""
+        return replace(self, catalog_dir=directory)
+
+
+def catalog_conf(directory: str) -> dict[str, str]:
+    """Hive metastore (embedded Derby) and managed-table warehouse under `directory`."""
+    root = Path(directory).resolve()
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
+        ),
+        # Derby writes derby.log into the working directory unless told otherwise.
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root}",
+    }
 
 
 def java_available() -> bool:
@@ -73,6 +96,13 @@ def spark_session(settings: SparkSettings | None = None) -> SparkSession:
         builder = SparkSession.builder.master(settings.master)
     builder = builder.appName(settings.app_name)
     conf = {**DELTA_CONF, **(LOCAL_CONF if settings.master.startswith("local") else {})}
+    if settings.master.startswith("local"):
+        # Python workers (UDFs, XGBoost tasks) run this interpreter (the venv), not whatever
+        # `python3` is on PATH; pyspark reads only the environment for it.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.catalog_dir:
+        Path(settings.catalog_dir).mkdir(parents=True, exist_ok=True)
+        conf.update(catalog_conf(settings.catalog_dir))
     for key, value in {**conf, **settings.conf}.items():
         builder = builder.config(key, value)
     if settings.jars:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,8 +91,14 @@ def feature_rows_since(
     dataset = table.to_pyarrow_dataset()
     if since is None:
         return dataset.to_table(), table.version()
-    first = (since - timedelta(days=1)).date()
-    return dataset.to_table(filter=pc.field(FEATURE_DATE) >= first), table.version()
+    return dataset.to_table(filter=pc.field(FEATURE_DATE) >= first_feature_date(since)), (
+        table.version()
+    )
+
+
+def first_feature_date(since: datetime) -> date:
+    """The oldest feature date a training set starting at `since` reads (a day of margin)."""
+    return (since - timedelta(days=1)).date()
 
 
 def write_training_set(

@@ -1,4 +1,4 @@
-"""Reading what dbt built: model rows for a window of feature dates, from the DuckDB warehouse."""
+"""Reading what dbt built: model rows for a window of feature dates, from either engine."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from datetime import date
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands import lake
 
 
 def model_rows(
@@ -17,3 +20,29 @@ def model_rows(
             f"select * from {model} where {column} between ? and ? order by all",
             params=[start, end],
         ).to_arrow_table()
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    """The Arrow type DuckDB would return for a column read from Delta (plain strings)."""
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return pa.string()
+    if pa.types.is_large_list(kind) or pa.types.is_list_view(kind):
+        return pa.list_(_plain_type(kind.value_type))
+    return kind
+
+
+def delta_model_rows(
+    uri: str,
+    start: date,
+    end: date,
+    column: str = "feature_date",
+    storage_options: dict[str, str] | None = None,
+) -> pa.Table:
+    """Rows of a model Spark wrote as a Delta table, ordered and typed like `model_rows`."""
+    table = lake.open_table(uri, storage_options)
+    if table is None:
+        raise FileNotFoundError(f"no Delta table at {uri}: has the Spark dbt build run?")
+    window = (pc.field(column) >= start) & (pc.field(column) <= end)
+    rows = table.to_pyarrow_dataset().to_table(filter=window)
+    rows = rows.cast(pa.schema([f.with_type(_plain_type(f.type)) for f in rows.schema]))
+    return rows.sort_by([(name, "ascending") for name in rows.column_names])

@@ -13,29 +13,32 @@
    landed by then, and happened within the window. #}
 {% macro visible_in_window(feature_date, landing_date, event_date) -%}
     {{ landing_date }} <= {{ feature_date }}
-    and {{ event_date }} > {{ dbt.dateadd('day', '-' ~ lookback_days(), feature_date) }}
+    and {{ event_date }} > {{ add_days(feature_date, '-' ~ lookback_days()) }}
 {%- endmacro %}
 
 {% macro within_days(days, feature_date, event_date) -%}
-    {{ event_date }} > {{ dbt.dateadd('day', '-' ~ days, feature_date) }}
+    {{ event_date }} > {{ add_days(feature_date, '-' ~ days) }}
 {%- endmacro %}
 
 {# Features describe what was known at the end of their day: midnight UTC after feature_date. #}
 {% macro feature_ts(feature_date) -%}
-    cast({{ dbt.dateadd('day', 1, feature_date) }} as {{ dbt.type_timestamp() }})
+    cast({{ add_days(feature_date, 1) }} as {{ type_utc_timestamp() }})
 {%- endmacro %}
 
 {% macro days_between(start_ts, end_ts) -%}
-    ({{ dbt.datediff(start_ts, end_ts, 'second') }} / 86400.0)
+    (cast({{ seconds_between(start_ts, end_ts) }} as {{ type_double() }}) / 86400.0)
+{%- endmacro %}
+
+{# Money summed exactly, in cents, then stored as a double: the same bits on every engine and
+   in any order of addition (plain double sums differ in the last bits between DuckDB and Spark). #}
+{% macro money_sum(expr) -%}
+    cast(sum(cast({{ expr }} as decimal(18, 2))) as {{ type_double() }})
 {%- endmacro %}
 
 {% macro safe_ratio(numerator, denominator) -%}
     case when {{ denominator }} > 0 then cast({{ numerator }} as {{ type_double() }}) / {{ denominator }} else 0.0 end
 {%- endmacro %}
 
-{# 8-byte floats on every engine (dbt's type_float is 4 bytes on DuckDB and Spark). #}
-{% macro type_double() %}{{ return(adapter.dispatch('type_double', 'sands')()) }}{% endmacro %}
-{% macro default__type_double() %}double{% endmacro %}
 
 {# The feature dates a run builds: landing days in the build window that have activity. #}
 {% macro feature_dates_of(relation) -%}
@@ -61,13 +64,13 @@
 {% macro valid_from(key, born) -%}
     case
         when row_number() over (partition by {{ key }} order by updated_ts) = 1
-            then cast(least({{ born }}, updated_ts) as {{ dbt.type_timestamp() }})
-        else cast(updated_ts as {{ dbt.type_timestamp() }})
+            then cast(least({{ born }}, updated_ts) as {{ type_utc_timestamp() }})
+        else cast(updated_ts as {{ type_utc_timestamp() }})
     end
 {%- endmacro %}
 
 {% macro valid_to(key) -%}
-    cast(lead(updated_ts) over (partition by {{ key }} order by updated_ts) as {{ dbt.type_timestamp() }})
+    cast(lead(updated_ts) over (partition by {{ key }} order by updated_ts) as {{ type_utc_timestamp() }})
 {%- endmacro %}
 
 {# The version of a reference row that was current at `ts` (alias `v`). #}

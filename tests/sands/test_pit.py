@@ -100,9 +100,8 @@ def brute_force(feature_rows, label_rows, ttl):
     return answers
 
 
-@pytest.mark.parametrize("restated", [True, False], ids=["restated-log", "plain-log"])
-@pytest.mark.parametrize("seed", range(4))
-def test_matches_a_brute_force_reading_of_the_rules(seed, restated):
+def random_case(seed: int, restated: bool) -> tuple[list[tuple], list[tuple]]:
+    """Feature rows (with restatements if asked) and labels over ten days for seven users."""
     rng = random.Random(seed)
     lags = [0, 0, 0, 5, 30, 100] if restated else [0]
     feature_rows, seen = [], set()
@@ -117,4 +116,11 @@ def test_matches_a_brute_force_reading_of_the_rules(seed, restated):
     label_rows = [
         (rng.choice("abcdefg"), t(1) + timedelta(hours=rng.randrange(0, 300))) for _ in range(400)
     ]
+    return feature_rows, label_rows
+
+
+@pytest.mark.parametrize("restated", [True, False], ids=["restated-log", "plain-log"])
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_a_brute_force_reading_of_the_rules(seed, restated):
+    feature_rows, label_rows = random_case(seed, restated)
     assert joined_x(feature_rows, label_rows) == brute_force(feature_rows, label_rows, TTL)

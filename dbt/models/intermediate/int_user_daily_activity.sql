@@ -10,7 +10,7 @@ select
     cast(sum(case when event_type = '{{ event_type }}' then 1 else 0 end) as {{ dbt.type_bigint() }}) as n_{{ event_type }},
     max(case when event_type = '{{ event_type }}' then event_ts end) as last_{{ event_type }}_ts,
     {%- endfor %}
-    sum(case when event_type = 'purchase' then coalesce(price, 0) else 0 end) as spend
+    {{ money_sum("case when event_type = 'purchase' then coalesce(price, 0) else 0 end") }} as spend
 from {{ ref('stg_interactions') }}
 where {{ in_build_window('landing_date') }}
 group by user_id, landing_date, event_date

@@ -14,7 +14,7 @@ activity as (
         d.feature_date,
         a.artwork_id,
         {{ windowed_event_counts() }}
-        sum(a.revenue) as revenue_{{ longest }}d
+        {{ money_sum('a.revenue') }} as revenue_{{ longest }}d
     from feature_dates as d
     inner join {{ ref('int_artwork_daily_activity') }} as a
         on {{ visible_in_window('d.feature_date', 'a.landing_date', 'a.event_date') }}

@@ -28,7 +28,6 @@ select
     weight,
     cast(weight as {{ type_double() }})
         / sum(weight) over (partition by feature_date, user_id, attribute) as share,
-    row_number() over (
-        partition by feature_date, user_id, attribute order by weight desc, value
-    ) as affinity_rank
+    {{ row_rank('partition by feature_date, user_id, attribute order by weight desc, value') }}
+        as affinity_rank
 from totals

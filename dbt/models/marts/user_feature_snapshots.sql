@@ -16,7 +16,7 @@ activity as (
         {%- call(event_type) windowed_event_counts() %}
         max(a.last_{{ event_type }}_ts) as last_{{ event_type }}_ts,
         {%- endcall %}
-        sum(a.spend) as spend_{{ windows | max }}d,
+        {{ money_sum('a.spend') }} as spend_{{ windows | max }}d,
         cast(count(distinct a.event_date) as {{ dbt.type_bigint() }}) as active_days_{{ windows | max }}d
     from feature_dates as d
     inner join {{ ref('int_user_daily_activity') }} as a

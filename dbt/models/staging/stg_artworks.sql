@@ -2,14 +2,14 @@
 select
     artwork_id,
     artist_id,
-    cast(created_ts as {{ dbt.type_timestamp() }}) as created_ts,
+    cast(created_ts as {{ type_utc_timestamp() }}) as created_ts,
     title,
     style,
     medium,
     colours,
     tags,
     cast(price as {{ type_double() }}) as price,
-    cast(updated_ts as {{ dbt.type_timestamp() }}) as updated_ts,
+    cast(updated_ts as {{ type_utc_timestamp() }}) as updated_ts,
     {{ valid_from('artwork_id', 'created_ts') }} as valid_from,
     {{ valid_to('artwork_id') }} as valid_to
 from {{ source('bronze', 'artworks') }}

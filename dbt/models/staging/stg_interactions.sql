@@ -4,8 +4,8 @@ select
     user_id,
     artwork_id,
     event_type,
-    cast(event_ts as {{ dbt.type_timestamp() }}) as event_ts,
-    cast(cast(event_ts as {{ dbt.type_timestamp() }}) as date) as event_date,
+    cast(event_ts as {{ type_utc_timestamp() }}) as event_ts,
+    cast(cast(event_ts as {{ type_utc_timestamp() }}) as date) as event_date,
     cast(price as {{ type_double() }}) as price,
     landing_date
 from {{ source('bronze', 'interactions') }}

@@ -3,12 +3,12 @@
 -- as-of time, so a later profile change never leaks into an earlier snapshot.
 select
     user_id,
-    cast(signup_ts as {{ dbt.type_timestamp() }}) as signup_ts,
+    cast(signup_ts as {{ type_utc_timestamp() }}) as signup_ts,
     age,
     gender,
     country,
     interests,
-    cast(updated_ts as {{ dbt.type_timestamp() }}) as updated_ts,
+    cast(updated_ts as {{ type_utc_timestamp() }}) as updated_ts,
     {{ valid_from('user_id', 'signup_ts') }} as valid_from,
     {{ valid_to('user_id') }} as valid_to
 from {{ source('bronze', 'users') }}

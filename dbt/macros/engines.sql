@@ -1,0 +1,37 @@
+{# What differs by engine, dispatched so every model stays one definition for DuckDB and Spark.
+   The default__ versions are what DuckDB runs; spark__ versions give the same values and types. #}
+
+{# List columns (colours, tags, interests). #}
+{% macro explode_list(column) %}{{ return(adapter.dispatch('explode_list', 'sands')(column)) }}{% endmacro %}
+{% macro default__explode_list(column) %}unnest({{ column }}){% endmacro %}
+{% macro spark__explode_list(column) %}explode({{ column }}){% endmacro %}
+
+{% macro list_length(column) %}{{ return(adapter.dispatch('list_length', 'sands')(column)) }}{% endmacro %}
+{% macro default__list_length(column) %}coalesce(len({{ column }}), 0){% endmacro %}
+{% macro spark__list_length(column) %}coalesce(cast(size({{ column }}) as bigint), 0){% endmacro %}
+
+{# 8-byte floats on every engine (dbt's type_float is 4 bytes on DuckDB and Spark). #}
+{% macro type_double() %}{{ return(adapter.dispatch('type_double', 'sands')()) }}{% endmacro %}
+{% macro default__type_double() %}double{% endmacro %}
+
+{# Naive UTC timestamps on every engine: Spark's plain `timestamp` is zoned, so ask for NTZ. #}
+{# (Not named type_timestamp: dbt would dispatch its own to a root-project default__ of that name.) #}
+{% macro type_utc_timestamp() %}{{ return(adapter.dispatch('type_utc_timestamp', 'sands')()) }}{% endmacro %}
+{% macro default__type_utc_timestamp() %}timestamp{% endmacro %}
+{% macro spark__type_utc_timestamp() %}timestamp_ntz{% endmacro %}
+
+{# A date `days` days later (earlier if negative). dbt-spark's dateadd goes through zoned
+   unix times and returns a timestamp; date_add stays in dates. #}
+{% macro add_days(date_expr, days) %}{{ return(adapter.dispatch('add_days', 'sands')(date_expr, days)) }}{% endmacro %}
+{% macro default__add_days(date_expr, days) %}{{ dbt.dateadd('day', days, date_expr) }}{% endmacro %}
+{% macro spark__add_days(date_expr, days) %}date_add({{ date_expr }}, {{ days }}){% endmacro %}
+
+{# Whole seconds from `start_ts` to `end_ts`, counted like DuckDB's date_diff (epoch seconds). #}
+{% macro seconds_between(start_ts, end_ts) %}{{ return(adapter.dispatch('seconds_between', 'sands')(start_ts, end_ts)) }}{% endmacro %}
+{% macro default__seconds_between(start_ts, end_ts) %}{{ dbt.datediff(start_ts, end_ts, 'second') }}{% endmacro %}
+{% macro spark__seconds_between(start_ts, end_ts) -%}
+    (unix_seconds(cast({{ end_ts }} as timestamp)) - unix_seconds(cast({{ start_ts }} as timestamp)))
+{%- endmacro %}
+
+{# Ranks are 8-byte on DuckDB and 4-byte on Spark; store 8 everywhere. #}
+{% macro row_rank(over) %}cast(row_number() over ({{ over }}) as {{ dbt.type_bigint() }}){% endmacro %}
