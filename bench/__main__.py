@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import drift, feature_build, ingestion, loop, online, pit, serving
+from bench import drift, engines, feature_build, ingestion, loop, online, pit, serving
 
 BENCHMARKS = {
     "ingestion": ingestion.main,
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "drift": drift.main,
     "loop": loop.main,
     "serving": serving.main,
+    "engines": engines.main,
 }
 
 if __name__ == "__main__":

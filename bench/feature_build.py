@@ -174,6 +174,8 @@ class Warehouse:
     target: Path
     logs: Path
     min_free_bytes: int
+    executable: Path = DBT
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {
@@ -181,6 +183,7 @@ class Warehouse:
             "SANDS_LAKE_URI": self.lake,
             "SANDS_WAREHOUSE_PATH": self.path,
             "DO_NOT_TRACK": "1",
+            **self.extra_env,
         }
 
 
@@ -214,7 +217,7 @@ def dbt(command: str, warehouse: Warehouse, first: date, last: date) -> DbtRun:
     """
     variables = {"min_date": first.isoformat(), "max_date": last.isoformat()}
     args = [
-        str(DBT),
+        str(warehouse.executable),
         command,
         "--project-dir",
         str(DBT_PROJECT),

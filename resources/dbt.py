@@ -53,9 +53,13 @@ def dbt_executable(name: str = "dbt") -> Path:
 
 def dbt_resource(engine: str = "duckdb") -> DbtCliResource:
     """The dbt CLI resource for the project; on Spark, dbt runs inside a Spark session."""
-    executable = dbt_executable("sands-dbt-spark" if engine == "spark" else "dbt")
     return DbtCliResource(
         project_dir=dbt_project,
         profiles_dir=str(DBT_PROJECT_DIR),
-        dbt_executable=str(executable),
+        dbt_executable=str(dbt_entry_point(engine)),
     )
+
+
+def dbt_entry_point(engine: str) -> Path:
+    """`dbt` for DuckDB; on Spark, `sands-dbt-spark` (dbt inside the configured Spark session)."""
+    return dbt_executable("sands-dbt-spark" if engine == "spark" else "dbt")

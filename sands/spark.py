@@ -21,13 +21,16 @@ DEFAULT_IVY = str(Path("~/.cache/sands/ivy").expanduser())
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # Timestamps are UTC instants everywhere; naive ones (timestamp_ntz) are UTC wall time.
+    "spark.sql.session.timeZone": "UTC",
 }
 # Local mode on a laptop or CI: no UI port, no progress bars in the logs, small shuffles.
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "4",
-    "spark.sql.session.timeZone": "UTC",
+    # Local mode runs tasks in the driver JVM; Spark's 1 GB default is too small for real joins.
+    "spark.driver.memory": "4g",
 }
 
 
@@ -47,14 +50,17 @@ class SparkSettings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> SparkSettings:
-        """`SANDS_SPARK_MASTER`, `SANDS_SPARK_IVY` and `SANDS_SPARK_JARS`."""
+        """`SANDS_SPARK_MASTER`, `SANDS_SPARK_IVY`, `SANDS_SPARK_JARS`, `SANDS_SPARK_CATALOG` and
+        `SANDS_SPARK_CONF` (`key=value` pairs, comma-separated, e.g. executor memory)."""
         env = os.environ if env is None else env
         jars = tuple(j for j in env.get("SANDS_SPARK_JARS", "").split(",") if j)
+        pairs = [p.split("=", 1) for p in env.get("SANDS_SPARK_CONF", "").split(",") if "=" in p]
         return cls(
             master=env.get("SANDS_SPARK_MASTER", cls.master),
             ivy_dir=env.get("SANDS_SPARK_IVY", DEFAULT_IVY),
             jars=jars,
             catalog_dir=env.get("SANDS_SPARK_CATALOG") or None,
+            conf={key.strip(): value.strip() for key, value in pairs},
         )
 
     def with_catalog(self, directory: str) -> SparkSettings:

@@ -107,9 +107,14 @@ def test_settings_come_from_the_environment() -> None:
             "SANDS_SPARK_MASTER": "spark://head:7077",
             "SANDS_SPARK_JARS": "/jars/delta-spark.jar,/jars/delta-storage.jar",
             "SANDS_SPARK_IVY": "/cache/ivy",
+            "SANDS_SPARK_CATALOG": "/state/spark",
+            "SANDS_SPARK_CONF": "spark.executor.memory=8g, spark.executor.cores=4",
         }
     )
     assert settings.master == "spark://head:7077"
+    assert settings.catalog_dir == "/state/spark"
+    assert settings.conf == {"spark.executor.memory": "8g", "spark.executor.cores": "4"}
     assert settings.jars == ("/jars/delta-spark.jar", "/jars/delta-storage.jar")
     assert settings.ivy_dir == "/cache/ivy"
-    assert SparkSettings.from_env({}).master == "local[2]"
+    defaults = SparkSettings.from_env({})
+    assert (defaults.master, defaults.catalog_dir, defaults.conf) == ("local[2]", None, {})
