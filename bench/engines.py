@@ -42,16 +42,9 @@ from sands.spark_training import train_ranker as train_spark_ranker
 from sands.spark_training import training_examples as spark_training_examples
 from sands.training_set import LabelSpec, training_examples, training_labels
 from sands.training_store import feature_rows_since, label_events
+from sands.warehouse import MODEL_TABLES
 
 ENGINES = ("duckdb", "spark")
-MODELS = {
-    "int_user_daily_activity": "landing_date",
-    "int_artwork_daily_activity": "landing_date",
-    "int_user_attribute_daily": "landing_date",
-    "user_affinity": "feature_date",
-    "user_feature_snapshots": "feature_date",
-    "artwork_feature_snapshots": "feature_date",
-}
 EVERYTHING = (date(1970, 1, 1), date(2999, 12, 31))
 TTL = timedelta(hours=48)
 T = TypeVar("T")
@@ -99,7 +92,7 @@ def transform(run: EngineRun, root: Path, history: list[date], chunk: int) -> Wa
     )
     calls = windows(history, chunk)
     _timed(run, "transform", lambda: [dbt("build", warehouse, f, last) for f, last in calls])
-    for model, column in MODELS.items():
+    for model, column in MODEL_TABLES.items():
         run.hashes[model] = _fingerprint(resource.model_rows(model, *EVERYTHING, column))
     return resource
 

@@ -10,6 +10,16 @@ import pyarrow.compute as pc
 
 from sands import lake
 
+# The tables dbt builds (staging models are views) and the date column each is windowed by.
+MODEL_TABLES = {
+    "int_user_daily_activity": "landing_date",
+    "int_artwork_daily_activity": "landing_date",
+    "int_user_attribute_daily": "landing_date",
+    "user_affinity": "feature_date",
+    "user_feature_snapshots": "feature_date",
+    "artwork_feature_snapshots": "feature_date",
+}
+
 
 def model_rows(
     path: str, model: str, start: date, end: date, column: str = "feature_date"

@@ -1,12 +1,14 @@
 """The dbt project agrees with the data contract and stays portable."""
 
+import json
 import re
 from pathlib import Path
 
 import yaml
 
-from resources.dbt import DBT_PROJECT_DIR
+from resources.dbt import DBT_PROJECT_DIR, ensure_manifest
 from sands.contract import EVENT_TYPES
+from sands.warehouse import MODEL_TABLES
 
 MODELS = sorted((DBT_PROJECT_DIR / "models").rglob("*.sql"))
 
@@ -33,3 +35,19 @@ def test_profiles_keep_the_warehouse_in_utc():
     embedded = profiles["sands"]["outputs"]["embedded"]
     assert embedded["settings"]["TimeZone"] == "UTC"
     assert embedded["plugins"] == [{"module": "delta"}]
+
+
+def test_the_tables_compared_across_engines_are_every_incremental_model():
+    manifest = json.loads(ensure_manifest().read_text())
+    incremental = {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
+    }
+    assert incremental == set(MODEL_TABLES)
+
+
+def test_the_spark_target_runs_in_process_and_the_engine_picks_the_target():
+    profiles = yaml.safe_load(Path(DBT_PROJECT_DIR, "profiles.yml").read_text())
+    assert profiles["sands"]["outputs"]["spark"]["method"] == "session"
+    assert "SANDS_DBT_TARGET" in profiles["sands"]["target"]

@@ -29,6 +29,7 @@ from sands.settings import SandsPaths
 from sands.simulator import Marketplace, SimulationConfig, write_drop
 from sands.spark import java_available
 from sands.training_store import TRAINING_EXAMPLES, read_training_set
+from sands.warehouse import MODEL_TABLES
 
 pytestmark = pytest.mark.skipif(
     not java_available(), reason="no JVM on this machine: Spark needs Java 17 (JAVA_HOME or PATH)"
@@ -37,15 +38,6 @@ pytestmark = pytest.mark.skipif(
 START = date(2026, 9, 1)
 DAYS = 5
 ENGINES = ("duckdb", "spark")
-# dbt models and the column their rows are windowed by.
-MODELS = {
-    "int_user_daily_activity": "landing_date",
-    "int_artwork_daily_activity": "landing_date",
-    "int_user_attribute_daily": "landing_date",
-    "user_affinity": "feature_date",
-    "user_feature_snapshots": "feature_date",
-    "artwork_feature_snapshots": "feature_date",
-}
 EVERYTHING = (date(1970, 1, 1), date(2999, 12, 31))
 
 
@@ -100,7 +92,7 @@ def _model_rows(home: Home, model: str) -> object:
     with pytest.MonkeyPatch.context() as patch:
         home.env(patch)
         warehouse = build_resources()["warehouse"]
-    return warehouse.model_rows(model, *EVERYTHING, column=MODELS[model])
+    return warehouse.model_rows(model, *EVERYTHING, column=MODEL_TABLES[model])
 
 
 def test_both_builds_succeed_with_every_dbt_test_passing(homes):
@@ -111,7 +103,7 @@ def test_both_builds_succeed_with_every_dbt_test_passing(homes):
         assert [c.check_name for c in checks if not c.passed] == [], home.engine
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", MODEL_TABLES)
 def test_every_dbt_model_has_the_same_rows_and_types_on_both_engines(homes, model):
     duck, spark = (_model_rows(homes[e], model) for e in ENGINES)
     assert duck.num_rows > 0
