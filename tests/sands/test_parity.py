@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -32,3 +33,24 @@ def test_a_type_a_value_or_a_missing_row_changes_the_hash() -> None:
 def test_excluded_columns_are_ignored() -> None:
     other = ROWS.set_column(2, "n", pa.array([7, 8, 9]))
     assert content_hash(other, exclude=("n",)) == content_hash(ROWS, exclude=("n",))
+
+
+def test_nulls_are_not_confused_with_zeros_or_empty_strings() -> None:
+    zeros = ROWS.set_column(1, "x", pa.array([1.0, 0.1 + 0.2, 0.0]))
+    assert content_hash(zeros) != content_hash(ROWS)
+    blank = pa.table({"s": ["", "a"]})
+    assert content_hash(pa.table({"s": [None, "a"]})) != content_hash(blank)
+    # String boundaries count: ["ab", "c"] is not ["a", "bc"].
+    assert content_hash(pa.table({"s": ["ab", "c"]})) != content_hash(pa.table({"s": ["a", "bc"]}))
+
+
+def _stamps(day: int) -> pa.Table:
+    moments = [datetime(2026, 9, day, tzinfo=UTC)] * 3
+    return pa.table({"t": pa.array(moments, pa.timestamp("us", "UTC"))})
+
+
+def test_chunking_and_timestamps_hash_by_value() -> None:
+    stamps = _stamps(1)
+    rechunked = pa.concat_tables([stamps.slice(0, 1), stamps.slice(1, 2)])
+    assert content_hash(rechunked) == content_hash(stamps)
+    assert content_hash(_stamps(2)) != content_hash(stamps)
