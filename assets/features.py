@@ -20,6 +20,7 @@ from dagster import (
 
 from assets.automation import after_upstream_updates
 from assets.ingestion import daily_partitions
+from assets.step_resources import k8s_step
 from assets.transform import WAREHOUSE_POOL, window_dates
 from resources.online import OnlineStoreResource
 from resources.storage import LakeResource
@@ -136,6 +137,7 @@ def lookup_latency_us(store: OnlineStore, entity: str, ids: list[str], samples: 
 
 
 @asset(
+    op_tags=k8s_step("light"),
     deps=[user_features, artwork_features],
     group_name=GROUP,
     kinds={"sqlite", "redis"},

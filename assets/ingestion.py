@@ -21,6 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.step_resources import k8s_step
 from resources.storage import LakeResource, LandingZoneResource
 from sands import lake as delta
 from sands.contract import ARTWORKS, INTERACTIONS, USERS, Entity
@@ -131,6 +132,7 @@ def _result(
 
 
 @asset(
+    op_tags=k8s_step("light"),
     partitions_def=daily_partitions,
     group_name=GROUP,
     kinds={"delta", "pandera"},

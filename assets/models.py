@@ -21,6 +21,7 @@ from assets.automation import after_upstream_updates, retrain
 from assets.features import artwork_features, user_features
 from assets.ingestion import artworks, raw_interactions
 from assets.monitoring import champion_performance, feature_drift, online_performance
+from assets.step_resources import k8s_step
 from assets.training import training_examples
 from resources.dbt import ensure_manifest
 from resources.registry import RegistryResource
@@ -70,6 +71,7 @@ class SegmentsConfig(Config):
 
 
 @asset(
+    op_tags=k8s_step("heavy"),
     deps=[user_features],
     group_name=GROUP,
     automation_condition=after_upstream_updates(),
@@ -125,6 +127,7 @@ class SimilarityConfig(Config):
 
 
 @asset(
+    op_tags=k8s_step("heavy"),
     deps=[artworks, raw_interactions],
     group_name=GROUP,
     automation_condition=after_upstream_updates(),
@@ -328,6 +331,7 @@ def train_on_spark(
 
 
 @asset(
+    op_tags=k8s_step("heavy"),
     deps=[
         training_examples,
         user_segments,

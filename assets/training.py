@@ -22,6 +22,7 @@ from pydantic import Field
 from assets.automation import after_upstream_updates
 from assets.features import artwork_features, user_features
 from assets.ingestion import artworks, raw_interactions
+from assets.step_resources import k8s_step
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
 from sands import lake as lake_tables
@@ -105,6 +106,7 @@ def joined_examples(
 
 
 @asset(
+    op_tags=k8s_step("heavy"),
     name="training_examples",
     deps=[raw_interactions, artworks, user_features, artwork_features],
     group_name=GROUP,

@@ -17,6 +17,7 @@ from dagster_dbt import (
 from pydantic import Field
 
 from assets.ingestion import daily_partitions
+from assets.step_resources import k8s_step
 from resources.dbt import dbt_project, ensure_manifest
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
@@ -77,6 +78,7 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 
 @dbt_assets(
+    op_tags=k8s_step("heavy"),
     manifest=ensure_manifest(dbt_project),
     project=dbt_project,
     partitions_def=daily_partitions,

@@ -21,6 +21,7 @@ from assets import (
     training,
     transform,
 )
+from dagster_project.execution import executor_from_env
 from dagster_project.freshness import POLICIES, with_freshness
 from dagster_project.jobs import (
     daily_ingestion_job,
@@ -63,6 +64,7 @@ def build_defs(env: dict[str, str] | None = None) -> Definitions:
         ],
         sensors=[landing_zone_sensor, automation_sensor],
         resources=build_resources(env),
+        executor=executor_from_env(env),
     )
     # Preview API, chosen knowingly: it is how freshness policies attach to dbt-built specs.
     with warnings.catch_warnings():

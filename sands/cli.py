@@ -828,6 +828,21 @@ def serve(
     run_service(host, port, workers)
 
 
+@app.command("spark-jars")
+def spark_jars(
+    destination: Annotated[Path, typer.Argument(help="Folder to copy the jars into.")],
+) -> None:
+    """Fetch the Delta jars Spark needs (Maven Central) into a folder, for offline machines and
+    images: then set SANDS_SPARK_JARS to that folder."""
+    from sands.spark import seed_jars
+
+    with console.status("Resolving io.delta jars through a Spark session..."):
+        jars = seed_jars(str(destination))
+    for jar in jars:
+        console.print(f"  {jar}")
+    console.print(f"{len(jars)} jars in {destination}: export SANDS_SPARK_JARS={destination}")
+
+
 @app.command("contract-docs")
 def contract_docs(
     output: Annotated[Path, typer.Option(help="Where to write the markdown.")] = Path(

@@ -439,9 +439,8 @@ class Marketplace:
         order = np.argsort(seconds, kind="stable")
         rows, kinds, seconds = rows[order], kinds[order], seconds[order]
         purchase = kinds == 3
-        prices = pa.array(np.where(purchase, price[artwork[rows]], 0.0), mask=~purchase).cast(
-            PRICE_TYPE
-        )
+        # `price` is per viewed row already: the artwork's price when this row was viewed.
+        prices = pa.array(np.where(purchase, price[rows], 0.0), mask=~purchase).cast(PRICE_TYPE)
         session_ids = _ids(f"s{day:%Y%m%d}-", session[rows])
         return pa.table(
             {

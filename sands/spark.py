@@ -9,6 +9,7 @@ pre-seeded jars (comma-separated paths, passed as `spark.jars`) and nothing is r
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ class SparkSettings:
         """`SANDS_SPARK_MASTER`, `SANDS_SPARK_IVY`, `SANDS_SPARK_JARS`, `SANDS_SPARK_CATALOG` and
         `SANDS_SPARK_CONF` (`key=value` pairs, comma-separated, e.g. executor memory)."""
         env = os.environ if env is None else env
-        jars = tuple(j for j in env.get("SANDS_SPARK_JARS", "").split(",") if j)
+        jars = jar_paths(env.get("SANDS_SPARK_JARS", ""))
         pairs = [p.split("=", 1) for p in env.get("SANDS_SPARK_CONF", "").split(",") if "=" in p]
         return cls(
             master=env.get("SANDS_SPARK_MASTER", cls.master),
@@ -66,6 +67,27 @@ class SparkSettings:
     def with_catalog(self, directory: str) -> SparkSettings:
         """The same settings with a persistent catalog in `directory`."""
         return replace(self, catalog_dir=directory)
+
+
+def jar_paths(setting: str) -> tuple[str, ...]:
+    """`SANDS_SPARK_JARS`: comma-separated jar paths, or one folder holding them."""
+    entries = [j.strip() for j in setting.split(",") if j.strip()]
+    if len(entries) == 1 and Path(entries[0]).is_dir():
+        return tuple(str(p) for p in sorted(Path(entries[0]).glob("*.jar")))
+    return tuple(entries)
+
+
+def seed_jars(destination: str, settings: SparkSettings | None = None) -> list[Path]:
+    """Resolve the Delta jars once (Maven Central, through the Ivy cache) and copy them into
+    `destination`, for machines or images that must start Spark offline."""
+    settings = replace(settings or SparkSettings.from_env(), jars=())
+    spark_session(settings)  # resolves into the Ivy cache (a running session already has)
+    folder = Path(destination)
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for jar in sorted(Path(settings.ivy_dir, "jars").glob("*.jar")):
+        copied.append(Path(shutil.copy2(jar, folder / jar.name)))
+    return copied
 
 
 def catalog_conf(directory: str) -> dict[str, str]:

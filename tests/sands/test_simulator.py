@@ -61,6 +61,25 @@ def test_events_follow_the_funnel_and_stay_inside_their_day():
         ).null_count == len(events) - len(prices)
 
 
+def test_a_purchase_is_charged_the_bought_artworks_price():
+    # More artworks than events on a day: a price looked up by the wrong index shows at once.
+    drop = run(days=1, events_per_day=400, initial_artworks=2_000)[0]
+    catalogue = dict(
+        zip(
+            drop.artworks.column("artwork_id").to_pylist(),
+            drop.artworks.column("price").to_pylist(),
+            strict=True,
+        )
+    )
+    events = drop.interactions
+    bought = events.filter(pc.equal(events.column("event_type"), "purchase"))
+    assert bought.num_rows > 0
+    for artwork, price in zip(
+        bought.column("artwork_id").to_pylist(), bought.column("price").to_pylist(), strict=True
+    ):
+        assert price == catalogue[artwork], artwork
+
+
 def test_late_events_arrive_the_next_day_with_their_own_timestamp():
     drops = run(days=3, late_share=0.05)
     late = drops[1].late_interactions

@@ -118,3 +118,16 @@ def test_settings_come_from_the_environment() -> None:
     assert settings.ivy_dir == "/cache/ivy"
     defaults = SparkSettings.from_env({})
     assert (defaults.master, defaults.catalog_dir, defaults.conf) == ("local[2]", None, {})
+
+
+def test_seeded_jars_start_spark_offline_from_a_folder(tmp_path: Path) -> None:
+    """`sands spark-jars DIR` copies the resolved Delta jars; SANDS_SPARK_JARS=DIR then names
+    each jar, so a session needs no resolution (and no network)."""
+    from sands.spark import seed_jars
+
+    jars = seed_jars(str(tmp_path / "jars"))
+    names = sorted(j.name for j in jars)
+    assert any("delta-spark_2.13-4.0" in n for n in names)
+    assert any("delta-storage-4.0" in n for n in names)
+    settings = SparkSettings.from_env({"SANDS_SPARK_JARS": str(tmp_path / "jars")})
+    assert sorted(Path(j).name for j in settings.jars) == names
