@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install redis demo test lint ui bench clean feast-venv evidently-venv
+.PHONY: install redis helm lock demo test lint ui bench clean feast-venv evidently-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,20 @@ redis:
 		  apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1; } || true
 	@command -v redis-server >/dev/null || echo "redis-server unavailable: Redis tests will skip"
 
-test: install redis
+# The Helm chart tests render with the real helm, built once from its Go module and cached.
+HELM_VERSION := v3.22.0
+HELM_DIR := $(HOME)/.cache/sands/bin
+export SANDS_HELM := $(HELM_DIR)/helm-$(HELM_VERSION)
+$(SANDS_HELM):
+	@if command -v go >/dev/null; then \
+		mkdir -p $(HELM_DIR)/build && \
+		GOBIN=$(HELM_DIR)/build go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
+			helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) && \
+		mv $(HELM_DIR)/build/helm $@; \
+	else echo "go unavailable: the Helm chart tests will skip"; fi
+helm: $(SANDS_HELM)
+
+test: install redis helm
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: install
@@ -40,6 +53,11 @@ ui: install
 
 bench: install feast-venv evidently-venv
 	$(PY) -m bench
+
+# The image's pinned dependencies, from pyproject.toml (run after changing dependencies).
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra k8s --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --quiet --no-header -o docker/requirements.lock
 
 clean:
 	rm -rf $(VENV) $(FEAST_VENV) $(EVIDENTLY_VENV) .sands .pytest_cache dbt/target

@@ -21,15 +21,22 @@ def _newest_source(project_dir: Path) -> float:
     return max(p.stat().st_mtime for p in files)
 
 
+def _fresh(manifest: Path, project_dir: Path) -> bool:
+    return manifest.exists() and manifest.stat().st_mtime >= _newest_source(project_dir)
+
+
 def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     """The project's manifest.json, re-parsed first if any model, macro or test is newer."""
     manifest = project.manifest_path
+    if _fresh(manifest, project.project_dir):
+        # Prebuilt (the image parses at build time): nothing to write, so a read-only root works.
+        return manifest
     lock_path = project.project_dir / "target" / ".parse.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     # Test workers and the webserver may load definitions at once; one parse is enough.
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if manifest.exists() and manifest.stat().st_mtime >= _newest_source(project.project_dir):
+        if _fresh(manifest, project.project_dir):
             return manifest
         subprocess.run(
             [
