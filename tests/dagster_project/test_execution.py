@@ -119,3 +119,112 @@ def test_the_executor_comes_from_the_environment() -> None:
     assert k8s.name == "k8s_steps"
     with pytest.raises(ValueError, match="multiprocess, k8s"):
         executor_from_env({"SANDS_EXECUTOR": "celery"})
+
+
+def model_training_job():
+    """The real job, reconstructable (the executor re-imports it by this module-level name)."""
+    return defs.resolve_job_def("model_training")
+
+
+def test_the_k8s_executor_launches_each_step_as_a_job_of_its_size(tmp_path) -> None:
+    """The real `k8s_job_executor` step handler, with the Kubernetes API replaced by a recorder:
+    the Job it would create for the heavy `ranker` step and for a light-or-default step."""
+    from unittest import mock
+
+    from dagster import reconstructable
+    from dagster._config import process_config, resolve_to_config_type
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.context.system import PlanData, PlanOrchestrationContext
+    from dagster._core.execution.context_creation_job import create_context_free_log_manager
+    from dagster._core.execution.retries import RetryMode
+    from dagster._core.executor.init import InitExecutorContext
+    from dagster._core.executor.step_delegating.step_handler.base import StepHandlerContext
+    from dagster._core.test_utils import create_run_for_test, instance_for_test
+    from dagster._grpc.types import ExecuteStepArgs
+    from dagster_k8s.executor import _K8S_EXECUTOR_CONFIG_SCHEMA, k8s_job_executor
+
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "u", "user": {"token": "unused"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    launcher = {
+        "instance_config_map": "dagster-instance",
+        "postgres_password_secret": "dagster-postgresql",
+        "dagster_home": "/opt/dagster/dagster_home",
+        "job_namespace": "sands",
+        "service_account_name": "dagster",
+        "env_config_maps": ["sands-config"],
+        "load_incluster_config": False,
+        "kubeconfig_file": str(kubeconfig),
+    }
+    job = reconstructable(model_training_job)
+    overrides = {
+        "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher}
+    }
+    with instance_for_test(overrides=overrides) as instance:
+        executor_config = process_config(
+            resolve_to_config_type(_K8S_EXECUTOR_CONFIG_SCHEMA), {"job_image": IMAGE}
+        ).value
+        executor = k8s_job_executor.executor_creation_fn(
+            InitExecutorContext(
+                job=job,
+                executor_def=k8s_job_executor,
+                executor_config=executor_config,
+                instance=instance,
+            )
+        )
+        handler = executor._step_handler
+        handler._api_client.batch_api = mock.MagicMock()  # record instead of calling a cluster
+        run = create_run_for_test(
+            instance, job_name="model_training", job_code_origin=job.get_python_origin()
+        )
+        plan = create_execution_plan(job)
+        launched = {}
+        for step in ("ranker", "popularity_baseline"):
+            context = StepHandlerContext(
+                instance=instance,
+                plan_context=PlanOrchestrationContext(
+                    plan_data=PlanData(
+                        job=job,
+                        dagster_run=run,
+                        instance=instance,
+                        execution_plan=plan,
+                        raise_on_error=True,
+                        retry_mode=RetryMode.DISABLED,
+                    ),
+                    log_manager=create_context_free_log_manager(instance, run),
+                    executor=executor,
+                    output_capture=None,
+                ),
+                steps=plan.steps,
+                execute_step_args=ExecuteStepArgs(
+                    job.get_python_origin(), run.run_id, [step], print_serialized_events=False
+                ),
+            )
+            list(handler.launch_step(context))
+            call = handler._api_client.batch_api.create_namespaced_job.call_args.kwargs
+            launched[step] = (call["namespace"], call["body"])
+    namespace, ranker = launched["ranker"]
+    assert namespace == "sands"
+    assert resources_of(ranker) == (
+        STEP_RESOURCES["heavy"]["requests"],
+        STEP_RESOURCES["heavy"]["limits"],
+    )
+    (container,) = ranker.spec.template.spec.containers
+    assert container.image == IMAGE and container.args[:3] == ["dagster", "api", "execute_step"]
+    assert "sands-config" in [s.config_map_ref.name for s in container.env_from if s.config_map_ref]
+    # An untagged step gets no size of its own: in-cluster, the code location's defaults apply.
+    (untagged,) = launched["popularity_baseline"][1].spec.template.spec.containers
+    assert untagged.resources is None or untagged.resources.requests is None, untagged.resources
+    for _, body in launched.values():
+        manifest = kubernetes.client.ApiClient().sanitize_for_serialization(body)
+        kubernetes_validate.validate(manifest, "1.30.0", strict=True)
