@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.feature_build import Warehouse, bronze, dbt, windows, workdir
+from resources.dbt import dbt_entry_point
 from resources.warehouse import WarehouseResource
 from sands import lake
 from sands.contract import ARTWORKS, INTERACTIONS
@@ -85,9 +85,7 @@ def transform(run: EngineRun, root: Path, history: list[date], chunk: int) -> Wa
         root / f"dbt-target-{engine}",
         root / "dbt-logs",
         0,
-        executable=Path(sys.executable).with_name(
-            "sands-dbt-spark" if engine == "spark" else "dbt"
-        ),
+        executable=dbt_entry_point(engine),
         extra_env=resource.dbt_environment(str(root / "lake"), {}),
     )
     calls = windows(history, chunk)

@@ -11,10 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 FEATURE, LABEL = 0, 1
 
@@ -90,14 +88,3 @@ def point_in_time_join(
     )
     columns = [F.when(fresh, F.col(f"__win.{name}")).alias(f"{prefix}{name}") for name in carried]
     return picked.filter(F.col("__kind") == LABEL).select("__label.*", *columns)
-
-
-def to_arrow(frame: DataFrame, like: pa.Schema | None = None) -> pa.Table:
-    """A Spark result as Arrow, cast to `like` where given (Spark's string and zone types vary)."""
-    table = frame.toArrow()
-    return table.cast(like) if like is not None else table
-
-
-def from_arrow(spark: SparkSession, table: pa.Table) -> DataFrame:
-    """An Arrow table as a Spark DataFrame (timestamps stay UTC instants)."""
-    return spark.createDataFrame(table)

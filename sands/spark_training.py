@@ -28,6 +28,7 @@ from sands.ranking import (
 from sands.segments import SegmentModel
 from sands.training_set import POPULAR
 from sands.training_store import first_feature_date
+from sands.warehouse import plain_types
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -71,15 +72,7 @@ def training_examples(
     joined = point_in_time_join(joined, artwork_features, "artwork_id", ttl, prefix="artwork_")
     unknown = (F.col("sample_source") == POPULAR) & F.col("artwork_feature_date").isNull()
     result = joined.filter(~unknown).orderBy(ROW).drop(ROW).toArrow()
-    return result.cast(_plain_schema(result.schema))
-
-
-def _plain_schema(schema: pa.Schema) -> pa.Schema:
-    # Spark hands strings over as large_string; the embedded path produces string.
-    def plain(kind: pa.DataType) -> pa.DataType:
-        return pa.string() if pa.types.is_large_string(kind) else kind
-
-    return pa.schema([f.with_type(plain(f.type)) for f in schema])
+    return plain_types(result)
 
 
 def _model_inputs(frame: DataFrame, segments: SegmentModel | None, names: list[str]) -> DataFrame:
@@ -154,8 +147,7 @@ def train_ranker(
     booster = fitted.get_booster()
     used = replace(params, half_life_days=None, threads=workers)
     rows = train.sample(fraction=min(1.0, CALIBRATION_SAMPLE / max(train.count(), 1)), seed=0)
-    sample = rows.toArrow()
-    sample = sample.cast(_plain_schema(sample.schema))
+    sample = plain_types(rows.toArrow())
     margins = booster.inplace_predict(ranker_features(sample, segments), predict_type="margin")
     labels = sample["label"].to_numpy(zero_copy_only=False).astype(np.float32)
     spec = RankerSpec(

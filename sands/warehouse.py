@@ -41,6 +41,12 @@ def _plain_type(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
+def plain_types(table: pa.Table) -> pa.Table:
+    """`table` with large, view and list-view string types as the plain ones DuckDB returns,
+    so rows from Spark or Delta compare equal to the embedded engine's."""
+    return table.cast(pa.schema([f.with_type(_plain_type(f.type)) for f in table.schema]))
+
+
 def delta_model_rows(
     uri: str,
     start: date,
@@ -54,5 +60,5 @@ def delta_model_rows(
         raise FileNotFoundError(f"no Delta table at {uri}: has the Spark dbt build run?")
     window = (pc.field(column) >= start) & (pc.field(column) <= end)
     rows = table.to_pyarrow_dataset().to_table(filter=window)
-    rows = rows.cast(pa.schema([f.with_type(_plain_type(f.type)) for f in rows.schema]))
+    rows = plain_types(rows)
     return rows.sort_by([(name, "ascending") for name in rows.column_names])

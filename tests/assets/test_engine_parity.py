@@ -51,9 +51,9 @@ class Home:
     def env(self, patch: pytest.MonkeyPatch) -> SandsPaths:
         patch.setenv("SANDS_HOME", str(self.root))
         patch.setenv("SANDS_ENGINE", self.engine)
-        for var in ("SANDS_LANDING_URI", "SANDS_LAKE_URI", "SANDS_ENV", "SANDS_REDIS_URL"):
+        local = ("SANDS_LANDING_URI", "SANDS_LAKE_URI", "SANDS_ENV", "SANDS_REDIS_URL")
+        for var in (*local, "SANDS_MLFLOW_TRACKING_URI"):
             patch.delenv(var, raising=False)
-        patch.delenv("SANDS_MLFLOW_TRACKING_URI", raising=False)
         paths = SandsPaths.from_env()
         paths.ensure_local_dirs()
         return paths
