@@ -163,6 +163,14 @@ class SimulationConfig:
     update_share: float = 0.01
     # With a recommender attached: the share of sessions that open on a served list.
     served_share: float = 0.3
+    # How users respond to a served list (a position-based model, as obp's "pbm"): they examine
+    # the item at position k (1-based) with probability (1/k) ** served_examination, and click an
+    # examined item with probability served_click times its taste lift (0.2 for a style they
+    # never look at, 1 on average, 3 for their favourite style; the lift of organic browsing).
+    # Calibrated so lists of a user's favourite style get about 7 % clicks per list (0.7 % per
+    # shown item) and random lists about 2 %: `python -m bench.clicks`, docs/serving.md.
+    served_examination: float = 1.0
+    served_click: float = 0.008
 
     @property
     def shift_day(self) -> int:
@@ -201,16 +209,21 @@ def _ids(prefix: str, numbers: np.ndarray, width: int = 7) -> pa.Array:
 
 # Asked for one user's list at a simulated time; the served artwork ids, best first.
 Recommender = Callable[[str, datetime], list[str]]
-# Chance the user looks at the item at each position of a served list (1-based).
-SEEN_AT = 1.0 / (1.0 + 0.35 * np.arange(10))
+
+
+def examination(positions: int, eta: float) -> np.ndarray:
+    """Chance a user examines each position of a served list: (1/k) ** eta for k = 1, 2, ..."""
+    return (1.0 / np.arange(1, positions + 1)) ** eta
 
 
 class Marketplace:
     """The evolving population of users and artworks, and their behaviour day by day.
 
     With a `recommender` attached, a share of each day's sessions open on a list it serves:
-    users look down the list and click, favourite and buy by the same latent tastes as when they
-    browse, so what was served shapes the next day's interactions.
+    users examine each position with a probability falling with its rank, click an examined
+    artwork with a small probability scaled by how well it matches their taste today, and
+    favourite and buy what they clicked through the funnel of organic browsing. What was served
+    shapes the next day's interactions.
     """
 
     def __init__(self, config: SimulationConfig, recommender: Recommender | None = None) -> None:
@@ -395,6 +408,7 @@ class Marketplace:
         style = np.minimum(style, self.n_styles - 1)
         artwork = self._pick_artworks(style)
         served_start = np.empty(0)
+        organic = len(user)
         if self.recommender is not None:
             served_user, served_artwork, served_lengths, served_start = self._served_views(
                 day, session_user
@@ -409,6 +423,9 @@ class Marketplace:
         affinity = taste[np.arange(len(user)), self.artworks.style[artwork]] * len(STYLES)
         lift = np.clip(0.4 + 0.6 * affinity, 0.2, 3.0)
         clicked = rng.random(len(user)) < P_CLICK * lift
+        if self.recommender is not None:  # served views: clicks by the list's response model
+            chance = cfg.served_click * lift[organic:]
+            clicked[organic:] = self.served_rng.random(len(user) - organic) < chance
         favourited = clicked & (rng.random(len(user)) < P_FAVOURITE * lift)
         price = self.artworks.price[artwork]
         bought = clicked & (rng.random(len(user)) < P_PURCHASE * lift * 300 / (300 + price))
@@ -457,21 +474,21 @@ class Marketplace:
     def _served_views(
         self, day: date, session_user: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Sessions that open on a served list: per viewed item its user and artwork, and per
-        session its length and start second. A separate random stream, so a run without a
-        recommender draws exactly what it always did."""
-        rng = self.served_rng
-        n = int(len(session_user) * self.config.served_share)
+        """Sessions that open on a served list: per examined item (a view) its user and artwork,
+        and per session its length and start second. A separate random stream, so a run without
+        a recommender draws exactly what it always did."""
+        rng, cfg = self.served_rng, self.config
+        n = int(len(session_user) * cfg.served_share)
         who = session_user[rng.choice(len(session_user), size=n)]
         when = rng.choice(24, size=n, p=HOUR_WEIGHTS) * 3600.0 + rng.uniform(0, 3600, n)
         users, artworks, lengths, starts = [], [], [], []
         for person, second in zip(who, when, strict=True):
             listed = self.recommender(f"u{person:07d}", _utc(day) + timedelta(seconds=second))
-            known = [int(a[1:]) for a in listed[: len(SEEN_AT)]]
+            looked = rng.random(len(listed)) < examination(len(listed), cfg.served_examination)
             seen = [
                 a
-                for p, a in enumerate(known)
-                if a < self.artworks.size and rng.random() < SEEN_AT[p]
+                for a in (int(i[1:]) for i, x in zip(listed, looked, strict=True) if x)
+                if a < self.artworks.size
             ]
             if seen:  # a list nobody looked at leaves no events (its impression still counts)
                 users += [person] * len(seen)

@@ -1,12 +1,17 @@
+import functools
 from collections import Counter
 from datetime import timedelta
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from sands import landing
 from sands.contract import INTERACTIONS
 from sands.ingest import ingest_day
+from sands.online_quality import AttributionSpec, attributed_impressions, two_proportion_z
+from sands.prediction_log import Impression, impressions_table
 from sands.simulator import (
     EVENTS_PER_VIEW,
     MEAN_VIEWS_PER_SESSION,
@@ -15,6 +20,7 @@ from sands.simulator import (
     Marketplace,
     Scenario,
     SimulationConfig,
+    examination,
     write_drop,
 )
 
@@ -163,3 +169,84 @@ def test_users_browse_what_a_recommender_serves_by_their_tastes():
     assert top["a0000000"] > top["a0000009"]
     assert top["a0000000"] > Counter(plain[1].interactions["artwork_id"].to_pylist())["a0000000"]
     assert set(shown) <= set(top)
+
+
+# -- how users respond to served lists -------------------------------------------------------
+SERVED = {"days": 2, "events_per_day": 20_000, "served_share": 1.0}
+
+
+@functools.cache
+def _serve(policy: str, seed: int = 7) -> tuple[Marketplace, list, list[Impression]]:
+    """Play SERVED days with `policy` serving every session's list; the drops and impressions."""
+    config = SimulationConfig(**{**SERVED, "seed": seed})
+    market = Marketplace(config)
+    rng = np.random.default_rng(0)
+    served: list[Impression] = []
+
+    def recommender(user_id, at):
+        art = market.artworks
+        if policy == "good":  # the user's favourite style today, most popular first
+            taste = market._taste_today((at.date() - config.start).days)[int(user_id[1:])]
+            rank = np.lexsort((-art.popularity, -taste[art.style]))
+        elif policy == "popularity":
+            rank = np.argsort(-art.popularity)
+        else:
+            rank = rng.permutation(art.size)
+        items = [f"a{a:07d}" for a in rank[:10]]
+        served.append(Impression(f"i{len(served)}", user_id, items, [0.0] * 10, 1, "champion", at))
+        return items
+
+    market.recommender = recommender
+    return market, list(market.days()), served
+
+
+def _list_ctr(drops: list, served: list[Impression], only_lists: bool) -> tuple[int, int]:
+    """(clicked lists, lists) by the platform's attribution with the demo's 1 h window; with
+    `only_lists`, counting only actions in sessions that opened on a served list."""
+    events = pa.concat_tables([t for d in drops for t in (d.late_interactions, d.interactions)])
+    if only_lists:
+        organic = int(int(SERVED["events_per_day"] / EVENTS_PER_VIEW) / MEAN_VIEWS_PER_SESSION)
+        number = pc.cast(pc.utf8_slice_codeunits(events["session_id"], 10), pa.int64())
+        events = events.filter(pc.greater_equal(number, organic))
+    attributed = attributed_impressions(
+        impressions_table(served),
+        events,
+        AttributionSpec(window_hours=1.0),
+        pc.max(events["event_ts"]).as_py(),
+    )
+    return pc.sum(attributed["clicked"]).as_py(), attributed.num_rows
+
+
+def test_users_examine_the_top_of_a_list_most_and_click_what_matches_their_taste():
+    assert examination(4, 1.0).tolist() == [1.0, 0.5, 1 / 3, 0.25]
+    rates = {}
+    for policy in ("good", "popularity", "random"):
+        _, drops, served = _serve(policy)
+        assert len(served) > 4_000
+        rates[policy] = _list_ctr(drops, served, only_lists=True)
+    (good, n_good), (rand, n_rand) = rates["good"], rates["random"]
+    # Hand-checked on seed 7: 7.7 % of 4,684 good lists got a click, 2.0 % of random ones
+    # (z about 13), 2.4 % of popularity lists.
+    assert 0.04 < good / n_good < 0.09 and 0.015 < rand / n_rand < 0.035
+    assert two_proportion_z(rand, n_rand, good, n_good) > 5
+    popular, n_popular = rates["popularity"]
+    assert two_proportion_z(popular, n_popular, good, n_good) > 5
+
+
+def test_online_ctr_of_served_lists_lands_in_a_realistic_range():
+    # The platform's metric also credits a list with organic clicks on its artworks in the
+    # window; with the demo's 1 h window a good and a popularity list still land in 2-20 %.
+    for policy in ("good", "popularity"):
+        _, drops, served = _serve(policy)
+        clicked, lists = _list_ctr(drops, served, only_lists=False)
+        assert 0.02 < clicked / lists < 0.20, (policy, clicked / lists)
+    events = pa.concat_tables([d.interactions for d in drops])
+    counts = Counter(events["event_type"].to_pylist())
+    assert counts["view"] > counts["click"] > counts["favourite"] > 0
+
+
+def test_served_lists_play_out_the_same_for_a_seed():
+    first, second, other = _serve("random"), _serve("random"), _serve("random", seed=8)
+    for a, b in zip(first[1], second[1], strict=True):
+        assert a.interactions.equals(b.interactions)
+    assert not first[1][1].interactions.equals(other[1][1].interactions)
