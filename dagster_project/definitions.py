@@ -21,6 +21,7 @@ from assets import (
     training,
     transform,
 )
+from dagster_project.backtest_report import backtest_report
 from dagster_project.execution import executor_from_env
 from dagster_project.freshness import POLICIES, with_freshness
 from dagster_project.jobs import (
@@ -51,7 +52,11 @@ def build_defs(env: dict[str, str] | None = None) -> Definitions:
     """The code location with resources resolved from `env` (default: the process environment)."""
     defs = Definitions(
         # Specs (assets written outside Dagster) are not picked up from modules.
-        assets=[*load_assets_from_modules(ASSET_MODULES), deployment.served_impressions],
+        assets=[
+            *load_assets_from_modules(ASSET_MODULES),
+            deployment.served_impressions,
+            backtest_report,
+        ],
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[
             daily_ingestion_job,

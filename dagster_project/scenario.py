@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-import numpy as np
 from dagster import ExecuteInProcessResult
 
 from assets.automation import DRIFTED
 from dagster_project.loop import Loop, TickOutcome
 from dagster_project.runner import instance_for
+from sands.backtest import backtest, score
 from sands.evaluation import EvaluationSpec
 from sands.monitoring_run import latest_day_ndcg
 from sands.registry import Registry
@@ -190,33 +190,10 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     _, scores = latest_day_ndcg(
         registry, paths.lake, versions, EvaluationSpec(), paths.storage_options
     )
-    record.champion_ndcg = scores[f"v{record.serving}"] if record.serving else None
-    record.frozen_ndcg = scores[f"v{record.frozen}"] if record.frozen else None
-    record.popularity_ndcg = scores["popularity"]
-
-
-@dataclass
-class Backtest:
-    """Mean next-day NDCG@10 over a run of days: the serving champion, the frozen model and
-    popularity, on the days all three were scored."""
-
-    days: int
-    champion: float
-    frozen: float
-    popularity: float
-
-
-def backtest(records: list[DayRecord]) -> Backtest | None:
-    """Average the daily scores over the days that have a champion and a frozen model."""
-    scored = [r for r in records if r.champion_ndcg is not None and r.frozen_ndcg is not None]
-    if not scored:
-        return None
-    return Backtest(
-        days=len(scored),
-        champion=float(np.mean([r.champion_ndcg for r in scored])),
-        frozen=float(np.mean([r.frozen_ndcg for r in scored])),
-        popularity=float(np.mean([r.popularity_ndcg for r in scored])),
-    )
+    # A day without labelled users scores nan: stored as None (no score), never averaged.
+    record.champion_ndcg = score(scores[f"v{record.serving}"]) if record.serving else None
+    record.frozen_ndcg = score(scores[f"v{record.frozen}"]) if record.frozen else None
+    record.popularity_ndcg = score(scores["popularity"])
 
 
 def verdicts(

@@ -349,11 +349,23 @@ def _play(
         records = run()
     console.print(table)
     shift = config.shift_day
+    promises = []
     if shift < len(records):
         console.print(f"The scenario starts on {records[shift].day} (day index {shift}).")
         _summary(records[shift:], "after the change")
-        for claim, holds in verdicts(records, chosen, shift):
+        promises = verdicts(records, chosen, shift)
+        for claim, holds in promises:
             console.print(f"{'[green]✓' if holds else '[red]✗'}[/] {claim}")
+    _write_report(
+        paths,
+        records,
+        f"scenario-{scenario}",
+        shift=shift,
+        verdicts=promises,
+        scenario=scenario,
+        warmup_days=warmup_days,
+        events_per_day=events_per_day,
+    )
     return _report_failures(records)
 
 
@@ -399,6 +411,7 @@ def replay(
     )
     console.print(table)
     _summary(records, "while a frozen model existed")
+    _write_report(paths, records, "replay", landing=landing, history_days=len(history))
     if not _report_failures(records):
         raise typer.Exit(1)
 
@@ -424,9 +437,13 @@ def _timeline(title: str) -> Table:
 def _show(table: Table, r) -> None:
     """Add a day to the timeline and say one line about it while the play goes on."""
 
-    def score(value: float | None) -> str:
-        return f"{value:.4f}" if value is not None else "-"
+    from sands.backtest import fmt, unlabelled
 
+    def score(value: float | None) -> str:
+        return fmt(value)
+
+    # A day without labelled users has no score: "-", with the reason, never nan.
+    served = score(r.champion_ndcg) + (" (no labels)" if unlabelled(r) and r.serving else "")
     table.add_row(
         r.day,
         f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),
@@ -435,7 +452,7 @@ def _show(table: Table, r) -> None:
         {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
         f"v{r.champion}" if r.champion else "-",
         f"v{r.serving}" if r.serving else "-",
-        score(r.champion_ndcg),
+        served,
         f"{score(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
         score(r.popularity_ndcg),
         score(r.online_ctr),
@@ -445,21 +462,30 @@ def _show(table: Table, r) -> None:
 
 
 def _summary(records, when: str) -> None:
-    from dagster_project.scenario import backtest
+    from sands.backtest import backtest, describe, split
 
     retrains = [r.day for r in records if r.triggers]
     on_drift = [r.day for r in records if "drift detected" in r.triggers]
     console.print(
         f"{len(retrains)} retrain requests; drift-triggered on: {', '.join(on_drift) or 'no day'}"
     )
-    result = backtest(records)
-    if result is None:
+    if backtest(records) is None and not split(records)[1]:
         console.print("No day had both a serving champion and a frozen model to compare.")
         return
+    console.print(f"Next-day NDCG@10 {when}, {describe(records)}.")
+
+
+def _write_report(paths: SandsPaths, records, kind: str, **context) -> None:
+    """The play's summary as CSV, JSON and an HTML page under reports/, recorded in Dagster."""
+    from dagster_project.backtest_report import report
+
+    if not records:
+        return
+    files = report(paths, records, kind, **context)
     console.print(
-        f"Next-day NDCG@10 {when}, mean of {result.days} days: serving champion "
-        f"{result.champion:.4f}, frozen model {result.frozen:.4f}, popularity "
-        f"{result.popularity:.4f}"
+        f"Reports: [bold]{files.html}[/] (NDCG@10 over the days), {files.csv}, {files.json}; "
+        "in the Dagster UI: asset [bold]backtest_report[/], runs tagged "
+        f"sands/play={files.label}."
     )
 
 

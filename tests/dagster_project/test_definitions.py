@@ -25,6 +25,7 @@ ASSETS_BY_GROUP = {
     "models": {"user_segments", "artwork_similarity", "popularity_baseline", "ranker"},
     "evaluation": {"evaluation_report"},
     "deployment": {"deployed_ranker", "serving_candidates", "served_impressions"},
+    "backtests": {"backtest_report"},
 }
 UNPARTITIONED = {
     "users",
@@ -37,6 +38,7 @@ UNPARTITIONED = {
     "deployed_ranker",
     "serving_candidates",
     "served_impressions",
+    "backtest_report",
 }
 
 

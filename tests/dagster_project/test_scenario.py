@@ -112,6 +112,10 @@ def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(
     assert staged == ["2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"]
     assert "2026-09-04" in result.output and "retrain requests" in result.output
     assert "2026-09-05" not in result.output
+    # The summary as CSV, JSON and an HTML page under reports/, found from the Dagster UI.
+    reports = sorted(p.suffix for p in Path(paths.reports).glob("replay-*"))
+    assert reports == [".csv", ".html", ".json"] and "Reports:" in result.output
+    assert instance_for(paths).get_latest_materialization_event(AssetKey("backtest_report"))
     assert_made_by_automation(
         paths, "training_examples", "feature_drift", "champion_performance", "ranker"
     )
