@@ -1,6 +1,6 @@
 """Bronze layer: landing-zone drops validated against the contract and written to Delta."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -16,6 +16,7 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     asset,
     asset_check,
 )
@@ -26,13 +27,35 @@ from resources.storage import LakeResource, LandingZoneResource
 from sands import lake as delta
 from sands.contract import ARTWORKS, INTERACTIONS, USERS, Entity
 from sands.ingest import IngestReport, ingest_day, ingest_reference
-from sands.settings import partitions_start
+from sands.partitions import EMPTY_LANDING_START, PartitionRange
+from sands.settings import PARTITIONS_START_VAR, partitions_start
 from sands.validation import stored_table_failures
 
 GROUP = "ingestion"
-daily_partitions = DailyPartitionsDefinition(
-    start_date=partitions_start(), end_offset=1, timezone="UTC"
-)
+
+
+def daily_partitions_for(covered: PartitionRange) -> DailyPartitionsDefinition:
+    """Dagster's daily partitions over a range from `sands.partitions` (open: through today)."""
+    start = covered.start.isoformat()
+    if covered.end is None:
+        return DailyPartitionsDefinition(start_date=start, end_offset=1, timezone="UTC")
+    end = (covered.end + timedelta(days=1)).isoformat()  # Dagster's end_date is exclusive
+    return DailyPartitionsDefinition(start_date=start, end_date=end, timezone="UTC")
+
+
+def covered_range(partitions: PartitionsDefinition) -> PartitionRange:
+    """The days a loaded daily partitions definition holds, for `sands.partitions`' messages."""
+    keys = partitions.get_partition_keys()
+    pinned = partitions_start()  # valid: the code location loaded with it
+    origin = f"{PARTITIONS_START_VAR}={pinned}" if pinned else "as the code location loaded"
+    if not keys:
+        return PartitionRange(date.max, date.min, origin)
+    return PartitionRange(date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]), origin)
+
+
+# What the assets are declared with. `build_defs` swaps in the range derived from the landing
+# zone (`sands.partitions`), so this one only shows when an asset is used outside a code location.
+daily_partitions = daily_partitions_for(PartitionRange(EMPTY_LANDING_START))
 
 ACCOUNTED = "rows_accounted_for"
 REJECT_BUDGET = "reject_rate_within_budget"
@@ -115,6 +138,7 @@ def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -
         "quarantine_version": MetadataValue.int(report.quarantine_version),
         "quarantine_uri": MetadataValue.path(quarantine_uri),
         "reasons": MetadataValue.md(reasons_markdown(report.reason_counts)),
+        "reason_counts": MetadataValue.json(report.reason_counts),
         "unexpected_columns": MetadataValue.json(report.unexpected_columns),
         "files": MetadataValue.md("\n".join(f"- `{f}`" for f in report.files) or "No files."),
     }

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 from dagster import (
+    AssetSpec,
+    DailyPartitionsDefinition,
     Definitions,
     PreviewWarning,
     load_asset_checks_from_modules,
@@ -21,6 +24,7 @@ from assets import (
     training,
     transform,
 )
+from assets.ingestion import daily_partitions_for
 from dagster_project.backtest_report import backtest_report
 from dagster_project.execution import executor_from_env
 from dagster_project.freshness import POLICIES, with_freshness
@@ -35,6 +39,7 @@ from dagster_project.jobs import (
 )
 from dagster_project.sensors import automation_sensor, landing_zone_sensor
 from resources import build_resources
+from sands.partitions import PartitionRange, home_partition_range
 
 ASSET_MODULES = [
     ingestion,
@@ -48,8 +53,20 @@ ASSET_MODULES = [
 ]
 
 
-def build_defs(env: dict[str, str] | None = None) -> Definitions:
-    """The code location with resources resolved from `env` (default: the process environment)."""
+def _daily(spec: AssetSpec, partitions: DailyPartitionsDefinition) -> AssetSpec:
+    if isinstance(spec.partitions_def, DailyPartitionsDefinition):
+        return spec.replace_attributes(partitions_def=partitions)
+    return spec
+
+
+def build_defs(
+    env: dict[str, str] | None = None, partitions: PartitionRange | None = None
+) -> Definitions:
+    """The code location with resources resolved from `env` (default: the process environment).
+
+    The daily partitions cover `partitions`, by default the range `sands.partitions` derives
+    from the home's landing zone (`SANDS_PARTITIONS_START`, else its first day)."""
+    covered = partitions or home_partition_range(env=env)
     defs = Definitions(
         # Specs (assets written outside Dagster) are not picked up from modules.
         assets=[
@@ -74,6 +91,7 @@ def build_defs(env: dict[str, str] | None = None) -> Definitions:
     # Preview API, chosen knowingly: it is how freshness policies attach to dbt-built specs.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PreviewWarning)
+        defs = defs.map_asset_specs(func=partial(_daily, partitions=daily_partitions_for(covered)))
         return defs.map_resolved_asset_specs(func=with_freshness, selection=list(POLICIES))
 
 

@@ -22,12 +22,22 @@ from dagster import (
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from assets.automation import DEGRADED, DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
-from dagster_project.runner import QUIET, run_feature_build, run_ingestion
+from dagster_project.runner import (
+    QUIET,
+    failed_only_on_reference_budget,
+    rejected_reference_rows,
+    run_feature_build,
+    run_ingestion,
+)
 
 RANKER = AssetKey("ranker")
 TRIGGERS = (SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED, DEGRADED)
 # Gate rejections fail runs by design; the timeline reports them instead.
 SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+class HistoryLoadError(RuntimeError):
+    """The bulk-loaded history did not load; the message is one line."""
 
 
 @dataclass
@@ -57,11 +67,17 @@ class Loop:
     """Sensor and automation ticks with a clock the caller moves (simulated or real time)."""
 
     def __init__(
-        self, defs: Definitions, instance: DagsterInstance, resources: dict[str, object]
+        self,
+        defs: Definitions,
+        instance: DagsterInstance,
+        resources: dict[str, object],
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.defs = defs
         self.resources = resources
         self.instance = instance
+        # Told, one line each, which reference rows the contract rejected and by which rule.
+        self.notify = notify or (lambda line: None)
         self.sensor_cursor: str | None = None
         self.automation_cursor = None
 
@@ -71,26 +87,40 @@ class Loop:
         results = []
         for request in data.run_requests or []:
             job = self.defs.resolve_job_def(request.job_name)
-            results.append(
-                job.execute_in_process(
-                    instance=self.instance,
-                    partition_key=request.partition_key,
-                    tags=dict(request.tags),
-                    run_config=QUIET,
-                    raise_on_error=False,
-                )
+            result = job.execute_in_process(
+                instance=self.instance,
+                partition_key=request.partition_key,
+                tags=dict(request.tags),
+                run_config=QUIET,
+                raise_on_error=False,
             )
+            self._tell_rejections(result)
+            results.append(result)
         return results
+
+    def _tell_rejections(self, result: ExecuteInProcessResult) -> None:
+        for line in rejected_reference_rows(result):
+            self.notify(line)
 
     def preload(self, days: list[str]) -> None:
         """Ingest landed history in bulk (one feature build for all of it), then let the sensor
         take note of those files without asking for runs: as if it had watched them land."""
         if not days:
             return
-        failed = [r.run_id for r in run_ingestion(days, self.instance) if not r.success]
-        build = run_feature_build(min(days), max(days), self.instance)
+        ingested = run_ingestion(
+            days, self.instance, lambda _, r: self._tell_rejections(r), defs=self.defs
+        )
+        # Reference rows over the reject budget fail their run, yet the accepted rows are in
+        # bronze (and the rejected ones in quarantine, both told above): the history goes on.
+        failed = [
+            r.run_id for r in ingested if not r.success and not failed_only_on_reference_budget(r)
+        ]
+        build = run_feature_build(min(days), max(days), self.instance, defs=self.defs)
         if failed or not build.success:
-            raise RuntimeError(f"loading the history failed (runs {failed or [build.run_id]})")
+            raise HistoryLoadError(
+                f"loading the history failed: run(s) {', '.join(failed or [build.run_id])} "
+                "failed (see the Dagster UI)"
+            )
         self._landing_sensor_tick()  # its run requests are for what was just loaded
         # A first automation evaluation only sets baselines; do it now, not on the first day.
         last = date.fromisoformat(max(days))

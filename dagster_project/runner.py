@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from datetime import date
 from pathlib import Path
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
 from sands.settings import SandsPaths
 
@@ -32,16 +33,29 @@ def instance_for(paths: SandsPaths) -> DagsterInstance:
     return DagsterInstance.get()
 
 
+def require_partitions(defs: Definitions, days: Iterable[str]) -> None:
+    """Fail at once, in one line naming `SANDS_PARTITIONS_START`, if a day has no partition
+    (rather than with Dagster's `DagsterUnknownPartitionError` halfway through)."""
+    from assets.ingestion import covered_range
+
+    partitions = defs.resolve_job_def("daily_ingestion").partitions_def
+    if partitions is not None:
+        covered_range(partitions).require(date.fromisoformat(d) for d in days)
+
+
 def run_ingestion(
     days: Iterable[str],
     instance: DagsterInstance,
     on_done: Callable[[str, ExecuteInProcessResult], None] | None = None,
+    defs: Definitions | None = None,
 ) -> list[ExecuteInProcessResult]:
     """Ingest users and artworks, then each landing day: one run per partition, like the sensor."""
     from dagster_project.definitions import build_defs
 
-    # Built now, not at import, so resources follow the SANDS_HOME of this call.
-    defs = build_defs()
+    days = list(days)
+    # Built now, not at import, so resources and partitions follow the SANDS_HOME of this call.
+    defs = defs or build_defs()
+    require_partitions(defs, days)
     results = []
     reference = defs.resolve_job_def("reference_ingestion").execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET
@@ -65,6 +79,7 @@ def run_feature_build(
     last_day: str,
     instance: DagsterInstance,
     max_days_per_dbt_call: int | None = None,
+    defs: Definitions | None = None,
 ) -> ExecuteInProcessResult:
     """dbt build and feature publishing for every day in [first_day, last_day], as one run."""
     from dagster_project.definitions import build_defs
@@ -73,7 +88,9 @@ def run_feature_build(
     if max_days_per_dbt_call is not None:
         slicing = {"max_days_per_dbt_call": max_days_per_dbt_call}
         run_config["ops"] = {"transform_models": {"config": slicing}}
-    job = build_defs().resolve_job_def("feature_build")
+    defs = defs or build_defs()
+    require_partitions(defs, [first_day, last_day])
+    job = defs.resolve_job_def("feature_build")
     return job.execute_in_process(
         instance=instance,
         raise_on_error=False,
@@ -119,3 +136,55 @@ def run_online_quality(
         run_config["ops"] = {"online_performance": {"config": config}}
     job = build_defs().resolve_job_def("online_quality")
     return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+
+
+REFERENCE_FEEDS = ("users", "artworks")
+
+
+def rejected_reference_rows(result: ExecuteInProcessResult) -> list[str]:
+    """One line per reference feed whose rows the contract rejected: how many, by which rule
+    (reason code), where they went, and whether the reject budget failed the run."""
+    from assets.ingestion import REJECT_BUDGET
+
+    over = {
+        e.asset_key.to_user_string()
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == REJECT_BUDGET and not e.passed
+    }
+    lines = []
+    for event in result.get_asset_materialization_events():
+        feed = event.materialization.asset_key.to_user_string()
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        if feed not in REFERENCE_FEEDS or not meta.get("rows_rejected"):
+            continue
+        rules = sorted((meta.get("reason_counts") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        line = (
+            f"{feed}: {meta['rows_rejected']:,} of {meta['rows_read']:,} rows rejected by the "
+            f"contract ({', '.join(f'{code} {n:,}' for code, n in rules)}), quarantined in "
+            f"{meta['quarantine_uri']}"
+        )
+        if feed in over:
+            line += (
+                f"; over the reject budget, so the run failed its check, but the "
+                f"{meta['rows_accepted']:,} accepted rows are in bronze and used from here on"
+            )
+        lines.append(line)
+    return lines
+
+
+def failed_only_on_reference_budget(result: ExecuteInProcessResult) -> bool:
+    """A reference run whose only failure is the reject budget: its accepted rows were MERGEd."""
+    from assets.ingestion import REJECT_BUDGET
+
+    if result.success:
+        return False
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    written = {
+        e.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+    return (
+        bool(failed)
+        and all(e.check_name == REJECT_BUDGET for e in failed)
+        and written >= set(REFERENCE_FEEDS)
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time as time_module
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -11,10 +11,11 @@ from dagster import ExecuteInProcessResult
 
 from assets.automation import DRIFTED
 from dagster_project.loop import Loop, TickOutcome
-from dagster_project.runner import instance_for
+from dagster_project.runner import failed_only_on_reference_budget, instance_for
 from sands.backtest import backtest, score
 from sands.evaluation import EvaluationSpec
 from sands.monitoring_run import latest_day_ndcg
+from sands.partitions import home_partition_range
 from sands.registry import Registry
 from sands.replay import ReplaySource
 from sands.settings import SandsPaths
@@ -104,7 +105,10 @@ def play(
     drops = market.days()
     history = [arrival(next(drops)) for _ in range(warmup_days)]
     market.recommender = recommender  # history days were before the service existed
-    return play_days(paths, (arrival(d) for d in drops), max(shift - 1, 0), on_day, history)
+    days = [extended.start + timedelta(days=i) for i in range(extended.days)]
+    return play_days(
+        paths, (arrival(d) for d in drops), max(shift - 1, 0), on_day, history, days=days
+    )
 
 
 def replay(
@@ -113,15 +117,24 @@ def replay(
     days: list[date],
     on_day: Callable[[DayRecord], None] | None = None,
     history: list[date] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> list[DayRecord]:
     """Feed a recorded landing zone through the loop day by day (after bulk-loading `history`);
-    the first champion is frozen for comparison."""
+    the first champion is frozen for comparison. The daily partitions cover the days staged
+    (and any already in the home's landing zone), wherever they lie in time."""
 
     def arrival(day: date) -> Arrival:
         return Arrival(day, lambda: source.stage(day, paths.landing, paths.storage_options))
 
+    earlier = history or []
     return play_days(
-        paths, (arrival(d) for d in days), 0, on_day, [arrival(d) for d in history or []]
+        paths,
+        (arrival(d) for d in days),
+        0,
+        on_day,
+        [arrival(d) for d in earlier],
+        days=[*earlier, *days],
+        notify=notify,
     )
 
 
@@ -131,17 +144,25 @@ def play_days(
     freeze_after: int,
     on_day: Callable[[DayRecord], None] | None = None,
     history: list[Arrival] | None = None,
+    days: Sequence[date] = (),
+    notify: Callable[[str], None] | None = None,
 ) -> list[DayRecord]:
     """Land each day's files, tick the sensor and automation until at rest, record the day.
 
-    Each day also scores, on its newest labels, the champion that served it, a model frozen at
-    the end of day `freeze_after` (or the first champion after it), and popularity."""
+    The daily partitions are the closed range over `days` (every day that will land) and the
+    days already in the landing zone; one outside them (`SANDS_PARTITIONS_START` after it) fails
+    here, before anything runs, with a one-line `PartitionsError`. Each day also scores, on its
+    newest labels, the champion that served it, a model frozen at the end of day `freeze_after`
+    (or the first champion after it), and popularity. `notify` hears one line per reference feed
+    whose rows the contract rejected."""
     from dagster_project.definitions import build_defs
     from resources import build_resources
 
     paths.ensure_local_dirs()
+    covered = home_partition_range(paths, upcoming=days, closed=bool(days))
+    covered.require(days)
     resources = build_resources()
-    loop = Loop(build_defs(), instance_for(paths), resources)
+    loop = Loop(build_defs(partitions=covered), instance_for(paths), resources, notify)
     if history:
         for earlier in history:
             earlier.land()
@@ -162,7 +183,10 @@ def play_days(
         for result in loop.landing_tick():
             record.runs += 1
             record.run_ids.append(result.run_id)
-            record.failed_runs += 0 if result.success else 1
+            # Reference rows over the reject budget were told to `notify`; the accepted ones
+            # are in bronze and the day goes on with them.
+            ok = result.success or failed_only_on_reference_budget(result)
+            record.failed_runs += 0 if ok else 1
         # The morning after the day closes: automation catches up on what landed.
         morning = datetime.combine(arrival.day + timedelta(days=1), time(1), tzinfo=UTC)
         loop.settle(morning, on_tick=lambda outcome, r=record: _absorb(r, outcome))

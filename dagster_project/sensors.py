@@ -1,11 +1,13 @@
 """The landing-zone sensor: new or changed files become ingestion runs for their day or feed."""
 
 import json
+from datetime import date
 
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
+    PartitionsDefinition,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -13,11 +15,12 @@ from dagster import (
     sensor,
 )
 
-from assets.ingestion import daily_partitions
+from assets.ingestion import covered_range, daily_partitions
 from dagster_project.jobs import daily_pipeline_job, reference_ingestion_job
 from resources.storage import LandingZoneResource
 from sands.contract import ENTITIES
 from sands.landing import LandingFile, changed_groups, files_digest
+from sands.partitions import outside_message
 
 
 def plan_run_requests(
@@ -52,6 +55,17 @@ def plan_run_requests(
     return requests, skipped
 
 
+def loaded_partitions(context: SensorEvaluationContext) -> PartitionsDefinition:
+    """The daily partitions of the code location this tick runs in (`build_defs` derives them
+    from the landing zone when it loads), or the declared ones when run on its own."""
+    repository = context.repository_def
+    if repository is not None:
+        loaded = repository.get_job(daily_pipeline_job.name).partitions_def
+        if loaded is not None:
+            return loaded
+    return daily_partitions
+
+
 @sensor(
     jobs=[daily_pipeline_job, reference_ingestion_job],
     minimum_interval_seconds=30,
@@ -64,10 +78,14 @@ def landing_zone_sensor(
 ) -> SensorResult | SkipReason:
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     files = [f for entity in ENTITIES.values() for f in landing.files(entity)]
-    valid_days = set(daily_partitions.get_partition_keys())
+    partitions = loaded_partitions(context)
+    valid_days = set(partitions.get_partition_keys())
     requests, skipped = plan_run_requests(files, seen, valid_days)
-    for day in skipped:
-        context.log.warning(f"Landing day {day} is outside the daily partitions; its files wait.")
+    if skipped:
+        covered = covered_range(partitions)
+        for day in skipped:
+            line = outside_message(date.fromisoformat(day), covered)
+            context.log.warning(f"{line}; its files wait.")
     cursor = json.dumps(
         {f.path: f.fingerprint for f in files if f.day is None or f.day.isoformat() in valid_days}
     )

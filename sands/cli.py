@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import sys
 import warnings
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from sands.dbt_vars import longest_feature_window
-from sands.settings import SandsPaths
+from sands.settings import SandsPaths, SettingError
 
 # History loaded before a scenario or replay starts: the longest feature window fills.
 WARMUP_DAYS = longest_feature_window()
@@ -144,13 +145,17 @@ def ingest(
     ] = None,
 ) -> None:
     """Validate landing drops into the bronze Delta tables (runs go to the Dagster instance)."""
-    _ingest(SandsPaths.from_env(), day or None)
+    with _one_line_errors():
+        _ingest(SandsPaths.from_env(), day or None)
 
 
 def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
-    from dagster_project.runner import instance_for, run_ingestion
+    from dagster_project.runner import instance_for, rejected_reference_rows, run_ingestion
+    from sands.partitions import home_partition_range
 
     chosen = days or _landing_days(paths)
+    # Before any output: a bad SANDS_PARTITIONS_START or a day it leaves out is one line.
+    home_partition_range(paths).require(date.fromisoformat(d) for d in chosen)
     instance = instance_for(paths)
     summary = Table(
         "run", "status", "read", "accepted", "rejected", "Delta version", title="Ingestion"
@@ -175,10 +180,14 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
                 )
             if not result.success:
                 summary.add_row(label, "[red]failed[/]", "", "", "", "")
+            notes.extend(rejected_reference_rows(result))
             progress.advance(task)
 
+        notes: list[str] = []
         run_ingestion(chosen, instance, done)
     console.print(summary)
+    for line in notes:
+        _note(line)
     return ok
 
 
@@ -217,7 +226,9 @@ def demo(
     if fresh and Path(paths.home).exists():
         shutil.rmtree(paths.home)
     if scenario is not None:
-        if not _play(paths, days, events_per_day, scenario, shift_day, warmup_days, serve):
+        with _one_line_errors():
+            played = _play(paths, days, events_per_day, scenario, shift_day, warmup_days, serve)
+        if not played:
             raise typer.Exit(1)
         return
     from sands.simulator import Marketplace, SimulationConfig
@@ -386,6 +397,7 @@ def replay(
     ] = WARMUP_DAYS,
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
+    from dagster_project.loop import HistoryLoadError
     from dagster_project.scenario import replay as replay_days_through_loop
     from sands.replay import ReplaySource, replay_days, warm_start
 
@@ -403,12 +415,16 @@ def replay(
         raise typer.BadParameter(str(error)) from error
     history = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
     table = _timeline(f"replay of {landing}: what the loop did by itself")
-    records = _quietly(
-        paths,
-        f"replaying {len(chosen)} days ({chosen[0]}..{chosen[-1]}) after {len(history)} "
-        "days of history",
-        lambda: replay_days_through_loop(paths, source, chosen, lambda r: _show(table, r), history),
-    )
+    # The partitions follow the replayed days, wherever they lie in time: no setting needed.
+    with _one_line_errors(HistoryLoadError):
+        records = _quietly(
+            paths,
+            f"replaying {len(chosen)} days ({chosen[0]}..{chosen[-1]}) after {len(history)} "
+            "days of history",
+            lambda: replay_days_through_loop(
+                paths, source, chosen, lambda r: _show(table, r), history, _note
+            ),
+        )
     console.print(table)
     _summary(records, "while a frozen model existed")
     _write_report(paths, records, "replay", landing=landing, history_days=len(history))
@@ -538,6 +554,23 @@ _live: list[Console] = []
 
 def _say(text: str) -> None:
     (_live[-1] if _live else console).print(text)
+
+
+def _note(line: str) -> None:
+    """A one-line notice (never wrapped, no markup): e.g. reference rows the contract rejected."""
+    (_live[-1] if _live else console).print(
+        line, style="yellow", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+@contextmanager
+def _one_line_errors(*also: type[Exception]) -> Iterator[None]:
+    """A bad setting (or one of `also`) ends the command with its one-line message, exit 1."""
+    try:
+        yield
+    except (SettingError, *also) as error:
+        console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -894,6 +927,9 @@ def main() -> None:
         app()
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except SettingError as error:  # e.g. a malformed SANDS_PARTITIONS_START: one line, no trace
+        console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+        code = 1
     except BaseException:
         console.print_exception()
         code = 1

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 DEFAULT_HOME = "./.sands"
-DEFAULT_PARTITIONS_START = "2024-01-01"
+PARTITIONS_START_VAR = "SANDS_PARTITIONS_START"
 
 # Object-store settings are read from the conventional AWS variables so that the same
 # values drive delta-rs, fsspec/s3fs and boto3 alike.
@@ -124,7 +125,23 @@ class SandsPaths:
                 Path(location).mkdir(parents=True, exist_ok=True)
 
 
-def partitions_start(env: dict[str, str] | None = None) -> str:
-    """First landing day the daily partitions cover (`SANDS_PARTITIONS_START`)."""
+class SettingError(ValueError):
+    """A setting that cannot be used; the message is one line naming the variable and the fix."""
+
+
+def partitions_start(env: dict[str, str] | None = None) -> date | None:
+    """The first day of the daily partitions when pinned by `SANDS_PARTITIONS_START`, else None
+    (the start is then derived from the landing zone: `sands.partitions`)."""
     env = os.environ if env is None else env
-    return env.get("SANDS_PARTITIONS_START", DEFAULT_PARTITIONS_START)
+    value = env.get(PARTITIONS_START_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise SettingError(
+        f"{PARTITIONS_START_VAR}={value!r} is not a day: expected YYYY-MM-DD (e.g. 2019-03-01), "
+        "or leave it unset to start the partitions at the first landing day"
+    )

@@ -1,0 +1,131 @@
+"""Daily partitions follow the landing zone: any history, 2019 included, with no setting; a bad
+or too-late `SANDS_PARTITIONS_START` and rejected reference rows are told in one line."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context
+from typer.testing import CliRunner
+
+from dagster_project.definitions import build_defs
+from dagster_project.runner import instance_for
+from resources.storage import LandingZoneResource
+from sands import landing
+from sands.cli import app
+from sands.partitions import home_partition_range
+from sands.simulator import Marketplace, SimulationConfig, write_drop
+
+START = date(2019, 3, 1)
+DAYS = [START + timedelta(days=i) for i in range(3)]
+runner = CliRunner()
+
+
+def simulate(root: str, days: int = 3) -> None:
+    """A small marketplace whose history lies in March 2019."""
+    config = SimulationConfig(
+        seed=11,
+        start=START,
+        days=days,
+        events_per_day=1_500,
+        initial_users=150,
+        initial_artworks=60,
+        new_users_per_day=4,
+        new_artworks_per_day=2,
+    )
+    for drop in Marketplace(config).days():
+        write_drop(drop, root, None, "parquet")
+
+
+def bad_users(root: str, count: int = 12) -> None:
+    """`count` copies of real user rows without their user_id, dated on the first day: one rule
+    (user_id may not be null) rejects them, over the 5% reject budget."""
+    fs, base = landing.filesystem(root)
+    good = pq.read_table(f"{base}/users/users-{START}.parquet").slice(0, count).to_pylist()
+    rows = [{**row, "user_id": None} for row in good]
+    landing.write_records(fs, f"{base}/users/users-{START}-broken.jsonl", rows)
+
+
+def daily_keys(defs, asset: str = "raw_interactions") -> list[str]:
+    return defs.resolve_assets_def(AssetKey(asset)).partitions_def.get_partition_keys()
+
+
+@pytest.fixture(autouse=True)
+def no_pinned_start(monkeypatch):
+    monkeypatch.delenv("SANDS_PARTITIONS_START", raising=False)
+
+
+def test_a_fresh_home_partitions_start_at_its_first_landing_day(paths):
+    simulate(paths.landing, days=2)
+    defs = build_defs()
+    for asset in ("raw_interactions", "stg_interactions", "user_features", "artwork_features"):
+        keys = daily_keys(defs, asset)
+        assert keys[:2] == ["2019-03-01", "2019-03-02"], asset
+    assert defs.resolve_job_def("daily_pipeline").partitions_def.get_partition_keys()[0] == (
+        "2019-03-01"
+    )
+    # A recorded history, closed on its last day: nothing but its own days.
+    closed = build_defs(partitions=home_partition_range(paths, closed=True))
+    assert daily_keys(closed) == ["2019-03-01", "2019-03-02"]
+    # The landing sensor of that code location asks for the 2019 days.
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(
+            instance=instance,
+            definitions=closed,
+            resources={"landing": LandingZoneResource(root=paths.landing)},
+        )
+        result = closed.resolve_sensor_def("landing_zone_sensor")(context)
+    assert isinstance(result, SensorResult)
+    days = sorted(r.partition_key for r in result.run_requests if r.partition_key)
+    assert days == ["2019-03-01", "2019-03-02"]
+
+
+def test_a_malformed_setting_stops_ingest_in_one_line(paths, monkeypatch):
+    simulate(paths.landing, days=1)
+    monkeypatch.setenv("SANDS_PARTITIONS_START", "1/3/2019")
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "SANDS_PARTITIONS_START='1/3/2019'" in lines[0] and "YYYY-MM-DD" in lines[0]
+
+
+def test_a_landing_day_before_the_pinned_start_stops_ingest_in_one_line(paths, monkeypatch):
+    simulate(paths.landing, days=2)
+    monkeypatch.setenv("SANDS_PARTITIONS_START", "2019-03-02")
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "2019-03-01" in lines[0] and "SANDS_PARTITIONS_START=2019-03-02" in lines[0]
+    assert "DagsterUnknownPartitionError" not in result.output
+
+
+def test_rejected_reference_rows_are_told_per_feed_and_rule(paths):
+    simulate(paths.landing, days=1)
+    bad_users(paths.landing)
+    result = runner.invoke(app, ["ingest"])
+    told = [line for line in result.output.splitlines() if "rejected by the contract" in line]
+    assert len(told) == 1, result.output
+    assert told[0].startswith("users: 12 of 162 rows rejected by the contract (user_id:")
+    assert " 12), quarantined in " in told[0] and "quarantine/users" in told[0]
+    assert "over the reject budget" in told[0]
+    assert "artworks" not in " ".join(told)
+
+
+def test_a_2019_history_replays_with_no_setting(paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    history = str(tmp_path / "history")
+    simulate(history, days=2)
+    bad_users(history)
+    result = runner.invoke(app, ["replay", "--landing", history, "--warmup-days", "1"])
+    assert result.exit_code == 0, result.output
+    staged = sorted(p.name for p in Path(paths.landing, "interactions").iterdir())
+    assert staged == ["2019-03-01", "2019-03-02"]
+    # Over budget in the bulk-loaded history: told in one line, and the replay went on.
+    assert "users: 12 of 162 rows rejected by the contract" in result.output
+    assert "2019-03-02" in result.output and "retrain requests" in result.output
+    instance = instance_for(paths)
+    ingested = instance.get_materialized_partitions(AssetKey("raw_interactions"))
+    assert ingested == {"2019-03-01", "2019-03-02"}
