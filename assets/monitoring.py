@@ -20,6 +20,7 @@ from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from sands.aliases import CHALLENGER, CHAMPION
 from sands.contract import ARTWORKS, INTERACTIONS
+from sands.drift import DriftRule
 from sands.evaluation import PRIMARY, EvaluationSpec
 from sands.monitoring import Objective
 from sands.monitoring_run import champion_drift, champion_quality
@@ -42,7 +43,8 @@ ONLINE_CHECK = "online_ctr_meets_objective"
 
 
 class DriftConfig(Config):
-    """The current window and, per feature group, the share of drifted columns that is drift."""
+    """The current window, how each column's verdict is decided, and per feature group the share
+    of drifted columns that is drift. Measured with `python -m bench drift_alarms`."""
 
     window_days: int = Field(default=1, ge=1, description="Newest label days compared.")
     reference_days: int = Field(
@@ -51,13 +53,44 @@ class DriftConfig(Config):
     share_thresholds: dict[str, float] = Field(
         # The label group holds three distinct signals (positive rate, and the style and medium
         # of what converted): any one of them is a change of concept, so one in three.
-        default_factory=lambda: {"user": 0.5, "artwork": 0.5, "label": 0.3}
+        default_factory=lambda: {"user": 0.5, "artwork": 0.5, "label": 0.3},
+        description="Per group, the share of its columns that must drift for the group to drift.",
+    )
+    calibrated: bool = Field(
+        default=True,
+        description="Judge each column by its distance against a floor and a permutation null "
+        "at the sizes compared. Off: Evidently's rule (KS / chi-square p < 0.05 up to 1,000 "
+        "reference rows), which flags most small days of a steady history.",
+    )
+    null_quantile: float = Field(
+        default=0.99,
+        gt=0.5,
+        lt=1,
+        description="A column drifts only when its distance exceeds this quantile of the "
+        "distances of random splits of the pooled rows (a per-column false-alarm rate of 1 %).",
+    )
+    min_effect: float = Field(
+        default=0.1,
+        ge=0,
+        description="Effect-size floor: normed Wasserstein or Jensen-Shannon distance below "
+        "which nothing drifts however large the sample (Evidently's large-sample threshold).",
+    )
+    permutations: int = Field(
+        default=200, ge=20, description="Random splits drawn for each column's null (seeded)."
     )
     prediction_drift_is_drift: bool = Field(
         default=False,
         description="Also fail on score drift alone. Off by default: a training set's scores "
         "move with its negative mix and a day's user sample, so alone they are noisy.",
     )
+
+    def rule(self) -> DriftRule:
+        return DriftRule(
+            calibrated=self.calibrated,
+            quantile=self.null_quantile,
+            min_effect=self.min_effect,
+            permutations=self.permutations,
+        )
 
 
 @asset(
@@ -90,6 +123,7 @@ def feature_drift(
         config.share_thresholds,
         lake.storage_options,
         config.reference_days,
+        config.rule(),
     )
     if run is None:
         return MaterializeResult(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import drift, engines, feature_build, ingestion, loop, online, pit, serving
+from bench import drift, drift_alarms, engines, feature_build, ingestion, loop, online, pit, serving
 
 BENCHMARKS = {
     "ingestion": ingestion.main,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "feature_build": feature_build.main,
     "online": online.main,
     "drift": drift.main,
+    "drift_alarms": drift_alarms.main,
     "loop": loop.main,
     "serving": serving.main,
     "engines": engines.main,

@@ -8,10 +8,21 @@ the reference standard deviation and the rest the Jensen-Shannon distance, both 
 over both samples for numeric columns with more than 20 distinct values, categories otherwise.
 
 Everything runs on numpy arrays of one column; each column is sorted once and reused.
+
+`column_drift` is Evidently's verdict, kept score for score. `calibrated_drift` is the verdict
+monitoring uses (`DriftRule`): the same distances (normed Wasserstein, Jensen-Shannon) as an
+effect size at every sample size, flagged only when the effect is both larger than a floor
+(Evidently's own 0.1) and larger than the `quantile` of its permutation null: the distances of
+seeded random splits of the pooled rows into samples of the reference's and current's sizes. A
+few hundred rows a day have a large distance by chance alone (a style with no positives in the
+reference and one today is infinite chi-square to Evidently's small-sample test); the null
+measures exactly that chance at the sizes compared, and the floor keeps huge samples from
+flagging shifts too small to matter.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +33,7 @@ SMALL_SAMPLE = 1_000
 DISTANCE_THRESHOLD = 0.1
 P_VALUE_THRESHOLD = 0.05
 PSI_MODERATE, PSI_SIGNIFICANT = 0.1, 0.25
+MAX_EXACT_CATEGORIES = 500  # up to this many, the categorical null is drawn from counts
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class ColumnDrift:
     threshold: float
     drifted: bool
     psi: float
+    p_value: float = float("nan")  # permutation p-value of the calibrated rule
 
     @property
     def psi_band(self) -> str:
@@ -207,6 +220,184 @@ def column_drift(name: str, reference, current, numeric: bool) -> ColumnDrift:
     if numeric:
         return _numeric_drift(name, reference, current)
     return _categorical_drift(name, reference, current)
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """How a column's verdict is decided: Evidently's rule, or the effect size calibrated on a
+    seeded permutation null at the sizes actually compared."""
+
+    calibrated: bool = True
+    quantile: float = 0.99
+    min_effect: float = DISTANCE_THRESHOLD
+    permutations: int = 200
+    # Above this many pooled rows the null is drawn on a proportional subsample and scaled by
+    # sqrt(effective size ratio): both distances shrink as 1 / sqrt(n) under the null.
+    max_null_rows: int = 2_000
+    seed: int = 0
+
+
+def _category_codes(reference, current) -> tuple[np.ndarray, int]:
+    ref = pa.array(reference).drop_null().cast(pa.string())
+    cur = pa.array(current).drop_null().cast(pa.string())
+    encoded = pa.concat_arrays([ref, cur]).dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(ref)
+
+
+def _null_sample(
+    pooled: np.ndarray, n_ref: int, rule: DriftRule, rng: np.random.Generator
+) -> tuple[np.ndarray, int, float]:
+    """The pooled rows the null is drawn from, the current size within them, and the factor
+    that scales a null distance at that size to the real sizes."""
+    n_cur = len(pooled) - n_ref
+    if len(pooled) <= rule.max_null_rows:
+        return pooled, n_cur, 1.0
+    share = rule.max_null_rows / len(pooled)
+    sub_ref, sub_cur = max(round(n_ref * share), 2), max(round(n_cur * share), 2)
+    picked = rng.choice(len(pooled), sub_ref + sub_cur, replace=False)
+    effective = n_ref * n_cur / (n_ref + n_cur)
+    sub_effective = sub_ref * sub_cur / (sub_ref + sub_cur)
+    return pooled[picked], sub_cur, float(np.sqrt(sub_effective / effective))
+
+
+def _is_current(size: int, n_cur: int, rule: DriftRule, rng: np.random.Generator) -> np.ndarray:
+    """One row per permutation: which of the pooled rows play the current sample (the n_cur
+    smallest of uniform keys: a uniformly random subset, cheaper than shuffling)."""
+    keys = rng.random((rule.permutations, size))
+    return keys <= np.partition(keys, n_cur - 1, axis=1)[:, n_cur - 1 : n_cur]
+
+
+def _null_wasserstein(
+    pooled: np.ndarray, n_ref: int, rule: DriftRule, rng: np.random.Generator
+) -> np.ndarray:
+    values, n_cur, scale = _null_sample(pooled, n_ref, rule, rng)
+    order = np.argsort(values, kind="stable")
+    deltas = np.diff(values[order])
+    current = _is_current(len(values), n_cur, rule, rng)[:, order]
+    cur_cdf = np.cumsum(current, axis=1, dtype=np.int32)[:, :-1] / n_cur
+    ref_cdf = np.cumsum(~current, axis=1, dtype=np.int32)[:, :-1] / (len(values) - n_cur)
+    return np.abs(ref_cdf - cur_cdf) @ deltas * scale
+
+
+def _jensen_shannon_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    p = p / p.sum(axis=1, keepdims=True)
+    q = q / q.sum(axis=1, keepdims=True)
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.where(p > 0, p * np.log(p / m), 0.0).sum(axis=1)
+        right = np.where(q > 0, q * np.log(q / m), 0.0).sum(axis=1)
+    return np.sqrt(np.maximum((left + right) / 2, 0.0))
+
+
+def _null_jensen_shannon(
+    codes: np.ndarray, n_ref: int, rule: DriftRule, rng: np.random.Generator
+) -> np.ndarray:
+    size = int(codes.max()) + 1
+    if size <= MAX_EXACT_CATEGORIES:
+        # Shuffling rows between the samples draws the current sample's counts from a
+        # multivariate hypergeometric over the pooled counts: exact, at the real sizes.
+        pooled = np.bincount(codes, minlength=size)
+        cur = rng.multivariate_hypergeometric(pooled, len(codes) - n_ref, size=rule.permutations)
+        return _jensen_shannon_rows((pooled - cur).astype(float), cur.astype(float))
+    sample, n_cur, scale = _null_sample(codes, n_ref, rule, rng)
+    current = _is_current(len(sample), n_cur, rule, rng)
+    rows = np.broadcast_to(np.arange(rule.permutations)[:, None], current.shape)
+    cells = rows * size + sample[None, :]
+    shape = (rule.permutations, size)
+    cur = np.bincount(cells[current], minlength=rule.permutations * size).reshape(shape)
+    ref = np.bincount(cells[~current], minlength=rule.permutations * size).reshape(shape)
+    return _jensen_shannon_rows(ref.astype(float), cur.astype(float)) * scale
+
+
+def _null_jensen_shannon_clustered(
+    codes: np.ndarray, n_ref: int, clusters: np.ndarray, rule: DriftRule, rng: np.random.Generator
+) -> np.ndarray:
+    """Whole clusters (a user's rows of one day) move between the samples together: rows of one
+    cluster are alike (one buyer, one taste), so shuffling rows understates chance."""
+    size, count = int(codes.max()) + 1, int(clusters.max()) + 1
+    members = np.bincount(clusters * size + codes, minlength=count * size).reshape(count, size)
+    sizes = members.sum(axis=1)
+    order = np.argsort(rng.random((rule.permutations, count)), axis=1)
+    ordered = sizes[order]
+    # Clusters in random order until the current sample's size (a cluster joins when its middle
+    # falls inside it), at least one.
+    inside = np.cumsum(ordered, axis=1) - ordered / 2 <= len(codes) - n_ref
+    inside[:, 0] = True
+    chosen = np.zeros_like(inside)
+    np.put_along_axis(chosen, order, inside, axis=1)
+    cur = chosen.astype(float) @ members
+    return _jensen_shannon_rows(members.sum(axis=0) - cur, cur)
+
+
+def _calibrated(
+    name: str, kind: str, method: str, effect: float, null: np.ndarray, psi_: float, rule: DriftRule
+) -> ColumnDrift:
+    bar = float(np.quantile(null, rule.quantile))
+    p_value = float((1 + np.count_nonzero(null >= effect - 1e-12)) / (len(null) + 1))
+    drifted = effect >= rule.min_effect and effect > bar
+    threshold = round(max(bar, rule.min_effect), 4)
+    return ColumnDrift(name, kind, method, effect, threshold, drifted, psi_, p_value)
+
+
+def calibrated_drift(
+    name: str,
+    reference,
+    current,
+    numeric: bool,
+    rule: DriftRule | None = None,
+    clusters: tuple[np.ndarray, np.ndarray] | None = None,
+) -> ColumnDrift:
+    """The column's distance (Evidently's large-sample statistic, at any size) against a floor
+    and its permutation null at the sizes compared; seeded by the rule and the column name.
+    `clusters` (categorical columns): per reference and current row, the unit rows are drawn
+    in (a user's rows of one day), permuted whole."""
+    rule = rule or DriftRule()
+    if not rule.calibrated:
+        return column_drift(name, reference, current, numeric)
+    rng = np.random.default_rng([rule.seed, zlib.crc32(name.encode())])
+    kind = "numeric" if numeric else "categorical"
+    if numeric:
+        ref, cur = _sorted_numbers(reference), _sorted_numbers(current)
+        if len(ref) == 0 or len(cur) == 0:
+            return ColumnDrift(name, kind, "empty", float("nan"), 0.0, False, float("nan"))
+        shares = _numeric_shares(ref, cur)
+        psi_ = _psi_shares(*shares)
+        pooled = np.concatenate([ref, cur])
+        if _distinct_sorted(ref) > 5:
+            std = max(float(np.std(ref)), 0.001)
+            effect = _wasserstein_sorted(ref, cur) / std
+            null = _null_wasserstein(pooled, len(ref), rule, rng) / std
+            return _calibrated(name, kind, "wasserstein", effect, null, psi_, rule)
+        codes = np.unique(pooled, return_inverse=True)[1].astype(np.int64)
+    else:
+        if clusters is not None:
+            keep_ref, keep_cur = (pa.array(v).is_valid() for v in (reference, current))
+            reference, current = (
+                pa.array(reference).filter(keep_ref),
+                pa.array(current).filter(keep_cur),
+            )
+            both = np.concatenate(
+                [
+                    np.asarray(clusters[0], dtype=object)[keep_ref.to_numpy(zero_copy_only=False)],
+                    np.asarray(clusters[1], dtype=object)[keep_cur.to_numpy(zero_copy_only=False)],
+                ]
+            )
+            unit = np.unique(both.astype(str), return_inverse=True)[1].astype(np.int64)
+        codes, n_ref = _category_codes(reference, current)
+        if n_ref == 0 or n_ref == len(codes):
+            return ColumnDrift(name, kind, "empty", float("nan"), 0.0, False, float("nan"))
+        size = int(codes.max()) + 1
+        ref_counts = np.bincount(codes[:n_ref], minlength=size).astype(float)
+        cur_counts = np.bincount(codes[n_ref:], minlength=size).astype(float)
+        shares = (ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+        psi_ = _psi_shares(*shares)
+        ref = codes[:n_ref]
+    effect = _jensen_shannon_shares(*shares)
+    if not numeric and clusters is not None:
+        null = _null_jensen_shannon_clustered(codes, len(ref), unit, rule, rng)
+    else:
+        null = _null_jensen_shannon(codes, len(ref), rule, rng)
+    return _calibrated(name, kind, "jensenshannon", effect, null, psi_, rule)
 
 
 @dataclass(frozen=True)

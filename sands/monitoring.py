@@ -15,8 +15,9 @@ import pyarrow.compute as pc
 from sands.drift import (
     ColumnDrift,
     DatasetDrift,
+    DriftRule,
     SchemaDrift,
-    column_drift,
+    calibrated_drift,
     dataset_drift,
     schema_drift,
 )
@@ -53,17 +54,40 @@ def recent_window(examples: pa.Table, days: int) -> pa.Table:
     )
 
 
-def label_drift_columns(reference: pa.Table, current: pa.Table) -> list[ColumnDrift]:
+def label_drift_columns(
+    reference: pa.Table, current: pa.Table, rule: DriftRule | None = None
+) -> list[ColumnDrift]:
     """What the positives look like: the style and medium of converted artworks. A change of
     taste moves these at once, long before users' 28-day profiles catch up."""
     ref, cur = positives(reference), positives(current)
+    units = (buyer_days(ref, "r"), buyer_days(cur, "c"))
     return [
-        column_drift(
-            f"positives:{column}", _values(ref, column, False), _values(cur, column, False), False
+        calibrated_drift(
+            f"positives:{column}",
+            _values(ref, column, False),
+            _values(cur, column, False),
+            False,
+            rule,
+            units if all(u is not None for u in units) else None,
         )
         for column in POSITIVE_PROFILE
         if column in reference.column_names and column in current.column_names
     ]
+
+
+def buyer_days(rows: pa.Table, side: str) -> np.ndarray | None:
+    """Per row, its user and label day: the unit a day's rows come in. One user converting on
+    three works of one style in a session is one draw of taste, not three."""
+    if "user_id" not in rows.column_names or "label_ts" not in rows.column_names:
+        return None
+    day = pc.cast(pc.cast(rows["label_ts"], pa.timestamp("us", tz="UTC")), pa.date32())
+    keys = pc.binary_join_element_wise(
+        pa.scalar(side),
+        pc.fill_null(pc.cast(rows["user_id"], pa.string()), ""),
+        pc.cast(day, pa.string()),
+        "|",
+    )
+    return np.asarray(keys.to_pylist(), dtype=object)
 
 
 def positives(rows: pa.Table) -> pa.Table:
@@ -142,8 +166,10 @@ def compare(
     reference_scores: np.ndarray,
     current_scores: np.ndarray,
     share_thresholds: dict[str, float] | None = None,
+    rule: DriftRule | None = None,
 ) -> DriftResult:
-    """Drift of current labelled rows against reference rows, feature by feature and overall."""
+    """Drift of current labelled rows against reference rows, feature by feature and overall,
+    each column judged by `rule` (default: effect size calibrated on a permutation null)."""
     groups = feature_columns(reference.schema)
     columns, names = [], {}
     for group, members in groups.items():
@@ -152,23 +178,32 @@ def compare(
         for name, numeric in members:
             if name in current.column_names:
                 columns.append(
-                    column_drift(
+                    calibrated_drift(
                         name,
                         _values(ref_rows, name, numeric),
                         _values(cur_rows, name, numeric),
                         numeric,
+                        rule,
                     )
                 )
     categorical = [n for members in groups.values() for n, numeric in members if not numeric]
     shared = [c for c in categorical if c in current.column_names]
     ref_labels = reference["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
     cur_labels = current["label"].to_numpy(zero_copy_only=False).astype(str).astype(object)
-    label = column_drift("label", ref_labels, cur_labels, False)
-    concept = label_drift_columns(reference, current)
+    units = (buyer_days(reference, "r"), buyer_days(current, "c"))
+    label = calibrated_drift(
+        "label",
+        ref_labels,
+        cur_labels,
+        False,
+        rule,
+        units if all(u is not None for u in units) else None,
+    )
+    concept = label_drift_columns(reference, current, rule)
     names[LABEL_GROUP] = [c.column for c in [label, *concept]]
     return DriftResult(
         features=dataset_drift([*columns, label, *concept], names, share_thresholds),
-        prediction=column_drift("prediction", reference_scores, current_scores, True),
+        prediction=calibrated_drift("prediction", reference_scores, current_scores, True, rule),
         label=label,
         schema=schema_drift(
             reference.column_names,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING
 
+from sands.drift import DriftRule
 from sands.evaluation import (
     PRIMARY,
     EvaluationSetup,
@@ -50,6 +51,7 @@ def champion_drift(
     share_thresholds: dict[str, float],
     storage_options: dict[str, str] | None = None,
     reference_days: int = 3,
+    rule: DriftRule | None = None,
 ) -> DriftRun | None:
     """The newest `window_days` of labelled rows against the champion's last `reference_days`
     of training rows: recent enough that trailing-window features are equally mature, so a young
@@ -67,7 +69,7 @@ def champion_drift(
     current = recent_window(latest, window_days)
     model = registry.load_ranker(champion)
     ref_scores, cur_scores = model.scores(reference), model.scores(current)
-    result = compare(reference, current, ref_scores, cur_scores, share_thresholds)
+    result = compare(reference, current, ref_scores, cur_scores, share_thresholds, rule)
     first = current["label_ts"].to_pylist()
     window = (min(first).date().isoformat(), max(first).date().isoformat())
     html = render_drift_html(

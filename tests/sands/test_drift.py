@@ -97,3 +97,99 @@ def test_schema_drift_names_new_and_missing_columns_and_new_categories():
     assert found.new_categories == {"style": ["generative"]}
     assert found.drifted
     assert not drift.schema_drift(["a"], ["a"], {}, {}).drifted
+
+
+# The calibrated rule: effect size against a floor and a seeded permutation null.
+
+STYLES = np.array(list("abcdefghij"), dtype=object)
+
+
+def test_identical_small_samples_are_not_flagged():
+    ref, cur = np.array(["a", "b"] * 10, dtype=object), np.array(["a", "b"] * 3, dtype=object)
+    same = drift.calibrated_drift("c", ref, cur, False)
+    assert (same.method, same.statistic, same.drifted) == ("jensenshannon", 0.0, False)
+    numbers = drift.calibrated_drift("x", np.arange(20.0), np.arange(0.0, 20, 3), True)
+    assert numbers.method == "wasserstein" and not numbers.drifted
+
+
+def test_small_same_process_samples_evidently_flags_are_not_flagged():
+    # 30 reference and 10 current draws of ten equally likely styles: a style missing from the
+    # reference but drawn today is an infinite chi-square to Evidently's small-sample test.
+    rng = np.random.default_rng(3)
+    evidently = calibrated = 0
+    for i in range(100):
+        ref, cur = STYLES[rng.integers(0, 10, 30)], STYLES[rng.integers(0, 10, 10)]
+        evidently += drift.column_drift("s", ref, cur, False).drifted
+        calibrated += drift.calibrated_drift(f"s{i}", ref, cur, False).drifted
+    assert evidently >= 30 and calibrated <= 5
+
+
+def test_a_clear_shift_of_the_same_small_size_is_flagged():
+    ref = np.array(["a", "b"] * 10, dtype=object)
+    moved = drift.calibrated_drift("c", ref, np.array(["c"] * 6, dtype=object), False)
+    # Disjoint supports: the largest Jensen-Shannon distance, sqrt(ln 2).
+    assert moved.statistic == pytest.approx(math.sqrt(math.log(2)))
+    assert moved.drifted and moved.p_value < 0.01 and moved.threshold < moved.statistic
+    shifted = drift.calibrated_drift("x", np.arange(20.0), np.arange(0.0, 20, 3) + 30, True)
+    assert shifted.drifted and shifted.statistic > 4
+
+
+def test_a_tiny_shift_in_huge_samples_is_significant_but_not_drift():
+    rng = np.random.default_rng(4)
+    ref, cur = rng.normal(size=200_000), rng.normal(0.03, 1.0, size=50_000)
+    tiny = drift.calibrated_drift("x", ref, cur, True)
+    assert tiny.p_value < 0.01  # real, as a test of significance would say
+    assert tiny.statistic < 0.1 and tiny.threshold == 0.1 and not tiny.drifted
+    assert drift.calibrated_drift("x", ref, cur + 0.2, True).drifted
+
+
+def test_the_null_is_seeded_and_subsampled_nulls_scale_to_the_real_sizes():
+    rng = np.random.default_rng(5)
+    ref, cur = STYLES[rng.integers(0, 10, 4_000)], STYLES[rng.integers(0, 10, 1_500)]
+    first = drift.calibrated_drift("s", ref, cur, False)
+    assert first == drift.calibrated_drift("s", ref, cur, False)
+    exact = drift.calibrated_drift(
+        "s", ref, cur, False, drift.DriftRule(min_effect=0.0, max_null_rows=10**6)
+    )
+    scaled = drift.calibrated_drift("s", ref, cur, False, drift.DriftRule(min_effect=0.0))
+    assert scaled.threshold == pytest.approx(exact.threshold, rel=0.25)
+    numbers = rng.normal(size=6_000)
+    exact = drift.calibrated_drift(
+        "x",
+        numbers[:4_000],
+        numbers[4_000:],
+        True,
+        drift.DriftRule(min_effect=0.0, max_null_rows=10**6),
+    )
+    scaled = drift.calibrated_drift(
+        "x", numbers[:4_000], numbers[4_000:], True, drift.DriftRule(min_effect=0.0)
+    )
+    assert scaled.threshold == pytest.approx(exact.threshold, rel=0.25)
+
+
+def test_the_evidently_rule_is_still_there_score_for_score():
+    rng = np.random.default_rng(6)
+    ref, cur = rng.normal(size=500), rng.normal(0.5, 1.0, size=200)
+    rule = drift.DriftRule(calibrated=False)
+    assert drift.calibrated_drift("x", ref, cur, True, rule) == drift.column_drift(
+        "x", ref, cur, True
+    )
+
+
+def test_clustered_rows_move_together_in_the_null():
+    # Ten buyers a day, each converting on three works of their one favourite style: thirty rows
+    # but ten draws of taste. Shuffling rows would take chance for drift far more often.
+    rng = np.random.default_rng(7)
+    rows_alarms = unit_alarms = 0
+    for i in range(60):
+        ref_taste, cur_taste = rng.integers(0, 10, 30), rng.integers(0, 10, 10)
+        ref, cur = STYLES[np.repeat(ref_taste, 3)], STYLES[np.repeat(cur_taste, 3)]
+        units = (np.repeat(np.arange(30), 3), np.repeat(np.arange(30, 40), 3))
+        rows_alarms += drift.calibrated_drift(f"s{i}", ref, cur, False).drifted
+        unit_alarms += drift.calibrated_drift(f"s{i}", ref, cur, False, clusters=units).drifted
+    assert rows_alarms >= 10 and unit_alarms <= 3
+    # A real change still shows: every buyer today converts on one style.
+    ref = STYLES[np.repeat(rng.integers(0, 10, 30), 3)]
+    cur = np.array(["a"] * 30, dtype=object)
+    units = (np.repeat(np.arange(30), 3), np.repeat(np.arange(30, 40), 3))
+    assert drift.calibrated_drift("s", ref, cur, False, clusters=units).drifted

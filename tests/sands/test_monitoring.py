@@ -113,3 +113,23 @@ def test_a_change_of_taste_drifts_the_label_group_before_any_profile_moves():
     assert drifted and share == 2 / 3  # positives' style and medium; the positive rate holds
     assert not result.features.groups["user"][2]
     assert not compare(reference, same, scores, np.zeros(same.num_rows)).features.groups["label"][2]
+
+
+def test_compare_judges_columns_by_the_rule_it_is_given():
+    from sands.drift import DriftRule
+
+    reference = planted_examples(users=200, days=4, seed=0)
+    same = planted_examples(users=200, days=2, seed=1)
+    scores = np.zeros(reference.num_rows)
+    calibrated = compare(reference, same, scores, np.zeros(same.num_rows))
+    evidently = compare(
+        reference, same, scores, np.zeros(same.num_rows), rule=DriftRule(calibrated=False)
+    )
+    methods = {c.method for c in calibrated.all_columns()}
+    assert methods <= {"wasserstein", "jensenshannon", "empty"}
+    assert all(c.threshold >= 0.1 for c in calibrated.all_columns() if c.method != "empty")
+    # Evidently's verdicts carry no permutation p-value; calibrated ones always do.
+    assert all(np.isnan(c.p_value) for c in evidently.all_columns())
+    assert all(0 < c.p_value <= 1 for c in calibrated.all_columns() if c.method != "empty")
+    again = compare(reference, same, scores, np.zeros(same.num_rows))
+    assert again.markdown() == calibrated.markdown()
