@@ -37,7 +37,16 @@ class EvaluationConfig(Config):
     popularity_window_days: int = Field(default=7, description="1, 7 or 28 (a feature window).")
     primary_metric: str = PRIMARY
     min_improvement: float = Field(
-        default=0.0, ge=0, description="Absolute margin over the champion on the primary metric."
+        default=0.0,
+        ge=0,
+        description="Absolute margin over the champion and popularity on the primary metric.",
+    )
+    confidence: float = Field(
+        default=GateRules.confidence,
+        ge=0,
+        lt=1,
+        description="Two-sided level of the per-user paired bootstrap interval of the gain over "
+        "each reference, which must lie above zero; 0 compares means only.",
     )
     floors: dict[str, float] = Field(default_factory=lambda: {"auc": 0.6, PRIMARY: 0.01})
     guarded_dimensions: list[str] = Field(default_factory=lambda: ["user_type", "segment"])
@@ -61,6 +70,7 @@ class EvaluationConfig(Config):
             slice_tolerance=self.slice_tolerance,
             min_slice_users=self.min_slice_users,
             require_behaviour=self.require_behaviour,
+            confidence=self.confidence,
         )
 
 
@@ -74,8 +84,9 @@ class EvaluationConfig(Config):
             GATE,
             asset="evaluation_report",
             blocking=True,
-            description="The challenger beats the champion (or, first, the popularity baseline) "
-            "by the margin, stays above the floors, no guarded slice regresses, behaviour holds.",
+            description="The challenger beats both the champion and the popularity baseline by "
+            "the margin and beyond chance, stays above the floors, no guarded slice regresses, "
+            "behaviour holds.",
         )
     ],
     description="Temporal-split, full-catalogue evaluation of the challenger against the champion "

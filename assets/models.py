@@ -30,7 +30,12 @@ from resources.warehouse import WarehouseResource
 from sands import lake as lake_tables
 from sands import model_store
 from sands.contract import ARTWORKS, INTERACTIONS
-from sands.evaluation import label_day_count, popularity_scores, split_time, temporal_split
+from sands.evaluation import (
+    evaluation_split,
+    label_day_count,
+    popularity_scores,
+    temporal_split,
+)
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES, latest_snapshot
 from sands.lineage import dbt_manifest_hash, git_commit
 from sands.metrics import roc_auc
@@ -263,7 +268,16 @@ class RankerConfig(Config):
         default=1.5, gt=0, description="Training weight halves per this many days of label age."
     )
     eval_days: int = Field(
-        default=1, ge=1, description="Last label days held out for the evaluation report."
+        default=1, ge=1, description="Fewest last label days held out for the evaluation report."
+    )
+    min_eval_positives: int = Field(
+        default=300,
+        ge=0,
+        description="Hold out more label days until the evaluation holds this many positives: "
+        "on sparse data one day is too few to judge a model.",
+    )
+    max_eval_days: int = Field(
+        default=7, ge=1, description="The most label days held out for min_eval_positives."
     )
     shuffle_labels: bool = Field(
         default=False, description="Sabotage for gate drills: train on permuted labels."
@@ -364,7 +378,10 @@ def ranker(
         )
         return
     segments, segments_version = model_store.read_segment_model(lake.root, None, options)
-    cutoff = split_time(examples, config.eval_days)
+    cutoff, held_out = evaluation_split(
+        examples, config.eval_days, config.min_eval_positives, config.max_eval_days
+    )
+    context.log.info(f"holding out labels from {cutoff:%Y-%m-%d} on ({held_out:,} positives)")
     train, _ = temporal_split(examples, cutoff)
     if config.shuffle_labels:
         train = with_shuffled_labels(train, config.seed)

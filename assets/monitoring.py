@@ -18,11 +18,11 @@ from assets.ingestion import raw_interactions
 from assets.training import training_examples
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
-from sands.aliases import CHALLENGER, CHAMPION
+from sands.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
 from sands.contract import ARTWORKS, INTERACTIONS
 from sands.drift import DriftRule
 from sands.evaluation import PRIMARY, EvaluationSpec
-from sands.monitoring import Objective
+from sands.monitoring import Objective, QualityVerdict
 from sands.monitoring_run import champion_drift, champion_quality
 from sands.online_quality import (
     BETTER,
@@ -33,6 +33,7 @@ from sands.online_quality import (
     online_report,
 )
 from sands.prediction_log import impressions_uri, recent_impressions
+from sands.registry import Registry
 from sands.training_store import label_events
 
 GROUP = "monitoring"
@@ -179,14 +180,57 @@ def feature_drift(
 
 
 class QualityConfig(Config):
-    """The champion's objective on the newest labelled day, and its maximum age in data days."""
+    """The champion's objective on the newest labelled days, its maximum age in data days, the
+    evidence a verdict needs, and the serving guard."""
 
-    min_ndcg_at_10: float = Field(default=0.02, ge=0)
-    min_ratio_to_popularity: float = Field(default=1.0, ge=0)
-    max_age_days: int = Field(default=14, ge=1)
+    min_ndcg_at_10: float = Field(default=Objective.min_ndcg, ge=0)
+    min_ratio_to_popularity: float = Field(default=Objective.min_ratio_to_popularity, ge=0)
+    max_age_days: int = Field(default=Objective.max_age_days, ge=1)
+    min_positives: int = Field(
+        default=Objective.min_positives,
+        ge=1,
+        description="Newest label days after the champion's training cutoff are pooled until "
+        "they hold this many positives.",
+    )
+    max_days: int = Field(default=Objective.max_days, ge=1, description="At most this many.")
+    guard: bool = Field(
+        default=True,
+        description="Serve popularity instead of the champion while popularity is clearly "
+        "better, and the champion again when it is clearly better or a new one passes the gate.",
+    )
+    guard_margin: float = Field(
+        default=Objective.guard_margin,
+        ge=0,
+        description="NDCG@10 popularity must lead the champion by (absolute, besides the "
+        "paired bootstrap interval lying above zero).",
+    )
+    guard_confidence: float = Field(default=Objective.guard_confidence, gt=0, lt=1)
 
     def objective(self) -> Objective:
-        return Objective(self.min_ndcg_at_10, self.min_ratio_to_popularity, self.max_age_days)
+        return Objective(
+            self.min_ndcg_at_10,
+            self.min_ratio_to_popularity,
+            self.max_age_days,
+            self.min_positives,
+            self.max_days,
+            self.guard_margin,
+            self.guard_confidence,
+        )
+
+
+def guard_serving(registry: Registry, verdict: QualityVerdict, actor: str) -> str:
+    """Move the champion arm to popularity while popularity is clearly better, and back when the
+    champion is clearly better again; what the champion arm serves now."""
+    policy = registry.serving_policy()
+    gain = verdict.popularity_gain
+    if verdict.popularity_should_serve:
+        registry.set_serving_policy(POPULARITY_POLICY, actor, verdict.guard_reason())
+        return POPULARITY_POLICY
+    champion_leads = gain is not None and gain.users > 0 and gain.high < 0
+    if policy == POPULARITY_POLICY and champion_leads:
+        registry.set_serving_policy(CHAMPION_POLICY, actor, verdict.guard_reason())
+        return CHAMPION_POLICY
+    return policy
 
 
 @asset(
@@ -198,8 +242,8 @@ class QualityConfig(Config):
         AssetCheckSpec(
             OBJECTIVE_CHECK,
             asset="champion_performance",
-            description="The champion's NDCG@10 on the newest labelled day meets its objective. "
-            "Failing (or no champion) triggers retraining.",
+            description="The champion's NDCG@10 on the newest labelled days meets its objective "
+            "(at least popularity's). Failing (or no champion) triggers retraining.",
         ),
         AssetCheckSpec(
             FRESH_CHECK,
@@ -209,7 +253,8 @@ class QualityConfig(Config):
         ),
     ],
     description="The serving champion and the popularity baseline ranking the full catalogue for "
-    "the newest labelled day (offline stand-in for online quality until serving logs exist).",
+    "the newest labelled days it was not trained on. The serving guard: while popularity is "
+    "clearly better, popularity serves the champion arm (recorded in champion_history).",
 )
 def champion_performance(
     context: AssetExecutionContext,
@@ -231,13 +276,22 @@ def champion_performance(
         )
     version, verdict = found
     context.log.info(verdict.reason())
+    client = registry.open()
+    policy = client.serving_policy()
+    if config.guard:
+        policy = guard_serving(client, verdict, f"dagster run {context.run.run_id}")
+    context.log.info(f"serving policy: {policy} ({verdict.guard_reason()})")
     return MaterializeResult(
         metadata={
             "champion_version": MetadataValue.int(version),
+            "serving_policy": MetadataValue.text(policy),
+            "guard": MetadataValue.text(verdict.guard_reason()),
             "day": MetadataValue.text(verdict.day),
             PRIMARY: MetadataValue.float(round(verdict.ndcg, 5)),
             "popularity_ndcg_at_10": MetadataValue.float(round(verdict.popularity_ndcg, 5)),
             "users": MetadataValue.int(verdict.users),
+            "positives": MetadataValue.int(verdict.positives),
+            "label_days": MetadataValue.int(verdict.days),
             "age_days": MetadataValue.int(verdict.age_days),
         },
         check_results=[
@@ -261,7 +315,11 @@ def champion_performance(
 class OnlineConfig(Config):
     """Attribution window, how far back to look, the champion's CTR objective and canary rule."""
 
-    window_hours: float = Field(default=24.0, gt=0)
+    window_hours: float = Field(
+        default=AttributionSpec.window_hours,
+        gt=0,
+        description="Hours after serving a click or conversion still counts for the list.",
+    )
     lookback_days: int = Field(default=7, ge=1)
     min_ctr: float = Field(default=OnlineObjective.min_ctr, ge=0, le=1)
     min_impressions: int = Field(default=OnlineObjective.min_impressions, ge=1)
@@ -298,7 +356,7 @@ def online_performance(
     registry: RegistryResource,
 ) -> MaterializeResult:
     client = registry.open()
-    aliases, share = client.serving_state()
+    aliases, share, _ = client.serving_state()
     champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)
     impressions = recent_impressions(
         impressions_uri(lake.root), config.lookback_days, lake.storage_options

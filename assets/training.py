@@ -35,6 +35,7 @@ from sands.training_set import training_examples as join_training_examples
 from sands.training_store import (
     TRAINING_EXAMPLES,
     SourceVersions,
+    evidence_days,
     feature_rows_since,
     label_events,
     write_training_set,
@@ -48,9 +49,23 @@ class TrainingSetConfig(Config):
     """What counts as a positive, how negatives are drawn, and how stale a feature may be."""
 
     positive_events: list[str] = Field(default=["favourite", "purchase"])
-    viewed_negatives_per_positive: int = Field(default=2, ge=0)
-    popular_negatives_per_positive: int = Field(default=2, ge=0)
+    viewed_negatives_per_positive: int = Field(default=LabelSpec.viewed_negatives, ge=0)
+    popular_negatives_per_positive: int = Field(
+        default=LabelSpec.popular_negatives, ge=0, description="Catalogue draws by popularity."
+    )
+    uniform_negatives_per_positive: int = Field(
+        default=LabelSpec.uniform_negatives, ge=0, description="Uniform catalogue draws."
+    )
     label_days: int = Field(default=7, ge=1, description="Most recent landing days to label.")
+    min_positives: int = Field(
+        default=3000,
+        ge=0,
+        description="On sparse histories, label further back until the window holds this many "
+        "positive events (a model needs enough of them to learn and to be judged on).",
+    )
+    max_label_days: int = Field(
+        default=28, ge=1, description="The furthest back labelling reaches for min_positives."
+    )
     feature_ttl_hours: int = Field(default=48, ge=1, description="Older features count as absent.")
     seed: int = 0
 
@@ -59,6 +74,7 @@ class TrainingSetConfig(Config):
             positive_events=tuple(self.positive_events),
             viewed_negatives=self.viewed_negatives_per_positive,
             popular_negatives=self.popular_negatives_per_positive,
+            uniform_negatives=self.uniform_negatives_per_positive,
             seed=self.seed,
         )
 
@@ -130,9 +146,18 @@ def training_examples(
     warehouse: WarehouseResource,
 ) -> MaterializeResult:
     options = lake.storage_options
-    events, catalogue, bronze_versions = label_events(
-        lake.bronze(INTERACTIONS), lake.bronze(ARTWORKS), config.label_days, options
+    days, positives = evidence_days(
+        lake.bronze(INTERACTIONS),
+        tuple(config.positive_events),
+        config.label_days,
+        config.min_positives,
+        max(config.max_label_days, config.label_days),
+        options,
     )
+    events, catalogue, bronze_versions = label_events(
+        lake.bronze(INTERACTIONS), lake.bronze(ARTWORKS), days, options
+    )
+    context.log.info(f"labelling {days} landing days holding {positives:,} positive events")
     ttl = timedelta(hours=config.feature_ttl_hours)
     since = pc.min(events["event_ts"]).as_py() - ttl if events.num_rows else None
     labels = training_labels(events, catalogue, config.spec())
@@ -153,6 +178,7 @@ def training_examples(
             "delta_version": MetadataValue.int(written),
             "source_versions": MetadataValue.md(versions.markdown()),
             "composition": MetadataValue.md(composition_markdown(examples)),
+            "label_days": MetadataValue.int(days),
             "positive_share": MetadataValue.float(
                 round(float(pc.mean(examples["label"]).as_py() or 0.0), 4)
             ),

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import sys
 
-from bench import drift, drift_alarms, engines, feature_build, ingestion, loop, online, pit, serving
+from bench import (
+    clicks,
+    drift,
+    drift_alarms,
+    engines,
+    feature_build,
+    ingestion,
+    loop,
+    online,
+    pit,
+    quality,
+    ranker_ablation,
+    serving,
+)
 
 BENCHMARKS = {
     "ingestion": ingestion.main,
@@ -16,6 +29,9 @@ BENCHMARKS = {
     "loop": loop.main,
     "serving": serving.main,
     "engines": engines.main,
+    "clicks": clicks.main,
+    "ranker_ablation": ranker_ablation.main,
+    "quality": quality.main,
 }
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dagster import ExecuteInProcessResult
 from assets.automation import DRIFTED
 from dagster_project.loop import Loop, TickOutcome
 from dagster_project.runner import failed_only_on_reference_budget, instance_for
+from sands.aliases import POPULARITY_POLICY
 from sands.backtest import backtest, score
 from sands.evaluation import EvaluationSpec
 from sands.monitoring_run import latest_day_ndcg
@@ -41,6 +42,10 @@ class DayRecord:
     gate: bool | None = None
     champion: int | None = None
     serving: int | None = None  # the champion when the files landed: it served this day
+    # What the champion arm served: `v<N>`, or popularity (no champion yet, or the serving
+    # guard found popularity better); `served_ndcg` is that policy's score on the day's labels.
+    served_policy: str | None = None
+    served_ndcg: float | None = None
     serving_trained_until: str | None = None  # its training labels end before this day
     champion_ndcg: float | None = None  # of `serving`, on this day's labels
     frozen: int | None = None
@@ -172,6 +177,7 @@ def play_days(
     frozen: int | None = None
     for index, arrival in enumerate(arrivals):
         serving = registry.champion_version()
+        guarded = registry.serving_policy() == POPULARITY_POLICY
         arrival.land()
         landed = time_module.perf_counter()
         record = DayRecord(
@@ -179,6 +185,7 @@ def play_days(
             serving=serving,
             serving_trained_until=_trained_until(registry, serving),
             frozen=frozen,
+            served_policy=POPULARITY_POLICY if guarded or serving is None else f"v{serving}",
         )
         for result in loop.landing_tick():
             record.runs += 1
@@ -209,8 +216,6 @@ def _trained_until(registry: Registry, version: int | None) -> str | None:
 
 def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     versions = sorted({v for v in (record.serving, record.frozen) if v})
-    if not versions:
-        return
     _, scores = latest_day_ndcg(
         registry, paths.lake, versions, EvaluationSpec(), paths.storage_options
     )
@@ -218,6 +223,8 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     record.champion_ndcg = score(scores[f"v{record.serving}"]) if record.serving else None
     record.frozen_ndcg = score(scores[f"v{record.frozen}"]) if record.frozen else None
     record.popularity_ndcg = score(scores["popularity"])
+    served = record.popularity_ndcg if record.served_policy == POPULARITY_POLICY else None
+    record.served_ndcg = served if served is not None else record.champion_ndcg
 
 
 def verdicts(
@@ -225,8 +232,16 @@ def verdicts(
 ) -> list[tuple[str, bool]]:
     """The scenario's promises, each with whether this play kept it."""
     drift_days = [i for i, r in enumerate(records) if DRIFTED in r.triggers]
+    served, popular = _served_and_popularity(
+        records[shift:] if scenario is not Scenario.steady else records
+    )
+    never_worse = (
+        "what served scored at least popularity's NDCG@10 on the labelled days "
+        + ("played" if scenario is Scenario.steady else "from the change on"),
+        served is not None and served >= popular,
+    )
     if scenario is Scenario.steady:
-        return [("no retrain on drift", not drift_days)]
+        return [("no retrain on drift", not drift_days), never_worse]
     window = range(shift, shift + within_days)
     # The new champions: trained on labels from the shift on; the days they served.
     changed = records[shift].day if shift < len(records) else "9999"
@@ -242,4 +257,17 @@ def verdicts(
             "they served",
             after is not None and after.champion > after.frozen,
         ),
+        never_worse,
     ]
+
+
+def _served_and_popularity(records: list[DayRecord]) -> tuple[float | None, float | None]:
+    """Mean NDCG@10 of what served and of popularity over the days both were scored."""
+    pairs = [
+        (r.served_ndcg, r.popularity_ndcg)
+        for r in records
+        if r.served_ndcg is not None and r.popularity_ndcg is not None
+    ]
+    if not pairs:
+        return None, None
+    return sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs)

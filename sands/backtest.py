@@ -30,7 +30,7 @@ from sands.html import STYLE, svg, table
 
 # The three next-day NDCG@10 series: the record field, and what the reports call it.
 SERIES = (
-    ("champion_ndcg", "served"),
+    ("served_ndcg", "served"),
     ("frozen_ndcg", "frozen"),
     ("popularity_ndcg", "popularity"),
 )
@@ -52,6 +52,9 @@ def score(value: Any) -> float | None:
 
 
 def _get(record: Any, name: str, default: Any = None) -> Any:
+    if name == "served_ndcg" and getattr(record, name, None) is None:
+        # What served was the champion unless the record says otherwise (older records).
+        return getattr(record, "champion_ndcg", default)
     return getattr(record, name, default)
 
 
@@ -99,7 +102,7 @@ def backtest(records: Sequence[Any]) -> Backtest | None:
 
     return Backtest(
         days=len(scored),
-        champion=mean("champion_ndcg"),
+        champion=mean("served_ndcg"),
         frozen=mean("frozen_ndcg"),
         popularity=mean("popularity_ndcg"),
         skipped=len(skipped),
@@ -311,7 +314,7 @@ def day_table(records: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
                 str(_get(r, "day", MISSING)),
                 _served_by(r),
                 _version(_get(r, "champion")),
-                fmt(_get(r, "champion_ndcg")) + (note if _get(r, "serving") is not None else ""),
+                fmt(_get(r, "served_ndcg")) + (note if _get(r, "serving") is not None else ""),
                 f"{fmt(_get(r, 'frozen_ndcg'))} (v{frozen})" if frozen is not None else MISSING,
                 fmt(_get(r, "popularity_ndcg")),
                 ", ".join(_get(r, "triggers") or []) or MISSING,

@@ -459,7 +459,8 @@ def _show(table: Table, r) -> None:
         return fmt(value)
 
     # A day without labelled users has no score: "-", with the reason, never nan.
-    served = score(r.champion_ndcg) + (" (no labels)" if unlabelled(r) and r.serving else "")
+    served = score(r.served_ndcg if r.served_ndcg is not None else r.champion_ndcg)
+    served += " (no labels)" if unlabelled(r) and r.serving else ""
     table.add_row(
         r.day,
         f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),
@@ -467,7 +468,7 @@ def _show(table: Table, r) -> None:
         {None: "-", True: "[red]drifted[/]", False: "ok"}[r.drift],
         {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
         f"v{r.champion}" if r.champion else "-",
-        f"v{r.serving}" if r.serving else "-",
+        r.served_policy or (f"v{r.serving}" if r.serving else "-"),
         served,
         f"{score(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
         score(r.popularity_ndcg),
@@ -747,7 +748,7 @@ def models() -> None:
     """List registered ranker versions with their aliases, gate verdict and NDCG@10."""
     registry = _registry()
     table = Table("version", "aliases", "gate", "NDCG@10", "trained before", "created")
-    aliases = registry.aliases()
+    aliases, _, policy = registry.serving_state()
     for version in registry.versions():
         tags = version.tags
         table.add_row(
@@ -761,6 +762,9 @@ def models() -> None:
             ),
         )
     console.print(table)
+    guard = [c for c in registry.history() if c.action.startswith("serving_policy_")]
+    why = f" since {guard[-1].ts:%Y-%m-%d %H:%M}: {guard[-1].reason}" if guard else ""
+    console.print(f"The champion arm serves: [bold]{policy}[/]{why}")
 
 
 def _v(version: int | None) -> str:

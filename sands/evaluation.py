@@ -112,6 +112,27 @@ def split_time(examples: pa.Table, eval_days: int) -> datetime:
     return datetime.combine(first_eval_day, time(), tzinfo=UTC)
 
 
+def evaluation_split(
+    examples: pa.Table, min_days: int, min_positives: int, max_days: int
+) -> tuple[datetime, int]:
+    """The split holding out the newest label days: at least `min_days`, more until the held-out
+    days hold `min_positives` positives, at most `max_days`, and never every day (something
+    must be left to train on). Returns the split and the positives held out."""
+    from sands.training_store import days_holding
+
+    labelled = examples.filter(pc.equal(examples["label"], 1))
+    days = pc.cast(labelled["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    grouped = pa.table({"day": days}).group_by("day").aggregate([([], "count_all")])
+    counts = {row["day"]: row["count_all"] for row in grouped.to_pylist()}
+    first, last = pc.min(examples["label_ts"]).as_py(), pc.max(examples["label_ts"]).as_py()
+    if last is None:
+        raise ValueError("no training examples to split")
+    span = (last.date() - first.date()).days + 1
+    per_day = [counts.get(last.date() - timedelta(days=i), 0) for i in range(span)]
+    held = days_holding(per_day, min_days, min_positives, max(min(max_days, span - 1), 1))
+    return split_time(examples, held), sum(per_day[:held])
+
+
 def temporal_split(examples: pa.Table, split: datetime) -> tuple[pa.Table, pa.Table]:
     """Examples labelled before `split` (training) and from it on (evaluation)."""
     before = pc.less(examples["label_ts"], pa.scalar(split, pa.timestamp("us", tz="UTC")))
@@ -291,6 +312,17 @@ class Evaluation:
     by_day: list[tuple[date, int, float]]
     recommendations: dict[str, list[str]] = field(repr=False, default_factory=dict)
     version: int | None = None
+    # NDCG@k per evaluated user: what paired comparisons (the gate, the serving guard) resample.
+    user_ndcg: dict[str, float] = field(repr=False, default_factory=dict)
+
+    @property
+    def positives(self) -> int:
+        """Relevant (user, artwork) pairs behind the ranking metrics."""
+        return int(self.overall.get("positives", 0))
+
+    @property
+    def users(self) -> int:
+        return int(self.overall.get("users", 0))
 
     def slice_map(self) -> dict[tuple[str, str], SliceResult]:
         return {(s.dimension, s.value): s for s in self.slices}
@@ -361,6 +393,7 @@ def evaluate(recommender: Recommender, setup: EvaluationSetup) -> Evaluation:
     k = setup.spec.k
     ranked = top_k(recommender, setup)
     overall = ranking_metrics(ranked, setup.relevant, k)
+    overall["positives"] = float(sum(len(items) for items in setup.relevant.values()))
     overall["catalogue_coverage"] = metrics.catalogue_coverage(
         list(ranked.values()), setup.catalogue.num_rows
     )
@@ -380,4 +413,5 @@ def evaluate(recommender: Recommender, setup: EvaluationSetup) -> Evaluation:
         slices=_slices(setup, ranked),
         by_day=by_day,
         recommendations=ranked,
+        user_ndcg={u: metrics.ndcg_at_k(ranked[u], setup.relevant[u], k) for u in setup.relevant},
     )

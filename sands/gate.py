@@ -1,9 +1,11 @@
 """The promotion gate: whether a challenger may replace the champion, and why.
 
-Like TFX's Evaluator blessing: absolute floors always apply; the challenger must beat the
-champion on the primary metric by a margin (the popularity baseline when there is no champion);
-no guarded slice may regress against the champion beyond a tolerance (a first model has nothing
-to regress from); behaviour tests must pass.
+Like TFX's Evaluator blessing: absolute floors always apply; the challenger must beat both the
+champion and the popularity baseline on the primary metric by a margin, on the same holdout, and
+(by default) by more than chance: the per-user paired bootstrap interval of the gain must lie
+above zero. Popularity is always a contender because after a change of taste it is what a stale
+model loses to first. No guarded slice may regress against the champion beyond a tolerance (a
+first model has nothing to regress from); behaviour tests must pass.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sands.behaviour import BehaviourResult
 from sands.evaluation import PRIMARY, Evaluation
+from sands.metrics import paired_gain
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class GateRules:
     slice_tolerance: float = 0.05
     min_slice_users: int = 30
     require_behaviour: bool = True
+    # The gain over each reference must be significant at this two-sided level (0 turns it off).
+    confidence: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,25 @@ def slice_regressions(
     return worse
 
 
+def beats(challenger: Evaluation, reference: Evaluation, rules: GateRules) -> Criterion:
+    """Whether the challenger's primary metric beats the reference's by the margin, and (when
+    the rules ask) by more than the paired bootstrap interval of the per-user gain."""
+    primary = rules.primary_metric
+    mine, theirs = _metric(challenger, primary), _metric(reference, primary)
+    needed = theirs + rules.min_improvement
+    passed = not math.isnan(mine) and mine > needed
+    detail = (
+        f"{primary} {mine:.4f} vs {reference.name} {theirs:.4f} (needs > {needed:.4f}, "
+        f"margin {rules.min_improvement}; {challenger.users} users, "
+        f"{challenger.positives} positives)"
+    )
+    if rules.confidence and primary == PRIMARY:
+        gain = paired_gain(challenger.user_ndcg, reference.user_ndcg, rules.confidence)
+        passed = passed and gain.significant()
+        detail += f"; {gain.describe(rules.confidence)}"
+    return Criterion(f"beats {reference.name}", passed, detail)
+
+
 def decide(
     challenger: Evaluation,
     champion: Evaluation | None,
@@ -93,18 +117,8 @@ def decide(
     if already and challenger.version == champion.version:
         same = Criterion("already champion", True, "the challenger is the serving champion")
         return GateDecision(passed=True, reference=champion.name, criteria=[same])
-    reference = champion or baseline
-    primary = rules.primary_metric
-    mine, theirs = _metric(challenger, primary), _metric(reference, primary)
-    needed = theirs + rules.min_improvement
-    criteria = [
-        Criterion(
-            f"beats {reference.name}",
-            not math.isnan(mine) and mine > needed,
-            f"{primary} {mine:.4f} vs {reference.name} {theirs:.4f} "
-            f"(needs > {needed:.4f}, margin {rules.min_improvement})",
-        )
-    ]
+    references = [r for r in (champion, baseline) if r is not None]
+    criteria = [beats(challenger, reference, rules) for reference in references]
     for name, floor in sorted(rules.floors.items()):
         value = _metric(challenger, name)
         criteria.append(
@@ -136,5 +150,7 @@ def decide(
             )
         )
     return GateDecision(
-        passed=all(c.passed for c in criteria), reference=reference.name, criteria=criteria
+        passed=all(c.passed for c in criteria),
+        reference=" and ".join(r.name for r in references),
+        criteria=criteria,
     )

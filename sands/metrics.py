@@ -143,3 +143,43 @@ def reliability_curve(
 def finite(values: dict[str, float]) -> dict[str, float]:
     """Only the finite numbers (MLflow and JSON reject NaN)."""
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
+
+
+@dataclass(frozen=True)
+class PairedGain:
+    """Mean per-user gain of one recommender over another, with a bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+    users: int
+
+    def significant(self) -> bool:
+        """The whole interval lies above zero."""
+        return self.users > 0 and self.low > 0
+
+    def describe(self, level: float) -> str:
+        if not self.users:
+            return "no common users"
+        interval = f"{level:.0%} CI {self.low:+.4f}..{self.high:+.4f}"
+        return f"gain {self.mean:+.4f} ({interval}, n={self.users})"
+
+
+def paired_gain(
+    mine: dict[str, float],
+    theirs: dict[str, float],
+    level: float = 0.9,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> PairedGain:
+    """Mean of mine - theirs over the users both scored, and a two-sided percentile bootstrap
+    interval at `level` (users resampled with replacement, the same draws for both sides)."""
+    users = sorted(set(mine) & set(theirs))
+    if not users:
+        return PairedGain(float("nan"), float("nan"), float("nan"), 0)
+    gains = np.array([mine[u] - theirs[u] for u in users])
+    draws = np.random.default_rng(seed).integers(0, len(gains), (resamples, len(gains)))
+    means = gains[draws].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return PairedGain(float(gains.mean()), float(low), float(high), len(users))

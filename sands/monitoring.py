@@ -22,6 +22,7 @@ from sands.drift import (
     schema_drift,
 )
 from sands.html import STYLE, svg, table
+from sands.metrics import PairedGain
 
 GROUPS = ("user", "artwork")
 # The label group: the positive rate and these artwork columns among positives.
@@ -325,16 +326,26 @@ def render_drift_html(
 
 @dataclass(frozen=True)
 class Objective:
-    """What the champion must keep doing on the latest labelled day, and how old it may get."""
+    """What the champion must keep doing on the newest labelled days, and how old it may get;
+    how much evidence a verdict needs; and when popularity should serve instead."""
 
     min_ndcg: float = 0.02
     min_ratio_to_popularity: float = 1.0
     max_age_days: int = 14
+    # Judge on the newest label days after the champion's training cutoff, adding days until
+    # they hold this many positives (one sparse day is too few to judge), at most `max_days`.
+    min_positives: int = 300
+    max_days: int = 7
+    # The serving guard: popularity serves when it beats the champion by more than the margin
+    # and the paired bootstrap interval of its per-user gain lies above zero at this level.
+    guard_margin: float = 0.0
+    guard_confidence: float = 0.9
 
 
 @dataclass(frozen=True)
 class QualityVerdict:
-    """The champion's latest-day NDCG@10 against popularity and the objective, and its age."""
+    """The champion's NDCG@10 on the newest labelled days against popularity and the objective,
+    the evidence behind it, and its age."""
 
     day: str
     ndcg: float
@@ -342,6 +353,9 @@ class QualityVerdict:
     users: int
     age_days: int
     objective: Objective
+    positives: int = 0
+    days: int = 1
+    popularity_gain: PairedGain | None = None  # popularity minus champion, per user and day
 
     @property
     def floor(self) -> float:
@@ -356,12 +370,31 @@ class QualityVerdict:
     def fresh(self) -> bool:
         return self.age_days <= self.objective.max_age_days
 
+    @property
+    def popularity_should_serve(self) -> bool:
+        """Popularity beats the champion by the guard margin, beyond chance."""
+        gain = self.popularity_gain
+        if gain is None or not gain.users:
+            return False
+        return gain.mean > self.objective.guard_margin and gain.significant()
+
+    def evidence(self) -> str:
+        return f"{self.users} users, {self.positives} positives over {self.days} label day(s)"
+
     def reason(self) -> str:
         objective = self.objective
         return (
-            f"NDCG@10 on {self.day} {self.ndcg:.4f} for {self.users} users vs objective "
+            f"NDCG@10 up to {self.day} {self.ndcg:.4f} ({self.evidence()}) vs objective "
             f"{self.floor:.4f} (the larger of {objective.min_ndcg} and "
             f"{objective.min_ratio_to_popularity} x popularity {self.popularity_ndcg:.4f})"
+        )
+
+    def guard_reason(self) -> str:
+        gain = self.popularity_gain
+        detail = gain.describe(self.objective.guard_confidence) if gain else "not compared"
+        return (
+            f"popularity {self.popularity_ndcg:.4f} vs champion {self.ndcg:.4f} NDCG@10 up to "
+            f"{self.day}: {detail}, margin {self.objective.guard_margin}"
         )
 
 

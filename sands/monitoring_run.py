@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sands.drift import DriftRule
 from sands.evaluation import (
     PRIMARY,
+    Evaluation,
     EvaluationSetup,
     EvaluationSpec,
     PopularityRecommender,
@@ -19,6 +24,7 @@ from sands.evaluation import (
 )
 from sands.evaluation_run import feature_rows_at
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
+from sands.metrics import paired_gain
 from sands.monitoring import (
     DriftResult,
     Objective,
@@ -119,6 +125,30 @@ def _latest_day_setup(
     return evaluation_setup(examples, users, works, None, split, spec)
 
 
+def evidence_days(
+    examples: pa.Table, after: datetime | None, min_positives: int, max_days: int
+) -> list[date]:
+    """The newest label days from `after` on, newest first, that hold positives: added until
+    they hold `min_positives`, at most `max_days`. Days without positives are skipped."""
+    labelled = examples.filter(pc.equal(examples["label"], 1))
+    if after is not None:
+        stamp = pa.scalar(after, pa.timestamp("us", tz="UTC"))
+        labelled = labelled.filter(pc.greater_equal(labelled["label_ts"], stamp))
+    days = pc.cast(labelled["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    counts = pa.table({"day": days}).group_by("day").aggregate([([], "count_all")]).to_pylist()
+    chosen, held = [], 0
+    for row in sorted(counts, key=lambda r: r["day"], reverse=True)[:max_days]:
+        chosen.append(row["day"])
+        held += row["count_all"]
+        if held >= min_positives:
+            break
+    return chosen
+
+
+def _pooled(evaluations: list[tuple[date, Evaluation]]) -> dict[str, float]:
+    return {f"{day}|{u}": v for day, e in evaluations for u, v in e.user_ndcg.items()}
+
+
 def champion_quality(
     registry: Registry,
     lake_root: str,
@@ -126,22 +156,44 @@ def champion_quality(
     spec: EvaluationSpec,
     storage_options: dict[str, str] | None = None,
 ) -> tuple[int, QualityVerdict] | None:
-    """The champion and popularity ranked over the full catalogue for the newest label day."""
+    """The champion and popularity ranked over the full catalogue on the newest label days it
+    was not trained on, pooled per (user, day) until there is enough evidence."""
     champion = registry.champion_version()
     if champion is None:
         return None
-    setup = _latest_day_setup(lake_root, spec, storage_options)
-    examples, split = setup.holdout, setup.split
-    model = registry.load_ranker(champion)
-    served = evaluate(RankerRecommender("champion", model), setup)
-    baseline = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
+    examples, _, sources = read_training_set(lake_root, None, storage_options)
     cutoff = datetime.fromisoformat(registry.version(champion).tags["sands.train_cutoff"])
+    days = evidence_days(examples, cutoff, objective.min_positives, objective.max_days)
+    # A champion older than every labelled day: judge it on the newest ones all the same.
+    days = days or evidence_days(examples, None, objective.min_positives, objective.max_days)
+    model = registry.load_ranker(champion)
+    versions = sources.as_dict()
+    first = datetime.combine(min(days), time(), tzinfo=UTC) if days else cutoff
+    users = feature_rows_at(
+        USER_FEATURES, lake_root, versions["user_features"], first, storage_options
+    )
+    works = feature_rows_at(
+        ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options
+    )
+    served, baseline = [], []
+    for day in days:
+        split = datetime.combine(day, time(), tzinfo=UTC)
+        until = pc.less(
+            examples["label_ts"], pa.scalar(split + timedelta(days=1), pa.timestamp("us", "UTC"))
+        )
+        setup = evaluation_setup(examples.filter(until), users, works, None, split, spec)
+        served.append((day, evaluate(RankerRecommender("champion", model), setup)))
+        baseline.append((day, evaluate(PopularityRecommender(spec.popularity_window_days), setup)))
+    mine, theirs = _pooled(served), _pooled(baseline)
     verdict = QualityVerdict(
-        day=split.date().isoformat(),
-        ndcg=served.overall[PRIMARY],
-        popularity_ndcg=baseline.overall[PRIMARY],
-        users=int(served.overall["users"]),
+        day=max(days).isoformat() if days else "-",
+        ndcg=float(np.mean(list(mine.values()))) if mine else float("nan"),
+        popularity_ndcg=float(np.mean(list(theirs.values()))) if theirs else float("nan"),
+        users=len(mine),
         age_days=data_age_days(cutoff, examples),
         objective=objective,
+        positives=sum(e.positives for _, e in served),
+        days=len(days),
+        popularity_gain=paired_gain(theirs, mine, objective.guard_confidence),
     )
     return champion, verdict

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sands.dbt_vars import event_weights
 from sands.segments import SegmentModel
 
 if TYPE_CHECKING:
@@ -56,12 +57,48 @@ PLAIN_FEATURES = (
 # Cross features; the affinities are constrained to raise scores (see `monotone_constraints`).
 CROSS_FEATURES = ("style_affinity", "medium_affinity", "style_match", "price_vs_spend")
 INCREASING = ("style_affinity", "medium_affinity")
+# What is trending, from the artwork's own windowed counts: engagement-weighted popularity (the
+# baseline's score, so the ranker can learn it rather than be judged against it) and how the last
+# day compares with the 7- and 28-day daily rates (log ratios: scale-free across volumes).
+TREND_FEATURES = (
+    "popularity_1d",
+    "popularity_7d",
+    "conversions_1d",
+    "conversion_velocity_7d",
+    "conversion_velocity_28d",
+    "view_velocity_7d",
+)
+# Whether the artwork's style and medium are trending: their share of all conversions over the
+# last day and week (dbt), and the day against the week. Less noisy than one artwork's counts,
+# so a tail artwork of a rising style rises with it.
+SHARE_FEATURES = (
+    "style_share_1d",
+    "style_share_7d",
+    "style_trend",
+    "medium_share_1d",
+    "medium_share_7d",
+    "medium_trend",
+)
+SHARE_INPUTS = tuple(
+    f"artwork_{attribute}_conversion_share_{days}d"
+    for attribute in ("style", "medium")
+    for days in (1, 7)
+)
+CONVERSIONS = ("favourite", "purchase")
+_WINDOWS = (1, 7, 28)
 
 
 def feature_names(segments: int) -> list[str]:
     """Model input columns, in order, for a segment model with `segments` segments."""
     one_hot = [f"segment_{s}" for s in range(segments)]
-    return [*LOG_FEATURES, *PLAIN_FEATURES, *CROSS_FEATURES, *one_hot]
+    return [
+        *LOG_FEATURES,
+        *PLAIN_FEATURES,
+        *CROSS_FEATURES,
+        *TREND_FEATURES,
+        *SHARE_FEATURES,
+        *one_hot,
+    ]
 
 
 # Raw inputs the features are computed from: numbers, and the categories the crosses compare.
@@ -72,6 +109,8 @@ NUMERIC_INPUTS = tuple(
             *PLAIN_FEATURES,
             *("user_top_style_share", "user_top_medium_share", "user_n_purchase_28d"),
             *("user_spend_28d", "artwork_price"),
+            *(f"artwork_n_{e}_{d}d" for e in event_weights() for d in _WINDOWS),
+            *SHARE_INPUTS,
         ]
     )
 )
@@ -85,6 +124,8 @@ def raw_inputs(rows: pa.Table) -> dict[str, np.ndarray]:
         name: np.asarray(
             rows[name].cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
         )
+        if name in rows.column_names or name not in SHARE_INPUTS
+        else np.full(rows.num_rows, np.nan)
         for name in NUMERIC_INPUTS
     }
     for name in CATEGORY_INPUTS:
@@ -105,7 +146,8 @@ def feature_matrix(
     Any input may be a scalar (one user's value against many artworks), so training, evaluation
     and serving all compute features here, and score identically.
     """
-    out = np.empty((rows, len(LOG_FEATURES) + len(PLAIN_FEATURES) + 4 + segments), np.float32)
+    width = len(feature_names(0))
+    out = np.empty((rows, width + segments), np.float32)
     # One block per kind, transformed in one pass: serving calls this once per request.
     logged = np.empty((rows, len(LOG_FEATURES)), np.float64)
     for i, name in enumerate(LOG_FEATURES):
@@ -132,12 +174,54 @@ def feature_matrix(
     out[:, column + 1] = np.where(medium, medium_share, 0.0)
     out[:, column + 2] = style
     out[:, column + 3] = price_vs_spend
-    column += 4
+    column += len(CROSS_FEATURES)
+    for block in (trend_block(inputs, rows), share_block(inputs, rows)):
+        out[:, column : column + block.shape[1]] = block
+        column += block.shape[1]
     if segments:
         out[:, column:] = np.equal.outer(
             np.broadcast_to(np.asarray(segment), (rows,)), np.arange(segments)
         )
     return out
+
+
+def _counts(inputs: Inputs, events: tuple[str, ...], days: int) -> np.ndarray:
+    total = sum(np.asarray(inputs[f"artwork_n_{e}_{days}d"], np.float64) for e in events)
+    return np.clip(np.nan_to_num(total, nan=0.0), 0, None)
+
+
+def trend_block(inputs: Inputs, rows: int) -> np.ndarray:
+    """`TREND_FEATURES` for `rows` rows, in order."""
+    weights = event_weights()
+    popularity = {
+        days: sum(w * _counts(inputs, (e,), days) for e, w in weights.items()) for days in (1, 7)
+    }
+    conversions = {days: _counts(inputs, CONVERSIONS, days) for days in _WINDOWS}
+    views = {days: _counts(inputs, ("view",), days) for days in (1, 7)}
+    columns = (
+        np.log1p(popularity[1]),
+        np.log1p(popularity[7]),
+        np.log1p(conversions[1]),
+        np.log1p(conversions[1]) - np.log1p(conversions[7] / 7),
+        np.log1p(conversions[1]) - np.log1p(conversions[28] / 28),
+        np.log1p(views[1]) - np.log1p(views[7] / 7),
+    )
+    return np.column_stack([np.broadcast_to(c, (rows,)) for c in columns])
+
+
+def share_block(inputs: Inputs, rows: int) -> np.ndarray:
+    """`SHARE_FEATURES` for `rows` rows, in order; logs published before they existed read 0."""
+    columns = []
+    for a in ("style", "medium"):
+        day, week = (
+            np.nan_to_num(
+                np.asarray(inputs.get(f"artwork_{a}_conversion_share_{d}d", np.nan), float)
+            )
+            for d in (1, 7)
+        )
+        # A share of a few hundredths is already a trend; the floor keeps empty days finite.
+        columns += [day, week, np.log((day + 0.01) / (week + 0.01))]
+    return np.column_stack([np.broadcast_to(c, (rows,)) for c in columns])
 
 
 def ranker_features(rows: pa.Table, segments: SegmentModel | None) -> pd.DataFrame:
@@ -146,6 +230,19 @@ def ranker_features(rows: pa.Table, segments: SegmentModel | None) -> pd.DataFra
     assigned = segments.assign(rows, prefix="user_") if segments else None
     matrix = feature_matrix(raw_inputs(rows), rows.num_rows, assigned, k)
     return pd.DataFrame(matrix, columns=feature_names(k))
+
+
+def input_columns(features: list[str], segments: int) -> np.ndarray | None:
+    """Where a model's inputs sit in `feature_matrix`'s layout; None when they are all of it.
+    Models trained before a feature was added, or without some, keep scoring."""
+    layout = feature_names(segments)
+    if features == layout:
+        return None
+    position = {name: i for i, name in enumerate(layout)}
+    missing = [name for name in features if name not in position]
+    if missing:
+        raise ValueError(f"the model needs inputs this code does not compute: {missing}")
+    return np.array([position[name] for name in features])
 
 
 def monotone_constraints(names: list[str]) -> str:
@@ -168,6 +265,8 @@ class RankerParams:
     reg_lambda: float = 1.0
     seed: int = 0
     threads: int = 2
+    # Inputs left out of the model (ablations); scoring selects the spec's columns by name.
+    excluded_features: tuple[str, ...] = ()
     # Newer days count more, so a retrain after tastes change learns the new ones; None: equal.
     half_life_days: float | None = 1.5
 
@@ -218,7 +317,8 @@ class RankerModel:
     spec: RankerSpec
 
     def inputs(self, rows: pa.Table) -> pd.DataFrame:
-        return ranker_features(rows, self.spec.segments())
+        full = ranker_features(rows, self.spec.segments())
+        return full if list(full.columns) == self.spec.features else full[self.spec.features]
 
     def scores(self, rows: pa.Table) -> np.ndarray:
         """Ranking scores (margins); higher ranks first."""
@@ -301,6 +401,8 @@ def train_ranker(
         raise ValueError("no training examples before the evaluation window")
     rows = sorted_for_training(examples)
     inputs = ranker_features(rows, segments)
+    if params.excluded_features:
+        inputs = inputs.drop(columns=list(params.excluded_features))
     labels = rows["label"].to_numpy(zero_copy_only=False).astype(np.float32)
     names = list(inputs.columns)
     matrix = xgb.DMatrix(

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import mlflow
 import pandas as pd
@@ -23,7 +24,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from sands import lake
-from sands.aliases import CHALLENGER, CHAMPION
+from sands.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, SERVING_POLICIES
 from sands.ranking import RankerModel, RankerSpec
 
 SPEC_KEY = "sands_spec"
@@ -31,6 +32,8 @@ DIGEST_TAG = "sands.model_sha256"
 CANARY_TAG = "sands.canary_share"  # on the registered model, so every replica reads one value
 CANARY_ACTION = "canary"
 CANARY_VERDICT_TAG = "sands.canary"  # better or worse than the champion online
+POLICY_TAG = "sands.serving_policy"  # on the registered model: what the champion arm serves
+POLICY_ACTION = "serving_policy"
 # Champion changes pushed by promotions and popped by rollbacks.
 PUSHES = ("promote", "gate_promote")
 HISTORY_SCHEMA = pa.schema(
@@ -64,6 +67,14 @@ class ChampionChange:
     previous: int | None
     actor: str
     reason: str
+
+
+class ServingState(NamedTuple):
+    """What serving polls, in one registry read."""
+
+    aliases: dict[str, int]
+    canary_share: float
+    policy: str = CHAMPION_POLICY
 
 
 class Registry:
@@ -173,14 +184,33 @@ class Registry:
         """Every alias of the registered model and the version it points at."""
         return self.serving_state()[0]
 
-    def serving_state(self) -> tuple[dict[str, int], float]:
-        """The aliases and the canary share in one registry read (what serving polls)."""
+    def serving_state(self) -> ServingState:
+        """The aliases, the canary share and the serving policy in one registry read."""
         try:
             found = self.client.get_registered_model(self.model_name)
         except MlflowException:
-            return {}, 0.0
+            return ServingState({}, 0.0)
         aliases = {alias: int(version) for alias, version in found.aliases.items()}
-        return aliases, float(found.tags.get(CANARY_TAG, 0.0))
+        policy = found.tags.get(POLICY_TAG, CHAMPION_POLICY)
+        return ServingState(aliases, float(found.tags.get(CANARY_TAG, 0.0)), policy)
+
+    def serving_policy(self) -> str:
+        """What the champion arm serves: `champion` or `popularity` (see `sands.aliases`)."""
+        return self.serving_state().policy
+
+    def set_serving_policy(self, policy: str, actor: str, reason: str) -> ChampionChange | None:
+        """Switch what the champion arm serves, and log it; None when it already serves that."""
+        if policy not in SERVING_POLICIES:
+            raise RegistryError(f"serving policy must be one of {SERVING_POLICIES}, not {policy!r}")
+        if self.serving_policy() == policy:
+            return None
+        self.client.set_registered_model_tag(self.model_name, POLICY_TAG, policy)
+        champion = self.champion_version()
+        change = ChampionChange(
+            datetime.now(UTC), f"{POLICY_ACTION}_{policy}", champion or 0, champion, actor, reason
+        )
+        self._record(change)
+        return change
 
     def canary_share(self) -> float:
         """The share of users the challenger serves (0 when no canary runs)."""
@@ -310,6 +340,9 @@ class Registry:
         self.tag_version(version, {"sands.champion_since": now.isoformat()})
         change = ChampionChange(now, action, version, previous, actor, reason)
         self._record(change)
+        if action in PUSHES:
+            # A champion that passed the gate (or a human's choice) serves again.
+            self.set_serving_policy(CHAMPION_POLICY, actor, f"v{version} became champion")
         return change
 
     def promote(

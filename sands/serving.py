@@ -16,13 +16,20 @@ import numpy as np
 import pyarrow as pa
 
 from sands import lake, model_store
-from sands.aliases import CHALLENGER, CHAMPION
+from sands.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
 from sands.candidates import candidates
 from sands.contract import USERS
 from sands.feature_store import ARTWORK_FEATURES, latest_snapshot
 from sands.ingest import bronze_uri
 from sands.prediction_log import POPULAR, RANKED, SEGMENT
-from sands.ranking import CATEGORY_INPUTS, NUMERIC_INPUTS, RankerModel, feature_matrix
+from sands.ranking import (
+    CATEGORY_INPUTS,
+    NUMERIC_INPUTS,
+    SHARE_INPUTS,
+    RankerModel,
+    feature_matrix,
+    input_columns,
+)
 from sands.segments import SegmentModel
 
 Vector = Mapping[str, object]
@@ -75,7 +82,10 @@ class Catalogue:
         inputs: dict[str, np.ndarray] = {}
         for name in (*NUMERIC_INPUTS, *CATEGORY_INPUTS):
             if name.startswith("artwork_"):
-                column = vectors[name.removeprefix("artwork_")]
+                stored = name.removeprefix("artwork_")
+                if stored not in vectors.column_names and name in SHARE_INPUTS:
+                    continue  # a log published before these existed: they read as 0
+                column = vectors[stored]
                 numeric = name in NUMERIC_INPUTS
                 values = column.cast(pa.float64()) if numeric else column
                 inputs[name] = values.to_numpy(zero_copy_only=False)
@@ -109,19 +119,24 @@ class ArmModel:
     version: int
     ranker: RankerModel
     segments: SegmentCache
+    columns: np.ndarray | None = None  # the model's inputs within feature_matrix's layout
 
     @classmethod
     def of(cls, version: int, ranker: RankerModel) -> ArmModel:
         # One thread per prediction: 200 rows are too few to split, and concurrent requests (and
         # worker processes) already use every core.
         ranker.booster.set_param({"nthread": 1})
-        return cls(version=version, ranker=ranker, segments=SegmentCache(ranker.spec.segments()))
+        segments = SegmentCache(ranker.spec.segments())
+        k = segments.model.k if segments.model else 0
+        columns = input_columns(ranker.spec.features, k)
+        return cls(version=version, ranker=ranker, segments=segments, columns=columns)
 
     def inputs(self, vector: Vector, catalogue: Catalogue, rows: np.ndarray) -> np.ndarray:
         """The model input matrix for one user against catalogue rows."""
         k = self.segments.model.k if self.segments.model else 0
         raw = {**user_inputs(vector), **catalogue.take(rows)}
-        return feature_matrix(raw, len(rows), self.segments.segment(vector), k)
+        matrix = feature_matrix(raw, len(rows), self.segments.segment(vector), k)
+        return matrix if self.columns is None else matrix[:, self.columns]
 
     def margins(self, matrix: np.ndarray) -> np.ndarray:
         """Ranking scores of model-input rows."""
@@ -213,12 +228,14 @@ def load_serving_data(lake_root: str, storage_options: dict[str, str] | None = N
 
 @dataclass(frozen=True)
 class ServingSnapshot:
-    """One consistent state of the service: both arms' models, the canary share and the data."""
+    """One consistent state of the service: both arms' models, the canary share, what the
+    champion arm serves (its model, or popularity while the serving guard says so) and the data."""
 
     data: ServingData
     champion: ArmModel | None
     challenger: ArmModel | None
     canary_share: float
+    policy: str = CHAMPION_POLICY
 
     def model_for(self, arm: str) -> tuple[str, ArmModel | None]:
         """The arm actually serving and its model (the champion when there is no challenger)."""
@@ -267,7 +284,8 @@ def recommend(
     arm, model = snapshot.model_for(arm_for(user_id, snapshot.canary_share))
     seeds = list(history.get("seeds") or []) if history else []
     converted = set(history.get("converted") or []) if history else set()
-    if vector is None:
+    guarded = arm == CHAMPION and snapshot.policy == POPULARITY_POLICY
+    if vector is None or guarded:
         return _popularity(data, arm, k, converted)
     if not seeds or model is None:
         segment = data.segments.segment(vector)

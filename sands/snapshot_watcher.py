@@ -54,7 +54,7 @@ class SnapshotWatcher:
     def refresh(self) -> bool:
         """Build and swap in a new snapshot if anything changed; True if it swapped."""
         with self._lock:
-            aliases, share = self.registry.serving_state()
+            aliases, share, policy = self.registry.serving_state()
             champion = self._model(aliases.get(CHAMPION))
             challenger = self._model(aliases.get(CHALLENGER))
             data = self._data()
@@ -65,9 +65,10 @@ class SnapshotWatcher:
                 and old.champion is champion
                 and old.challenger is challenger
                 and old.canary_share == share
+                and old.policy == policy
             ):
                 return False
-            self.snapshot = ServingSnapshot(data, champion, challenger, share)
+            self.snapshot = ServingSnapshot(data, champion, challenger, share, policy)
             self.swaps += 1
             # The snapshot lives until the next swap: keep the garbage collector from walking
             # its millions of objects on every full collection (a p99 spike each time). Thaw,

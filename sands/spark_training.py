@@ -26,7 +26,7 @@ from sands.ranking import (
     ranker_features,
 )
 from sands.segments import SegmentModel
-from sands.training_set import POPULAR
+from sands.training_set import DRAWN
 from sands.training_store import first_feature_date
 from sands.warehouse import plain_types
 
@@ -70,7 +70,7 @@ def training_examples(
     frame = spark.createDataFrame(numbered)
     joined = point_in_time_join(frame, user_features, "user_id", ttl, prefix="user_")
     joined = point_in_time_join(joined, artwork_features, "artwork_id", ttl, prefix="artwork_")
-    unknown = (F.col("sample_source") == POPULAR) & F.col("artwork_feature_date").isNull()
+    unknown = F.col("sample_source").isin(*DRAWN) & F.col("artwork_feature_date").isNull()
     result = joined.filter(~unknown).orderBy(ROW).drop(ROW).toArrow()
     return plain_types(result)
 

@@ -1,8 +1,14 @@
 """Training examples for the ranker: labelled (user, artwork, time) rows with PIT features.
 
 Positives are the first favourite or purchase (configurable) of a user for an artwork. Negatives
-are artworks the user viewed without ever converting on, and popularity-weighted random artworks
-drawn at each positive's time. Features are joined as of each label's time (see `sands.pit`).
+are artworks the user viewed without ever converting on, and random catalogue artworks drawn at
+each positive's time, uniformly or weighted by popularity. Features are joined as of each label's
+time (see `sands.pit`).
+
+Which negatives decides what the score means (docs/models.md has the measured comparison):
+popularity-weighted draws divide the popularity prior out, so the ranker learns lift and loses to
+plain popularity when a trend moves; viewed ones follow exposure, so what trends is what users
+were shown and passed over; uniform draws keep the prior, so "popular now" can be learned.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from sands import duck
 from sands.contract import CONVERSION_EVENTS
 from sands.pit import Source, point_in_time_join
 
-POSITIVE, VIEWED, POPULAR = "positive", "viewed", "popular"
+POSITIVE, VIEWED, POPULAR, UNIFORM = "positive", "viewed", "popular", "uniform"
+# Negatives drawn from the catalogue rather than from the user's own views.
+DRAWN = (POPULAR, UNIFORM)
 
 
 @dataclass(frozen=True)
@@ -26,8 +34,11 @@ class LabelSpec:
     """Which events are positives and how many negatives of each kind per positive."""
 
     positive_events: tuple[str, ...] = CONVERSION_EVENTS
-    viewed_negatives: int = 2
-    popular_negatives: int = 2
+    # Measured (docs/models.md, `python -m bench ranker_ablation`): uniform catalogue draws only.
+    # Viewed negatives follow exposure, so after a shift the trending items are the negatives.
+    viewed_negatives: int = 0
+    popular_negatives: int = 0
+    uniform_negatives: int = 4
     seed: int = 0
 
 
@@ -76,19 +87,20 @@ def viewed_negatives(
     return _labels(pairs["user_id"], pairs["artwork_id"], pairs["label_ts"], 0, VIEWED)
 
 
-def popular_negatives(
+def drawn_negatives(
     positives: pa.Table,
     popularity: pa.Table,
     per_positive: int,
     rng: np.random.Generator,
     exclude: set[tuple[str, str]] | None = None,
+    source: str = POPULAR,
 ) -> pa.Table:
-    """For each positive, `per_positive` artworks drawn by popularity, at the positive's time.
+    """For each positive, `per_positive` artworks drawn by `weight`, at the positive's time.
 
     `popularity` has `artwork_id` and `weight`; draws that hit a pair in `exclude` are dropped.
     """
     if positives.num_rows == 0 or per_positive == 0 or popularity.num_rows == 0:
-        return _labels([], [], [], 0, POPULAR)
+        return _labels([], [], [], 0, source)
     weights = np.asarray(popularity["weight"].to_numpy(zero_copy_only=False), dtype=float)
     draws = rng.choice(
         popularity.num_rows, size=positives.num_rows * per_positive, p=weights / weights.sum()
@@ -106,7 +118,7 @@ def popular_negatives(
         pc.filter(artworks, mask),
         pc.filter(positives["label_ts"].take(pa.array(rows)), mask),
         0,
-        POPULAR,
+        source,
     )
 
 
@@ -124,7 +136,7 @@ def artwork_popularity(events: pa.Table, catalogue: pa.Table) -> pa.Table:
 
 
 def training_labels(events: pa.Table, catalogue: pa.Table, spec: LabelSpec) -> pa.Table:
-    """Positives, viewed negatives and popular negatives, ordered by label time."""
+    """Positives, viewed, popular and uniform negatives, ordered by label time."""
     rng = np.random.default_rng(spec.seed)
     positives = positive_labels(events, spec.positive_events)
     viewed = viewed_negatives(
@@ -133,10 +145,14 @@ def training_labels(events: pa.Table, catalogue: pa.Table, spec: LabelSpec) -> p
     engaged = set(
         zip(positives["user_id"].to_pylist(), positives["artwork_id"].to_pylist(), strict=True)
     )
-    popular = popular_negatives(
+    popular = drawn_negatives(
         positives, artwork_popularity(events, catalogue), spec.popular_negatives, rng, engaged
     )
-    labels = pa.concat_tables([positives, viewed, popular])
+    flat = catalogue.select(["artwork_id"]).append_column(
+        "weight", pa.array(np.ones(catalogue.num_rows))
+    )
+    uniform = drawn_negatives(positives, flat, spec.uniform_negatives, rng, engaged, UNIFORM)
+    labels = pa.concat_tables([positives, viewed, popular, uniform])
     return labels.sort_by([("label_ts", "ascending"), ("user_id", "ascending")])
 
 
@@ -145,12 +161,13 @@ def training_examples(
 ) -> pa.Table:
     """Labels joined to user and artwork features as of each label's time.
 
-    Popular negatives whose artwork had no features at that time (not yet listed) are dropped:
+    Drawn negatives whose artwork had no features at that time (not yet listed) are dropped:
     they are not artworks the user could have been shown.
     """
     joined = point_in_time_join(labels, user_features, "user_id", ttl, prefix="user_")
     joined = point_in_time_join(joined, artwork_features, "artwork_id", ttl, prefix="artwork_")
     unknown = pc.and_(
-        pc.equal(joined["sample_source"], POPULAR), pc.is_null(joined["artwork_feature_date"])
+        pc.is_in(joined["sample_source"], pa.array(DRAWN)),
+        pc.is_null(joined["artwork_feature_date"]),
     )
     return joined.filter(pc.invert(unknown))

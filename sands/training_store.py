@@ -83,6 +83,47 @@ def label_events(
     return events, catalogue, versions
 
 
+def days_holding(
+    positives_by_day: list[int], min_days: int, min_positives: int, max_days: int
+) -> int:
+    """How many of the newest days (counts newest first, one per landing day) to take: at least
+    `min_days`, more until they hold `min_positives` positives, at most `max_days`."""
+    held, days = 0, 0
+    for days, count in enumerate(positives_by_day[:max_days], start=1):
+        held += count
+        if days >= min_days and held >= min_positives:
+            break
+    return max(min(max(days, min_days), max_days), 1)
+
+
+def evidence_days(
+    interactions_uri: str,
+    positive_events: tuple[str, ...],
+    min_days: int,
+    min_positives: int,
+    max_days: int,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[int, int]:
+    """Landing days to label so a sparse history still yields enough positives: the window
+    (see `days_holding`) and the positives it holds."""
+    dataset = _pinned(interactions_uri, storage_options).to_pyarrow_dataset()
+    days = dataset.to_table(columns=[LANDING_DAY_COLUMN]).column(LANDING_DAY_COLUMN)
+    if len(days) == 0:
+        return min_days, 0
+    newest = pc.max(days).as_py()
+    first = newest - timedelta(days=max_days - 1)
+    rows = dataset.to_table(
+        columns=[LANDING_DAY_COLUMN],
+        filter=(pc.field(LANDING_DAY_COLUMN) >= first)
+        & pc.field("event_type").isin(list(positive_events)),
+    )
+    grouped = rows.group_by(LANDING_DAY_COLUMN).aggregate([([], "count_all")]).to_pylist()
+    counts = {row[LANDING_DAY_COLUMN]: row["count_all"] for row in grouped}
+    per_day = [counts.get(newest - timedelta(days=i), 0) for i in range(max_days)]
+    chosen = days_holding(per_day, min_days, min_positives, max_days)
+    return chosen, sum(per_day[:chosen])
+
+
 def feature_rows_since(
     uri: str, since: datetime | None, storage_options: dict[str, str] | None = None
 ) -> tuple[pa.Table, int]:

@@ -126,12 +126,16 @@ def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world):
     assert drift["champion_version"] == 1 and Path(drift["report"]).read_text().count("<svg") > 1
     quality = materialized(result, "champion_performance")
     assert quality["champion_version"] == 1 and quality["ndcg_at_10"] > 0
-    assert quality["age_days"] == 0  # trained before the last label day, which is the newest
+    # Its training labels end where its held-out window starts: the newest day, or earlier on
+    # days too sparse to judge alone (min_eval_positives), and its age counts from there.
+    cutoff = date.fromisoformat(registry().version(1).tags["sands.train_cutoff"][:10])
+    assert quality["age_days"] == (START + timedelta(days=DAYS - 1) - cutoff).days
     assert not result.success  # the blocking gate stops the run before deployed_ranker
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
     assert not gate.passed
     criteria = gate.metadata["criteria"].value
     assert "beats champion | **FAIL**" in criteria
+    assert "beats popularity | **FAIL**" in criteria  # popularity is always a contender
     assert not result.asset_materializations_for_node("deployed_ranker")
     reg = registry()
     assert reg.aliases() == {CHALLENGER: 2, CHAMPION: 1}
@@ -161,3 +165,23 @@ def test_a_history_too_short_for_the_held_out_window_skips_training_without_fail
     assert not result.asset_materializations_for_node("ranker")
     assert not result.asset_materializations_for_node("deployed_ranker")
     assert [int(v.version) for v in registry().versions()] == before
+
+
+def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_passes(world):
+    _, instance, _ = world
+    reg = registry()
+    reg.promote(2, "tests", "drill: the shuffled-label model serves")
+    result = run_model_training(instance)
+    quality = materialized(result, "champion_performance")
+    assert quality["champion_version"] == 2
+    assert quality["popularity_ndcg_at_10"] > quality["ndcg_at_10"]
+    assert quality["positives"] >= 1 and quality["users"] >= 1
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["champion_meets_objective"] is False  # the degradation trigger
+    actions = [(c.action, c.version) for c in reg.history()]
+    guard = actions.index(("serving_policy_popularity", 2))
+    # The retrained challenger beats both the shuffled champion and popularity: it serves again.
+    assert actions[guard + 1 :] == [("gate_promote", 1), ("serving_policy_champion", 1)]
+    assert reg.serving_policy() == "champion" and reg.champion_version() == 1
+    guard_reason = next(c.reason for c in reg.history() if c.action == "serving_policy_popularity")
+    assert guard_reason.startswith("popularity ") and "CI" in guard_reason

@@ -70,8 +70,11 @@ def test_training_data_builds_leak_free_examples_pinned_to_versions_and_fills_th
     positive = by_pair[("u1", "a1", "positive")]
     assert (positive["label"], positive["label_ts"]) == (1, at(2, 10))
     assert (positive["user_score"], positive["artwork_score"]) == (1.0, 5.0)
-    viewed = by_pair[("u1", "a2", "viewed")]
-    assert (viewed["label"], viewed["user_score"], viewed["artwork_score"]) == (0, 1.0, 6.0)
+    # Negatives are uniform catalogue draws at the positive's time (never the positive's own
+    # artwork), with the features of the artwork drawn.
+    drawn = [r for r in examples if r["sample_source"] == "uniform"]
+    assert drawn and all(r["label"] == 0 and r["label_ts"] == at(2, 10) for r in drawn)
+    assert {(r["artwork_id"], r["artwork_score"]) for r in drawn} <= {("a2", 6.0), ("a3", 7.0)}
     assert {r["user_score"] for r in examples} == {1.0}
 
     versions = {"interactions": 1, "artworks": 1, "user_features": 3, "artwork_features": 1}

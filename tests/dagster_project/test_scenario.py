@@ -38,6 +38,7 @@ def _day(i: int, triggers=(), champion=None, frozen=None, pop=None, trained=None
         if champion is not None
         else None,
         champion_ndcg=champion,
+        served_ndcg=champion,
         frozen=1 if frozen is not None else None,
         frozen_ndcg=frozen,
         popularity_ndcg=pop,
@@ -61,9 +62,12 @@ def test_backtest_averages_only_days_with_a_champion_and_a_frozen_model():
 
 
 def test_verdicts_hold_and_break_as_the_scenario_promises():
-    steady = [_day(0, [NEW_DATA]), _day(1)]
-    assert verdicts(steady, Scenario.steady, 1) == [("no retrain on drift", True)]
+    steady = [_day(0, [NEW_DATA], 0.2, 0.2, 0.1), _day(1)]
+    assert [holds for _, holds in verdicts(steady, Scenario.steady, 1)] == [True, True]
     assert verdicts([*steady, _day(2, [DRIFTED])], Scenario.steady, 1)[0][1] is False
+    # What served fell behind popularity: the promise that matters most is broken.
+    behind = [_day(0, [], 0.05, 0.2, 0.1), _day(1)]
+    assert [holds for _, holds in verdicts(behind, Scenario.steady, 1)] == [True, False]
 
     shifted = [
         _day(0),
@@ -71,7 +75,8 @@ def test_verdicts_hold_and_break_as_the_scenario_promises():
         _day(2, [DRIFTED], 0.05, 0.1, 0.1),  # the shift: served by a pre-shift model
         _day(3, [], 0.15, 0.1, 0.1, trained=3),  # trained on labels of day 2 on: new
     ]
-    assert [holds for _, holds in verdicts(shifted, Scenario.taste_shift, 2)] == [True] * 3
+    # After the shift: served 0.05 and 0.15 against popularity's 0.1 and 0.1: level.
+    assert [holds for _, holds in verdicts(shifted, Scenario.taste_shift, 2)] == [True] * 4
     early = [_day(0, [DRIFTED]), *shifted[1:]]
     assert verdicts(early, Scenario.taste_shift, 2)[0][1] is False
     late = [
@@ -81,7 +86,12 @@ def test_verdicts_hold_and_break_as_the_scenario_promises():
         _day(4),
         _day(5, [DRIFTED], 0.1, 0.2, 0.1),
     ]
-    assert [holds for _, holds in verdicts(late, Scenario.taste_shift, 2)] == [True, False, False]
+    assert [holds for _, holds in verdicts(late, Scenario.taste_shift, 2)] == [
+        True,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(

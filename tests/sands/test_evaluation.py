@@ -11,6 +11,7 @@ from sands.evaluation import (
     EvaluationSpec,
     evaluate,
     evaluation_setup,
+    evaluation_split,
     split_time,
     temporal_split,
 )
@@ -98,6 +99,17 @@ def test_the_split_starts_the_last_eval_days_at_midnight():
     assert split_time(EXAMPLES, eval_days=2) == SPLIT
     train, holdout = temporal_split(EXAMPLES, SPLIT)
     assert (train.num_rows, holdout.num_rows) == (2, 5)
+
+
+def test_the_evaluation_window_grows_until_it_holds_enough_positives():
+    # Positives per label day, newest first: 09-06: 2, 09-05: 1, 09-04: 1.
+    day = lambda d: datetime(2026, 9, d, tzinfo=UTC)  # noqa: E731
+    assert evaluation_split(EXAMPLES, 1, 2, 7) == (day(6), 2)
+    assert evaluation_split(EXAMPLES, 1, 3, 7) == (day(5), 3)
+    # Never every day: the oldest label day is left to train on.
+    assert evaluation_split(EXAMPLES, 1, 100, 7) == (day(5), 3)
+    assert evaluation_split(EXAMPLES, 1, 100, 1) == (day(6), 2)
+    assert evaluation_split(EXAMPLES, 2, 0, 7) == (day(5), 3)
 
 
 def test_users_and_catalogue_are_taken_as_of_the_split():

@@ -135,3 +135,16 @@ def test_reading_the_log_back_matches_what_was_published_and_sees_dropped_entiti
     # A snapshot the log does not hold (not published) and one without b (b dropped).
     assert check_log(uri, snapshot(1, {"a": 9.0, "b": 2.0}), "user_id").unmatched == 1
     assert check_log(uri, snapshot(1, {"a": 1.0}), "user_id") == LogCheck(0, 1)
+
+
+def test_a_feature_added_later_extends_the_log_and_restates_rebuilt_rows(uri):
+    publish_snapshots(uri, snapshot(1, {"a": 1.0}), "user_id", RESTATED_AT)
+    wider = snapshot(1, {"a": 1.0}).append_column("style_share_1d", pa.array([0.25]))
+    outcome = publish_snapshots(uri, wider, "user_id", RESTATED_AT)
+    assert (outcome.rows_appended, outcome.rows_restated) == (1, 1)
+    rows = DeltaTable(uri).to_pyarrow_table().sort_by("created_ts")
+    assert rows["style_share_1d"].to_pylist() == [None, 0.25]
+    latest, _ = latest_snapshot(uri, "user_id")
+    assert latest["style_share_1d"].to_pylist() == [0.25]
+    again = publish_snapshots(uri, wider, "user_id", RESTATED_AT)
+    assert not again.committed

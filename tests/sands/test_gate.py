@@ -1,20 +1,30 @@
-"""The promotion gate on hand-made evaluations: pass, fail, first model, floors, slices."""
+"""The promotion gate on hand-made evaluations: pass, fail, first model, floors, slices,
+popularity always a contender, and gains that must exceed chance."""
+
+import numpy as np
 
 from sands.behaviour import BehaviourResult
 from sands.evaluation import Evaluation, SliceResult
 from sands.gate import GateRules, decide, slice_regressions
 
 GOOD_BEHAVIOUR = [BehaviourResult("invariance", True, 0.0, "no change")]
+# Per-user NDCG around each evaluation's mean: the same user-level pattern for every model, so
+# paired gains are exactly the difference of means unless a test adds its own noise.
+PATTERN = np.tile([-0.05, 0.05], 50)
 
 
-def evaluation(name: str, ndcg: float, auc: float = 0.75, slices=()) -> Evaluation:
+def evaluation(
+    name: str, ndcg: float, auc: float = 0.75, slices=(), noise: np.ndarray | None = None
+) -> Evaluation:
+    per_user = ndcg + PATTERN + (0 if noise is None else noise)
     return Evaluation(
         name=name,
-        overall={"ndcg_at_10": ndcg, "users": 100.0},
+        overall={"ndcg_at_10": ndcg, "users": 100.0, "positives": 120.0},
         pointwise={"auc": auc},
         reliability=[],
         slices=[SliceResult(d, v, users, s, 0.0) for d, v, users, s in slices],
         by_day=[],
+        user_ndcg={f"u{i}": float(v) for i, v in enumerate(per_user)},
     )
 
 
@@ -34,7 +44,33 @@ def test_a_challenger_beating_the_champion_by_the_margin_passes():
         GOOD_BEHAVIOUR,
         RULES,
     )
-    assert decision.passed and decision.reference == "champion"
+    assert decision.passed and decision.reference == "champion and popularity"
+    assert "100 users, 120 positives" in decision.criteria[0].detail
+
+
+def test_beating_the_champion_is_not_enough_when_popularity_is_better():
+    # After a change of taste: the old champion fell behind popularity, and so does the new one.
+    decision = decide(
+        evaluation("challenger", 0.10),
+        evaluation("champion", 0.07),
+        evaluation("popularity", 0.20, auc=0.5),
+        GOOD_BEHAVIOUR,
+        RULES,
+    )
+    assert not decision.passed and failed(decision) == {"beats popularity"}
+    assert "ndcg_at_10 0.1000 vs popularity 0.2000" in decision.reasons[0]
+
+
+def test_a_gain_within_chance_is_not_promoted():
+    # The mean is 0.012 higher, but one user in ten swings by +-0.5: the interval spans zero.
+    rng = np.random.default_rng(4)
+    swings = np.where(rng.random(100) < 0.1, rng.choice([-0.5, 0.5], 100), 0.0)
+    noisy = evaluation("challenger", 0.122, noise=swings - swings.mean())
+    decision = decide(noisy, evaluation("champion", 0.110), BASELINE, GOOD_BEHAVIOUR, RULES)
+    assert failed(decision) == {"beats champion"}
+    assert "CI" in decision.reasons[0]
+    means_only = GateRules(min_improvement=0.005, confidence=0.0)
+    assert decide(noisy, evaluation("champion", 0.110), BASELINE, GOOD_BEHAVIOUR, means_only).passed
 
 
 def test_a_challenger_within_the_margin_of_the_champion_fails():
@@ -53,6 +89,9 @@ def test_the_first_model_is_held_to_the_popularity_baseline():
     assert decide(evaluation("challenger", 0.09), None, BASELINE, GOOD_BEHAVIOUR, RULES).passed
     weak = decide(evaluation("challenger", 0.07), None, BASELINE, GOOD_BEHAVIOUR, RULES)
     assert not weak.passed and weak.reference == "popularity"
+    assert decide(
+        evaluation("challenger", 0.09), None, BASELINE, GOOD_BEHAVIOUR, RULES
+    ).reference == ("popularity")
     assert failed(weak) == {"beats popularity"}
 
 

@@ -64,3 +64,16 @@ def test_reliability_curve_bins_by_predicted_probability():
     assert curve[1].mean_predicted == pytest.approx(0.135)
     assert curve[1].observed_rate == 0.5
     assert curve[2].observed_rate == 1.0
+
+
+def test_paired_gain_uses_common_users_and_its_interval_covers_the_mean():
+    mine = {"a": 0.5, "b": 0.3, "c": 0.4, "only-mine": 1.0}
+    theirs = {"a": 0.4, "b": 0.2, "c": 0.3, "only-theirs": 0.0}
+    gain = metrics.paired_gain(mine, theirs)
+    # Every common user gains exactly 0.1: the interval collapses onto it.
+    assert gain.users == 3 and gain.mean == pytest.approx(0.1)
+    assert gain.low == pytest.approx(0.1) and gain.high == pytest.approx(0.1)
+    assert gain.significant()
+    mixed = metrics.paired_gain({"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0})
+    assert mixed.mean == 0 and mixed.low < 0 < mixed.high and not mixed.significant()
+    assert metrics.paired_gain({}, {"a": 1.0}).users == 0

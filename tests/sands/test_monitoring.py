@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sands.metrics import paired_gain
 from sands.monitoring import (
     Objective,
     QualityVerdict,
@@ -15,6 +16,7 @@ from sands.monitoring import (
     recent_window,
     render_drift_html,
 )
+from sands.monitoring_run import evidence_days
 from tests.models import planted_examples
 
 
@@ -133,3 +135,57 @@ def test_compare_judges_columns_by_the_rule_it_is_given():
     assert all(0 < c.p_value <= 1 for c in calibrated.all_columns() if c.method != "empty")
     again = compare(reference, same, scores, np.zeros(same.num_rows))
     assert again.markdown() == calibrated.markdown()
+
+
+def test_the_guard_needs_popularity_ahead_by_the_margin_and_beyond_chance():
+    objective = Objective(guard_margin=0.01, guard_confidence=0.9)
+    users = [f"u{i}" for i in range(60)]
+
+    def verdict(champion: list[float], popularity: list[float]) -> QualityVerdict:
+        mine, theirs = (
+            dict(zip(users, champion, strict=True)),
+            dict(zip(users, popularity, strict=True)),
+        )
+        return QualityVerdict(
+            "2026-09-14",
+            float(np.mean(champion)),
+            float(np.mean(popularity)),
+            len(users),
+            1,
+            objective,
+            positives=70,
+            popularity_gain=paired_gain(theirs, mine, 0.9),
+        )
+
+    clearly = verdict([0.05] * 60, [0.20] * 60)
+    assert clearly.popularity_should_serve
+    assert "gain +0.1500" in clearly.guard_reason() and "60 users, 70 positives" in clearly.reason()
+    # Ahead on average, but within the margin: the champion keeps serving.
+    assert not verdict([0.10] * 60, [0.105] * 60).popularity_should_serve
+    # Ahead by a lot on a few users only: chance, not evidence.
+    lucky = [0.0] * 59 + [1.0]
+    assert not verdict([0.01] * 60, lucky).popularity_should_serve
+    assert not QualityVerdict("d", 0.1, 0.2, 0, 1, objective).popularity_should_serve
+
+
+def test_evidence_days_reach_back_from_the_newest_after_the_cutoff():
+    # Positives per day: 09-01: 3, 09-02: 0 (negatives only), 09-03: 1, 09-04: 2.
+    rows = [(1, 1), (1, 1), (1, 1), (2, 0), (3, 1), (3, 0), (4, 1), (4, 1)]
+    examples = pa.table(
+        {
+            "label": pa.array([label for _, label in rows], pa.int8()),
+            "label_ts": pa.array(
+                [datetime(2026, 9, d, 12, tzinfo=UTC) for d, _ in rows], pa.timestamp("us", "UTC")
+            ),
+        }
+    )
+    assert evidence_days(examples, None, 2, 7) == [date(2026, 9, 4)]
+    # Days without positives are skipped, not counted.
+    assert evidence_days(examples, None, 4, 7) == [
+        date(2026, 9, 4),
+        date(2026, 9, 3),
+        date(2026, 9, 1),
+    ]
+    cutoff = datetime(2026, 9, 3, tzinfo=UTC)
+    assert evidence_days(examples, cutoff, 100, 7) == [date(2026, 9, 4), date(2026, 9, 3)]
+    assert evidence_days(examples, cutoff, 100, 1) == [date(2026, 9, 4)]

@@ -249,3 +249,31 @@ def test_the_log_survives_kill_9_with_every_flushed_impression(tmp_path: Path) -
     assert row["user_id"] == USERS_WITH_FEATURES[0] and row["arm"] == CHAMPION
     assert [i["artwork_id"] for i in row["items"]] == [i["artwork_id"] for i in early[0]["items"]]
     assert [i["position"] for i in row["items"]] == list(range(1, 11))
+
+
+def test_the_serving_guard_switches_the_champion_arm_to_popularity_and_back(
+    server: Server,
+) -> None:
+    registry = registry_for(server.paths)
+
+    def strategy() -> str:
+        with server.client() as client:
+            return client.get("/recommendations/u000", params={"k": 5}).json()["strategy"]
+
+    def wait_for(expected: str) -> str:
+        deadline, seen = time.monotonic() + 30, strategy()
+        while seen != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = strategy()
+        return seen
+
+    assert wait_for("ranked") == "ranked"
+    registry.set_serving_policy("popularity", "test", "popularity beat the champion")
+    assert wait_for("popularity") == "popularity"
+    # A champion that passes the gate serves again, with no human switching the guard off.
+    version = register(registry, seed=21, promote=True)
+    assert registry.serving_policy() == "champion"
+    assert wait_for("ranked") == "ranked"
+    actions = [c.action for c in registry.history()]
+    assert actions[-3:] == ["serving_policy_popularity", "promote", "serving_policy_champion"]
+    assert registry.champion_version() == version

@@ -10,10 +10,11 @@ import pyarrow as pa
 from sands.training_set import (
     POPULAR,
     POSITIVE,
+    UNIFORM,
     VIEWED,
     LabelSpec,
     artwork_popularity,
-    popular_negatives,
+    drawn_negatives,
     positive_labels,
     training_examples,
     training_labels,
@@ -88,7 +89,7 @@ def test_viewed_negatives_are_views_never_converted_on_at_the_first_view():
 def test_popular_negatives_follow_popularity_skip_engaged_pairs_and_take_the_positive_time():
     positives = positive_labels(EVENTS, ("favourite", "purchase"))
     popularity = pa.table({"artwork_id": ["a1", "hot", "cold"], "weight": [1.0, 1000.0, 0.0]})
-    drawn = popular_negatives(
+    drawn = drawn_negatives(
         positives, popularity, 50, np.random.default_rng(1), exclude={("u1", "a1")}
     )
     assert set(drawn["artwork_id"].to_pylist()) <= {"a1", "hot"}
@@ -119,12 +120,29 @@ def test_popularity_counts_views_plus_one_over_the_catalogue():
 
 def test_training_labels_mix_sources_in_label_time_order_reproducibly():
     catalogue = pa.table({"artwork_id": ["a1", "a2", "a3"]})
-    spec = LabelSpec(viewed_negatives=1, popular_negatives=1, seed=3)
+    spec = LabelSpec(viewed_negatives=1, popular_negatives=1, uniform_negatives=3, seed=3)
     first = training_labels(EVENTS, catalogue, spec)
     assert first.equals(training_labels(EVENTS, catalogue, spec))
     assert first["label_ts"].to_pylist() == sorted(first["label_ts"].to_pylist())
-    assert set(first["sample_source"].to_pylist()) <= {POSITIVE, VIEWED, POPULAR}
+    sources = first["sample_source"].to_pylist()
+    assert set(sources) <= {POSITIVE, VIEWED, POPULAR, UNIFORM}
     assert first["label"].to_pylist().count(1) == 2
+    # Uniform draws: 3 per positive minus those that hit the user's own conversion.
+    assert 0 < sources.count(UNIFORM) <= 6
+
+
+def test_uniform_negatives_ignore_popularity():
+    positives = positive_labels(EVENTS, ("favourite", "purchase"))
+    spec = LabelSpec(viewed_negatives=0, popular_negatives=0, uniform_negatives=400, seed=0)
+    catalogue = pa.table({"artwork_id": ["a1", "a2", "a3", "cold"]})
+    labels = training_labels(EVENTS, catalogue, spec)
+    drawn = labels.filter(pa.array([v == 0 for v in labels["label"].to_pylist()]))
+    counts = {a: drawn["artwork_id"].to_pylist().count(a) for a in ("a1", "a2", "a3", "cold")}
+    # 400 draws per positive over 4 artworks, about 100 each; the draws that hit the user's own
+    # conversion (u1/a1, u2/a2) are dropped. The never-viewed "cold" is drawn like the rest.
+    assert positives.num_rows == 2
+    assert all(60 < counts[a] < 140 for a in ("a1", "a2")), counts
+    assert all(160 < counts[a] < 240 for a in ("a3", "cold")), counts
 
 
 def feature_log(key: str, rows: list[tuple[str, datetime, datetime, float]]) -> pa.Table:

@@ -1,5 +1,7 @@
 -- One feature vector per listed artwork and feature date: popularity and conversion over trailing
--- windows, plus content attributes, as known at the end of that day.
+-- windows, plus content attributes, as known at the end of that day; and what is trending: the
+-- share of the marketplace's conversions (favourites and purchases) that went to the artwork's
+-- style and medium over the last day and week.
 {{ config(unique_key='feature_date', partition_by=('feature_date' if target.type == 'spark' else none)) }}
 
 {%- set windows = var('feature_windows') %}
@@ -27,7 +29,35 @@ listed as (
     inner join {{ ref('stg_artworks') }} as w
         on w.created_ts < {{ feature_ts('d.feature_date') }}
         and {{ current_at('w', feature_ts('d.feature_date')) }}
-)
+),
+
+{%- set trend_windows = [1, 7] %}
+{%- for attribute in ['style', 'medium'] %}
+
+{{ attribute }}_conversions as (
+    select
+        w.feature_date,
+        w.{{ attribute }},
+        {%- for days in trend_windows %}
+        cast(sum(coalesce(a.n_favourite_{{ days }}d, 0) + coalesce(a.n_purchase_{{ days }}d, 0)) as {{ dbt.type_bigint() }})
+            as conversions_{{ days }}d{{ "," if not loop.last }}
+        {%- endfor %}
+    from listed as w
+    inner join activity as a on w.feature_date = a.feature_date and w.artwork_id = a.artwork_id
+    group by w.feature_date, w.{{ attribute }}
+),
+
+{{ attribute }}_shares as (
+    select
+        feature_date,
+        {{ attribute }},
+        {%- for days in trend_windows %}
+        {{ safe_ratio('conversions_' ~ days ~ 'd', 'sum(conversions_' ~ days ~ 'd) over (partition by feature_date)') }}
+            as share_{{ days }}d{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ attribute }}_conversions
+){{ "," if not loop.last }}
+{%- endfor %}
 
 select
     w.artwork_id,
@@ -53,6 +83,15 @@ select
     w.medium,
     w.artist_id,
     {{ list_length('w.colours') }} as n_colours,
-    {{ list_length('w.tags') }} as n_tags
+    {{ list_length('w.tags') }} as n_tags,
+    {%- for attribute in ['style', 'medium'] %}
+    {%- for days in trend_windows %}
+    coalesce({{ attribute }}_shares.share_{{ days }}d, 0.0) as {{ attribute }}_conversion_share_{{ days }}d{{ "," if not loop.last }}
+    {%- endfor %}{{ "," if not loop.last }}
+    {%- endfor %}
 from listed as w
 left join activity as a on w.feature_date = a.feature_date and w.artwork_id = a.artwork_id
+left join style_shares
+    on w.feature_date = style_shares.feature_date and w.style = style_shares.style
+left join medium_shares
+    on w.feature_date = medium_shares.feature_date and w.medium = medium_shares.medium

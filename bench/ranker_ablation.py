@@ -1,0 +1,173 @@
+"""Which negatives and which input groups earn their place in the ranker, measured offline.
+
+On a simulated history built once (`bench.history`), every evaluated day is judged as the loop
+judges a challenger: the training set is the last 7 label days, the ranker trains on all but the
+newest, and the newest day is ranked over the full catalogue (NDCG@10) beside 7-day popularity.
+Variants change one thing: the negative mix, or a left-out input group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One training recipe: negatives per positive and input columns left out."""
+
+    name: str
+    viewed: int
+    popular: int
+    uniform: int
+    excluded: tuple[str, ...] = ()
+    half_life_days: float | None = 1.5
+
+
+def variants() -> list[Variant]:
+    from sands.ranking import SHARE_FEATURES, TREND_FEATURES
+
+    trends = (*TREND_FEATURES, *SHARE_FEATURES)
+    return [
+        Variant("2 viewed + 2 popular, no trend inputs (before)", 2, 2, 0, trends),
+        Variant("2 viewed + 2 popular", 2, 2, 0),
+        Variant("2 viewed + 4 uniform", 2, 0, 4),
+        Variant("1 viewed + 4 uniform", 1, 0, 4),
+        Variant("4 uniform", 0, 0, 4),
+        Variant("8 uniform", 0, 0, 8),
+        Variant("4 uniform, no artwork trend inputs", 0, 0, 4, TREND_FEATURES),
+        Variant("4 uniform, no style/medium share inputs", 0, 0, 4, SHARE_FEATURES),
+        Variant("4 uniform, neither", 0, 0, 4, trends),
+    ]
+
+
+@dataclass
+class Lake:
+    """A built history's events, catalogue and feature logs, read once."""
+
+    events: pa.Table
+    catalogue: pa.Table
+    users: pa.Table
+    artworks: pa.Table
+
+
+def read_lake(home: str) -> Lake:
+    from sands import lake
+    from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN
+    from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
+    from sands.training_store import LABEL_EVENT_COLUMNS
+
+    root = str(Path(home, "lake"))
+    bronze = Path(root, "bronze")
+    events = lake.open_table(str(bronze / INTERACTIONS.name)).to_pyarrow_table(
+        columns=[*LABEL_EVENT_COLUMNS, LANDING_DAY_COLUMN]
+    )
+    catalogue = lake.open_table(str(bronze / ARTWORKS.name)).to_pyarrow_table(
+        columns=["artwork_id"]
+    )
+    return Lake(
+        events=events,
+        catalogue=catalogue,
+        users=lake.open_table(USER_FEATURES.uri(root)).to_pyarrow_table(),
+        artworks=lake.open_table(ARTWORK_FEATURES.uri(root)).to_pyarrow_table(),
+    )
+
+
+def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[str, float]:
+    """NDCG@10 of the variant and of popularity on `day`, trained on the label days before."""
+    from sands.contract import LANDING_DAY_COLUMN
+    from sands.evaluation import (
+        PRIMARY,
+        EvaluationSpec,
+        PopularityRecommender,
+        RankerRecommender,
+        evaluate,
+        evaluation_setup,
+        temporal_split,
+    )
+    from sands.ranking import RankerParams, train_ranker
+    from sands.training_set import LabelSpec, training_examples, training_labels
+
+    first = day - timedelta(days=label_days - 1)
+    landed = data.events[LANDING_DAY_COLUMN]
+    window = pc.and_(pc.greater_equal(landed, first), pc.less_equal(landed, day))
+    events = data.events.filter(window).drop_columns([LANDING_DAY_COLUMN])
+    spec = LabelSpec(
+        viewed_negatives=variant.viewed,
+        popular_negatives=variant.popular,
+        uniform_negatives=variant.uniform,
+    )
+    labels = training_labels(events, data.catalogue, spec)
+    examples = training_examples(labels, data.users, data.artworks, timedelta(hours=48))
+    split = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    train, _ = temporal_split(examples, split)
+    params = replace(
+        RankerParams(), excluded_features=variant.excluded, half_life_days=variant.half_life_days
+    )
+    model = train_ranker(train, None, params)
+    setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
+    ranked = evaluate(RankerRecommender("ranker", model), setup).overall
+    popular = evaluate(PopularityRecommender(), setup).overall
+    return {"ranker": ranked[PRIMARY], "popularity": popular[PRIMARY], "users": ranked["users"]}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench ranker_ablation")
+    parser.add_argument("--events-per-day", type=int, default=20_000)
+    parser.add_argument("--warmup-days", type=int, default=28)
+    parser.add_argument("--days", type=int, default=10, help="days after the warm-up")
+    parser.add_argument("--shift-day", type=int, default=3, help="change day, after warm-up")
+    parser.add_argument("--scenarios", nargs="+", default=["steady", "taste-shift"])
+    parser.add_argument("--judge", nargs="+", type=int, help="played day indexes to judge")
+    parser.add_argument("--only", nargs="+", help="variant names to run (default: all)")
+    parser.add_argument("--homes", default=tempfile.gettempdir(), help="where histories live")
+    args = parser.parse_args(argv)
+    from bench.history import build_history
+
+    console = Console()
+    chosen = [v for v in variants() if not args.only or v.name in args.only]
+    judged = args.judge or list(range(args.shift_day, args.days))
+    results: dict[tuple[str, str], list[float]] = {}
+    popularity: dict[str, list[float]] = {}
+    for scenario in args.scenarios:
+        home = str(Path(args.homes, f"sands-quality-{scenario}-{args.events_per_day}"))
+        started = time.perf_counter()
+        history = build_history(
+            home,
+            scenario,
+            args.warmup_days + args.days,
+            args.warmup_days + args.shift_day,
+            args.events_per_day,
+        )
+        console.print(f"{scenario}: history in {home} ({time.perf_counter() - started:.0f} s)")
+        data = read_lake(home)
+        for index in judged:
+            day = history.day(args.warmup_days + index)
+            for variant in chosen:
+                scores = judge_day(data, day, variant)
+                results.setdefault((scenario, variant.name), []).append(scores["ranker"])
+                console.print(
+                    f"{scenario} {day} {variant.name}: {scores['ranker']:.4f} "
+                    f"(popularity {scores['popularity']:.4f}, {scores['users']:.0f} users)"
+                )
+            popularity.setdefault(scenario, []).append(scores["popularity"])
+    table = Table("variant", *[f"{s} NDCG@10" for s in args.scenarios], title="ranker ablation")
+    table.add_row("popularity (7 days)", *[f"{np.mean(popularity[s]):.4f}" for s in args.scenarios])
+    for variant in chosen:
+        cells = []
+        for scenario in args.scenarios:
+            mean = float(np.mean(results[(scenario, variant.name)]))
+            cells.append(f"{mean:.4f} ({mean / np.mean(popularity[scenario]):.2f}x)")
+        table.add_row(variant.name, *cells)
+    console.print(table)
+    console.print(f"days judged: played days {judged} of {args.days}, after {args.warmup_days}")
