@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
     Config,
@@ -31,6 +32,7 @@ from sands import lake as lake_tables
 from sands import model_store
 from sands.contract import ARTWORKS, INTERACTIONS
 from sands.evaluation import (
+    HOLDOUT_UNTIL_TAG,
     evaluation_split,
     label_day_count,
     popularity_scores,
@@ -393,6 +395,7 @@ def ranker(
     train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
     tags = lineage_tags(training_version, sources.as_dict(), segments_version, context.run.run_id)
     tags["sands.train_cutoff"] = cutoff.isoformat()
+    tags[HOLDOUT_UNTIL_TAG] = pc.max(examples["label_ts"]).as_py().date().isoformat()
     tags["sands.shuffled_labels"] = str(config.shuffle_labels).lower()
     version = registry.open().register_ranker(
         model,

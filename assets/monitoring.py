@@ -201,10 +201,15 @@ class QualityConfig(Config):
     guard_margin: float = Field(
         default=Objective.guard_margin,
         ge=0,
-        description="NDCG@10 popularity must lead the champion by (absolute, besides the "
-        "paired bootstrap interval lying above zero).",
+        description="NDCG@10 by which popularity must lead the champion for popularity to serve.",
     )
-    guard_confidence: float = Field(default=Objective.guard_confidence, gt=0, lt=1)
+    guard_confidence: float = Field(
+        default=Objective.guard_confidence,
+        gt=0,
+        lt=1,
+        description="The champion serves again when its lead over popularity is significant at "
+        "this level (paired bootstrap), or when a new champion passes the gate.",
+    )
 
     def objective(self) -> Objective:
         return Objective(
@@ -222,12 +227,10 @@ def guard_serving(registry: Registry, verdict: QualityVerdict, actor: str) -> st
     """Move the champion arm to popularity while popularity is clearly better, and back when the
     champion is clearly better again; what the champion arm serves now."""
     policy = registry.serving_policy()
-    gain = verdict.popularity_gain
     if verdict.popularity_should_serve:
         registry.set_serving_policy(POPULARITY_POLICY, actor, verdict.guard_reason())
         return POPULARITY_POLICY
-    champion_leads = gain is not None and gain.users > 0 and gain.high < 0
-    if policy == POPULARITY_POLICY and champion_leads:
+    if policy == POPULARITY_POLICY and verdict.champion_clearly_better:
         registry.set_serving_policy(CHAMPION_POLICY, actor, verdict.guard_reason())
         return CHAMPION_POLICY
     return policy

@@ -13,7 +13,7 @@ from assets.automation import DRIFTED
 from dagster_project.loop import Loop, TickOutcome
 from dagster_project.runner import failed_only_on_reference_budget, instance_for
 from sands.aliases import POPULARITY_POLICY
-from sands.backtest import backtest, score
+from sands.backtest import score
 from sands.evaluation import EvaluationSpec
 from sands.monitoring_run import latest_day_ndcg
 from sands.partitions import home_partition_range
@@ -232,9 +232,8 @@ def verdicts(
 ) -> list[tuple[str, bool]]:
     """The scenario's promises, each with whether this play kept it."""
     drift_days = [i for i, r in enumerate(records) if DRIFTED in r.triggers]
-    served, popular = _served_and_popularity(
-        records[shift:] if scenario is not Scenario.steady else records
-    )
+    judged = records if scenario is Scenario.steady else records[shift:]
+    served, popular = _means(judged, "popularity_ndcg")
     never_worse = (
         "what served scored at least popularity's NDCG@10 on the labelled days "
         + ("played" if scenario is Scenario.steady else "from the change on"),
@@ -243,9 +242,7 @@ def verdicts(
     if scenario is Scenario.steady:
         return [("no retrain on drift", not drift_days), never_worse]
     window = range(shift, shift + within_days)
-    # The new champions: trained on labels from the shift on; the days they served.
-    changed = records[shift].day if shift < len(records) else "9999"
-    after = backtest([r for r in records[shift:] if (r.serving_trained_until or "") > changed])
+    served, frozen = _means(judged, "frozen_ndcg")
     return [
         ("no retrain on drift before the shift", all(i >= shift for i in drift_days)),
         (
@@ -253,20 +250,20 @@ def verdicts(
             any(i in window for i in drift_days),
         ),
         (
-            "champions trained after the shift beat the frozen pre-shift model on the days "
-            "they served",
-            after is not None and after.champion > after.frozen,
+            "what served from the change on (retrained champions, or popularity while the guard "
+            "held) beat the model frozen before it",
+            served is not None and served > frozen,
         ),
         never_worse,
     ]
 
 
-def _served_and_popularity(records: list[DayRecord]) -> tuple[float | None, float | None]:
-    """Mean NDCG@10 of what served and of popularity over the days both were scored."""
+def _means(records: list[DayRecord], other: str) -> tuple[float | None, float | None]:
+    """Mean NDCG@10 of what served and of `other` over the days both were scored."""
     pairs = [
-        (r.served_ndcg, r.popularity_ndcg)
+        (r.served_ndcg, getattr(r, other))
         for r in records
-        if r.served_ndcg is not None and r.popularity_ndcg is not None
+        if r.served_ndcg is not None and getattr(r, other) is not None
     ]
     if not pairs:
         return None, None

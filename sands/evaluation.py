@@ -24,6 +24,9 @@ from sands.ranking import RankerModel
 from sands.segments import SegmentModel
 
 PRIMARY = "ndcg_at_10"
+# Registry tag: the newest label day a version's gate judged it on. Monitoring judges it on later
+# days only: it was promoted *because* it did well on those, so they flatter it.
+HOLDOUT_UNTIL_TAG = "sands.holdout_until"
 USER_DIMENSIONS = ("segment", "user_type", "country")
 ITEM_DIMENSION = "artwork_style"
 
@@ -116,8 +119,8 @@ def evaluation_split(
     examples: pa.Table, min_days: int, min_positives: int, max_days: int
 ) -> tuple[datetime, int]:
     """The split holding out the newest label days: at least `min_days`, more until the held-out
-    days hold `min_positives` positives, at most `max_days`, and never every day (something
-    must be left to train on). Returns the split and the positives held out."""
+    days hold `min_positives` positives, at most `max_days` and at most half the label days (the
+    rest must be enough to train on). Returns the split and the positives held out."""
     from sands.training_store import days_holding
 
     labelled = examples.filter(pc.equal(examples["label"], 1))
@@ -129,7 +132,8 @@ def evaluation_split(
         raise ValueError("no training examples to split")
     span = (last.date() - first.date()).days + 1
     per_day = [counts.get(last.date() - timedelta(days=i), 0) for i in range(span)]
-    held = days_holding(per_day, min_days, min_positives, max(min(max_days, span - 1), 1))
+    # At most half the label days: a young history must keep enough to train on.
+    held = days_holding(per_day, min_days, min_positives, max(min(max_days, span // 2), 1))
     return split_time(examples, held), sum(per_day[:held])
 
 

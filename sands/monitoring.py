@@ -336,8 +336,10 @@ class Objective:
     # they hold this many positives (one sparse day is too few to judge), at most `max_days`.
     min_positives: int = 300
     max_days: int = 7
-    # The serving guard: popularity serves when it beats the champion by more than the margin
-    # and the paired bootstrap interval of its per-user gain lies above zero at this level.
+    # The serving guard: popularity serves as soon as it leads the champion by more than the
+    # margin on the evidence window (a cheap, reversible switch to the safe baseline); the
+    # champion returns only when its own lead is significant at this level (paired bootstrap),
+    # or a new champion passes the gate. The asymmetry keeps noisy days from flip-flopping.
     guard_margin: float = 0.0
     guard_confidence: float = 0.9
 
@@ -372,11 +374,17 @@ class QualityVerdict:
 
     @property
     def popularity_should_serve(self) -> bool:
-        """Popularity beats the champion by the guard margin, beyond chance."""
+        """Popularity leads the champion by more than the guard margin."""
         gain = self.popularity_gain
         if gain is None or not gain.users:
             return False
-        return gain.mean > self.objective.guard_margin and gain.significant()
+        return gain.mean > self.objective.guard_margin
+
+    @property
+    def champion_clearly_better(self) -> bool:
+        """The champion leads popularity beyond chance (the whole interval below zero)."""
+        gain = self.popularity_gain
+        return gain is not None and gain.users > 0 and gain.high < 0
 
     def evidence(self) -> str:
         return f"{self.users} users, {self.positives} positives over {self.days} label day(s)"

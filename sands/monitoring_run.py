@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from sands.drift import DriftRule
 from sands.evaluation import (
+    HOLDOUT_UNTIL_TAG,
     PRIMARY,
     Evaluation,
     EvaluationSetup,
@@ -162,8 +163,15 @@ def champion_quality(
     if champion is None:
         return None
     examples, _, sources = read_training_set(lake_root, None, storage_options)
-    cutoff = datetime.fromisoformat(registry.version(champion).tags["sands.train_cutoff"])
-    days = evidence_days(examples, cutoff, objective.min_positives, objective.max_days)
+    tags = registry.version(champion).tags
+    cutoff = datetime.fromisoformat(tags["sands.train_cutoff"])
+    days = []
+    if HOLDOUT_UNTIL_TAG in tags:
+        # Days its gate never saw: on its own holdout it was selected for doing well.
+        unseen = date.fromisoformat(tags[HOLDOUT_UNTIL_TAG]) + timedelta(days=1)
+        after = datetime.combine(unseen, time(), tzinfo=UTC)
+        days = evidence_days(examples, after, objective.min_positives, objective.max_days)
+    days = days or evidence_days(examples, cutoff, objective.min_positives, objective.max_days)
     # A champion older than every labelled day: judge it on the newest ones all the same.
     days = days or evidence_days(examples, None, objective.min_positives, objective.max_days)
     model = registry.load_ranker(champion)

@@ -177,6 +177,20 @@ def test_artwork_popularity_conversion_and_content(built):
     assert (a2_2["n_view_7d"], a2_2["n_favourite_7d"], a2_2["favourite_rate_7d"]) == (2, 1, 0.5)
 
 
+def test_style_and_medium_shares_of_the_marketplace_conversions(built):
+    paths, _ = built
+    works = rows(paths, ARTWORK_FEATURES, "artwork_id")
+    a1, a2 = works[("a1", DAY1)], works[("a2", DAY1)]
+    # Day 1's one conversion was a1's purchase: cubism (and oil) took all of it, pop-art none.
+    assert (a1["style_conversion_share_1d"], a1["medium_conversion_share_1d"]) == (1.0, 1.0)
+    assert (a2["style_conversion_share_1d"], a2["style_conversion_share_7d"]) == (0.0, 0.0)
+    # Day 2: no conversion that day (the late favourite counts on day 1's date); over the week
+    # a1's purchase and a2's favourite split it evenly.
+    a1_2, a2_2 = works[("a1", DAY2)], works[("a2", DAY2)]
+    assert (a1_2["style_conversion_share_1d"], a1_2["style_conversion_share_7d"]) == (0.0, 0.5)
+    assert a2_2["style_conversion_share_7d"] == 0.5
+
+
 def test_feature_materializations_record_version_rows_and_schema_hash(built):
     _, result = built
     events = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}

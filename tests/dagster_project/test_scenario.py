@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from assets.automation import DRIFTED, NEW_DATA
 from dagster_project.runner import instance_for
-from dagster_project.scenario import DayRecord, backtest, play, verdicts
+from dagster_project.scenario import DayRecord, play, verdicts
+from sands.backtest import backtest
 from sands.cli import app
 from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
 
@@ -73,9 +74,10 @@ def test_verdicts_hold_and_break_as_the_scenario_promises():
         _day(0),
         _day(1, [NEW_DATA], 0.2, 0.2, 0.1),
         _day(2, [DRIFTED], 0.05, 0.1, 0.1),  # the shift: served by a pre-shift model
-        _day(3, [], 0.15, 0.1, 0.1, trained=3),  # trained on labels of day 2 on: new
+        _day(3, [], 0.2, 0.1, 0.1, trained=3),  # trained on labels of day 2 on: new
     ]
-    # After the shift: served 0.05 and 0.15 against popularity's 0.1 and 0.1: level.
+    # After the shift: served 0.05 and 0.2 against the frozen model's and popularity's 0.1 and
+    # 0.1: ahead of both on average.
     assert [holds for _, holds in verdicts(shifted, Scenario.taste_shift, 2)] == [True] * 4
     early = [_day(0, [DRIFTED]), *shifted[1:]]
     assert verdicts(early, Scenario.taste_shift, 2)[0][1] is False

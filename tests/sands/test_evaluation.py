@@ -105,11 +105,21 @@ def test_the_evaluation_window_grows_until_it_holds_enough_positives():
     # Positives per label day, newest first: 09-06: 2, 09-05: 1, 09-04: 1.
     day = lambda d: datetime(2026, 9, d, tzinfo=UTC)  # noqa: E731
     assert evaluation_split(EXAMPLES, 1, 2, 7) == (day(6), 2)
-    assert evaluation_split(EXAMPLES, 1, 3, 7) == (day(5), 3)
-    # Never every day: the oldest label day is left to train on.
-    assert evaluation_split(EXAMPLES, 1, 100, 7) == (day(5), 3)
-    assert evaluation_split(EXAMPLES, 1, 100, 1) == (day(6), 2)
-    assert evaluation_split(EXAMPLES, 2, 0, 7) == (day(5), 3)
+    # Never more than half the 3 label days: the rest is what the model trains on.
+    assert evaluation_split(EXAMPLES, 1, 3, 7) == (day(6), 2)
+    assert evaluation_split(EXAMPLES, 1, 100, 7) == (day(6), 2)
+    longer = pa.concat_tables(
+        [
+            EXAMPLES,
+            pa.Table.from_pylist(
+                [example("u3", "a1", 1, datetime(2026, 9, 3, 9, tzinfo=UTC))],
+                schema=EXAMPLES.schema,
+            ),
+        ]
+    )
+    # Four label days (09-03 .. 09-06): two may be held out, holding 3 positives.
+    assert evaluation_split(longer, 1, 3, 7) == (day(5), 3)
+    assert evaluation_split(longer, 1, 100, 1) == (day(6), 2)
 
 
 def test_users_and_catalogue_are_taken_as_of_the_split():

@@ -137,15 +137,13 @@ def test_compare_judges_columns_by_the_rule_it_is_given():
     assert again.markdown() == calibrated.markdown()
 
 
-def test_the_guard_needs_popularity_ahead_by_the_margin_and_beyond_chance():
+def test_the_guard_switches_on_a_lead_and_back_only_on_a_clear_champion_lead():
     objective = Objective(guard_margin=0.01, guard_confidence=0.9)
     users = [f"u{i}" for i in range(60)]
 
     def verdict(champion: list[float], popularity: list[float]) -> QualityVerdict:
-        mine, theirs = (
-            dict(zip(users, champion, strict=True)),
-            dict(zip(users, popularity, strict=True)),
-        )
+        mine = dict(zip(users, champion, strict=True))
+        theirs = dict(zip(users, popularity, strict=True))
         return QualityVerdict(
             "2026-09-14",
             float(np.mean(champion)),
@@ -158,13 +156,17 @@ def test_the_guard_needs_popularity_ahead_by_the_margin_and_beyond_chance():
         )
 
     clearly = verdict([0.05] * 60, [0.20] * 60)
-    assert clearly.popularity_should_serve
+    assert clearly.popularity_should_serve and not clearly.champion_clearly_better
     assert "gain +0.1500" in clearly.guard_reason() and "60 users, 70 positives" in clearly.reason()
     # Ahead on average, but within the margin: the champion keeps serving.
     assert not verdict([0.10] * 60, [0.105] * 60).popularity_should_serve
-    # Ahead by a lot on a few users only: chance, not evidence.
-    lucky = [0.0] * 59 + [1.0]
-    assert not verdict([0.01] * 60, lucky).popularity_should_serve
+    # Behind popularity on average by a little, on a few lucky users: popularity is the safe
+    # default while it leads, and the champion is not clearly better, so it does not come back.
+    lucky = verdict([0.02] * 60, [0.0] * 58 + [1.0, 1.0])
+    assert lucky.popularity_should_serve and not lucky.champion_clearly_better
+    # The champion clearly ahead again: it serves.
+    back = verdict([0.20] * 60, [0.05] * 60)
+    assert back.champion_clearly_better and not back.popularity_should_serve
     assert not QualityVerdict("d", 0.1, 0.2, 0, 1, objective).popularity_should_serve
 
 
