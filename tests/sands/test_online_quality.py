@@ -20,6 +20,8 @@ from sands.prediction_log import Impression, impressions_table
 from tests.conftest import events_table
 
 T0 = datetime(2026, 9, 1, 12, tzinfo=UTC)
+# The hand-made log below is written for a 24 h window (the default is 1 h, a session).
+DAY = AttributionSpec(window_hours=24.0)
 
 
 def _at(hours: float) -> datetime:
@@ -58,7 +60,7 @@ AS_OF = _at(48)  # i5 (served at 40 h) closes at 64 h
 
 
 def test_only_actions_on_shown_artworks_within_the_window_count() -> None:
-    rows = attributed_impressions(IMPRESSIONS, EVENTS, AttributionSpec(), AS_OF).to_pylist()
+    rows = attributed_impressions(IMPRESSIONS, EVENTS, DAY, AS_OF).to_pylist()
     flags = {r["impression_id"]: (r["clicked"], r["converted"]) for r in rows}
     assert flags == {
         "i1": (True, True),
@@ -70,8 +72,16 @@ def test_only_actions_on_shown_artworks_within_the_window_count() -> None:
     assert rows[0]["served_date"] == date(2026, 9, 1)
 
 
+def test_the_default_window_is_a_session_hour() -> None:
+    rows = attributed_impressions(IMPRESSIONS, EVENTS, AttributionSpec(), AS_OF).to_pylist()
+    flags = {r["impression_id"]: r["clicked"] for r in rows}
+    # Two hours later is another visit: only clicks within the hour count (i6 at 1 h, i5 at 1 h,
+    # whose window now closes by the newest event, at 41 h).
+    assert flags == {"i1": False, "i2": False, "i3": False, "i4": False, "i5": True, "i6": True}
+
+
 def test_quality_per_arm_and_version() -> None:
-    attributed = attributed_impressions(IMPRESSIONS, EVENTS, AttributionSpec(), AS_OF)
+    attributed = attributed_impressions(IMPRESSIONS, EVENTS, DAY, AS_OF)
     rows = {(r["arm"], r["model_version"]): r for r in quality_by_arm(attributed).to_pylist()}
     assert rows[("champion", 1)]["impressions"] == 2
     assert rows[("champion", 1)]["ctr"] == pytest.approx(0.5)
