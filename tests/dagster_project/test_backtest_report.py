@@ -19,7 +19,7 @@ from sands.backtest import write_report
 
 @op
 def nothing() -> None:
-    pass
+    """A step that does nothing: the play's runs only need to exist to be tagged."""
 
 
 @job
