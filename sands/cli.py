@@ -879,16 +879,21 @@ def ui(port: Annotated[int, typer.Option()] = 3000) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option(help="Processes; each loads the models.")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Processes; each loads the models.")] = 1,
 ) -> None:
     """Serve recommendations, the Open Inference Protocol and /metrics (champion + canary)."""
+    from sands.serving_process import ServeError, listen
     from sands.serving_process import serve as run_service
 
     paths = SandsPaths.from_env()
     os.environ["SANDS_HOME"] = paths.home
-    console.print(f"Serving on http://{host}:{port} with {workers} worker(s) ({paths.home})")
-    run_service(host, port, workers)
+    with _one_line_errors(ServeError):  # e.g. the port is taken: refused before any worker starts
+        sockets = listen(host, port, workers)
+    console.print(
+        f"Serving on http://{host}:{port} with {workers} worker(s) ({paths.home})", soft_wrap=True
+    )
+    run_service(sockets)
 
 
 @app.command("spark-jars")

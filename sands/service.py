@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import os
 import time
 import uuid
@@ -19,10 +20,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sands.candidates import USER_HISTORY
 from sands.feature_store import USER_FEATURES
@@ -40,6 +43,8 @@ from sands.snapshot_watcher import SnapshotWatcher
 
 ADMIN_TOKEN_ENV = "SANDS_ADMIN_TOKEN"
 SIMULATED_CLOCK_HEADER = "X-Sands-Served-At"
+ECHO_CHARS = 64  # of client input quoted back in an error
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,6 +72,12 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
+def _echo(value: object) -> str:
+    """`value` as Python writes it, cut to ECHO_CHARS: an error never mirrors a huge input."""
+    text = repr(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
+
 def _oip_matrix(body: object, features: int) -> np.ndarray:
     """The FP32/FP64 input tensor of an Open Inference Protocol request, or ValueError."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
@@ -74,26 +85,67 @@ def _oip_matrix(body: object, features: int) -> np.ndarray:
     tensor = body["inputs"][0]
     if not isinstance(tensor, dict):
         raise ValueError("each input must be an object with name, shape, datatype and data")
-    shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+    shape, datatype = tensor.get("shape"), tensor.get("datatype")
     if datatype not in ("FP32", "FP64"):
-        raise ValueError(f"datatype must be FP32 or FP64, not {datatype!r}")
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(s, int) and s >= 0 for s in shape)
-    ):
-        raise ValueError("shape must be [rows, features]")
+        raise ValueError(f"datatype must be FP32 or FP64, not {_echo(datatype)}")
+    # `type(s) is int`: a bool is an int to Python, and [true, 35] is no shape.
+    if not isinstance(shape, list) or len(shape) != 2 or any(type(s) is not int for s in shape):
+        raise ValueError("shape must be [rows, features]: two integers")
     if shape[1] != features:
         raise ValueError(f"the model takes {features} features per row, not {shape[1]}")
-    try:
-        values = np.asarray(data, dtype=np.float32).reshape(-1)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"data must be numbers: {error}") from error
-    if values.size != shape[0] * shape[1]:
-        raise ValueError(
-            f"data holds {values.size} values; shape {shape} needs {shape[0] * shape[1]}"
-        )
+    values = _tensor_values(tensor.get("data"))
+    if shape[0] < 0 or values.size != shape[0] * shape[1]:
+        raise ValueError(f"data holds {values.size} values; shape {shape} needs rows x {features}")
     return values.reshape(shape)
+
+
+def _tensor_values(data: object) -> np.ndarray:
+    """The tensor's values, flat or as rows: finite JSON numbers that fit FP32, or ValueError."""
+    if not isinstance(data, list):
+        raise ValueError("data must be a list of numbers")
+    if data and all(type(row) is list for row in data):
+        data = [value for row in data for value in row]
+    # numpy would read true as 1, null as NaN and "1.5" as 1.5: only JSON numbers are features.
+    if not set(map(type, data)) <= {int, float}:
+        raise ValueError("data must hold only numbers (not booleans, nulls, strings or lists)")
+    with np.errstate(over="ignore"):
+        values = np.asarray(data, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError("data must be numbers within FP32 range")
+    return values
+
+
+class _Accounted:
+    """ASGI middleware: every response is counted by endpoint (route name) and status, errors
+    included, and a fault no handler caught becomes a counted JSON 500 (traceback in the log)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if status:  # the headers are out: nothing else can be answered
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], _echo(scope["path"]))
+            fault = _error(500, "internal server error: the service log has the details")
+            await fault(scope, receive, sending)
+        finally:
+            if status:
+                endpoint = getattr(scope.get("route"), "name", None) or "unmatched"
+                self.metrics.answered(endpoint, status, started)
 
 
 def create_app(
@@ -125,18 +177,26 @@ def create_app(
 
     app = FastAPI(title="Shifting Sands recommendations", lifespan=lifespan)
     app.state.watcher = watcher
+    app.add_middleware(_Accounted, metrics=metrics)
 
     def _authorised(authorization: str | None) -> Response | None:
         if not config.admin_token:
             return _error(403, f"admin endpoints are disabled: set {ADMIN_TOKEN_ENV}")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not authorization or not hmac.compare_digest(given, config.admin_token):
+        scheme, _, token = (authorization or "").partition(" ")
+        # Bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), config.admin_token.encode()
+        ):
             return _error(401, "a valid 'Authorization: Bearer <token>' header is required")
         return None
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> Response:
-        return _error(error.status_code, str(error.detail))
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # The router's own 404 and 405 too: every error body is {"error": ...}.
+        message = f"{error.detail}: {request.method} {_echo(request.url.path)}"
+        answer = _error(error.status_code, message)
+        answer.headers.update(error.headers or {})  # e.g. a 405's Allow
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> Response:
@@ -151,25 +211,14 @@ def create_app(
         k: int = Query(10),
         served_at: str | None = Header(None, alias=SIMULATED_CLOCK_HEADER),
     ) -> Response:
-        started = time.perf_counter()
         snapshot = watcher.snapshot
         if not 1 <= k <= config.max_k:
-            return metrics.answered(
-                "recommendations",
-                started,
-                _error(422, f"k must be between 1 and {config.max_k}, not {k}"),
-            )
+            return _error(422, f"k must be between 1 and {config.max_k}, not {_echo(k)}")
         if snapshot is None:
-            return metrics.answered(
-                "recommendations",
-                started,
-                _error(503, f"nothing to serve yet: {watcher.last_error}"),
-            )
+            return _error(503, f"nothing to serve yet: {watcher.last_error}")
         store: OnlineStore = state["store"]
         if user_id not in snapshot.data.known_users:
-            return metrics.answered(
-                "recommendations", started, _error(404, f"unknown user {user_id!r}")
-            )
+            return _error(404, f"unknown user {_echo(user_id)}")
         vector, history = (
             store.get(USER_FEATURES.name, [user_id])[0],
             store.get(USER_HISTORY, [user_id])[0],
@@ -180,10 +229,8 @@ def create_app(
         if served_at and config.simulated_clock:
             try:
                 now = datetime.fromisoformat(served_at).astimezone(UTC)
-            except ValueError:
-                return metrics.answered(
-                    "recommendations", started, _error(400, f"bad {SIMULATED_CLOCK_HEADER}")
-                )
+            except (ValueError, OverflowError):  # e.g. year 1 at +14:00
+                return _error(400, f"bad {SIMULATED_CLOCK_HEADER}")
         state["log"].record(
             Impression(
                 impression_id,
@@ -209,7 +256,7 @@ def create_app(
                 for p, (a, s) in enumerate(zip(served.artwork_ids, served.scores, strict=True), 1)
             ],
         }
-        return metrics.answered("recommendations", started, _json(body))
+        return _json(body)
 
     @app.get("/v2/health/live")
     async def live() -> Response:
@@ -224,7 +271,7 @@ def create_app(
     def _served_model(name: str) -> tuple[ServingSnapshot, ArmModel] | Response:
         if name != registry.model_name:
             return _error(
-                404, f"unknown model {name!r}; this server serves {registry.model_name!r}"
+                404, f"unknown model {_echo(name)}; this server serves {registry.model_name!r}"
             )
         snapshot = watcher.snapshot
         if snapshot is None or snapshot.champion is None:
@@ -265,18 +312,15 @@ def create_app(
 
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
-        started = time.perf_counter()
         found = _served_model(name)
         if isinstance(found, Response):
-            return metrics.answered("infer", started, found)
+            return found
         _, champion = found
         try:
             body = orjson.loads(await request.body())
             matrix = _oip_matrix(body, len(champion.ranker.spec.features))
-        except (orjson.JSONDecodeError, ValueError) as error:
-            return metrics.answered(
-                "infer", started, _error(400, f"bad inference request: {error}")
-            )
+        except ValueError as error:  # orjson.JSONDecodeError is one
+            return _error(400, f"bad inference request: {error}")
         scores = champion.margins(matrix)
         probabilities = platt_probabilities(scores, champion.ranker.spec.calibration)
         rows = len(matrix)
@@ -292,9 +336,9 @@ def create_app(
         reply = {"model_name": name, "model_version": str(champion.version), "outputs": outputs}
         if isinstance(body.get("id"), str):
             reply["id"] = body["id"]
-        return metrics.answered("infer", started, _json(reply))
+        return _json(reply)
 
-    @app.get("/metrics")
+    @app.get("/metrics", name="metrics")
     async def prometheus() -> Response:
         metrics.snapshot(watcher.snapshot)
         metrics.log_state(state["log"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sands.aliases import CHALLENGER, CHAMPION
@@ -22,11 +21,14 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.requests = Counter(
-            "sands_requests", "Requests answered.", ["endpoint", "status"], registry=registry
+            "sands_requests",
+            "Responses, every status included, by endpoint (route name, or unmatched).",
+            ["endpoint", "status"],
+            registry=registry,
         )
         self.latency = Histogram(
             "sands_request_latency_seconds",
-            "Time to answer, in the handler.",
+            "Time to answer, in the app (routing, handler and sending the response).",
             ["endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
@@ -60,11 +62,10 @@ class ServiceMetrics:
         self._served = 0
         self._fallbacks = 0
 
-    def answered(self, endpoint: str, started: float, response: Response) -> Response:
-        """Count the response and its latency; return it."""
-        self.requests.labels(endpoint, str(response.status_code)).inc()
+    def answered(self, endpoint: str, status: int, started: float) -> None:
+        """Count a response and the time since `started` (a `time.perf_counter()`)."""
+        self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
 
     def served(self, arm: str, strategy: str) -> None:
         self.recommendations.labels(arm, strategy).inc()

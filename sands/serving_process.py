@@ -1,9 +1,10 @@
-"""`sands serve` processes: the worker launcher (one SO_REUSEPORT socket each), a started service
-to play against (ready when it answers, stopped with SIGTERM so it commits its prediction log),
-and simulated users as its HTTP clients."""
+"""`sands serve` processes: the worker launcher (one SO_REUSEPORT socket each, on a port nobody
+else holds), a started service to play against (ready when it answers, stopped with SIGTERM so
+it commits its prediction log), and simulated users as its HTTP clients."""
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import signal
@@ -115,38 +116,73 @@ class ServiceRecommender:
         return [item["artwork_id"] for item in answer.json()["items"]]
 
 
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
+class ServeError(ValueError):
+    """`sands serve` cannot start: a bad argument or a port already in use."""
+
+
+def listen(host: str, port: int, workers: int) -> list[socket.socket]:
+    """One listening SO_REUSEPORT socket per worker on `host:port`, or ServeError.
+
+    SO_REUSEPORT would let a second server join the port silently (the kernel then splits
+    connections between them), so a plain bind probes first: it fails while anything listens.
+    """
+    if not 1 <= port <= 65535:
+        raise ServeError(f"--port must be between 1 and 65535, not {port}")
+    if workers < 1:
+        raise ServeError(f"--workers must be at least 1, not {workers}")
+    try:
+        with _socket(host, port, reuse_port=False):
+            pass
+        # Listening at once: a bound socket that does not listen yet would not stop the probe of a
+        # server started while these workers load their models.
+        return [_socket(host, port, reuse_port=True, listening=True) for _ in range(workers)]
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise ServeError(f"{host}:{port} is already in use (another sands serve?)") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def _socket(host: str, port: int, reuse_port: bool, listening: bool = False) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        # SO_REUSEADDR: a restart may bind while the last run's connections sit in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(reuse_port))
+        sock.bind((host, port))
+        if listening:
+            sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
-def _serve_one(host: str, port: int) -> None:
+def _serve_one(sock: socket.socket) -> None:
     config = uvicorn.Config(
         "sands.service:app_from_env",
         factory=True,
         log_level="warning",
         access_log=False,
     )
-    uvicorn.Server(config).run(sockets=[_reuse_port_socket(host, port)])
+    uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve(host: str, port: int, workers: int = 1) -> None:
-    """Run the service in `workers` processes, each with its own SO_REUSEPORT socket.
+def serve(sockets: list[socket.socket]) -> None:
+    """Run the service in one process per socket of `listen`.
 
-    The kernel then spreads connections evenly; with one shared socket (uvicorn's `--workers`)
-    whichever process accepts first takes most keep-alive connections, and measured throughput
-    swung between one and two cores' worth from run to run. Each process serves its own /metrics.
+    Each worker has its own SO_REUSEPORT socket, so the kernel spreads connections evenly; with
+    one shared socket (uvicorn's `--workers`) whichever process accepts first takes most
+    keep-alive connections, and measured throughput swung between one and two cores' worth from
+    run to run. Each process serves its own /metrics.
     """
-    if workers == 1:
-        _serve_one(host, port)
+    if len(sockets) == 1:
+        _serve_one(sockets[0])
         return
     spawn = multiprocessing.get_context("spawn")
-    children = [spawn.Process(target=_serve_one, args=(host, port)) for _ in range(workers)]
-    for child in children:
+    children = [spawn.Process(target=_serve_one, args=(sock,)) for sock in sockets]
+    for child, sock in zip(children, sockets, strict=True):
         child.start()
+        sock.close()  # the child holds it now
 
     def stop(*_: object) -> None:
         for child in children:

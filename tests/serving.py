@@ -1,4 +1,5 @@
-"""A hand-sized SANDS_HOME ready to serve, and a real `sands serve` process over it.
+"""A hand-sized SANDS_HOME ready to serve, and a real `sands serve` process (or the service in
+this process) over it.
 
 Thirty artworks (styles cycle abstract, cubism, pop-art), users u000-u059 with feature vectors,
 a ranker trained on `planted_examples` (users convert on their top style) registered and promoted
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from deltalake import write_deltalake
+from fastapi.testclient import TestClient
 
 from sands import model_store
 from sands.candidates import USER_HISTORY
@@ -26,6 +28,7 @@ from sands.online import RedisOnlineStore, SqliteOnlineStore
 from sands.ranking import RankerParams, ranker_features, train_ranker
 from sands.registry import Registry
 from sands.segments import assignments, fit_segments
+from sands.service import ServiceConfig, create_app
 from sands.serving_process import RunningService, running_service
 from sands.settings import SandsPaths
 from tests.models import (
@@ -178,3 +181,15 @@ def serving(
     }
     with running_service(paths, env) as server:
         yield server
+
+
+@contextmanager
+def in_process(paths: SandsPaths) -> Iterator[TestClient]:
+    """The service over `paths` in this process, without sockets: cheap per request, so a fuzzer
+    can throw hundreds of bodies at it. Server faults come back as responses, not exceptions."""
+    config = ServiceConfig(poll_seconds=60, admin_token=ADMIN_TOKEN)
+    app = create_app(
+        registry_for(paths), lambda: SqliteOnlineStore(paths.online_db), paths.lake, config=config
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from sands.aliases import CHALLENGER, CHAMPION
 from sands.prediction_log import impressions_uri, read_impressions
-from sands.ranking import ranker_features
+from sands.ranking import feature_names, ranker_features
 from sands.serving import arm_for
+from sands.settings import SandsPaths
 from tests.models import planted_examples
 from tests.serving import (
     ADMIN_TOKEN,
@@ -25,6 +35,7 @@ from tests.serving import (
     USERS_WITH_FEATURES,
     Server,
     build_home,
+    in_process,
     kill,
     register,
     registry_for,
@@ -35,10 +46,20 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    paths = build_home(tmp_path_factory.mktemp("serving"))
-    with serving(paths) as running:
+def home(tmp_path_factory: pytest.TempPathFactory) -> SandsPaths:
+    return build_home(tmp_path_factory.mktemp("serving"))
+
+
+@pytest.fixture(scope="module")
+def server(home: SandsPaths) -> Iterator[Server]:
+    with serving(home) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def app(home: SandsPaths) -> Iterator[TestClient]:
+    with in_process(home) as client:
+        yield client
 
 
 def _style(artwork_id: str) -> str:
@@ -111,6 +132,195 @@ def test_malformed_inference_requests_are_400(server: Server, body: bytes) -> No
     assert answer.json()["error"].startswith("bad inference request")
 
 
+INFER = "/v2/models/sands-ranker/infer"
+WIDTH = len(feature_names(0))  # the planted ranker's inputs (no segment columns)
+
+
+def _tensor(shape: object, data: object, datatype: object = "FP32") -> dict[str, object]:
+    return {"inputs": [{"name": "features", "shape": shape, "datatype": datatype, "data": data}]}
+
+
+def _counted(client: TestClient) -> Counter[str]:
+    """`sands_requests_total` by status, summed over endpoints; /metrics's own requests left out."""
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "sands_requests_total" and sample.labels["endpoint"] != "metrics":
+                counts[sample.labels["status"]] += int(sample.value)
+    return counts
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _tensor([True, WIDTH], [0.5] * WIDTH),
+        _tensor([False, WIDTH], []),
+        _tensor([1, WIDTH], [True] + [0.5] * (WIDTH - 1)),
+        _tensor([1, WIDTH], [None] * WIDTH),
+        _tensor([1, WIDTH], ["1.5"] * WIDTH),
+        _tensor([1, WIDTH], [1e39] * WIDTH),  # beyond FP32: would score as infinity
+        _tensor([1, WIDTH], {"a": 1}),
+        _tensor([1, WIDTH], [[[0.5]] * WIDTH]),
+    ],
+)
+def test_hostile_inference_bodies_are_counted_400s(app: TestClient, body: dict) -> None:
+    before = _counted(app)
+    answer = app.post(INFER, json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"].startswith("bad inference request")
+    assert _counted(app) - before == Counter({"400": 1})
+
+
+def test_zero_rows_and_rows_as_lists_are_valid_tensors(app: TestClient) -> None:
+    empty = app.post(INFER, json=_tensor([0, WIDTH], []))
+    flat = app.post(INFER, json=_tensor([2, WIDTH], [0.5] * WIDTH + [1] * WIDTH))
+    rows = app.post(INFER, json=_tensor([2, WIDTH], [[0.5] * WIDTH, [1] * WIDTH]))
+    assert empty.status_code == 200 and empty.json()["outputs"][0]["data"] == []
+    assert rows.status_code == 200 and rows.json()["outputs"] == flat.json()["outputs"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/v2/health/live", 405),
+        ("POST", "/recommendations/u000", 405),
+        ("GET", "/recommendations/u000?k=ten", 422),
+        ("GET", "/recommendations/u000?k=0", 422),
+        ("GET", "/recommendations/nobody", 404),
+        ("GET", "/v2/models/other-model/ready", 404),
+        ("POST", "/admin/reload", 401),
+    ],
+)
+def test_every_error_is_a_counted_json_error(
+    app: TestClient, method: str, path: str, status: int
+) -> None:
+    before = _counted(app)
+    answer = app.request(method, path)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/json"
+    assert set(answer.json()) == {"error"} and answer.json()["error"]
+    assert _counted(app) - before == Counter({str(status): 1})
+
+
+def test_a_server_fault_is_a_counted_json_500_and_the_service_stays_up(
+    app: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("calibration exploded")
+
+    monkeypatch.setattr("sands.service.platt_probabilities", broken)
+    before = _counted(app)
+    answer = app.post(INFER, json=_tensor([1, WIDTH], [0.5] * WIDTH))
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert "internal" in error and "exploded" not in error  # details go to the log only
+    assert _counted(app) - before == Counter({"500": 1})
+    monkeypatch.undo()
+    assert app.post(INFER, json=_tensor([1, WIDTH], [0.5] * WIDTH)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        (ADMIN_TOKEN, 401),
+        (f"Token {ADMIN_TOKEN}", 401),
+        (f"Bearer {ADMIN_TOKEN}x", 401),
+        ("Bearer", 401),
+        ("Bearer \u00e9".encode(), 401),  # non-ASCII: hmac refuses to compare such str
+        (f"bearer {ADMIN_TOKEN}", 200),  # the scheme is case-insensitive (RFC 7235)
+        (f"Bearer {ADMIN_TOKEN}", 200),
+    ],
+)
+def test_admin_needs_the_bearer_scheme(
+    app: TestClient, authorization: str | bytes, status: int
+) -> None:
+    answer = app.post("/admin/reload", headers={"Authorization": authorization})
+    assert answer.status_code == status
+    assert status == 200 or "Bearer" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/recommendations/" + "u" * 10_000, None),
+        ("GET", "/v2/models/" + "m" * 10_000, None),
+        ("GET", "/" + "x" * 10_000, None),
+        ("POST", INFER, _tensor([1, WIDTH], [], datatype="D" * 10_000)),
+        ("POST", INFER, _tensor([1, WIDTH], ["x" * 10_000] * WIDTH)),
+    ],
+)
+def test_errors_echo_only_a_short_prefix_of_the_input(
+    app: TestClient, method: str, path: str, body: dict | None
+) -> None:
+    answer = app.request(method, path, json=body)
+    assert 400 <= answer.status_code < 500
+    assert len(answer.json()["error"]) < 200
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=12,
+)
+NUMBERS = st.integers(-5, 5) | st.floats(-1e6, 1e6)  # SCALARS has the huge ones
+
+
+@st.composite
+def _shaped(draw: st.DrawFn) -> dict[str, object]:
+    """A tensor whose shape and data agree: only the values (and the datatype) can be wrong."""
+    rows = draw(st.integers(0, 3))
+    size = rows * WIDTH
+    values = draw(
+        st.lists(NUMBERS, min_size=size, max_size=size)
+        | st.lists(NUMBERS | SCALARS, min_size=size, max_size=size)
+    )
+    datatype = draw(st.sampled_from(["FP32", "FP64", "BYTES"]))
+    return _tensor([rows, WIDTH], values, datatype)
+
+
+TENSORS = st.fixed_dictionaries(
+    {
+        "name": st.text(max_size=8),
+        "shape": st.lists(st.integers(-1, WIDTH + 1) | SCALARS, max_size=3),
+        "datatype": st.sampled_from(["FP32", "FP64", "INT8"]) | JSON,
+        "data": st.lists(NUMBERS | SCALARS, max_size=WIDTH * 2) | JSON,
+    }
+)
+BODIES = (
+    _shaped()
+    | st.fixed_dictionaries({"inputs": st.lists(TENSORS | JSON, max_size=2)}, optional={"id": JSON})
+    | JSON
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=BODIES | st.binary(max_size=64))
+def test_no_inference_body_gets_a_5xx_and_every_answer_is_counted(
+    app: TestClient, body: object
+) -> None:
+    before = _counted(app)
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    answer = app.post(INFER, content=content)
+    event(f"status {answer.status_code}")
+    assert answer.status_code in (200, 400), answer.text
+    assert answer.headers["content-type"] == "application/json"
+    if answer.status_code == 200:  # only JSON numbers are features
+        data = body["inputs"][0]["data"]
+        assert all(type(v) in (int, float) for v in data), data
+    else:
+        assert answer.json()["error"]
+    assert _counted(app) - before == Counter({str(answer.status_code): 1})
+    assert app.get("/v2/health/ready").status_code == 200
+
+
 def test_open_inference_protocol_round_trip(server: Server) -> None:
     rows = planted_examples(users=3, artworks=30, days=1)
     inputs = ranker_features(rows, None).to_numpy()
@@ -149,6 +359,23 @@ def test_admin_endpoints_need_the_bearer_token(server: Server) -> None:
         assert client.post("/admin/reload", headers=AUTH).status_code == 200
         assert client.put("/admin/canary", json={"share": 2}, headers=AUTH).status_code == 400
         assert client.put("/admin/canary", content=b"{", headers=AUTH).status_code == 400
+
+
+def test_a_second_serve_on_the_same_port_refuses_to_start(server: Server, tmp_path: Path) -> None:
+    port = str(httpx.URL(server.url).port)
+    second = subprocess.run(
+        [sys.executable, "-m", "sands.cli", "serve", "--port", port],
+        env={**os.environ, "SANDS_HOME": str(tmp_path)},  # another home: it must not answer
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 1
+    assert (second.stdout + second.stderr).strip().splitlines() == [
+        f"error: 127.0.0.1:{port} is already in use (another sands serve?)"
+    ]
+    with server.client() as client:
+        assert {client.get("/v2/health/ready").status_code for _ in range(20)} == {200}
 
 
 def test_metrics_are_prometheus_text(server: Server) -> None:
