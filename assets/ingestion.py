@@ -28,6 +28,7 @@ from sands import lake as delta
 from sands.contract import ARTWORKS, INTERACTIONS, USERS, Entity
 from sands.ingest import IngestReport, ingest_day, ingest_reference
 from sands.partitions import EMPTY_LANDING_START, PartitionRange
+from sands.quarantine import rejected_file_line
 from sands.settings import PARTITIONS_START_VAR, partitions_start
 from sands.validation import stored_table_failures
 
@@ -59,6 +60,7 @@ daily_partitions = daily_partitions_for(PartitionRange(EMPTY_LANDING_START))
 
 ACCOUNTED = "rows_accounted_for"
 REJECT_BUDGET = "reject_rate_within_budget"
+FILES_READABLE = "files_readable"
 
 
 class IngestionConfig(Config):
@@ -83,6 +85,13 @@ def _check_specs(asset_name: str) -> list[AssetCheckSpec]:
             asset=key,
             blocking=True,
             description="The share of rejected rows stays within the configured budget.",
+        ),
+        # A warning, not a block: the drop's other files are in bronze and good to use.
+        AssetCheckSpec(
+            FILES_READABLE,
+            asset=key,
+            blocking=False,
+            description="Every landing file could be read; unreadable ones are quarantined whole.",
         ),
     ]
 
@@ -109,6 +118,8 @@ def ingestion_checks(report: IngestReport, config: IngestionConfig) -> list[Asse
                 "rows_read": report.rows_read,
                 "rows_accepted": report.rows_accepted,
                 "rows_rejected": report.rows_rejected,
+                "files_read": len(report.rows_per_file),
+                "files_rejected": report.files_rejected,
             },
         ),
         AssetCheckResult(
@@ -121,7 +132,23 @@ def ingestion_checks(report: IngestReport, config: IngestionConfig) -> list[Asse
                 "reasons": MetadataValue.md(reasons_markdown(report.reason_counts)),
             },
         ),
+        AssetCheckResult(
+            check_name=FILES_READABLE,
+            passed=report.files_rejected == 0,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "files_rejected": report.files_rejected,
+                "rejected_files": MetadataValue.md(rejected_files_markdown(report)),
+            },
+        ),
     ]
+
+
+def rejected_files_markdown(report: IngestReport) -> str:
+    """Unreadable files, why, and where their bytes were kept, as a markdown list."""
+    if not report.rejected_files:
+        return "Every file was read."
+    return "\n".join(f"- {rejected_file_line(f)}" for f in report.rejected_files)
 
 
 def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -> dict[str, object]:
@@ -132,6 +159,9 @@ def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -
         "rows_read": MetadataValue.int(report.rows_read),
         "rows_accepted": MetadataValue.int(report.rows_accepted),
         "rows_rejected": MetadataValue.int(report.rows_rejected),
+        "files_rejected": MetadataValue.int(report.files_rejected),
+        "rejected_files": MetadataValue.json(report.rejected_files),
+        "rows_per_file": MetadataValue.json(report.rows_per_file),
         "rows_inserted": MetadataValue.int(report.rows_inserted),
         "rows_updated": MetadataValue.int(report.rows_updated),
         "delta_version": MetadataValue.int(report.table_version),
@@ -145,8 +175,14 @@ def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -
 
 
 def _result(
-    report: IngestReport, lake: LakeResource, entity: Entity, config: IngestionConfig
+    context: AssetExecutionContext,
+    report: IngestReport,
+    lake: LakeResource,
+    entity: Entity,
+    config: IngestionConfig,
 ) -> MaterializeResult:
+    for rejected in report.rejected_files:
+        context.log.warning(rejected_file_line(rejected))
     return MaterializeResult(
         metadata=report_metadata(report, lake.bronze(entity), lake.quarantine(entity)),
         check_results=ingestion_checks(report, config),
@@ -177,7 +213,7 @@ def raw_interactions(
         f"{day}: read {report.rows_read:,}, accepted {report.rows_accepted:,}, "
         f"rejected {report.rows_rejected:,} -> Delta v{report.table_version}"
     )
-    return _result(report, lake, INTERACTIONS, config)
+    return _result(context, report, lake, INTERACTIONS, config)
 
 
 def _reference_asset(entity: Entity, description: str) -> AssetsDefinition:
@@ -200,7 +236,7 @@ def _reference_asset(entity: Entity, description: str) -> AssetsDefinition:
             f"{entity.name}: read {report.rows_read:,}, inserted {report.rows_inserted:,}, "
             f"updated {report.rows_updated:,}, rejected {report.rows_rejected:,}"
         )
-        return _result(report, lake, entity, config)
+        return _result(context, report, lake, entity, config)
 
     return _ingest
 

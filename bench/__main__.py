@@ -11,6 +11,7 @@ from bench import (
     engines,
     feature_build,
     ingestion,
+    kill_loop,
     loop,
     online,
     pit,
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "clicks": clicks.main,
     "ranker_ablation": ranker_ablation.main,
     "quality": quality.main,
+    "kill_loop": kill_loop.main,
 }
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, JsonMetadataValue
 
 from sands.settings import SandsPaths
 
@@ -139,6 +139,7 @@ def run_online_quality(
 
 
 REFERENCE_FEEDS = ("users", "artworks")
+_NONE = JsonMetadataValue(None)
 
 
 def rejected_reference_rows(result: ExecuteInProcessResult) -> list[str]:
@@ -170,6 +171,17 @@ def rejected_reference_rows(result: ExecuteInProcessResult) -> list[str]:
             )
         lines.append(line)
     return lines
+
+
+def rejected_files(result: ExecuteInProcessResult) -> list[str]:
+    """One line per landing file an ingestion run could not read (quarantined whole)."""
+    from sands.quarantine import rejected_file_line
+
+    return [
+        rejected_file_line(details)
+        for event in result.get_asset_materialization_events()
+        for details in event.materialization.metadata.get("rejected_files", _NONE).value or []
+    ]
 
 
 def failed_only_on_reference_budget(result: ExecuteInProcessResult) -> bool:

@@ -150,7 +150,12 @@ def ingest(
 
 
 def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
-    from dagster_project.runner import instance_for, rejected_reference_rows, run_ingestion
+    from dagster_project.runner import (
+        instance_for,
+        rejected_files,
+        rejected_reference_rows,
+        run_ingestion,
+    )
     from sands.partitions import home_partition_range
 
     chosen = days or _landing_days(paths)
@@ -181,6 +186,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
             if not result.success:
                 summary.add_row(label, "[red]failed[/]", "", "", "", "")
             notes.extend(rejected_reference_rows(result))
+            notes.extend(rejected_files(result))
             progress.advance(task)
 
         notes: list[str] = []
@@ -831,7 +837,8 @@ def mlflow(port: Annotated[int, typer.Option()] = 5000) -> None:
 
 @app.command()
 def status() -> None:
-    """Show the lake's tables: Delta version, rows, and quarantined rows."""
+    """Show the lake's tables: Delta version, rows, quarantined rows and rejected files."""
+    from sands import quarantine
     from sands.contract import ENTITIES
     from sands.feature_store import FEATURE_TABLES
     from sands.ingest import bronze_uri, quarantine_uri
@@ -840,17 +847,23 @@ def status() -> None:
     from sands.training_store import TRAINING_EXAMPLES
 
     paths = SandsPaths.from_env()
-    table = Table("table", "Delta version", "rows", "quarantined", title=f"Lake at {paths.lake}")
+    table = Table(
+        "table",
+        "Delta version",
+        "rows",
+        "quarantined",
+        "files rejected",
+        title=f"Lake at {paths.lake}",
+    )
     for entity in ENTITIES.values():
         bronze = open_table(bronze_uri(paths.lake, entity), paths.storage_options)
-        quarantine = open_table(quarantine_uri(paths.lake, entity), paths.storage_options)
-        rows = bronze.count() if bronze is not None else 0
-        bad = quarantine.count() if quarantine is not None else 0
+        bad, files = quarantine.counts(quarantine_uri(paths.lake, entity), paths.storage_options)
         table.add_row(
             f"bronze/{entity.name}",
             str(bronze.version()) if bronze else "-",
-            f"{rows:,}",
+            f"{bronze.count() if bronze is not None else 0:,}",
             f"{bad:,}",
+            f"{files:,}",
         )
     for name, uri in [
         *((f"features/{t.name}", t.uri(paths.lake)) for t in FEATURE_TABLES),

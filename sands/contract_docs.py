@@ -37,10 +37,39 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | `event_ts:after_landing_day` | the event is dated after the day folder it landed in |
 | `<key>:duplicate` | an earlier row in the same drop has the same key (the first valid one is kept) |
 | `event_id:already_ingested` | the event was already ingested on another landing day |
+| `row:invalid_json` | a JSON line that does not parse (e.g. truncated); the record is its raw text |
+| `row:not_an_object` | a JSON line that is an array, number, string or null, not an object |
+| `file:unreadable` | the whole file is not readable as its format (one record per file, below) |
+| `file:unopenable` | the file's bytes could not be fetched at all (one record per file) |
 
 Late events (dated before their landing day) are accepted and keep their own `event_ts`.
 Columns not in the contract are reported as `unexpected_columns` in the materialization metadata
 and dropped from the bronze table (they stay in the quarantined records).
+
+## What happens to an unreadable file or a damaged line
+
+One bad file never stops its day, and is never silently skipped:
+
+- **Unreadable file** (a corrupt Parquet file, a CSV that is not UTF-8 or has a row with more
+  fields than its header): quarantined whole as one record with `source_row` null, reason
+  `file:unreadable` (`file:unopenable` if it is gone or access is denied; a network error
+  fails the run instead, to be retried) and, as the record, JSON with its `path`, `size`,
+  `sha256`, `reason`, the parser's one-line `message` and `kept_at`: its bytes, copied
+  unchanged to `lake/quarantine/files/<feed>/[<day>/]<sha256 prefix>-<name>`. The day's other
+  files are ingested. Its rows cannot be counted; the file is counted in `files_rejected`, the
+  non-blocking `files_readable` check warns, `sands ingest` prints one line naming it, and
+  `sands status` shows files rejected per feed.
+- **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`; bytes that
+  are not UTF-8 damage only their line): that line alone is quarantined, its raw text as the
+  record; the other lines are validated as usual.
+- **Empty file** (no bytes; for CSV and JSON lines also only blank lines): zero rows, no
+  rejection. Blank lines (and lines of only spaces) are not rows in either format.
+
+Accounting, per run: rows read (records plus damaged lines, per file) = accepted + rejected, and
+files read + files rejected = files listed. A rerun replaces the day's quarantine records and
+finds the kept copy by its checksum, so nothing is recorded twice. To repair a day, drop a
+corrected file and remove the broken one: the rerun then no longer lists it (its kept copy
+stays).
 """
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, write_deltalake
 
-from sands import duck, lake
+from sands import duck, lake, locks
 from sands.settings import join
 
 FEATURE_DATE = "feature_date"
@@ -149,6 +149,19 @@ def publish_snapshots(
     storage_options: dict[str, str] | None = None,
 ) -> PublishOutcome:
     """Append the snapshot's new and changed rows to the log in one commit (none if all equal)."""
+    # Locked from reading the log to committing: two publishes of one date would both append.
+    with locks.exclusive(uri):
+        lake.sweep_staging_files(uri)
+        return _publish(uri, snapshot, key, restated_at, storage_options)
+
+
+def _publish(
+    uri: str,
+    snapshot: pa.Table,
+    key: str,
+    restated_at: datetime,
+    storage_options: dict[str, str] | None,
+) -> PublishOutcome:
     snapshot = normalise_snapshot(snapshot)
     dates = sorted(set(snapshot.column(FEATURE_DATE).to_pylist()))
     stored = _latest_stored(uri, dates, storage_options)

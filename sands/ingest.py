@@ -1,18 +1,22 @@
 """Bronze ingestion: landing files -> validated Delta tables, rejected rows -> quarantine tables.
 
 Interactions replace exactly their landing day's partition; users and artworks MERGE on their
-ids. Quarantine tables are replaced for the same scope, so reruns never duplicate anything.
+ids. Quarantine tables are replaced for the same scope, so reruns never duplicate anything. An
+unreadable file or a damaged line is quarantined on its own; the rest of its day goes on.
+Writers hold one bronze lock from the already-ingested lookup to their last commit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import pandas as pd
 import pyarrow as pa
 
-from sands import lake, landing
+from sands import lake, landing, locks, quarantine
 from sands.contract import INTERACTIONS, LANDING_DAY_COLUMN, Entity
 from sands.settings import join
 from sands.validation import QUARANTINE_SCHEMA, ValidationOutcome, validate
@@ -51,10 +55,21 @@ class IngestReport:
     rows_updated: int = 0
     committed: bool = True
     files_digest: str = ""
+    rows_per_file: dict[str, int] = field(default_factory=dict)
+    # One dict per unreadable file: path, size, sha256, reason, message, kept_at.
+    rejected_files: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def files_rejected(self) -> int:
+        return len(self.rejected_files)
 
     @property
     def balanced(self) -> bool:
-        return self.rows_accepted + self.rows_rejected == self.rows_read
+        """Every row read is accepted or quarantined, and every file is read or rejected."""
+        rows = self.rows_accepted + self.rows_rejected == self.rows_read
+        per_file = sum(self.rows_per_file.values()) == self.rows_read
+        files = len(self.rows_per_file) + self.files_rejected == len(self.files)
+        return rows and per_file and files
 
     @property
     def reject_share(self) -> float:
@@ -72,13 +87,64 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _quarantine_table(outcome: ValidationOutcome, day: date | None) -> pa.Table:
+def _keep_unreadable(
+    reads: list[landing.FileRead],
+    lake_root: str,
+    entity: Entity,
+    day: date | None,
+    storage_options: dict[str, str] | None,
+) -> list[tuple[landing.FileRejection, str | None]]:
+    folder = quarantine.files_uri(lake_root, entity, day)
+    return [
+        (r.rejection, quarantine.keep_bytes(folder, r.rejection, storage_options))
+        for r in reads
+        if r.rejection is not None
+    ]
+
+
+def _validated(
+    reads: list[landing.FileRead], entity: Entity, day: date | None, known: set[str] | None
+) -> ValidationOutcome:
+    """Validate the readable rows; damaged lines join the rejected rows with their reasons."""
+    frames = [r.frame for r in reads if r.rejection is None]
+    outcome = validate(frames, entity, landing_day=day, known_keys=known)
+    damaged = quarantine.damaged_rows(reads)
+    if damaged.empty:
+        return outcome
+    counts = Counter(outcome.reason_counts)
+    counts.update(code for codes in damaged["reasons"] for code in codes)
+    return replace(
+        outcome,
+        rejected=pd.concat([outcome.rejected, damaged], ignore_index=True),
+        rows_read=outcome.rows_read + len(damaged),
+        reason_counts=dict(sorted(counts.items())),
+    )
+
+
+def _quarantine_table(
+    outcome: ValidationOutcome,
+    day: date | None,
+    unreadable: list[tuple[landing.FileRejection, str | None]],
+) -> pa.Table:
     schema = QUARANTINE_SCHEMA
     rejected = outcome.rejected
+    if unreadable:
+        rejected = pd.concat([rejected, quarantine.file_rows(unreadable)], ignore_index=True)
     if day is not None:
         schema = schema.append(pa.field(LANDING_DAY_COLUMN, pa.date32(), nullable=False))
         rejected = rejected.assign(**{LANDING_DAY_COLUMN: day})
     return to_arrow(rejected, schema)
+
+
+def bronze_lock(lake_root: str) -> AbstractContextManager[None]:
+    """The lock every bronze writer holds from its already-ingested lookup to its last commit."""
+    return locks.exclusive(join(lake_root, "bronze"))
+
+
+def _sweep(lake_root: str) -> None:
+    # Under the bronze lock no other local writer is mid-file, so any staging file is a corpse.
+    for folder in ("bronze", "quarantine"):
+        lake.sweep_staging_files(join(lake_root, folder))
 
 
 def ingest_day(
@@ -90,33 +156,81 @@ def ingest_day(
     """Ingest one landing day of interactions, replacing that day's bronze and quarantine rows."""
     fs, root = landing.filesystem(landing_root, storage_options)
     files = landing.list_files(fs, root, INTERACTIONS, day)
-    raw = landing.read_files(fs, files)
-    table_uri = bronze_uri(lake_root, INTERACTIONS)
-    keys = [part[INTERACTIONS.key].dropna().astype(str) for part in raw if INTERACTIONS.key in part]
+    reads = landing.read_files(fs, files)  # outside the lock: reading is the slow part
+    with bronze_lock(lake_root):
+        _sweep(lake_root)
+        return _ingest_day(files, reads, lake_root, day, storage_options)
+
+
+def _known_keys(
+    table_uri: str,
+    reads: list[landing.FileRead],
+    day: date,
+    version: int,
+    storage_options: dict[str, str] | None,
+) -> set[str]:
+    """The day's event ids that bronze holds on other days, as of `version`."""
+    key = INTERACTIONS.key
+    keys = [r.frame[key].dropna().astype(str) for r in reads if key in r.frame]
     candidates = pa.array(pd.concat(keys).unique() if keys else [], pa.string())
-    known = lake.keys_present(
-        table_uri,
-        INTERACTIONS.key,
-        candidates,
-        exclude=(LANDING_DAY_COLUMN, day),
-        storage_options=storage_options,
+    other_days = (LANDING_DAY_COLUMN, day)
+    return lake.keys_present(table_uri, key, candidates, other_days, storage_options, version)
+
+
+def _raced_keys(
+    table_uri: str,
+    outcome: ValidationOutcome,
+    day: date,
+    version: int,
+    storage_options: dict[str, str] | None,
+) -> set[str]:
+    """Accepted event ids that another day's writer committed before our commit `version`."""
+    key = INTERACTIONS.key
+    accepted = pa.array(outcome.accepted[key].astype(str).unique(), pa.string())
+    other_days = (LANDING_DAY_COLUMN, day)
+    return lake.keys_present(table_uri, key, accepted, other_days, storage_options, version)
+
+
+def _ingest_day(
+    files: list[landing.LandingFile],
+    reads: list[landing.FileRead],
+    lake_root: str,
+    day: date,
+    storage_options: dict[str, str] | None,
+) -> IngestReport:
+    table_uri = bronze_uri(lake_root, INTERACTIONS)
+    unreadable = _keep_unreadable(reads, lake_root, INTERACTIONS, day, storage_options)
+    seen = lake.table_version(table_uri, storage_options)
+    known = _known_keys(table_uri, reads, day, seen, storage_options)
+    outcome = _validated(reads, INTERACTIONS, day, known)
+    written = _replace_day(table_uri, outcome, day, storage_options)
+    # A gap means a writer that does not share our lock (another host) committed between our
+    # lookup and our commit. Copies committed before ours win, so we quarantine ours; copies
+    # committed after ours are theirs to quarantine: they see ours at their own commit.
+    raced = (
+        _raced_keys(table_uri, outcome, day, written.version, storage_options)
+        if written.version > seen + 1
+        else set()
     )
-    outcome = validate(raw, INTERACTIONS, landing_day=day, known_keys=known)
-    written = lake.replace_partition(
-        table_uri,
-        to_arrow(outcome.accepted, INTERACTIONS.arrow_schema()),
-        LANDING_DAY_COLUMN,
-        day,
-        storage_options,
-    )
+    if raced:
+        outcome = _validated(reads, INTERACTIONS, day, known | raced)
+        written = _replace_day(table_uri, outcome, day, storage_options)
     quarantined = lake.replace_partition(
         quarantine_uri(lake_root, INTERACTIONS),
-        _quarantine_table(outcome, day),
+        _quarantine_table(outcome, day, unreadable),
         LANDING_DAY_COLUMN,
         day,
         storage_options,
     )
-    return _report(INTERACTIONS, day, files, outcome, written, quarantined.version)
+    version = quarantined.version
+    return _report(INTERACTIONS, day, files, reads, outcome, written, version, unreadable)
+
+
+def _replace_day(
+    table_uri: str, outcome: ValidationOutcome, day: date, storage_options: dict[str, str] | None
+) -> lake.WriteOutcome:
+    accepted = to_arrow(outcome.accepted, INTERACTIONS.arrow_schema())
+    return lake.replace_partition(table_uri, accepted, LANDING_DAY_COLUMN, day, storage_options)
 
 
 def ingest_reference(
@@ -128,7 +242,21 @@ def ingest_reference(
     """Ingest every drop of a reference feed (users, artworks): MERGE on id, latest version wins."""
     fs, root = landing.filesystem(landing_root, storage_options)
     files = landing.list_files(fs, root, entity)
-    outcome = validate(landing.read_files(fs, files), entity)
+    reads = landing.read_files(fs, files)
+    with bronze_lock(lake_root):
+        _sweep(lake_root)
+        return _ingest_reference(entity, files, reads, lake_root, storage_options)
+
+
+def _ingest_reference(
+    entity: Entity,
+    files: list[landing.LandingFile],
+    reads: list[landing.FileRead],
+    lake_root: str,
+    storage_options: dict[str, str] | None,
+) -> IngestReport:
+    unreadable = _keep_unreadable(reads, lake_root, entity, None, storage_options)
+    outcome = _validated(reads, entity, None, None)
     accepted = to_arrow(outcome.accepted, entity.arrow_schema())
     key, version = entity.key, entity.version_column or ""
     written = lake.upsert(bronze_uri(lake_root, entity), accepted, key, version, storage_options)
@@ -136,21 +264,23 @@ def ingest_reference(
     lake.insert_new(history_uri(lake_root, entity), accepted, [key, version], storage_options)
     quarantined = lake.replace_where(
         quarantine_uri(lake_root, entity),
-        _quarantine_table(outcome, None),
+        _quarantine_table(outcome, None, unreadable),
         "source_file",
         [f.path for f in files],
         storage_options,
     )
-    return _report(entity, None, files, outcome, written, quarantined.version)
+    return _report(entity, None, files, reads, outcome, written, quarantined.version, unreadable)
 
 
 def _report(
     entity: Entity,
     day: date | None,
     files: list[landing.LandingFile],
+    reads: list[landing.FileRead],
     outcome: ValidationOutcome,
     written: lake.WriteOutcome,
     quarantine_version: int,
+    unreadable: list[tuple[landing.FileRejection, str | None]],
 ) -> IngestReport:
     return IngestReport(
         entity=entity.name,
@@ -167,4 +297,6 @@ def _report(
         rows_updated=written.rows_updated,
         committed=written.committed,
         files_digest=landing.files_digest(files),
+        rows_per_file={r.path: r.rows for r in reads if r.rejection is None},
+        rejected_files=[quarantine.file_details(r, kept) for r, kept in unreadable],
     )

@@ -6,14 +6,18 @@ with the same input converges to the same table content.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from sands.settings import is_uri
 
 # Long enough to rebuild any model still in the registry: time travel stops working once the
 # log or the files a version points to are cleaned up.
@@ -52,13 +56,20 @@ def ensure_table(
     table = open_table(uri, storage_options)
     if table is not None:
         return table
-    return DeltaTable.create(
-        uri,
-        schema=schema,
-        partition_by=partition_by,
-        configuration=TABLE_PROPERTIES,
-        storage_options=storage_options or None,
-    )
+    try:
+        return DeltaTable.create(
+            uri,
+            schema=schema,
+            partition_by=partition_by,
+            configuration=TABLE_PROPERTIES,
+            storage_options=storage_options or None,
+        )
+    except DeltaError:
+        # Another writer created it first: use theirs.
+        table = open_table(uri, storage_options)
+        if table is None:
+            raise
+        return table
 
 
 def _partition_predicate(column: str, value: date | str) -> str:
@@ -72,18 +83,19 @@ def replace_partition(
     value: date | str,
     storage_options: dict[str, str] | None = None,
 ) -> WriteOutcome:
-    """Replace exactly one partition's rows with `data` in a single commit (idempotent reruns)."""
-    ensure_table(uri, data.schema, [partition_column], storage_options)
+    """Replace exactly one partition's rows with `data` in a single commit (idempotent reruns).
+
+    The version returned is this write's own commit, even if other writers committed since.
+    """
+    table = ensure_table(uri, data.schema, [partition_column], storage_options)
     write_deltalake(
-        uri,
+        table,
         data,
         mode="overwrite",
         predicate=_partition_predicate(partition_column, value),
         partition_by=[partition_column],
         schema_mode="merge",
-        storage_options=storage_options or None,
     )
-    table = DeltaTable(uri, storage_options=storage_options or None)
     return WriteOutcome(version=table.version(), rows_written=data.num_rows)
 
 
@@ -216,22 +228,53 @@ def insert_new(
     )
 
 
+def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int:
+    """The latest committed version of the table at `uri`, or -1 if there is none yet."""
+    table = open_table(uri, storage_options)
+    return -1 if table is None else table.version()
+
+
 def keys_present(
     uri: str,
     key: str,
     candidates: pa.Array,
     exclude: tuple[str, date | str] | None = None,
     storage_options: dict[str, str] | None = None,
+    version: int | None = None,
 ) -> set[str]:
-    """Which candidate keys the table already holds (outside the `exclude` partition)."""
-    table = open_table(uri, storage_options)
-    if table is None or len(candidates) == 0:
+    """Which candidate keys the table holds (outside the `exclude` partition), at `version`."""
+    if len(candidates) == 0 or (version is not None and version < 0):
         return set()
+    table = open_table(uri, storage_options)
+    if table is None:
+        return set()
+    if version is not None:
+        table.load_as_version(version)
     condition = pc.field(key).isin(candidates)
     if exclude is not None:
         condition = condition & (pc.field(exclude[0]) != pa.scalar(exclude[1]))
     dataset: ds.Dataset = table.to_pyarrow_dataset()
     return set(dataset.to_table(columns=[key], filter=condition).column(key).to_pylist())
+
+
+# What object_store leaves when a writer dies mid-file: `part-....parquet#1`, `00..07.json#1`;
+# and the dot-files `sands.landing.put_atomically` writes before its rename.
+_STAGING = re.compile(r"(#\d+|^\.[0-9a-f]{32}\.tmp)$")
+
+
+def sweep_staging_files(location: str) -> list[str]:
+    """Delete staging files killed writers left under a local location; the paths removed.
+
+    Call it holding the location's writer lock (`sands.locks`): a live writer's staging file
+    would go too. Object stores need none: their uploads are invisible until complete.
+    """
+    root = Path(location)
+    if is_uri(location) or not root.exists():
+        return []
+    stray = [p for p in root.rglob("*") if _STAGING.search(p.name) and p.is_file()]
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return [str(p) for p in stray]
 
 
 def overwrite(

@@ -11,7 +11,7 @@ import io
 import json
 import posixpath
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import fsspec
@@ -33,6 +33,7 @@ class LandingFile:
     entity: str
     day: date | None
     fingerprint: str
+    size: int | None = None
 
 
 def s3fs_options(storage_options: dict[str, str]) -> dict[str, object]:
@@ -97,7 +98,7 @@ def list_files(
             file_day = parse_day(posixpath.basename(posixpath.dirname(path)))
             if file_day is None:
                 continue
-        files.append(LandingFile(path, entity.name, file_day, _fingerprint(info)))
+        files.append(LandingFile(path, entity.name, file_day, _fingerprint(info), info.get("size")))
     return files
 
 
@@ -113,25 +114,129 @@ def invalid_day_folders(fs: fsspec.AbstractFileSystem, root: str, entity: Entity
     )
 
 
-def read_file(fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
-    """One landing file as a raw frame, values as stored, plus its source file and row number."""
-    fmt = path.rsplit(".", 1)[-1]
-    with fs.open(path, "rb") as handle:
-        payload = handle.read()
+UNREADABLE = "file:unreadable"  # the bytes are not a file of the format its name says
+UNOPENABLE = "file:unopenable"  # the bytes could not be fetched at all
+BAD_LINE = "row:invalid_json"  # a JSON line that does not parse (e.g. truncated)
+NOT_OBJECT = "row:not_an_object"  # a JSON line that parses to an array, number, string or null
+# Fetch errors a retry would not cure. Others (connection resets, timeouts) fail the run, so it
+# is retried, rather than quarantining a good file for a network blip the sensor never revisits.
+_LASTING_FETCH_ERRORS = (PermissionError, FileNotFoundError, IsADirectoryError)
+
+
+@dataclass(frozen=True)
+class DamagedRow:
+    """A line of a readable file that is not a record; kept as its raw text."""
+
+    row: int
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FileRejection:
+    """A landing file that could not be read at all, with what is known about its bytes."""
+
+    path: str
+    size: int | None
+    sha256: str | None
+    reason: str
+    message: str
+    payload: bytes | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class FileRead:
+    """One landing file as read: its records, its damaged lines, or why it was unreadable."""
+
+    path: str
+    frame: pd.DataFrame
+    damaged: list[DamagedRow] = field(default_factory=list)
+    rejection: FileRejection | None = None
+
+    @property
+    def rows(self) -> int:
+        """Rows the file holds: records plus damaged lines (0 when unreadable)."""
+        return len(self.frame) + len(self.damaged)
+
+
+def _message(exc: BaseException) -> str:
+    """The parser's message on one short line."""
+    text = " ".join(str(exc).split()) or repr(exc)
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _rejected(
+    path: str, reason: str, exc: BaseException, payload: bytes | None, size: int | None
+) -> FileRead:
+    digest = hashlib.sha256(payload).hexdigest() if payload is not None else None
+    rejection = FileRejection(path, size, digest, reason, _message(exc), payload)
+    return FileRead(path, pd.DataFrame(), rejection=rejection)
+
+
+def _json_line(line: bytes) -> tuple[dict | None, str | None]:
+    """A line's record, or the reason it is not one."""
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None, BAD_LINE
+    return (value, None) if isinstance(value, dict) else (None, NOT_OBJECT)
+
+
+def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
+    try:
+        frame = pd.read_json(io.BytesIO(payload), lines=True, dtype=False, convert_dates=False)
+        return frame, list(range(len(frame))), []
+    except (ValueError, AttributeError, TypeError):
+        pass  # some line is damaged: go line by line, so only that line is quarantined
+    records, rows, damaged = [], [], []
+    lines = [line for line in payload.splitlines() if line.strip()]
+    for number, line in enumerate(lines):
+        record, reason = _json_line(line)
+        if reason is None:
+            records.append(record)
+            rows.append(number)
+        else:
+            damaged.append(DamagedRow(number, reason, line.decode("utf-8", "backslashreplace")))
+    return pd.DataFrame.from_records(records), rows, damaged
+
+
+def _parse(fmt: str, payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
+    """Records, their row numbers and damaged lines; raises when the bytes are not the format."""
+    # An empty drop (an upstream with nothing to send) is zero rows, not a broken file.
+    if not (payload if fmt == "parquet" else payload.strip()):
+        return pd.DataFrame(), [], []
     if fmt == "parquet":
         frame = pq.read_table(io.BytesIO(payload)).to_pandas(types_mapper=_ARROW_STRINGS.get)
     elif fmt == "csv":
         frame = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, na_values=[""])
     else:
-        frame = pd.read_json(io.BytesIO(payload), lines=True, dtype=False, convert_dates=False)
+        return _json_lines(payload)
+    return frame, list(range(len(frame))), []
+
+
+def read_file(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None) -> FileRead:
+    """One landing file as raw rows (values as stored, plus source file and row number).
+
+    Never raises on bad bytes: an unreadable file comes back as a rejection, damaged JSON lines
+    as damaged rows, so one broken drop cannot stop the rest of its day.
+    """
+    try:
+        with fs.open(path, "rb") as handle:
+            payload = handle.read()
+    except _LASTING_FETCH_ERRORS as exc:
+        return _rejected(path, UNOPENABLE, exc, None, size)
+    try:
+        frame, rows, damaged = _parse(path.rsplit(".", 1)[-1], payload)
+    except Exception as exc:  # parsers raise many types
+        return _rejected(path, UNREADABLE, exc, payload, len(payload))
     frame[SOURCE_FILE] = path
-    frame[SOURCE_ROW] = range(len(frame))
-    return frame
+    frame[SOURCE_ROW] = rows
+    return FileRead(path, frame, damaged)
 
 
-def read_files(fs: fsspec.AbstractFileSystem, files: list[LandingFile]) -> list[pd.DataFrame]:
-    """One raw frame per file, each with the columns and value types its file really had."""
-    return [read_file(fs, f.path) for f in files]
+def read_files(fs: fsspec.AbstractFileSystem, files: list[LandingFile]) -> list[FileRead]:
+    """Each file read on its own, with the columns and value types it really had."""
+    return [read_file(fs, f.path, f.size) for f in files]
 
 
 def files_digest(files: list[LandingFile]) -> str:
@@ -149,7 +254,9 @@ def write_table(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -> No
     if fmt == "parquet":
         pq.write_table(table, buffer)
     elif fmt == "csv":
-        _csv_frame(table).to_csv(buffer, index=False)
+        # CRLF line ends make the writer quote any value holding a lone \r, which readers
+        # would otherwise take for the end of a row.
+        _csv_frame(table).to_csv(buffer, index=False, lineterminator="\r\n")
     else:
         _json_frame(table).to_json(buffer, orient="records", lines=True, date_format="iso")
     put_atomically(fs, path, buffer.getvalue())

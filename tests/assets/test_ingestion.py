@@ -1,6 +1,9 @@
+from pathlib import Path
+
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
 from assets.ingestion import IngestionConfig, artworks, raw_interactions, reasons_markdown, users
+from dagster_project.runner import rejected_files
 from resources import build_resources
 from tests.conftest import DAY, drop, events_table, ts
 
@@ -51,7 +54,23 @@ def test_a_partition_materializes_with_accounting_versions_and_passing_checks(pa
     assert checks(result) == {
         "rows_accounted_for": (True, AssetCheckSeverity.ERROR),
         "reject_rate_within_budget": (True, AssetCheckSeverity.ERROR),
+        "files_readable": (True, AssetCheckSeverity.WARN),
     }
+
+
+def test_an_unreadable_file_is_named_and_warned_about_while_the_rest_of_its_day_lands(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    broken = Path(paths.landing, "interactions", str(DAY), "broken.parquet")
+    broken.write_bytes(b"PAR1 and then garbage")
+    result = run_day(paths)
+    assert result.success  # a warning: the day's readable rows are good to use
+    assert checks(result)["files_readable"] == (False, AssetCheckSeverity.WARN)
+    (materialization,) = result.asset_materializations_for_node("raw_interactions")
+    meta = {k: v.value for k, v in materialization.metadata.items()}
+    assert (meta["rows_read"], meta["rows_accepted"], meta["files_rejected"]) == (2, 2, 1)
+    (line,) = rejected_files(result)
+    assert line.startswith(f"{broken} (21 bytes) could not be read: ArrowInvalid: ")
+    assert "\n" not in line and "kept at" in line
 
 
 def test_a_drop_over_the_reject_budget_is_recorded_but_fails_its_blocking_check(paths):

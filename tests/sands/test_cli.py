@@ -1,3 +1,4 @@
+from datetime import date
 from pathlib import Path
 
 from deltalake import DeltaTable
@@ -6,7 +7,7 @@ from typer.testing import CliRunner
 from sands.cli import app
 from sands.contract import INTERACTIONS
 from sands.feature_store import USER_FEATURES
-from sands.ingest import bronze_uri
+from sands.ingest import bronze_uri, ingest_day
 from sands.online import SqliteOnlineStore
 from sands.prediction_log import impressions_uri, read_impressions
 from sands.training_store import TRAINING_EXAMPLES
@@ -63,3 +64,18 @@ def test_demo_runs_from_landing_files_to_a_champion_recording_runs(paths, monkey
     assert DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).version() == 5  # 4 days + served day
     assert read_impressions(impressions_uri(paths.lake)).num_rows > 0
     assert "Online quality of what was served" in result.output
+
+
+def test_status_shows_quarantined_rows_and_rejected_files_per_feed(paths):
+    day = date(2026, 9, 2)
+    folder = Path(paths.landing, "interactions", str(day))
+    folder.mkdir(parents=True)
+    (folder / "broken.parquet").write_bytes(b"PAR1 garbage")
+    (folder / "feed.jsonl").write_text('{"event_id": "e1"}\n[1]\n{"event_id": "e2", "user')
+    ingest_day(paths.landing, paths.lake, day)
+    result = runner.invoke(app, ["status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "files rejected" in result.output
+    (row,) = [line for line in result.output.splitlines() if "bronze/interactions" in line]
+    # e1 (missing columns), the array line and the truncated line: 3 rows; 1 file.
+    assert [cell.strip() for cell in row.split("│")[2:6]] == ["1", "0", "3", "1"]

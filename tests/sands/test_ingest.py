@@ -1,5 +1,7 @@
+import hashlib
 import json
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -177,3 +179,98 @@ def test_an_empty_landing_zone_ingests_nothing_without_failing(paths):
     report = ingest_reference(ARTWORKS, paths.landing, paths.lake)
     assert (report.rows_read, report.rows_accepted) == (0, 0)
     assert ingest_day(paths.landing, paths.lake, DAY).rows_read == 0
+
+
+CORRUPT = b"PAR1" + b"\x00not a parquet footer" * 4
+JSON_LINES = "\n".join(
+    [
+        json.dumps(BAD_JSON[0] | {"event_id": "h1", "event_type": "view"}),
+        '{"event_id": "h2", "user_id": "u4", "artwo',
+        '["h3", "u4", "a3", "view"]',
+    ]
+)
+
+
+def land_hostile_day(paths) -> dict[str, int]:
+    """A good Parquet file, a corrupt one, an empty CSV and a JSON-lines file with two damaged
+    lines; returns the rows written per readable file."""
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    folder = Path(paths.landing, "interactions", str(DAY))
+    (folder / "broken.parquet").write_bytes(CORRUPT)
+    (folder / "empty.csv").write_bytes(b"")
+    (folder / "feed.jsonl").write_text(JSON_LINES)
+    return {"events.parquet": len(GOOD), "empty.csv": 0, "feed.jsonl": 3}
+
+
+def assert_accounted(report, written: dict[str, int], unreadable: int) -> None:
+    """The invariant: accepted + quarantined rows == rows written; files rejected == unreadable."""
+    assert report.rows_accepted + report.rows_rejected == sum(written.values())
+    assert {Path(p).name: n for p, n in report.rows_per_file.items()} == written
+    assert report.files_rejected == unreadable and report.balanced
+
+
+def test_a_day_with_unreadable_files_and_damaged_lines_ingests_the_rest_and_names_them(paths):
+    written = land_hostile_day(paths)
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert_accounted(report, written, unreadable=1)
+    assert report.reason_counts == {"row:invalid_json": 1, "row:not_an_object": 1}
+    assert sorted(bronze(paths).column("event_id").to_pylist()) == ["e0", "e1", "e2", "e3", "h1"]
+    (rejected,) = report.rejected_files
+    assert (Path(rejected["path"]).name, rejected["size"], rejected["reason"]) == (
+        "broken.parquet",
+        len(CORRUPT),
+        "file:unreadable",
+    )
+    assert rejected["sha256"] == hashlib.sha256(CORRUPT).hexdigest()
+    assert rejected["message"].startswith("ArrowInvalid: ")
+    kept = Path(rejected["kept_at"])
+    assert kept.read_bytes() == CORRUPT and kept.is_relative_to(paths.home)
+
+
+def test_damaged_lines_and_unreadable_files_are_quarantine_records_kept_once_across_reruns(paths):
+    land_hostile_day(paths)
+    for _ in range(2):
+        ingest_day(paths.landing, paths.lake, DAY)
+    records = sorted(
+        quarantine(paths).to_pylist(), key=lambda r: (r["source_row"] is None, r["source_row"])
+    )
+    assert [(r["source_row"], r["reasons"]) for r in records] == [
+        (1, ["row:invalid_json"]),
+        (2, ["row:not_an_object"]),
+        (None, ["file:unreadable"]),
+    ]
+    assert records[0]["record"] == '{"event_id": "h2", "user_id": "u4", "artwo'
+    details = json.loads(records[2]["record"])
+    assert details["path"] == records[2]["source_file"] and details["size"] == len(CORRUPT)
+    assert len(list(Path(paths.lake, "quarantine", "files").rglob("*.parquet"))) == 1
+
+
+def test_an_unreadable_reference_drop_is_quarantined_once_and_the_other_drops_merge(paths):
+    drop(paths.landing, "users/users-1.jsonl", [user("u1", 1, ["abstract"])])
+    Path(paths.landing, "users", "users-2.csv").write_bytes(b"user_id\n\xff\xfe\n")
+    for _ in range(2):
+        report = ingest_reference(USERS, paths.landing, paths.lake)
+    assert_accounted(report, {"users-1.jsonl": 1}, unreadable=1)
+    assert bronze(paths, USERS).column("user_id").to_pylist() == ["u1"]
+    (record,) = quarantine(paths, USERS).to_pylist()
+    assert record["reasons"] == ["file:unreadable"] and record["source_file"].endswith(
+        "users-2.csv"
+    )
+
+
+def test_a_write_killed_mid_file_leaves_staging_files_that_the_next_ingest_removes(paths):
+    land_day(paths)
+    ingest_day(paths.landing, paths.lake, DAY)
+    table = Path(bronze_uri(paths.lake, INTERACTIONS))
+    stray = [
+        table / f"landing_date={DAY}" / "part-00000-dead.snappy.parquet#1",
+        table / "_delta_log" / "00000000000000000009.json#1",
+        Path(paths.lake, "quarantine", "files", "interactions", f".{'ab' * 16}.tmp"),
+    ]
+    for path in stray:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    before = bronze(paths).sort_by("event_id")
+    ingest_day(paths.landing, paths.lake, DAY)
+    assert [p for p in stray if p.exists()] == []
+    assert bronze(paths).sort_by("event_id").equals(before)

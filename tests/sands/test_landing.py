@@ -1,3 +1,4 @@
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def test_each_format_reads_into_raw_rows_with_their_source(paths):
     for fmt in ("parquet", "csv", "jsonl"):
         drop(paths.landing, f"interactions/{DAY}/events.{fmt}", table)
     fs, root = landing.filesystem(paths.landing)
-    parts = landing.read_files(fs, landing.list_files(fs, root, INTERACTIONS, DAY))
+    parts = [
+        r.frame for r in landing.read_files(fs, landing.list_files(fs, root, INTERACTIONS, DAY))
+    ]
     assert [len(p) for p in parts] == [1, 1, 1]
     assert {p["event_id"].iloc[0] for p in parts} == {"e1"}
     assert {p["_source_file"].iloc[0].rsplit(".", 1)[-1] for p in parts} == {
@@ -52,3 +55,47 @@ def test_changed_groups_report_new_and_modified_files_with_all_their_siblings():
     groups = landing.changed_groups([a, b, c, u], seen)
     assert groups == {("interactions", date(2026, 9, 1)): [a, b], ("users", None): [u]}
     assert landing.changed_groups([a, b, c, u], {f.path: f.fingerprint for f in (a, b, c, u)}) == {}
+
+
+RECORD = '{"event_id": "j1", "user_id": "u1", "artwork_id": "a1", "event_type": "view"}'
+
+
+def read(paths, name: str, payload: bytes) -> landing.FileRead:
+    path = Path(paths.landing, "interactions", str(DAY), name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+    fs, _ = landing.filesystem(paths.landing)
+    return landing.read_file(fs, str(path))
+
+
+def test_an_unreadable_file_comes_back_as_a_rejection_with_its_checksum_not_an_error(paths):
+    payload = b"PAR1" + b"garbage" * 3
+    got = read(paths, "broken.parquet", payload)
+    assert (got.rows, got.damaged) == (0, [])
+    rejection = got.rejection
+    assert rejection is not None and rejection.reason == "file:unreadable"
+    assert (rejection.size, rejection.payload) == (25, payload)
+    assert rejection.sha256 == hashlib.sha256(payload).hexdigest()
+    assert rejection.message.startswith("ArrowInvalid: ") and "\n" not in rejection.message
+    csv = read(paths, "latin.csv", b"event_id\n\xe9t\xe9\n").rejection
+    assert csv is not None and csv.message.startswith("UnicodeDecodeError: ")
+
+
+def test_damaged_json_lines_are_set_aside_one_by_one_and_the_rest_keep_their_row_numbers(paths):
+    lines = [RECORD, '{"event_id": "j2", "user_', "[1, 2, 3]", "", RECORD.replace("j1", "j3"), "7"]
+    got = read(paths, "feed.jsonl", "\n".join(lines).encode())
+    assert got.rejection is None
+    assert [(d.row, d.reason, d.text) for d in got.damaged] == [
+        (1, "row:invalid_json", lines[1]),
+        (2, "row:not_an_object", "[1, 2, 3]"),
+        (4, "row:not_an_object", "7"),
+    ]
+    assert got.frame["event_id"].tolist() == ["j1", "j3"]
+    assert got.frame["_source_row"].tolist() == [0, 3]  # the blank line is not a row
+    assert got.rows == 5
+
+
+def test_an_empty_file_of_any_format_is_zero_rows_and_not_a_rejection(paths):
+    for name, payload in [("a.csv", b""), ("b.jsonl", b"\n \n"), ("c.parquet", b"")]:
+        got = read(paths, name, payload)
+        assert (got.rows, got.rejection, got.damaged) == (0, None, [])
