@@ -16,20 +16,35 @@ from sands.settings import SandsPaths
 
 # Pools keep steps that write the DuckDB warehouse from running at the same time across runs.
 INSTANCE_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+# The daemon (`sands ui`) fails runs that never start; the default launcher cannot resume a run
+# or see its worker die, so `sands` commands fail those themselves (`failures.fail_orphaned_runs`).
+RUN_MONITORING_YAML = (
+    "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n"
+    "  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\n"
+)
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-# The CLI shows its own progress; Dagster's step-by-step debug log stays in the instance.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The CLI shows its own progress and one line per failure; Dagster's log, tracebacks included,
+# stays in the instance (and in SANDS_HOME/logs/runs/<run id>.log for a failed run).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def instance_for(paths: SandsPaths) -> DagsterInstance:
-    """The persistent Dagster instance in `SANDS_HOME/dagster` (created on first use)."""
+def instance_config(paths: SandsPaths) -> Path:
+    """`SANDS_HOME/dagster/dagster.yaml`, written on first use; homes made before run
+    monitoring was configured gain it."""
     home = Path(paths.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(INSTANCE_YAML)
-    os.environ["DAGSTER_HOME"] = str(home)
+        config.write_text(INSTANCE_YAML + RUN_MONITORING_YAML)
+    elif "run_monitoring" not in (text := config.read_text()):
+        config.write_text(text.rstrip("\n") + "\n" + RUN_MONITORING_YAML)
+    return config
+
+
+def instance_for(paths: SandsPaths) -> DagsterInstance:
+    """The persistent Dagster instance in `SANDS_HOME/dagster` (created on first use)."""
+    os.environ["DAGSTER_HOME"] = str(instance_config(paths).parent)
     return DagsterInstance.get()
 
 

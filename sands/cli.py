@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -27,20 +27,113 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from sands.dbt_vars import longest_feature_window
 from sands.settings import SandsPaths, SettingError
 
+if TYPE_CHECKING:
+    from sands.simulator import Scenario
+
 # History loaded before a scenario or replay starts: the longest feature window fills.
 WARMUP_DAYS = longest_feature_window()
 
+console = Console()
+stderr = Console(stderr=True)
+# Set by `sands --debug`: an error shows its traceback instead of one line.
+_debug = False
+
+
+def _error(line: str) -> None:
+    """One line on stderr, never wrapped, no markup: an error or a failed run."""
+    stderr.print(f"error: {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+
+
+class Refusal(Exception):
+    """A command that cannot go on (nothing to work on, say); its message is one line, exit 1."""
+
+
+class SandsGroup(TyperGroup):
+    """Every command ends an error in one line on stderr: exit 2 for a bad argument, 1 for
+    anything else; `sands --debug` shows the traceback instead."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        given = [*ctx._protected_args, *ctx.args]  # the command line, before it is consumed
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, NoArgsIsHelpError):
+            raise
+        except UsageError as error:
+            if _debug:
+                raise
+            where = error.ctx.command_path if error.ctx else ctx.command_path
+            _error(f"{where}{_bad_value(error, given)}")
+            raise typer.Exit(2) from None
+        except (SettingError, Refusal) as error:
+            if _debug:
+                raise
+            _error(str(error))
+            raise typer.Exit(1) from None
+        except Exception as error:
+            if _debug:
+                raise
+            first = next(iter(str(error).strip().splitlines()), "")
+            command = ctx.invoked_subcommand or ""
+            _error(f"{type(error).__name__}: {first} (`sands --debug {command}` shows where)")
+            raise typer.Exit(1) from None
+
+
+def _bad_value(error: UsageError, given: list[str]) -> str:
+    """`: message`, or ` --option value: message` when an option's value was out of range."""
+    param = getattr(error, "param", None)
+    if param is None or not getattr(param, "opts", None):
+        return f": {getattr(error, 'message', None) or error.format_message()}"
+    for index, arg in enumerate(given):
+        for opt in param.opts:
+            if arg.startswith(f"{opt}="):
+                return f" {opt} {arg.split('=', 1)[1]}: {error.message}"
+            if arg == opt and index + 1 < len(given):
+                return f" {opt} {given[index + 1]}: {error.message}"
+    return f": {error.format_message()}"
+
+
 app = typer.Typer(
+    cls=SandsGroup,
     help="Shifting Sands: a self-running data and model platform for a digital art marketplace.\n\n"
-    "All state lives under SANDS_HOME (default ./.sands).",
+    "All state lives under SANDS_HOME (default ./.sands). Exit status: 0 done; 1 a run, a "
+    "blocking check or a setting failed (one line each); 2 a bad argument.",
     no_args_is_help=True,
     rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
 )
-console = Console()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an error, show the traceback, not one line.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+def _paths(create: bool = True) -> SandsPaths:
+    """SANDS_HOME's locations, once it is known to be a folder this process can write."""
+    paths = SandsPaths.from_env()
+    paths.require_home(create)
+    return paths
+
+
+def _day(value: str, option: str) -> date:
+    """A YYYY-MM-DD option value, or a one-line usage error naming the option (exit 2)."""
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise typer.BadParameter(f"{option} {value!r} is not a day: expected YYYY-MM-DD")
 
 
 def _progress() -> Progress:
@@ -57,7 +150,9 @@ def _progress() -> Progress:
 def simulate(
     days: Annotated[int, typer.Option(min=1, help="Number of days to simulate.")] = 14,
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2026-09-01",
-    seed: Annotated[int, typer.Option(help="Random seed; same seed and options, same files.")] = 7,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed; same seed and options, same files.")
+    ] = 7,
     events_per_day: Annotated[
         int, typer.Option(min=1, help="Approximate interaction events per day.")
     ] = 20_000,
@@ -69,7 +164,8 @@ def simulate(
         str, typer.Option(help="steady | taste-shift | new-trend | demographic-shift")
     ] = "steady",
     scenario_day: Annotated[
-        int | None, typer.Option(help="Day index the scenario starts (default: middle).")
+        int | None,
+        typer.Option(min=0, help="Day index the scenario starts, below --days (default: middle)."),
     ] = None,
     bad_rows: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of malformed rows to inject.")
@@ -80,16 +176,17 @@ def simulate(
     from sands.simulator import Marketplace, Scenario, SimulationConfig
 
     if file_format not in ("parquet", "csv", "jsonl"):
-        raise typer.BadParameter("--format must be parquet, csv or jsonl")
+        raise typer.BadParameter(f"--format {file_format!r}: expected parquet, csv or jsonl")
     try:
         chosen = Scenario(scenario)
     except ValueError as error:
         raise typer.BadParameter(
             f"unknown scenario {scenario!r}: use {', '.join(s.value for s in Scenario)}"
         ) from error
+    _within_days(scenario_day, days, "--scenario-day")
     config = SimulationConfig(
         seed=seed,
-        start=date.fromisoformat(start),
+        start=_day(start, "--start"),
         days=days,
         events_per_day=events_per_day,
         initial_users=initial_users,
@@ -100,9 +197,17 @@ def simulate(
         scenario_day=scenario_day,
         bad_rows=bad_rows,
     )
-    paths = SandsPaths.from_env()
+    paths = _paths()
     paths.ensure_local_dirs()
     _write_drops(paths, Marketplace(config).days(), days, file_format)
+
+
+def _within_days(index: int | None, days: int, option: str) -> None:
+    """A day index the played or simulated days reach: 0 to days - 1 (exit 2 otherwise)."""
+    if index is not None and index >= days:
+        raise typer.BadParameter(
+            f"{option} {index} is past the last day index: expected 0..{days - 1} (--days {days})"
+        )
 
 
 def _write_drops(paths: SandsPaths, drops, days: int, file_format: str = "parquet") -> None:
@@ -145,8 +250,28 @@ def ingest(
     ] = None,
 ) -> None:
     """Validate landing drops into the bronze Delta tables (runs go to the Dagster instance)."""
-    with _one_line_errors():
-        _ingest(SandsPaths.from_env(), day or None)
+    paths = _paths()
+    chosen = _landing_day_options(paths, day or [])
+    with _runs_checked(paths):
+        _ingest(paths, chosen or None)
+
+
+def _landing_span(days: list[str]) -> str:
+    if not days:
+        return "the landing zone has no days yet (`sands simulate` writes some)"
+    return f"its days are {days[0]}..{days[-1]}"
+
+
+def _landing_day_options(paths: SandsPaths, values: list[str]) -> list[str]:
+    """The --day values, each a YYYY-MM-DD day with landing files (exit 2 otherwise)."""
+    chosen = [_day(value, "--day").isoformat() for value in values]
+    present = _landing_days(paths) if chosen else []
+    for day in chosen:
+        if day not in present:
+            raise typer.BadParameter(
+                f"--day {day} has no landing files in {paths.landing}: {_landing_span(present)}"
+            )
+    return chosen
 
 
 def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
@@ -210,7 +335,9 @@ def demo(
             "taste-shift | new-trend | demographic-shift), printing a timeline."
         ),
     ] = None,
-    shift_day: Annotated[int | None, typer.Option(help="Day index the scenario starts.")] = None,
+    shift_day: Annotated[
+        int | None, typer.Option(min=0, help="Day index the scenario starts, below --days.")
+    ] = None,
     warmup_days: Annotated[
         int,
         typer.Option(
@@ -228,15 +355,32 @@ def demo(
     ] = False,
 ) -> None:
     """The main job on embedded defaults: simulate a marketplace, then run the pipeline on it."""
-    paths = SandsPaths.from_env()
-    if fresh and Path(paths.home).exists():
+    paths = _paths()
+    _within_days(shift_day, days, "--shift-day")
+    chosen = _scenario(scenario) if scenario is not None else None  # before --fresh wipes
+    if fresh:
         shutil.rmtree(paths.home)
-    if scenario is not None:
-        with _one_line_errors():
-            played = _play(paths, days, events_per_day, scenario, shift_day, warmup_days, serve)
-        if not played:
-            raise typer.Exit(1)
-        return
+        paths.require_home()
+    with _runs_checked(paths):
+        if chosen is not None:
+            _play(paths, days, events_per_day, chosen, shift_day, warmup_days, serve)
+        else:
+            _demo(paths, days, events_per_day, bad_rows)
+
+
+def _scenario(name: str) -> Scenario:
+    """The named simulator scenario, or a usage error listing them (exit 2)."""
+    from sands.simulator import Scenario
+
+    try:
+        return Scenario(name)
+    except ValueError:
+        names = ", ".join(s.value for s in Scenario)
+        raise typer.BadParameter(f"unknown scenario {name!r}: use {names}") from None
+
+
+def _demo(paths: SandsPaths, days: int, events_per_day: int, bad_rows: float) -> None:
+    """Simulate, ingest, build features and the training set, train, then serve a day."""
     from sands.simulator import Marketplace, SimulationConfig
 
     config = SimulationConfig(
@@ -251,7 +395,7 @@ def demo(
     paths.ensure_local_dirs()
     _write_drops(paths, drops, days)
     ok = _ingest(paths, None)
-    ok = ok and _features(paths, None, None)
+    ok = ok and _features(paths, *_feature_window(paths, None, None))
     ok = ok and _training_data(paths)
     ok = ok and _train(paths, {})
     ok = ok and _served_day(paths, market, drops)
@@ -293,7 +437,6 @@ def _served_day(paths: SandsPaths, market, drops) -> bool:
         paths, "online performance", lambda: run_online_quality(instance_for(paths), window)
     )
     if not result.success:
-        console.print("[red]online_performance failed[/]")
         return False
     metadata = result.asset_materializations_for_node("online_performance")[0].metadata
     console.print("Online quality of what was served (ranked lists, 1 h attribution):")
@@ -318,19 +461,16 @@ def _play(
     paths: SandsPaths,
     days: int,
     events_per_day: int,
-    scenario: str,
+    chosen: Scenario,
     shift_day: int | None,
     warmup_days: int,
     serve: bool = False,
-) -> bool:
+) -> None:
     """Play a scenario through the self-running loop; print the timeline and the verdicts."""
     from dagster_project.scenario import play, verdicts
-    from sands.simulator import Scenario, SimulationConfig
+    from sands.simulator import SimulationConfig
 
-    try:
-        chosen = Scenario(scenario)
-    except ValueError as error:
-        raise typer.BadParameter(f"unknown scenario {scenario!r}") from error
+    scenario = chosen.value
     config = SimulationConfig(
         seed=7,
         start=date(2026, 9, 1),
@@ -383,7 +523,7 @@ def _play(
         warmup_days=warmup_days,
         events_per_day=events_per_day,
     )
-    return _report_failures(records)
+    _report_failures(records)
 
 
 @app.command()
@@ -403,11 +543,10 @@ def replay(
     ] = WARMUP_DAYS,
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
-    from dagster_project.loop import HistoryLoadError
-    from dagster_project.scenario import replay as replay_days_through_loop
     from sands.replay import ReplaySource, replay_days, warm_start
 
-    paths = SandsPaths.from_env()
+    first = _day(start, "--start") if start else None  # before the slow imports below
+    paths = _paths()
     if paths.landing.rstrip("/") == landing.rstrip("/") or (
         "://" not in landing and Path(paths.landing).resolve() == Path(landing).resolve()
     ):
@@ -415,14 +554,16 @@ def replay(
     source = ReplaySource(landing, paths.storage_options)
     available = source.days()
     try:
-        first = date.fromisoformat(start) if start else warm_start(available, warmup_days)
-        chosen = replay_days(available, first, days)
+        chosen = replay_days(available, first or warm_start(available, warmup_days), days)
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
+        raise typer.BadParameter(f"--landing {landing}: {error}") from error
+    from dagster_project.loop import HistoryLoadError
+    from dagster_project.scenario import replay as replay_days_through_loop
+
     history = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
     table = _timeline(f"replay of {landing}: what the loop did by itself")
     # The partitions follow the replayed days, wherever they lie in time: no setting needed.
-    with _one_line_errors(HistoryLoadError):
+    with _runs_checked(paths), _one_line_errors(HistoryLoadError):
         records = _quietly(
             paths,
             f"replaying {len(chosen)} days ({chosen[0]}..{chosen[-1]}) after {len(history)} "
@@ -431,11 +572,10 @@ def replay(
                 paths, source, chosen, lambda r: _show(table, r), history, _note
             ),
         )
-    console.print(table)
-    _summary(records, "while a frozen model existed")
-    _write_report(paths, records, "replay", landing=landing, history_days=len(history))
-    if not _report_failures(records):
-        raise typer.Exit(1)
+        console.print(table)
+        _summary(records, "while a frozen model existed")
+        _write_report(paths, records, "replay", landing=landing, history_days=len(history))
+        _report_failures(records)
 
 
 def _timeline(title: str) -> Table:
@@ -512,11 +652,11 @@ def _write_report(paths: SandsPaths, records, kind: str, **context) -> None:
     )
 
 
-def _report_failures(records) -> bool:
+def _report_failures(records) -> None:
+    """Which played days had failed runs (each failure is told, in one line, at the end)."""
     troubled = [r.day for r in records if r.failed_runs]
     if troubled:
-        console.print(f"[yellow]Runs failed on {', '.join(troubled)}[/] (see the Dagster UI).")
-    return not (records and records[-1].failed_runs)
+        console.print(f"[yellow]Runs failed on {', '.join(troubled)}[/].")
 
 
 def _materializations(result) -> dict[str, dict[str, object]]:
@@ -571,13 +711,37 @@ def _note(line: str) -> None:
 
 
 @contextmanager
-def _one_line_errors(*also: type[Exception]) -> Iterator[None]:
-    """A bad setting (or one of `also`) ends the command with its one-line message, exit 1."""
+def _one_line_errors(*expected: type[Exception]) -> Iterator[None]:
+    """An `expected` error (its message is one line) ends the command with it, exit 1."""
     try:
         yield
-    except (SettingError, *also) as error:
-        console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+    except expected as error:
+        if _debug:
+            raise
+        _error(str(error))
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def _runs_checked(paths: SandsPaths) -> Iterator[None]:
+    """Around a command that runs jobs: first fail the runs a killed `sands` left STARTED; at
+    the end, one line per failed step or blocking check of the runs it launched, and exit 1."""
+    from dagster_project.failures import LaunchedRuns, fail_orphaned_runs
+    from dagster_project.runner import instance_for
+
+    instance = instance_for(paths)
+    for line in fail_orphaned_runs(instance):
+        _note(line)
+    launched = LaunchedRuns(instance)
+    failures = []
+    try:
+        yield
+    finally:
+        failures = launched.failures(Path(paths.home, "logs", "runs"))
+        for failure in failures:
+            _error(failure.line())
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -586,18 +750,36 @@ def features(
     end: Annotated[str | None, typer.Option(help="Last landing day; default: the last.")] = None,
 ) -> None:
     """dbt build and feature publishing for a window of landing days, as one run."""
-    if not _features(SandsPaths.from_env(), start, end):
-        raise typer.Exit(1)
+    paths = _paths()
+    first, last = _feature_window(paths, start, end)
+    with _runs_checked(paths):
+        if not _features(paths, first, last):
+            raise typer.Exit(1)
 
 
-def _features(paths: SandsPaths, start: str | None, end: str | None) -> bool:
+def _feature_window(paths: SandsPaths, start: str | None, end: str | None) -> tuple[str, str]:
+    """The days to build: --start and --end, by default the first and last landing day."""
+    first = _day(start, "--start").isoformat() if start else None
+    last = _day(end, "--end").isoformat() if end else None
+    if first and last and first > last:
+        raise typer.BadParameter(f"--start {first} is after --end {last}: expected start <= end")
+    if first and last:
+        return first, last  # the lake may hold days the landing zone no longer lists
+    days = _landing_days(paths)
+    if not days:
+        raise Refusal(f"no landing days in {paths.landing}: `sands simulate` writes some")
+    first, last = first or days[0], last or days[-1]
+    if first > last:
+        option = "--start" if start else "--end"
+        raise typer.BadParameter(
+            f"{option} leaves an empty window {first}..{last}: {_landing_span(days)}"
+        )
+    return first, last
+
+
+def _features(paths: SandsPaths, first: str, last: str) -> bool:
     from dagster_project.runner import instance_for, run_feature_build
 
-    days = _landing_days(paths)
-    if not days and not (start and end):
-        console.print("[red]No landing days found: run `sands simulate` first.[/]")
-        return False
-    first, last = start or days[0], end or days[-1]
     instance = instance_for(paths)
     result = _quietly(
         paths,
@@ -615,18 +797,17 @@ def _features(paths: SandsPaths, start: str | None, end: str | None) -> bool:
                 f"{meta['rows_restated']:,}",
             )
     console.print(table)
-    failed = _failed_checks(result)
-    if failed or not result.success:
-        console.print(f"[red]Feature build failed[/]; failed checks: {', '.join(failed) or 'none'}")
-        console.print(f"dbt output: {Path(paths.home, 'logs', 'dbt.log')}")
+    if not result.success:
+        console.print(f"dbt's output: {Path(paths.home, 'logs', 'dbt.log')}")
     return result.success
 
 
 @app.command("training-data")
 def training_data() -> None:
     """Refresh the online store and rebuild the point-in-time training set."""
-    if not _training_data(SandsPaths.from_env()):
-        raise typer.Exit(1)
+    paths = _paths()
+    with _runs_checked(paths):
+        _training_data(paths)
 
 
 def _training_data(paths: SandsPaths) -> bool:
@@ -651,8 +832,6 @@ def _training_data(paths: SandsPaths) -> bool:
         )
         console.print(Markdown(examples["composition"]))
         console.print(Markdown(examples["source_versions"]))
-    if not result.success:
-        console.print(f"[red]Training data failed[/]: {', '.join(_failed_checks(result)) or ''}")
     return result.success
 
 
@@ -668,9 +847,9 @@ def _check_outcomes(result, check: str) -> list[dict[str, object]]:
 
 @app.command()
 def train(
-    trees: Annotated[int | None, typer.Option(help="Boosting rounds (default 300).")] = None,
-    segments: Annotated[int | None, typer.Option(help="User segments (default 6).")] = None,
-    max_depth: Annotated[int | None, typer.Option(help="Tree depth (default 4).")] = None,
+    trees: Annotated[int | None, typer.Option(min=1, help="Boosting rounds (default 300).")] = None,
+    segments: Annotated[int | None, typer.Option(min=1, help="User segments (default 6).")] = None,
+    max_depth: Annotated[int | None, typer.Option(min=1, help="Tree depth (default 4).")] = None,
     shuffle_labels: Annotated[
         bool, typer.Option(help="Gate drill: train on shuffled labels; it must not be promoted.")
     ] = False,
@@ -685,15 +864,17 @@ def train(
         config.setdefault("ranker", {})["max_depth"] = max_depth
     if segments is not None:
         config["user_segments"] = {"segments": segments}
-    if not _train(SandsPaths.from_env(), config):
-        raise typer.Exit(1)
+    paths = _paths()
+    with _runs_checked(paths):
+        _train(paths, config)
 
 
 @app.command()
 def retrain() -> None:
     """On-demand retrain (trigger 1 of 5): monitoring, training, evaluation, gated promotion."""
-    if not _train(SandsPaths.from_env(), {}, tags={"sands/trigger": "on demand"}):
-        raise typer.Exit(1)
+    paths = _paths()
+    with _runs_checked(paths):
+        _train(paths, {}, tags={"sands/trigger": "on demand"})
 
 
 MONITORING_ASSETS = ("feature_drift", "champion_performance")
@@ -731,21 +912,20 @@ def _train(paths: SandsPaths, config: dict[str, dict], tags: dict[str, str] | No
     signals = [c for c in _failed_checks(result) if c.split(":")[0] in MONITORING_ASSETS]
     if signals:
         console.print(f"monitoring signals (retraining triggers): {', '.join(signals)}")
-    # A gate rejection fails the evaluation step by design; any other step failure is an error.
+    # A gate rejection fails the evaluation step by design; any other step failure is an error
+    # (told with its run id by `_runs_checked`).
     errors = [
         event
         for event in result.get_step_failure_events()
         if not (rejected and event.step_key == "evaluation_report")
     ]
-    for event in errors:
-        error = event.step_failure_data.error
-        console.print(f"[red]{event.step_key} failed[/]: {error.message.strip() if error else ''}")
     return not errors and (result.success or rejected)
 
 
 def _registry():
     from resources import build_resources
 
+    _paths()  # the embedded MLflow store and the champion history live under it
     return build_resources()["registry"].open()
 
 
@@ -783,18 +963,18 @@ def _actor() -> str:
 
 @app.command()
 def promote(
-    version: Annotated[int, typer.Argument(help="Registered version to make champion.")],
+    version: Annotated[int, typer.Argument(min=1, help="Registered version to make champion.")],
     reason: Annotated[str, typer.Option(help="Why, for the champion history.")] = "manual",
 ) -> None:
     """Move the `champion` alias to VERSION by hand (logged in the champion history)."""
     from sands.registry import RegistryError
 
     registry = _registry()
-    try:
+    with _one_line_errors(RegistryError):
         change = registry.promote(version, f"cli:{_actor()}", reason)
-    except RegistryError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from error
+    if change is None:
+        console.print(f"v{version} is already the champion: nothing changed")
+        return
     console.print(f"champion: {_v(change.previous)} -> [bold]v{change.version}[/] ({reason})")
 
 
@@ -806,18 +986,15 @@ def rollback(
     from sands.registry import RegistryError
 
     registry = _registry()
-    try:
+    with _one_line_errors(RegistryError):
         change = registry.rollback(f"cli:{_actor()}", reason)
-    except RegistryError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from error
     console.print(f"champion: {_v(change.previous)} -> [bold]v{change.version}[/] (rollback)")
 
 
 @app.command()
-def mlflow(port: Annotated[int, typer.Option()] = 5000) -> None:
+def mlflow(port: Annotated[int, typer.Option(min=1, max=65535)] = 5000) -> None:
     """Start the MLflow UI on the embedded tracking store and artifacts."""
-    paths = SandsPaths.from_env()
+    paths = _paths()
     command = [
         sys.executable,
         "-m",
@@ -846,7 +1023,7 @@ def status() -> None:
     from sands.prediction_log import impressions_uri
     from sands.training_store import TRAINING_EXAMPLES
 
-    paths = SandsPaths.from_env()
+    paths = _paths(create=False)
     table = Table(
         "table",
         "Delta version",
@@ -877,9 +1054,9 @@ def status() -> None:
 
 
 @app.command()
-def ui(port: Annotated[int, typer.Option()] = 3000) -> None:
+def ui(port: Annotated[int, typer.Option(min=1, max=65535)] = 3000) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on this code location."""
-    paths = SandsPaths.from_env()
+    paths = _paths()
     from dagster_project.runner import instance_for
 
     instance_for(paths)
@@ -950,10 +1127,10 @@ def main() -> None:
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     except SettingError as error:  # e.g. a malformed SANDS_PARTITIONS_START: one line, no trace
-        console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+        _error(str(error))
         code = 1
-    except BaseException:
-        console.print_exception()
+    except BaseException:  # only with --debug: otherwise SandsGroup ends errors in one line
+        stderr.print_exception()
         code = 1
     # Python's own exit handlers still run (multiprocessing cleans up its semaphores); only the
     # C-level teardown where the abort happens is skipped.

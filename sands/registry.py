@@ -347,9 +347,12 @@ class Registry:
 
     def promote(
         self, version: int, actor: str, reason: str, action: str = "promote"
-    ) -> ChampionChange:
-        """Make `version` the champion and log who did it and why."""
+    ) -> ChampionChange | None:
+        """Make `version` the champion and log who did it and why; None (nothing logged) when
+        it already is the champion."""
         self.version(version)
+        if self.champion_version() == version:
+            return None
         return self._move_champion(version, action, actor, reason)
 
     def record_rejection(self, version: int, actor: str, reason: str) -> ChampionChange:
@@ -361,18 +364,23 @@ class Registry:
         return change
 
     def champion_stack(self) -> list[int]:
-        """Champions in the order they were pushed, rollbacks popped: the last is current."""
+        """Champions in the order they were pushed, rollbacks popped back to the version they
+        restored: the last is current, and no two neighbours are the same version (a history
+        that pushed one twice in a row, before promote refused to, counts it once)."""
         stack: list[int] = []
         for change in self.history():
-            if change.action in PUSHES:
+            if change.action in PUSHES and stack[-1:] != [change.version]:
                 stack.append(change.version)
-            elif change.action == "rollback" and stack:
-                stack.pop()
+            elif change.action == "rollback":
+                while stack and stack[-1] != change.version:
+                    stack.pop()
+                stack = stack or [change.version]
         return stack
 
     def rollback(self, actor: str, reason: str) -> ChampionChange:
-        """Give the champion alias back to the previous champion, and log it."""
+        """Give the champion alias back to the previous, different, champion, and log it."""
         stack = self.champion_stack()
         if len(stack) < 2:
-            raise RegistryError("no earlier champion to roll back to")
+            first = f": v{stack[0]} was the first" if stack else ""
+            raise RegistryError(f"no earlier champion to roll back to{first}")
         return self._move_champion(stack[-2], "rollback", actor, reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -42,6 +43,10 @@ def storage_options_from_env(env: dict[str, str] | None = None) -> dict[str, str
     if endpoint.startswith("http://"):
         options.setdefault("AWS_ALLOW_HTTP", "true")
     return options
+
+
+class SettingError(ValueError):
+    """A setting that cannot be used; the message is one line naming the variable and the fix."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,25 @@ class SandsPaths:
             if not is_uri(location):
                 Path(location).mkdir(parents=True, exist_ok=True)
 
-
-class SettingError(ValueError):
-    """A setting that cannot be used; the message is one line naming the variable and the fix."""
+    def require_home(self, create: bool = True) -> None:
+        """Fail in one line unless `SANDS_HOME` is a folder this process can write (created when
+        missing and `create`): not a file, not a read-only or foreign folder."""
+        home = Path(self.home)
+        if home.exists() and not home.is_dir():
+            raise SettingError(f"SANDS_HOME={home} is a file: expected a folder (or a new path)")
+        if not create and not home.exists():
+            raise SettingError(
+                f"SANDS_HOME={home} does not exist: nothing has run there (check the path)"
+            )
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            # A probe: writing is what every command that runs jobs does.
+            tempfile.TemporaryFile(dir=home).close()
+        except OSError as error:
+            raise SettingError(
+                f"SANDS_HOME={home} is not a writable folder ({error.strerror or error}): "
+                "expected a folder this user can create files in"
+            ) from None
 
 
 def partitions_start(env: dict[str, str] | None = None) -> date | None:

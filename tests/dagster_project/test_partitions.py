@@ -108,6 +108,10 @@ def test_rejected_reference_rows_are_told_per_feed_and_rule(paths):
     result = runner.invoke(app, ["ingest"])
     told = [line for line in result.output.splitlines() if "rejected by the contract" in line]
     assert len(told) == 1, result.output
+    # The blocking budget check failed its run: the command fails, saying which run and check.
+    assert result.exit_code == 1
+    (failed,) = [line for line in result.output.splitlines() if line.startswith("error: run ")]
+    assert "check users:reject_rate_within_budget failed: " in failed and "(full log: " in failed
     assert told[0].startswith("users: 12 of 162 rows rejected by the contract (user_id:")
     assert " 12), quarantined in " in told[0] and "quarantine/users" in told[0]
     assert "over the reject budget" in told[0]
@@ -120,7 +124,9 @@ def test_a_2019_history_replays_with_no_setting(paths, tmp_path, monkeypatch):
     simulate(history, days=2)
     bad_users(history)
     result = runner.invoke(app, ["replay", "--landing", history, "--warmup-days", "1"])
-    assert result.exit_code == 0, result.output
+    # The history's users ran over the reject budget: the replay goes on, then fails, saying so.
+    assert result.exit_code == 1, result.output
+    assert "check users:reject_rate_within_budget failed" in result.output
     staged = sorted(p.name for p in Path(paths.landing, "interactions").iterdir())
     assert staged == ["2019-03-01", "2019-03-02"]
     # Over budget in the bulk-loaded history: told in one line, and the replay went on.

@@ -116,6 +116,17 @@ def test_the_cli_promotes_and_rolls_back_by_hand(paths, monkeypatch):
     assert reg.history()[-1].actor.startswith("cli:")
     failed = runner.invoke(app, ["promote", "7"])
     assert failed.exit_code == 1 and "no version 7" in failed.output
+    # Promoting the champion again changes and logs nothing; rollback only goes to a different one.
+    again = runner.invoke(app, ["promote", "1"])
+    assert again.exit_code == 0 and "v1 is already the champion" in again.output
+    alone = runner.invoke(app, ["rollback"])
+    assert alone.exit_code == 1 and "no earlier champion to roll back to" in alone.output
+    assert [c.action for c in reg.history()][-2:] == ["promote", "rollback"]
+    # A history that pushed one version twice in a row (before promote refused) counts it once.
+    for _ in range(2):
+        reg._move_champion(2, "promote", "old cli", "twice")
+    result = runner.invoke(app, ["rollback"])
+    assert result.exit_code == 0 and "v2 -> v1" in result.output
     listing = runner.invoke(app, ["models"])
     assert "champion" in listing.output and "challenger" in listing.output
 

@@ -1,6 +1,9 @@
+import re
 from pathlib import Path
 
-from sands.settings import SandsPaths, storage_options_from_env
+import pytest
+
+from sands.settings import SandsPaths, SettingError, storage_options_from_env
 
 
 def test_everything_lives_under_sands_home_by_default(tmp_path):
@@ -23,3 +26,19 @@ def test_object_store_locations_and_credentials_come_from_the_environment(tmp_pa
         "AWS_ACCESS_KEY_ID": "k",
         "AWS_ALLOW_HTTP": "true",
     }
+
+
+def test_sands_home_must_be_a_folder_this_process_can_write(tmp_path):
+    SandsPaths.from_env({"SANDS_HOME": str(tmp_path / "new")}).require_home()
+    assert (tmp_path / "new").is_dir()
+    (tmp_path / "file").write_text("x")
+    for home, told in [
+        (tmp_path / "file", "is a file: expected a folder"),
+        (tmp_path / "file" / "below", "is not a writable folder (Not a directory)"),
+        (Path("/proc"), "is not a writable folder"),  # read-only even for root
+    ]:
+        with pytest.raises(SettingError, match=re.escape(f"SANDS_HOME={home} {told}")):
+            SandsPaths.from_env({"SANDS_HOME": str(home)}).require_home()
+    with pytest.raises(SettingError, match="does not exist"):
+        SandsPaths.from_env({"SANDS_HOME": str(tmp_path / "typo")}).require_home(create=False)
+    assert not (tmp_path / "typo").exists()
