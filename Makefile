@@ -42,7 +42,7 @@ $(SANDS_HELM):
 helm: $(SANDS_HELM)
 
 test: install redis helm
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --durations=25
 
 lint: install
 	$(VENV)/bin/ruff check .

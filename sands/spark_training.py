@@ -20,10 +20,10 @@ from sands.ranking import (
     RankerModel,
     RankerParams,
     RankerSpec,
-    feature_names,
     fit_platt,
     monotone_constraints,
     ranker_features,
+    trained_features,
 )
 from sands.segments import SegmentModel
 from sands.training_set import DRAWN
@@ -134,7 +134,7 @@ def train_ranker(
     """
     from xgboost.spark import SparkXGBRanker
 
-    names = feature_names(segments.k if segments else 0)
+    names = trained_features(segments.k if segments else 0, params)
     inputs = _model_inputs(train, segments, names)
     estimator = SparkXGBRanker(
         features_col=names,
@@ -148,7 +148,8 @@ def train_ranker(
     used = replace(params, half_life_days=None, threads=workers)
     rows = train.sample(fraction=min(1.0, CALIBRATION_SAMPLE / max(train.count(), 1)), seed=0)
     sample = plain_types(rows.toArrow())
-    margins = booster.inplace_predict(ranker_features(sample, segments), predict_type="margin")
+    sampled = ranker_features(sample, segments)[names]
+    margins = booster.inplace_predict(sampled, predict_type="margin")
     labels = sample["label"].to_numpy(zero_copy_only=False).astype(np.float32)
     spec = RankerSpec(
         features=names,
