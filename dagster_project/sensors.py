@@ -1,9 +1,12 @@
 """The landing-zone sensor: new or changed files become ingestion runs for their day or feed."""
 
 import json
+from collections.abc import Callable
 from datetime import date
 
 from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
@@ -14,24 +17,35 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from assets.ingestion import covered_range, daily_partitions
+from assets.ingestion import covered_range, daily_partitions, raw_interactions
 from dagster_project.jobs import daily_pipeline_job, reference_ingestion_job
 from resources.storage import LandingZoneResource
 from sands.contract import ENTITIES
 from sands.landing import LandingFile, changed_groups, files_digest
 from sands.partitions import outside_message
 
+# The digest of the files a group's latest ingestion read, whichever path ran it (the sensor, the
+# CLI, the demo): ingestion assets record it as their data version.
+IngestedDigest = Callable[[str, date | None], str | None]
+
 
 def plan_run_requests(
-    files: list[LandingFile], seen: dict[str, str], valid_days: set[str]
+    files: list[LandingFile],
+    seen: dict[str, str],
+    valid_days: set[str],
+    ingested: IngestedDigest = lambda entity, day: None,
 ) -> tuple[list[RunRequest], list[str]]:
-    """Run requests for every changed group, and the days skipped as outside the partitions."""
+    """Run requests for every changed group not already ingested as it is, and the days skipped
+    as outside the partitions."""
     requests, skipped = [], []
     for (entity, day), members in sorted(
         changed_groups(files, seen).items(), key=lambda kv: (kv[0][0], str(kv[0][1]))
     ):
         digest = files_digest(members)
+        if ingested(entity, day) == digest:
+            continue
         if day is None:
             requests.append(
                 RunRequest(run_key=f"{entity}:{digest}", job_name=reference_ingestion_job.name)
@@ -53,6 +67,21 @@ def plan_run_requests(
         requests = [r for r in requests if r not in reference]
         requests.insert(0, RunRequest(run_key=keys, job_name=reference_ingestion_job.name))
     return requests, skipped
+
+
+def ingested_digests(context: SensorEvaluationContext) -> IngestedDigest:
+    """The data version of the group's latest ingestion materialization in this instance."""
+
+    def latest(entity: str, day: date | None) -> str | None:
+        key = AssetKey(entity) if day is None else raw_interactions.key
+        partitions = None if day is None else [day.isoformat()]
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        return materialization.tags.get(DATA_VERSION_TAG) if materialization else None
+
+    return latest
 
 
 def loaded_partitions(context: SensorEvaluationContext) -> PartitionsDefinition:
@@ -80,7 +109,7 @@ def landing_zone_sensor(
     files = [f for entity in ENTITIES.values() for f in landing.files(entity)]
     partitions = loaded_partitions(context)
     valid_days = set(partitions.get_partition_keys())
-    requests, skipped = plan_run_requests(files, seen, valid_days)
+    requests, skipped = plan_run_requests(files, seen, valid_days, ingested_digests(context))
     if skipped:
         covered = covered_range(partitions)
         for day in skipped:

@@ -9,10 +9,10 @@ from tests.conftest import DAY, drop, events_table, ts
 ONE = [("e1", "u1", "a1", "view", ts(DAY, 9), None)]
 
 
-def tick(paths, cursor: str | None):
-    with DagsterInstance.ephemeral() as instance:
+def tick(paths, cursor: str | None, instance: DagsterInstance | None = None):
+    with DagsterInstance.ephemeral() as ephemeral:
         context = build_sensor_context(
-            instance=instance,
+            instance=instance or ephemeral,
             cursor=cursor,
             resources={"landing": LandingZoneResource(root=paths.landing)},
         )
@@ -56,3 +56,23 @@ def test_days_outside_the_partitions_wait_instead_of_failing(paths):
     result = tick(paths, None)
     assert requested(result) == []
     assert str(future) not in (result.cursor or "")
+
+
+def test_days_ingested_by_another_path_are_not_requested_again(paths):
+    # What `make demo` then `make ui` does: the CLI ingests, then the sensor's first tick runs.
+    from dagster_project.runner import run_ingestion
+
+    for day in (DAY, DAY + timedelta(days=1)):
+        drop(paths.landing, f"interactions/{day}/a.parquet", events_table(ONE))
+    drop(paths.landing, "users/u.jsonl", [{"user_id": "u1"}])
+    drop(paths.landing, "artworks/a.jsonl", [{"artwork_id": "a1"}])
+    with DagsterInstance.ephemeral() as instance:
+        run_ingestion([str(DAY), str(DAY + timedelta(days=1))], instance)
+        first = tick(paths, None, instance)
+        assert requested(first) == []
+        new_day = DAY + timedelta(days=2)
+        drop(paths.landing, f"interactions/{new_day}/a.parquet", events_table(ONE))
+        assert requested(tick(paths, first.cursor, instance)) == [("daily_pipeline", str(new_day))]
+        drop(paths.landing, f"interactions/{DAY}/late.csv", events_table(ONE))
+        late = tick(paths, None, instance)  # a changed day is new, cursor or not
+        assert ("daily_pipeline", str(DAY)) in requested(late)
