@@ -2,7 +2,7 @@ from bench import kill_loop
 
 
 def test_three_kills_with_reruns_leave_the_tables_a_clean_run_leaves(tmp_path):
-    result = kill_loop.run(tmp_path, kills=3, events_per_day=200, seed=3, days=2)
+    result = kill_loop.run(tmp_path, kills=3, events_per_day=200, seed=3, days=1)
     assert sum(result.killed_in.values()) == 3
     after, clean = result.after, result.clean
     assert after.unreadable == [] and after.staging_files == []
