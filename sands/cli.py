@@ -26,7 +26,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
@@ -1025,7 +1025,7 @@ def status() -> None:
 
     paths = _paths(create=False)
     table = Table(
-        "table",
+        Column("table", no_wrap=True),  # names are what people grep for: never folded
         "Delta version",
         "rows",
         "quarantined",
