@@ -948,9 +948,37 @@ def models() -> None:
             ),
         )
     console.print(table)
+    _version_links(registry, aliases)
     guard = [c for c in registry.history() if c.action.startswith("serving_policy_")]
     why = f" since {guard[-1].ts:%Y-%m-%d %H:%M}: {guard[-1].reason}" if guard else ""
     console.print(f"The champion arm serves: [bold]{policy}[/]{why}")
+
+
+def _version_links(registry, aliases: dict[str, int]) -> None:
+    """Where the champion and the challenger are in the MLflow UI, and the Dagster run that
+    trained each (SANDS_MLFLOW_UI_URL, SANDS_DAGSTER_URL; default `sands mlflow`, `sands ui`)."""
+    from sands.aliases import CHALLENGER, CHAMPION
+    from sands.tracking import DAGSTER_RUN_URL_TAG, EVALUATION_RUN_TAG
+
+    by_version: dict[int, list[str]] = {}
+    for alias in (CHAMPION, CHALLENGER):
+        if alias in aliases:
+            by_version.setdefault(aliases[alias], []).append(alias)
+    for number, names in by_version.items():
+        tags = registry.version(number).tags
+        links = [
+            ("MLflow model", registry.ui_link(number)),
+            ("MLflow run", registry.run_link(number)),
+        ]
+        if tags.get(EVALUATION_RUN_TAG):
+            links.append(("evaluation run", registry.run_url(tags[EVALUATION_RUN_TAG])))
+        if tags.get(DAGSTER_RUN_URL_TAG):
+            links.append(("Dagster run", tags[DAGSTER_RUN_URL_TAG]))
+        console.print(f"{', '.join(names)} v{number}:")
+        for label, url in links:
+            console.print(
+                f"  {label + ':':15} {url}", markup=False, highlight=False, soft_wrap=True
+            )
 
 
 def _v(version: int | None) -> str:
@@ -1080,10 +1108,16 @@ def serve(
     os.environ["SANDS_HOME"] = paths.home
     with _one_line_errors(ServeError):  # e.g. the port is taken: refused before any worker starts
         sockets = listen(host, port, workers)
-    console.print(
-        f"Serving on http://{host}:{port} with {workers} worker(s) ({paths.home})", soft_wrap=True
-    )
-    run_service(sockets)
+        if workers > 1:
+            # Created once here: workers racing to create a fresh home's registry store crash.
+            from resources import build_resources
+
+            build_resources()["registry"].open()
+        console.print(
+            f"Serving on http://{host}:{port} with {workers} worker(s) ({paths.home})",
+            soft_wrap=True,
+        )
+        run_service(sockets)
 
 
 @app.command("spark-jars")

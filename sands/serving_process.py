@@ -12,10 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import httpx
@@ -167,8 +168,10 @@ def _serve_one(sock: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve(sockets: list[socket.socket]) -> None:
-    """Run the service in one process per socket of `listen`.
+def serve(
+    sockets: list[socket.socket], target: Callable[[socket.socket], None] = _serve_one
+) -> None:
+    """Run the service in one process per socket of `listen`; ServeError when a worker dies.
 
     Each worker has its own SO_REUSEPORT socket, so the kernel spreads connections evenly; with
     one shared socket (uvicorn's `--workers`) whichever process accepts first takes most
@@ -176,20 +179,37 @@ def serve(sockets: list[socket.socket]) -> None:
     run to run. Each process serves its own /metrics.
     """
     if len(sockets) == 1:
-        _serve_one(sockets[0])
+        target(sockets[0])
         return
     spawn = multiprocessing.get_context("spawn")
-    children = [spawn.Process(target=_serve_one, args=(sock,)) for sock in sockets]
+    children = [spawn.Process(target=target, args=(sock,)) for sock in sockets]
     for child, sock in zip(children, sockets, strict=True):
         child.start()
         sock.close()  # the child holds it now
+    stopping = False
 
     def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             if child.is_alive():
                 child.terminate()  # SIGTERM: each flushes its prediction log on the way out
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for child in children:
-        child.join()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # A dead worker would leave its share of connections unanswered: all stop, and say so.
+    dead = None
+    pending = {child.sentinel: child for child in children}
+    try:
+        while pending:
+            for sentinel in wait(list(pending)):
+                child = pending.pop(sentinel)
+                if not stopping and dead is None:
+                    dead = child
+                    stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if dead is not None:
+        raise ServeError(
+            f"worker {dead.pid} exited with code {dead.exitcode}; the others were stopped"
+        )

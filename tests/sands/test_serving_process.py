@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,3 +87,27 @@ def test_listening_sockets_share_the_port() -> None:
     finally:
         for s in sockets:
             s.close()
+
+
+def _worker(sock: socket.socket) -> None:
+    """The first worker to start dies; the others serve until stopped."""
+    import os
+    import time
+
+    try:
+        os.close(os.open(os.environ["SANDS_TEST_FIRST"], os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        time.sleep(60)
+    raise SystemExit(3)
+
+
+def test_a_dead_worker_stops_the_others_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sands.serving_process import free_port, serve
+
+    monkeypatch.setenv("SANDS_TEST_FIRST", str(tmp_path / "first"))
+    started = time.monotonic()
+    with pytest.raises(ServeError, match="exited with code 3; the others were stopped"):
+        serve(listen("127.0.0.1", free_port(), 3), target=_worker)
+    assert time.monotonic() - started < 50  # the sleeping workers were stopped, not waited for
