@@ -7,6 +7,7 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     asset,
 )
 from pydantic import Field
@@ -18,6 +19,7 @@ from assets.models import user_segments
 from resources.online import OnlineStoreResource
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
+from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
 from sands import model_store
 from sands.aliases import CHALLENGER
 from sands.candidates import USER_HISTORY, CandidateSpec, segment_favourites, user_histories
@@ -41,11 +43,15 @@ served_impressions = AssetSpec(
     group_name=GROUP,
     automation_condition=after_updates_of("evaluation_report"),
     kinds={"mlflow"},
+    hooks=MLFLOW_HOOKS,
     description="The serving model: moves MLflow's `champion` alias to the challenger only when "
-    "its promotion gate passed, and records why it did or did not.",
+    "its promotion gate passed, and records why it did or did not (also on the Dagster run's "
+    "MLflow run).",
 )
 def deployed_ranker(
-    context: AssetExecutionContext, registry: RegistryResource
+    context: AssetExecutionContext,
+    registry: RegistryResource,
+    mlflow: ResourceParam[MlFlow],
 ) -> MaterializeResult:
     client = registry.open()
     challenger = client.aliased(CHALLENGER)
@@ -71,12 +77,22 @@ def deployed_ranker(
         outcome = f"kept champion v{current}; v{version} was rejected: {reasons}"
     context.log.info(outcome)
     champion = client.champion_version()
+    parent = mlflow.mlflow_run_id
+    client.tag_run(parent, {"sands.decision": outcome, "sands.champion_version": str(champion)})
     return MaterializeResult(
         metadata={
             "champion_version": MetadataValue.int(champion or 0),
             "challenger_version": MetadataValue.int(version),
             "decision": MetadataValue.text(outcome),
             "model_uri": MetadataValue.text(f"models:/{registry.model_name}@champion"),
+            # The run of this decision (the Dagster run's MLflow run) and both versions' pages.
+            **mlflow_links(client, None, parent, None),
+            **(
+                {"mlflow_champion_version": MetadataValue.url(client.ui_link(champion))}
+                if champion
+                else {}
+            ),
+            "mlflow_challenger_version": MetadataValue.url(client.ui_link(version)),
         },
         data_version=DataVersion(f"champion-v{champion}"),
     )

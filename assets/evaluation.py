@@ -11,6 +11,7 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     asset,
 )
 from pydantic import Field
@@ -19,11 +20,13 @@ from assets.automation import after_updates_of
 from assets.models import popularity_baseline, ranker, user_segments
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
+from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
 from sands.evaluation import PRIMARY, EvaluationSpec
 from sands.evaluation_run import evaluate_challenger, evaluation_tags
 from sands.gate import GateRules
 from sands.metrics import finite
 from sands.report import render_html, summary_markdown
+from sands.tracking import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, dagster_tags
 
 GROUP = "evaluation"
 GATE = "promotion_gate"
@@ -79,6 +82,7 @@ class EvaluationConfig(Config):
     group_name=GROUP,
     automation_condition=after_updates_of("ranker"),
     kinds={"mlflow", "html"},
+    hooks=MLFLOW_HOOKS,
     check_specs=[
         AssetCheckSpec(
             GATE,
@@ -90,13 +94,15 @@ class EvaluationConfig(Config):
         )
     ],
     description="Temporal-split, full-catalogue evaluation of the challenger against the champion "
-    "and the popularity baseline: metrics, slices, calibration, behaviour tests, HTML report.",
+    "and the popularity baseline: metrics, slices, calibration, behaviour tests, HTML report; "
+    "logged as a child of the Dagster run's MLflow run.",
 )
 def evaluation_report(
     context: AssetExecutionContext,
     config: EvaluationConfig,
     lake: LakeResource,
     registry: RegistryResource,
+    mlflow: ResourceParam[MlFlow],
 ) -> MaterializeResult:
     client = registry.open()
     run = evaluate_challenger(
@@ -114,13 +120,25 @@ def evaluation_report(
     metrics = finite(
         {f"eval_{k}": v for k, v in {**run.challenger.overall, **run.challenger.pointwise}.items()}
     )
-    uris = client.log_to_run(version, {"evaluation": path}, metrics)
-    client.tag_version(version, evaluation_tags(run))
+    verdict_tags = evaluation_tags(run)
+    # A child of the Dagster run's MLflow run, opened by the mlflow resource.
+    parent = mlflow.mlflow_run_id
+    logged = client.log_child_run(
+        parent,
+        f"evaluation v{version} {context.run.run_id[:8]}",
+        {"evaluation": path},
+        metrics,
+        {
+            **dagster_tags(registry.dagster_ui_url, context.run.run_id),
+            **verdict_tags,
+            MODEL_VERSION_TAG: str(version),
+        },
+    )
+    client.tag_version(version, {**verdict_tags, EVALUATION_RUN_TAG: logged.run_id})
     if not run.decision.passed:
         client.record_rejection(
             version, f"dagster run {context.run.run_id}", "; ".join(run.decision.reasons)
         )
-    run_link = client.run_link(version)
     verdict = "passed" if run.decision.passed else "failed"
     context.log.info(f"v{version} gate {verdict} against {run.decision.reference}")
     fingerprint = f"{version}|{run.champion_version}|{run.decision.passed}|{run.challenger.overall}"
@@ -129,8 +147,8 @@ def evaluation_report(
             "challenger_version": MetadataValue.int(version),
             "champion_version": MetadataValue.int(run.champion_version or 0),
             "report": MetadataValue.path(path),
-            "report_in_mlflow": MetadataValue.url(uris["evaluation"]),
-            **({"mlflow_run": MetadataValue.url(run_link)} if run_link else {}),
+            "report_in_mlflow": MetadataValue.url(logged.artifacts["evaluation"]),
+            **mlflow_links(client, logged.run_id, parent, version),
             "summary": MetadataValue.md(summary_markdown(run.report)),
             PRIMARY: MetadataValue.float(round(run.challenger.overall[PRIMARY], 5)),
             "users": MetadataValue.int(int(run.challenger.overall["users"])),

@@ -14,6 +14,7 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     asset,
 )
 from pydantic import Field
@@ -27,6 +28,7 @@ from assets.training import training_examples
 from resources.dbt import ensure_manifest
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
+from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
 from resources.warehouse import WarehouseResource
 from sands import lake as lake_tables
 from sands import model_store
@@ -60,6 +62,7 @@ from sands.segments import (
 from sands.similarity import SimilaritySpec, similarity_table
 from sands.spark_training import delta_frame
 from sands.spark_training import train_ranker as train_spark_ranker
+from sands.tracking import DEFAULT_DAGSTER_UI, dagster_tags
 from sands.training_store import TRAINING_EXAMPLES, label_events, read_training_set
 
 GROUP = "models"
@@ -310,9 +313,14 @@ class RankerConfig(Config):
 
 
 def lineage_tags(
-    training_version: int, sources: dict[str, int], segments_version: int, run_id: str
+    training_version: int,
+    sources: dict[str, int],
+    segments_version: int,
+    run_id: str,
+    dagster_ui_url: str = DEFAULT_DAGSTER_UI,
 ) -> dict[str, str]:
-    """Registry tags tying a model to the exact data, code and run that made it."""
+    """Registry tags tying a model to the exact data, code and run (id and UI page) that made
+    it."""
     tags = {f"sands.delta.{name}": str(v) for name, v in sources.items()}
     tags.update(
         {
@@ -320,7 +328,7 @@ def lineage_tags(
             "sands.delta.user_segments": str(segments_version),
             "sands.dbt_manifest": dbt_manifest_hash(ensure_manifest()),
             "sands.git_commit": git_commit(),
-            "dagster.run_id": run_id,
+            **dagster_tags(dagster_ui_url, run_id),
         }
     )
     return tags
@@ -360,8 +368,10 @@ def train_on_spark(
     kinds={"xgboost", "mlflow"},
     # A young history (fewer label days than the held-out window needs) skips, not fails.
     output_required=False,
+    hooks=MLFLOW_HOOKS,
     description="XGBoost rank:ndcg ranker (query groups per user and day) trained on the training "
-    "set minus its evaluation window; registered in MLflow with lineage, aliased `challenger`.",
+    "set minus its evaluation window; registered in MLflow with lineage, aliased `challenger`; "
+    "its MLflow run is a child of the Dagster run's.",
 )
 def ranker(
     context: AssetExecutionContext,
@@ -369,6 +379,7 @@ def ranker(
     lake: LakeResource,
     registry: RegistryResource,
     warehouse: WarehouseResource,
+    mlflow: ResourceParam[MlFlow],
 ) -> Iterator[MaterializeResult]:
     options = lake.storage_options
     examples, training_version, sources = read_training_set(lake.root, None, options)
@@ -393,28 +404,38 @@ def ranker(
         model, rows = train_ranker(train, segments, config.params()), sorted_for_training(train)
     inputs = ranker_features(rows, segments)
     train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
-    tags = lineage_tags(training_version, sources.as_dict(), segments_version, context.run.run_id)
+    tags = lineage_tags(
+        training_version,
+        sources.as_dict(),
+        segments_version,
+        context.run.run_id,
+        registry.dagster_ui_url,
+    )
     tags["sands.train_cutoff"] = cutoff.isoformat()
     tags[HOLDOUT_UNTIL_TAG] = pc.max(examples["label_ts"]).as_py().date().isoformat()
     tags["sands.shuffled_labels"] = str(config.shuffle_labels).lower()
-    version = registry.open().register_ranker(
+    client = registry.open()
+    # The Dagster run's MLflow run, opened by the mlflow resource: the ranker's run nests in it.
+    parent = mlflow.mlflow_run_id
+    logged = client.log_ranker(
         model,
         example=inputs,
         params={**model.spec.params, "eval_days": config.eval_days},
         metrics={"train_auc": train_auc, "train_rows": float(train.num_rows)},
         tags=tags,
         run_name=f"ranker {context.run.run_id[:8]}",
+        parent_run_id=parent,
     )
+    version = logged.version
     importance = sorted(
         model.booster.get_score(importance_type="gain").items(), key=lambda kv: -kv[1]
     )[:10]
     context.log.info(f"registered {registry.model_name} v{version.version} (challenger)")
-    link = registry.open().ui_link(int(version.version))
     yield MaterializeResult(
         metadata={
             "model_version": MetadataValue.int(int(version.version)),
             "model_uri": MetadataValue.text(f"models:/{registry.model_name}/{version.version}"),
-            **({"mlflow": MetadataValue.url(link)} if link else {}),
+            **mlflow_links(client, logged.run_id, parent, int(version.version)),
             "train_rows": MetadataValue.int(train.num_rows),
             "train_cutoff": MetadataValue.text(cutoff.isoformat()),
             "train_auc": MetadataValue.float(round(train_auc, 4)),

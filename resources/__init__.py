@@ -8,8 +8,10 @@ from resources.dbt import dbt_resource
 from resources.online import OnlineStoreResource
 from resources.registry import RegistryResource
 from resources.storage import LakeResource, LandingZoneResource
+from resources.tracking import mlflow_resource
 from resources.warehouse import WarehouseResource
 from sands.settings import SandsPaths, is_uri
+from sands.tracking import dagster_ui_url, mlflow_ui_url
 
 __all__ = [
     "LakeResource",
@@ -30,13 +32,17 @@ def _online_store(env: dict[str, str], paths: SandsPaths) -> OnlineStoreResource
 
 def _registry(env: dict[str, str], paths: SandsPaths) -> RegistryResource:
     # A tracking server whenever one is named (production requires one); otherwise SQLite files.
+    # Links: SANDS_MLFLOW_UI_URL and SANDS_DAGSTER_URL, else the local UIs (sands.tracking).
+    tracking_uri = env.get("SANDS_MLFLOW_TRACKING_URI")
     common = {
         "lake_root": paths.lake,
         "storage_options": paths.storage_options,
         "reports_dir": paths.reports,
+        "mlflow_ui_url": mlflow_ui_url(env, tracking_uri),
+        "dagster_ui_url": dagster_ui_url(env),
     }
-    if env.get("SANDS_MLFLOW_TRACKING_URI"):
-        return RegistryResource(tracking_uri=env["SANDS_MLFLOW_TRACKING_URI"], **common)
+    if tracking_uri:
+        return RegistryResource(tracking_uri=tracking_uri, **common)
     return RegistryResource(
         tracking_uri=paths.mlflow_tracking_uri,
         artifact_location=paths.mlflow_artifacts,
@@ -73,11 +79,19 @@ def build_resources(env: dict[str, str] | None = None) -> dict[str, object]:
         spark_catalog=paths.spark_catalog,
         spark_models=paths.spark_models,
     )
+    registry = _registry(env, paths)
     return {
         "landing": LandingZoneResource(root=paths.landing, storage_options=paths.storage_options),
         "lake": LakeResource(root=paths.lake, storage_options=paths.storage_options),
         "warehouse": warehouse,
         "online": _online_store(env, paths),
-        "registry": _registry(env, paths),
+        "registry": registry,
+        # dagster-mlflow's run per Dagster run, in the registry's store and experiment.
+        "mlflow": mlflow_resource(
+            registry.tracking_uri,
+            registry.experiment,
+            registry.artifact_location,
+            registry.dagster_ui_url,
+        ),
         "dbt": dbt_resource(engine),
     }

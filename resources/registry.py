@@ -9,6 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from sands.settings import is_uri, join
+from sands.tracking import DEFAULT_DAGSTER_UI
 
 if TYPE_CHECKING:
     from sands.registry import Registry
@@ -26,6 +27,13 @@ class RegistryResource(ConfigurableResource):
     lake_root: str = Field(description="The lake; the champion history is a Delta table in it.")
     storage_options: dict[str, str] = Field(default_factory=dict)
     reports_dir: str = Field(description="Where HTML reports are written besides MLflow.")
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description="The MLflow UI for links (default: the tracking server, else `sands mlflow`).",
+    )
+    dagster_ui_url: str = Field(
+        default=DEFAULT_DAGSTER_UI, description="The Dagster UI, for links from MLflow back."
+    )
 
     @property
     def history_uri(self) -> str:
@@ -43,6 +51,7 @@ class RegistryResource(ConfigurableResource):
             experiment=self.experiment,
             artifact_location=self.artifact_location,
             storage_options=self.storage_options,
+            ui_url=self.mlflow_ui_url,
         )
 
     def report_path(self, name: str) -> str:

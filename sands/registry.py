@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +19,13 @@ import pyarrow as pa
 import xgboost as xgb
 from deltalake import write_deltalake
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
-from sands import lake
+from sands import lake, tracking
 from sands.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, SERVING_POLICIES
 from sands.ranking import RankerModel, RankerSpec
 
@@ -69,6 +71,21 @@ class ChampionChange:
     reason: str
 
 
+class LoggedRanker(NamedTuple):
+    """A registered version and the MLflow run that trained it this time: the version's own run,
+    or, for a model byte-identical to an earlier version, a run without a model that says so."""
+
+    version: ModelVersion
+    run_id: str
+
+
+class ChildRun(NamedTuple):
+    """A run logged under a parent, and the artifact URIs of its files."""
+
+    run_id: str
+    artifacts: dict[str, str]
+
+
 class ServingState(NamedTuple):
     """What serving polls, in one registry read."""
 
@@ -88,8 +105,11 @@ class Registry:
         experiment: str = "shifting-sands",
         artifact_location: str | None = None,
         storage_options: dict[str, str] | None = None,
+        ui_url: str | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
+        # Where a browser finds the MLflow UI (see `sands.tracking.mlflow_ui_url`).
+        self.ui_url = (ui_url or tracking.mlflow_ui_url({}, tracking_uri)).rstrip("/")
         self.history_uri = history_uri
         self.model_name = model_name
         self.experiment = experiment
@@ -126,11 +146,31 @@ class Registry:
         metrics: dict[str, float],
         tags: dict[str, str],
         run_name: str,
+        parent_run_id: str | None = None,
     ) -> ModelVersion:
         """Log the ranker as a new registered version with lineage tags; it becomes challenger.
 
         A model byte-identical to a registered version (same data, config and seed) is not
         registered twice: that version becomes challenger again, so reruns are idempotent.
+        """
+        logged = self.log_ranker(model, example, params, metrics, tags, run_name, parent_run_id)
+        return logged.version
+
+    def log_ranker(
+        self,
+        model: RankerModel,
+        example: pd.DataFrame,
+        params: dict[str, object],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        run_name: str,
+        parent_run_id: str | None = None,
+    ) -> LoggedRanker:
+        """`register_ranker`, and the run that logged it: a child of `parent_run_id` if given.
+
+        A model identical to a registered version reuses that version; under a parent it still
+        logs a run there (params, metrics, tags, no model) tagged with the version it reused, so
+        every training run's parent holds its ranker run.
         """
         digest = model_digest(model)
         for existing in self.versions():
@@ -138,14 +178,31 @@ class Registry:
                 self.client.set_registered_model_alias(
                     self.model_name, CHALLENGER, str(existing.version)
                 )
-                return existing
+                if parent_run_id is None:
+                    return LoggedRanker(existing, existing.run_id)
+                reused = {**tags, tracking.REUSED_VERSION_TAG: str(existing.version)}
+                child = self.log_child_run(
+                    parent_run_id,
+                    f"{run_name} (v{existing.version} again)",
+                    {},
+                    metrics,
+                    reused,
+                    params,
+                )
+                return LoggedRanker(existing, child.run_id)
         tags = {**tags, DIGEST_TAG: digest}
         signature = infer_signature(example, model.booster.inplace_predict(example))
         complete = example.dropna()
         sample = (complete if len(complete) else example.fillna(0)).head(5)
         with (
             self._fluent(),
-            mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name),
+            # Nested under the parent, which the Dagster step's mlflow resource holds active.
+            mlflow.start_run(
+                experiment_id=self.experiment_id(),
+                run_name=run_name,
+                nested=parent_run_id is not None,
+                parent_run_id=parent_run_id,
+            ) as run,
         ):
             mlflow.log_params(params)
             mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
@@ -163,8 +220,10 @@ class Registry:
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
+        self.client.set_tag(run.info.run_id, tracking.MODEL_VERSION_TAG, version)
         self.client.set_registered_model_alias(self.model_name, CHALLENGER, version)
-        return self.client.get_model_version(self.model_name, version)
+        registered = self.client.get_model_version(self.model_name, version)
+        return LoggedRanker(registered, run.info.run_id)
 
     def version(self, version: int) -> ModelVersion:
         """A registered version, or RegistryError when there is none."""
@@ -276,39 +335,53 @@ class Registry:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, str(version), key, value)
 
-    def log_to_run(
-        self, version: int, files: dict[str, str], metrics: dict[str, float]
-    ) -> dict[str, str]:
-        """Attach files (artifact folder -> local path) and metrics to the version's run; the
-        artifact URIs of the files."""
-        run_id = self.version(version).run_id
-        run = self.client.get_run(run_id)
+    def log_child_run(
+        self,
+        parent_run_id: str | None,
+        run_name: str,
+        files: dict[str, str],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        params: dict[str, object] | None = None,
+    ) -> ChildRun:
+        """A finished run under `parent_run_id` (top level when None) with files (artifact
+        folder -> local path), finite metrics, tags and params."""
+        parent = {tracking.PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
+        run = self.client.create_run(
+            self.experiment_id(), run_name=run_name, tags={**tags, **parent}
+        )
+        run_id = run.info.run_id
         uris = {}
         for folder, path in files.items():
             self.client.log_artifact(run_id, path, folder)
             uris[folder] = f"{run.info.artifact_uri}/{folder}/{path.rsplit('/', 1)[-1]}"
-        for key, value in metrics.items():
-            if value is not None and not math.isnan(value):
-                self.client.log_metric(run_id, key, float(value))
-        return uris
+        finite = [
+            Metric(key, float(value), int(time.time() * 1000), 0)
+            for key, value in metrics.items()
+            if value is not None and not math.isnan(value)
+        ]
+        logged = [Param(key, str(value)) for key, value in (params or {}).items()]
+        self.client.log_batch(run_id, metrics=finite, params=logged)
+        self.client.set_terminated(run_id)
+        return ChildRun(run_id, uris)
 
-    def _server(self) -> str | None:
-        if self.tracking_uri.startswith(("http://", "https://")):
-            return self.tracking_uri.rstrip("/")
-        return None
+    def tag_run(self, run_id: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
 
-    def ui_link(self, version: int) -> str | None:
-        """A browser link to the version when the tracking store is a server."""
-        base = self._server()
-        return f"{base}/#/models/{self.model_name}/versions/{version}" if base else None
+    # -- links ---------------------------------------------------------------------------
+    def ui_link(self, version: int) -> str:
+        """A browser link to the version in the MLflow UI."""
+        return tracking.model_version_url(self.ui_url, self.model_name, version)
 
-    def run_link(self, version: int) -> str | None:
-        """A browser link to the run that logged the version (and its reports), on a server."""
-        base = self._server()
-        if base is None:
-            return None
-        run = self.client.get_run(self.version(version).run_id)
-        return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    def run_url(self, run_id: str) -> str:
+        """A browser link to a run in the MLflow UI."""
+        run = self.client.get_run(run_id)
+        return tracking.run_url(self.ui_url, run.info.experiment_id, run_id)
+
+    def run_link(self, version: int) -> str:
+        """A browser link to the run that logged the version."""
+        return self.run_url(self.version(version).run_id)
 
     # -- champion ------------------------------------------------------------------------
     def champion_version(self) -> int | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
+from typer.testing import CliRunner
 
 from dagster_project.runner import (
     run_feature_build,
@@ -17,8 +18,10 @@ from dagster_project.runner import (
 )
 from resources import build_resources
 from sands.aliases import CHALLENGER, CHAMPION
+from sands.cli import app
 from sands.settings import SandsPaths
 from sands.simulator import Marketplace, SimulationConfig, write_drop
+from sands.tracking import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
 
 START = date(2026, 9, 1)
 DAYS = 6
@@ -35,6 +38,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
             "SANDS_LAKE_URI",
             "SANDS_ENV",
             "SANDS_MLFLOW_TRACKING_URI",
+            "SANDS_MLFLOW_UI_URL",
+            "SANDS_DAGSTER_URL",
         ):
             patch.delenv(var, raising=False)
         paths = SandsPaths.from_env()
@@ -69,6 +74,17 @@ def materialized(result, name: str) -> dict[str, object]:
     return {k: v.value for k, v in events[-1].metadata.items()}
 
 
+def mlflow_tree(dagster_run_id: str):
+    """The MLflow run dagster-mlflow opened for a Dagster run, and its children by name."""
+    reg = registry()
+    experiment = reg.experiment_id()
+    (parent,) = reg.client.search_runs([experiment], f"tags.dagster_run_id = '{dagster_run_id}'")
+    children = reg.client.search_runs(
+        [experiment], f"tags.`{PARENT_RUN_TAG}` = '{parent.info.run_id}'"
+    )
+    return parent, {c.info.run_name.split()[0]: c for c in children}
+
+
 def test_the_first_ranker_beats_popularity_and_becomes_champion(world):
     _, _, first = world
     assert first.success
@@ -100,15 +116,53 @@ def test_the_registered_version_carries_lineage_signature_and_its_report(world):
     assert len(tags["sands.dbt_manifest"]) == 16
     assert tags["sands.git_commit"]
     assert tags["dagster.run_id"] == first.run_id
+    assert tags["dagster.run_url"] == f"http://localhost:3000/runs/{first.run_id}"
     assert tags["sands.gate"] == "passed"
     info = reg.model_info(1)
     model = reg.load_ranker(1)
     assert info.signature.inputs.input_names() == model.spec.features
     assert info.saved_input_example_info is not None
-    artifacts = reg.client.list_artifacts(version.run_id, "evaluation")
+    evaluation = tags[EVALUATION_RUN_TAG]
+    artifacts = reg.client.list_artifacts(evaluation, "evaluation")
     assert [Path(a.path).name for a in artifacts] == ["evaluation-v1.html"]
-    run = reg.client.get_run(version.run_id)
-    assert run.data.metrics["eval_ndcg_at_10"] > 0
+    assert reg.client.get_run(evaluation).data.metrics["eval_ndcg_at_10"] > 0
+
+
+def test_one_dagster_run_is_one_mlflow_run_holding_the_ranker_and_evaluation_runs(world):
+    _, _, first = world
+    parent, children = mlflow_tree(first.run_id)
+    tags = parent.data.tags
+    assert tags["dagster.run_url"] == f"http://localhost:3000/runs/{first.run_id}"
+    assert tags["sands.decision"].startswith("promoted v1")
+    assert parent.info.status == "FINISHED"  # ended by the hook after deployed_ranker
+    reg = registry()
+    version = reg.version(1)
+    assert set(children) == {"ranker", "evaluation"}
+    assert children["ranker"].info.run_id == version.run_id  # the run that logged the model
+    assert children["evaluation"].info.run_id == version.tags[EVALUATION_RUN_TAG]
+    for child in children.values():
+        assert child.data.tags["dagster.run_url"] == tags["dagster.run_url"]
+        assert "dagster_run_id" not in child.data.tags  # dagster-mlflow finds parents by it
+    # Dagster's metadata links to those runs and to the version, in the MLflow UI.
+    runs = f"http://localhost:5000/#/experiments/{parent.info.experiment_id}/runs/"
+    model = "http://localhost:5000/#/models/sands-ranker/versions/1"
+    ranker = materialized(first, "ranker")
+    assert ranker["mlflow_run"] == runs + version.run_id
+    assert ranker["mlflow_parent_run"] == runs + parent.info.run_id
+    assert ranker["mlflow_model_version"] == model
+    report = materialized(first, "evaluation_report")
+    assert report["mlflow_run"] == runs + children["evaluation"].info.run_id
+    assert report["mlflow_parent_run"] == runs + parent.info.run_id
+    assert report["mlflow_model_version"] == model
+    deployed = materialized(first, "deployed_ranker")
+    assert deployed["mlflow_parent_run"] == runs + parent.info.run_id
+    assert deployed["mlflow_champion_version"] == model
+    # `sands models` prints the same links for the champion.
+    listing = CliRunner().invoke(app, ["models"])
+    assert listing.exit_code == 0, listing.output
+    assert "champion, challenger v1:" in listing.output
+    for link in (model, runs + version.run_id, tags["dagster.run_url"]):
+        assert link in listing.output
 
 
 def test_without_a_champion_monitoring_asks_for_one(world):
@@ -131,6 +185,9 @@ def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world):
     cutoff = date.fromisoformat(registry().version(1).tags["sands.train_cutoff"][:10])
     assert quality["age_days"] == (START + timedelta(days=DAYS - 1) - cutoff).days
     assert not result.success  # the blocking gate stops the run before deployed_ranker
+    parent, children = mlflow_tree(result.run_id)
+    assert parent.info.status == "FAILED"  # the hook failed the MLflow run with the step
+    assert set(children) == {"ranker", "evaluation"}
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
     assert not gate.passed
     criteria = gate.metadata["criteria"].value
@@ -155,6 +212,10 @@ def test_rerunning_on_unchanged_data_reuses_the_version_and_keeps_the_champion(w
     assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 1}
     deployed = materialized(result, "deployed_ranker")
     assert deployed["decision"] == "v1 is already the champion"
+    # No new version, but this run's MLflow run still holds its ranker run, naming v1.
+    _, children = mlflow_tree(result.run_id)
+    assert children["ranker"].data.tags[REUSED_VERSION_TAG] == "1"
+    assert materialized(result, "ranker")["mlflow_run"].endswith(children["ranker"].info.run_id)
 
 
 def test_a_history_too_short_for_the_held_out_window_skips_training_without_failing(world):
@@ -165,6 +226,9 @@ def test_a_history_too_short_for_the_held_out_window_skips_training_without_fail
     assert not result.asset_materializations_for_node("ranker")
     assert not result.asset_materializations_for_node("deployed_ranker")
     assert [int(v.version) for v in registry().versions()] == before
+    # Its MLflow run holds nothing, and is ended, not left running, after the last step skipped.
+    parent, children = mlflow_tree(result.run_id)
+    assert parent.info.status == "FINISHED" and children == {}
 
 
 def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_passes(world):

@@ -32,3 +32,19 @@ def test_production_insists_on_a_tracking_server(monkeypatch):
     monkeypatch.delenv("SANDS_MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(ValueError, match="missing: SANDS_MLFLOW_TRACKING_URI"):
         build_resources()
+
+
+def test_links_point_at_the_uis_a_browser_uses(paths, monkeypatch):
+    monkeypatch.delenv("SANDS_MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("SANDS_MLFLOW_UI_URL", "https://mlflow.example.com/")
+    monkeypatch.setenv("SANDS_DAGSTER_URL", "https://dagster.example.com")
+    registry = build_resources()["registry"]
+    assert registry.dagster_ui_url == "https://dagster.example.com"
+    assert registry.open().ui_link(3) == (
+        "https://mlflow.example.com/#/models/sands-ranker/versions/3"
+    )
+    monkeypatch.delenv("SANDS_MLFLOW_UI_URL")
+    monkeypatch.delenv("SANDS_DAGSTER_URL")
+    registry = build_resources()["registry"]
+    assert registry.dagster_ui_url == "http://localhost:3000"  # `sands ui`
+    assert registry.open().ui_link(3).startswith("http://localhost:5000/#/")  # `sands mlflow`
