@@ -45,9 +45,9 @@ from sands.lineage import dbt_manifest_hash, git_commit
 from sands.metrics import roc_auc
 from sands.popularity import engagement
 from sands.ranking import (
+    TRENDING_INPUTS,
     RankerModel,
     RankerParams,
-    ranker_features,
     sorted_for_training,
     train_ranker,
     with_shuffled_labels,
@@ -293,6 +293,11 @@ class RankerConfig(Config):
         "too big for one machine); auto: spark when SANDS_ENGINE=spark.",
     )
     spark_workers: int = Field(default=2, ge=1, description="XGBoost tasks on Spark.")
+    trend_inputs: bool = Field(
+        default=False,
+        description="Also train on the artwork trend and style/medium share inputs (measured "
+        "neutral to worse; docs/models.md).",
+    )
 
     def on_spark(self, warehouse: WarehouseResource) -> bool:
         return self.trainer == "spark" or (self.trainer == "auto" and warehouse.on_spark)
@@ -309,6 +314,7 @@ class RankerConfig(Config):
             seed=self.seed,
             threads=self.threads,
             half_life_days=self.half_life_days,
+            excluded_features=() if self.trend_inputs else TRENDING_INPUTS,
         )
 
 
@@ -402,7 +408,7 @@ def ranker(
         model, rows = train_on_spark(warehouse, lake, training_version, cutoff, segments, config)
     else:
         model, rows = train_ranker(train, segments, config.params()), sorted_for_training(train)
-    inputs = ranker_features(rows, segments)
+    inputs = model.inputs(rows)
     train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
     tags = lineage_tags(
         training_version,

@@ -25,7 +25,7 @@ from sands.contract import USERS
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
 from sands.ingest import bronze_uri
 from sands.online import RedisOnlineStore, SqliteOnlineStore
-from sands.ranking import RankerParams, ranker_features, train_ranker
+from sands.ranking import RankerParams, train_ranker
 from sands.registry import Registry
 from sands.segments import assignments, fit_segments
 from sands.service import ServiceConfig, create_app
@@ -84,9 +84,7 @@ def register(registry: Registry, seed: int, promote: bool) -> int:
     examples = planted_examples(users=60, artworks=30, days=4)
     model = train_ranker(examples, None, RankerParams(trees=40, max_depth=4, seed=seed))
     version = int(
-        registry.register_ranker(
-            model, ranker_features(examples, None), {}, {}, {}, f"seed {seed}"
-        ).version
+        registry.register_ranker(model, model.inputs(examples), {}, {}, {}, f"seed {seed}").version
     )
     if promote:
         registry.promote(version, "tests", "serving fixture")

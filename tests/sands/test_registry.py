@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from sands.aliases import CHALLENGER, CHAMPION
 from sands.cli import app
-from sands.ranking import RankerParams, ranker_features, train_ranker
+from sands.ranking import RankerParams, train_ranker
 from sands.registry import Registry, RegistryError
 from sands.serving_process import wait_until_ready
 from tests.conftest import free_port
@@ -35,7 +35,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
         model = train_ranker(EXAMPLES, None, RankerParams(trees=5, max_depth=2, seed=seed))
         reg.register_ranker(
             model,
-            example=ranker_features(EXAMPLES, None),
+            example=model.inputs(EXAMPLES),
             params={"seed": seed},
             metrics={"train_auc": 0.7, "not_a_number": float("nan")},
             tags={**LINEAGE, "seed": str(seed)},
@@ -49,13 +49,13 @@ def test_each_registration_is_a_version_with_tags_and_the_last_is_challenger(reg
     assert registry.aliases() == {CHALLENGER: 3}
     assert registry.version(2).tags["sands.delta.training_examples"] == "3"
     info = registry.model_info(2)
-    assert info.signature.inputs.input_names() == list(ranker_features(EXAMPLES, None).columns)
+    assert info.signature.inputs.input_names() == registry.load_ranker(2).spec.features
     assert info.saved_input_example_info is not None
 
 
 def test_registering_an_identical_model_again_reuses_its_version(registry):
     same = train_ranker(EXAMPLES, None, RankerParams(trees=5, max_depth=2, seed=0))
-    again = registry.register_ranker(same, ranker_features(EXAMPLES, None), {}, {}, {}, "rerun")
+    again = registry.register_ranker(same, same.inputs(EXAMPLES), {}, {}, {}, "rerun")
     assert int(again.version) == 1
     assert registry.aliases()[CHALLENGER] == 1
     assert [int(v.version) for v in registry.versions()] == [1, 2, 3]
@@ -103,7 +103,7 @@ def test_the_cli_promotes_and_rolls_back_by_hand(paths, monkeypatch):
     reg = build_resources()["registry"].open()
     for seed in range(2):
         model = train_ranker(EXAMPLES, None, RankerParams(trees=3, max_depth=2, seed=seed))
-        reg.register_ranker(model, ranker_features(EXAMPLES, None), {}, {}, {}, f"s{seed}")
+        reg.register_ranker(model, model.inputs(EXAMPLES), {}, {}, {}, f"s{seed}")
     runner = CliRunner()
     assert runner.invoke(app, ["promote", "1"]).exit_code == 0
     result = runner.invoke(app, ["promote", "2", "--reason", "hotfix"])
@@ -163,7 +163,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_a_tracking_server_works_the_same(mlflow_server, tmp_path):
     reg = Registry(tracking_uri=mlflow_server, history_uri=str(tmp_path / "history"))
     model = train_ranker(EXAMPLES, None, RankerParams(trees=5, max_depth=2))
-    version = reg.register_ranker(model, ranker_features(EXAMPLES, None), {}, {}, LINEAGE, "srv")
+    version = reg.register_ranker(model, model.inputs(EXAMPLES), {}, {}, LINEAGE, "srv")
     assert reg.aliases() == {CHALLENGER: int(version.version)}
     assert reg.load_ranker(int(version.version)).model_bytes() == model.model_bytes()
     reg.promote(int(version.version), "tester", "first")
