@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install redis helm lock demo test lint ui bench clean feast-venv evidently-venv
+.PHONY: install redis promtool helm lock demo test lint ui bench clean feast-venv evidently-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ redis:
 		  apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1; } || true
 	@command -v redis-server >/dev/null || echo "redis-server unavailable: Redis tests will skip"
 
+# promtool checks the chart's alert rules and dashboard queries (tests/helm/test_monitoring.py);
+# Debian's prometheus package, installed when root, as redis above.
+promtool:
+	@command -v promtool >/dev/null || [ "$$(id -u)" != 0 ] || \
+		apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && \
+		  apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } || true
+	@command -v promtool >/dev/null || echo "promtool unavailable: the promtool tests will skip"
+
 # The Helm chart tests render with the real helm, built once from its Go module and cached.
 HELM_VERSION := v3.22.0
 HELM_DIR := $(HOME)/.cache/sands/bin
@@ -41,7 +50,7 @@ $(SANDS_HELM):
 	else echo "go unavailable: the Helm chart tests will skip"; fi
 helm: $(SANDS_HELM)
 
-test: install redis helm
+test: install redis promtool helm
 	$(PY) -m pytest -n 2 --dist loadfile --durations=25
 
 lint: install

@@ -1,6 +1,8 @@
 """Monitoring layer: drift of the newest data against the champion's training rows, and the
 champion's quality on the newest labelled day. Their failing checks are retraining triggers."""
 
+from datetime import UTC, datetime
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -29,8 +31,10 @@ from sands.online_quality import (
     WORSE,
     AttributionSpec,
     OnlineObjective,
+    figures_uri,
     markdown,
     online_report,
+    record_figures,
 )
 from sands.prediction_log import impressions_uri, recent_impressions
 from sands.registry import Registry
@@ -350,7 +354,8 @@ class OnlineConfig(Config):
     ],
     description="Served lists joined with later interactions in the attribution window: CTR and "
     "conversion per arm and model version. Rolls a clearly worse canary back to zero traffic and "
-    "records a clearly better one for promotion.",
+    "records a clearly better one for promotion. The figures go to lake/serving/online_quality, "
+    "which the service publishes as Prometheus gauges.",
 )
 def online_performance(
     context: AssetExecutionContext,
@@ -372,6 +377,8 @@ def online_performance(
     )
     spec = AttributionSpec(window_hours=config.window_hours)
     report = online_report(impressions, events, champion, challenger, spec, config.objective())
+    # For the service's /metrics (sands_online_ctr and friends): dashboards and alerts read it.
+    record_figures(figures_uri(lake.root), report, datetime.now(UTC), lake.storage_options)
     actor = f"dagster run {context.run.run_id}"
     actions = []
     if report.canary == WORSE and share > 0:

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import write_deltalake
 
-from sands import duck
+from sands import duck, lake
 from sands.contract import CONVERSION_EVENTS
 from sands.prediction_log import RANKED
+from sands.settings import join
 
 BETTER, WORSE, UNDECIDED = "better", "worse", "undecided"
 
@@ -194,3 +196,69 @@ def markdown(by_arm: pa.Table) -> str:
             f"{r['conversion_rate']:.4f} |"
         )
     return "\n".join(lines)
+
+
+# The figures of each `online_performance` run, for the service to publish as Prometheus gauges:
+# one row per arm and model version judged, `current` when that version still served the arm.
+FIGURES = pa.schema(
+    [
+        pa.field("computed_ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("as_of", pa.timestamp("us", tz="UTC")),
+        pa.field("arm", pa.string(), nullable=False),
+        pa.field("model_version", pa.int64()),
+        pa.field("current", pa.bool_(), nullable=False),
+        pa.field("impressions", pa.int64(), nullable=False),
+        pa.field("ctr", pa.float64()),
+        pa.field("conversion_rate", pa.float64()),
+    ]
+)
+
+
+def figures_uri(lake_root: str) -> str:
+    """The Delta table of online quality figures, beside the prediction log."""
+    return join(lake_root, "serving", "online_quality")
+
+
+def record_figures(
+    uri: str,
+    report: OnlineReport,
+    computed_at: datetime,
+    storage_options: dict[str, str] | None = None,
+) -> int:
+    """Append the report's per-arm figures (nothing when no impression has matured yet); the
+    number of rows written."""
+    rows = report.by_arm.to_pylist()
+    if not rows:
+        return 0
+    serving = {"champion": report.champion, "challenger": report.challenger}
+    table = pa.Table.from_pylist(
+        [
+            {
+                "computed_ts": computed_at.astimezone(UTC),
+                "as_of": report.as_of,
+                "arm": r["arm"],
+                "model_version": r["model_version"],
+                "current": r["model_version"] is not None
+                and serving.get(r["arm"]) == r["model_version"],
+                "impressions": r["impressions"],
+                "ctr": r["ctr"],
+                "conversion_rate": r["conversion_rate"],
+            }
+            for r in rows
+        ],
+        schema=FIGURES,
+    )
+    write_deltalake(uri, table, mode="append", storage_options=storage_options or None)
+    return table.num_rows
+
+
+def latest_figures(uri: str, storage_options: dict[str, str] | None = None) -> pa.Table | None:
+    """The newest run's figures for the versions then serving, or None without a table."""
+    table = lake.open_table(uri, storage_options)
+    if table is None:
+        return None
+    figures = table.to_pyarrow_table()
+    if figures.num_rows == 0:
+        return figures
+    newest = pc.equal(figures["computed_ts"], pc.max(figures["computed_ts"]))
+    return figures.filter(pc.and_(newest, figures["current"]))

@@ -116,6 +116,11 @@ class PredictionLog:
             self.dropped += 1
             return False
 
+    @property
+    def queued(self) -> int:
+        """Impressions waiting for the writer (the batch it is building not included)."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         """Commit what is queued and stop the writer."""
         self._queue.put(None)

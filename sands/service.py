@@ -169,7 +169,7 @@ def create_app(
             impressions_uri(lake_root), options, config.log_batch_rows, config.log_flush_seconds
         )
         watcher.start()
-        metrics.snapshot(watcher.snapshot)
+        metrics.watched(watcher)
         yield
         watcher.stop()
         state["log"].close()  # commits what is queued
@@ -340,7 +340,7 @@ def create_app(
 
     @app.get("/metrics", name="metrics")
     async def prometheus() -> Response:
-        metrics.snapshot(watcher.snapshot)
+        metrics.watched(watcher)
         metrics.log_state(state["log"])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -351,7 +351,7 @@ def create_app(
             return denied
         # Off the event loop: loading a model takes seconds, and requests must not wait for it.
         swapped = await asyncio.to_thread(watcher.refresh)
-        metrics.snapshot(watcher.snapshot)
+        metrics.watched(watcher)
         return _json({"swapped": swapped, **_describe(watcher.snapshot)})
 
     @app.put("/admin/canary")
@@ -370,7 +370,7 @@ def create_app(
         except RegistryError as error:
             return _error(409 if "no challenger" in str(error) else 400, str(error))
         await asyncio.to_thread(watcher.refresh)
-        metrics.snapshot(watcher.snapshot)
+        metrics.watched(watcher)
         return _json(_describe(watcher.snapshot))
 
     @app.get("/")

@@ -11,15 +11,17 @@ import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sands import lake, model_store
 from sands.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
 from sands.candidates import candidates
 from sands.contract import USERS
-from sands.feature_store import ARTWORK_FEATURES, latest_snapshot
+from sands.feature_store import ARTWORK_FEATURES, FEATURE_TS, latest_snapshot
 from sands.ingest import bronze_uri
 from sands.prediction_log import POPULAR, RANKED, SEGMENT
 from sands.ranking import (
@@ -120,16 +122,19 @@ class ArmModel:
     ranker: RankerModel
     segments: SegmentCache
     columns: np.ndarray | None = None  # the model's inputs within feature_matrix's layout
+    registered_at: datetime | None = None  # when the version was registered
 
     @classmethod
-    def of(cls, version: int, ranker: RankerModel) -> ArmModel:
+    def of(
+        cls, version: int, ranker: RankerModel, registered_at: datetime | None = None
+    ) -> ArmModel:
         # One thread per prediction: 200 rows are too few to split, and concurrent requests (and
         # worker processes) already use every core.
         ranker.booster.set_param({"nthread": 1})
         segments = SegmentCache(ranker.spec.segments())
         k = segments.model.k if segments.model else 0
         columns = input_columns(ranker.spec.features, k)
-        return cls(version=version, ranker=ranker, segments=segments, columns=columns)
+        return cls(version, ranker, segments, columns, registered_at)
 
     def inputs(self, vector: Vector, catalogue: Catalogue, rows: np.ndarray) -> np.ndarray:
         """The model input matrix for one user against catalogue rows."""
@@ -159,6 +164,7 @@ class ServingData:
     segment_top: dict[int, list[str]]
     known_users: frozenset[str]
     versions: dict[str, int] = field(default_factory=dict)
+    features_as_of: datetime | None = None  # the newest feature_ts of the catalogue's vectors
 
 
 def data_versions(lake_root: str, storage_options: dict[str, str] | None = None) -> dict[str, int]:
@@ -223,6 +229,9 @@ def load_serving_data(lake_root: str, storage_options: dict[str, str] | None = N
         ),
         known_users=frozenset(users.to_pyarrow_table(columns=["user_id"])["user_id"].to_pylist()),
         versions=versions,
+        features_as_of=(
+            pc.max(vectors[FEATURE_TS]).as_py() if FEATURE_TS in vectors.column_names else None
+        ),
     )
 
 

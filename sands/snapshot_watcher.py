@@ -5,9 +5,16 @@ the request path, and swaps the reference (requests in flight keep the snapshot 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
+import time
+from datetime import UTC, datetime
 
+import pyarrow as pa
+
+from sands import lake
 from sands.aliases import CHALLENGER, CHAMPION
+from sands.online_quality import figures_uri, latest_figures
 from sands.registry import Registry
 from sands.serving import (
     ArmModel,
@@ -16,6 +23,8 @@ from sands.serving import (
     data_versions,
     load_serving_data,
 )
+
+log = logging.getLogger(__name__)
 
 
 class SnapshotWatcher:
@@ -30,7 +39,11 @@ class SnapshotWatcher:
         self.poll = poll
         self.snapshot: ServingSnapshot | None = None
         self.swaps = 0
+        self.checked_at: float | None = None  # unix time of the last refresh that read everything
         self.last_error: str | None = None
+        # The newest online quality figures (`online_performance`) and their table's version.
+        self.figures: pa.Table | None = None
+        self._figures_version = -1
         self._models: dict[int, ArmModel] = {}
         self._lock = threading.Lock()  # one refresh at a time (watcher and admin reload)
         self._stop = threading.Event()
@@ -40,7 +53,12 @@ class SnapshotWatcher:
         if version is None:
             return None
         if version not in self._models:
-            self._models[version] = ArmModel.of(version, self.registry.load_ranker(version))
+            registered = self.registry.version(version).creation_timestamp
+            self._models[version] = ArmModel.of(
+                version,
+                self.registry.load_ranker(version),
+                datetime.fromtimestamp(registered / 1000, UTC) if registered else None,
+            )
         return self._models[version]
 
     def _data(self) -> ServingData:
@@ -58,6 +76,7 @@ class SnapshotWatcher:
             champion = self._model(aliases.get(CHAMPION))
             challenger = self._model(aliases.get(CHALLENGER))
             data = self._data()
+            self.checked_at = time.time()
             old = self.snapshot
             if (
                 old is not None
@@ -81,6 +100,23 @@ class SnapshotWatcher:
             self._models = {v: m for v, m in self._models.items() if v in keep}
             return True
 
+    def refresh_figures(self) -> bool:
+        """Re-read the online quality figures if their table moved; True if it did."""
+        uri = figures_uri(self.lake_root)
+        table = lake.open_table(uri, self.storage_options)
+        version = -1 if table is None else table.version()
+        if version == self._figures_version:
+            return False
+        self.figures = latest_figures(uri, self.storage_options)
+        self._figures_version = version
+        return True
+
+    def _figures(self) -> None:
+        try:
+            self.refresh_figures()
+        except Exception:  # monitoring only: serving never waits or fails on it
+            log.warning("could not read the online quality figures", exc_info=True)
+
     def _run(self) -> None:
         while not self._stop.wait(self.poll):
             try:
@@ -88,12 +124,14 @@ class SnapshotWatcher:
                 self.last_error = None
             except Exception as error:  # keep serving the last good snapshot
                 self.last_error = f"{type(error).__name__}: {error}"
+            self._figures()
 
     def start(self) -> None:
         try:
             self.refresh()
         except Exception as error:  # nothing to serve yet: not ready, keep polling
             self.last_error = f"{type(error).__name__}: {error}"
+        self._figures()
         self._thread.start()
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ from resources import build_resources
 from sands.aliases import CHALLENGER
 from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN
 from sands.ingest import bronze_uri
+from sands.online_quality import figures_uri, latest_figures
 from sands.prediction_log import Impression, impressions_table, impressions_uri
 from sands.registry import CANARY_VERDICT_TAG
 from sands.settings import SandsPaths
@@ -81,6 +82,12 @@ def test_a_clearly_worse_canary_is_rolled_back_and_recorded(tmp_path: Path) -> N
     assert [c.action for c in registry.history()][-2:] == ["canary", "canary_worse"]
     metadata = result.asset_materializations_for_node("online_performance")[0].metadata
     assert "| champion | 1 | 600 | 0.2000 |" in metadata["by_arm"].value
+    # The figures the service publishes as sands_online_* gauges.
+    figures = latest_figures(figures_uri(paths.lake)).sort_by("arm").to_pylist()
+    assert [(f["arm"], f["model_version"], f["impressions"], f["ctr"]) for f in figures] == [
+        (CHALLENGER, 2, 600, 0.05),
+        ("champion", 1, 600, 0.2),
+    ]
 
 
 def test_a_better_canary_is_recorded_and_keeps_its_traffic(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
@@ -21,8 +23,9 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from sands.aliases import CHALLENGER, CHAMPION
+from sands.online_quality import OnlineReport, figures_uri, latest_figures, record_figures
 from sands.prediction_log import impressions_uri, read_impressions
-from sands.ranking import feature_names, ranker_features
+from sands.ranking import RankerParams, ranker_features, trained_features
 from sands.serving import arm_for
 from sands.settings import SandsPaths
 from tests.models import planted_examples
@@ -31,6 +34,7 @@ from tests.serving import (
     ARTWORKS,
     NEW_USER,
     QUIET_USER,
+    STAMP,
     STYLES,
     USERS_WITH_FEATURES,
     Server,
@@ -133,7 +137,7 @@ def test_malformed_inference_requests_are_400(server: Server, body: bytes) -> No
 
 
 INFER = "/v2/models/sands-ranker/infer"
-WIDTH = len(feature_names(0))  # the planted ranker's inputs (no segment columns)
+WIDTH = len(trained_features(0, RankerParams()))  # the planted ranker's inputs (no segments)
 
 
 def _tensor(shape: object, data: object, datatype: object = "FP32") -> dict[str, object]:
@@ -323,11 +327,12 @@ def test_no_inference_body_gets_a_5xx_and_every_answer_is_counted(
 
 def test_open_inference_protocol_round_trip(server: Server) -> None:
     rows = planted_examples(users=3, artworks=30, days=1)
-    inputs = ranker_features(rows, None).to_numpy()
     with server.client() as client:
         assert client.get("/v2/health/live").json() == {"live": True}
         assert client.get("/v2/health/ready").json() == {"ready": True}
         meta = client.get("/v2/models/sands-ranker").json()
+        # A client sends the inputs the metadata names, in its order.
+        inputs = ranker_features(rows, None)[meta["parameters"]["feature_names"]].to_numpy()
         answer = client.post(
             "/v2/models/sands-ranker/infer",
             json={
@@ -391,6 +396,56 @@ def test_metrics_are_prometheus_text(server: Server) -> None:
         "sands_recommendations_total",
     ):
         assert family in text
+
+
+def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_show_swaps_freshness_the_log_queue_and_online_figures(
+    app: TestClient, home: SandsPaths
+) -> None:
+    """What the chart's dashboard and alerts read besides traffic (tests/helm/test_monitoring.py
+    holds their queries to these names)."""
+    started = time.time()
+    by_arm = pa.Table.from_pylist(
+        [
+            {"arm": CHAMPION, "model_version": 1, "impressions": 400, "ctr": 0.06, "rate": 0.02},
+            {"arm": CHAMPION, "model_version": 0, "impressions": 90, "ctr": 0.01, "rate": 0.0},
+            {"arm": CHALLENGER, "model_version": 2, "impressions": 80, "ctr": 0.09, "rate": 0.03},
+        ]
+    ).rename_columns(["arm", "model_version", "impressions", "ctr", "conversion_rate"])
+    as_of = datetime(2026, 9, 8, 12, tzinfo=UTC)
+    report = OnlineReport(by_arm, 1, None, 0.06, 400, True, "undecided", as_of)
+    uri = figures_uri(home.lake)
+    assert record_figures(uri, report, datetime.now(UTC)) == 3
+    assert app.app.state.watcher.refresh_figures()
+    samples = _samples(app)
+    assert samples[("sands_snapshot_swaps_total", ())] >= 1
+    assert started - 60 < samples[("sands_snapshot_checked_timestamp_seconds", ())] <= time.time()
+    for arm in (CHAMPION, CHALLENGER):  # a registration time for each arm that serves a model
+        registered = samples.get(("sands_model_registered_timestamp_seconds", (("arm", arm),)))
+        if samples[("sands_model_version", (("arm", arm),))] > 0:
+            assert started - 3600 < registered <= time.time()
+        else:
+            assert registered is None
+    assert samples[("sands_features_timestamp_seconds", ())] == STAMP.timestamp()
+    assert samples[("sands_prediction_log_queue_depth", ())] >= 0
+    # Only the version serving each arm when online_performance ran (no challenger then).
+    online = {k: v for k, v in samples.items() if k[0].startswith("sands_online_")}
+    champion = (("arm", CHAMPION), ("version", "1"))
+    assert online == {
+        ("sands_online_ctr", champion): 0.06,
+        ("sands_online_conversion_rate", champion): 0.02,
+        ("sands_online_impressions", champion): 400,
+        ("sands_online_as_of_timestamp_seconds", ()): as_of.timestamp(),
+    }
+    assert latest_figures(uri).num_rows == 1
+    assert not app.app.state.watcher.refresh_figures()  # unchanged table: not read again
 
 
 def _hammer(server: Server, stop: threading.Event, seen: list[tuple[int, int | None]]) -> None:
