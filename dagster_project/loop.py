@@ -128,13 +128,14 @@ class Loop:
 
     def _landing_sensor_tick(self) -> SensorExecutionData:
         sensor = self.defs.resolve_sensor_def("landing_zone_sensor")
-        context = build_sensor_context(
+        # Opened as a context: some resources (the MLflow tracking) are generators.
+        with build_sensor_context(
             instance=self.instance,
             cursor=self.sensor_cursor,
             definitions=self.defs,
             resources=self.resources,
-        )
-        data = sensor.evaluate_tick(context)
+        ) as context:
+            data = sensor.evaluate_tick(context)
         self.sensor_cursor = data.cursor
         return data
 

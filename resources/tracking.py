@@ -78,7 +78,11 @@ def _ensure_experiment(tracking_uri: str | None, name: str, artifact_location: s
     description="dagster-mlflow's mlflow_tracking: one MLflow parent run per Dagster run, tagged "
     "dagster_run_id and dagster.run_url; the ranker and evaluation log child runs under it.",
 )
-def sands_mlflow_tracking(context: InitResourceContext) -> Iterator[MlFlow]:
+def sands_mlflow_tracking(context: InitResourceContext) -> Iterator[MlFlow | None]:
+    if context.dagster_run is None:
+        # Built outside a run (a sensor tick, `build_resources`): no run to track, nothing to open.
+        yield None
+        return
     config = context.resource_config
     _ensure_experiment(
         config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
