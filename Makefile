@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install redis promtool helm lock demo test lint ui bench clean feast-venv evidently-venv
+.PHONY: install redis promtool helm lock demo test lint ui screenshots bench clean feast-venv evidently-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,15 @@ lint: install
 
 ui: install
 	$(VENV)/bin/sands ui
+
+# The docs' screenshots (docs/img/): the UI after a default `sands demo` in a scratch home, and its
+# evaluation report, by headless Chromium (Debian's package, installed when root, as redis above).
+screenshots: install
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && \
+		  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || true
+	$(PY) -m bench.screenshots
 
 bench: install feast-venv evidently-venv
 	$(PY) -m bench
