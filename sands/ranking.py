@@ -79,9 +79,9 @@ SHARE_FEATURES = (
     "medium_share_7d",
     "medium_trend",
 )
-# Computed point-in-time and kept for opt-in (`RankerConfig.trend_inputs`), but not trained on by
-# default: they did not earn their place (docs/models.md, ablation): within noise after a taste
-# shift, 0.002-0.014 NDCG@10 worse on each judged day of a new trend.
+# The trend and share inputs, which `RankerConfig.trend_inputs: false` leaves out. At 20,000
+# events/day they measured within noise to slightly worse (docs/models.md), but without them the
+# small CI taste-shift (3,000 events/day) served worse than popularity: kept on at low volume.
 TRENDING_INPUTS = (*TREND_FEATURES, *SHARE_FEATURES)
 SHARE_INPUTS = tuple(
     f"artwork_{attribute}_conversion_share_{days}d"
@@ -270,7 +270,7 @@ class RankerParams:
     seed: int = 0
     threads: int = 2
     # Inputs left out of the model; scoring selects the spec's columns by name.
-    excluded_features: tuple[str, ...] = TRENDING_INPUTS
+    excluded_features: tuple[str, ...] = ()
     # Newer days count more, so a retrain after tastes change learns the new ones; None: equal.
     half_life_days: float | None = 1.5
 
