@@ -168,6 +168,7 @@ def feature_drift(
                 passed=not drifted,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={
+                    "reason": MetadataValue.text(result.reason(config.prediction_drift_is_drift)),
                     "columns": MetadataValue.md(result.markdown()),
                     "prediction_drifted": MetadataValue.bool(result.prediction.drifted),
                     "label_drifted": MetadataValue.bool(result.label.drifted),

@@ -29,6 +29,7 @@ from dagster_project.backtest_report import backtest_report
 from dagster_project.execution import executor_from_env
 from dagster_project.freshness import POLICIES, with_freshness
 from dagster_project.jobs import (
+    champion_monitoring_job,
     daily_ingestion_job,
     daily_pipeline_job,
     feature_build_job,
@@ -83,6 +84,7 @@ def build_defs(
             training_data_job,
             model_training_job,
             online_quality_job,
+            champion_monitoring_job,
         ],
         sensors=[landing_zone_sensor, automation_sensor],
         resources=build_resources(env),

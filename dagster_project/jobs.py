@@ -65,3 +65,10 @@ online_quality_job = define_asset_job(
     description="Join served lists with later interactions: CTR and conversion per arm and "
     "version, the click-through SLO, and the canary's rollback or record.",
 )
+champion_monitoring_job = define_asset_job(
+    "champion_monitoring",
+    selection=AssetSelection.assets(feature_drift, champion_performance, online_performance),
+    description="The serving champion's health on the newest day, without retraining: feature "
+    "and prediction drift, offline quality on the newest labels, online CTR per arm. What the "
+    "demo runs after its served day, so the checks judge the champion it promoted.",
+)

@@ -153,6 +153,19 @@ def run_online_quality(
     return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
 
 
+def run_champion_monitoring(
+    instance: DagsterInstance, online_config: dict[str, object] | None = None
+) -> ExecuteInProcessResult:
+    """Drift, offline and online quality of the serving champion on the newest day."""
+    from dagster_project.definitions import build_defs
+
+    run_config: dict = dict(QUIET)
+    if online_config:
+        run_config["ops"] = {"online_performance": {"config": online_config}}
+    job = build_defs().resolve_job_def("champion_monitoring")
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+
+
 REFERENCE_FEEDS = ("users", "artworks")
 _NONE = JsonMetadataValue(None)
 

@@ -208,6 +208,31 @@ def play_days(
     return records
 
 
+def served_day_record(
+    paths: SandsPaths, day: date, run_ids: Sequence[str] = (), online_ctr: float | None = None
+) -> DayRecord:
+    """A day the current champion served, as a play's record scored on that day's labels (the
+    demo's served day, so its report reads like a one-day play)."""
+    from resources import build_resources
+
+    registry = build_resources()["registry"].open()
+    serving = registry.champion_version()
+    guarded = registry.serving_policy() == POPULARITY_POLICY
+    record = DayRecord(
+        day=day.isoformat(),
+        runs=len(run_ids),
+        run_ids=list(run_ids),
+        champion=serving,
+        serving=serving,
+        serving_trained_until=_trained_until(registry, serving),
+        served_policy=POPULARITY_POLICY if guarded or serving is None else f"v{serving}",
+        frozen=serving,  # nothing retrained since: the champion is its own frozen model
+        online_ctr=online_ctr,
+    )
+    _score(record, registry, paths)
+    return record
+
+
 def _trained_until(registry: Registry, version: int | None) -> str | None:
     if version is None:
         return None

@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -328,6 +328,13 @@ def demo(
     events_per_day: Annotated[int, typer.Option(min=1)] = 20_000,
     bad_rows: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.01,
     fresh: Annotated[bool, typer.Option(help="Wipe SANDS_HOME first.")] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First simulated day (YYYY-MM-DD). By default the demo's days end today (UTC), "
+            "the served day last, so the UI's daily partitions are the demo's days and no more."
+        ),
+    ] = None,
     scenario: Annotated[
         str | None,
         typer.Option(
@@ -357,6 +364,7 @@ def demo(
     """The main job on embedded defaults: simulate a marketplace, then run the pipeline on it."""
     paths = _paths()
     _within_days(shift_day, days, "--shift-day")
+    first = _day(start, "--start") if start else datetime.now(UTC).date() - timedelta(days=days)
     chosen = _scenario(scenario) if scenario is not None else None  # before --fresh wipes
     if fresh:
         shutil.rmtree(paths.home)
@@ -365,7 +373,7 @@ def demo(
         if chosen is not None:
             _play(paths, days, events_per_day, chosen, shift_day, warmup_days, serve)
         else:
-            _demo(paths, days, events_per_day, bad_rows)
+            _demo(paths, first, days, events_per_day, bad_rows)
 
 
 def _scenario(name: str) -> Scenario:
@@ -379,13 +387,13 @@ def _scenario(name: str) -> Scenario:
         raise typer.BadParameter(f"unknown scenario {name!r}: use {names}") from None
 
 
-def _demo(paths: SandsPaths, days: int, events_per_day: int, bad_rows: float) -> None:
+def _demo(paths: SandsPaths, start: date, days: int, events_per_day: int, bad_rows: float) -> None:
     """Simulate, ingest, build features and the training set, train, then serve a day."""
     from sands.simulator import Marketplace, SimulationConfig
 
     config = SimulationConfig(
         seed=7,
-        start=date(2026, 9, 1),
+        start=start,
         days=days + 1,  # the last day is played against the service
         events_per_day=events_per_day,
         bad_rows=bad_rows,
@@ -413,8 +421,12 @@ def _demo(paths: SandsPaths, days: int, events_per_day: int, bad_rows: float) ->
 
 def _served_day(paths: SandsPaths, market, drops) -> bool:
     """Close the loop: start `sands serve`, let one more simulated day's users browse what it
-    serves, ingest that day and measure online CTR per arm from the prediction log."""
-    from dagster_project.runner import instance_for, run_online_quality
+    serves, build that day, judge the champion on it (drift, its labels, online CTR per arm)
+    and write the day's report, so every asset of the graph is materialized."""
+    from dagster_project.runner import instance_for, run_champion_monitoring
+    from dagster_project.scenario import served_day_record
+    from dagster_project.served_impressions import report_served_impressions
+    from sands import backtest
     from sands.serving_process import ServiceRecommender, running_service
     from sands.simulator import write_drop
 
@@ -429,12 +441,17 @@ def _served_day(paths: SandsPaths, market, drops) -> bool:
         f"{drop.day}: the service served {recommender.served:,} lists to simulated users "
         f"({recommender.refused:,} refused: users who signed up that day)"
     )
-    ok = _ingest(paths, [drop.day.isoformat()])
+    instance = instance_for(paths)
+    report_served_impressions(instance, paths)
+    day = drop.day.isoformat()
+    ok = _ingest(paths, [day]) and _features(paths, day, day)
     # Simulated users act within minutes of being served, and the day's data ends at midnight:
     # a one-hour window lets every list served before 23:00 count today.
     window = {"window_hours": 1.0}
     result = _quietly(
-        paths, "online performance", lambda: run_online_quality(instance_for(paths), window)
+        paths,
+        "drift, offline and online quality of the champion on the served day",
+        lambda: run_champion_monitoring(instance, window),
     )
     if not result.success:
         return False
@@ -442,9 +459,18 @@ def _served_day(paths: SandsPaths, market, drops) -> bool:
     console.print("Online quality of what was served (ranked lists, 1 h attribution):")
     console.print(metadata["by_arm"].value)
     for check in result.get_asset_check_evaluations():
-        console.print(
-            f"{'[green]✓' if check.passed else '[red]✗'}[/] {check.metadata['reason'].value}"
-        )
+        reason = check.metadata.get("reason")
+        detail = reason.value if reason is not None else check.check_name
+        console.print(f"{'[green]✓' if check.passed else '[red]✗'}[/] {detail}")
+    ctr = metadata.get("champion_ctr")
+    record = served_day_record(
+        paths, drop.day, [result.run_id], ctr.value if ctr is not None else None
+    )
+    console.print(
+        f"{record.day}: served {record.served_policy}, NDCG@10 on the day's labels "
+        f"{backtest.fmt(record.served_ndcg)} (popularity {backtest.fmt(record.popularity_ndcg)})"
+    )
+    _write_report(paths, [record], "demo")
     return ok
 
 

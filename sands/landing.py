@@ -239,11 +239,18 @@ def read_files(fs: fsspec.AbstractFileSystem, files: list[LandingFile]) -> list[
     return [read_file(fs, f.path, f.size) for f in files]
 
 
+def landing_path(file: LandingFile) -> str:
+    """The file's path inside the landing zone (`<entity>/[<day>/]<name>`), wherever it lives."""
+    cut = file.path.rfind(f"/{file.entity}/")
+    return file.path[cut + 1 :] if cut >= 0 else file.path
+
+
 def files_digest(files: list[LandingFile]) -> str:
-    """A short stable hash over paths and fingerprints, used for run keys."""
+    """A short stable hash over paths inside the landing zone and fingerprints (run keys, data
+    versions): a home moved or mounted elsewhere keeps its digests, so nothing re-ingests."""
     digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.path):
-        digest.update(f"{f.path}|{f.fingerprint}\n".encode())
+    for f in sorted(files, key=landing_path):
+        digest.update(f"{landing_path(f)}|{f.fingerprint}\n".encode())
     return digest.hexdigest()[:16]
 
 

@@ -143,6 +143,18 @@ class DriftResult:
         """The retraining verdict: feature drift, or also prediction drift when it counts."""
         return self.drifted or (prediction_counts and self.prediction.drifted)
 
+    def reason(self, prediction_counts: bool) -> str:
+        """The verdict in one line: which groups drifted, or that none did."""
+        groups = [g for g, (_, _, moved) in self.features.groups.items() if moved]
+        if prediction_counts and self.prediction.drifted:
+            groups.append("predictions")
+        columns = sorted(c.column for c in self.features.columns if c.drifted)
+        head = f"drift in {', '.join(groups)}" if groups else "no drift beyond the thresholds"
+        more = "..." if len(columns) > 4 else ""
+        moved = f"; columns moved: {', '.join(columns[:4])}{more}" if columns else ""
+        rows = f"{self.rows[1]:,} current rows vs {self.rows[0]:,} reference rows"
+        return f"{head}{moved} ({rows})"
+
     def markdown(self) -> str:
         """Per-feature table for check metadata, drifted columns first."""
         lines = [

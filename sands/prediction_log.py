@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -181,3 +181,23 @@ def recent_impressions(
 def read_impressions(uri: str, storage_options: dict[str, str] | None = None) -> pa.Table:
     """Every committed impression."""
     return DeltaTable(uri, storage_options=storage_options).to_pyarrow_table()
+
+
+@dataclass(frozen=True)
+class LogSummary:
+    """What the prediction log holds: its Delta version, rows and served dates."""
+
+    version: int
+    rows: int
+    first_day: date | None
+    last_day: date | None
+
+
+def log_summary(uri: str, storage_options: dict[str, str] | None = None) -> LogSummary | None:
+    """The prediction log at a glance, or None before anything was served."""
+    table = lake.open_table(uri, storage_options)
+    if table is None:
+        return None
+    dates = table.to_pyarrow_dataset().to_table(columns=["served_date"])["served_date"]
+    first, last = (pc.min(dates).as_py(), pc.max(dates).as_py()) if len(dates) else (None, None)
+    return LogSummary(table.version(), len(dates), first, last)

@@ -102,6 +102,7 @@ def test_jobs_cover_each_way_the_pipeline_is_run():
         "training_data",
         "model_training",
         "online_quality",
+        "champion_monitoring",
     }
     assert defs.resolve_job_def("daily_pipeline").partitions_def is not None
 

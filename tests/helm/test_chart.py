@@ -240,6 +240,20 @@ def test_the_config_map_and_secrets_make_the_production_resources(docs, tmp_path
         build_resources({k: v for k, v in env.items() if k != "SANDS_REDIS_URL"})
 
 
+def test_links_in_metadata_and_mlflow_use_the_urls_people_browse(tmp_path) -> None:
+    """Without `links`, the port-forward defaults; with them, what the registry links with."""
+    plain = find(render(), "ConfigMap", "sands-config")["data"]
+    assert "SANDS_DAGSTER_URL" not in plain and "SANDS_MLFLOW_UI_URL" not in plain
+    docs = render(
+        "links.dagsterUrl=https://dagster.example.com", "links.mlflowUiUrl=https://ml.example.com"
+    )
+    env = dict(find(docs, "ConfigMap", "sands-config")["data"])
+    env |= {"SANDS_REDIS_URL": "redis://:secret@sands-redis:6379/0", "SANDS_HOME": str(tmp_path)}
+    registry = build_resources(env)["registry"]
+    assert registry.dagster_ui_url == "https://dagster.example.com"
+    assert registry.mlflow_ui_url == "https://ml.example.com"
+
+
 def test_dagster_values_point_at_what_the_sands_chart_creates(docs) -> None:
     values = yaml.safe_load(DAGSTER_VALUES.read_text())
     (deployment,) = values["dagster-user-deployments"]["deployments"]

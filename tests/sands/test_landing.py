@@ -99,3 +99,17 @@ def test_an_empty_file_of_any_format_is_zero_rows_and_not_a_rejection(paths):
     for name, payload in [("a.csv", b""), ("b.jsonl", b"\n \n"), ("c.parquet", b"")]:
         got = read(paths, name, payload)
         assert (got.rows, got.rejection, got.damaged) == (0, None, [])
+
+
+def test_the_files_digest_is_the_same_wherever_the_landing_zone_lives_and_changes_with_a_file():
+    def files(root: str, stamp: str = "10:1") -> list[landing.LandingFile]:
+        return [
+            landing.LandingFile(f"{root}/interactions/{DAY}/b.parquet", "interactions", DAY, stamp),
+            landing.LandingFile(f"{root}/interactions/{DAY}/a.csv", "interactions", DAY, "5:1"),
+        ]
+
+    here = landing.files_digest(files("/home/me/.sands/landing"))
+    assert landing.files_digest(files("/mnt/moved/landing")) == here
+    assert landing.files_digest(files("bucket/landing")) == here
+    assert landing.files_digest(files("/home/me/.sands/landing", "11:2")) != here
+    assert landing.files_digest(files("/home/me/.sands/landing")[:1]) != here

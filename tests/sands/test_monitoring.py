@@ -60,6 +60,15 @@ def test_a_shifted_world_drifts_and_the_same_world_does_not():
     assert only_scores.prediction.drifted and not only_scores.drifted
     assert only_scores.verdict(prediction_counts=True)
     assert not only_scores.verdict(prediction_counts=False)
+    # The check's one-line reason names what moved, and how many rows were compared.
+    assert steady.reason(True).startswith("no drift beyond the thresholds")
+    assert moved.reason(True).startswith("drift in predictions; columns moved: ")
+    assert "artwork_n_view_7d, artwork_price" in moved.reason(True)
+    assert moved.reason(True).endswith(
+        f"({same.num_rows:,} current rows vs {reference.num_rows:,} reference rows)"
+    )
+    assert only_scores.reason(True).startswith("drift in predictions")
+    assert only_scores.reason(False).startswith("no drift beyond")
     html = render_drift_html("t", moved, reference, shifted, scores, scores[: same.num_rows] + 2)
     assert html.count("<svg") >= 3 and "artwork_price" in html
     assert "| artwork_price |" in moved.markdown()
