@@ -56,7 +56,23 @@ def model_digest(model: RankerModel) -> str:
 
 
 class RegistryError(RuntimeError):
-    """A registry operation that cannot be done as asked (unknown version, nothing to roll back)."""
+    """A registry operation that cannot be done as asked; callers branch on the subclasses."""
+
+
+class UnknownVersion(RegistryError, LookupError):
+    """No such registered version."""
+
+
+class InvalidSetting(RegistryError, ValueError):
+    """A serving setting out of range (canary share, serving policy)."""
+
+
+class NoChallenger(RegistryError):
+    """Canary traffic asked for while no challenger is registered."""
+
+
+class NothingToRollBack(RegistryError):
+    """A rollback with no earlier, different champion to go back to."""
 
 
 @dataclass(frozen=True)
@@ -226,11 +242,11 @@ class Registry:
         return LoggedRanker(registered, run.info.run_id)
 
     def version(self, version: int) -> ModelVersion:
-        """A registered version, or RegistryError when there is none."""
+        """A registered version, or UnknownVersion when there is none."""
         try:
             return self.client.get_model_version(self.model_name, str(version))
         except MlflowException as error:
-            raise RegistryError(f"{self.model_name} has no version {version}") from error
+            raise UnknownVersion(f"{self.model_name} has no version {version}") from error
 
     def aliased(self, alias: str) -> ModelVersion | None:
         """The version holding `alias`, or None."""
@@ -260,7 +276,9 @@ class Registry:
     def set_serving_policy(self, policy: str, actor: str, reason: str) -> ChampionChange | None:
         """Switch what the champion arm serves, and log it; None when it already serves that."""
         if policy not in SERVING_POLICIES:
-            raise RegistryError(f"serving policy must be one of {SERVING_POLICIES}, not {policy!r}")
+            raise InvalidSetting(
+                f"serving policy must be one of {SERVING_POLICIES}, not {policy!r}"
+            )
         if self.serving_policy() == policy:
             return None
         self.client.set_registered_model_tag(self.model_name, POLICY_TAG, policy)
@@ -278,10 +296,10 @@ class Registry:
     def set_canary_share(self, share: float, actor: str, reason: str) -> ChampionChange:
         """Route `share` of users (by a stable hash of their id) to the challenger, and log it."""
         if not 0.0 <= share <= 1.0:
-            raise RegistryError(f"canary share must be within [0, 1], not {share}")
+            raise InvalidSetting(f"canary share must be within [0, 1], not {share}")
         challenger = self.aliased(CHALLENGER)
         if challenger is None and share > 0:
-            raise RegistryError("no challenger to send canary traffic to")
+            raise NoChallenger("no challenger to send canary traffic to")
         self.client.set_registered_model_tag(self.model_name, CANARY_TAG, repr(float(share)))
         change = ChampionChange(
             datetime.now(UTC),
@@ -455,5 +473,5 @@ class Registry:
         stack = self.champion_stack()
         if len(stack) < 2:
             first = f": v{stack[0]} was the first" if stack else ""
-            raise RegistryError(f"no earlier champion to roll back to{first}")
+            raise NothingToRollBack(f"no earlier champion to roll back to{first}")
         return self._move_champion(stack[-2], "rollback", actor, reason)

@@ -32,7 +32,14 @@ from sands.feature_store import USER_FEATURES
 from sands.online import OnlineStore
 from sands.prediction_log import RANKED, Impression, PredictionLog, impressions_uri
 from sands.ranking import platt_probabilities
-from sands.registry import Registry, RegistryError
+from sands.registry import (
+    InvalidSetting,
+    NoChallenger,
+    NothingToRollBack,
+    Registry,
+    RegistryError,
+    UnknownVersion,
+)
 from sands.service_metrics import ServiceMetrics
 from sands.serving import (
     ArmModel,
@@ -66,6 +73,25 @@ class ServiceConfig:
 
 def _json(content: object, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+# HTTP status of each typed error a route can meet, in one place (the first match in the
+# exception's class hierarchy wins; anything else is the counted 500).
+ERROR_STATUS: dict[type[Exception], int] = {
+    NoChallenger: 409,
+    NothingToRollBack: 409,
+    UnknownVersion: 404,
+    InvalidSetting: 400,
+    ValueError: 400,
+}
+
+
+def status_for(error: Exception) -> int:
+    """The HTTP status `ERROR_STATUS` maps this error to (500 when it maps none)."""
+    for kind in type(error).__mro__:
+        if kind in ERROR_STATUS:
+            return ERROR_STATUS[kind]
+    return 500
 
 
 def _error(status: int, message: str) -> Response:
@@ -368,7 +394,7 @@ def create_app(
                 registry.set_canary_share, share, "sands serve admin", "set through /admin/canary"
             )
         except RegistryError as error:
-            return _error(409 if "no challenger" in str(error) else 400, str(error))
+            return _error(status_for(error), str(error))
         await asyncio.to_thread(watcher.refresh)
         metrics.watched(watcher)
         return _json(_describe(watcher.snapshot))

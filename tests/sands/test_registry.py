@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from sands.aliases import CHALLENGER, CHAMPION
 from sands.cli import app
 from sands.ranking import RankerParams, train_ranker
-from sands.registry import Registry, RegistryError
+from sands.registry import NothingToRollBack, Registry, UnknownVersion
 from sands.serving_process import wait_until_ready
 from tests.conftest import free_port
 from tests.models import planted_examples
@@ -71,7 +71,7 @@ def test_a_loaded_version_scores_exactly_like_the_trained_model(registry):
 
 
 def test_promote_and_rollback_walk_the_champion_history(registry):
-    with pytest.raises(RegistryError, match="no earlier champion"):
+    with pytest.raises(NothingToRollBack, match="no earlier champion"):
         registry.rollback("tester", "nothing yet")
     for version in (1, 2, 3):
         registry.promote(version, "tester", f"promote {version}")
@@ -80,7 +80,7 @@ def test_promote_and_rollback_walk_the_champion_history(registry):
     assert registry.champion_version() == 3
     assert registry.rollback("tester", "bad canary").version == 2
     assert registry.rollback("tester", "still bad").version == 1
-    with pytest.raises(RegistryError):
+    with pytest.raises(NothingToRollBack):
         registry.rollback("tester", "no more")
     history = [(c.action, c.version, c.previous) for c in registry.history()]
     assert history == [
@@ -92,7 +92,7 @@ def test_promote_and_rollback_walk_the_champion_history(registry):
         ("rollback", 1, 2),
     ]
     assert all(c.actor == "tester" for c in registry.history() if c.action != "gate_reject")
-    with pytest.raises(RegistryError, match="no version 9"):
+    with pytest.raises(UnknownVersion, match="no version 9"):
         registry.promote(9, "tester", "typo")
 
 

@@ -26,6 +26,14 @@ from sands.aliases import CHALLENGER, CHAMPION
 from sands.online_quality import OnlineReport, figures_uri, latest_figures, record_figures
 from sands.prediction_log import impressions_uri, read_impressions
 from sands.ranking import RankerParams, ranker_features, trained_features
+from sands.registry import (
+    InvalidSetting,
+    NoChallenger,
+    NothingToRollBack,
+    RegistryError,
+    UnknownVersion,
+)
+from sands.service import status_for
 from sands.serving import arm_for
 from sands.settings import SandsPaths
 from tests.models import planted_examples
@@ -559,3 +567,13 @@ def test_the_serving_guard_switches_the_champion_arm_to_popularity_and_back(
     actions = [c.action for c in registry.history()]
     assert actions[-3:] == ["serving_policy_popularity", "promote", "serving_policy_champion"]
     assert registry.champion_version() == version
+
+
+def test_each_typed_registry_error_maps_to_one_http_status() -> None:
+    assert status_for(NoChallenger("no challenger")) == 409
+    assert status_for(NothingToRollBack("nothing")) == 409
+    assert status_for(UnknownVersion("no version 9")) == 404
+    assert status_for(InvalidSetting("share 2")) == 400
+    assert status_for(ValueError("bad body")) == 400
+    assert status_for(RegistryError("untyped")) == 500
+    assert status_for(KeyError("a bug")) == 500
