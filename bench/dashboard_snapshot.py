@@ -44,6 +44,7 @@ import matplotlib
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from dagster_project.cli.ops import SERVE_COMMAND
 from sands.candidates import USER_HISTORY
 from sands.contract import USERS as USERS_TABLE
 from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
@@ -398,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
             "SANDS_MLFLOW_TRACKING_URI": "",
             "SANDS_REDIS_URL": "",
         }
-        with running_service(paths, env) as service:
+        with running_service(paths, SERVE_COMMAND, env) as service:
             prometheus, url = start_prometheus(
                 args.prometheus, folder, service.url.removeprefix("http://")
             )

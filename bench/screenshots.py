@@ -61,7 +61,7 @@ def free_port() -> int:
 def run_demo(home: Path, env: dict[str, str]) -> float:
     """`sands demo` on its defaults into `home`; its wall time in seconds."""
     started = time.monotonic()
-    command = [sys.executable, "-m", "sands.cli", "demo"]
+    command = [sys.executable, "-m", "dagster_project.cli", "demo"]
     subprocess.run(command, env={**env, "SANDS_HOME": str(home)}, check=True, cwd=ROOT)
     return time.monotonic() - started
 

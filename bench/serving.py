@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from dagster_project.cli.ops import SERVE_COMMAND
 from sands.candidates import USER_HISTORY
 from sands.feature_store import USER_FEATURES
 from sands.serving_process import free_port, wait_until_ready
@@ -97,7 +98,7 @@ def ensure_demo_home(home: Path) -> SandsPaths:
     if not Path(paths.mlflow, "mlflow.db").exists():
         console.print(f"building the demo home in {home} (about a minute)")
         env = {**os.environ, "SANDS_HOME": str(home)}
-        subprocess.run([sys.executable, "-m", "sands.cli", "demo"], env=env, check=True)
+        subprocess.run([sys.executable, "-m", "dagster_project.cli", "demo"], env=env, check=True)
     return paths
 
 
@@ -165,7 +166,7 @@ def main(argv: list[str]) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     ours_lua, mlflow_lua = _scripts(work, users, rows, names)
     env = {**os.environ, "SANDS_HOME": paths.home}
-    ours = [sys.executable, "-m", "sands.cli", "serve", "--workers", str(args.workers), "--port"]
+    ours = [*SERVE_COMMAND, "--workers", str(args.workers), "--port"]
     theirs = [sys.executable, "-m", "mlflow", "models", "serve", "-m"]
     theirs += ["models:/sands-ranker@champion", "--env-manager", "local"]
     theirs += ["-w", str(args.workers), "-p"]

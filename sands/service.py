@@ -415,20 +415,3 @@ def _describe(snapshot: ServingSnapshot | None) -> dict[str, object]:
         "canary_share": snapshot.canary_share,
         "data_versions": snapshot.data.versions,
     }
-
-
-def app_from_env() -> FastAPI:
-    """The service for the environment's resources (embedded or production, as the code location
-    picks them); `uvicorn --factory sands.service:app_from_env`."""
-    from resources import build_resources
-
-    resources = build_resources()
-    lake, online, registry = resources["lake"], resources["online"], resources["registry"]
-    config = ServiceConfig(
-        poll_seconds=float(os.environ.get("SANDS_SERVE_POLL_SECONDS", ServiceConfig.poll_seconds)),
-        log_flush_seconds=float(
-            os.environ.get("SANDS_SERVE_LOG_FLUSH_SECONDS", ServiceConfig.log_flush_seconds)
-        ),
-        simulated_clock=os.environ.get("SANDS_SERVE_SIMULATED_CLOCK") == "1",
-    )
-    return create_app(registry.open(), online.open, lake.root, lake.storage_options, config)

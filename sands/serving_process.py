@@ -10,9 +10,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,17 +46,18 @@ class RunningService:
 @contextmanager
 def running_service(
     paths: SandsPaths,
+    serve_command: Sequence[str],
     env: dict[str, str] | None = None,
     ready: str = "/v2/health/ready",
     timeout: float = 120,
 ) -> Iterator[RunningService]:
-    """`sands serve` over `paths` on a free port until the block ends; its output goes to
-    `SANDS_HOME/logs/serve.log`."""
+    """`serve_command` (a `sands serve` that takes `--port`) over `paths` on a free port until the
+    block ends; its output goes to `SANDS_HOME/logs/serve.log`."""
     port = free_port()
     environment = {**os.environ, "SANDS_HOME": paths.home, **(env or {})}
     logs = Path(paths.home, "logs")
     logs.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "sands.cli", "serve", "--port", str(port)]
+    command = [*serve_command, "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with open(logs / "serve.log", "w") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
@@ -158,9 +158,10 @@ def _socket(host: str, port: int, reuse_port: bool, listening: bool = False) -> 
     return sock
 
 
-def _serve_one(sock: socket.socket) -> None:
+def serve_app(factory: str, sock: socket.socket) -> None:
+    """Run uvicorn on `sock` with the app `factory` builds (`module:function`) until stopped."""
     config = uvicorn.Config(
-        "sands.service:app_from_env",
+        factory,
         factory=True,
         log_level="warning",
         access_log=False,
@@ -168,10 +169,9 @@ def _serve_one(sock: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve(
-    sockets: list[socket.socket], target: Callable[[socket.socket], None] = _serve_one
-) -> None:
-    """Run the service in one process per socket of `listen`; ServeError when a worker dies.
+def serve(sockets: list[socket.socket], target: Callable[[socket.socket], None]) -> None:
+    """Run `target` (e.g. `serve_app` with its factory bound) in one process per socket of
+    `listen`; ServeError when a worker dies.
 
     Each worker has its own SO_REUSEPORT socket, so the kernel spreads connections evenly; with
     one shared socket (uvicorn's `--workers`) whichever process accepts first takes most

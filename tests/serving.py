@@ -19,6 +19,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
+from dagster_project.cli.ops import SERVE_COMMAND
 from sands import model_store
 from sands.candidates import USER_HISTORY
 from sands.contract import USERS
@@ -177,7 +178,7 @@ def serving(
         "SANDS_MLFLOW_TRACKING_URI": "",
         "SANDS_REDIS_URL": redis_url,
     }
-    with running_service(paths, env) as server:
+    with running_service(paths, SERVE_COMMAND, env) as server:
         yield server
 
 

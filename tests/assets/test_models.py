@@ -10,6 +10,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from typer.testing import CliRunner
 
+from dagster_project.cli import app
 from dagster_project.runner import (
     run_feature_build,
     run_ingestion,
@@ -18,7 +19,6 @@ from dagster_project.runner import (
 )
 from resources import build_resources
 from sands.aliases import CHALLENGER, CHAMPION
-from sands.cli import app
 from sands.settings import SandsPaths
 from sands.simulator import Marketplace, SimulationConfig, write_drop
 from sands.tracking import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG

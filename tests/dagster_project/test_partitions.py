@@ -9,11 +9,11 @@ import pytest
 from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context
 from typer.testing import CliRunner
 
+from dagster_project.cli import app
 from dagster_project.definitions import build_defs
 from dagster_project.runner import instance_for
 from resources.storage import LandingZoneResource
 from sands import landing
-from sands.cli import app
 from sands.partitions import home_partition_range
 from sands.simulator import Marketplace, SimulationConfig, write_drop
 

@@ -7,10 +7,10 @@ from dagster import AssetKey
 from typer.testing import CliRunner
 
 from assets.automation import DRIFTED, NEW_DATA
+from dagster_project.cli import app
 from dagster_project.runner import instance_for
 from dagster_project.scenario import DayRecord, play, verdicts
 from sands.backtest import backtest
-from sands.cli import app
 from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
 
 START = date(2026, 9, 1)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from dagster_project.cli import app
 from sands.aliases import CHALLENGER, CHAMPION
-from sands.cli import app
 from sands.ranking import RankerParams, train_ranker
 from sands.registry import NothingToRollBack, Registry, UnknownVersion
 from sands.serving_process import wait_until_ready

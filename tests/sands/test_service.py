@@ -377,7 +377,7 @@ def test_admin_endpoints_need_the_bearer_token(server: Server) -> None:
 def test_a_second_serve_on_the_same_port_refuses_to_start(server: Server, tmp_path: Path) -> None:
     port = str(httpx.URL(server.url).port)
     second = subprocess.run(
-        [sys.executable, "-m", "sands.cli", "serve", "--port", port],
+        [sys.executable, "-m", "dagster_project.cli", "serve", "--port", port],
         env={**os.environ, "SANDS_HOME": str(tmp_path)},  # another home: it must not answer
         capture_output=True,
         text=True,

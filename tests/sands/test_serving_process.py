@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sands.cli import app
+from dagster_project.cli import app
 from sands.serving_process import ServeError, listen
 
 runner = CliRunner()

@@ -4,7 +4,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 from typer.testing import CliRunner
 
-from sands.cli import app
+from dagster_project.cli import app
 from sands.contract import INTERACTIONS
 from sands.feature_store import USER_FEATURES
 from sands.ingest import bronze_uri, ingest_day

@@ -11,8 +11,8 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 from typer.testing import CliRunner
 
+from dagster_project.cli import app
 from dagster_project.runner import instance_for
-from sands.cli import app
 from sands.settings import SandsPaths, SettingError
 from tests.dagster_project.test_failures import run, started_run
 
@@ -100,7 +100,7 @@ def test_an_unexpected_error_is_one_line_with_its_type(paths, monkeypatch):
     def broken(_):
         raise RuntimeError("disk on fire\nthe rest of the story")
 
-    monkeypatch.setattr("sands.cli._landing_days", broken)
+    monkeypatch.setattr("dagster_project.cli.data._landing_days", broken)
     result = runner.invoke(app, ["features"])
     assert result.exit_code == 1
     assert lines(result) == [

@@ -1,0 +1,404 @@
+"""`sands demo` and `sands replay`: the whole pipeline on a simulated marketplace, a scenario or a
+recorded landing zone played through the loop day by day, and the report of each play."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from dagster_project.cli.common import (
+    _day,
+    _note,
+    _one_line_errors,
+    _paths,
+    _quietly,
+    _runs_checked,
+    _say,
+    _within_days,
+    console,
+)
+from dagster_project.cli.data import (
+    _feature_window,
+    _features,
+    _ingest,
+    _training_data,
+    _write_drops,
+    status,
+)
+from dagster_project.cli.models import _train
+from dagster_project.cli.ops import SERVE_COMMAND
+from sands.dbt_vars import longest_feature_window
+from sands.settings import SandsPaths
+
+if TYPE_CHECKING:
+    from sands.simulator import Scenario
+
+
+# History loaded before a scenario or replay starts: the longest feature window fills.
+WARMUP_DAYS = longest_feature_window()
+
+
+def demo(
+    days: Annotated[int, typer.Option(min=1)] = 14,
+    events_per_day: Annotated[int, typer.Option(min=1)] = 20_000,
+    bad_rows: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.01,
+    fresh: Annotated[bool, typer.Option(help="Wipe SANDS_HOME first.")] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First simulated day (YYYY-MM-DD). By default the demo's days end today (UTC), "
+            "the served day last, so the UI's daily partitions are the demo's days and no more."
+        ),
+    ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Play day by day through the sensors and automation instead (steady | "
+            "taste-shift | new-trend | demographic-shift), printing a timeline."
+        ),
+    ] = None,
+    shift_day: Annotated[
+        int | None, typer.Option(min=0, help="Day index the scenario starts, below --days.")
+    ] = None,
+    warmup_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Scenario only: days of history loaded in bulk before day 0, so 28-day "
+            "feature windows are full (a young marketplace's growth reads as drift).",
+        ),
+    ] = WARMUP_DAYS,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            help="Scenario only: run `sands serve` throughout; each played day's users also "
+            "browse what it serves, and the timeline shows the champion's online CTR."
+        ),
+    ] = False,
+) -> None:
+    """The main job on embedded defaults: simulate a marketplace, then run the pipeline on it."""
+    paths = _paths()
+    _within_days(shift_day, days, "--shift-day")
+    first = _day(start, "--start") if start else datetime.now(UTC).date() - timedelta(days=days)
+    chosen = _scenario(scenario) if scenario is not None else None  # before --fresh wipes
+    if fresh:
+        shutil.rmtree(paths.home)
+        paths.require_home()
+    with _runs_checked(paths):
+        if chosen is not None:
+            _play(paths, days, events_per_day, chosen, shift_day, warmup_days, serve)
+        else:
+            _demo(paths, first, days, events_per_day, bad_rows)
+
+
+def _scenario(name: str) -> Scenario:
+    """The named simulator scenario, or a usage error listing them (exit 2)."""
+    from sands.simulator import Scenario
+
+    try:
+        return Scenario(name)
+    except ValueError:
+        names = ", ".join(s.value for s in Scenario)
+        raise typer.BadParameter(f"unknown scenario {name!r}: use {names}") from None
+
+
+def _demo(paths: SandsPaths, start: date, days: int, events_per_day: int, bad_rows: float) -> None:
+    """Simulate, ingest, build features and the training set, train, then serve a day."""
+    from sands.simulator import Marketplace, SimulationConfig
+
+    config = SimulationConfig(
+        seed=7,
+        start=start,
+        days=days + 1,  # the last day is played against the service
+        events_per_day=events_per_day,
+        bad_rows=bad_rows,
+    )
+    market = Marketplace(config)
+    drops = market.days()
+    paths.ensure_local_dirs()
+    _write_drops(paths, drops, days)
+    ok = _ingest(paths, None)
+    ok = ok and _features(paths, *_feature_window(paths, None, None))
+    ok = ok and _training_data(paths)
+    ok = ok and _train(paths, {})
+    ok = ok and _served_day(paths, market, drops)
+    status()
+    console.print(
+        "Open the UI with [bold]make ui[/] (or [bold]sands ui[/]) to see assets, checks and runs."
+    )
+    console.print(
+        "Evaluation reports: "
+        f"[bold]{paths.reports}[/]; MLflow UI: [bold]sands mlflow[/] (http://127.0.0.1:5000)."
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _served_day(paths: SandsPaths, market, drops) -> bool:
+    """Close the loop: start `sands serve`, let one more simulated day's users browse what it
+    serves, build that day, judge the champion on it (drift, its labels, online CTR per arm)
+    and write the day's report, so every asset of the graph is materialized."""
+    from dagster_project.runner import instance_for, run_champion_monitoring
+    from dagster_project.scenario import served_day_record
+    from dagster_project.served_impressions import report_served_impressions
+    from sands import backtest
+    from sands.serving_process import ServiceRecommender, running_service
+    from sands.simulator import write_drop
+
+    env = {"SANDS_SERVE_SIMULATED_CLOCK": "1", "SANDS_SERVE_LOG_FLUSH_SECONDS": "1"}
+    playing = console.status("starting sands serve and playing a day of users against it")
+    # Live, not ready: if the gate kept every model out, users still get the fallbacks.
+    with playing, running_service(paths, SERVE_COMMAND, env, ready="/v2/health/live") as service:
+        market.recommender = recommender = ServiceRecommender(service.url)
+        drop = next(drops)
+        write_drop(drop, paths.landing, paths.storage_options, "parquet")
+    console.print(
+        f"{drop.day}: the service served {recommender.served:,} lists to simulated users "
+        f"({recommender.refused:,} refused: users who signed up that day)"
+    )
+    instance = instance_for(paths)
+    report_served_impressions(instance, paths)
+    day = drop.day.isoformat()
+    ok = _ingest(paths, [day]) and _features(paths, day, day)
+    # Simulated users act within minutes of being served, and the day's data ends at midnight:
+    # a one-hour window lets every list served before 23:00 count today.
+    window = {"window_hours": 1.0}
+    result = _quietly(
+        paths,
+        "drift, offline and online quality of the champion on the served day",
+        lambda: run_champion_monitoring(instance, window),
+    )
+    if not result.success:
+        return False
+    metadata = result.asset_materializations_for_node("online_performance")[0].metadata
+    console.print("Online quality of what was served (ranked lists, 1 h attribution):")
+    console.print(metadata["by_arm"].value)
+    for check in result.get_asset_check_evaluations():
+        reason = check.metadata.get("reason")
+        detail = reason.value if reason is not None else check.check_name
+        console.print(f"{'[green]✓' if check.passed else '[red]✗'}[/] {detail}")
+    ctr = metadata.get("champion_ctr")
+    record = served_day_record(
+        paths, drop.day, [result.run_id], ctr.value if ctr is not None else None
+    )
+    console.print(
+        f"{record.day}: served {record.served_policy}, NDCG@10 on the day's labels "
+        f"{backtest.fmt(record.served_ndcg)} (popularity {backtest.fmt(record.popularity_ndcg)})"
+    )
+    _write_report(paths, [record], "demo")
+    return ok
+
+
+SHORT_TRIGGERS = {
+    "scheduled": "cron",
+    "new training data": "data",
+    "champion below objective or stale": "quality",
+    "drift detected": "drift",
+    "online CTR below objective": "online",
+}
+
+
+def _play(
+    paths: SandsPaths,
+    days: int,
+    events_per_day: int,
+    chosen: Scenario,
+    shift_day: int | None,
+    warmup_days: int,
+    serve: bool = False,
+) -> None:
+    """Play a scenario through the self-running loop; print the timeline and the verdicts."""
+    from dagster_project.scenario import play, verdicts
+    from sands.simulator import SimulationConfig
+
+    scenario = chosen.value
+    config = SimulationConfig(
+        seed=7,
+        start=date(2026, 9, 1),
+        days=days,
+        events_per_day=events_per_day,
+        scenario=chosen,
+        scenario_day=shift_day,
+    )
+    table = _timeline(f"{scenario}: what the loop did by itself")
+
+    def run(recommender=None):
+        return _quietly(
+            paths,
+            f"playing {days} days ({scenario}) after {warmup_days} days of history",
+            lambda: play(paths, config, lambda r: _show(table, r), warmup_days, recommender),
+        )
+
+    if serve:
+        from sands.serving_process import ServiceRecommender, running_service
+
+        paths.ensure_local_dirs()
+        env = {
+            "SANDS_SERVE_SIMULATED_CLOCK": "1",
+            "SANDS_SERVE_POLL_SECONDS": "0.5",
+            "SANDS_SERVE_LOG_FLUSH_SECONDS": "1",
+        }
+        # Live, not ready: nothing is trained yet when the service starts.
+        with running_service(paths, SERVE_COMMAND, env, ready="/v2/health/live") as service:
+            recommender = ServiceRecommender(service.url)
+            records = run(recommender)
+        console.print(f"The service served {recommender.served:,} lists to simulated users.")
+    else:
+        records = run()
+    console.print(table)
+    shift = config.shift_day
+    promises = []
+    if shift < len(records):
+        console.print(f"The scenario starts on {records[shift].day} (day index {shift}).")
+        _summary(records[shift:], "after the change")
+        promises = verdicts(records, chosen, shift)
+        for claim, holds in promises:
+            console.print(f"{'[green]✓' if holds else '[red]✗'}[/] {claim}")
+    _write_report(
+        paths,
+        records,
+        f"scenario-{scenario}",
+        shift=shift,
+        verdicts=promises,
+        scenario=scenario,
+        warmup_days=warmup_days,
+        events_per_day=events_per_day,
+    )
+    _report_failures(records)
+
+
+def replay(
+    landing: Annotated[
+        str, typer.Option(help="A landing zone (path or s3:// URI) holding a history.")
+    ],
+    start: Annotated[str | None, typer.Option(help="First day to replay (YYYY-MM-DD).")] = None,
+    days: Annotated[int | None, typer.Option(min=1, help="How many days to replay.")] = None,
+    warmup_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Days before the first replayed one loaded in bulk as history (default "
+            "start: the first day after them).",
+        ),
+    ] = WARMUP_DAYS,
+) -> None:
+    """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
+    from sands.replay import ReplaySource, replay_days, warm_start
+
+    first = _day(start, "--start") if start else None  # before the slow imports below
+    paths = _paths()
+    if paths.landing.rstrip("/") == landing.rstrip("/") or (
+        "://" not in landing and Path(paths.landing).resolve() == Path(landing).resolve()
+    ):
+        raise typer.BadParameter("--landing must not be SANDS_HOME's own landing zone")
+    source = ReplaySource(landing, paths.storage_options)
+    available = source.days()
+    try:
+        chosen = replay_days(available, first or warm_start(available, warmup_days), days)
+    except ValueError as error:
+        raise typer.BadParameter(f"--landing {landing}: {error}") from error
+    from dagster_project.loop import HistoryLoadError
+    from dagster_project.scenario import replay as replay_days_through_loop
+
+    history = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
+    table = _timeline(f"replay of {landing}: what the loop did by itself")
+    # The partitions follow the replayed days, wherever they lie in time: no setting needed.
+    with _runs_checked(paths), _one_line_errors(HistoryLoadError):
+        records = _quietly(
+            paths,
+            f"replaying {len(chosen)} days ({chosen[0]}..{chosen[-1]}) after {len(history)} "
+            "days of history",
+            lambda: replay_days_through_loop(
+                paths, source, chosen, lambda r: _show(table, r), history, _note
+            ),
+        )
+        console.print(table)
+        _summary(records, "while a frozen model existed")
+        _write_report(paths, records, "replay", landing=landing, history_days=len(history))
+        _report_failures(records)
+
+
+def _timeline(title: str) -> Table:
+    return Table(
+        "day",
+        "runs",
+        "retrain trigger",
+        "drift",
+        "gate",
+        "champion",
+        "served by",
+        "NDCG@10",
+        "frozen",
+        "popularity",
+        "online CTR",
+        "s",
+        title=title,
+    )
+
+
+def _show(table: Table, r) -> None:
+    """Add a day to the timeline and say one line about it while the play goes on."""
+
+    from sands.backtest import fmt, unlabelled
+
+    def score(value: float | None) -> str:
+        return fmt(value)
+
+    # A day without labelled users has no score: "-", with the reason, never nan.
+    served = score(r.served_ndcg if r.served_ndcg is not None else r.champion_ndcg)
+    served += " (no labels)" if unlabelled(r) and r.serving else ""
+    table.add_row(
+        r.day,
+        f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),
+        ", ".join(SHORT_TRIGGERS.get(t, t) for t in r.triggers) or "-",
+        {None: "-", True: "[red]drifted[/]", False: "ok"}[r.drift],
+        {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
+        f"v{r.champion}" if r.champion else "-",
+        r.served_policy or (f"v{r.serving}" if r.serving else "-"),
+        served,
+        f"{score(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
+        score(r.popularity_ndcg),
+        score(r.online_ctr),
+        f"{r.seconds:.0f}",
+    )
+    _say(f"{r.day}: {r.runs} runs, triggers: {', '.join(r.triggers) or 'none'}")
+
+
+def _summary(records, when: str) -> None:
+    from sands.backtest import backtest, describe, split
+
+    retrains = [r.day for r in records if r.triggers]
+    on_drift = [r.day for r in records if "drift detected" in r.triggers]
+    console.print(
+        f"{len(retrains)} retrain requests; drift-triggered on: {', '.join(on_drift) or 'no day'}"
+    )
+    if backtest(records) is None and not split(records)[1]:
+        console.print("No day had both a serving champion and a frozen model to compare.")
+        return
+    console.print(f"Next-day NDCG@10 {when}, {describe(records)}.")
+
+
+def _write_report(paths: SandsPaths, records, kind: str, **context) -> None:
+    """The play's summary as CSV, JSON and an HTML page under reports/, recorded in Dagster."""
+    from dagster_project.backtest_report import report
+
+    if not records:
+        return
+    files = report(paths, records, kind, **context)
+    console.print(
+        f"Reports: [bold]{files.html}[/] (NDCG@10 over the days), {files.csv}, {files.json}; "
+        "in the Dagster UI: asset [bold]backtest_report[/], runs tagged "
+        f"sands/play={files.label}."
+    )
+
+
+def _report_failures(records) -> None:
+    """Which played days had failed runs (each failure is told, in one line, at the end)."""
+    troubled = [r.day for r in records if r.failed_runs]
+    if troubled:
+        console.print(f"[yellow]Runs failed on {', '.join(troubled)}[/].")
