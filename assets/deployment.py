@@ -20,11 +20,11 @@ from resources.online import OnlineStoreResource
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
-from sands import model_store
-from sands.aliases import CHALLENGER
-from sands.candidates import USER_HISTORY, CandidateSpec, segment_favourites, user_histories
-from sands.contract import ARTWORKS, INTERACTIONS
-from sands.training_store import label_events
+from sands.features.training_store import label_events
+from sands.ingest.contract import ARTWORKS, INTERACTIONS
+from sands.models import model_store
+from sands.models.aliases import CHALLENGER
+from sands.models.candidates import USER_HISTORY, CandidateSpec, segment_favourites, user_histories
 
 GROUP = "deployment"
 
@@ -34,7 +34,9 @@ served_impressions = AssetSpec(
     kinds={"delta"},
     description="Every list `sands serve` returned (impression id, user, items with positions and "
     "scores, model version, arm, strategy, time), appended in batches by the service.",
-    metadata={"dagster/uri": "lake/serving/impressions (sands.prediction_log.impressions_uri)"},
+    metadata={
+        "dagster/uri": "lake/serving/impressions (sands.serving.prediction_log.impressions_uri)"
+    },
 )
 
 

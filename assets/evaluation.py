@@ -21,12 +21,12 @@ from assets.models import popularity_baseline, ranker, user_segments
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
-from sands.evaluation import PRIMARY, EvaluationSpec
-from sands.evaluation_run import evaluate_challenger, evaluation_tags
-from sands.gate import GateRules
-from sands.metrics import finite
-from sands.report import render_html, summary_markdown
-from sands.tracking import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, dagster_tags
+from sands.evaluation.challenger import evaluate_challenger, evaluation_tags
+from sands.evaluation.gate import GateRules
+from sands.evaluation.metrics import finite
+from sands.evaluation.offline import PRIMARY, EvaluationSpec
+from sands.evaluation.report import render_html, summary_markdown
+from sands.models.tracking import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, dagster_tags
 
 GROUP = "evaluation"
 GATE = "promotion_gate"

@@ -25,7 +25,7 @@ from assets.transform import WAREHOUSE_POOL, window_dates
 from resources.online import OnlineStoreResource
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
-from sands.feature_store import (
+from sands.features.offline import (
     ARTWORK_FEATURES,
     FEATURE_TABLES,
     USER_FEATURES,
@@ -35,7 +35,7 @@ from sands.feature_store import (
     latest_snapshot,
     publish_snapshots,
 )
-from sands.online import OnlineStore
+from sands.features.online_store import OnlineStore
 
 GROUP = "features"
 PUBLISHED = "log_holds_snapshot"
@@ -81,7 +81,7 @@ def _feature_asset(table: FeatureTable) -> AssetsDefinition:
             )
         ],
         description=f"Append-only Delta log of `{table.model}` rows with feature_ts and "
-        "created_ts; read it as of any version or time with `sands.timetravel`.",
+        "created_ts; read it as of any version or time with `sands.lake.timetravel`.",
     )
     def _publish(
         context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource

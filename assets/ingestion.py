@@ -24,19 +24,20 @@ from pydantic import Field
 
 from assets.step_resources import k8s_step
 from resources.storage import LakeResource, LandingZoneResource
-from sands import lake as delta
-from sands.contract import ARTWORKS, INTERACTIONS, USERS, Entity
-from sands.ingest import IngestReport, ingest_day, ingest_reference
-from sands.partitions import EMPTY_LANDING_START, PartitionRange
-from sands.quarantine import rejected_file_line
+from sands.ingest.bronze import IngestReport, ingest_day, ingest_reference
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS, Entity
+from sands.ingest.partitions import EMPTY_LANDING_START, PartitionRange
+from sands.ingest.quarantine import rejected_file_line
+from sands.ingest.validation import stored_table_failures
+from sands.lake import delta
 from sands.settings import PARTITIONS_START_VAR, partitions_start
-from sands.validation import stored_table_failures
 
 GROUP = "ingestion"
 
 
 def daily_partitions_for(covered: PartitionRange) -> DailyPartitionsDefinition:
-    """Dagster's daily partitions over a range from `sands.partitions` (open: through today)."""
+    """Dagster's daily partitions over a range from `sands.ingest.partitions` (open: through
+    today)."""
     start = covered.start.isoformat()
     if covered.end is None:
         return DailyPartitionsDefinition(start_date=start, end_offset=1, timezone="UTC")
@@ -45,7 +46,8 @@ def daily_partitions_for(covered: PartitionRange) -> DailyPartitionsDefinition:
 
 
 def covered_range(partitions: PartitionsDefinition) -> PartitionRange:
-    """The days a loaded daily partitions definition holds, for `sands.partitions`' messages."""
+    """The days a loaded daily partitions definition holds, for `sands.ingest.partitions`'
+    messages."""
     keys = partitions.get_partition_keys()
     pinned = partitions_start()  # valid: the code location loaded with it
     origin = f"{PARTITIONS_START_VAR}={pinned}" if pinned else "as the code location loaded"
@@ -55,7 +57,8 @@ def covered_range(partitions: PartitionsDefinition) -> PartitionRange:
 
 
 # What the assets are declared with. `build_defs` swaps in the range derived from the landing
-# zone (`sands.partitions`), so this one only shows when an asset is used outside a code location.
+# zone (`sands.ingest.partitions`), so this one only shows when an asset is used outside a code
+# location.
 daily_partitions = daily_partitions_for(PartitionRange(EMPTY_LANDING_START))
 
 ACCOUNTED = "rows_accounted_for"

@@ -30,21 +30,24 @@ from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
 from resources.warehouse import WarehouseResource
-from sands import lake as lake_tables
-from sands import model_store
-from sands.contract import ARTWORKS, INTERACTIONS
-from sands.evaluation import (
+from sands.engines.spark_training import delta_frame
+from sands.engines.spark_training import train_ranker as train_spark_ranker
+from sands.evaluation.metrics import roc_auc
+from sands.evaluation.offline import (
     HOLDOUT_UNTIL_TAG,
     evaluation_split,
     label_day_count,
     popularity_scores,
     temporal_split,
 )
-from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES, latest_snapshot
-from sands.lineage import dbt_manifest_hash, git_commit
-from sands.metrics import roc_auc
-from sands.popularity import engagement
-from sands.ranking import (
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES, latest_snapshot
+from sands.features.training_store import TRAINING_EXAMPLES, label_events, read_training_set
+from sands.ingest.contract import ARTWORKS, INTERACTIONS
+from sands.lake import delta
+from sands.models import model_store
+from sands.models.lineage import dbt_manifest_hash, git_commit
+from sands.models.popularity import engagement
+from sands.models.ranking import (
     TRENDING_INPUTS,
     RankerModel,
     RankerParams,
@@ -52,18 +55,15 @@ from sands.ranking import (
     train_ranker,
     with_shuffled_labels,
 )
-from sands.segments import (
+from sands.models.segments import (
     SegmentModel,
     assignments,
     fit_segments,
     profile_markdown,
     segment_profile,
 )
-from sands.similarity import SimilaritySpec, similarity_table
-from sands.spark_training import delta_frame
-from sands.spark_training import train_ranker as train_spark_ranker
-from sands.tracking import DEFAULT_DAGSTER_UI, dagster_tags
-from sands.training_store import TRAINING_EXAMPLES, label_events, read_training_set
+from sands.models.similarity import SimilaritySpec, similarity_table
+from sands.models.tracking import DEFAULT_DAGSTER_UI, dagster_tags
 
 GROUP = "models"
 
@@ -155,7 +155,7 @@ def artwork_similarity(
         config.engagement_days,
         options,
     )
-    catalogue_table = lake_tables.open_table(lake.bronze(ARTWORKS), options)
+    catalogue_table = delta.open_table(lake.bronze(ARTWORKS), options)
     catalogue_table.load_as_version(versions["artworks"])
     catalogue = catalogue_table.to_pyarrow_dataset().to_table()
     table = similarity_table(catalogue, engagement(events), config.spec())

@@ -20,13 +20,14 @@ from assets.ingestion import raw_interactions
 from assets.training import training_examples
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
-from sands.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
-from sands.contract import ARTWORKS, INTERACTIONS
-from sands.drift import DriftRule
-from sands.evaluation import PRIMARY, EvaluationSpec
-from sands.monitoring import Objective, QualityVerdict
-from sands.monitoring_run import champion_drift, champion_quality
-from sands.online_quality import (
+from sands.evaluation.offline import PRIMARY, EvaluationSpec
+from sands.features.training_store import label_events
+from sands.ingest.contract import ARTWORKS, INTERACTIONS
+from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
+from sands.models.registry import Registry
+from sands.monitoring.champion import champion_drift, champion_quality
+from sands.monitoring.drift import DriftRule
+from sands.monitoring.online_quality import (
     BETTER,
     WORSE,
     AttributionSpec,
@@ -36,9 +37,8 @@ from sands.online_quality import (
     online_report,
     record_figures,
 )
-from sands.prediction_log import impressions_uri, recent_impressions
-from sands.registry import Registry
-from sands.training_store import label_events
+from sands.monitoring.verdicts import Objective, QualityVerdict
+from sands.serving.prediction_log import impressions_uri, recent_impressions
 
 GROUP = "monitoring"
 DRIFT_CHECK = "no_dataset_drift"

@@ -25,14 +25,12 @@ from assets.ingestion import artworks, raw_interactions
 from assets.step_resources import k8s_step
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
-from sands import lake as lake_tables
-from sands.contract import ARTWORKS, INTERACTIONS
-from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
-from sands.spark_training import delta_frame
-from sands.spark_training import training_examples as spark_training_examples
-from sands.training_set import LabelSpec, training_labels
-from sands.training_set import training_examples as join_training_examples
-from sands.training_store import (
+from sands.engines.spark_training import delta_frame
+from sands.engines.spark_training import training_examples as spark_training_examples
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
+from sands.features.training_set import LabelSpec, training_labels
+from sands.features.training_set import training_examples as join_training_examples
+from sands.features.training_store import (
     TRAINING_EXAMPLES,
     SourceVersions,
     evidence_days,
@@ -40,6 +38,8 @@ from sands.training_store import (
     label_events,
     write_training_set,
 )
+from sands.ingest.contract import ARTWORKS, INTERACTIONS
+from sands.lake import delta
 
 GROUP = "training"
 NO_FUTURE = "features_precede_labels"
@@ -112,7 +112,7 @@ def joined_examples(
     uris = [USER_FEATURES.uri(lake.root), ARTWORK_FEATURES.uri(lake.root)]
     if warehouse.on_spark:
         spark = warehouse.spark()
-        versions = tuple(lake_tables.open_table(uri, options).version() for uri in uris)
+        versions = tuple(delta.open_table(uri, options).version() for uri in uris)
         frames = [delta_frame(spark, uri, v, since) for uri, v in zip(uris, versions, strict=True)]
         return spark_training_examples(spark, labels, *frames, ttl), versions
     (users, user_version), (works, artwork_version) = (

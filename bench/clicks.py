@@ -2,10 +2,10 @@
 random recommender, measured the way `online_performance` measures the service.
 
 Each recommender is attached to the same marketplace (same seed, same organic browsing) for a few
-days; every list it serves becomes an impression, and `sands.online_quality` attributes the
-simulated interactions to them (1 h window, as `sands demo`, and the default 24 h). That join
-also credits a list with organic clicks on its artworks in the window; "on the list" counts only
-actions in the sessions that opened on the served lists (the click model itself).
+days; every list it serves becomes an impression, and `sands.monitoring.online_quality`
+attributes the simulated interactions to them (1 h window, as `sands demo`, and the default
+24 h). That join also credits a list with organic clicks on its artworks in the window; "on the
+list" counts only actions in the sessions that opened on the served lists (the click model itself).
 
     python -m bench.clicks [--days 4] [--events-per-day 20000] [--seed 7]
 """
@@ -22,9 +22,14 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
-from sands.online_quality import AttributionSpec, attributed_impressions, quality_by_arm
-from sands.prediction_log import Impression, impressions_table
-from sands.simulator import EVENTS_PER_VIEW, MEAN_VIEWS_PER_SESSION, Marketplace, SimulationConfig
+from sands.monitoring.online_quality import AttributionSpec, attributed_impressions, quality_by_arm
+from sands.serving.prediction_log import Impression, impressions_table
+from sands.sim.marketplace import (
+    EVENTS_PER_VIEW,
+    MEAN_VIEWS_PER_SESSION,
+    Marketplace,
+    SimulationConfig,
+)
 
 K = 10
 

@@ -1,7 +1,7 @@
 """The chart's Grafana dashboard, its queries rendered against a live Prometheus (not Grafana).
 
-Builds the hand-sized serving home of the tests (tests/serving.py: 30 artworks; here 600 users
-with features and history instead of 60), starts `sands serve` on it and a local Prometheus
+Builds the hand-sized serving home of the tests (tests/builders/serving.py: 30 artworks; here 600
+users with features and history instead of 60), starts `sands serve` on it and a local Prometheus
 (Debian's `prometheus` binary) scraping it every 5 s, and plays a few minutes of a service's
 life:
 
@@ -12,9 +12,10 @@ life:
 - at 70 % a new champion is registered and promoted (a model hot swap);
 - every 15 s, simulated users click the lists they were served (position-based: an on-taste
   artwork at position k is clicked with probability 0.04/k, another with 0.004/k; a click is a
-  purchase one time in four), `sands.online_quality.online_report` attributes them with a 15 s
-  window (so figures mature within the run; production uses 1 h) and `record_figures` stores
-  them as `online_performance` does, for the service to publish as `sands_online_*` gauges.
+  purchase one time in four), `sands.monitoring.online_quality.online_report` attributes them
+  with a 15 s window (so figures mature within the run; production uses 1 h) and
+  `record_figures` stores them as `online_performance` does, for the service to publish as
+  `sands_online_*` gauges.
 
 Then every panel's PromQL (helm/sands/dashboards/serving.json; Grafana's `$__rate_interval` as
 30 s, `$namespace` as the scrape's `sands`) goes through Prometheus' HTTP API (`query_range`),
@@ -45,23 +46,29 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from dagster_project.cli.ops import SERVE_COMMAND
-from sands.candidates import USER_HISTORY
-from sands.contract import USERS as USERS_TABLE
-from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
-from sands.ingest import bronze_uri
-from sands.online import SqliteOnlineStore
-from sands.online_quality import (
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
+from sands.features.online_store import SqliteOnlineStore
+from sands.ingest.bronze import bronze_uri
+from sands.ingest.contract import USERS as USERS_TABLE
+from sands.models.candidates import USER_HISTORY
+from sands.monitoring.online_quality import (
     AttributionSpec,
     OnlineObjective,
     figures_uri,
     online_report,
     record_figures,
 )
-from sands.prediction_log import impressions_uri, read_impressions
-from sands.serving_process import free_port, running_service, wait_until_ready
+from sands.serving.prediction_log import impressions_uri, read_impressions
+from sands.serving.process import free_port, running_service, wait_until_ready
 from sands.settings import SandsPaths
-from tests.models import ARTWORK_DEFAULTS, STYLES, USER_DEFAULTS, user_vector, vectors_table
-from tests.serving import (
+from tests.builders.models import (
+    ARTWORK_DEFAULTS,
+    STYLES,
+    USER_DEFAULTS,
+    user_vector,
+    vectors_table,
+)
+from tests.builders.serving import (
     ADMIN_TOKEN,
     ARTWORKS,
     NEW_USER,

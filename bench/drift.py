@@ -1,4 +1,5 @@
-"""Drift: `sands.drift` against Evidently's DataDriftPreset on the same data, same methods.
+"""Drift: `sands.monitoring.drift` against Evidently's DataDriftPreset on the same data, same
+methods.
 
 1,000,000 reference rows x 200,000 current rows x 20 columns (12 numeric, 8 categorical); half the
 columns drift by construction. Evidently 0.7 runs in the separate `.venv-evidently`
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from sands.drift import column_drift
+from sands.monitoring.drift import column_drift
 
 REPO = Path(__file__).resolve().parent.parent
 EVIDENTLY_PYTHON = REPO / ".venv-evidently" / "bin" / "python"
@@ -109,7 +110,9 @@ def main(argv: list[str]) -> None:
         peer_seconds, peer_scores = evidently(ref_path, cur_path)
     runs = [ours(reference, current) for _ in range(args.repeat)]
     seconds, scores = min(runs, key=lambda run: run[0])
-    table = Table("column", "sands.drift", "Evidently", "|difference|", title="Drift scores")
+    table = Table(
+        "column", "sands.monitoring.drift", "Evidently", "|difference|", title="Drift scores"
+    )
     worst = 0.0
     for name in (*NUMERIC, *CATEGORICAL):
         difference = abs(scores[name] - peer_scores[name])
@@ -118,7 +121,7 @@ def main(argv: list[str]) -> None:
     console.print(table)
     ratio = peer_seconds / seconds
     console.print(
-        f"{args.reference_rows:,} x {args.current_rows:,} rows, 20 columns: sands.drift "
+        f"{args.reference_rows:,} x {args.current_rows:,} rows, 20 columns: sands.monitoring.drift "
         f"{seconds:.2f} s, Evidently DataDriftPreset {peer_seconds:.2f} s -> {ratio:.1f}x "
         f"(target >= {SPEEDUP_TARGET:.0f}x); largest score difference {worst:.1e} "
         f"(tolerance {TOLERANCE:.0e})"

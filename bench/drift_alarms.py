@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from sands.drift import DriftRule
-from sands.monitoring import compare
+from sands.monitoring.drift import DriftRule
+from sands.monitoring.verdicts import compare
 
 console = Console()
 START = date(2026, 7, 1)
@@ -69,9 +69,9 @@ def build(volume: Volume, judged: int, shift: int, warmup: int, seed: int, cache
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from dagster_project.definitions import build_defs
     from dagster_project.runner import QUIET, instance_for, run_feature_build, run_ingestion
+    from sands.features.training_store import read_training_set
     from sands.settings import SandsPaths
-    from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
-    from sands.training_store import read_training_set
+    from sands.sim.marketplace import Marketplace, Scenario, SimulationConfig, write_drop
 
     paths = SandsPaths.from_env()
     paths.ensure_local_dirs()

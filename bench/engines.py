@@ -29,20 +29,20 @@ from rich.table import Table
 from bench.feature_build import Warehouse, bronze, dbt, windows, workdir
 from resources.dbt import dbt_entry_point
 from resources.warehouse import WarehouseResource
-from sands import lake
-from sands.contract import ARTWORKS, INTERACTIONS
-from sands.feature_store import FEATURE_TABLES, publish_snapshots
-from sands.ingest import bronze_uri
-from sands.parity import content_hash
-from sands.ranking import RankerParams, train_ranker
-from sands.simulator import SimulationConfig
-from sands.spark import SparkSettings, spark_session
-from sands.spark_training import delta_frame
-from sands.spark_training import train_ranker as train_spark_ranker
-from sands.spark_training import training_examples as spark_training_examples
-from sands.training_set import LabelSpec, training_examples, training_labels
-from sands.training_store import feature_rows_since, label_events
-from sands.warehouse import MODEL_TABLES
+from sands.engines.parity import content_hash
+from sands.engines.spark import SparkSettings, spark_session
+from sands.engines.spark_training import delta_frame
+from sands.engines.spark_training import train_ranker as train_spark_ranker
+from sands.engines.spark_training import training_examples as spark_training_examples
+from sands.features.offline import FEATURE_TABLES, publish_snapshots
+from sands.features.training_set import LabelSpec, training_examples, training_labels
+from sands.features.training_store import feature_rows_since, label_events
+from sands.features.warehouse import MODEL_TABLES
+from sands.ingest.bronze import bronze_uri
+from sands.ingest.contract import ARTWORKS, INTERACTIONS
+from sands.lake import delta
+from sands.models.ranking import RankerParams, train_ranker
+from sands.sim.marketplace import SimulationConfig
 
 ENGINES = ("duckdb", "spark")
 EVERYTHING = (date(1970, 1, 1), date(2999, 12, 31))
@@ -106,7 +106,7 @@ def publish(run: EngineRun, resource: WarehouseResource, lake_root: str) -> None
 
     _timed(run, "publish", both)
     for table in FEATURE_TABLES:
-        log = lake.open_table(table.uri(lake_root)).to_pyarrow_table()
+        log = delta.open_table(table.uri(lake_root)).to_pyarrow_table()
         run.hashes[table.name] = _fingerprint(log)
 
 
@@ -138,7 +138,7 @@ def ranker(run: EngineRun, examples: pa.Table, lake_root: str) -> None:
     if run.engine == "spark":
         spark = spark_session(SparkSettings.from_env())
         uri = str(Path(lake_root, "bench-training"))
-        lake.overwrite(uri, examples, {})
+        delta.overwrite(uri, examples, {})
         frame = delta_frame(spark, uri)
         _timed(run, "ranker", lambda: train_spark_ranker(frame, None, params))
     else:

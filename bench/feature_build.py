@@ -32,12 +32,12 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from sands import lake
-from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS, Entity
-from sands.feature_store import FEATURE_TABLES, publish_snapshots
-from sands.ingest import bronze_uri, history_uri
-from sands.simulator import DayDrop, Marketplace, SimulationConfig
-from sands.warehouse import model_rows
+from sands.features.offline import FEATURE_TABLES, publish_snapshots
+from sands.features.warehouse import model_rows
+from sands.ingest.bronze import bronze_uri, history_uri
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS, Entity
+from sands.lake import delta
+from sands.sim.marketplace import DayDrop, Marketplace, SimulationConfig
 
 REPO = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO / "dbt"
@@ -90,7 +90,7 @@ def write_interactions(lake_root: str, day: Day) -> None:
     landed = day.events.append_column(
         LANDING_DAY_COLUMN, pa.array([day.day] * day.events.num_rows, pa.date32())
     )
-    lake.replace_partition(
+    delta.replace_partition(
         bronze_uri(lake_root, INTERACTIONS),
         _as_contract(landed, INTERACTIONS),
         LANDING_DAY_COLUMN,
@@ -103,8 +103,8 @@ def upsert_reference(lake_root: str, users: list[pa.Table], artworks: list[pa.Ta
     for entity, parts in ((USERS, users), (ARTWORKS, artworks)):
         rows = _as_contract(pa.concat_tables(parts), entity)
         version = entity.version_column or ""
-        lake.upsert(bronze_uri(lake_root, entity), rows, entity.key, version)
-        lake.insert_new(history_uri(lake_root, entity), rows, [entity.key, version])
+        delta.upsert(bronze_uri(lake_root, entity), rows, entity.key, version)
+        delta.insert_new(history_uri(lake_root, entity), rows, [entity.key, version])
 
 
 @dataclass

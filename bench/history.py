@@ -42,7 +42,7 @@ def build_history(
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from dagster_project.runner import instance_for, run_feature_build, run_ingestion
     from sands.settings import SandsPaths
-    from sands.simulator import Marketplace, Scenario, SimulationConfig, write_drop
+    from sands.sim.marketplace import Marketplace, Scenario, SimulationConfig, write_drop
 
     paths = SandsPaths.from_env()
     paths.ensure_local_dirs()

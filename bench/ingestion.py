@@ -17,8 +17,8 @@ from deltalake import write_deltalake
 from rich.console import Console
 from rich.table import Table
 
-from sands.ingest import ingest_day
-from sands.simulator import Marketplace, SimulationConfig, write_drop
+from sands.ingest.bronze import ingest_day
+from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
 
 def _timed(fn):

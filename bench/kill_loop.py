@@ -2,7 +2,7 @@
 
 Each round lands one simulated day (1 % bad rows; the first day also carries a corrupt Parquet
 file and a damaged JSON line). A worker process ingests the reference feeds and the day, then
-publishes the day's user features through `sands.feature_store.publish_snapshots` (the asset's
+publishes the day's user features through `sands.features.offline.publish_snapshots` (the asset's
 Delta write path; the snapshot is a small aggregate of bronze rather than a dbt build, which
 takes too long to kill twenty times). Rounds take the three stages in turn: once the worker
 reports the round's stage, it is killed with SIGKILL after a random delay within that stage's
@@ -39,15 +39,26 @@ from deltalake import DeltaTable
 from rich.console import Console
 from rich.table import Table
 
-from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS
-from sands.feature_store import USER_FEATURES, publish_snapshots
-from sands.ingest import bronze_uri, history_uri, ingest_day, ingest_reference, quarantine_uri
-from sands.simulator import Marketplace, SimulationConfig, write_drop
+from sands.features.offline import USER_FEATURES, publish_snapshots
+from sands.ingest.bronze import (
+    bronze_uri,
+    history_uri,
+    ingest_day,
+    ingest_reference,
+    quarantine_uri,
+)
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS
+from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
 # What workers import once, in the forkserver. Installed modules by name: Python 3.11's
 # forkserver ignores sys.path, so this module itself only preloads when run from the repository
 # root. pandera imports its hypothesis strategies on first use when hypothesis is installed.
-PRELOAD = ["sands.ingest", "sands.feature_store", "pandera.strategies.pandas_strategies", __name__]
+PRELOAD = [
+    "sands.ingest.bronze",
+    "sands.features.offline",
+    "pandera.strategies.pandas_strategies",
+    __name__,
+]
 STAGES = ("reference feeds", "landing day", "feature publish", "done")
 _STAGING = re.compile(r"(#\d+|\.tmp)$")
 

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     from dagster_project.runner import instance_for
     from dagster_project.scenario import play
     from sands.settings import SandsPaths
-    from sands.simulator import SimulationConfig
+    from sands.sim.marketplace import SimulationConfig
 
     config = SimulationConfig(
         seed=7,

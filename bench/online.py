@@ -19,8 +19,8 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from sands.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
-from sands.serving_process import free_port
+from sands.features.online_store import OnlineStore, RedisOnlineStore, SqliteOnlineStore
+from sands.serving.process import free_port
 
 
 def vectors(entities: int, features: int, seed: int = 0) -> pa.Table:

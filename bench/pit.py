@@ -1,4 +1,5 @@
-"""Point-in-time join: `sands.pit` against a bare DuckDB ASOF JOIN and Feast, on Parquet files.
+"""Point-in-time join: `sands.features.pit` against a bare DuckDB ASOF JOIN and Feast, on Parquet
+files.
 
 200,000 labels against 1,000,000 feature rows (8 float features, 50,000 entities, one row per
 entity on ~20 of 30 days, stamped at midnight like the dbt snapshots). Peers, timed in the same
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from sands.pit import point_in_time_join
+from sands.features.pit import point_in_time_join
 
 REPO = Path(__file__).resolve().parent.parent
 FEAST_PYTHON = REPO / ".venv-feast" / "bin" / "python"
@@ -283,7 +284,7 @@ def run(
                 wrong,
             )
 
-        row("ours: sands.pit.point_in_time_join", mine, "1.0x")
+        row("ours: sands.features.pit.point_in_time_join", mine, "1.0x")
         row(
             "peer: bare DuckDB ASOF JOIN (floor)",
             bare,

@@ -82,7 +82,7 @@ def play_scenario(
     os.environ["DAGSTER_HOME"] = str(Path(home, "dagster"))
     from dagster_project.scenario import play
     from sands.settings import SandsPaths
-    from sands.simulator import Scenario, SimulationConfig
+    from sands.sim.marketplace import Scenario, SimulationConfig
 
     config = SimulationConfig(
         seed=7,

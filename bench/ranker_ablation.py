@@ -35,7 +35,7 @@ class Variant:
 
 
 def variants() -> list[Variant]:
-    from sands.ranking import SHARE_FEATURES, TREND_FEATURES
+    from sands.models.ranking import SHARE_FEATURES, TREND_FEATURES
 
     trends = (*TREND_FEATURES, *SHARE_FEATURES)
     return [
@@ -62,31 +62,30 @@ class Lake:
 
 
 def read_lake(home: str) -> Lake:
-    from sands import lake
-    from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN
-    from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
-    from sands.training_store import LABEL_EVENT_COLUMNS
+    from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
+    from sands.features.training_store import LABEL_EVENT_COLUMNS
+    from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN
+    from sands.lake import delta
 
     root = str(Path(home, "lake"))
     bronze = Path(root, "bronze")
-    events = lake.open_table(str(bronze / INTERACTIONS.name)).to_pyarrow_table(
+    events = delta.open_table(str(bronze / INTERACTIONS.name)).to_pyarrow_table(
         columns=[*LABEL_EVENT_COLUMNS, LANDING_DAY_COLUMN]
     )
-    catalogue = lake.open_table(str(bronze / ARTWORKS.name)).to_pyarrow_table(
+    catalogue = delta.open_table(str(bronze / ARTWORKS.name)).to_pyarrow_table(
         columns=["artwork_id"]
     )
     return Lake(
         events=events,
         catalogue=catalogue,
-        users=lake.open_table(USER_FEATURES.uri(root)).to_pyarrow_table(),
-        artworks=lake.open_table(ARTWORK_FEATURES.uri(root)).to_pyarrow_table(),
+        users=delta.open_table(USER_FEATURES.uri(root)).to_pyarrow_table(),
+        artworks=delta.open_table(ARTWORK_FEATURES.uri(root)).to_pyarrow_table(),
     )
 
 
 def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[str, float]:
     """NDCG@10 of the variant and of popularity on `day`, trained on the label days before."""
-    from sands.contract import LANDING_DAY_COLUMN
-    from sands.evaluation import (
+    from sands.evaluation.offline import (
         PRIMARY,
         EvaluationSpec,
         PopularityRecommender,
@@ -95,8 +94,9 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
         evaluation_setup,
         temporal_split,
     )
-    from sands.ranking import RankerParams, train_ranker
-    from sands.training_set import LabelSpec, training_examples, training_labels
+    from sands.features.training_set import LabelSpec, training_examples, training_labels
+    from sands.ingest.contract import LANDING_DAY_COLUMN
+    from sands.models.ranking import RankerParams, train_ranker
 
     first = day - timedelta(days=label_days - 1)
     landed = data.events[LANDING_DAY_COLUMN]

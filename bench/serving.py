@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from dagster_project.cli.ops import SERVE_COMMAND
-from sands.candidates import USER_HISTORY
-from sands.feature_store import USER_FEATURES
-from sands.serving_process import free_port, wait_until_ready
+from sands.features.offline import USER_FEATURES
+from sands.models.candidates import USER_HISTORY
+from sands.serving.process import free_port, wait_until_ready
 from sands.settings import SandsPaths
 
 console = Console()
@@ -105,7 +105,7 @@ def ensure_demo_home(home: Path) -> SandsPaths:
 def ranked_users_and_rows(paths: SandsPaths, users: int) -> tuple[list[str], list[list[float]]]:
     """Users the ranker serves (with history), and one request's 200 model-input rows."""
     from resources import build_resources
-    from sands.snapshot_watcher import SnapshotWatcher
+    from sands.serving.watcher import SnapshotWatcher
 
     resources = build_resources({"SANDS_HOME": paths.home})
     store = resources["online"].open()
@@ -116,7 +116,7 @@ def ranked_users_and_rows(paths: SandsPaths, users: int) -> tuple[list[str], lis
     with_history = [
         u for u, h in zip(ids, store.get(USER_HISTORY, ids), strict=True) if h and h["seeds"]
     ][:users]
-    from sands.serving import candidate_rows
+    from sands.serving.snapshot import candidate_rows
 
     user = with_history[0]
     vector = store.get(USER_FEATURES.name, [user])[0]
@@ -160,7 +160,7 @@ def main(argv: list[str]) -> None:
         sys.exit("wrk is needed (apt-get install wrk)")
     paths = ensure_demo_home(Path(args.home))
     users, rows = ranked_users_and_rows(paths, 2_000)
-    from sands.ranking import feature_names
+    from sands.models.ranking import feature_names
 
     names = feature_names(len(rows[0]) - len(feature_names(0)))
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))

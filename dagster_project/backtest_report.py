@@ -1,7 +1,7 @@
 """A play's summary report, written under `reports/` and recorded in the Dagster instance.
 
 Plays (`sands demo --scenario`, `sands replay`) run many in-process runs; their summary is
-written once at the end (`sands.backtest.write_report`) and then made findable in the UI:
+written once at the end (`sands.evaluation.backtest.write_report`) and then made findable in the UI:
 
 - a materialization of the `backtest_report` asset (declared below as an external asset spec),
   reported without a run, whose metadata links the HTML page (path and file:// URL), the CSV
@@ -19,7 +19,7 @@ from typing import Any
 from dagster import AssetKey, AssetMaterialization, AssetSpec, DagsterInstance, MetadataValue
 
 from dagster_project.runner import instance_for
-from sands.backtest import ReportFiles, markdown, write_report
+from sands.evaluation.backtest import ReportFiles, markdown, write_report
 from sands.settings import SandsPaths
 
 BACKTEST_REPORT = AssetKey("backtest_report")

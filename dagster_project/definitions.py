@@ -40,7 +40,7 @@ from dagster_project.jobs import (
 )
 from dagster_project.sensors import automation_sensor, landing_zone_sensor
 from resources import build_resources
-from sands.partitions import PartitionRange, home_partition_range
+from sands.ingest.partitions import PartitionRange, home_partition_range
 
 ASSET_MODULES = [
     ingestion,
@@ -65,7 +65,7 @@ def build_defs(
 ) -> Definitions:
     """The code location with resources resolved from `env` (default: the process environment).
 
-    The daily partitions cover `partitions`, by default the range `sands.partitions` derives
+    The daily partitions cover `partitions`, by default the range `sands.ingest.partitions` derives
     from the home's landing zone (`SANDS_PARTITIONS_START`, else its first day)."""
     covered = partitions or home_partition_range(env=env)
     defs = Definitions(

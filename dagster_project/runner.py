@@ -203,7 +203,7 @@ def rejected_reference_rows(result: ExecuteInProcessResult) -> list[str]:
 
 def rejected_files(result: ExecuteInProcessResult) -> list[str]:
     """One line per landing file an ingestion run could not read (quarantined whole)."""
-    from sands.quarantine import rejected_file_line
+    from sands.ingest.quarantine import rejected_file_line
 
     return [
         rejected_file_line(details)

@@ -12,15 +12,14 @@ from dagster import ExecuteInProcessResult
 from assets.automation import DRIFTED
 from dagster_project.loop import Loop, TickOutcome
 from dagster_project.runner import failed_only_on_reference_budget, instance_for
-from sands.aliases import POPULARITY_POLICY
-from sands.backtest import score
-from sands.evaluation import EvaluationSpec
-from sands.monitoring_run import latest_day_ndcg
-from sands.partitions import home_partition_range
-from sands.registry import Registry
-from sands.replay import ReplaySource
+from sands.evaluation.backtest import score
+from sands.evaluation.offline import EvaluationSpec
+from sands.ingest.partitions import home_partition_range
+from sands.models.aliases import POPULARITY_POLICY
+from sands.models.registry import Registry
+from sands.monitoring.champion import latest_day_ndcg
 from sands.settings import SandsPaths
-from sands.simulator import (
+from sands.sim.marketplace import (
     DayDrop,
     Marketplace,
     Recommender,
@@ -28,6 +27,7 @@ from sands.simulator import (
     SimulationConfig,
     write_drop,
 )
+from sands.sim.replay import ReplaySource
 
 
 @dataclass

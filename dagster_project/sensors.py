@@ -22,9 +22,9 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from assets.ingestion import covered_range, daily_partitions, raw_interactions
 from dagster_project.jobs import daily_pipeline_job, reference_ingestion_job
 from resources.storage import LandingZoneResource
-from sands.contract import ENTITIES
-from sands.landing import LandingFile, changed_groups, files_digest
-from sands.partitions import outside_message
+from sands.ingest.contract import ENTITIES
+from sands.ingest.landing import LandingFile, changed_groups, files_digest
+from sands.ingest.partitions import outside_message
 
 # The digest of the files a group's latest ingestion read, whichever path ran it (the sensor, the
 # CLI, the demo): ingestion assets record it as their data version.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, MetadataValue
 
-from sands.prediction_log import impressions_uri, log_summary
+from sands.serving.prediction_log import impressions_uri, log_summary
 from sands.settings import SandsPaths
 
 SERVED_IMPRESSIONS = AssetKey("served_impressions")

@@ -10,8 +10,8 @@ from resources.registry import RegistryResource
 from resources.storage import LakeResource, LandingZoneResource
 from resources.tracking import mlflow_resource
 from resources.warehouse import WarehouseResource
+from sands.models.tracking import dagster_ui_url, mlflow_ui_url
 from sands.settings import SandsPaths, is_uri
-from sands.tracking import dagster_ui_url, mlflow_ui_url
 
 __all__ = [
     "LakeResource",
@@ -32,7 +32,7 @@ def _online_store(env: dict[str, str], paths: SandsPaths) -> OnlineStoreResource
 
 def _registry(env: dict[str, str], paths: SandsPaths) -> RegistryResource:
     # A tracking server whenever one is named (production requires one); otherwise SQLite files.
-    # Links: SANDS_MLFLOW_UI_URL and SANDS_DAGSTER_URL, else the local UIs (sands.tracking).
+    # Links: SANDS_MLFLOW_UI_URL and SANDS_DAGSTER_URL, else the local UIs (sands.models.tracking).
     tracking_uri = env.get("SANDS_MLFLOW_TRACKING_URI")
     common = {
         "lake_root": paths.lake,

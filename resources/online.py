@@ -7,7 +7,7 @@ from typing import Literal
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sands.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
+from sands.features.online_store import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 
 
 class OnlineStoreResource(ConfigurableResource):

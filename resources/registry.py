@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from sands.models.tracking import DEFAULT_DAGSTER_UI
 from sands.settings import is_uri, join
-from sands.tracking import DEFAULT_DAGSTER_UI
 
 if TYPE_CHECKING:
-    from sands.registry import Registry
+    from sands.models.registry import Registry
 
 
 class RegistryResource(ConfigurableResource):
@@ -42,7 +42,7 @@ class RegistryResource(ConfigurableResource):
     def open(self) -> Registry:
         """A registry client for this configuration."""
         # Imported on use: heavy, and the code location is loaded by every step process.
-        from sands.registry import Registry
+        from sands.models.registry import Registry
 
         return Registry(
             tracking_uri=self.tracking_uri,

@@ -6,9 +6,9 @@ import fsspec
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sands import landing
-from sands.contract import Entity
-from sands.ingest import bronze_uri, quarantine_uri
+from sands.ingest import landing
+from sands.ingest.bronze import bronze_uri, quarantine_uri
+from sands.ingest.contract import Entity
 
 
 class LandingZoneResource(ConfigurableResource):

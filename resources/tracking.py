@@ -33,7 +33,7 @@ from dagster import (
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from sands.tracking import DAGSTER_RUN_URL_TAG, dagster_run_url
+from sands.models.tracking import DAGSTER_RUN_URL_TAG, dagster_run_url
 
 # Chosen knowingly: dagster-mlflow is marked beta; its warning would repeat in every step's log.
 with warnings.catch_warnings():
@@ -42,7 +42,7 @@ with warnings.catch_warnings():
     from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 
 if TYPE_CHECKING:
-    from sands.registry import Registry
+    from sands.models.registry import Registry
 
 __all__ = [
     "MlFlow",

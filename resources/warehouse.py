@@ -10,8 +10,8 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sands.spark import SparkSettings, spark_session
-from sands.warehouse import delta_model_rows, model_rows
+from sands.engines.spark import SparkSettings, spark_session
+from sands.features.warehouse import delta_model_rows, model_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -152,7 +152,7 @@ class SandsPaths:
 
 def partitions_start(env: dict[str, str] | None = None) -> date | None:
     """The first day of the daily partitions when pinned by `SANDS_PARTITIONS_START`, else None
-    (the start is then derived from the landing zone: `sands.partitions`)."""
+    (the start is then derived from the landing zone: `sands.ingest.partitions`)."""
     env = os.environ if env is None else env
     value = env.get(PARTITIONS_START_VAR, "").strip()
     if not value:

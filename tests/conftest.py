@@ -13,9 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sands import landing
-from sands.contract import PRICE_TYPE
-from sands.serving_process import free_port
+from sands.ingest import landing
+from sands.ingest.contract import PRICE_TYPE
+from sands.serving.process import free_port
 from sands.settings import SandsPaths
 
 DAY = date(2026, 9, 2)

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from resources.dbt import DBT_PROJECT_DIR, ensure_manifest
-from sands.contract import EVENT_TYPES
-from sands.warehouse import MODEL_TABLES
+from sands.features.warehouse import MODEL_TABLES
+from sands.ingest.contract import EVENT_TYPES
 
 MODELS = sorted((DBT_PROJECT_DIR / "models").rglob("*.sql"))
 

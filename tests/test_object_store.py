@@ -12,11 +12,11 @@ from dagster_project.definitions import build_defs
 from dagster_project.runner import RANGE_END, RANGE_START
 from dagster_project.sensors import landing_zone_sensor
 from resources import build_resources
-from sands.contract import INTERACTIONS, USERS
-from sands.feature_store import USER_FEATURES
-from sands.ingest import bronze_uri, quarantine_uri
+from sands.features.offline import USER_FEATURES
+from sands.ingest.bronze import bronze_uri, quarantine_uri
+from sands.ingest.contract import INTERACTIONS, USERS
 from sands.settings import storage_options_from_env
-from sands.simulator import Marketplace, SimulationConfig, write_drop
+from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
 pytestmark = pytest.mark.s3
 

@@ -53,7 +53,7 @@ def simulate(
     file_format: Annotated[str, typer.Option("--format", help="parquet | csv | jsonl")] = "parquet",
 ) -> None:
     """Write simulated daily drops (users, artworks, interactions) into the landing zone."""
-    from sands.simulator import Marketplace, Scenario, SimulationConfig
+    from sands.sim.marketplace import Marketplace, Scenario, SimulationConfig
 
     if file_format not in ("parquet", "csv", "jsonl"):
         raise typer.BadParameter(f"--format {file_format!r}: expected parquet, csv or jsonl")
@@ -84,7 +84,7 @@ def simulate(
 
 def _write_drops(paths: SandsPaths, drops, days: int, file_format: str = "parquet") -> None:
     """Write `days` drops into the landing zone with progress, then a table of what was written."""
-    from sands.simulator import write_drop
+    from sands.sim.marketplace import write_drop
 
     table = Table(
         "day", "events", "late", "bad", "users new/upd", "artworks new/upd", title="Simulated drops"
@@ -108,8 +108,8 @@ def _write_drops(paths: SandsPaths, drops, days: int, file_format: str = "parque
 
 
 def _landing_days(paths: SandsPaths) -> list[str]:
-    from sands.contract import INTERACTIONS
-    from sands.landing import filesystem, list_files
+    from sands.ingest.contract import INTERACTIONS
+    from sands.ingest.landing import filesystem, list_files
 
     fs, root = filesystem(paths.landing, paths.storage_options)
     return sorted({f.day.isoformat() for f in list_files(fs, root, INTERACTIONS) if f.day})
@@ -152,7 +152,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
         rejected_reference_rows,
         run_ingestion,
     )
-    from sands.partitions import home_partition_range
+    from sands.ingest.partitions import home_partition_range
 
     chosen = days or _landing_days(paths)
     # Before any output: a bad SANDS_PARTITIONS_START or a day it leaves out is one line.
@@ -284,13 +284,13 @@ def _training_data(paths: SandsPaths) -> bool:
 
 def status() -> None:
     """Show the lake's tables: Delta version, rows, quarantined rows and rejected files."""
-    from sands import quarantine
-    from sands.contract import ENTITIES
-    from sands.feature_store import FEATURE_TABLES
-    from sands.ingest import bronze_uri, quarantine_uri
-    from sands.lake import open_table
-    from sands.prediction_log import impressions_uri
-    from sands.training_store import TRAINING_EXAMPLES
+    from sands.features.offline import FEATURE_TABLES
+    from sands.features.training_store import TRAINING_EXAMPLES
+    from sands.ingest import quarantine
+    from sands.ingest.bronze import bronze_uri, quarantine_uri
+    from sands.ingest.contract import ENTITIES
+    from sands.lake.delta import open_table
+    from sands.serving.prediction_log import impressions_uri
 
     paths = _paths(create=False)
     table = Table(
@@ -328,7 +328,7 @@ def contract_docs(
     ),
 ) -> None:
     """Regenerate docs/data-contract.md from the pandera schemas."""
-    from sands.contract_docs import render_contract
+    from sands.ingest.contract_docs import render_contract
 
     output.write_text(render_contract())
     console.print(f"Wrote {output}")

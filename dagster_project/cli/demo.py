@@ -32,11 +32,11 @@ from dagster_project.cli.data import (
 )
 from dagster_project.cli.models import _train
 from dagster_project.cli.ops import SERVE_COMMAND
-from sands.dbt_vars import longest_feature_window
+from sands.features.dbt_vars import longest_feature_window
 from sands.settings import SandsPaths
 
 if TYPE_CHECKING:
-    from sands.simulator import Scenario
+    from sands.sim.marketplace import Scenario
 
 
 # History loaded before a scenario or replay starts: the longest feature window fills.
@@ -98,7 +98,7 @@ def demo(
 
 def _scenario(name: str) -> Scenario:
     """The named simulator scenario, or a usage error listing them (exit 2)."""
-    from sands.simulator import Scenario
+    from sands.sim.marketplace import Scenario
 
     try:
         return Scenario(name)
@@ -109,7 +109,7 @@ def _scenario(name: str) -> Scenario:
 
 def _demo(paths: SandsPaths, start: date, days: int, events_per_day: int, bad_rows: float) -> None:
     """Simulate, ingest, build features and the training set, train, then serve a day."""
-    from sands.simulator import Marketplace, SimulationConfig
+    from sands.sim.marketplace import Marketplace, SimulationConfig
 
     config = SimulationConfig(
         seed=7,
@@ -146,9 +146,9 @@ def _served_day(paths: SandsPaths, market, drops) -> bool:
     from dagster_project.runner import instance_for, run_champion_monitoring
     from dagster_project.scenario import served_day_record
     from dagster_project.served_impressions import report_served_impressions
-    from sands import backtest
-    from sands.serving_process import ServiceRecommender, running_service
-    from sands.simulator import write_drop
+    from sands.evaluation import backtest
+    from sands.serving.process import ServiceRecommender, running_service
+    from sands.sim.marketplace import write_drop
 
     env = {"SANDS_SERVE_SIMULATED_CLOCK": "1", "SANDS_SERVE_LOG_FLUSH_SECONDS": "1"}
     playing = console.status("starting sands serve and playing a day of users against it")
@@ -214,7 +214,7 @@ def _play(
 ) -> None:
     """Play a scenario through the self-running loop; print the timeline and the verdicts."""
     from dagster_project.scenario import play, verdicts
-    from sands.simulator import SimulationConfig
+    from sands.sim.marketplace import SimulationConfig
 
     scenario = chosen.value
     config = SimulationConfig(
@@ -235,7 +235,7 @@ def _play(
         )
 
     if serve:
-        from sands.serving_process import ServiceRecommender, running_service
+        from sands.serving.process import ServiceRecommender, running_service
 
         paths.ensure_local_dirs()
         env = {
@@ -288,7 +288,7 @@ def replay(
     ] = WARMUP_DAYS,
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
-    from sands.replay import ReplaySource, replay_days, warm_start
+    from sands.sim.replay import ReplaySource, replay_days, warm_start
 
     first = _day(start, "--start") if start else None  # before the slow imports below
     paths = _paths()
@@ -344,7 +344,7 @@ def _timeline(title: str) -> Table:
 def _show(table: Table, r) -> None:
     """Add a day to the timeline and say one line about it while the play goes on."""
 
-    from sands.backtest import fmt, unlabelled
+    from sands.evaluation.backtest import fmt, unlabelled
 
     def score(value: float | None) -> str:
         return fmt(value)
@@ -370,7 +370,7 @@ def _show(table: Table, r) -> None:
 
 
 def _summary(records, when: str) -> None:
-    from sands.backtest import backtest, describe, split
+    from sands.evaluation.backtest import backtest, describe, split
 
     retrains = [r.day for r in records if r.triggers]
     on_drift = [r.day for r in records if "drift detected" in r.triggers]

@@ -151,8 +151,8 @@ def models() -> None:
 def _version_links(registry, aliases: dict[str, int]) -> None:
     """Where the champion and the challenger are in the MLflow UI, and the Dagster run that
     trained each (SANDS_MLFLOW_UI_URL, SANDS_DAGSTER_URL; default `sands mlflow`, `sands ui`)."""
-    from sands.aliases import CHALLENGER, CHAMPION
-    from sands.tracking import DAGSTER_RUN_URL_TAG, EVALUATION_RUN_TAG
+    from sands.models.aliases import CHALLENGER, CHAMPION
+    from sands.models.tracking import DAGSTER_RUN_URL_TAG, EVALUATION_RUN_TAG
 
     by_version: dict[int, list[str]] = {}
     for alias in (CHAMPION, CHALLENGER):
@@ -188,7 +188,7 @@ def promote(
     reason: Annotated[str, typer.Option(help="Why, for the champion history.")] = "manual",
 ) -> None:
     """Move the `champion` alias to VERSION by hand (logged in the champion history)."""
-    from sands.registry import RegistryError
+    from sands.models.registry import RegistryError
 
     registry = _registry()
     with _one_line_errors(RegistryError):
@@ -203,7 +203,7 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why, for the champion history.")] = "manual",
 ) -> None:
     """Give the `champion` alias back to the previous champion (logged)."""
-    from sands.registry import RegistryError
+    from sands.models.registry import RegistryError
 
     registry = _registry()
     with _one_line_errors(RegistryError):

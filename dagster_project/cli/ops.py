@@ -62,8 +62,8 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Processes; each loads the models.")] = 1,
 ) -> None:
     """Serve recommendations, the Open Inference Protocol and /metrics (champion + canary)."""
-    from sands.serving_process import ServeError, listen, serve_app
-    from sands.serving_process import serve as run_service
+    from sands.serving.process import ServeError, listen, serve_app
+    from sands.serving.process import serve as run_service
 
     paths = SandsPaths.from_env()
     os.environ["SANDS_HOME"] = paths.home
@@ -88,7 +88,7 @@ def spark_jars(
 ) -> None:
     """Fetch the Delta jars Spark needs (Maven Central) into a folder, for offline machines and
     images: then set SANDS_SPARK_JARS to that folder."""
-    from sands.spark import seed_jars
+    from sands.engines.spark import seed_jars
 
     with console.status("Resolving io.delta jars through a Spark session..."):
         jars = seed_jars(str(destination))

@@ -23,17 +23,21 @@ from dagster_project.runner import (
     run_training_data,
 )
 from resources import build_resources
-from sands.feature_store import FEATURE_TABLES
-from sands.parity import content_hash
+from sands.engines.parity import content_hash
+from sands.engines.spark import java_available
+from sands.features.offline import FEATURE_TABLES
+from sands.features.training_store import TRAINING_EXAMPLES, read_training_set
+from sands.features.warehouse import MODEL_TABLES
 from sands.settings import SandsPaths
-from sands.simulator import Marketplace, SimulationConfig, write_drop
-from sands.spark import java_available
-from sands.training_store import TRAINING_EXAMPLES, read_training_set
-from sands.warehouse import MODEL_TABLES
+from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
-pytestmark = pytest.mark.skipif(
-    not java_available(), reason="no JVM on this machine: Spark needs Java 17 (JAVA_HOME or PATH)"
-)
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.skipif(
+        not java_available(),
+        reason="no JVM on this machine: Spark needs Java 17 (JAVA_HOME or PATH)",
+    ),
+]
 
 START = date(2026, 9, 1)
 DAYS = 5

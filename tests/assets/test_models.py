@@ -18,10 +18,10 @@ from dagster_project.runner import (
     run_training_data,
 )
 from resources import build_resources
-from sands.aliases import CHALLENGER, CHAMPION
+from sands.models.aliases import CHALLENGER, CHAMPION
+from sands.models.tracking import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
 from sands.settings import SandsPaths
-from sands.simulator import Marketplace, SimulationConfig, write_drop
-from sands.tracking import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
+from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
 START = date(2026, 9, 1)
 DAYS = 6

@@ -12,15 +12,15 @@ from deltalake import write_deltalake
 
 from assets.monitoring import ONLINE_CHECK, online_performance
 from resources import build_resources
-from sands.aliases import CHALLENGER
-from sands.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN
-from sands.ingest import bronze_uri
-from sands.online_quality import figures_uri, latest_figures
-from sands.prediction_log import Impression, impressions_table, impressions_uri
-from sands.registry import CANARY_VERDICT_TAG
+from sands.ingest.bronze import bronze_uri
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN
+from sands.models.aliases import CHALLENGER
+from sands.models.registry import CANARY_VERDICT_TAG
+from sands.monitoring.online_quality import figures_uri, latest_figures
+from sands.serving.prediction_log import Impression, impressions_table, impressions_uri
 from sands.settings import SandsPaths
+from tests.builders.serving import register, registry_for
 from tests.conftest import events_table
-from tests.serving import register, registry_for
 
 SERVED = datetime(2026, 9, 1, 10, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ from dagster import DagsterInstance
 from deltalake import DeltaTable
 
 from dagster_project.runner import run_training_data
-from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES, publish_snapshots
-from sands.online import SqliteOnlineStore
-from sands.training_store import TRAINING_EXAMPLES
-from tests.bronze import write_artworks, write_events
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES, publish_snapshots
+from sands.features.online_store import SqliteOnlineStore
+from sands.features.training_store import TRAINING_EXAMPLES
+from tests.builders.bronze import write_artworks, write_events
 
 DAY = date(2026, 9, 2)
 

@@ -15,9 +15,9 @@ from deltalake import DeltaTable
 from assets.transform import day_windows
 from dagster_project.definitions import build_defs
 from dagster_project.runner import run_feature_build
-from sands.feature_store import ARTWORK_FEATURES, USER_FEATURES
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.settings import SandsPaths
-from tests.bronze import write_artworks, write_events, write_users
+from tests.builders.bronze import write_artworks, write_events, write_users
 
 DAY1, DAY2 = date(2026, 9, 1), date(2026, 9, 2)
 

@@ -14,7 +14,7 @@ from dagster_project.backtest_report import (
 )
 from dagster_project.runner import instance_for
 from dagster_project.scenario import DayRecord
-from sands.backtest import write_report
+from sands.evaluation.backtest import write_report
 
 
 @op

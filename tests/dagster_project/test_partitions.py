@@ -13,9 +13,9 @@ from dagster_project.cli import app
 from dagster_project.definitions import build_defs
 from dagster_project.runner import instance_for
 from resources.storage import LandingZoneResource
-from sands import landing
-from sands.partitions import home_partition_range
-from sands.simulator import Marketplace, SimulationConfig, write_drop
+from sands.ingest import landing
+from sands.ingest.partitions import home_partition_range
+from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
 START = date(2019, 3, 1)
 DAYS = [START + timedelta(days=i) for i in range(3)]

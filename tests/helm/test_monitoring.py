@@ -14,9 +14,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from sands.monitoring import Objective
-from sands.online_quality import OnlineObjective
-from sands.service_metrics import ServiceMetrics
+from sands.monitoring.online_quality import OnlineObjective
+from sands.monitoring.verdicts import Objective
+from sands.serving.metrics import ServiceMetrics
 from tests.helm.schemas import crd_validator, dashboard_validator
 from tests.helm.test_chart import CHART, HELM, find, render
 
@@ -190,7 +190,7 @@ def test_every_metric_the_dashboard_and_alerts_query_is_one_the_service_exports(
     used = {name: "dashboard" for expr in dashboard_exprs() for name in metric_names(expr)}
     used |= {name: r["alert"] for r in rules() for name in metric_names(r["expr"])}
     unknown = {name: where for name, where in used.items() if name not in exported}
-    assert not unknown, f"not exported by sands/service_metrics.py: {unknown}"
+    assert not unknown, f"not exported by sands/serving/metrics.py: {unknown}"
 
 
 def test_thresholds_come_from_values_and_match_the_platform_objectives() -> None:

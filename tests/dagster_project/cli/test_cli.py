@@ -5,12 +5,12 @@ from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from dagster_project.cli import app
-from sands.contract import INTERACTIONS
-from sands.feature_store import USER_FEATURES
-from sands.ingest import bronze_uri, ingest_day
-from sands.online import SqliteOnlineStore
-from sands.prediction_log import impressions_uri, read_impressions
-from sands.training_store import TRAINING_EXAMPLES
+from sands.features.offline import USER_FEATURES
+from sands.features.online_store import SqliteOnlineStore
+from sands.features.training_store import TRAINING_EXAMPLES
+from sands.ingest.bronze import bronze_uri, ingest_day
+from sands.ingest.contract import INTERACTIONS
+from sands.serving.prediction_log import impressions_uri, read_impressions
 
 runner = CliRunner()
 

@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, behaviour tests, the challenger's gate, reports and backtests."""

@@ -1,0 +1,169 @@
+"""One evaluation of the registered challenger: data pinned by its lineage, every comparison made,
+the gate applied, the report rendered. Dagster's `evaluation_report` asset is a thin wrapper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands.evaluation.behaviour import BehaviourResult, behaviour_tests
+from sands.evaluation.gate import GateDecision, GateRules, decide, slice_regressions
+from sands.evaluation.offline import (
+    PRIMARY,
+    Evaluation,
+    EvaluationSetup,
+    EvaluationSpec,
+    PopularityRecommender,
+    RankerRecommender,
+    evaluate,
+    evaluation_setup,
+)
+from sands.evaluation.report import ReportInputs
+from sands.features.offline import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
+from sands.features.training_store import read_training_set
+from sands.lake import delta
+from sands.models import model_store
+from sands.models.aliases import CHALLENGER
+
+if TYPE_CHECKING:
+    from sands.models.registry import Registry
+
+# Feature rows this many days before the split are enough: every entity has a row per day.
+FEATURE_LOOKBACK = timedelta(days=3)
+
+
+def feature_rows_at(
+    table: FeatureTable,
+    lake_root: str,
+    version: int,
+    since: datetime,
+    storage_options: dict[str, str] | None = None,
+) -> pa.Table:
+    """A feature log at a pinned version, from feature dates shortly before `since` on."""
+    log = delta.open_table(table.uri(lake_root), storage_options)
+    if log is None:
+        raise FileNotFoundError(f"no feature table at {table.uri(lake_root)}")
+    log.load_as_version(version)
+    first = (since - FEATURE_LOOKBACK).date()
+    return log.to_pyarrow_dataset().to_table(filter=pc.field(FEATURE_DATE) >= first)
+
+
+@dataclass
+class EvaluationRun:
+    """Outcome of evaluating the challenger."""
+
+    challenger_version: int
+    champion_version: int | None
+    setup: EvaluationSetup
+    challenger: Evaluation
+    champion: Evaluation | None
+    baseline: Evaluation
+    behaviour: list[BehaviourResult]
+    decision: GateDecision
+    report: ReportInputs
+
+
+def _version_tag(tags: dict[str, str], name: str) -> int:
+    return int(tags[f"sands.delta.{name}"])
+
+
+def evaluate_challenger(
+    registry: Registry,
+    lake_root: str,
+    spec: EvaluationSpec,
+    rules: GateRules,
+    popularity_window_days: int,
+    storage_options: dict[str, str] | None = None,
+) -> EvaluationRun:
+    """Evaluate the `challenger` against the `champion` and popularity on the challenger's data."""
+    entry = registry.aliased(CHALLENGER)
+    if entry is None:
+        raise LookupError(f"{registry.model_name} has no challenger: materialize `ranker` first")
+    version, tags = int(entry.version), dict(entry.tags)
+    split = datetime.fromisoformat(tags["sands.train_cutoff"])
+    examples, _, _ = read_training_set(
+        lake_root, _version_tag(tags, "training_examples"), storage_options
+    )
+    users = feature_rows_at(
+        USER_FEATURES, lake_root, _version_tag(tags, "user_features"), split, storage_options
+    )
+    works = feature_rows_at(
+        ARTWORK_FEATURES, lake_root, _version_tag(tags, "artwork_features"), split, storage_options
+    )
+    segments, _ = model_store.read_segment_model(
+        lake_root, _version_tag(tags, "user_segments"), storage_options
+    )
+    setup = evaluation_setup(examples, users, works, segments, split, spec)
+    model = registry.load_ranker(version)
+    challenger = evaluate(RankerRecommender("challenger", model), setup)
+    challenger.version = version
+    baseline = evaluate(PopularityRecommender(popularity_window_days), setup)
+    champion_version = registry.champion_version()
+    champion, notes = None, []
+    if champion_version == version:
+        champion = replace(challenger, name="champion")
+    elif champion_version is not None:
+        champion = evaluate(
+            RankerRecommender("champion", registry.load_ranker(champion_version)), setup
+        )
+        champion.version = champion_version
+        cutoff = registry.version(champion_version).tags.get("sands.train_cutoff")
+        if cutoff and datetime.fromisoformat(cutoff) > split:
+            notes.append(
+                f"The champion (v{champion_version}) was trained on labels up to {cutoff}, which "
+                "overlaps the evaluation window: its figures here are optimistic."
+            )
+    else:
+        notes.append("No champion yet: the first model must beat the popularity baseline.")
+    behaviour = behaviour_tests(model.scores, setup.holdout)
+    decision = decide(challenger, champion, baseline, behaviour, rules)
+    flagged = slice_regressions(challenger, champion, rules) if champion else []
+    history = [
+        (f"v{v.version}", float(v.tags[f"sands.eval.{PRIMARY}"]))
+        for v in registry.versions()
+        if f"sands.eval.{PRIMARY}" in v.tags and int(v.version) != version
+    ] + [(f"v{version}", challenger.overall[PRIMARY])]
+    report = ReportInputs(
+        title=f"{registry.model_name} v{version}: evaluation",
+        challenger=challenger,
+        champion=champion,
+        baseline=baseline,
+        decision=decision,
+        behaviour=behaviour,
+        split=split,
+        catalogue_size=setup.catalogue.num_rows,
+        lineage={k: v for k, v in tags.items() if k.startswith(("sands.", "dagster."))},
+        flagged=flagged,
+        notes=notes,
+        history=history,
+    )
+    return EvaluationRun(
+        challenger_version=version,
+        champion_version=champion_version,
+        setup=setup,
+        challenger=challenger,
+        champion=champion,
+        baseline=baseline,
+        behaviour=behaviour,
+        decision=decision,
+        report=report,
+    )
+
+
+def evaluation_tags(run: EvaluationRun) -> dict[str, str]:
+    """Version tags recording the gate verdict and the headline metrics."""
+    reasons = "; ".join(run.decision.reasons)
+    tags = {
+        "sands.gate": "passed" if run.decision.passed else "rejected",
+        "sands.gate.reference": run.decision.reference,
+        "sands.gate.reasons": reasons[:4900],
+        "sands.eval.champion_version": str(run.champion_version or ""),
+    }
+    for name, value in {**run.challenger.overall, **run.challenger.pointwise}.items():
+        tags[f"sands.eval.{name}"] = f"{value:.6f}"
+    return tags

@@ -1,0 +1,421 @@
+"""Offline evaluation: a temporal split and full-catalogue ranking, overall, by slice and by day.
+
+Every recommender ranks every artwork listed by the split time for every user with a positive in
+the evaluation window, using features as of the split (no sampled negatives: those can reverse
+conclusions). Artworks a user already converted on before the split are not ranked for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands.evaluation import metrics
+from sands.features.dbt_vars import event_weights
+from sands.features.pit import point_in_time_join
+from sands.models.ranking import RankerModel
+from sands.models.segments import SegmentModel
+
+PRIMARY = "ndcg_at_10"
+# Registry tag: the newest label day a version's gate judged it on. Monitoring judges it on later
+# days only: it was promoted *because* it did well on those, so they flatter it.
+HOLDOUT_UNTIL_TAG = "sands.holdout_until"
+USER_DIMENSIONS = ("segment", "user_type", "country")
+ITEM_DIMENSION = "artwork_style"
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """Cut-off rank, evaluation window, what counts as a new user, and batch sizes."""
+
+    k: int = 10
+    new_user_days: float = 7.0
+    popularity_window_days: int = 7
+    user_batch: int = 256
+    reliability_bins: int = 10
+    # Full-catalogue ranking costs users x catalogue scores: past this many pairs, a stable hash
+    # sample of the labelled users is evaluated (the same users for every recommender).
+    max_scored_pairs: int | None = 10_000_000
+
+
+class Recommender(Protocol):
+    """Anything that scores joined (`user_*`, `artwork_*`) rows."""
+
+    name: str
+
+    def scores(self, rows: pa.Table) -> np.ndarray: ...
+
+    def probabilities(self, rows: pa.Table) -> np.ndarray | None: ...
+
+
+@dataclass
+class RankerRecommender:
+    """A trained ranker under a display name (challenger, champion)."""
+
+    name: str
+    model: RankerModel
+
+    def scores(self, rows: pa.Table) -> np.ndarray:
+        return self.model.scores(rows)
+
+    def probabilities(self, rows: pa.Table) -> np.ndarray | None:
+        return self.model.probabilities(rows)
+
+
+@dataclass
+class PopularityRecommender:
+    """Recent popularity: weighted event counts of the artwork's trailing window features."""
+
+    window_days: int = 7
+    name: str = "popularity"
+
+    def scores(self, rows: pa.Table) -> np.ndarray:
+        return popularity_scores(rows, self.window_days, prefix="artwork_")
+
+    def probabilities(self, rows: pa.Table) -> np.ndarray | None:
+        return None
+
+
+def popularity_scores(rows: pa.Table, window_days: int, prefix: str = "") -> np.ndarray:
+    """Sum over event types of weight x count in the trailing `window_days` (a feature window)."""
+    total = np.zeros(rows.num_rows)
+    for event, weight in event_weights().items():
+        counts = rows[f"{prefix}n_{event}_{window_days}d"].cast(pa.float64())
+        total += weight * np.nan_to_num(counts.to_numpy(zero_copy_only=False), nan=0.0)
+    return total
+
+
+def label_day_count(examples: pa.Table) -> int:
+    """Distinct UTC label days in a training set."""
+    if examples.num_rows == 0:
+        return 0
+    days = pc.cast(examples["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    return len(pc.unique(days))
+
+
+def split_time(examples: pa.Table, eval_days: int) -> datetime:
+    """Midnight UTC starting the last `eval_days` label days."""
+    first, last = (pc.min(examples["label_ts"]).as_py(), pc.max(examples["label_ts"]).as_py())
+    if last is None:
+        raise ValueError("no training examples to split")
+    first_eval_day = last.date() - timedelta(days=eval_days - 1)
+    if first_eval_day <= first.date():
+        days = (last.date() - first.date()).days + 1
+        raise ValueError(
+            f"the training set covers {days} label day(s); holding out {eval_days} for "
+            f"evaluation needs at least {eval_days + 1}"
+        )
+    return datetime.combine(first_eval_day, time(), tzinfo=UTC)
+
+
+def evaluation_split(
+    examples: pa.Table, min_days: int, min_positives: int, max_days: int
+) -> tuple[datetime, int]:
+    """The split holding out the newest label days: at least `min_days`, more until the held-out
+    days hold `min_positives` positives, at most `max_days` and at most half the label days (the
+    rest must be enough to train on). Returns the split and the positives held out."""
+    from sands.features.training_store import days_holding
+
+    labelled = examples.filter(pc.equal(examples["label"], 1))
+    days = pc.cast(labelled["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    grouped = pa.table({"day": days}).group_by("day").aggregate([([], "count_all")])
+    counts = {row["day"]: row["count_all"] for row in grouped.to_pylist()}
+    first, last = pc.min(examples["label_ts"]).as_py(), pc.max(examples["label_ts"]).as_py()
+    if last is None:
+        raise ValueError("no training examples to split")
+    span = (last.date() - first.date()).days + 1
+    per_day = [counts.get(last.date() - timedelta(days=i), 0) for i in range(span)]
+    # At most half the label days: a young history must keep enough to train on.
+    held = days_holding(per_day, min_days, min_positives, max(min(max_days, span // 2), 1))
+    return split_time(examples, held), sum(per_day[:held])
+
+
+def temporal_split(examples: pa.Table, split: datetime) -> tuple[pa.Table, pa.Table]:
+    """Examples labelled before `split` (training) and from it on (evaluation)."""
+    before = pc.less(examples["label_ts"], pa.scalar(split, pa.timestamp("us", tz="UTC")))
+    return examples.filter(before), examples.filter(pc.invert(before))
+
+
+def _pairs(rows: pa.Table) -> dict[str, set[str]]:
+    positives = rows.filter(pc.equal(rows["label"], 1))
+    pairs: dict[str, set[str]] = defaultdict(set)
+    for user, item in zip(
+        positives["user_id"].to_pylist(), positives["artwork_id"].to_pylist(), strict=True
+    ):
+        pairs[user].add(item)
+    return dict(pairs)
+
+
+def _as_of(ids: list[str], key: str, features: pa.Table, split: datetime, prefix: str) -> pa.Table:
+    entities = pa.table(
+        {
+            key: pa.array(ids, pa.string()),
+            "label_ts": pa.array([split] * len(ids), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    return point_in_time_join(entities, features, key, timedelta(days=3650), prefix=prefix)
+
+
+@dataclass
+class EvaluationSetup:
+    """What every recommender is evaluated on: the same users, catalogue, labels and slices."""
+
+    split: datetime
+    users: pa.Table
+    catalogue: pa.Table
+    relevant: dict[str, set[str]]
+    relevant_by_day: dict[date, dict[str, set[str]]]
+    exclude: dict[str, set[str]]
+    user_slices: dict[str, dict[str, str]]
+    artwork_style: dict[str, str]
+    percentile: dict[str, float]
+    holdout: pa.Table
+    spec: EvaluationSpec = field(default_factory=EvaluationSpec)
+
+
+def sampled_users(relevant: dict[str, set[str]], limit: int | None) -> dict[str, set[str]]:
+    """At most `limit` users, chosen by a stable hash of their id (all of them when fewer)."""
+    if limit is None or len(relevant) <= limit:
+        return relevant
+
+    def rank(user: str) -> bytes:
+        return hashlib.blake2b(user.encode(), digest_size=8).digest()
+
+    return {u: relevant[u] for u in sorted(relevant, key=rank)[:limit]}
+
+
+def evaluation_setup(
+    examples: pa.Table,
+    user_features: pa.Table,
+    artwork_features: pa.Table,
+    segments: SegmentModel | None,
+    split: datetime,
+    spec: EvaluationSpec,
+) -> EvaluationSetup:
+    """Split the examples at `split` and gather users and catalogue as of that time."""
+    train, holdout = temporal_split(examples, split)
+    listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
+    catalogue = _as_of(listed, "artwork_id", artwork_features, split, "artwork_")
+    catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))
+    pairs = spec.max_scored_pairs
+    limit = max(pairs // max(catalogue.num_rows, 1), 1) if pairs else None
+    relevant = sampled_users(_pairs(holdout), limit)
+    users = _as_of(sorted(relevant), "user_id", user_features, split, "user_")
+    by_day: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    positives = holdout.filter(pc.equal(holdout["label"], 1))
+    for user, item, ts in zip(
+        positives["user_id"].to_pylist(),
+        positives["artwork_id"].to_pylist(),
+        positives["label_ts"].to_pylist(),
+        strict=True,
+    ):
+        if user in relevant:
+            by_day[ts.date()][user].add(item)
+    return EvaluationSetup(
+        split=split,
+        users=users,
+        catalogue=catalogue,
+        relevant=relevant,
+        relevant_by_day={d: dict(u) for d, u in sorted(by_day.items())},
+        exclude=_pairs(train),
+        user_slices=user_slices(users, segments, spec.new_user_days),
+        artwork_style=dict(
+            zip(
+                catalogue["artwork_id"].to_pylist(),
+                catalogue["artwork_style"].to_pylist(),
+                strict=True,
+            )
+        ),
+        percentile=metrics.popularity_percentiles(
+            dict(
+                zip(
+                    catalogue["artwork_id"].to_pylist(),
+                    popularity_scores(catalogue, spec.popularity_window_days, "artwork_"),
+                    strict=True,
+                )
+            )
+        ),
+        holdout=holdout,
+        spec=spec,
+    )
+
+
+def user_slices(
+    users: pa.Table, segments: SegmentModel | None, new_user_days: float
+) -> dict[str, dict[str, str]]:
+    """Slice value per user for each user dimension: segment, new/returning, country."""
+    ids = users["user_id"].to_pylist()
+    tenure = users["user_tenure_days"].to_pylist()
+    kinds = ["new" if t is None or t < new_user_days else "returning" for t in tenure]
+    countries = [c or "unknown" for c in users["user_country"].to_pylist()]
+    slices = {
+        "user_type": dict(zip(ids, kinds, strict=True)),
+        "country": dict(zip(ids, countries, strict=True)),
+    }
+    if segments is not None:
+        assigned = segments.assign(users, prefix="user_")
+        slices["segment"] = {u: f"segment {s}" for u, s in zip(ids, assigned, strict=True)}
+    return slices
+
+
+def cross_rows(users: pa.Table, catalogue: pa.Table) -> pa.Table:
+    """Every (user, artwork) pair, users outer: row u * |catalogue| + i is user u, artwork i."""
+    n_users, n_items = users.num_rows, catalogue.num_rows
+    left = users.take(pa.array(np.repeat(np.arange(n_users), n_items)))
+    right = catalogue.take(pa.array(np.tile(np.arange(n_items), n_users)))
+    columns = {name: left[name] for name in left.column_names}
+    columns.update({name: right[name] for name in right.column_names if name not in columns})
+    return pa.table(columns)
+
+
+def top_k(recommender: Recommender, setup: EvaluationSetup) -> dict[str, list[str]]:
+    """Each user's top k catalogue artworks, best first; ties go to the smaller artwork id."""
+    k = setup.spec.k
+    items = np.asarray(setup.catalogue["artwork_id"].to_pylist(), dtype=object)
+    position = {item: i for i, item in enumerate(items)}
+    ranked: dict[str, list[str]] = {}
+    for start in range(0, setup.users.num_rows, setup.spec.user_batch):
+        batch = setup.users.slice(start, setup.spec.user_batch)
+        scores = recommender.scores(cross_rows(batch, setup.catalogue))
+        scores = np.asarray(scores, dtype=np.float64).reshape(batch.num_rows, len(items))
+        for row, user in enumerate(batch["user_id"].to_pylist()):
+            seen = [position[i] for i in setup.exclude.get(user, ()) if i in position]
+            scores[row, seen] = -np.inf
+            order = np.lexsort((np.arange(len(items)), -scores[row]))[:k]
+            ranked[user] = list(items[order])
+    return ranked
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """A metric on one slice of users (or of relevant artworks)."""
+
+    dimension: str
+    value: str
+    users: int
+    ndcg: float
+    recall: float
+
+
+@dataclass
+class Evaluation:
+    """Everything measured for one recommender."""
+
+    name: str
+    overall: dict[str, float]
+    pointwise: dict[str, float]
+    reliability: list[metrics.ReliabilityBin]
+    slices: list[SliceResult]
+    by_day: list[tuple[date, int, float]]
+    recommendations: dict[str, list[str]] = field(repr=False, default_factory=dict)
+    version: int | None = None
+    # NDCG@k per evaluated user: what paired comparisons (the gate, the serving guard) resample.
+    user_ndcg: dict[str, float] = field(repr=False, default_factory=dict)
+
+    @property
+    def positives(self) -> int:
+        """Relevant (user, artwork) pairs behind the ranking metrics."""
+        return int(self.overall.get("positives", 0))
+
+    @property
+    def users(self) -> int:
+        return int(self.overall.get("users", 0))
+
+    def slice_map(self) -> dict[tuple[str, str], SliceResult]:
+        return {(s.dimension, s.value): s for s in self.slices}
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def ranking_metrics(
+    ranked: dict[str, list[str]], relevant: dict[str, set[str]], k: int
+) -> dict[str, float]:
+    """Mean NDCG, recall, MAP and hit rate at k over users with relevant items."""
+    users = [u for u in relevant if u in ranked]
+    return {
+        f"ndcg_at_{k}": _mean([metrics.ndcg_at_k(ranked[u], relevant[u], k) for u in users]),
+        f"recall_at_{k}": _mean([metrics.recall_at_k(ranked[u], relevant[u], k) for u in users]),
+        f"map_at_{k}": _mean(
+            [metrics.average_precision_at_k(ranked[u], relevant[u], k) for u in users]
+        ),
+        f"hit_rate_at_{k}": _mean([metrics.hit_at_k(ranked[u], relevant[u], k) for u in users]),
+        "users": float(len(users)),
+    }
+
+
+def _slices(setup: EvaluationSetup, ranked: dict[str, list[str]]) -> list[SliceResult]:
+    k = setup.spec.k
+    results = []
+    for dimension, labels in setup.user_slices.items():
+        groups: dict[str, dict[str, set[str]]] = defaultdict(dict)
+        for user, items in setup.relevant.items():
+            groups[labels.get(user, "unknown")][user] = items
+        for value, relevant in sorted(groups.items()):
+            m = ranking_metrics(ranked, relevant, k)
+            results.append(
+                SliceResult(dimension, value, len(relevant), m[f"ndcg_at_{k}"], m[f"recall_at_{k}"])
+            )
+    by_style: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for user, items in setup.relevant.items():
+        for item in items:
+            by_style[setup.artwork_style.get(item, "unlisted")][user].add(item)
+    for value, relevant in sorted(by_style.items()):
+        m = ranking_metrics(ranked, relevant, k)
+        results.append(
+            SliceResult(
+                ITEM_DIMENSION, value, len(relevant), m[f"ndcg_at_{k}"], m[f"recall_at_{k}"]
+            )
+        )
+    return results
+
+
+def pointwise_metrics(
+    recommender: Recommender, holdout: pa.Table, bins: int
+) -> tuple[dict[str, float], list[metrics.ReliabilityBin]]:
+    """AUC on the held-out labelled rows; log loss, Brier and reliability when calibrated."""
+    labels = holdout["label"].to_numpy(zero_copy_only=False).astype(float)
+    result = {"auc": metrics.roc_auc(labels, recommender.scores(holdout))}
+    probabilities = recommender.probabilities(holdout)
+    if probabilities is None:
+        return result, []
+    result["log_loss"] = metrics.log_loss(labels, probabilities)
+    result["brier"] = metrics.brier_score(labels, probabilities)
+    return result, metrics.reliability_curve(labels, probabilities, bins)
+
+
+def evaluate(recommender: Recommender, setup: EvaluationSetup) -> Evaluation:
+    """Rank the catalogue for every evaluation user and measure the result."""
+    k = setup.spec.k
+    ranked = top_k(recommender, setup)
+    overall = ranking_metrics(ranked, setup.relevant, k)
+    overall["positives"] = float(sum(len(items) for items in setup.relevant.values()))
+    overall["catalogue_coverage"] = metrics.catalogue_coverage(
+        list(ranked.values()), setup.catalogue.num_rows
+    )
+    overall["popularity_bias"] = metrics.popularity_bias(list(ranked.values()), setup.percentile)
+    pointwise, reliability = pointwise_metrics(
+        recommender, setup.holdout, setup.spec.reliability_bins
+    )
+    by_day = []
+    for day, relevant in setup.relevant_by_day.items():
+        m = ranking_metrics(ranked, relevant, k)
+        by_day.append((day, len(relevant), m[f"ndcg_at_{k}"]))
+    return Evaluation(
+        name=recommender.name,
+        overall=overall,
+        pointwise=pointwise,
+        reliability=reliability,
+        slices=_slices(setup, ranked),
+        by_day=by_day,
+        recommendations=ranked,
+        user_ndcg={u: metrics.ndcg_at_k(ranked[u], setup.relevant[u], k) for u in setup.relevant},
+    )

@@ -1,0 +1,1 @@
+"""Features: the offline feature logs, the online store, point-in-time joins and training sets."""

@@ -1,0 +1,27 @@
+"""Constants the dbt project owns (its `vars`), read from `dbt_project.yml`, their one home."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DBT_PROJECT_FILE = Path(__file__).resolve().parents[2] / "dbt" / "dbt_project.yml"
+
+
+@cache
+def dbt_vars() -> dict[str, Any]:
+    """The dbt project's `vars` block."""
+    return yaml.safe_load(DBT_PROJECT_FILE.read_text())["vars"]
+
+
+def event_weights() -> dict[str, float]:
+    """Engagement weight per event type."""
+    return {k: float(v) for k, v in dbt_vars()["event_weights"].items()}
+
+
+def longest_feature_window() -> int:
+    """Days of the longest trailing feature window: history that long makes features mature."""
+    return max(int(w) for w in dbt_vars()["feature_windows"])

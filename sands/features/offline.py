@@ -1,0 +1,254 @@
+"""Offline feature tables: append-only Delta logs of feature snapshots with as-of and created times.
+
+Each row says "at `feature_ts`, entity X had these feature values", and `created_ts` says when that
+row came to exist. A snapshot is first stamped with its as-of time; a later rebuild that changes
+values (late data, a fixed bug) appends new rows stamped with the time of the rebuild, so training
+sets built for earlier label times keep seeing what was actually known then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, write_deltalake
+
+from sands.engines import duck
+from sands.lake import delta, locks
+from sands.settings import join
+
+FEATURE_DATE = "feature_date"
+FEATURE_TS = "feature_ts"
+CREATED_TS = "created_ts"
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Columns that place a row in time rather than describe the entity.
+TIME_COLUMNS = (FEATURE_DATE, FEATURE_TS, CREATED_TS)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """An offline feature table: its entity key and the dbt model that computes its snapshots."""
+
+    name: str
+    key: str
+    model: str
+
+    def uri(self, lake_root: str) -> str:
+        return join(lake_root, "features", self.name)
+
+
+USER_FEATURES = FeatureTable("user_features", key="user_id", model="user_feature_snapshots")
+ARTWORK_FEATURES = FeatureTable(
+    "artwork_features", key="artwork_id", model="artwork_feature_snapshots"
+)
+FEATURE_TABLES = (USER_FEATURES, ARTWORK_FEATURES)
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What publishing snapshots did to the feature log."""
+
+    version: int
+    snapshot_rows: int
+    rows_appended: int
+    rows_restated: int
+    schema_hash: str
+    feature_dates: tuple[date, ...]
+
+    @property
+    def committed(self) -> bool:
+        return self.rows_appended > 0
+
+
+def feature_columns(schema: pa.Schema, key: str) -> list[str]:
+    """The columns that hold feature values (everything but the key and the time columns)."""
+    return [n for n in schema.names if n != key and n not in TIME_COLUMNS]
+
+
+def schema_hash(schema: pa.Schema) -> str:
+    """A short, stable fingerprint of column names and types (not metadata)."""
+    text = ";".join(f"{f.name}:{f.type}" for f in schema)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def normalise_snapshot(rows: pa.Table) -> pa.Table:
+    """Snapshot rows as stored: UTC timestamps and a date-typed feature date."""
+    columns = {}
+    for field in rows.schema:
+        column = rows.column(field.name)
+        if pa.types.is_timestamp(field.type):
+            if field.type.tz is None:
+                column = pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
+            column = column.cast(TIMESTAMP)
+        elif field.name == FEATURE_DATE:
+            column = column.cast(pa.date32())
+        columns[field.name] = column
+    return pa.table(columns)
+
+
+def _latest_stored(uri: str, dates: list[date], storage_options: dict[str, str] | None) -> pa.Table:
+    table = delta.open_table(uri, storage_options)
+    if table is None:
+        return pa.table({})
+    condition = pc.field(FEATURE_DATE).isin(pa.array(dates, pa.date32()))
+    return table.to_pyarrow_dataset().to_table(filter=condition)
+
+
+def rows_to_append(
+    snapshot: pa.Table, stored: pa.Table, key: str, restated_at: datetime
+) -> pa.Table:
+    """Snapshot rows that are new or whose values differ from the latest stored row, stamped.
+
+    New (key, feature date) rows get `created_ts = feature_ts`; changed ones get `restated_at`.
+    """
+    values = feature_columns(snapshot.schema, key)
+    con = duck.connect()
+    con.register("snapshot", snapshot)
+    # A column the log does not hold yet (a feature added in dbt) reads null there, so every
+    # rebuilt row differs and is restated with the new value.
+    digest = ", ".join(f'"{c}"' if c in stored.column_names else "null" for c in values)
+    if stored.num_rows == 0:
+        selected = con.sql(f'select *, false as __restated from snapshot order by "{key}"')
+    else:
+        con.register("stored", stored)
+        selected = con.sql(
+            f"""
+            with latest as (
+                select "{key}", {FEATURE_DATE}, hash({digest}) as digest
+                from stored
+                qualify row_number() over (
+                    partition by "{key}", {FEATURE_DATE} order by {CREATED_TS} desc) = 1
+            )
+            select s.*, l.digest is not null as __restated
+            from snapshot as s
+            left join latest as l using ("{key}", {FEATURE_DATE})
+            where l.digest is null or l.digest <> hash({", ".join(f's."{c}"' for c in values)})
+            order by s."{key}", s.{FEATURE_DATE}
+            """
+        )
+    picked = selected.to_arrow_table()
+    picked = picked.set_column(
+        picked.schema.get_field_index(FEATURE_TS), FEATURE_TS, picked[FEATURE_TS].cast(TIMESTAMP)
+    )
+    restated = picked.column("__restated")
+    stamped = pc.if_else(
+        restated, pa.scalar(restated_at.astimezone(UTC), TIMESTAMP), picked.column(FEATURE_TS)
+    )
+    picked = picked.drop_columns(["__restated"])
+    position = picked.schema.get_field_index(FEATURE_TS) + 1
+    return picked.add_column(position, pa.field(CREATED_TS, TIMESTAMP, nullable=False), stamped)
+
+
+def publish_snapshots(
+    uri: str,
+    snapshot: pa.Table,
+    key: str,
+    restated_at: datetime,
+    storage_options: dict[str, str] | None = None,
+) -> PublishOutcome:
+    """Append the snapshot's new and changed rows to the log in one commit (none if all equal)."""
+    # Locked from reading the log to committing: two publishes of one date would both append.
+    with locks.exclusive(uri):
+        delta.sweep_staging_files(uri)
+        return _publish(uri, snapshot, key, restated_at, storage_options)
+
+
+def _publish(
+    uri: str,
+    snapshot: pa.Table,
+    key: str,
+    restated_at: datetime,
+    storage_options: dict[str, str] | None,
+) -> PublishOutcome:
+    snapshot = normalise_snapshot(snapshot)
+    dates = sorted(set(snapshot.column(FEATURE_DATE).to_pylist()))
+    stored = _latest_stored(uri, dates, storage_options)
+    appended = rows_to_append(snapshot, stored, key, restated_at)
+    restated = int(pc.sum(pc.not_equal(appended[CREATED_TS], appended[FEATURE_TS])).as_py() or 0)
+    delta.ensure_table(uri, appended.schema, [FEATURE_DATE], storage_options)
+    if appended.num_rows:
+        write_deltalake(
+            uri,
+            appended,
+            mode="append",
+            partition_by=[FEATURE_DATE],
+            # A feature added in dbt extends the log; rows published before it read null.
+            schema_mode="merge",
+            storage_options=storage_options or None,
+            commit_properties=CommitProperties(
+                custom_metadata={
+                    "sands.feature_dates": ",".join(d.isoformat() for d in dates),
+                    "sands.rows_appended": str(appended.num_rows),
+                }
+            ),
+        )
+    return PublishOutcome(
+        version=delta.current_version(uri, storage_options),
+        snapshot_rows=snapshot.num_rows,
+        rows_appended=appended.num_rows,
+        rows_restated=restated,
+        schema_hash=schema_hash(appended.schema),
+        feature_dates=tuple(dates),
+    )
+
+
+@dataclass(frozen=True)
+class LogCheck:
+    """How the log's latest rows for some feature dates compare with a snapshot of them."""
+
+    unmatched: int  # snapshot rows the log does not hold with these values
+    dropped: int  # (key, date) rows in the log that the snapshot no longer has
+
+
+def check_log(
+    uri: str, snapshot: pa.Table, key: str, storage_options: dict[str, str] | None = None
+) -> LogCheck:
+    """Read the log back and compare it with the snapshot just published (expect 0 unmatched)."""
+    snapshot = normalise_snapshot(snapshot)
+    dates = sorted(set(snapshot.column(FEATURE_DATE).to_pylist()))
+    stored = _latest_stored(uri, dates, storage_options)
+    unmatched = rows_to_append(snapshot, stored, key, datetime.now(UTC)).num_rows
+    if stored.num_rows == 0:
+        return LogCheck(unmatched=unmatched, dropped=0)
+    con = duck.connect()
+    con.register("snapshot", snapshot)
+    con.register("stored", stored)
+    dropped = con.sql(
+        f"""select count(*) from (select distinct "{key}", {FEATURE_DATE} from stored)
+            anti join snapshot using ("{key}", {FEATURE_DATE})"""
+    ).fetchall()[0][0]
+    return LogCheck(unmatched=unmatched, dropped=int(dropped))
+
+
+def latest_vectors(rows: pa.Table, key: str) -> pa.Table:
+    """One row per entity: the latest as-of time, and among equals the latest created."""
+    if rows.num_rows == 0:
+        return rows
+    con = duck.connect()
+    con.register("rows", rows)
+    return con.sql(
+        f"""select * from rows qualify row_number() over (
+            partition by "{key}" order by {FEATURE_TS} desc, {CREATED_TS} desc) = 1
+            order by "{key}" """
+    ).to_arrow_table()
+
+
+def latest_snapshot(
+    uri: str, key: str, version: int | None = None, storage_options: dict[str, str] | None = None
+) -> tuple[pa.Table, int]:
+    """The newest feature vector per entity from the latest feature date, at `version`."""
+    table = delta.open_table(uri, storage_options)
+    if table is None:
+        raise FileNotFoundError(f"no feature table at {uri}")
+    if version is not None:
+        table.load_as_version(version)
+    dataset = table.to_pyarrow_dataset()
+    dates = dataset.to_table(columns=[FEATURE_DATE]).column(FEATURE_DATE)
+    if len(dates) == 0:
+        return dataset.to_table(), table.version()
+    newest = pc.max(dates)
+    rows = dataset.to_table(filter=pc.field(FEATURE_DATE) == newest)
+    return latest_vectors(rows, key), table.version()

@@ -1,0 +1,173 @@
+"""Training examples for the ranker: labelled (user, artwork, time) rows with PIT features.
+
+Positives are the first favourite or purchase (configurable) of a user for an artwork. Negatives
+are artworks the user viewed without ever converting on, and random catalogue artworks drawn at
+each positive's time, uniformly or weighted by popularity. Features are joined as of each label's
+time (see `sands.features.pit`).
+
+Which negatives decides what the score means (docs/models.md has the measured comparison):
+popularity-weighted draws divide the popularity prior out, so the ranker learns lift and loses to
+plain popularity when a trend moves; viewed ones follow exposure, so what trends is what users
+were shown and passed over; uniform draws keep the prior, so "popular now" can be learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands.engines import duck
+from sands.features.pit import Source, point_in_time_join
+from sands.ingest.contract import CONVERSION_EVENTS
+
+POSITIVE, VIEWED, POPULAR, UNIFORM = "positive", "viewed", "popular", "uniform"
+# Negatives drawn from the catalogue rather than from the user's own views.
+DRAWN = (POPULAR, UNIFORM)
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Which events are positives and how many negatives of each kind per positive."""
+
+    positive_events: tuple[str, ...] = CONVERSION_EVENTS
+    # Measured (docs/models.md, `python -m bench ranker_ablation`): uniform catalogue draws only.
+    # Viewed negatives follow exposure, so after a shift the trending items are the negatives.
+    viewed_negatives: int = 0
+    popular_negatives: int = 0
+    uniform_negatives: int = 4
+    seed: int = 0
+
+
+def _labels(user: pa.Array, artwork: pa.Array, ts: pa.Array, label: int, source: str) -> pa.Table:
+    n = len(user)
+    return pa.table(
+        {
+            "user_id": pa.array(user, pa.string()),
+            "artwork_id": pa.array(artwork, pa.string()),
+            "label_ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "label": pa.array(np.full(n, label, dtype=np.int8)),
+            "sample_source": pa.array([source] * n, pa.string()),
+        }
+    )
+
+
+def positive_labels(events: pa.Table, positive_events: tuple[str, ...]) -> pa.Table:
+    """One positive per (user, artwork): the first positive event's time."""
+    con = duck.connect()
+    con.register("events", events)
+    kinds = ", ".join(f"'{e}'" for e in positive_events)
+    pairs = con.sql(
+        f"""select user_id, artwork_id, min(event_ts) as label_ts from events
+            where event_type in ({kinds}) group by all order by label_ts, user_id, artwork_id"""
+    ).to_arrow_table()
+    return _labels(pairs["user_id"], pairs["artwork_id"], pairs["label_ts"], 1, POSITIVE)
+
+
+def viewed_negatives(
+    events: pa.Table, positive_events: tuple[str, ...], count: int, rng: np.random.Generator
+) -> pa.Table:
+    """Up to `count` (user, artwork) pairs viewed but never converted on, at their first view."""
+    con = duck.connect()
+    con.register("events", events)
+    kinds = ", ".join(f"'{e}'" for e in positive_events)
+    pairs = con.sql(
+        f"""select v.user_id, v.artwork_id, min(v.event_ts) as label_ts
+            from events as v
+            anti join (select distinct user_id, artwork_id from events
+                       where event_type in ({kinds})) as p using (user_id, artwork_id)
+            where v.event_type = 'view'
+            group by all order by v.user_id, v.artwork_id"""
+    ).to_arrow_table()
+    if pairs.num_rows > count:
+        pairs = pairs.take(np.sort(rng.choice(pairs.num_rows, size=count, replace=False)))
+    return _labels(pairs["user_id"], pairs["artwork_id"], pairs["label_ts"], 0, VIEWED)
+
+
+def drawn_negatives(
+    positives: pa.Table,
+    popularity: pa.Table,
+    per_positive: int,
+    rng: np.random.Generator,
+    exclude: set[tuple[str, str]] | None = None,
+    source: str = POPULAR,
+) -> pa.Table:
+    """For each positive, `per_positive` artworks drawn by `weight`, at the positive's time.
+
+    `popularity` has `artwork_id` and `weight`; draws that hit a pair in `exclude` are dropped.
+    """
+    if positives.num_rows == 0 or per_positive == 0 or popularity.num_rows == 0:
+        return _labels([], [], [], 0, source)
+    weights = np.asarray(popularity["weight"].to_numpy(zero_copy_only=False), dtype=float)
+    draws = rng.choice(
+        popularity.num_rows, size=positives.num_rows * per_positive, p=weights / weights.sum()
+    )
+    rows = np.repeat(np.arange(positives.num_rows), per_positive)
+    users = positives["user_id"].take(pa.array(rows))
+    artworks = popularity["artwork_id"].take(pa.array(draws))
+    keep = np.ones(len(rows), dtype=bool)
+    if exclude:
+        pairs = zip(users.to_pylist(), artworks.to_pylist(), strict=True)
+        keep = np.fromiter((p not in exclude for p in pairs), dtype=bool, count=len(rows))
+    mask = pa.array(keep)
+    return _labels(
+        pc.filter(users, mask),
+        pc.filter(artworks, mask),
+        pc.filter(positives["label_ts"].take(pa.array(rows)), mask),
+        0,
+        source,
+    )
+
+
+def artwork_popularity(events: pa.Table, catalogue: pa.Table) -> pa.Table:
+    """Views per catalogue artwork plus one, so unseen artworks can still be drawn."""
+    con = duck.connect()
+    con.register("events", events)
+    con.register("catalogue", catalogue)
+    return con.sql(
+        """select c.artwork_id, 1 + count(e.artwork_id) as weight
+           from catalogue as c left join events as e
+             on e.artwork_id = c.artwork_id and e.event_type = 'view'
+           group by c.artwork_id order by c.artwork_id"""
+    ).to_arrow_table()
+
+
+def training_labels(events: pa.Table, catalogue: pa.Table, spec: LabelSpec) -> pa.Table:
+    """Positives, viewed, popular and uniform negatives, ordered by label time."""
+    rng = np.random.default_rng(spec.seed)
+    positives = positive_labels(events, spec.positive_events)
+    viewed = viewed_negatives(
+        events, spec.positive_events, spec.viewed_negatives * positives.num_rows, rng
+    )
+    engaged = set(
+        zip(positives["user_id"].to_pylist(), positives["artwork_id"].to_pylist(), strict=True)
+    )
+    popular = drawn_negatives(
+        positives, artwork_popularity(events, catalogue), spec.popular_negatives, rng, engaged
+    )
+    flat = catalogue.select(["artwork_id"]).append_column(
+        "weight", pa.array(np.ones(catalogue.num_rows))
+    )
+    uniform = drawn_negatives(positives, flat, spec.uniform_negatives, rng, engaged, UNIFORM)
+    labels = pa.concat_tables([positives, viewed, popular, uniform])
+    return labels.sort_by([("label_ts", "ascending"), ("user_id", "ascending")])
+
+
+def training_examples(
+    labels: pa.Table, user_features: Source, artwork_features: Source, ttl: timedelta
+) -> pa.Table:
+    """Labels joined to user and artwork features as of each label's time.
+
+    Drawn negatives whose artwork had no features at that time (not yet listed) are dropped:
+    they are not artworks the user could have been shown.
+    """
+    joined = point_in_time_join(labels, user_features, "user_id", ttl, prefix="user_")
+    joined = point_in_time_join(joined, artwork_features, "artwork_id", ttl, prefix="artwork_")
+    unknown = pc.and_(
+        pc.is_in(joined["sample_source"], pa.array(DRAWN)),
+        pc.is_null(joined["artwork_feature_date"]),
+    )
+    return joined.filter(pc.invert(unknown))

@@ -1,0 +1,174 @@
+"""Where training sets come from and go: pinned reads of bronze and feature tables, Delta writes.
+
+Every read pins a Delta version and every training set records them, so a model trained on it can
+be rebuilt from exactly the data it saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from sands.features.offline import FEATURE_DATE
+from sands.ingest.contract import LANDING_DAY_COLUMN
+from sands.lake import delta
+from sands.settings import join
+
+LABEL_EVENT_COLUMNS = ["user_id", "artwork_id", "event_type", "event_ts"]
+SOURCE_VERSIONS_KEY = "sands.source_versions"
+
+
+@dataclass(frozen=True)
+class TrainingSetLocation:
+    """A Delta table of training examples under the lake root."""
+
+    name: str
+
+    def uri(self, lake_root: str) -> str:
+        return join(lake_root, "training", self.name)
+
+
+TRAINING_EXAMPLES = TrainingSetLocation("training_examples")
+
+
+@dataclass(frozen=True)
+class SourceVersions:
+    """The Delta version of every table a training set was built from."""
+
+    interactions: int
+    artworks: int
+    user_features: int
+    artwork_features: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        rows = "\n".join(f"| `{name}` | {version} |" for name, version in self.as_dict().items())
+        return "| table | Delta version |\n|---|---:|\n" + rows
+
+
+def _pinned(uri: str, storage_options: dict[str, str] | None) -> DeltaTable:
+    table = delta.open_table(uri, storage_options)
+    if table is None:
+        raise FileNotFoundError(f"no Delta table at {uri}: materialize it first")
+    return table
+
+
+def label_events(
+    interactions_uri: str,
+    artworks_uri: str,
+    label_days: int,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """Interactions of the last `label_days` landing days, the artwork ids, and their versions."""
+    interactions = _pinned(interactions_uri, storage_options)
+    dataset = interactions.to_pyarrow_dataset()
+    days = dataset.to_table(columns=[LANDING_DAY_COLUMN]).column(LANDING_DAY_COLUMN)
+    if len(days) == 0:
+        events = dataset.to_table(columns=LABEL_EVENT_COLUMNS)
+    else:
+        first = pc.max(days).as_py() - timedelta(days=label_days - 1)
+        events = dataset.to_table(
+            columns=LABEL_EVENT_COLUMNS, filter=pc.field(LANDING_DAY_COLUMN) >= first
+        )
+    artworks = _pinned(artworks_uri, storage_options)
+    catalogue = artworks.to_pyarrow_table(columns=["artwork_id"])
+    versions = {"interactions": interactions.version(), "artworks": artworks.version()}
+    return events, catalogue, versions
+
+
+def days_holding(
+    positives_by_day: list[int], min_days: int, min_positives: int, max_days: int
+) -> int:
+    """How many of the newest days (counts newest first, one per landing day) to take: at least
+    `min_days`, more until they hold `min_positives` positives, at most `max_days`."""
+    held, days = 0, 0
+    for days, count in enumerate(positives_by_day[:max_days], start=1):
+        held += count
+        if days >= min_days and held >= min_positives:
+            break
+    return max(min(max(days, min_days), max_days), 1)
+
+
+def evidence_days(
+    interactions_uri: str,
+    positive_events: tuple[str, ...],
+    min_days: int,
+    min_positives: int,
+    max_days: int,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[int, int]:
+    """Landing days to label so a sparse history still yields enough positives: the window
+    (see `days_holding`) and the positives it holds."""
+    dataset = _pinned(interactions_uri, storage_options).to_pyarrow_dataset()
+    days = dataset.to_table(columns=[LANDING_DAY_COLUMN]).column(LANDING_DAY_COLUMN)
+    if len(days) == 0:
+        return min_days, 0
+    newest = pc.max(days).as_py()
+    first = newest - timedelta(days=max_days - 1)
+    rows = dataset.to_table(
+        columns=[LANDING_DAY_COLUMN],
+        filter=(pc.field(LANDING_DAY_COLUMN) >= first)
+        & pc.field("event_type").isin(list(positive_events)),
+    )
+    grouped = rows.group_by(LANDING_DAY_COLUMN).aggregate([([], "count_all")]).to_pylist()
+    counts = {row[LANDING_DAY_COLUMN]: row["count_all"] for row in grouped}
+    per_day = [counts.get(newest - timedelta(days=i), 0) for i in range(max_days)]
+    chosen = days_holding(per_day, min_days, min_positives, max_days)
+    return chosen, sum(per_day[:chosen])
+
+
+def feature_rows_since(
+    uri: str, since: datetime | None, storage_options: dict[str, str] | None = None
+) -> tuple[pa.Table, int]:
+    """Feature-log rows with feature dates from the day before `since` on, and the version read."""
+    table = _pinned(uri, storage_options)
+    dataset = table.to_pyarrow_dataset()
+    if since is None:
+        return dataset.to_table(), table.version()
+    return dataset.to_table(filter=pc.field(FEATURE_DATE) >= first_feature_date(since)), (
+        table.version()
+    )
+
+
+def first_feature_date(since: datetime) -> date:
+    """The oldest feature date a training set starting at `since` reads (a day of margin)."""
+    return (since - timedelta(days=1)).date()
+
+
+def write_training_set(
+    lake_root: str,
+    examples: pa.Table,
+    versions: SourceVersions,
+    config: dict[str, object],
+    storage_options: dict[str, str] | None = None,
+) -> int:
+    """Replace the training set in one commit that records its sources; the new version."""
+    return delta.overwrite(
+        TRAINING_EXAMPLES.uri(lake_root),
+        examples,
+        {
+            SOURCE_VERSIONS_KEY: json.dumps(versions.as_dict()),
+            "sands.config": json.dumps(config, sort_keys=True),
+        },
+        storage_options,
+    )
+
+
+def read_training_set(
+    lake_root: str, version: int | None = None, storage_options: dict[str, str] | None = None
+) -> tuple[pa.Table, int, SourceVersions]:
+    """The training set at `version` (default: latest), its version and its source versions."""
+    uri = TRAINING_EXAMPLES.uri(lake_root)
+    table = _pinned(uri, storage_options)
+    if version is not None:
+        table.load_as_version(version)
+    pinned = table.version()
+    sources = json.loads(delta.commit_metadata(uri, pinned, storage_options)[SOURCE_VERSIONS_KEY])
+    return table.to_pyarrow_table(), pinned, SourceVersions(**sources)

@@ -1,0 +1,1 @@
+"""Ingestion: the data contract, landing files, validation, quarantine, bronze Delta tables."""

@@ -1,0 +1,303 @@
+"""Bronze ingestion: landing files -> validated Delta tables, rejected rows -> quarantine tables.
+
+Interactions replace exactly their landing day's partition; users and artworks MERGE on their
+ids. Quarantine tables are replaced for the same scope, so reruns never duplicate anything. An
+unreadable file or a damaged line is quarantined on its own; the rest of its day goes on.
+Writers hold one bronze lock from the already-ingested lookup to their last commit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+import pandas as pd
+import pyarrow as pa
+
+from sands.ingest import landing, quarantine
+from sands.ingest.contract import INTERACTIONS, LANDING_DAY_COLUMN, Entity
+from sands.ingest.validation import QUARANTINE_SCHEMA, ValidationOutcome, validate
+from sands.lake import delta, locks
+from sands.settings import join
+
+
+def bronze_uri(lake_root: str, entity: Entity) -> str:
+    """Where an entity's accepted rows live."""
+    return join(lake_root, "bronze", entity.name)
+
+
+def history_uri(lake_root: str, entity: Entity) -> str:
+    """Every accepted version of a reference feed's rows (users, artworks), never overwritten."""
+    return join(lake_root, "bronze", f"{entity.name}_history")
+
+
+def quarantine_uri(lake_root: str, entity: Entity) -> str:
+    """Where an entity's rejected rows live, unchanged, with their reason codes."""
+    return join(lake_root, "quarantine", entity.name)
+
+
+@dataclass
+class IngestReport:
+    """Accounting for one ingestion: what was read, kept, rejected and committed."""
+
+    entity: str
+    day: date | None
+    files: list[str]
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+    reason_counts: dict[str, int]
+    unexpected_columns: list[str]
+    table_version: int
+    quarantine_version: int
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    committed: bool = True
+    files_digest: str = ""
+    rows_per_file: dict[str, int] = field(default_factory=dict)
+    # One dict per unreadable file: path, size, sha256, reason, message, kept_at.
+    rejected_files: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def files_rejected(self) -> int:
+        return len(self.rejected_files)
+
+    @property
+    def balanced(self) -> bool:
+        """Every row read is accepted or quarantined, and every file is read or rejected."""
+        rows = self.rows_accepted + self.rows_rejected == self.rows_read
+        per_file = sum(self.rows_per_file.values()) == self.rows_read
+        files = len(self.rows_per_file) + self.files_rejected == len(self.files)
+        return rows and per_file and files
+
+    @property
+    def reject_share(self) -> float:
+        return self.rows_rejected / self.rows_read if self.rows_read else 0.0
+
+
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """A typed frame as an Arrow table with exactly the contract's Delta schema."""
+    arrays = []
+    for f in schema:
+        values = frame[f.name] if f.name in frame.columns else pd.Series([None] * len(frame))
+        array = pa.array(values, from_pandas=True)
+        # Timestamps are stored at microsecond precision; finer digits are dropped on purpose.
+        arrays.append(array.cast(f.type, safe=not pa.types.is_timestamp(f.type)))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _keep_unreadable(
+    reads: list[landing.FileRead],
+    lake_root: str,
+    entity: Entity,
+    day: date | None,
+    storage_options: dict[str, str] | None,
+) -> list[tuple[landing.FileRejection, str | None]]:
+    folder = quarantine.files_uri(lake_root, entity, day)
+    return [
+        (r.rejection, quarantine.keep_bytes(folder, r.rejection, storage_options))
+        for r in reads
+        if r.rejection is not None
+    ]
+
+
+def _validated(
+    reads: list[landing.FileRead], entity: Entity, day: date | None, known: set[str] | None
+) -> ValidationOutcome:
+    """Validate the readable rows; damaged lines join the rejected rows with their reasons."""
+    frames = [r.frame for r in reads if r.rejection is None]
+    outcome = validate(frames, entity, landing_day=day, known_keys=known)
+    damaged = quarantine.damaged_rows(reads)
+    if damaged.empty:
+        return outcome
+    counts = Counter(outcome.reason_counts)
+    counts.update(code for codes in damaged["reasons"] for code in codes)
+    return replace(
+        outcome,
+        rejected=pd.concat([outcome.rejected, damaged], ignore_index=True),
+        rows_read=outcome.rows_read + len(damaged),
+        reason_counts=dict(sorted(counts.items())),
+    )
+
+
+def _quarantine_table(
+    outcome: ValidationOutcome,
+    day: date | None,
+    unreadable: list[tuple[landing.FileRejection, str | None]],
+) -> pa.Table:
+    schema = QUARANTINE_SCHEMA
+    rejected = outcome.rejected
+    if unreadable:
+        rejected = pd.concat([rejected, quarantine.file_rows(unreadable)], ignore_index=True)
+    if day is not None:
+        schema = schema.append(pa.field(LANDING_DAY_COLUMN, pa.date32(), nullable=False))
+        rejected = rejected.assign(**{LANDING_DAY_COLUMN: day})
+    return to_arrow(rejected, schema)
+
+
+def bronze_lock(lake_root: str) -> AbstractContextManager[None]:
+    """The lock every bronze writer holds from its already-ingested lookup to its last commit."""
+    return locks.exclusive(join(lake_root, "bronze"))
+
+
+def _sweep(lake_root: str) -> None:
+    # Under the bronze lock no other local writer is mid-file, so any staging file is a corpse.
+    for folder in ("bronze", "quarantine"):
+        delta.sweep_staging_files(join(lake_root, folder))
+
+
+def ingest_day(
+    landing_root: str,
+    lake_root: str,
+    day: date,
+    storage_options: dict[str, str] | None = None,
+) -> IngestReport:
+    """Ingest one landing day of interactions, replacing that day's bronze and quarantine rows."""
+    fs, root = landing.filesystem(landing_root, storage_options)
+    files = landing.list_files(fs, root, INTERACTIONS, day)
+    reads = landing.read_files(fs, files)  # outside the lock: reading is the slow part
+    with bronze_lock(lake_root):
+        _sweep(lake_root)
+        return _ingest_day(files, reads, lake_root, day, storage_options)
+
+
+def _known_keys(
+    table_uri: str,
+    reads: list[landing.FileRead],
+    day: date,
+    version: int,
+    storage_options: dict[str, str] | None,
+) -> set[str]:
+    """The day's event ids that bronze holds on other days, as of `version`."""
+    key = INTERACTIONS.key
+    keys = [r.frame[key].dropna().astype(str) for r in reads if key in r.frame]
+    candidates = pa.array(pd.concat(keys).unique() if keys else [], pa.string())
+    other_days = (LANDING_DAY_COLUMN, day)
+    return delta.keys_present(table_uri, key, candidates, other_days, storage_options, version)
+
+
+def _raced_keys(
+    table_uri: str,
+    outcome: ValidationOutcome,
+    day: date,
+    version: int,
+    storage_options: dict[str, str] | None,
+) -> set[str]:
+    """Accepted event ids that another day's writer committed before our commit `version`."""
+    key = INTERACTIONS.key
+    accepted = pa.array(outcome.accepted[key].astype(str).unique(), pa.string())
+    other_days = (LANDING_DAY_COLUMN, day)
+    return delta.keys_present(table_uri, key, accepted, other_days, storage_options, version)
+
+
+def _ingest_day(
+    files: list[landing.LandingFile],
+    reads: list[landing.FileRead],
+    lake_root: str,
+    day: date,
+    storage_options: dict[str, str] | None,
+) -> IngestReport:
+    table_uri = bronze_uri(lake_root, INTERACTIONS)
+    unreadable = _keep_unreadable(reads, lake_root, INTERACTIONS, day, storage_options)
+    seen = delta.table_version(table_uri, storage_options)
+    known = _known_keys(table_uri, reads, day, seen, storage_options)
+    outcome = _validated(reads, INTERACTIONS, day, known)
+    written = _replace_day(table_uri, outcome, day, storage_options)
+    # A gap means a writer that does not share our lock (another host) committed between our
+    # lookup and our commit. Copies committed before ours win, so we quarantine ours; copies
+    # committed after ours are theirs to quarantine: they see ours at their own commit.
+    raced = (
+        _raced_keys(table_uri, outcome, day, written.version, storage_options)
+        if written.version > seen + 1
+        else set()
+    )
+    if raced:
+        outcome = _validated(reads, INTERACTIONS, day, known | raced)
+        written = _replace_day(table_uri, outcome, day, storage_options)
+    quarantined = delta.replace_partition(
+        quarantine_uri(lake_root, INTERACTIONS),
+        _quarantine_table(outcome, day, unreadable),
+        LANDING_DAY_COLUMN,
+        day,
+        storage_options,
+    )
+    version = quarantined.version
+    return _report(INTERACTIONS, day, files, reads, outcome, written, version, unreadable)
+
+
+def _replace_day(
+    table_uri: str, outcome: ValidationOutcome, day: date, storage_options: dict[str, str] | None
+) -> delta.WriteOutcome:
+    accepted = to_arrow(outcome.accepted, INTERACTIONS.arrow_schema())
+    return delta.replace_partition(table_uri, accepted, LANDING_DAY_COLUMN, day, storage_options)
+
+
+def ingest_reference(
+    entity: Entity,
+    landing_root: str,
+    lake_root: str,
+    storage_options: dict[str, str] | None = None,
+) -> IngestReport:
+    """Ingest every drop of a reference feed (users, artworks): MERGE on id, latest version wins."""
+    fs, root = landing.filesystem(landing_root, storage_options)
+    files = landing.list_files(fs, root, entity)
+    reads = landing.read_files(fs, files)
+    with bronze_lock(lake_root):
+        _sweep(lake_root)
+        return _ingest_reference(entity, files, reads, lake_root, storage_options)
+
+
+def _ingest_reference(
+    entity: Entity,
+    files: list[landing.LandingFile],
+    reads: list[landing.FileRead],
+    lake_root: str,
+    storage_options: dict[str, str] | None,
+) -> IngestReport:
+    unreadable = _keep_unreadable(reads, lake_root, entity, None, storage_options)
+    outcome = _validated(reads, entity, None, None)
+    accepted = to_arrow(outcome.accepted, entity.arrow_schema())
+    key, version = entity.key, entity.version_column or ""
+    written = delta.upsert(bronze_uri(lake_root, entity), accepted, key, version, storage_options)
+    # Features are computed as of past dates, so they need the version valid then, not the latest.
+    delta.insert_new(history_uri(lake_root, entity), accepted, [key, version], storage_options)
+    quarantined = delta.replace_where(
+        quarantine_uri(lake_root, entity),
+        _quarantine_table(outcome, None, unreadable),
+        "source_file",
+        [f.path for f in files],
+        storage_options,
+    )
+    return _report(entity, None, files, reads, outcome, written, quarantined.version, unreadable)
+
+
+def _report(
+    entity: Entity,
+    day: date | None,
+    files: list[landing.LandingFile],
+    reads: list[landing.FileRead],
+    outcome: ValidationOutcome,
+    written: delta.WriteOutcome,
+    quarantine_version: int,
+    unreadable: list[tuple[landing.FileRejection, str | None]],
+) -> IngestReport:
+    return IngestReport(
+        entity=entity.name,
+        day=day,
+        files=[f.path for f in files],
+        rows_read=outcome.rows_read,
+        rows_accepted=len(outcome.accepted),
+        rows_rejected=len(outcome.rejected),
+        reason_counts=outcome.reason_counts,
+        unexpected_columns=outcome.unexpected_columns,
+        table_version=written.version,
+        quarantine_version=quarantine_version,
+        rows_inserted=written.rows_inserted,
+        rows_updated=written.rows_updated,
+        committed=written.committed,
+        files_digest=landing.files_digest(files),
+        rows_per_file={r.path: r.rows for r in reads if r.rejection is None},
+        rejected_files=[quarantine.file_details(r, kept) for r, kept in unreadable],
+    )

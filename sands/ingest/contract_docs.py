@@ -1,0 +1,117 @@
+"""Render the data contract (docs/data-contract.md) from the pandera schemas."""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+
+from sands.ingest.contract import ENTITIES, Entity
+
+INTRO = """# Landing-zone data contract
+
+_Generated from `sands/ingest/contract.py` by `sands contract-docs`; a test fails if this file and the
+schemas disagree. Edit the schemas, then regenerate._
+
+Upstream systems (and `sands simulate`) drop files into the landing zone under `SANDS_HOME/landing`
+(or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
+`|`-separated, empty cells are nulls) and JSON lines; one feed may mix formats. Files whose names
+start with `.` or `_` are treated as in-flight and ignored, so write to a temporary name and rename.
+
+| feed | path | key | written to |
+|---|---|---|---|
+| interactions | `landing/interactions/<YYYY-MM-DD>/*.{parquet,csv,jsonl}` | `event_id` | `lake/bronze/interactions`, partition `landing_date` replaced per day |
+| users | `landing/users/*.{parquet,csv,jsonl}` | `user_id` | `lake/bronze/users`, MERGE on `user_id`, latest `updated_ts` wins |
+| artworks | `landing/artworks/*.{parquet,csv,jsonl}` | `artwork_id` | `lake/bronze/artworks`, MERGE on `artwork_id`, latest `updated_ts` wins |
+
+## What happens to a bad row
+
+Every row is either accepted or quarantined, never dropped: `accepted + rejected = read` is an
+asset check. A rejected row is stored unchanged (as JSON, with its source file and row number) in
+`lake/quarantine/<feed>` with every reason it failed, as `<column>:<check>` codes:
+
+| code | meaning |
+|---|---|
+| `<col>:missing_column` | a required column is absent from the file |
+| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` as a timestamp) |
+| `<col>:not_nullable` | a required value is null |
+| `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`) |
+| `event_ts:after_landing_day` | the event is dated after the day folder it landed in |
+| `<key>:duplicate` | an earlier row in the same drop has the same key (the first valid one is kept) |
+| `event_id:already_ingested` | the event was already ingested on another landing day |
+| `row:invalid_json` | a JSON line that does not parse (e.g. truncated); the record is its raw text |
+| `row:not_an_object` | a JSON line that is an array, number, string or null, not an object |
+| `file:unreadable` | the whole file is not readable as its format (one record per file, below) |
+| `file:unopenable` | the file's bytes could not be fetched at all (one record per file) |
+
+Late events (dated before their landing day) are accepted and keep their own `event_ts`.
+Columns not in the contract are reported as `unexpected_columns` in the materialization metadata
+and dropped from the bronze table (they stay in the quarantined records).
+
+## What happens to an unreadable file or a damaged line
+
+One bad file never stops its day, and is never silently skipped:
+
+- **Unreadable file** (a corrupt Parquet file, a CSV that is not UTF-8 or has a row with more
+  fields than its header): quarantined whole as one record with `source_row` null, reason
+  `file:unreadable` (`file:unopenable` if it is gone or access is denied; a network error
+  fails the run instead, to be retried) and, as the record, JSON with its `path`, `size`,
+  `sha256`, `reason`, the parser's one-line `message` and `kept_at`: its bytes, copied
+  unchanged to `lake/quarantine/files/<feed>/[<day>/]<sha256 prefix>-<name>`. The day's other
+  files are ingested. Its rows cannot be counted; the file is counted in `files_rejected`, the
+  non-blocking `files_readable` check warns, `sands ingest` prints one line naming it, and
+  `sands status` shows files rejected per feed.
+- **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`; bytes that
+  are not UTF-8 damage only their line): that line alone is quarantined, its raw text as the
+  record; the other lines are validated as usual.
+- **Empty file** (no bytes; for CSV and JSON lines also only blank lines): zero rows, no
+  rejection. Blank lines (and lines of only spaces) are not rows in either format.
+
+Accounting, per run: rows read (records plus damaged lines, per file) = accepted + rejected, and
+files read + files rejected = files listed. A rerun replaces the day's quarantine records and
+finds the kept copy by its checksum, so nothing is recorded twice. To repair a day, drop a
+corrected file and remove the broken one: the rerun then no longer lists it (its kept copy
+stays).
+"""
+
+
+def _type_name(column: pa.Column) -> str:
+    return str(column.metadata["arrow"]).replace("timestamp[us, tz=UTC]", "timestamp (UTC, µs)")
+
+
+def _check_text(check: pa.Check) -> str:
+    stats = {k: v for k, v in (check.statistics or {}).items() if v is not None}
+    if not stats:
+        return f"`{check.name}`"
+    values = ", ".join(str(v) for v in stats.values())
+    return f"`{check.name}({values})`"
+
+
+def _checks(column: pa.Column) -> str:
+    return ", ".join(_check_text(c) for c in column.checks) or "-"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_entity(entity: Entity) -> str:
+    """One feed's columns as a markdown table."""
+    schema = entity.schema()
+    lines = [
+        f"## {entity.name}",
+        "",
+        f"Unique: `{' + '.join(schema.unique or [])}`.",
+        "",
+        "| column | type | required | nullable | checks | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, column in schema.columns.items():
+        lines.append(
+            f"| `{name}` | {_type_name(column)} | {'yes' if column.required else 'no'} | "
+            f"{'yes' if column.nullable else 'no'} | {_cell(_checks(column))} | {_cell(column.description or '')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_contract() -> str:
+    """The whole contract document."""
+    return INTRO + "\n" + "\n".join(render_entity(e) for e in ENTITIES.values())

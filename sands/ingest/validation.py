@@ -1,0 +1,326 @@
+"""Split raw landing rows into contract-conforming rows and quarantined rows with reason codes.
+
+Reason codes read `<column>:<what failed>`, e.g. `event_ts:invalid_type`, `event_type:isin`,
+`event_id:duplicate`, `event_ts:after_landing_day`, `price:missing_column`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_arrow
+
+from sands.ingest.contract import LANDING_DAY_COLUMN, STRING, Entity
+
+SOURCE_FILE = "_source_file"
+SOURCE_ROW = "_source_row"
+INTERNAL_COLUMNS = (SOURCE_FILE, SOURCE_ROW)
+_REASONS = ["row", "reason"]
+
+QUARANTINE_SCHEMA = pa_arrow.schema(
+    [
+        pa_arrow.field("source_file", pa_arrow.string()),
+        pa_arrow.field("source_row", pa_arrow.int64()),
+        pa_arrow.field("record_key", pa_arrow.string()),
+        pa_arrow.field("reasons", pa_arrow.list_(pa_arrow.string())),
+        pa_arrow.field("record", pa_arrow.string()),
+        pa_arrow.field("quarantined_at", pa_arrow.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass
+class ValidationOutcome:
+    """Accepted rows (typed, contract columns) and rejected rows (unchanged, with reasons)."""
+
+    accepted: pd.DataFrame
+    rejected: pd.DataFrame
+    rows_read: int
+    reason_counts: dict[str, int] = field(default_factory=dict)
+    unexpected_columns: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return len(self.accepted) + len(self.rejected) == self.rows_read
+
+    @property
+    def reject_share(self) -> float:
+        return len(self.rejected) / self.rows_read if self.rows_read else 0.0
+
+
+def _reasons(rows: pd.Index | np.ndarray, reason: str) -> pd.DataFrame:
+    return pd.DataFrame({"row": np.asarray(rows), "reason": reason})
+
+
+def _only_strings(values: pd.Series) -> bool:
+    """True when every non-null value is already a string (checked in C, not per value)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+
+
+def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if _only_strings(values):
+        return values.astype(STRING), pd.Series(False, index=values.index)
+
+    def convert(v: object) -> object:
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return str(v)
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return _BAD
+
+    converted = values.map(convert, na_action="ignore")
+    bad = converted.map(lambda v: v is _BAD)
+    return converted.where(~bad & converted.notna(), None).astype(STRING), bad
+
+
+def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        converted = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(values):
+        converted = values.dt.tz_localize("UTC")
+    elif pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        converted = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    else:
+        # Mixed or numeric values: only real timestamps and ISO strings are accepted.
+        def convert(v: object) -> object:
+            if isinstance(v, (pd.Timestamp, datetime)):
+                return v
+            return v if isinstance(v, str) else None
+
+        converted = pd.to_datetime(
+            values.map(convert, na_action="ignore"), utc=True, errors="coerce", format="ISO8601"
+        )
+    converted = converted.astype("datetime64[ns, UTC]")
+    return converted, values.notna() & converted.isna()
+
+
+def _as_numbers(values: pd.Series, integer: bool) -> tuple[pd.Series, pd.Series]:
+    if values.dtype == object:
+        # Booleans would pass as 0/1 otherwise.
+        values = values.where(~values.map(lambda v: isinstance(v, (bool, np.bool_))))
+    converted = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = values.notna() & converted.isna()
+    if integer:
+        fractional = converted.notna() & (converted != converted.round())
+        bad |= fractional
+        return converted.where(~fractional).round().astype("Int64"), bad
+    return converted, bad
+
+
+def _as_string_lists(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    def convert(v: object) -> object:
+        if isinstance(v, str):
+            return [part for part in v.split("|") if part] if v else []
+        if isinstance(v, (list, tuple, np.ndarray)):
+            items = list(v)
+            return items if all(isinstance(x, str) for x in items) else _BAD
+        return _BAD
+
+    converted = values.map(convert, na_action="ignore")
+    bad = converted.map(lambda v: v is _BAD)
+    return converted.where(~bad & converted.notna(), None), bad
+
+
+_BAD = object()
+
+
+def _coerce_column(values: pd.Series, arrow_type: pa_arrow.DataType) -> tuple[pd.Series, pd.Series]:
+    if pa_arrow.types.is_timestamp(arrow_type):
+        return _as_timestamps(values)
+    if pa_arrow.types.is_integer(arrow_type):
+        return _as_numbers(values, integer=True)
+    if pa_arrow.types.is_decimal(arrow_type) or pa_arrow.types.is_floating(arrow_type):
+        return _as_numbers(values, integer=False)
+    if pa_arrow.types.is_list(arrow_type):
+        return _as_string_lists(values)
+    return _as_strings(values)
+
+
+def coerce_to_contract(
+    raw: pd.DataFrame, schema: pa.DataFrameSchema
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cast raw values to the contract's types; values that cannot be cast become reasons."""
+    coerced: dict[str, pd.Series] = {}
+    reasons = []
+    for name, column in schema.columns.items():
+        arrow_type = column.metadata["arrow"]
+        if name not in raw.columns:
+            placeholder = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+            coerced[name] = _coerce_column(placeholder, arrow_type)[0]
+            if column.required:
+                reasons.append(_reasons(raw.index, f"{name}:missing_column"))
+            continue
+        coerced[name], bad = _coerce_column(raw[name], arrow_type)
+        reasons.append(_reasons(raw.index[bad.to_numpy(dtype=bool)], f"{name}:invalid_type"))
+    frame = pd.DataFrame(coerced, index=raw.index)
+    return frame, pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(
+        columns=_REASONS
+    )
+
+
+def _failure_reasons(errors: pa.errors.SchemaErrors) -> pd.DataFrame:
+    cases = errors.failure_cases.dropna(subset=["index"])
+    check = cases["check"].astype(str).str.split("(", n=1).str[0]
+    check = check.replace(
+        {"multiple_fields_uniqueness": "duplicate", "field_uniqueness": "duplicate"}
+    )
+    return pd.DataFrame(
+        {"row": cases["index"].astype("int64"), "reason": cases["column"] + ":" + check}
+    )
+
+
+def contract_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """Every (row, reason) where the typed frame breaks a column check, all checks at once."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        return _failure_reasons(errors)
+    return pd.DataFrame(columns=_REASONS)
+
+
+def duplicate_rows(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """Rows repeating the schema's unique key of an earlier row (the first one is kept)."""
+    keys = list(schema.unique or [])
+    if not keys:
+        return pd.DataFrame(columns=_REASONS)
+    repeated = frame.index[frame.duplicated(subset=keys, keep="first")]
+    return _reasons(repeated, f"{'+'.join(keys)}:duplicate")
+
+
+def _plain(v: object) -> object:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (pd.Timestamp, datetime, date)):
+        return v.isoformat()
+    if v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v
+
+
+def _record_json(raw: pd.DataFrame) -> list[str]:
+    """Each row as it was read, with exactly its own file's columns."""
+    data = raw.drop(columns=list(INTERNAL_COLUMNS), errors="ignore").astype(object)
+    records = data.where(data.notna(), None).to_dict(orient="records")
+    return [json.dumps({k: _plain(v) for k, v in r.items()}, default=str) for r in records]
+
+
+def _quarantine_frame(parts: list[pd.DataFrame], reasons: pd.Series, key: str) -> pd.DataFrame:
+    frames = []
+    for part in parts:
+        rows = part.loc[part.index.intersection(reasons.index)]
+        if len(rows) == 0:
+            continue
+        keys = (
+            rows[key].map(_plain).map(lambda v: None if v is None else str(v))
+            if key in rows
+            else None
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "source_file": rows[SOURCE_FILE].astype(str).to_numpy(),
+                    "source_row": rows[SOURCE_ROW].astype("int64").to_numpy(),
+                    "record_key": keys.to_numpy() if keys is not None else None,
+                    "reasons": reasons.loc[rows.index].to_numpy(),
+                    "record": _record_json(rows),
+                },
+                index=rows.index,
+            )
+        )
+    columns = ["source_file", "source_row", "record_key", "reasons", "record"]
+    quarantined = pd.concat(frames).sort_index() if frames else pd.DataFrame(columns=columns)
+    return quarantined.assign(quarantined_at=pd.Timestamp(datetime.now(UTC))).reset_index(drop=True)
+
+
+def _numbered(parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Give the rows of all parts one running index, so reasons can point at any row."""
+    numbered, offset = [], 0
+    for part in parts:
+        numbered.append(part.set_axis(pd.RangeIndex(offset, offset + len(part)), axis=0))
+        offset += len(part)
+    return numbered
+
+
+def validate(
+    raw: pd.DataFrame | list[pd.DataFrame],
+    entity: Entity,
+    landing_day: date | None = None,
+    known_keys: set[str] | None = None,
+) -> ValidationOutcome:
+    """Validate raw rows (a frame per source file) against the contract; none dropped silently.
+
+    Each file is cast on its own, so a messy small file cannot turn a big typed one into slow
+    Python objects; all rows are then checked together (uniqueness spans the files).
+    """
+    parts = _numbered([raw] if isinstance(raw, pd.DataFrame) else list(raw))
+    schema = entity.schema(landing_day)
+    cast = [coerce_to_contract(part, schema) for part in parts]
+    typed = (
+        pd.concat([c[0] for c in cast]) if cast else coerce_to_contract(pd.DataFrame(), schema)[0]
+    )
+    reasons = [c[1] for c in cast] + [contract_failures(typed, _without_uniqueness(schema))]
+    failed = pd.Index(pd.concat(reasons)["row"].unique())
+    clean = typed.drop(index=failed)
+    reasons.append(duplicate_rows(clean, schema))
+    if known_keys:
+        seen = clean.index[clean[entity.key].isin(known_keys)]
+        reasons.append(_reasons(seen, f"{entity.key}:already_ingested"))
+    all_reasons = _collapse(pd.concat(reasons, ignore_index=True))
+    accepted = typed.drop(index=all_reasons.index)
+    if entity.daily and landing_day is not None:
+        accepted[LANDING_DAY_COLUMN] = landing_day
+    read_columns = {c for part in parts for c in part.columns}
+    counts = Counter(reason for codes in all_reasons for reason in codes)
+    return ValidationOutcome(
+        accepted=accepted.reset_index(drop=True),
+        rejected=_quarantine_frame(parts, all_reasons, entity.key),
+        rows_read=sum(len(part) for part in parts),
+        reason_counts=dict(sorted(counts.items())),
+        unexpected_columns=sorted(read_columns - set(schema.columns) - set(INTERNAL_COLUMNS)),
+    )
+
+
+def _without_uniqueness(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    # Uniqueness is judged only among rows that pass every other check, so a broken first copy
+    # does not cost the good second copy its place.
+    without = copy.copy(schema)
+    without.unique = None
+    return without
+
+
+def _collapse(reasons: pd.DataFrame) -> pd.Series:
+    """One sorted list of reason codes per rejected row; a failed cast hides its null check."""
+    if reasons.empty:
+        return pd.Series([], dtype=object, index=pd.Index([], dtype="int64"))
+    grouped = reasons.drop_duplicates().groupby("row")["reason"].agg(list)
+
+    def tidy(codes: list[str]) -> list[str]:
+        cast_failed = {
+            c.split(":")[0] for c in codes if c.endswith((":invalid_type", ":missing_column"))
+        }
+        return sorted(
+            c for c in codes if not (c.endswith(":not_nullable") and c.split(":")[0] in cast_failed)
+        )
+
+    return grouped.map(tidy).sort_index()
+
+
+def stored_table_failures(frame: pd.DataFrame, entity: Entity) -> dict[str, int]:
+    """Contract failures in an already-stored table, plus keys stored more than once."""
+    stored = frame.assign(**{SOURCE_FILE: "<stored>", SOURCE_ROW: range(len(frame))})
+    failures = dict(validate(stored, entity).reason_counts)
+    repeated = int(frame[entity.key].duplicated().sum()) if len(frame) else 0
+    if repeated:
+        failures[f"{entity.key}:stored_twice"] = repeated
+    return failures

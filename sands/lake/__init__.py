@@ -1,0 +1,1 @@
+"""The Delta lake: table reads and writes, time travel and writer locks."""

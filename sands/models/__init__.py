@@ -1,0 +1,1 @@
+"""Models: ranker, segments, similarity, popularity, candidates; the MLflow registry and lineage."""

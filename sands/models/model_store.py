@@ -1,0 +1,83 @@
+"""Where the non-ranker model outputs live: Delta tables under `lake/models`, one commit each.
+
+The segment model (medians, scales, centroids) rides in the commit metadata of its assignments,
+so a Delta version of `user_segments` pins both the model and the assignments made with it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from sands.lake import delta
+from sands.models.segments import SegmentModel
+from sands.settings import join
+
+SEGMENT_MODEL_KEY = "sands.segment_model"
+SOURCES_KEY = "sands.source_versions"
+
+
+def model_uri(lake_root: str, name: str) -> str:
+    """The Delta table of model output `name`."""
+    return join(lake_root, "models", name)
+
+
+USER_SEGMENTS, ARTWORK_SIMILARITY, POPULARITY = "user_segments", "artwork_similarity", "popularity"
+SEGMENT_FAVOURITES = "segment_favourites"
+
+
+def read_model_table(
+    lake_root: str, name: str, storage_options: dict[str, str] | None = None
+) -> tuple[pa.Table, int]:
+    """The latest rows of model output `name` and their Delta version."""
+    uri = model_uri(lake_root, name)
+    table = delta.open_table(uri, storage_options)
+    if table is None:
+        raise FileNotFoundError(f"no model output at {uri}: materialize {name} first")
+    return table.to_pyarrow_table(), table.version()
+
+
+def write_model_table(
+    lake_root: str,
+    name: str,
+    rows: pa.Table,
+    sources: dict[str, int],
+    storage_options: dict[str, str] | None = None,
+    **metadata: str,
+) -> int:
+    """Replace model output `name` in one commit recording its source versions; the version."""
+    extra = {f"sands.{k}": v for k, v in metadata.items()}
+    return delta.overwrite(
+        model_uri(lake_root, name),
+        rows,
+        {SOURCES_KEY: json.dumps(sources, sort_keys=True), **extra},
+        storage_options,
+    )
+
+
+def write_segments(
+    lake_root: str,
+    rows: pa.Table,
+    model: SegmentModel,
+    sources: dict[str, int],
+    storage_options: dict[str, str] | None = None,
+) -> int:
+    """Store segment assignments with the model that made them."""
+    return write_model_table(
+        lake_root, USER_SEGMENTS, rows, sources, storage_options, segment_model=model.to_json()
+    )
+
+
+def read_segment_model(
+    lake_root: str, version: int | None = None, storage_options: dict[str, str] | None = None
+) -> tuple[SegmentModel, int]:
+    """The segment model stored with `version` of `user_segments` (default: latest)."""
+    uri = model_uri(lake_root, USER_SEGMENTS)
+    table = delta.open_table(uri, storage_options)
+    if table is None:
+        raise FileNotFoundError(f"no user segments at {uri}: materialize user_segments first")
+    pinned = table.version() if version is None else version
+    return SegmentModel.from_json(
+        delta.commit_metadata(uri, pinned, storage_options)[SEGMENT_MODEL_KEY]
+    ), pinned

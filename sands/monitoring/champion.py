@@ -1,0 +1,207 @@
+"""Monitoring the serving champion on the newest data; the `monitoring` assets wrap these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands.evaluation.challenger import feature_rows_at
+from sands.evaluation.metrics import paired_gain
+from sands.evaluation.offline import (
+    HOLDOUT_UNTIL_TAG,
+    PRIMARY,
+    Evaluation,
+    EvaluationSetup,
+    EvaluationSpec,
+    PopularityRecommender,
+    RankerRecommender,
+    evaluate,
+    evaluation_setup,
+    temporal_split,
+)
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
+from sands.features.training_store import read_training_set
+from sands.monitoring.drift import DriftRule
+from sands.monitoring.verdicts import (
+    DriftResult,
+    Objective,
+    QualityVerdict,
+    compare,
+    data_age_days,
+    recent_window,
+    render_drift_html,
+)
+
+if TYPE_CHECKING:
+    from sands.models.registry import Registry
+
+
+@dataclass
+class DriftRun:
+    """A drift comparison for the champion and its rendered report."""
+
+    champion_version: int
+    result: DriftResult
+    html: str
+    window: tuple[str, str]
+
+
+def champion_drift(
+    registry: Registry,
+    lake_root: str,
+    window_days: int,
+    share_thresholds: dict[str, float],
+    storage_options: dict[str, str] | None = None,
+    reference_days: int = 3,
+    rule: DriftRule | None = None,
+) -> DriftRun | None:
+    """The newest `window_days` of labelled rows against the champion's last `reference_days`
+    of training rows: recent enough that trailing-window features are equally mature, so a young
+    history filling up is not mistaken for drift."""
+    champion = registry.champion_version()
+    if champion is None:
+        return None
+    tags = registry.version(champion).tags
+    trained_on, _, _ = read_training_set(
+        lake_root, int(tags["sands.delta.training_examples"]), storage_options
+    )
+    trained, _ = temporal_split(trained_on, datetime.fromisoformat(tags["sands.train_cutoff"]))
+    reference = recent_window(trained, reference_days)
+    latest, _, _ = read_training_set(lake_root, None, storage_options)
+    current = recent_window(latest, window_days)
+    model = registry.load_ranker(champion)
+    ref_scores, cur_scores = model.scores(reference), model.scores(current)
+    result = compare(reference, current, ref_scores, cur_scores, share_thresholds, rule)
+    first = current["label_ts"].to_pylist()
+    window = (min(first).date().isoformat(), max(first).date().isoformat())
+    html = render_drift_html(
+        f"Drift of {window[0]}..{window[1]} against champion v{champion}'s training rows",
+        result,
+        reference,
+        current,
+        ref_scores,
+        cur_scores,
+    )
+    return DriftRun(champion_version=champion, result=result, html=html, window=window)
+
+
+def latest_day_ndcg(
+    registry: Registry,
+    lake_root: str,
+    versions: list[int],
+    spec: EvaluationSpec,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[str, dict[str, float]]:
+    """NDCG@10 of registered versions and popularity over the full catalogue, newest label day."""
+    setup = _latest_day_setup(lake_root, spec, storage_options)
+    scores = {
+        f"v{v}": evaluate(RankerRecommender(f"v{v}", registry.load_ranker(v)), setup).overall[
+            PRIMARY
+        ]
+        for v in versions
+    }
+    popularity = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
+    scores["popularity"] = popularity.overall[PRIMARY]
+    return setup.split.date().isoformat(), scores
+
+
+def _latest_day_setup(
+    lake_root: str, spec: EvaluationSpec, storage_options: dict[str, str] | None
+) -> EvaluationSetup:
+    examples, _, sources = read_training_set(lake_root, None, storage_options)
+    last = max(examples["label_ts"].to_pylist())
+    split = datetime.combine(last.date(), time(), tzinfo=UTC)
+    versions = sources.as_dict()
+    users = feature_rows_at(
+        USER_FEATURES, lake_root, versions["user_features"], split, storage_options
+    )
+    works = feature_rows_at(
+        ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
+    )
+    return evaluation_setup(examples, users, works, None, split, spec)
+
+
+def evidence_days(
+    examples: pa.Table, after: datetime | None, min_positives: int, max_days: int
+) -> list[date]:
+    """The newest label days from `after` on, newest first, that hold positives: added until
+    they hold `min_positives`, at most `max_days`. Days without positives are skipped."""
+    labelled = examples.filter(pc.equal(examples["label"], 1))
+    if after is not None:
+        stamp = pa.scalar(after, pa.timestamp("us", tz="UTC"))
+        labelled = labelled.filter(pc.greater_equal(labelled["label_ts"], stamp))
+    days = pc.cast(labelled["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    counts = pa.table({"day": days}).group_by("day").aggregate([([], "count_all")]).to_pylist()
+    chosen, held = [], 0
+    for row in sorted(counts, key=lambda r: r["day"], reverse=True)[:max_days]:
+        chosen.append(row["day"])
+        held += row["count_all"]
+        if held >= min_positives:
+            break
+    return chosen
+
+
+def _pooled(evaluations: list[tuple[date, Evaluation]]) -> dict[str, float]:
+    return {f"{day}|{u}": v for day, e in evaluations for u, v in e.user_ndcg.items()}
+
+
+def champion_quality(
+    registry: Registry,
+    lake_root: str,
+    objective: Objective,
+    spec: EvaluationSpec,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[int, QualityVerdict] | None:
+    """The champion and popularity ranked over the full catalogue on the newest label days it
+    was not trained on, pooled per (user, day) until there is enough evidence."""
+    champion = registry.champion_version()
+    if champion is None:
+        return None
+    examples, _, sources = read_training_set(lake_root, None, storage_options)
+    tags = registry.version(champion).tags
+    cutoff = datetime.fromisoformat(tags["sands.train_cutoff"])
+    days = []
+    if HOLDOUT_UNTIL_TAG in tags:
+        # Days its gate never saw: on its own holdout it was selected for doing well.
+        unseen = date.fromisoformat(tags[HOLDOUT_UNTIL_TAG]) + timedelta(days=1)
+        after = datetime.combine(unseen, time(), tzinfo=UTC)
+        days = evidence_days(examples, after, objective.min_positives, objective.max_days)
+    days = days or evidence_days(examples, cutoff, objective.min_positives, objective.max_days)
+    # A champion older than every labelled day: judge it on the newest ones all the same.
+    days = days or evidence_days(examples, None, objective.min_positives, objective.max_days)
+    model = registry.load_ranker(champion)
+    versions = sources.as_dict()
+    first = datetime.combine(min(days), time(), tzinfo=UTC) if days else cutoff
+    users = feature_rows_at(
+        USER_FEATURES, lake_root, versions["user_features"], first, storage_options
+    )
+    works = feature_rows_at(
+        ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options
+    )
+    served, baseline = [], []
+    for day in days:
+        split = datetime.combine(day, time(), tzinfo=UTC)
+        until = pc.less(
+            examples["label_ts"], pa.scalar(split + timedelta(days=1), pa.timestamp("us", "UTC"))
+        )
+        setup = evaluation_setup(examples.filter(until), users, works, None, split, spec)
+        served.append((day, evaluate(RankerRecommender("champion", model), setup)))
+        baseline.append((day, evaluate(PopularityRecommender(spec.popularity_window_days), setup)))
+    mine, theirs = _pooled(served), _pooled(baseline)
+    verdict = QualityVerdict(
+        day=max(days).isoformat() if days else "-",
+        ndcg=float(np.mean(list(mine.values()))) if mine else float("nan"),
+        popularity_ndcg=float(np.mean(list(theirs.values()))) if theirs else float("nan"),
+        users=len(mine),
+        age_days=data_age_days(cutoff, examples),
+        objective=objective,
+        positives=sum(e.positives for _, e in served),
+        days=len(days),
+        popularity_gain=paired_gain(theirs, mine, objective.guard_confidence),
+    )
+    return champion, verdict

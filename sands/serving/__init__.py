@@ -1,0 +1,1 @@
+"""Serving: the recommendation service, its snapshot, watcher, process, metrics, prediction log."""

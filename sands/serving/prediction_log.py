@@ -1,0 +1,203 @@
+"""The prediction log: every served list, appended to a Delta table in batches off the request path.
+
+`record()` only enqueues; a background thread commits a batch when it holds `batch_rows`
+impressions or `flush_seconds` have passed. Each batch is one Delta commit, so a crash (even
+kill -9) loses at most the impressions not yet committed and never leaves a torn table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+from sands.lake import delta
+from sands.settings import join
+
+ITEM = pa.struct([("artwork_id", pa.string()), ("position", pa.int32()), ("score", pa.float32())])
+SCHEMA = pa.schema(
+    [
+        pa.field("impression_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("items", pa.list_(ITEM), nullable=False),
+        pa.field("model_version", pa.int64()),
+        pa.field("arm", pa.string(), nullable=False),
+        pa.field("strategy", pa.string(), nullable=False),
+        pa.field("served_ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("served_date", pa.date32(), nullable=False),
+    ]
+)
+
+
+# How a served list was made: ranked by a model, or a fallback.
+RANKED, SEGMENT, POPULAR = "ranked", "segment", "popularity"
+
+
+_TICK = object()  # the writer's wake-up when the oldest impression's wait is over
+
+
+@dataclass(frozen=True)
+class Impression:
+    """One served list: who saw which artworks, in what order, from which model and arm."""
+
+    impression_id: str
+    user_id: str
+    artwork_ids: list[str]
+    scores: list[float]
+    model_version: int | None
+    arm: str
+    served_ts: datetime
+    strategy: str = RANKED  # or the fallback that made the list (SEGMENT, POPULAR)
+
+
+def impressions_table(batch: list[Impression]) -> pa.Table:
+    """Impressions as rows of the log's schema (positions count from 1)."""
+    # Built column by column (flat item arrays plus offsets): this runs in the serving process,
+    # and per-item Python dicts held the GIL long enough to show in request latency.
+    lengths = [len(i.artwork_ids) for i in batch]
+    offsets = pa.array([0, *itertools.accumulate(lengths)], pa.int32())
+    items = pa.StructArray.from_arrays(
+        [
+            pa.array([a for i in batch for a in i.artwork_ids], pa.string()),
+            pa.array([p for n in lengths for p in range(1, n + 1)], pa.int32()),
+            pa.array([s for i in batch for s in i.scores], pa.float32()),
+        ],
+        fields=list(ITEM),
+    )
+    return pa.table(
+        {
+            "impression_id": [i.impression_id for i in batch],
+            "user_id": [i.user_id for i in batch],
+            "items": pa.ListArray.from_arrays(offsets, items, type=pa.list_(ITEM)),
+            "model_version": pa.array([i.model_version for i in batch], pa.int64()),
+            "arm": [i.arm for i in batch],
+            "strategy": [i.strategy for i in batch],
+            "served_ts": pa.array([i.served_ts for i in batch], pa.timestamp("us", tz="UTC")),
+            "served_date": pa.array([i.served_ts.date() for i in batch], pa.date32()),
+        },
+        schema=SCHEMA,
+    )
+
+
+class PredictionLog:
+    """Batched, non-blocking appends of impressions to a Delta table partitioned by day."""
+
+    def __init__(
+        self,
+        uri: str,
+        storage_options: dict[str, str] | None = None,
+        batch_rows: int = 1_000,
+        flush_seconds: float = 1.0,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.uri = uri
+        self.storage_options = storage_options or {}
+        self.batch_rows = batch_rows
+        self.flush_seconds = flush_seconds
+        self.dropped = 0  # impressions refused because the queue was full (never blocks)
+        self.committed = 0
+        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=max_queue)
+        self._writer = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._writer.start()
+
+    def record(self, impression: Impression) -> bool:
+        """Enqueue an impression; False (and counted as dropped) if the queue is full."""
+        try:
+            self._queue.put_nowait(impression)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    @property
+    def queued(self) -> int:
+        """Impressions waiting for the writer (the batch it is building not included)."""
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer."""
+        self._queue.put(None)
+        self._writer.join()
+
+    def _run(self) -> None:
+        batch: list[Impression] = []
+        deadline: float | None = None  # the oldest queued impression waits at most flush_seconds
+        while True:
+            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                item = _TICK
+            if item is None:
+                self._commit(batch)
+                return
+            if isinstance(item, Impression):
+                batch.append(item)
+                deadline = deadline or time.monotonic() + self.flush_seconds
+            if batch and (len(batch) >= self.batch_rows or time.monotonic() >= (deadline or 0)):
+                self._commit(batch)
+                batch, deadline = [], None
+
+    def _commit(self, batch: list[Impression]) -> None:
+        if not batch:
+            return
+        write_deltalake(
+            self.uri,
+            impressions_table(batch),
+            mode="append",
+            partition_by=["served_date"],
+            storage_options=self.storage_options,
+        )
+        self.committed += len(batch)
+
+
+def impressions_uri(lake_root: str) -> str:
+    """The prediction log's Delta table."""
+    return join(lake_root, "serving", "impressions")
+
+
+def recent_impressions(
+    uri: str, days: int, storage_options: dict[str, str] | None = None
+) -> pa.Table:
+    """Impressions served on the newest `days` served dates (empty when nothing was served)."""
+    table = delta.open_table(uri, storage_options)
+    if table is None:
+        return SCHEMA.empty_table()
+    dataset = table.to_pyarrow_dataset()
+    dates = dataset.to_table(columns=["served_date"])["served_date"]
+    if len(dates) == 0:
+        return SCHEMA.empty_table()
+    first = pc.max(dates).as_py() - timedelta(days=days - 1)
+    return dataset.to_table(filter=pc.field("served_date") >= first)
+
+
+def read_impressions(uri: str, storage_options: dict[str, str] | None = None) -> pa.Table:
+    """Every committed impression."""
+    return DeltaTable(uri, storage_options=storage_options).to_pyarrow_table()
+
+
+@dataclass(frozen=True)
+class LogSummary:
+    """What the prediction log holds: its Delta version, rows and served dates."""
+
+    version: int
+    rows: int
+    first_day: date | None
+    last_day: date | None
+
+
+def log_summary(uri: str, storage_options: dict[str, str] | None = None) -> LogSummary | None:
+    """The prediction log at a glance, or None before anything was served."""
+    table = delta.open_table(uri, storage_options)
+    if table is None:
+        return None
+    dates = table.to_pyarrow_dataset().to_table(columns=["served_date"])["served_date"]
+    first, last = (pc.min(dates).as_py(), pc.max(dates).as_py()) if len(dates) else (None, None)
+    return LogSummary(table.version(), len(dates), first, last)

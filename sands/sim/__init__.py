@@ -1,0 +1,1 @@
+"""Simulation: the synthetic marketplace that writes landing drops and the replay of its days."""

@@ -1,0 +1,81 @@
+"""Replaying a landing zone that already holds a history, one day at a time, as if it were live.
+
+The source uses the landing layout (`interactions/<YYYY-MM-DD>/...`, `users/...`,
+`artworks/...`). A day is staged by copying its interaction folder and every reference file
+"dated" on or before it into the live landing zone; a reference file is dated by the first
+`YYYY-MM-DD` in its name, and undated ones arrive with the first replayed day.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from sands.ingest import landing
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS
+
+_DATED = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def file_day(path: str) -> date | None:
+    """The first ISO date in a file's name, if it has one and it is a real date."""
+    found = _DATED.search(posixpath.basename(path))
+    if not found:
+        return None
+    try:
+        return date.fromisoformat(found.group(1))
+    except ValueError:
+        return None
+
+
+def replay_days(available: list[date], start: date | None, days: int | None) -> list[date]:
+    """The landing days to replay: from `start` (default: the first), at most `days` of them."""
+    chosen = [d for d in sorted(available) if start is None or d >= start]
+    if not chosen:
+        raise ValueError(
+            f"no interaction days in the landing zone from {start}"
+            if start
+            else "the landing zone holds no interactions/<YYYY-MM-DD>/ folders"
+        )
+    return chosen[:days] if days else chosen
+
+
+def warm_start(available: list[date], warmup_days: int) -> date | None:
+    """The first day after `warmup_days` of history, or the first day if there are not enough."""
+    ordered = sorted(available)
+    return ordered[warmup_days] if len(ordered) > warmup_days else (ordered or [None])[0]
+
+
+@dataclass
+class ReplaySource:
+    """A landing zone with history, staged into a live landing zone day by day."""
+
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict)
+    _staged: set[str] = field(default_factory=set)
+
+    def days(self) -> list[date]:
+        """Every landing day with interaction files."""
+        fs, root = landing.filesystem(self.root, self.storage_options)
+        return sorted({f.day for f in landing.list_files(fs, root, INTERACTIONS) if f.day})
+
+    def stage(self, day: date, target: str, target_options: dict[str, str] | None = None) -> int:
+        """Copy `day`'s interactions and the reference files due by then into `target`."""
+        fs, root = landing.filesystem(self.root, self.storage_options)
+        due = landing.list_files(fs, root, INTERACTIONS, day)
+        for entity in (USERS, ARTWORKS):
+            due += [
+                f
+                for f in landing.list_files(fs, root, entity)
+                if f.path not in self._staged and (file_day(f.path) or date.min) <= day
+            ]
+        out_fs, out_root = landing.filesystem(target, target_options)
+        for item in due:
+            relative = posixpath.relpath(item.path, root)
+            landing.put_atomically(
+                out_fs, posixpath.join(out_root, relative), fs.cat_file(item.path)
+            )
+            self._staged.add(item.path)
+        return len(due)

@@ -1,0 +1,1 @@
+"""Builders of test data: bronze tables, model inputs and a hand-sized serving home."""

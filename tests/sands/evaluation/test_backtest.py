@@ -1,0 +1,148 @@
+"""A play's summary: means that skip days without labels, CSV/JSON/HTML that never say nan."""
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+
+from sands.evaluation.backtest import (
+    backtest,
+    describe,
+    fmt,
+    summarise,
+    to_csv,
+    to_html,
+    write_report,
+)
+
+
+@dataclass
+class Day:
+    """DayRecord's shape, plus fields another change may add (they must flow through)."""
+
+    day: str
+    runs: int = 0
+    failed_runs: int = 0
+    triggers: list[str] = field(default_factory=list)
+    drift: bool | None = None
+    gate: bool | None = None
+    champion: int | None = None
+    serving: int | None = None
+    serving_trained_until: str | None = None
+    champion_ndcg: float | None = None
+    frozen: int | None = None
+    frozen_ndcg: float | None = None
+    popularity_ndcg: float | None = None
+    online_ctr: float | None = None
+    seconds: float = 0.0
+    run_ids: list[str] = field(default_factory=list)
+    served_policy: str | None = None
+    labelled_users: int | None = None
+
+
+def _day(i: int, served=None, frozen=None, pop=None, compared=False, **more) -> Day:
+    compared = compared or served is not None or frozen is not None
+    return Day(
+        day=f"2026-09-{i + 1:02d}",
+        serving=1 if compared else None,
+        frozen=1 if compared else None,
+        champion=2,
+        champion_ndcg=served,
+        frozen_ndcg=frozen,
+        popularity_ndcg=pop,
+        served_policy="v1" if compared else "popularity",
+        **more,
+    )
+
+
+DAYS = [
+    _day(0, runs=3, triggers=["new training data"], gate=True, run_ids=["a", "b"]),
+    _day(1, 0.2, 0.1, 0.3, labelled_users=40),
+    _day(2, math.nan, math.nan, math.nan, compared=True, labelled_users=0),  # no labels
+    _day(3, None, None, None, compared=True, labelled_users=0),  # no labels, stored as None
+    _day(4, 0.4, 0.1, 0.1, triggers=["drift detected"], drift=True, gate=False),
+]
+
+
+def test_means_skip_days_without_labels_and_count_them():
+    result = backtest(DAYS)
+    assert (result.days, result.skipped, result.skipped_days) == (
+        2,
+        2,
+        ("2026-09-03", "2026-09-04"),
+    )
+    assert [round(v, 6) for v in (result.champion, result.frozen, result.popularity)] == [
+        0.3,
+        0.1,
+        0.2,
+    ]
+    line = describe(DAYS)
+    assert line == (
+        "mean of 2 labelled days (2 without labels skipped): served 0.3000, frozen 0.1000, "
+        "popularity 0.2000"
+    )
+    assert backtest(DAYS[2:4]) is None
+    assert describe(DAYS[2:4]) == "no labelled day to score (2 days without labels skipped)"
+    assert "nan" not in describe(DAYS[:1]) and fmt(math.nan) == "-"
+
+
+def test_the_summary_counts_days_and_means_from_the_change_on():
+    summary = summarise(DAYS, shift=2, verdicts=[("a promise", True)], scenario="taste-shift")
+    assert summary["scenario"] == "taste-shift" and summary["shift_date"] == "2026-09-03"
+    assert summary["all_days"]["labelled_days"] == 2
+    assert summary["all_days"]["days_without_labels"] == 2
+    after = summary["after_change"]
+    assert (after["days"], after["labelled_days"], after["days_without_labels"]) == (3, 1, 2)
+    assert round(after["served"], 6) == 0.4
+    assert summary["retrain_requests"] == 2 and summary["drift_retrain_days"] == ["2026-09-05"]
+    assert (summary["gate_passed"], summary["gate_rejected"]) == (1, 1)
+    assert summary["verdicts"] == [{"claim": "a promise", "holds": True}]
+
+
+def test_csv_and_json_carry_every_field_of_every_day(tmp_path):
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    files = write_report(tmp_path, DAYS, "replay", now=now, landing="/data/history")
+    assert [p.name for p in (files.csv, files.json, files.html)] == [
+        "replay-20261130T120000Z.csv",
+        "replay-20261130T120000Z.json",
+        "replay-20261130T120000Z.html",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (files.csv, files.json, files.html)
+    )  # no temporary file left behind
+    names = [f.name for f in fields(Day)]
+
+    rows = list(csv.DictReader(io.StringIO(files.csv.read_text())))
+    assert list(rows[0]) == names and len(rows) == len(DAYS)
+    assert rows[0]["triggers"] == "new training data" and rows[0]["run_ids"] == "a;b"
+    assert rows[1]["champion_ndcg"] == "0.2" and rows[1]["labelled_users"] == "40"
+    assert rows[2]["champion_ndcg"] == "" and rows[2]["served_policy"] == "v1"
+
+    document = json.loads(files.json.read_text())
+    assert document["summary"]["landing"] == "/data/history"
+    assert document["summary"]["all_days"]["days_without_labels"] == 2
+    assert [list(d) for d in document["days"]] == [names] * len(DAYS)
+    assert document["days"][2]["champion_ndcg"] is None  # nan, stored as null
+    assert document["days"][0]["run_ids"] == ["a", "b"]
+    assert "NaN" not in files.json.read_text()
+
+
+def test_the_html_page_has_the_plot_and_never_says_nan():
+    summary = summarise(DAYS, shift=2, verdicts=[("a promise", False)])
+    page = to_html(DAYS, summary, "taste-shift")
+    assert "<svg" in page and "NDCG@10 over the days" in page
+    assert not re.search(r"\bnan\b", page, re.IGNORECASE)
+    assert "no labels" in page and "2026-09-03, 2026-09-04" in page
+    assert "labelled_users" in page  # an unknown scalar field gets its own column
+    assert "✗ a promise" in page
+    # Records without the newer fields (or without any score) still render.
+    bare = [_day(0), _day(1)]
+    page = to_html(bare, summarise(bare), "steady")
+    assert "<svg" in page and not re.search(r"\bnan\b", page, re.IGNORECASE)
+
+
+def test_csv_of_no_records_is_empty_but_valid():
+    assert to_csv([]) == "\n"

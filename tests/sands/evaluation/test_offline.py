@@ -1,0 +1,178 @@
+"""Temporal split and full-catalogue evaluation on a world small enough to rank by hand."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sands.evaluation.offline import (
+    EvaluationSpec,
+    evaluate,
+    evaluation_setup,
+    evaluation_split,
+    split_time,
+    temporal_split,
+)
+from tests.builders.models import (
+    ARTWORK_DEFAULTS,
+    USER_DEFAULTS,
+    artwork_vector,
+    user_vector,
+    vectors_table,
+)
+
+SPLIT = datetime(2026, 9, 5, tzinfo=UTC)
+LATER = datetime(2026, 9, 6, tzinfo=UTC)
+
+
+def at(when: datetime) -> dict[str, object]:
+    return {"feature_ts": when, "created_ts": when, "feature_date": (when.date())}
+
+
+USER_LOG = vectors_table(
+    [
+        user_vector("u1", tenure_days=100.0, country="GB", **at(SPLIT)),
+        user_vector("u1", tenure_days=101.0, country="FR", **at(LATER)),  # after the split
+        user_vector("u2", tenure_days=2.0, country="JP", **at(SPLIT)),
+    ],
+    USER_DEFAULTS,
+)
+ARTWORK_LOG = vectors_table(
+    [
+        artwork_vector("a1", style="cubism", **at(SPLIT)),
+        artwork_vector("a2", style="abstract", **at(SPLIT)),
+        artwork_vector("a3", style="pop-art", **at(SPLIT)),
+        artwork_vector("a4", style="pop-art", **at(SPLIT)),
+        artwork_vector("a5", style="abstract", **at(LATER)),  # listed after the split
+    ],
+    ARTWORK_DEFAULTS,
+)
+
+
+def example(user: str, artwork: str, label: int, when: datetime) -> dict[str, object]:
+    return {
+        "user_id": user,
+        "artwork_id": artwork,
+        "label": label,
+        "label_ts": when,
+        "artwork_n_view_7d": 1,
+    }
+
+
+EXAMPLES = pa.Table.from_pylist(
+    [
+        example("u1", "a1", 1, datetime(2026, 9, 4, 9, tzinfo=UTC)),  # known before the split
+        example("u2", "a2", 0, datetime(2026, 9, 4, 10, tzinfo=UTC)),
+        example("u1", "a2", 1, datetime(2026, 9, 5, 10, tzinfo=UTC)),
+        example("u1", "a4", 0, datetime(2026, 9, 5, 11, tzinfo=UTC)),
+        example("u1", "a5", 1, datetime(2026, 9, 6, 8, tzinfo=UTC)),
+        example("u2", "a3", 1, datetime(2026, 9, 6, 9, tzinfo=UTC)),
+        example("u2", "a4", 0, datetime(2026, 9, 6, 12, tzinfo=UTC)),
+    ],
+    schema=pa.schema(
+        [
+            ("user_id", pa.string()),
+            ("artwork_id", pa.string()),
+            ("label", pa.int8()),
+            ("label_ts", pa.timestamp("us", tz="UTC")),
+            ("artwork_n_view_7d", pa.int64()),
+        ]
+    ),
+)
+SCORES = {"a1": 4.0, "a2": 3.0, "a3": 2.0, "a4": 1.0}
+
+
+@dataclass
+class FixedScores:
+    """Scores each artwork the same for everyone: a1 > a2 > a3 > a4."""
+
+    name: str = "fixed"
+
+    def scores(self, rows: pa.Table) -> np.ndarray:
+        return np.array([SCORES.get(a, 0.0) for a in rows["artwork_id"].to_pylist()])
+
+    def probabilities(self, rows: pa.Table) -> None:
+        return None
+
+
+def setup(k: int = 3):
+    return evaluation_setup(EXAMPLES, USER_LOG, ARTWORK_LOG, None, SPLIT, EvaluationSpec(k=k))
+
+
+def test_the_split_starts_the_last_eval_days_at_midnight():
+    assert split_time(EXAMPLES, eval_days=2) == SPLIT
+    train, holdout = temporal_split(EXAMPLES, SPLIT)
+    assert (train.num_rows, holdout.num_rows) == (2, 5)
+
+
+def test_the_evaluation_window_grows_until_it_holds_enough_positives():
+    # Positives per label day, newest first: 09-06: 2, 09-05: 1, 09-04: 1.
+    day = lambda d: datetime(2026, 9, d, tzinfo=UTC)  # noqa: E731
+    assert evaluation_split(EXAMPLES, 1, 2, 7) == (day(6), 2)
+    # Never more than half the 3 label days: the rest is what the model trains on.
+    assert evaluation_split(EXAMPLES, 1, 3, 7) == (day(6), 2)
+    assert evaluation_split(EXAMPLES, 1, 100, 7) == (day(6), 2)
+    longer = pa.concat_tables(
+        [
+            EXAMPLES,
+            pa.Table.from_pylist(
+                [example("u3", "a1", 1, datetime(2026, 9, 3, 9, tzinfo=UTC))],
+                schema=EXAMPLES.schema,
+            ),
+        ]
+    )
+    # Four label days (09-03 .. 09-06): two may be held out, holding 3 positives.
+    assert evaluation_split(longer, 1, 3, 7) == (day(5), 3)
+    assert evaluation_split(longer, 1, 100, 1) == (day(6), 2)
+
+
+def test_users_and_catalogue_are_taken_as_of_the_split():
+    s = setup()
+    assert s.users["user_country"].to_pylist() == ["GB", "JP"]
+    assert s.catalogue["artwork_id"].to_pylist() == ["a1", "a2", "a3", "a4"]
+    assert s.relevant == {"u1": {"a2", "a5"}, "u2": {"a3"}}
+    assert s.exclude == {"u1": {"a1"}}
+
+
+def test_full_catalogue_ranking_metrics_match_the_hand_computation():
+    result = evaluate(FixedScores(), setup(k=3))
+    # u1 cannot be shown a1 (already converted): ranks a2, a3, a4 -> hit at 1 of {a2, a5}.
+    # u2 ranks a1, a2, a3 -> hit at 3 of {a3}.
+    assert result.recommendations == {"u1": ["a2", "a3", "a4"], "u2": ["a1", "a2", "a3"]}
+    u1_ndcg, u2_ndcg = 1 / (1 + 1 / np.log2(3)), 1 / np.log2(4)
+    assert result.overall["ndcg_at_3"] == pytest.approx((u1_ndcg + u2_ndcg) / 2)
+    assert result.overall["recall_at_3"] == pytest.approx((0.5 + 1.0) / 2)
+    assert result.overall["map_at_3"] == pytest.approx((0.5 + 1 / 3) / 2)
+    assert result.overall["hit_rate_at_3"] == 1.0
+    assert result.overall["catalogue_coverage"] == 1.0
+    # Holdout positives score 3 (a2), 0 (a5, unknown) and 2 (a3); negatives 1 and 1: 4 of 6.
+    assert result.pointwise == {"auc": pytest.approx(4 / 6)}
+
+
+def test_metrics_by_day_and_by_slice():
+    result = evaluate(FixedScores(), setup(k=3))
+    assert result.by_day == [
+        (date(2026, 9, 5), 1, pytest.approx(1.0)),
+        (date(2026, 9, 6), 2, pytest.approx((0.0 + 0.5) / 2)),
+    ]
+    slices = {(s.dimension, s.value): (s.users, round(s.ndcg, 4)) for s in result.slices}
+    assert slices[("user_type", "returning")] == (1, round(1 / (1 + 1 / np.log2(3)), 4))
+    assert slices[("user_type", "new")] == (1, 0.5)
+    assert slices[("country", "JP")] == (1, 0.5)
+    # Relevant artworks by style: a2 abstract (u1, rank 1), a3 pop-art (u2, rank 3), a5 unlisted.
+    assert slices[("artwork_style", "abstract")] == (1, 1.0)
+    assert slices[("artwork_style", "pop-art")] == (1, 0.5)
+    assert slices[("artwork_style", "unlisted")] == (1, 0.0)
+
+
+def test_sampled_users_are_a_stable_subset_only_past_the_limit():
+    from sands.evaluation.offline import sampled_users
+
+    relevant = {f"u{i}": {f"a{i}"} for i in range(10)}
+    assert sampled_users(relevant, None) == relevant
+    assert sampled_users(relevant, 10) == relevant
+    four = sampled_users(relevant, 4)
+    assert len(four) == 4 and all(relevant[u] == items for u, items in four.items())
+    assert sampled_users(dict(reversed(list(relevant.items()))), 4) == four  # order-free

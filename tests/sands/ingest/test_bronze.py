@@ -1,0 +1,282 @@
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from sands.ingest.bronze import (
+    bronze_uri,
+    history_uri,
+    ingest_day,
+    ingest_reference,
+    quarantine_uri,
+)
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS
+from tests.conftest import DAY, drop, events_table, ts
+
+GOOD = [
+    ("e1", "u1", "a1", "view", ts(DAY, 9), None),
+    ("e2", "u1", "a1", "click", ts(DAY, 9, 1), None),
+    ("e3", "u1", "a1", "purchase", ts(DAY, 9, 5), 120.0),
+    ("e0", "u2", "a2", "view", ts(date(2026, 9, 1), 23, 50), None),  # late: landed the next day
+]
+CSV_LINES = (
+    "event_id,user_id,artwork_id,event_type,event_ts,session_id,price\n"
+    "c1,u3,a1,favourite,2026-09-02T11:00:00Z,s9,\n"
+    "c2,u3,a1,view,not a time,s9,\n"
+)
+BAD_JSON = [
+    {
+        "event_id": "j1",
+        "user_id": "u4",
+        "artwork_id": "a3",
+        "event_type": "hover",
+        "event_ts": "2026-09-02T12:00:00Z",
+    },
+    {
+        "event_id": "e1",
+        "user_id": "u1",
+        "artwork_id": "a1",
+        "event_type": "view",
+        "event_ts": "2026-09-02T09:00:00Z",
+    },
+    {
+        "event_id": "j3",
+        "user_id": "u4",
+        "artwork_id": "a3",
+        "event_type": "view",
+        "event_ts": "2026-09-04T00:00:00Z",
+    },
+]
+
+
+def land_day(paths) -> None:
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    drop(paths.landing, f"interactions/{DAY}/feed-b.jsonl", BAD_JSON)
+    fs_path = f"{paths.landing}/interactions/{DAY}/export.csv"
+    with open(fs_path, "w") as handle:
+        handle.write(CSV_LINES)
+
+
+def bronze(paths, entity=INTERACTIONS) -> pa.Table:
+    return DeltaTable(bronze_uri(paths.lake, entity)).to_pyarrow_table()
+
+
+def quarantine(paths, entity=INTERACTIONS) -> pa.Table:
+    return DeltaTable(quarantine_uri(paths.lake, entity)).to_pyarrow_table()
+
+
+def test_a_mixed_format_day_is_split_into_bronze_and_quarantine_with_nothing_lost(paths):
+    land_day(paths)
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (9, 5, 4)
+    assert report.reason_counts == {
+        "event_id:duplicate": 1,
+        "event_ts:after_landing_day": 1,
+        "event_ts:invalid_type": 1,
+        "event_type:isin": 1,
+    }
+    assert sorted(bronze(paths).column("event_id").to_pylist()) == ["c1", "e0", "e1", "e2", "e3"]
+    assert sorted(quarantine(paths).column("record_key").to_pylist()) == ["c2", "e1", "j1", "j3"]
+    assert report.table_version == DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).version()
+
+
+def test_rerunning_a_day_gives_the_same_tables_without_duplicates(paths):
+    land_day(paths)
+    ingest_day(paths.landing, paths.lake, DAY)
+    first = (bronze(paths).sort_by("event_id"), quarantine(paths).num_rows)
+    ingest_day(paths.landing, paths.lake, DAY)
+    assert bronze(paths).sort_by("event_id").equals(first[0])
+    assert quarantine(paths).num_rows == first[1]
+
+
+def test_a_late_file_for_an_ingested_day_is_added_on_reingest(paths):
+    land_day(paths)
+    ingest_day(paths.landing, paths.lake, DAY)
+    drop(
+        paths.landing,
+        f"interactions/{DAY}/late.parquet",
+        events_table([("e7", "u9", "a1", "view", ts(DAY, 23), None)]),
+    )
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert report.rows_accepted == 6
+    assert "e7" in bronze(paths).column("event_id").to_pylist()
+
+
+def test_an_event_landing_again_on_another_day_is_quarantined_there(paths):
+    land_day(paths)
+    ingest_day(paths.landing, paths.lake, DAY)
+    next_day = date(2026, 9, 3)
+    drop(
+        paths.landing,
+        f"interactions/{next_day}/events.parquet",
+        events_table([GOOD[0], ("n1", "u1", "a1", "view", ts(next_day, 8), None)]),
+    )
+    report = ingest_day(paths.landing, paths.lake, next_day)
+    assert report.reason_counts == {"event_id:already_ingested": 1}
+    assert bronze(paths).num_rows == 6
+
+
+def test_quarantined_rows_are_stored_unchanged_with_reasons(paths):
+    land_day(paths)
+    ingest_day(paths.landing, paths.lake, DAY)
+    stored = {r["record_key"]: r for r in quarantine(paths).to_pylist()}
+    assert json.loads(stored["j1"]["record"]) == BAD_JSON[0]
+    assert stored["c2"]["reasons"] == ["event_ts:invalid_type"]
+    assert json.loads(stored["c2"]["record"])["event_ts"] == "not a time"
+    assert stored["c2"]["landing_date"] == DAY
+
+
+def user(user_id: str, name_day: int, interests: list[str], country: str = "DE") -> dict:
+    return {
+        "user_id": user_id,
+        "signup_ts": "2026-01-01T00:00:00Z",
+        "age": 30,
+        "gender": None,
+        "country": country,
+        "interests": interests,
+        "updated_ts": f"2026-09-0{name_day}T00:00:00Z",
+    }
+
+
+def test_reference_feeds_merge_across_drops_with_the_latest_version_winning(paths):
+    drop(
+        paths.landing,
+        "users/users-1.jsonl",
+        [user("u1", 1, ["abstract"]), user("u2", 1, ["cubism"])],
+    )
+    drop(
+        paths.landing,
+        "users/users-2.jsonl",
+        [user("u1", 3, ["pop-art"]), user("u2", 1, ["cubism"], "Germany")],
+    )
+    drop(paths.landing, "users/users-3.jsonl", [user("u1", 2, ["ukiyo-e"]), user("u3", 2, [])])
+    report = ingest_reference(USERS, paths.landing, paths.lake)
+    stored = {r["user_id"]: r for r in bronze(paths, USERS).to_pylist()}
+    assert {k: v["interests"] for k, v in stored.items()} == {
+        "u1": ["pop-art"],
+        "u2": ["cubism"],
+        "u3": [],
+    }
+    assert report.reason_counts == {"country:str_matches": 1}
+    version = DeltaTable(bronze_uri(paths.lake, USERS)).version()
+    again = ingest_reference(USERS, paths.landing, paths.lake)
+    assert not again.committed and DeltaTable(bronze_uri(paths.lake, USERS)).version() == version
+    assert quarantine(paths, USERS).num_rows == 1
+
+
+def test_reference_history_keeps_every_version_once_across_reruns(paths):
+    drop(paths.landing, "users/users-1.jsonl", [user("u1", 1, ["abstract"])])
+    drop(paths.landing, "users/users-2.jsonl", [user("u1", 3, ["pop-art"]), user("u3", 2, [])])
+    ingest_reference(USERS, paths.landing, paths.lake)
+    history_version = DeltaTable(history_uri(paths.lake, USERS)).version()
+    ingest_reference(USERS, paths.landing, paths.lake)
+    history = DeltaTable(history_uri(paths.lake, USERS))
+    assert history.version() == history_version  # nothing new: no commit
+    versions = sorted(
+        (r["user_id"], r["interests"]) for r in history.to_pyarrow_table().to_pylist()
+    )
+    assert versions == [("u1", ["abstract"]), ("u1", ["pop-art"]), ("u3", [])]
+
+
+def test_an_empty_landing_zone_ingests_nothing_without_failing(paths):
+    report = ingest_reference(ARTWORKS, paths.landing, paths.lake)
+    assert (report.rows_read, report.rows_accepted) == (0, 0)
+    assert ingest_day(paths.landing, paths.lake, DAY).rows_read == 0
+
+
+CORRUPT = b"PAR1" + b"\x00not a parquet footer" * 4
+JSON_LINES = "\n".join(
+    [
+        json.dumps(BAD_JSON[0] | {"event_id": "h1", "event_type": "view"}),
+        '{"event_id": "h2", "user_id": "u4", "artwo',
+        '["h3", "u4", "a3", "view"]',
+    ]
+)
+
+
+def land_hostile_day(paths) -> dict[str, int]:
+    """A good Parquet file, a corrupt one, an empty CSV and a JSON-lines file with two damaged
+    lines; returns the rows written per readable file."""
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    folder = Path(paths.landing, "interactions", str(DAY))
+    (folder / "broken.parquet").write_bytes(CORRUPT)
+    (folder / "empty.csv").write_bytes(b"")
+    (folder / "feed.jsonl").write_text(JSON_LINES)
+    return {"events.parquet": len(GOOD), "empty.csv": 0, "feed.jsonl": 3}
+
+
+def assert_accounted(report, written: dict[str, int], unreadable: int) -> None:
+    """The invariant: accepted + quarantined rows == rows written; files rejected == unreadable."""
+    assert report.rows_accepted + report.rows_rejected == sum(written.values())
+    assert {Path(p).name: n for p, n in report.rows_per_file.items()} == written
+    assert report.files_rejected == unreadable and report.balanced
+
+
+def test_a_day_with_unreadable_files_and_damaged_lines_ingests_the_rest_and_names_them(paths):
+    written = land_hostile_day(paths)
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert_accounted(report, written, unreadable=1)
+    assert report.reason_counts == {"row:invalid_json": 1, "row:not_an_object": 1}
+    assert sorted(bronze(paths).column("event_id").to_pylist()) == ["e0", "e1", "e2", "e3", "h1"]
+    (rejected,) = report.rejected_files
+    assert (Path(rejected["path"]).name, rejected["size"], rejected["reason"]) == (
+        "broken.parquet",
+        len(CORRUPT),
+        "file:unreadable",
+    )
+    assert rejected["sha256"] == hashlib.sha256(CORRUPT).hexdigest()
+    assert rejected["message"].startswith("ArrowInvalid: ")
+    kept = Path(rejected["kept_at"])
+    assert kept.read_bytes() == CORRUPT and kept.is_relative_to(paths.home)
+
+
+def test_damaged_lines_and_unreadable_files_are_quarantine_records_kept_once_across_reruns(paths):
+    land_hostile_day(paths)
+    for _ in range(2):
+        ingest_day(paths.landing, paths.lake, DAY)
+    records = sorted(
+        quarantine(paths).to_pylist(), key=lambda r: (r["source_row"] is None, r["source_row"])
+    )
+    assert [(r["source_row"], r["reasons"]) for r in records] == [
+        (1, ["row:invalid_json"]),
+        (2, ["row:not_an_object"]),
+        (None, ["file:unreadable"]),
+    ]
+    assert records[0]["record"] == '{"event_id": "h2", "user_id": "u4", "artwo'
+    details = json.loads(records[2]["record"])
+    assert details["path"] == records[2]["source_file"] and details["size"] == len(CORRUPT)
+    assert len(list(Path(paths.lake, "quarantine", "files").rglob("*.parquet"))) == 1
+
+
+def test_an_unreadable_reference_drop_is_quarantined_once_and_the_other_drops_merge(paths):
+    drop(paths.landing, "users/users-1.jsonl", [user("u1", 1, ["abstract"])])
+    Path(paths.landing, "users", "users-2.csv").write_bytes(b"user_id\n\xff\xfe\n")
+    for _ in range(2):
+        report = ingest_reference(USERS, paths.landing, paths.lake)
+    assert_accounted(report, {"users-1.jsonl": 1}, unreadable=1)
+    assert bronze(paths, USERS).column("user_id").to_pylist() == ["u1"]
+    (record,) = quarantine(paths, USERS).to_pylist()
+    assert record["reasons"] == ["file:unreadable"] and record["source_file"].endswith(
+        "users-2.csv"
+    )
+
+
+def test_a_write_killed_mid_file_leaves_staging_files_that_the_next_ingest_removes(paths):
+    land_day(paths)
+    ingest_day(paths.landing, paths.lake, DAY)
+    table = Path(bronze_uri(paths.lake, INTERACTIONS))
+    stray = [
+        table / f"landing_date={DAY}" / "part-00000-dead.snappy.parquet#1",
+        table / "_delta_log" / "00000000000000000009.json#1",
+        Path(paths.lake, "quarantine", "files", "interactions", f".{'ab' * 16}.tmp"),
+    ]
+    for path in stray:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    before = bronze(paths).sort_by("event_id")
+    ingest_day(paths.landing, paths.lake, DAY)
+    assert [p for p in stray if p.exists()] == []
+    assert bronze(paths).sort_by("event_id").equals(before)

@@ -1,0 +1,115 @@
+import hashlib
+from datetime import date
+from pathlib import Path
+
+from sands.ingest import landing
+from sands.ingest.contract import INTERACTIONS, USERS
+from tests.conftest import DAY, drop, events_table, ts
+
+ONE = [("e1", "u1", "a1", "view", ts(DAY, 9), None)]
+
+
+def test_listing_skips_in_flight_files_other_formats_and_non_date_folders(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(ONE))
+    for junk in (
+        f"interactions/{DAY}/.part.tmp",
+        f"interactions/{DAY}/_started",
+        f"interactions/{DAY}/notes.txt",
+        "interactions/not-a-day/events.parquet",
+    ):
+        Path(paths.landing, junk).parent.mkdir(parents=True, exist_ok=True)
+        Path(paths.landing, junk).write_text("x")
+    fs, root = landing.filesystem(paths.landing)
+    files = landing.list_files(fs, root, INTERACTIONS)
+    assert [(Path(f.path).name, f.day) for f in files] == [("events.parquet", DAY)]
+    assert [Path(p).name for p in landing.invalid_day_folders(fs, root, INTERACTIONS)] == [
+        "not-a-day"
+    ]
+    assert landing.list_files(fs, root, USERS) == []
+
+
+def test_each_format_reads_into_raw_rows_with_their_source(paths):
+    table = events_table(ONE)
+    for fmt in ("parquet", "csv", "jsonl"):
+        drop(paths.landing, f"interactions/{DAY}/events.{fmt}", table)
+    fs, root = landing.filesystem(paths.landing)
+    parts = [
+        r.frame for r in landing.read_files(fs, landing.list_files(fs, root, INTERACTIONS, DAY))
+    ]
+    assert [len(p) for p in parts] == [1, 1, 1]
+    assert {p["event_id"].iloc[0] for p in parts} == {"e1"}
+    assert {p["_source_file"].iloc[0].rsplit(".", 1)[-1] for p in parts} == {
+        "csv",
+        "jsonl",
+        "parquet",
+    }
+    assert all(list(p.columns[:3]) == ["event_id", "user_id", "artwork_id"] for p in parts)
+
+
+def test_changed_groups_report_new_and_modified_files_with_all_their_siblings():
+    a = landing.LandingFile("i/2026-09-01/a.parquet", "interactions", date(2026, 9, 1), "1:1")
+    b = landing.LandingFile("i/2026-09-01/b.csv", "interactions", date(2026, 9, 1), "1:1")
+    c = landing.LandingFile("i/2026-09-02/a.parquet", "interactions", date(2026, 9, 2), "1:1")
+    u = landing.LandingFile("users/x.csv", "users", None, "5:1")
+    seen = {a.path: "1:1", c.path: "1:1", u.path: "4:0"}
+    groups = landing.changed_groups([a, b, c, u], seen)
+    assert groups == {("interactions", date(2026, 9, 1)): [a, b], ("users", None): [u]}
+    assert landing.changed_groups([a, b, c, u], {f.path: f.fingerprint for f in (a, b, c, u)}) == {}
+
+
+RECORD = '{"event_id": "j1", "user_id": "u1", "artwork_id": "a1", "event_type": "view"}'
+
+
+def read(paths, name: str, payload: bytes) -> landing.FileRead:
+    path = Path(paths.landing, "interactions", str(DAY), name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+    fs, _ = landing.filesystem(paths.landing)
+    return landing.read_file(fs, str(path))
+
+
+def test_an_unreadable_file_comes_back_as_a_rejection_with_its_checksum_not_an_error(paths):
+    payload = b"PAR1" + b"garbage" * 3
+    got = read(paths, "broken.parquet", payload)
+    assert (got.rows, got.damaged) == (0, [])
+    rejection = got.rejection
+    assert rejection is not None and rejection.reason == "file:unreadable"
+    assert (rejection.size, rejection.payload) == (25, payload)
+    assert rejection.sha256 == hashlib.sha256(payload).hexdigest()
+    assert rejection.message.startswith("ArrowInvalid: ") and "\n" not in rejection.message
+    csv = read(paths, "latin.csv", b"event_id\n\xe9t\xe9\n").rejection
+    assert csv is not None and csv.message.startswith("UnicodeDecodeError: ")
+
+
+def test_damaged_json_lines_are_set_aside_one_by_one_and_the_rest_keep_their_row_numbers(paths):
+    lines = [RECORD, '{"event_id": "j2", "user_', "[1, 2, 3]", "", RECORD.replace("j1", "j3"), "7"]
+    got = read(paths, "feed.jsonl", "\n".join(lines).encode())
+    assert got.rejection is None
+    assert [(d.row, d.reason, d.text) for d in got.damaged] == [
+        (1, "row:invalid_json", lines[1]),
+        (2, "row:not_an_object", "[1, 2, 3]"),
+        (4, "row:not_an_object", "7"),
+    ]
+    assert got.frame["event_id"].tolist() == ["j1", "j3"]
+    assert got.frame["_source_row"].tolist() == [0, 3]  # the blank line is not a row
+    assert got.rows == 5
+
+
+def test_an_empty_file_of_any_format_is_zero_rows_and_not_a_rejection(paths):
+    for name, payload in [("a.csv", b""), ("b.jsonl", b"\n \n"), ("c.parquet", b"")]:
+        got = read(paths, name, payload)
+        assert (got.rows, got.rejection, got.damaged) == (0, None, [])
+
+
+def test_the_files_digest_is_the_same_wherever_the_landing_zone_lives_and_changes_with_a_file():
+    def files(root: str, stamp: str = "10:1") -> list[landing.LandingFile]:
+        return [
+            landing.LandingFile(f"{root}/interactions/{DAY}/b.parquet", "interactions", DAY, stamp),
+            landing.LandingFile(f"{root}/interactions/{DAY}/a.csv", "interactions", DAY, "5:1"),
+        ]
+
+    here = landing.files_digest(files("/home/me/.sands/landing"))
+    assert landing.files_digest(files("/mnt/moved/landing")) == here
+    assert landing.files_digest(files("bucket/landing")) == here
+    assert landing.files_digest(files("/home/me/.sands/landing", "11:2")) != here
+    assert landing.files_digest(files("/home/me/.sands/landing")[:1]) != here

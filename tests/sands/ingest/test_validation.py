@@ -1,0 +1,167 @@
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS
+from sands.ingest.validation import SOURCE_FILE, SOURCE_ROW, validate
+
+DAY = date(2026, 9, 2)
+
+
+def raw(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame[SOURCE_FILE] = "drop.jsonl"
+    frame[SOURCE_ROW] = range(len(frame))
+    return frame
+
+
+def event(event_id: str = "e1", **overrides: object) -> dict:
+    row = {
+        "event_id": event_id,
+        "user_id": "u1",
+        "artwork_id": "a1",
+        "event_type": "view",
+        "event_ts": "2026-09-02T10:00:00Z",
+        "session_id": "s1",
+        "price": None,
+    }
+    return {**row, **overrides}
+
+
+def reasons_by_key(outcome) -> dict[str, list[str]]:
+    return dict(
+        zip(outcome.rejected["record_key"], outcome.rejected["reasons"].map(list), strict=True)
+    )
+
+
+def test_good_rows_are_accepted_typed_and_stamped_with_their_landing_day():
+    outcome = validate(
+        raw([event("e1"), event("e2", event_type="purchase", price=12.5)]), INTERACTIONS, DAY
+    )
+    assert outcome.rows_read == 2 and len(outcome.rejected) == 0
+    accepted = outcome.accepted.set_index("event_id")
+    assert accepted.loc["e2", "price"] == 12.5
+    assert accepted.loc["e1", "event_ts"] == pd.Timestamp("2026-09-02T10:00:00Z")
+    assert set(accepted["landing_date"]) == {DAY}
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (event("bad-type", event_ts="yesterday"), "event_ts:invalid_type"),
+        (event("bad-kind", event_type="hover"), "event_type:isin"),
+        (event("no-user", user_id=None), "user_id:not_nullable"),
+        (event("blank-art", artwork_id="  "), "artwork_id:non_blank"),
+        (event("future", event_ts="2026-09-03T00:00:00Z"), "event_ts:after_landing_day"),
+        (event("neg", event_type="purchase", price=-3.0), "price:non_negative"),
+        (event("mils", event_type="purchase", price=1.005), "price:whole_cents"),
+        (event("price-text", price="free"), "price:invalid_type"),
+    ],
+)
+def test_each_kind_of_bad_row_is_quarantined_with_its_reason(row: dict, reason: str):
+    outcome = validate(raw([event("ok"), row]), INTERACTIONS, DAY)
+    assert list(outcome.accepted["event_id"]) == ["ok"]
+    assert reasons_by_key(outcome) == {row["event_id"]: [reason]}
+    assert outcome.reason_counts == {reason: 1}
+
+
+def test_a_row_with_several_faults_lists_every_reason_once():
+    outcome = validate(
+        raw([event("x", event_type="hover", event_ts="later", user_id=None)]), INTERACTIONS, DAY
+    )
+    assert reasons_by_key(outcome)["x"] == [
+        "event_ts:invalid_type",
+        "event_type:isin",
+        "user_id:not_nullable",
+    ]
+
+
+def test_duplicates_keep_the_first_valid_copy_even_if_an_earlier_copy_was_broken():
+    rows = [event("d1", event_type="hover"), event("d1"), event("d1", user_id="u2"), event("e9")]
+    outcome = validate(raw(rows), INTERACTIONS, DAY)
+    accepted = outcome.accepted.set_index("event_id")
+    assert list(accepted.index) == ["d1", "e9"]
+    assert accepted.loc["d1", "user_id"] == "u1"
+    assert sorted(outcome.rejected["reasons"].map(list).map(tuple)) == [
+        ("event_id:duplicate",),
+        ("event_type:isin",),
+    ]
+    assert outcome.balanced
+
+
+def test_late_events_are_accepted_with_their_own_timestamp():
+    outcome = validate(raw([event("late", event_ts="2026-08-30T23:59:00Z")]), INTERACTIONS, DAY)
+    assert outcome.accepted.loc[0, "event_ts"] == pd.Timestamp("2026-08-30T23:59:00Z")
+
+
+def test_events_already_ingested_on_another_day_are_rejected():
+    outcome = validate(raw([event("seen"), event("new")]), INTERACTIONS, DAY, known_keys={"seen"})
+    assert list(outcome.accepted["event_id"]) == ["new"]
+    assert reasons_by_key(outcome) == {"seen": ["event_id:already_ingested"]}
+
+
+def test_missing_required_column_rejects_every_row_of_the_file_and_optional_ones_are_filled():
+    rows = [
+        {k: v for k, v in event(f"e{i}").items() if k not in ("event_type", "price")}
+        for i in range(3)
+    ]
+    outcome = validate(raw(rows), INTERACTIONS, DAY)
+    assert len(outcome.accepted) == 0
+    assert outcome.reason_counts == {"event_type:missing_column": 3}
+    assert (
+        validate(
+            raw([{k: v for k, v in event().items() if k != "price"}]), INTERACTIONS, DAY
+        ).accepted.shape[0]
+        == 1
+    )
+
+
+def test_quarantined_rows_keep_their_original_values_and_unexpected_columns_are_reported():
+    outcome = validate(raw([event("x", event_ts="yesterday", colour="red")]), INTERACTIONS, DAY)
+    quarantined = outcome.rejected.iloc[0]
+    assert '"event_ts": "yesterday"' in quarantined["record"]
+    assert '"colour": "red"' in quarantined["record"]
+    assert quarantined["source_file"] == "drop.jsonl" and quarantined["source_row"] == 0
+    assert outcome.unexpected_columns == ["colour"]
+
+
+def test_csv_style_strings_are_read_as_the_contract_types():
+    user = {
+        "user_id": "u1",
+        "signup_ts": "2026-01-01T00:00:00",
+        "age": "41",
+        "gender": None,
+        "country": "DE",
+        "interests": "abstract|pop-art",
+        "updated_ts": "2026-09-01T08:00:00+02:00",
+    }
+    outcome = validate(raw([user, {**user, "user_id": "u2", "age": "forty"}]), USERS)
+    row = outcome.accepted.iloc[0]
+    assert row["age"] == 41 and row["interests"] == ["abstract", "pop-art"]
+    assert row["updated_ts"] == pd.Timestamp("2026-09-01T06:00:00Z")
+    assert reasons_by_key(outcome) == {"u2": ["age:invalid_type"]}
+
+
+def test_reference_feeds_accept_several_versions_of_an_id_but_not_the_same_version_twice():
+    art = {
+        "artwork_id": "a1",
+        "artist_id": "r1",
+        "created_ts": "2026-01-01T00:00:00Z",
+        "title": "T",
+        "description": None,
+        "style": "abstract",
+        "medium": "oil",
+        "colours": ["red"],
+        "tags": [],
+        "price": 100.0,
+        "updated_ts": "2026-09-01T00:00:00Z",
+    }
+    rows = [
+        art,
+        {**art, "price": 90.0, "updated_ts": "2026-09-02T00:00:00Z"},
+        {**art, "price": 80.0},
+    ]
+    outcome = validate(raw(rows), ARTWORKS)
+    assert sorted(outcome.accepted["price"]) == [90.0, 100.0]
+    assert outcome.reason_counts == {"artwork_id+updated_ts:duplicate": 1}

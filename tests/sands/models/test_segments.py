@@ -1,0 +1,78 @@
+"""Segments: clear clusters are found, stored as numbers and applied to any row."""
+
+import numpy as np
+
+from sands.models.segments import (
+    SegmentModel,
+    assignments,
+    fit_segments,
+    profile_markdown,
+    segment_profile,
+)
+from tests.builders.models import (
+    USER_DEFAULTS,
+    artwork_vector,
+    joined_rows,
+    user_vector,
+    vectors_table,
+)
+
+
+def _users():
+    light = [user_vector(f"l{i}", n_view_28d=2 + i, spend_28d=0.0, gender="male") for i in range(6)]
+    heavy = [
+        user_vector(
+            f"h{i}", n_view_28d=400 + i, spend_28d=2000.0, n_purchase_28d=9, gender="female"
+        )
+        for i in range(4)
+    ]
+    return vectors_table(light + heavy, USER_DEFAULTS)
+
+
+def test_two_obvious_groups_become_two_segments_largest_first():
+    users = _users()
+    model = fit_segments(users, k=2)
+    segments = model.assign(users)
+    assert segments.tolist() == [0] * 6 + [1] * 4
+    assert model.categories == ["female", "male"]
+
+
+def test_the_model_round_trips_through_json_and_applies_to_prefixed_rows():
+    model = fit_segments(_users(), k=2)
+    again = SegmentModel.from_json(model.to_json())
+    rows = joined_rows(
+        [
+            (
+                user_vector(
+                    "new", n_view_28d=390, spend_28d=1800.0, n_purchase_28d=8, gender="female"
+                ),
+                artwork_vector("a"),
+            )
+        ]
+    )
+    assert again.assign(rows, prefix="user_").tolist() == [1]
+
+
+def test_missing_values_and_unseen_categories_still_get_a_segment():
+    model = fit_segments(_users(), k=2)
+    odd = vectors_table(
+        [user_vector("x", age=None, gender=None), user_vector("y", gender="other")], USER_DEFAULTS
+    )
+    assert len(model.assign(odd)) == 2
+
+
+def test_fitting_is_deterministic_and_k_is_capped_by_distinct_users():
+    users = _users()
+    assert fit_segments(users, 3, seed=0) == fit_segments(users, 3, seed=0)
+    twins = vectors_table([user_vector("a"), user_vector("b")], USER_DEFAULTS)
+    assert fit_segments(twins, k=5).k == 1
+    table = assignments(users, fit_segments(users, 2))
+    assert table.column_names == ["user_id", "segment"] and table.num_rows == 10
+    assert np.unique(table["segment"].to_numpy()).tolist() == [0, 1]
+
+
+def test_the_profile_reads_as_a_markdown_table():
+    users = _users()
+    text = profile_markdown(segment_profile(users, fit_segments(users, 2).assign(users)))
+    assert text.splitlines()[2].startswith("| 0 | 6 | ")
+    assert text.splitlines()[3].startswith("| 1 | 4 | ")

@@ -1,0 +1,81 @@
+"""Artwork similarity: content and co-engagement make neighbours, never oneself."""
+
+import numpy as np
+import pyarrow as pa
+
+from sands.models.similarity import SimilaritySpec, nearest_neighbours, similarity_table
+
+
+def _artworks(rows):
+    return pa.table(
+        {
+            "artwork_id": [r[0] for r in rows],
+            "style": [r[1] for r in rows],
+            "medium": [r[2] for r in rows],
+            "colours": pa.array([r[3] for r in rows], pa.list_(pa.string())),
+            "tags": pa.array([r[4] for r in rows], pa.list_(pa.string())),
+            "description": [r[5] for r in rows],
+        }
+    )
+
+
+ARTWORKS = _artworks(
+    [
+        ("a1", "cubism", "oil", ["red"], ["portrait"], "angular portrait in red"),
+        ("a2", "cubism", "oil", ["red"], ["portrait"], "angular portrait in red"),
+        ("a3", "pop-art", "digital", ["yellow"], ["city"], "bright city poster"),
+        ("a4", "pop-art", "digital", ["yellow"], ["city"], "bright city poster"),
+        ("a5", "minimalism", "ink", ["black"], ["calm"], "quiet lines"),
+    ]
+)
+NO_ENGAGEMENT = pa.table(
+    {
+        "user_id": pa.array([], pa.string()),
+        "artwork_id": pa.array([], pa.string()),
+        "weight": pa.array([], pa.float64()),
+    }
+)
+
+
+def test_identical_content_makes_nearest_neighbours():
+    table = similarity_table(ARTWORKS, NO_ENGAGEMENT, SimilaritySpec(neighbours=2))
+    neighbours = dict(
+        zip(table["artwork_id"].to_pylist(), table["neighbour_ids"].to_pylist(), strict=True)
+    )
+    assert neighbours["a1"][0] == "a2" and neighbours["a3"][0] == "a4"
+    assert all(a not in n for a, n in neighbours.items())
+    embedding = np.array(table["embedding"].to_pylist()[0])
+    assert np.linalg.norm(embedding) == np.float32(1.0) or abs(np.linalg.norm(embedding) - 1) < 1e-5
+
+
+def test_co_engagement_pulls_artworks_of_different_content_together():
+    # The same ten users engage with a1 and a5 only.
+    users = [f"u{i}" for i in range(10)]
+    engaged = pa.table(
+        {
+            "user_id": users * 2 + ["v1", "v2"],
+            "artwork_id": ["a1"] * 10 + ["a5"] * 10 + ["a3", "a4"],
+            "weight": [4.0] * 22,
+        }
+    )
+    table = similarity_table(
+        ARTWORKS, engaged, SimilaritySpec(neighbours=4, content_weight=0.3, behaviour_weight=1.0)
+    )
+    row = table["artwork_id"].to_pylist().index("a5")
+    scores = dict(
+        zip(
+            table["neighbour_ids"].to_pylist()[row],
+            table["neighbour_scores"].to_pylist()[row],
+            strict=True,
+        )
+    )
+    # a5 shares no content with anything; a2 looks exactly like a1 but nobody engaged with it.
+    assert table["neighbour_ids"].to_pylist()[row][0] == "a1"
+    assert scores["a1"] > scores["a2"] + 0.3
+
+
+def test_nearest_neighbours_are_best_first_with_ties_broken_by_index():
+    vectors = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    index, scores = nearest_neighbours(vectors, k=2, block=2)
+    assert index[0].tolist() == [1, 3] and scores[0].tolist() == [1.0, 1.0]
+    assert index[2].tolist() == [0, 1] and scores[2].tolist() == [0.0, 0.0]

@@ -1,0 +1,58 @@
+"""Staging a recorded landing zone day by day, as if each day arrived live."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from sands.sim.replay import ReplaySource, file_day, replay_days
+from tests.conftest import DAY, drop, events_table, ts
+
+NEXT = DAY + timedelta(days=1)
+
+
+def _files(root: str) -> set[str]:
+    return {str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file()}
+
+
+def test_file_day_reads_the_first_real_iso_date_in_the_name():
+    assert file_day("users/users-2026-09-02.parquet") == date(2026, 9, 2)
+    assert file_day("users/2026-09-02-then-2026-09-05.csv") == date(2026, 9, 2)
+    assert file_day("users/snapshot.parquet") is None
+    assert file_day("users/users-2026-13-40.parquet") is None
+
+
+def test_replay_days_start_and_count():
+    days = [DAY + timedelta(days=i) for i in (2, 0, 1, 3)]
+    assert replay_days(days, None, None) == sorted(days)
+    assert replay_days(days, NEXT, 2) == [NEXT, NEXT + timedelta(days=1)]
+    with pytest.raises(ValueError, match="no interaction days"):
+        replay_days(days, DAY + timedelta(days=9), None)
+    with pytest.raises(ValueError, match="holds no interactions"):
+        replay_days([], None, None)
+
+
+def test_each_day_stages_its_interactions_and_the_reference_files_due_once(tmp_path):
+    source, live = str(tmp_path / "history"), str(tmp_path / "live")
+    one = events_table([("e1", "u1", "a1", "view", ts(DAY, 9), None)])
+    two = events_table([("e2", "u1", "a1", "click", ts(NEXT, 9), None)])
+    drop(source, f"interactions/{DAY}/events.parquet", one)
+    drop(source, f"interactions/{NEXT}/events.parquet", two)
+    drop(source, "users/base.jsonl", [{"user_id": "u0"}])  # undated: arrives first
+    drop(source, f"users/users-{DAY}.jsonl", [{"user_id": "u1"}])
+    drop(source, f"users/users-{NEXT}.jsonl", [{"user_id": "u2"}])
+    replay = ReplaySource(source)
+    assert replay.days() == [DAY, NEXT]
+
+    assert replay.stage(DAY, live) == 3
+    assert _files(live) == {
+        f"interactions/{DAY}/events.parquet",
+        "users/base.jsonl",
+        f"users/users-{DAY}.jsonl",
+    }
+    assert replay.stage(NEXT, live) == 2  # the earlier reference files are not staged again
+    assert f"users/users-{NEXT}.jsonl" in _files(live)
+    assert (
+        Path(live, f"interactions/{NEXT}/events.parquet").read_bytes()
+        == Path(source, f"interactions/{NEXT}/events.parquet").read_bytes()
+    )
