@@ -26,10 +26,15 @@ DELTA_CONF = {
     "spark.sql.session.timeZone": "UTC",
 }
 # Local mode on a laptop or CI: no UI port, no progress bars in the logs, small shuffles.
+# One partition per core: local mode has no executors to spread over, and Delta's default of 50
+# partitions for rebuilding a table's snapshot made each small commit wait on 50 tiny tasks
+# (the engine parity build took 349 s with the defaults, 221 s with this).
+LOCAL_PARTITIONS = str(max(2, os.cpu_count() or 2))
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.shuffle.partitions": LOCAL_PARTITIONS,
+    "spark.databricks.delta.snapshotPartitions": LOCAL_PARTITIONS,
     # Local mode runs tasks in the driver JVM; Spark's 1 GB default is too small for real joins.
     "spark.driver.memory": "4g",
 }
