@@ -25,6 +25,7 @@ from sands.ingest.contract import ARTWORKS, INTERACTIONS
 from sands.models import model_store
 from sands.models.aliases import CHALLENGER
 from sands.models.candidates import USER_HISTORY, CandidateSpec, segment_favourites, user_histories
+from sands.models.tags import CHAMPION_VERSION_TAG, DECISION_TAG, GATE_REASONS_TAG, GATE_TAG
 
 GROUP = "deployment"
 
@@ -60,12 +61,12 @@ def deployed_ranker(
     if challenger is None:
         raise LookupError("no challenger registered: materialize ranker and evaluation_report")
     version = int(challenger.version)
-    verdict = challenger.tags.get("sands.gate")
+    verdict = challenger.tags.get(GATE_TAG)
     if verdict is None:
         raise LookupError(
             f"challenger v{version} has not been evaluated: materialize evaluation_report"
         )
-    reasons = challenger.tags.get("sands.gate.reasons", "")
+    reasons = challenger.tags.get(GATE_REASONS_TAG, "")
     current = client.champion_version()
     if verdict == "passed" and current != version:
         change = client.promote(
@@ -80,7 +81,7 @@ def deployed_ranker(
     context.log.info(outcome)
     champion = client.champion_version()
     parent = mlflow.mlflow_run_id
-    client.tag_run(parent, {"sands.decision": outcome, "sands.champion_version": str(champion)})
+    client.tag_run(parent, {DECISION_TAG: outcome, CHAMPION_VERSION_TAG: str(champion)})
     return MaterializeResult(
         metadata={
             "champion_version": MetadataValue.int(champion or 0),

@@ -26,7 +26,8 @@ from sands.evaluation.gate import GateRules
 from sands.evaluation.metrics import finite
 from sands.evaluation.offline import PRIMARY, EvaluationSpec
 from sands.evaluation.report import render_html, summary_markdown
-from sands.models.tracking import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, dagster_tags
+from sands.models.tags import EVALUATION_RUN_TAG, MODEL_VERSION_TAG
+from sands.models.tracking import dagster_tags
 
 GROUP = "evaluation"
 GATE = "promotion_gate"

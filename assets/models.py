@@ -34,7 +34,6 @@ from sands.engines.spark_training import delta_frame
 from sands.engines.spark_training import train_ranker as train_spark_ranker
 from sands.evaluation.metrics import roc_auc
 from sands.evaluation.offline import (
-    HOLDOUT_UNTIL_TAG,
     evaluation_split,
     label_day_count,
     popularity_scores,
@@ -63,6 +62,15 @@ from sands.models.segments import (
     segment_profile,
 )
 from sands.models.similarity import SimilaritySpec, similarity_table
+from sands.models.tags import (
+    DBT_MANIFEST_TAG,
+    GIT_COMMIT_TAG,
+    HOLDOUT_UNTIL_TAG,
+    SHUFFLED_LABELS_TAG,
+    TRAIN_CUTOFF_TAG,
+    TRAINING_EXAMPLES_VERSION_TAG,
+    USER_SEGMENTS_VERSION_TAG,
+)
 from sands.models.tracking import DEFAULT_DAGSTER_UI, dagster_tags
 
 GROUP = "models"
@@ -330,10 +338,10 @@ def lineage_tags(
     tags = {f"sands.delta.{name}": str(v) for name, v in sources.items()}
     tags.update(
         {
-            "sands.delta.training_examples": str(training_version),
-            "sands.delta.user_segments": str(segments_version),
-            "sands.dbt_manifest": dbt_manifest_hash(ensure_manifest()),
-            "sands.git_commit": git_commit(),
+            TRAINING_EXAMPLES_VERSION_TAG: str(training_version),
+            USER_SEGMENTS_VERSION_TAG: str(segments_version),
+            DBT_MANIFEST_TAG: dbt_manifest_hash(ensure_manifest()),
+            GIT_COMMIT_TAG: git_commit(),
             **dagster_tags(dagster_ui_url, run_id),
         }
     )
@@ -417,9 +425,9 @@ def ranker(
         context.run.run_id,
         registry.dagster_ui_url,
     )
-    tags["sands.train_cutoff"] = cutoff.isoformat()
+    tags[TRAIN_CUTOFF_TAG] = cutoff.isoformat()
     tags[HOLDOUT_UNTIL_TAG] = pc.max(examples["label_ts"]).as_py().date().isoformat()
-    tags["sands.shuffled_labels"] = str(config.shuffle_labels).lower()
+    tags[SHUFFLED_LABELS_TAG] = str(config.shuffle_labels).lower()
     client = registry.open()
     # The Dagster run's MLflow run, opened by the mlflow resource: the ranker's run nests in it.
     parent = mlflow.mlflow_run_id

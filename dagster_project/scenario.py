@@ -17,6 +17,7 @@ from sands.evaluation.offline import EvaluationSpec
 from sands.ingest.partitions import home_partition_range
 from sands.models.aliases import POPULARITY_POLICY
 from sands.models.registry import Registry
+from sands.models.tags import TRAIN_CUTOFF_TAG
 from sands.monitoring.champion import latest_day_ndcg
 from sands.settings import SandsPaths
 from sands.sim.marketplace import (
@@ -236,7 +237,7 @@ def served_day_record(
 def _trained_until(registry: Registry, version: int | None) -> str | None:
     if version is None:
         return None
-    return registry.version(version).tags["sands.train_cutoff"][:10]
+    return registry.version(version).tags[TRAIN_CUTOFF_TAG][:10]
 
 
 def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:

@@ -33,7 +33,8 @@ from dagster import (
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from sands.models.tracking import DAGSTER_RUN_URL_TAG, dagster_run_url
+from sands.models.tags import DAGSTER_RUN_URL_TAG
+from sands.models.tracking import dagster_run_url
 
 # Chosen knowingly: dagster-mlflow is marked beta; its warning would repeat in every step's log.
 with warnings.catch_warnings():

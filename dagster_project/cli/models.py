@@ -19,6 +19,7 @@ from dagster_project.cli.common import (
     _runs_checked,
     console,
 )
+from sands.models.tags import GATE_TAG, TRAIN_CUTOFF_TAG
 from sands.settings import SandsPaths
 
 
@@ -134,9 +135,9 @@ def models() -> None:
         table.add_row(
             str(version.version),
             ", ".join(sorted(a for a, v in aliases.items() if v == int(version.version))),
-            tags.get("sands.gate", "not evaluated"),
+            tags.get(GATE_TAG, "not evaluated"),
             tags.get("sands.eval.ndcg_at_10", "")[:6],
-            tags.get("sands.train_cutoff", "")[:10],
+            tags.get(TRAIN_CUTOFF_TAG, "")[:10],
             datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).strftime(
                 "%Y-%m-%d %H:%M"
             ),
@@ -152,7 +153,7 @@ def _version_links(registry, aliases: dict[str, int]) -> None:
     """Where the champion and the challenger are in the MLflow UI, and the Dagster run that
     trained each (SANDS_MLFLOW_UI_URL, SANDS_DAGSTER_URL; default `sands mlflow`, `sands ui`)."""
     from sands.models.aliases import CHALLENGER, CHAMPION
-    from sands.models.tracking import DAGSTER_RUN_URL_TAG, EVALUATION_RUN_TAG
+    from sands.models.tags import DAGSTER_RUN_URL_TAG, EVALUATION_RUN_TAG
 
     by_version: dict[int, list[str]] = {}
     for alias in (CHAMPION, CHALLENGER):

@@ -29,6 +29,13 @@ from sands.features.training_store import read_training_set
 from sands.lake import delta
 from sands.models import model_store
 from sands.models.aliases import CHALLENGER
+from sands.models.tags import (
+    EVAL_CHAMPION_VERSION_TAG,
+    GATE_REASONS_TAG,
+    GATE_REFERENCE_TAG,
+    GATE_TAG,
+    TRAIN_CUTOFF_TAG,
+)
 
 if TYPE_CHECKING:
     from sands.models.registry import Registry
@@ -85,7 +92,7 @@ def evaluate_challenger(
     if entry is None:
         raise LookupError(f"{registry.model_name} has no challenger: materialize `ranker` first")
     version, tags = int(entry.version), dict(entry.tags)
-    split = datetime.fromisoformat(tags["sands.train_cutoff"])
+    split = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
     examples, _, _ = read_training_set(
         lake_root, _version_tag(tags, "training_examples"), storage_options
     )
@@ -112,7 +119,7 @@ def evaluate_challenger(
             RankerRecommender("champion", registry.load_ranker(champion_version)), setup
         )
         champion.version = champion_version
-        cutoff = registry.version(champion_version).tags.get("sands.train_cutoff")
+        cutoff = registry.version(champion_version).tags.get(TRAIN_CUTOFF_TAG)
         if cutoff and datetime.fromisoformat(cutoff) > split:
             notes.append(
                 f"The champion (v{champion_version}) was trained on labels up to {cutoff}, which "
@@ -159,10 +166,10 @@ def evaluation_tags(run: EvaluationRun) -> dict[str, str]:
     """Version tags recording the gate verdict and the headline metrics."""
     reasons = "; ".join(run.decision.reasons)
     tags = {
-        "sands.gate": "passed" if run.decision.passed else "rejected",
-        "sands.gate.reference": run.decision.reference,
-        "sands.gate.reasons": reasons[:4900],
-        "sands.eval.champion_version": str(run.champion_version or ""),
+        GATE_TAG: "passed" if run.decision.passed else "rejected",
+        GATE_REFERENCE_TAG: run.decision.reference,
+        GATE_REASONS_TAG: reasons[:4900],
+        EVAL_CHAMPION_VERSION_TAG: str(run.champion_version or ""),
     }
     for name, value in {**run.challenger.overall, **run.challenger.pointwise}.items():
         tags[f"sands.eval.{name}"] = f"{value:.6f}"

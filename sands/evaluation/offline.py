@@ -26,7 +26,6 @@ from sands.models.segments import SegmentModel
 PRIMARY = "ndcg_at_10"
 # Registry tag: the newest label day a version's gate judged it on. Monitoring judges it on later
 # days only: it was promoted *because* it did well on those, so they flatter it.
-HOLDOUT_UNTIL_TAG = "sands.holdout_until"
 USER_DIMENSIONS = ("segment", "user_type", "country")
 ITEM_DIMENSION = "artwork_style"
 

@@ -20,7 +20,6 @@ from sands.lake import delta
 from sands.settings import join
 
 LABEL_EVENT_COLUMNS = ["user_id", "artwork_id", "event_type", "event_ts"]
-SOURCE_VERSIONS_KEY = "sands.source_versions"
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,7 @@ def write_training_set(
         TRAINING_EXAMPLES.uri(lake_root),
         examples,
         {
-            SOURCE_VERSIONS_KEY: json.dumps(versions.as_dict()),
+            delta.SOURCE_VERSIONS_KEY: json.dumps(versions.as_dict()),
             "sands.config": json.dumps(config, sort_keys=True),
         },
         storage_options,
@@ -170,5 +169,7 @@ def read_training_set(
     if version is not None:
         table.load_as_version(version)
     pinned = table.version()
-    sources = json.loads(delta.commit_metadata(uri, pinned, storage_options)[SOURCE_VERSIONS_KEY])
+    sources = json.loads(
+        delta.commit_metadata(uri, pinned, storage_options)[delta.SOURCE_VERSIONS_KEY]
+    )
     return table.to_pyarrow_table(), pinned, SourceVersions(**sources)

@@ -296,6 +296,11 @@ def overwrite(
     return current_version(uri, storage_options)
 
 
+# Commit metadata key: the Delta versions of the sources a table's commit was built from (the
+# training set's features, a stored model's training set), read back for lineage.
+SOURCE_VERSIONS_KEY = "sands.source_versions"
+
+
 def commit_metadata(
     uri: str, version: int, storage_options: dict[str, str] | None = None
 ) -> dict[str, str]:

@@ -15,7 +15,6 @@ from sands.models.segments import SegmentModel
 from sands.settings import join
 
 SEGMENT_MODEL_KEY = "sands.segment_model"
-SOURCES_KEY = "sands.source_versions"
 
 
 def model_uri(lake_root: str, name: str) -> str:
@@ -51,7 +50,7 @@ def write_model_table(
     return delta.overwrite(
         model_uri(lake_root, name),
         rows,
-        {SOURCES_KEY: json.dumps(sources, sort_keys=True), **extra},
+        {delta.SOURCE_VERSIONS_KEY: json.dumps(sources, sort_keys=True), **extra},
         storage_options,
     )
 

@@ -29,13 +29,19 @@ from sands.lake import delta
 from sands.models import tracking
 from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, SERVING_POLICIES
 from sands.models.ranking import RankerModel, RankerSpec
+from sands.models.tags import (
+    CANARY_TAG,
+    CANARY_VERDICT_TAG,
+    CHAMPION_SINCE_TAG,
+    DIGEST_TAG,
+    MODEL_VERSION_TAG,
+    PARENT_RUN_TAG,
+    POLICY_TAG,
+    REUSED_VERSION_TAG,
+)
 
 SPEC_KEY = "sands_spec"
-DIGEST_TAG = "sands.model_sha256"
-CANARY_TAG = "sands.canary_share"  # on the registered model, so every replica reads one value
 CANARY_ACTION = "canary"
-CANARY_VERDICT_TAG = "sands.canary"  # better or worse than the champion online
-POLICY_TAG = "sands.serving_policy"  # on the registered model: what the champion arm serves
 POLICY_ACTION = "serving_policy"
 # Champion changes pushed by promotions and popped by rollbacks.
 PUSHES = ("promote", "gate_promote")
@@ -197,7 +203,7 @@ class Registry:
                 )
                 if parent_run_id is None:
                     return LoggedRanker(existing, existing.run_id)
-                reused = {**tags, tracking.REUSED_VERSION_TAG: str(existing.version)}
+                reused = {**tags, REUSED_VERSION_TAG: str(existing.version)}
                 child = self.log_child_run(
                     parent_run_id,
                     f"{run_name} (v{existing.version} again)",
@@ -237,7 +243,7 @@ class Registry:
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
-        self.client.set_tag(run.info.run_id, tracking.MODEL_VERSION_TAG, version)
+        self.client.set_tag(run.info.run_id, MODEL_VERSION_TAG, version)
         self.client.set_registered_model_alias(self.model_name, CHALLENGER, version)
         registered = self.client.get_model_version(self.model_name, version)
         return LoggedRanker(registered, run.info.run_id)
@@ -365,7 +371,7 @@ class Registry:
     ) -> ChildRun:
         """A finished run under `parent_run_id` (top level when None) with files (artifact
         folder -> local path), finite metrics, tags and params."""
-        parent = {tracking.PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
+        parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
         run = self.client.create_run(
             self.experiment_id(), run_name=run_name, tags={**tags, **parent}
         )
@@ -429,7 +435,7 @@ class Registry:
         previous = self.champion_version()
         self.client.set_registered_model_alias(self.model_name, CHAMPION, str(version))
         now = datetime.now(UTC)
-        self.tag_version(version, {"sands.champion_since": now.isoformat()})
+        self.tag_version(version, {CHAMPION_SINCE_TAG: now.isoformat()})
         change = ChampionChange(now, action, version, previous, actor, reason)
         self._record(change)
         if action in PUSHES:

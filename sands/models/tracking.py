@@ -12,20 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from sands.models.tags import DAGSTER_RUN_ID_TAG, DAGSTER_RUN_URL_TAG
+
 MLFLOW_UI_ENV = "SANDS_MLFLOW_UI_URL"
 DAGSTER_UI_ENV = "SANDS_DAGSTER_URL"
 DEFAULT_MLFLOW_UI = "http://localhost:5000"  # what `sands mlflow` serves
 DEFAULT_DAGSTER_UI = "http://localhost:3000"  # what `sands ui` serves
-
-PARENT_RUN_TAG = "mlflow.parentRunId"
-# dagster-mlflow finds a Dagster run's MLflow run by this tag, newest first: only the parent may
-# carry it, or a later step would resume a child. Children and versions carry `dagster.run_id`.
-PARENT_LOOKUP_TAG = "dagster_run_id"
-DAGSTER_RUN_ID_TAG = "dagster.run_id"
-DAGSTER_RUN_URL_TAG = "dagster.run_url"
-MODEL_VERSION_TAG = "sands.model_version"  # on a child run: the version it trained or evaluated
-REUSED_VERSION_TAG = "sands.reused_version"  # on a ranker run whose model was registered before
-EVALUATION_RUN_TAG = "sands.evaluation_run"  # on a version: its latest evaluation's run
 
 
 def _server(tracking_uri: str | None) -> str | None:

@@ -13,7 +13,6 @@ import pyarrow.compute as pc
 from sands.evaluation.challenger import feature_rows_at
 from sands.evaluation.metrics import paired_gain
 from sands.evaluation.offline import (
-    HOLDOUT_UNTIL_TAG,
     PRIMARY,
     Evaluation,
     EvaluationSetup,
@@ -26,6 +25,7 @@ from sands.evaluation.offline import (
 )
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_store import read_training_set
+from sands.models.tags import HOLDOUT_UNTIL_TAG, TRAIN_CUTOFF_TAG, TRAINING_EXAMPLES_VERSION_TAG
 from sands.monitoring.drift import DriftRule
 from sands.monitoring.verdicts import (
     DriftResult,
@@ -68,9 +68,9 @@ def champion_drift(
         return None
     tags = registry.version(champion).tags
     trained_on, _, _ = read_training_set(
-        lake_root, int(tags["sands.delta.training_examples"]), storage_options
+        lake_root, int(tags[TRAINING_EXAMPLES_VERSION_TAG]), storage_options
     )
-    trained, _ = temporal_split(trained_on, datetime.fromisoformat(tags["sands.train_cutoff"]))
+    trained, _ = temporal_split(trained_on, datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG]))
     reference = recent_window(trained, reference_days)
     latest, _, _ = read_training_set(lake_root, None, storage_options)
     current = recent_window(latest, window_days)
@@ -164,7 +164,7 @@ def champion_quality(
         return None
     examples, _, sources = read_training_set(lake_root, None, storage_options)
     tags = registry.version(champion).tags
-    cutoff = datetime.fromisoformat(tags["sands.train_cutoff"])
+    cutoff = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
     days = []
     if HOLDOUT_UNTIL_TAG in tags:
         # Days its gate never saw: on its own holdout it was selected for doing well.

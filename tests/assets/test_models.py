@@ -19,7 +19,7 @@ from dagster_project.runner import (
 )
 from resources import build_resources
 from sands.models.aliases import CHALLENGER, CHAMPION
-from sands.models.tracking import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
+from sands.models.tags import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
 from sands.settings import SandsPaths
 from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 

@@ -15,7 +15,7 @@ from resources import build_resources
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN
 from sands.models.aliases import CHALLENGER
-from sands.models.registry import CANARY_VERDICT_TAG
+from sands.models.tags import CANARY_VERDICT_TAG
 from sands.monitoring.online_quality import figures_uri, latest_figures
 from sands.serving.prediction_log import Impression, impressions_table, impressions_uri
 from sands.settings import SandsPaths

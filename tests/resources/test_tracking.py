@@ -7,7 +7,8 @@ from dagster import Config, Definitions, ResourceParam, asset, define_asset_job
 
 from resources import build_resources
 from resources.tracking import MLFLOW_HOOKS, MlFlow
-from sands.models.tracking import DAGSTER_UI_ENV, PARENT_RUN_TAG
+from sands.models.tags import PARENT_RUN_TAG
+from sands.models.tracking import DAGSTER_UI_ENV
 
 
 class StepConfig(Config):

@@ -10,6 +10,7 @@ from sands.models import tracking
 from sands.models.aliases import CHALLENGER
 from sands.models.ranking import RankerParams, train_ranker
 from sands.models.registry import Registry
+from sands.models.tags import MODEL_VERSION_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
 from tests.builders.models import planted_examples
 
 EXAMPLES = planted_examples(users=20, days=2)
@@ -51,8 +52,8 @@ def test_ranker_and_evaluation_runs_are_children_of_the_parent_they_are_given(re
     logged = registry.log_ranker(model, inputs, {"trees": 3}, {"auc": 0.7}, {}, "r", parent)
     assert logged.version.run_id == logged.run_id  # the version's own run is the child
     child = registry.client.get_run(logged.run_id)
-    assert child.data.tags[tracking.PARENT_RUN_TAG] == parent
-    assert child.data.tags[tracking.MODEL_VERSION_TAG] == "1"
+    assert child.data.tags[PARENT_RUN_TAG] == parent
+    assert child.data.tags[MODEL_VERSION_TAG] == "1"
     experiment = child.info.experiment_id
     assert registry.run_url(logged.run_id) == (
         f"http://mlflow.test/#/experiments/{experiment}/runs/{logged.run_id}"
@@ -64,8 +65,8 @@ def test_ranker_and_evaluation_runs_are_children_of_the_parent_they_are_given(re
     again = registry.log_ranker(model, inputs, {"trees": 3}, {"auc": 0.7}, {}, "r2", parent)
     assert int(again.version.version) == 1 and again.run_id != logged.run_id
     rerun = registry.client.get_run(again.run_id)
-    assert rerun.data.tags[tracking.PARENT_RUN_TAG] == parent
-    assert rerun.data.tags[tracking.REUSED_VERSION_TAG] == "1"
+    assert rerun.data.tags[PARENT_RUN_TAG] == parent
+    assert rerun.data.tags[REUSED_VERSION_TAG] == "1"
     assert rerun.data.params == {"trees": "3"} and rerun.data.metrics == {"auc": 0.7}
     assert [int(v.version) for v in registry.versions()] == [1]
     assert registry.aliases() == {CHALLENGER: 1}
@@ -76,12 +77,10 @@ def test_ranker_and_evaluation_runs_are_children_of_the_parent_they_are_given(re
         parent, "evaluation", {"evaluation": str(report)}, {"ndcg": 0.2, "nan": float("nan")}, {}
     )
     run = registry.client.get_run(evaluation.run_id)
-    assert run.data.tags[tracking.PARENT_RUN_TAG] == parent
+    assert run.data.tags[PARENT_RUN_TAG] == parent
     assert run.data.metrics == {"ndcg": 0.2} and run.info.status == "FINISHED"
     assert evaluation.artifacts["evaluation"].endswith("/evaluation/evaluation-v1.html")
-    children = registry.client.search_runs(
-        [experiment], f"tags.`{tracking.PARENT_RUN_TAG}` = '{parent}'"
-    )
+    children = registry.client.search_runs([experiment], f"tags.`{PARENT_RUN_TAG}` = '{parent}'")
     assert {c.info.run_id for c in children} == {logged.run_id, again.run_id, evaluation.run_id}
 
 
@@ -92,6 +91,6 @@ def test_without_a_parent_runs_are_top_level_as_before(registry, tmp_path):
     again = registry.log_ranker(model, inputs, {}, {}, {}, "r")
     assert again.run_id == first.run_id == first.version.run_id  # nothing new logged
     tags = registry.client.get_run(first.run_id).data.tags
-    assert tracking.PARENT_RUN_TAG not in tags
+    assert PARENT_RUN_TAG not in tags
     default = Registry(f"sqlite:///{tmp_path}/other.db", str(tmp_path / "h"))
     assert default.ui_url == "http://localhost:5000"  # what `sands mlflow` serves
