@@ -17,8 +17,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, write_deltalake
 
 from sands.engines import duck
-from sands.lake import delta, locks
-from sands.settings import join
+from sands.lake import delta, layout, locks
 
 FEATURE_DATE = "feature_date"
 FEATURE_TS = "feature_ts"
@@ -37,7 +36,7 @@ class FeatureTable:
     model: str
 
     def uri(self, lake_root: str) -> str:
-        return join(lake_root, "features", self.name)
+        return layout.feature_log(lake_root, self.name)
 
 
 USER_FEATURES = FeatureTable("user_features", key="user_id", model="user_feature_snapshots")

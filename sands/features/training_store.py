@@ -16,8 +16,7 @@ from deltalake import DeltaTable
 
 from sands.features.offline import FEATURE_DATE
 from sands.ingest.contract import LANDING_DAY_COLUMN
-from sands.lake import delta
-from sands.settings import join
+from sands.lake import delta, layout
 
 LABEL_EVENT_COLUMNS = ["user_id", "artwork_id", "event_type", "event_ts"]
 
@@ -29,7 +28,7 @@ class TrainingSetLocation:
     name: str
 
     def uri(self, lake_root: str) -> str:
-        return join(lake_root, "training", self.name)
+        return layout.training_table(lake_root, self.name)
 
 
 TRAINING_EXAMPLES = TrainingSetLocation("training_examples")

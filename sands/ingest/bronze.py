@@ -19,23 +19,23 @@ import pyarrow as pa
 from sands.ingest import landing, quarantine
 from sands.ingest.contract import INTERACTIONS, LANDING_DAY_COLUMN, Entity
 from sands.ingest.validation import QUARANTINE_SCHEMA, ValidationOutcome, validate
-from sands.lake import delta, locks
+from sands.lake import delta, layout, locks
 from sands.settings import join
 
 
 def bronze_uri(lake_root: str, entity: Entity) -> str:
     """Where an entity's accepted rows live."""
-    return join(lake_root, "bronze", entity.name)
+    return layout.bronze(lake_root, entity.name)
 
 
 def history_uri(lake_root: str, entity: Entity) -> str:
     """Every accepted version of a reference feed's rows (users, artworks), never overwritten."""
-    return join(lake_root, "bronze", f"{entity.name}_history")
+    return layout.bronze_history(lake_root, entity.name)
 
 
 def quarantine_uri(lake_root: str, entity: Entity) -> str:
     """Where an entity's rejected rows live, unchanged, with their reason codes."""
-    return join(lake_root, "quarantine", entity.name)
+    return layout.quarantined_rows(lake_root, entity.name)
 
 
 @dataclass
@@ -139,7 +139,7 @@ def _quarantine_table(
 
 def bronze_lock(lake_root: str) -> AbstractContextManager[None]:
     """The lock every bronze writer holds from its already-ingested lookup to its last commit."""
-    return locks.exclusive(join(lake_root, "bronze"))
+    return locks.exclusive(layout.zone(lake_root, layout.BRONZE))
 
 
 def _sweep(lake_root: str) -> None:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from sands.ingest import landing
 from sands.ingest.contract import Entity
 from sands.ingest.landing import FileRead, FileRejection
-from sands.lake import delta
+from sands.lake import delta, layout
 from sands.settings import join
 
 COLUMNS = ["source_file", "source_row", "record_key", "reasons", "record", "quarantined_at"]
@@ -25,7 +25,7 @@ COLUMNS = ["source_file", "source_row", "record_key", "reasons", "record", "quar
 
 def files_uri(lake_root: str, entity: Entity, day: date | None = None) -> str:
     """The folder that keeps an entity's (and landing day's) unreadable files."""
-    folder = join(lake_root, "quarantine", "files", entity.name)
+    folder = layout.quarantined_files(lake_root, entity.name)
     return join(folder, day.isoformat()) if day is not None else folder
 
 

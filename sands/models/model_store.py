@@ -10,16 +10,15 @@ import json
 
 import pyarrow as pa
 
-from sands.lake import delta
+from sands.lake import delta, layout
 from sands.models.segments import SegmentModel
-from sands.settings import join
 
 SEGMENT_MODEL_KEY = "sands.segment_model"
 
 
 def model_uri(lake_root: str, name: str) -> str:
     """The Delta table of model output `name`."""
-    return join(lake_root, "models", name)
+    return layout.model_output(lake_root, name)
 
 
 USER_SEGMENTS, ARTWORK_SIMILARITY, POPULARITY = "user_segments", "artwork_similarity", "popularity"

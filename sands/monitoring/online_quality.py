@@ -17,9 +17,8 @@ from deltalake import write_deltalake
 
 from sands.engines import duck
 from sands.ingest.contract import CONVERSION_EVENTS
-from sands.lake import delta
+from sands.lake import delta, layout
 from sands.serving.prediction_log import RANKED
-from sands.settings import join
 
 BETTER, WORSE, UNDECIDED = "better", "worse", "undecided"
 
@@ -217,7 +216,7 @@ FIGURES = pa.schema(
 
 def figures_uri(lake_root: str) -> str:
     """The Delta table of online quality figures, beside the prediction log."""
-    return join(lake_root, "serving", "online_quality")
+    return layout.online_quality(lake_root)
 
 
 def record_figures(

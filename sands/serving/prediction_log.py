@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-from sands.lake import delta
-from sands.settings import join
+from sands.lake import delta, layout
 
 ITEM = pa.struct([("artwork_id", pa.string()), ("position", pa.int32()), ("score", pa.float32())])
 SCHEMA = pa.schema(
@@ -160,7 +159,7 @@ class PredictionLog:
 
 def impressions_uri(lake_root: str) -> str:
     """The prediction log's Delta table."""
-    return join(lake_root, "serving", "impressions")
+    return layout.prediction_log(lake_root)
 
 
 def recent_impressions(
