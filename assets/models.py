@@ -2,11 +2,9 @@
 
 import hashlib
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Literal
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
@@ -30,8 +28,7 @@ from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
 from resources.warehouse import WarehouseResource
-from sands.engines.spark_training import delta_frame
-from sands.engines.spark_training import train_ranker as train_spark_ranker
+from sands.engines.compute import RankerFit
 from sands.evaluation.metrics import roc_auc
 from sands.evaluation.offline import (
     evaluation_split,
@@ -48,14 +45,10 @@ from sands.models.lineage import dbt_manifest_hash, git_commit
 from sands.models.popularity import engagement
 from sands.models.ranking import (
     TRENDING_INPUTS,
-    RankerModel,
     RankerParams,
-    sorted_for_training,
-    train_ranker,
     with_shuffled_labels,
 )
 from sands.models.segments import (
-    SegmentModel,
     assignments,
     fit_segments,
     profile_markdown,
@@ -307,9 +300,6 @@ class RankerConfig(Config):
         "at 20k events/day, needed at 3k; docs/models.md).",
     )
 
-    def on_spark(self, warehouse: WarehouseResource) -> bool:
-        return self.trainer == "spark" or (self.trainer == "auto" and warehouse.on_spark)
-
     def params(self) -> RankerParams:
         return RankerParams(
             trees=self.trees,
@@ -346,26 +336,6 @@ def lineage_tags(
         }
     )
     return tags
-
-
-def train_on_spark(
-    warehouse: WarehouseResource,
-    lake: LakeResource,
-    training_version: int,
-    cutoff: datetime,
-    segments: SegmentModel | None,
-    config: RankerConfig,
-) -> tuple[RankerModel, pa.Table]:
-    """The ranker trained by XGBoost's Spark estimator on the training set's rows before
-    `cutoff`, read by Spark at the pinned version; and a sample of those rows."""
-    from pyspark.sql import functions as F
-
-    if config.shuffle_labels:
-        raise ValueError("shuffle_labels is a local-trainer drill; use trainer=local")
-    spark = warehouse.spark()
-    frame = delta_frame(spark, TRAINING_EXAMPLES.uri(lake.root), training_version)
-    train = frame.filter(F.col("label_ts") < F.lit(cutoff))
-    return train_spark_ranker(train, segments, config.params(), config.spark_workers)
 
 
 @asset(
@@ -412,10 +382,11 @@ def ranker(
     train, _ = temporal_split(examples, cutoff)
     if config.shuffle_labels:
         train = with_shuffled_labels(train, config.seed)
-    if config.on_spark(warehouse):
-        model, rows = train_on_spark(warehouse, lake, training_version, cutoff, segments, config)
-    else:
-        model, rows = train_ranker(train, segments, config.params()), sorted_for_training(train)
+    fit = RankerFit(
+        train, TRAINING_EXAMPLES.uri(lake.root), training_version, cutoff, config.shuffle_labels
+    )
+    engine = warehouse.compute(config.trainer, config.spark_workers)
+    model, rows = engine.fit_ranker(fit, segments, config.params())
     inputs = model.inputs(rows)
     train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
     tags = lineage_tags(

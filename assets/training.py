@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,21 +25,16 @@ from assets.ingestion import artworks, raw_interactions
 from assets.step_resources import k8s_step
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
-from sands.engines.spark_training import delta_frame
-from sands.engines.spark_training import training_examples as spark_training_examples
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_set import LabelSpec, training_labels
-from sands.features.training_set import training_examples as join_training_examples
 from sands.features.training_store import (
     TRAINING_EXAMPLES,
     SourceVersions,
     evidence_days,
-    feature_rows_since,
     label_events,
     write_training_set,
 )
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
-from sands.lake import delta
 
 GROUP = "training"
 NO_FUTURE = "features_precede_labels"
@@ -99,28 +94,6 @@ def composition_markdown(examples: pa.Table) -> str:
     return "| source | label | rows |\n|---|---:|---:|\n" + "\n".join(lines)
 
 
-def joined_examples(
-    warehouse: WarehouseResource,
-    lake: LakeResource,
-    labels: pa.Table,
-    since: datetime | None,
-    ttl: timedelta,
-) -> tuple[pa.Table, tuple[int, int]]:
-    """Labels joined to the feature logs as of label time, on the warehouse's engine, and the
-    user and artwork feature-log versions read."""
-    options = lake.storage_options
-    uris = [USER_FEATURES.uri(lake.root), ARTWORK_FEATURES.uri(lake.root)]
-    if warehouse.on_spark:
-        spark = warehouse.spark()
-        versions = tuple(delta.open_table(uri, options).version() for uri in uris)
-        frames = [delta_frame(spark, uri, v, since) for uri, v in zip(uris, versions, strict=True)]
-        return spark_training_examples(spark, labels, *frames, ttl), versions
-    (users, user_version), (works, artwork_version) = (
-        feature_rows_since(uri, since, options) for uri in uris
-    )
-    return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
-
-
 @asset(
     op_tags=k8s_step("heavy"),
     name="training_examples",
@@ -161,7 +134,10 @@ def training_examples(
     ttl = timedelta(hours=config.feature_ttl_hours)
     since = pc.min(events["event_ts"]).as_py() - ttl if events.num_rows else None
     labels = training_labels(events, catalogue, config.spec())
-    examples, (user_version, artwork_version) = joined_examples(warehouse, lake, labels, since, ttl)
+    uris = [USER_FEATURES.uri(lake.root), ARTWORK_FEATURES.uri(lake.root)]
+    examples, (user_version, artwork_version) = warehouse.compute().training_examples(
+        labels, uris, since, ttl, lake.storage_options
+    )
     versions = SourceVersions(
         **bronze_versions,
         user_features=user_version,

@@ -10,6 +10,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from sands.engines.compute import Compute, Embedded, Spark
 from sands.engines.spark import SparkSettings, spark_session
 from sands.features.warehouse import delta_model_rows, model_rows
 
@@ -39,6 +40,12 @@ class WarehouseResource(ConfigurableResource):
     @property
     def on_spark(self) -> bool:
         return self.engine == "spark"
+
+    def compute(self, choice: str = "auto", spark_workers: int = 2) -> Compute:
+        """The engine for the heavy steps: `spark` or `local` when asked, else this warehouse's."""
+        if choice == "spark" or (choice == "auto" and self.on_spark):
+            return Spark(self.spark, spark_workers)
+        return Embedded()
 
     def spark(self) -> SparkSession:
         """This process's Spark session (`SANDS_SPARK_*` settings); path-based Delta access only,

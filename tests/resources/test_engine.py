@@ -36,3 +36,20 @@ def test_spark_runs_dbt_inside_a_spark_session_and_writes_models_to_the_lake(tmp
 def test_an_unknown_engine_is_refused_with_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'duckdb' or 'spark'"):
         build_resources({"SANDS_HOME": str(tmp_path), "SANDS_ENGINE": "polars"})
+
+
+@pytest.mark.parametrize(
+    ("engine", "choice", "expected"),
+    [
+        ("duckdb", "auto", "embedded"),
+        ("spark", "auto", "spark"),
+        ("spark", "local", "embedded"),  # a ranker small enough for one process
+        ("duckdb", "spark", "spark"),
+    ],
+)
+def test_the_heavy_steps_run_on_the_engine_chosen_once(tmp_path, engine, choice, expected):
+    env = {"SANDS_HOME": str(tmp_path), "SANDS_ENGINE": engine}
+    compute = build_resources(env)["warehouse"].compute(choice, spark_workers=3)
+    assert compute.name == expected
+    if expected == "spark":
+        assert compute.workers == 3  # no session yet: it starts on first use

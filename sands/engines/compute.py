@@ -1,0 +1,99 @@
+"""The heavy steps behind one interface, on either engine: the point-in-time join of a training
+set and the ranker's fit. Embedded runs DuckDB/Arrow and XGBoost in this process; Spark runs
+Spark SQL and XGBoost's Spark estimator. `resources/warehouse.py` picks one; assets call it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+import pyarrow as pa
+
+from sands.engines.spark_training import delta_frame
+from sands.engines.spark_training import train_ranker as train_spark_ranker
+from sands.engines.spark_training import training_examples as spark_training_examples
+from sands.features.training_set import training_examples as join_training_examples
+from sands.features.training_store import feature_rows_since
+from sands.lake import delta
+from sands.models.ranking import RankerModel, RankerParams, sorted_for_training, train_ranker
+from sands.models.segments import SegmentModel
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class RankerFit:
+    """What to fit: the training rows before the cutoff (already read, maybe label-shuffled), and
+    where they came from, for an engine that reads them itself."""
+
+    train: pa.Table
+    training_uri: str
+    training_version: int
+    cutoff: datetime
+    shuffled: bool = False
+
+
+class Compute(Protocol):
+    """One engine's implementation of the heavy steps."""
+
+    name: str
+
+    def training_examples(
+        self,
+        labels: pa.Table,
+        feature_uris: Sequence[str],
+        since: datetime | None,
+        ttl: timedelta,
+        storage_options: dict[str, str],
+    ) -> tuple[pa.Table, tuple[int, ...]]:
+        """Labels joined to the feature logs as of label time, and the log versions read."""
+        ...
+
+    def fit_ranker(
+        self, fit: RankerFit, segments: SegmentModel | None, params: RankerParams
+    ) -> tuple[RankerModel, pa.Table]:
+        """The fitted ranker and the training rows it reports on (all of them, or a sample)."""
+        ...
+
+
+class Embedded:
+    """DuckDB/Arrow joins and XGBoost in this process."""
+
+    name = "embedded"
+
+    def training_examples(self, labels, feature_uris, since, ttl, storage_options):
+        (users, user_version), (works, artwork_version) = (
+            feature_rows_since(uri, since, storage_options) for uri in feature_uris
+        )
+        return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
+
+    def fit_ranker(self, fit, segments, params):
+        return train_ranker(fit.train, segments, params), sorted_for_training(fit.train)
+
+
+class Spark:
+    """Spark SQL joins and XGBoost's Spark estimator over `workers` tasks."""
+
+    name = "spark"
+
+    def __init__(self, session: Callable[[], SparkSession], workers: int = 2) -> None:
+        self.session, self.workers = session, workers
+
+    def training_examples(self, labels, feature_uris, since, ttl, storage_options):
+        spark = self.session()
+        versions = tuple(delta.open_table(uri, storage_options).version() for uri in feature_uris)
+        pinned = zip(feature_uris, versions, strict=True)
+        frames = [delta_frame(spark, uri, version, since) for uri, version in pinned]
+        return spark_training_examples(spark, labels, *frames, ttl), versions
+
+    def fit_ranker(self, fit, segments, params):
+        from pyspark.sql import functions as F
+
+        if fit.shuffled:  # Spark reads the stored labels itself
+            raise ValueError("shuffle_labels is a local-trainer drill; use trainer=local")
+        frame = delta_frame(self.session(), fit.training_uri, fit.training_version)
+        train = frame.filter(F.col("label_ts") < F.lit(fit.cutoff))
+        return train_spark_ranker(train, segments, params, self.workers)
