@@ -209,6 +209,8 @@ def serve(sockets: list[socket.socket], target: Callable[[socket.socket], None])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    for child in children:
+        child.join(timeout=10)  # they have exited: reap them, leave no zombies behind
     if dead is not None:
         raise ServeError(
             f"worker {dead.pid} exited with code {dead.exitcode}; the others were stopped"

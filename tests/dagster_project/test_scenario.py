@@ -10,7 +10,7 @@ from assets.automation import DRIFTED, NEW_DATA
 from dagster_project.cli import app
 from dagster_project.runner import instance_for
 from dagster_project.scenario import DayRecord, play, verdicts
-from sands.evaluation import backtest
+from sands.evaluation.backtest import backtest
 from sands.sim.marketplace import Marketplace, Scenario, SimulationConfig, write_drop
 
 START = date(2026, 9, 1)

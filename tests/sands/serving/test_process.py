@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -90,15 +91,29 @@ def test_listening_sockets_share_the_port() -> None:
 
 
 def _worker(sock: socket.socket) -> None:
-    """The first worker to start dies; the others serve until stopped."""
+    """The first worker to start dies; the others note their pid and serve until stopped."""
     import os
     import time
+    from pathlib import Path
 
+    first = Path(os.environ["SANDS_TEST_FIRST"])
     try:
-        os.close(os.open(os.environ["SANDS_TEST_FIRST"], os.O_CREAT | os.O_EXCL))
+        os.close(os.open(first, os.O_CREAT | os.O_EXCL))
     except FileExistsError:
-        time.sleep(60)
+        first.with_name(f"{first.name}.{os.getpid()}").touch()
+        time.sleep(600)
+    deadline = time.monotonic() + 120  # die once the two others run, so both must be stopped
+    while len(list(first.parent.glob(f"{first.name}.*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     raise SystemExit(3)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_dead_worker_stops_the_others_and_says_so(
@@ -110,4 +125,7 @@ def test_a_dead_worker_stops_the_others_and_says_so(
     started = time.monotonic()
     with pytest.raises(ServeError, match="exited with code 3; the others were stopped"):
         serve(listen("127.0.0.1", free_port(), 3), target=_worker)
-    assert time.monotonic() - started < 50  # the sleeping workers were stopped, not waited for
+    # The sleeping workers were stopped, not waited for (they sleep 600 s): gone once it raised.
+    assert time.monotonic() - started < 300
+    sleepers = [int(p.suffix[1:]) for p in tmp_path.glob("first.*")]
+    assert len(sleepers) == 2 and not [pid for pid in sleepers if _alive(pid)]
