@@ -169,6 +169,9 @@ def serve_app(factory: str, sock: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+STOP_GRACE_SECONDS = 15.0  # for workers to flush their prediction log after SIGTERM
+
+
 def serve(sockets: list[socket.socket], target: Callable[[socket.socket], None]) -> None:
     """Run `target` (e.g. `serve_app` with its factory bound) in one process per socket of
     `listen`; ServeError when a worker dies.
@@ -187,10 +190,11 @@ def serve(sockets: list[socket.socket], target: Callable[[socket.socket], None])
         child.start()
         sock.close()  # the child holds it now
     stopping = False
+    stopped_at = 0.0
 
     def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping, stopped_at
+        stopping, stopped_at = True, time.monotonic()
         for child in children:
             if child.is_alive():
                 child.terminate()  # SIGTERM: each flushes its prediction log on the way out
@@ -201,11 +205,16 @@ def serve(sockets: list[socket.socket], target: Callable[[socket.socket], None])
     pending = {child.sentinel: child for child in children}
     try:
         while pending:
-            for sentinel in wait(list(pending)):
+            for sentinel in wait(list(pending), timeout=1.0):
                 child = pending.pop(sentinel)
                 if not stopping and dead is None:
                     dead = child
                     stop()
+            if stopping and time.monotonic() - stopped_at > STOP_GRACE_SECONDS:
+                # SIGTERM can be ignored (a disposition inherited from the parent, a stuck
+                # shutdown): a worker still up after the grace period is killed.
+                for child in pending.values():
+                    child.kill()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

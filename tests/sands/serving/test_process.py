@@ -93,6 +93,7 @@ def test_listening_sockets_share_the_port() -> None:
 def _worker(sock: socket.socket) -> None:
     """The first worker to start dies; the others note their pid and serve until stopped."""
     import os
+    import signal
     import time
     from pathlib import Path
 
@@ -100,6 +101,10 @@ def _worker(sock: socket.socket) -> None:
     try:
         os.close(os.open(first, os.O_CREAT | os.O_EXCL))
     except FileExistsError:
+        # One sleeper ignores SIGTERM (as under a parent that ignores it): it must be killed.
+        if os.environ.get("SANDS_TEST_STUBBORN") and first.with_name("stubborn").exists():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        first.with_name("stubborn").touch()
         first.with_name(f"{first.name}.{os.getpid()}").touch()
         time.sleep(600)
     deadline = time.monotonic() + 120  # die once the two others run, so both must be stopped
@@ -122,6 +127,7 @@ def test_a_dead_worker_stops_the_others_and_says_so(
     from sands.serving.process import free_port, serve
 
     monkeypatch.setenv("SANDS_TEST_FIRST", str(tmp_path / "first"))
+    monkeypatch.setenv("SANDS_TEST_STUBBORN", "1")
     started = time.monotonic()
     with pytest.raises(ServeError, match="exited with code 3; the others were stopped"):
         serve(listen("127.0.0.1", free_port(), 3), target=_worker)
