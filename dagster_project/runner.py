@@ -140,30 +140,30 @@ def run_model_training(
     )
 
 
+def _run_with_online_config(
+    job_name: str, instance: DagsterInstance, online_config: dict[str, object] | None
+) -> ExecuteInProcessResult:
+    from dagster_project.definitions import build_defs
+
+    run_config: dict = dict(QUIET)
+    if online_config:
+        run_config["ops"] = {"online_performance": {"config": online_config}}
+    job = build_defs().resolve_job_def(job_name)
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+
+
 def run_online_quality(
     instance: DagsterInstance, config: dict[str, object] | None = None
 ) -> ExecuteInProcessResult:
     """Online CTR and conversion per arm and version from the prediction log."""
-    from dagster_project.definitions import build_defs
-
-    run_config: dict = dict(QUIET)
-    if config:
-        run_config["ops"] = {"online_performance": {"config": config}}
-    job = build_defs().resolve_job_def("online_quality")
-    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    return _run_with_online_config("online_quality", instance, config)
 
 
 def run_champion_monitoring(
     instance: DagsterInstance, online_config: dict[str, object] | None = None
 ) -> ExecuteInProcessResult:
     """Drift, offline and online quality of the serving champion on the newest day."""
-    from dagster_project.definitions import build_defs
-
-    run_config: dict = dict(QUIET)
-    if online_config:
-        run_config["ops"] = {"online_performance": {"config": online_config}}
-    job = build_defs().resolve_job_def("champion_monitoring")
-    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    return _run_with_online_config("champion_monitoring", instance, online_config)
 
 
 REFERENCE_FEEDS = ("users", "artworks")

@@ -7,15 +7,18 @@ with the same input converges to the same table content.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from sands.settings import is_uri
 
@@ -72,6 +75,24 @@ def ensure_table(
         return table
 
 
+# Writers on other hosts share no lock, so two of them can commit at once; delta-rs then fails
+# the later commit (e.g. "Metadata changed since last commit") instead of retrying it.
+COMMIT_ATTEMPTS = 5
+T = TypeVar("T")
+
+
+def _retrying_conflicts(write: Callable[[], T]) -> T:
+    """Run `write`, again on a fresh snapshot when a concurrent commit conflicted with it."""
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return write()
+        except CommitFailedError:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def _partition_predicate(column: str, value: date | str) -> str:
     return f"{column} = '{value}'"
 
@@ -87,16 +108,20 @@ def replace_partition(
 
     The version returned is this write's own commit, even if other writers committed since.
     """
-    table = ensure_table(uri, data.schema, [partition_column], storage_options)
-    write_deltalake(
-        table,
-        data,
-        mode="overwrite",
-        predicate=_partition_predicate(partition_column, value),
-        partition_by=[partition_column],
-        schema_mode="merge",
-    )
-    return WriteOutcome(version=table.version(), rows_written=data.num_rows)
+
+    def write() -> int:
+        table = ensure_table(uri, data.schema, [partition_column], storage_options)
+        write_deltalake(
+            table,
+            data,
+            mode="overwrite",
+            predicate=_partition_predicate(partition_column, value),
+            partition_by=[partition_column],
+            schema_mode="merge",
+        )
+        return table.version()
+
+    return WriteOutcome(version=_retrying_conflicts(write), rows_written=data.num_rows)
 
 
 def replace_where(
@@ -113,13 +138,15 @@ def replace_where(
             version=current_version(uri, storage_options), rows_written=0, committed=False
         )
     quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
-    write_deltalake(
-        uri,
-        data,
-        mode="overwrite",
-        predicate=f"{column} IN ({quoted})",
-        schema_mode="merge",
-        storage_options=storage_options or None,
+    _retrying_conflicts(
+        lambda: write_deltalake(
+            uri,
+            data,
+            mode="overwrite",
+            predicate=f"{column} IN ({quoted})",
+            schema_mode="merge",
+            storage_options=storage_options or None,
+        )
     )
     return WriteOutcome(version=current_version(uri, storage_options), rows_written=data.num_rows)
 

@@ -97,3 +97,29 @@ def test_keys_present_ignores_the_excluded_partition(tmp_path):
     )
     assert found == {"a"}
     assert delta.keys_present(str(tmp_path / "missing"), "id", pa.array(["a"])) == set()
+
+
+def test_a_partition_write_that_loses_a_commit_race_is_retried_on_the_new_snapshot(
+    tmp_path, monkeypatch
+):
+    """As a writer on another host: it commits a schema change between our read and our commit."""
+    uri = str(tmp_path / "t")
+    day = date(2026, 9, 1)
+    delta.replace_partition(
+        uri, pa.table({"id": ["a"], "v": [1], "landing_date": [day]}), "landing_date", day
+    )
+    real_write, calls = delta.write_deltalake, []
+    other = pa.table({"id": ["z"], "v": [9], "landing_date": [date(2026, 9, 3)], "extra": ["x"]})
+
+    def race_then_write(table, data, **kwargs):
+        if not calls:  # the other host commits first, against our already-loaded snapshot
+            real_write(uri, other, mode="append", schema_mode="merge")
+        calls.append(1)
+        return real_write(table, data, **kwargs)
+
+    monkeypatch.setattr(delta, "write_deltalake", race_then_write)
+    ours = pa.table({"id": ["b"], "v": [2], "landing_date": [date(2026, 9, 2)]}, schema=SCHEMA)
+    outcome = delta.replace_partition(uri, ours, "landing_date", date(2026, 9, 2))
+    assert len(calls) == 2  # the first commit conflicted and was retried
+    assert [r["id"] for r in rows(uri)] == ["a", "b", "z"]
+    assert outcome.version == DeltaTable(uri).version() == 3
