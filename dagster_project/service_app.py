@@ -7,7 +7,8 @@ import os
 from fastapi import FastAPI
 
 from resources import build_resources
-from sands.serving.app import ServiceConfig, create_app
+from sands.serving.app import create_app
+from sands.serving.config import ServiceConfig
 
 # For uvicorn's `--factory` and `sands.serving.process.serve_app`: each worker builds its own app.
 APP_FACTORY = "dagster_project.service_app:app_from_env"

@@ -96,7 +96,7 @@ class ServiceRecommender:
     """The simulator's recommender: asks the service for a user's list at a simulated time."""
 
     def __init__(self, url: str, k: int = 10) -> None:
-        from sands.serving.app import SIMULATED_CLOCK_HEADER
+        from sands.serving.routes.recommendations import SIMULATED_CLOCK_HEADER
 
         self.client = httpx.Client(base_url=url, timeout=10)
         self.header = SIMULATED_CLOCK_HEADER

@@ -29,7 +29,8 @@ from sands.models.candidates import USER_HISTORY
 from sands.models.ranking import RankerParams, train_ranker
 from sands.models.registry import Registry
 from sands.models.segments import assignments, fit_segments
-from sands.serving.app import ServiceConfig, create_app
+from sands.serving.app import create_app
+from sands.serving.config import ServiceConfig
 from sands.serving.process import RunningService, running_service
 from sands.settings import SandsPaths
 from tests.builders.models import (

@@ -37,8 +37,8 @@ from sands.monitoring.online_quality import (
     latest_figures,
     record_figures,
 )
-from sands.serving.app import status_for
 from sands.serving.prediction_log import impressions_uri, read_impressions
+from sands.serving.routes.common import status_for
 from sands.serving.snapshot import arm_for
 from sands.settings import SandsPaths
 from tests.builders.models import planted_examples
@@ -226,7 +226,7 @@ def test_a_server_fault_is_a_counted_json_500_and_the_service_stays_up(
     def broken(*_: object) -> None:
         raise RuntimeError("calibration exploded")
 
-    monkeypatch.setattr("sands.serving.app.platt_probabilities", broken)
+    monkeypatch.setattr("sands.serving.routes.oip.platt_probabilities", broken)
     before = _counted(app)
     answer = app.post(INFER, json=_tensor([1, WIDTH], [0.5] * WIDTH))
     assert answer.status_code == 500

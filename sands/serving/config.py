@@ -1,0 +1,25 @@
+"""What one service process is told: its limits, polling, prediction logging and admin token."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+ADMIN_TOKEN_ENV = "SANDS_ADMIN_TOKEN"
+
+
+@dataclass
+class ServiceConfig:
+    """Limits, polling and logging of one service process."""
+
+    max_k: int = 100
+    candidates: int = 200
+    poll_seconds: float = 5.0
+    # One Delta commit per batch: bigger batches cost the request path less; a crash loses at
+    # most the impressions of the last flush_seconds.
+    log_batch_rows: int = 10_000
+    log_flush_seconds: float = 5.0
+    admin_token: str | None = field(default_factory=lambda: os.environ.get(ADMIN_TOKEN_ENV))
+    # Simulations only: take the serving time from the `X-Sands-Served-At` header, so simulated
+    # users' later clicks fall in the attribution window of what they were served.
+    simulated_clock: bool = False

@@ -1,0 +1,83 @@
+"""GET /recommendations/{user_id}: a user's list from the current snapshot, logged as an
+impression."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
+
+from sands.features.offline import USER_FEATURES
+from sands.models.candidates import USER_HISTORY
+from sands.serving.prediction_log import RANKED, Impression
+from sands.serving.routes.common import Service, echo, error_response, json_response
+from sands.serving.snapshot import Recommendation, recommend
+
+SIMULATED_CLOCK_HEADER = "X-Sands-Served-At"
+
+router = APIRouter()
+
+
+@router.get("/recommendations/{user_id}")
+async def recommendations(
+    user_id: str,
+    service: Service,
+    k: int = Query(10),
+    served_at: str | None = Header(None, alias=SIMULATED_CLOCK_HEADER),
+) -> Response:
+    config, snapshot = service.config, service.watcher.snapshot
+    if not 1 <= k <= config.max_k:
+        return error_response(422, f"k must be between 1 and {config.max_k}, not {echo(k)}")
+    if snapshot is None:
+        return error_response(503, f"nothing to serve yet: {service.watcher.last_error}")
+    if user_id not in snapshot.data.known_users:
+        return error_response(404, f"unknown user {echo(user_id)}")
+    vector = service.store.get(USER_FEATURES.name, [user_id])[0]
+    history = service.store.get(USER_HISTORY, [user_id])[0]
+    served = recommend(snapshot, user_id, vector, history, k, config.candidates)
+    impression_id = uuid.uuid4().hex
+    now = _serving_time(served_at if config.simulated_clock else None)
+    if now is None:
+        return error_response(400, f"bad {SIMULATED_CLOCK_HEADER}")
+    service.log.record(
+        Impression(
+            impression_id,
+            user_id,
+            served.artwork_ids,
+            served.scores,
+            served.model_version,
+            served.arm,
+            now,
+            served.strategy,
+        )
+    )
+    service.metrics.served(served.arm, served.strategy)
+    return json_response(_body(user_id, impression_id, served))
+
+
+def _serving_time(served_at: str | None) -> datetime | None:
+    """Now, or the simulated time a simulation sent (None when it is no valid time)."""
+    if not served_at:
+        return datetime.now(UTC)
+    try:
+        return datetime.fromisoformat(served_at).astimezone(UTC)
+    except (ValueError, OverflowError):  # e.g. year 1 at +14:00
+        return None
+
+
+def _body(user_id: str, impression_id: str, served: Recommendation) -> dict[str, object]:
+    """The answer: who was served what, by which model and arm, items in served order."""
+    return {
+        "user_id": user_id,
+        "impression_id": impression_id,
+        "model_version": served.model_version,
+        "arm": served.arm,
+        "strategy": served.strategy,
+        "fallback": served.strategy != RANKED,
+        "items": [
+            {"artwork_id": a, "score": s, "position": p}
+            for p, (a, s) in enumerate(zip(served.artwork_ids, served.scores, strict=True), 1)
+        ],
+    }
