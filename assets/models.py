@@ -261,7 +261,7 @@ def popularity_baseline(
 class RankerConfig(Config):
     """XGBoost hyperparameters and the evaluation window held out of training."""
 
-    trees: int = Field(default=300, ge=1)
+    trees: int = Field(default=RankerParams.trees, ge=1)
     max_depth: int = Field(default=RankerParams.max_depth, ge=1)
     learning_rate: float = Field(default=0.1, gt=0)
     min_child_weight: float = Field(default=1.0, ge=0)

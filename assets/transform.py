@@ -1,6 +1,5 @@
 """Transform layer: the dbt models, one daily partition (or a whole backfill window) per run."""
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from assets.step_resources import k8s_step
 from resources.dbt import dbt_project, ensure_manifest
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
+from sands.features.dbt_vars import build_window_env
 
 GROUP = "transform"
 # One writer at a time on the DuckDB warehouse file, across runs.
@@ -102,11 +102,11 @@ def transform_models(
     """
     start, end = window_dates(context)
     slices = day_windows(start, end, config.max_days_per_dbt_call)
-    with environment(warehouse.dbt_environment(lake.root, lake.storage_options)):
-        for index, (first, last) in enumerate(slices):
-            variables = {"min_date": first.isoformat(), "max_date": last.isoformat()}
+    for index, (first, last) in enumerate(slices):
+        dbt_env = warehouse.dbt_environment(lake.root, lake.storage_options)
+        with environment(dbt_env | build_window_env(first, last)):
             invocation = dbt.cli(
-                ["build", "--vars", json.dumps(variables)],
+                ["build"],
                 context=context,
                 # Per SANDS_HOME and stable, so dbt can reuse its partial parse between runs.
                 target_path=warehouse.dbt_target_path(),

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
+from sands.features.dbt_vars import build_window_env
 from sands.features.offline import FEATURE_TABLES, publish_snapshots
 from sands.features.warehouse import model_rows
 from sands.ingest.bronze import bronze_uri, history_uri
@@ -215,7 +216,6 @@ def dbt(command: str, warehouse: Warehouse, first: date, last: date) -> DbtRun:
     The run is stopped if free disk space falls below the floor: at full size DuckDB's spill
     files can fill a shared machine's disk, which would break everything else running on it.
     """
-    variables = {"min_date": first.isoformat(), "max_date": last.isoformat()}
     args = [
         str(warehouse.executable),
         command,
@@ -228,15 +228,18 @@ def dbt(command: str, warehouse: Warehouse, first: date, last: date) -> DbtRun:
         str(warehouse.target),
         "--log-path",
         str(warehouse.logs),
-        "--vars",
-        json.dumps(variables),
     ]
     warehouse.logs.mkdir(parents=True, exist_ok=True)
     output = warehouse.logs / f"dbt-{command}-{first}-{last}.out"
     start_free = lowest_free = shutil.disk_usage(warehouse.logs).free
     start = time.perf_counter()
     with open(output, "w") as out:
-        process = subprocess.Popen(args, env=warehouse.env(), stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            args,
+            env=warehouse.env() | build_window_env(first, last),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         while process.poll() is None:
             lowest_free = min(lowest_free, shutil.disk_usage(warehouse.logs).free)
             if lowest_free < warehouse.min_free_bytes:

@@ -32,6 +32,7 @@ class Variant:
     uniform: int
     excluded: tuple[str, ...] = ()
     half_life_days: float | None = 1.5
+    trees: int = 300
 
 
 def variants() -> list[Variant]:
@@ -48,6 +49,9 @@ def variants() -> list[Variant]:
         Variant("4 uniform, no artwork trend inputs", 0, 0, 4, TREND_FEATURES),
         Variant("4 uniform, no style/medium share inputs", 0, 0, 4, SHARE_FEATURES),
         Variant("4 uniform, neither", 0, 0, 4, trends),
+        # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
+        Variant("4 uniform, 100 trees", 0, 0, 4, trees=100),
+        Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
     ]
 
 
@@ -112,7 +116,10 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
     split = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     train, _ = temporal_split(examples, split)
     params = replace(
-        RankerParams(), excluded_features=variant.excluded, half_life_days=variant.half_life_days
+        RankerParams(),
+        excluded_features=variant.excluded,
+        half_life_days=variant.half_life_days,
+        trees=variant.trees,
     )
     model = train_ranker(train, None, params)
     setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())

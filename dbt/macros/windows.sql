@@ -1,7 +1,30 @@
 {# Date windows shared by every model: the landing-day window being (re)built and feature windows. #}
 
-{% macro window_start() %}cast('{{ var("min_date") }}' as date){% endmacro %}
-{% macro window_end() %}cast('{{ var("max_date") }}' as date){% endmacro %}
+{# The landing-day window being (re)built comes from SANDS_BUILD_MIN_DATE and SANDS_BUILD_MAX_DATE
+   (sands.features.dbt_vars.build_window_env), read at execution only: a value dbt sees while
+   parsing (a `--vars`, or an env_var read then) makes it re-parse the project when it changes,
+   which is every run. Unset, the window is everything. #}
+{% macro build_window_bound(name, default) -%}
+    {{- env_var(name, default) if execute else default -}}
+{%- endmacro %}
+
+{% macro window_start() %}cast('{{ build_window_bound("SANDS_BUILD_MIN_DATE", "1970-01-01") }}' as date){% endmacro %}
+{% macro window_end() %}cast('{{ build_window_bound("SANDS_BUILD_MAX_DATE", "2999-12-31") }}' as date){% endmacro %}
+
+{# Data tests check the build window only: their `where` names its bounds __window_start__ and
+   __window_end__, filled in here at execution (a `where` is rendered when the yml is parsed). #}
+{% macro default__get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if where -%}
+        {%- set where = where | replace('__window_start__', window_start()) | replace('__window_end__', window_end()) -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
 
 {% macro in_build_window(column) -%}
     {{ column }} between {{ window_start() }} and {{ window_end() }}

@@ -23,6 +23,7 @@ from sands.evaluation.offline import (
     evaluate,
     evaluation_setup,
 )
+from sands.evaluation.rankings import cached_top_k
 from sands.evaluation.report import ReportInputs
 from sands.features.offline import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
 from sands.features.training_store import read_training_set
@@ -115,9 +116,9 @@ def evaluate_challenger(
     if champion_version == version:
         champion = replace(challenger, name="champion")
     elif champion_version is not None:
-        champion = evaluate(
-            RankerRecommender("champion", registry.load_ranker(champion_version)), setup
-        )
+        served = RankerRecommender("champion", registry.load_ranker(champion_version))
+        # Champion monitoring ranks the champion on the same newest day: computed once.
+        champion = evaluate(served, setup, cached_top_k(served, setup, lake_root, storage_options))
         champion.version = champion_version
         cutoff = registry.version(champion_version).tags.get(TRAIN_CUTOFF_TAG)
         if cutoff and datetime.fromisoformat(cutoff) > split:

@@ -11,7 +11,8 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
+from functools import cached_property
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 from sands.evaluation import metrics
 from sands.features.dbt_vars import event_weights
 from sands.features.pit import point_in_time_join
-from sands.models.ranking import RankerModel
+from sands.models.ranking import RankerModel, side_inputs
 from sands.models.segments import SegmentModel
 
 PRIMARY = "ndcg_at_10"
@@ -54,6 +55,15 @@ class Recommender(Protocol):
     def probabilities(self, rows: pa.Table) -> np.ndarray | None: ...
 
 
+@runtime_checkable
+class GridRecommender(Recommender, Protocol):
+    """A recommender that scores users against a whole catalogue without crossing rows."""
+
+    def grid_scores(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray:
+        """Scores of shape (users, catalogue), equal to `scores` of `cross_rows`."""
+        ...
+
+
 @dataclass
 class RankerRecommender:
     """A trained ranker under a display name (challenger, champion)."""
@@ -66,6 +76,9 @@ class RankerRecommender:
 
     def probabilities(self, rows: pa.Table) -> np.ndarray | None:
         return self.model.probabilities(rows)
+
+    def grid_scores(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray:
+        return self.model.grid_scores(users, setup.catalogue_inputs)
 
 
 @dataclass
@@ -80,6 +93,10 @@ class PopularityRecommender:
 
     def probabilities(self, rows: pa.Table) -> np.ndarray | None:
         return None
+
+    def grid_scores(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray:
+        scores = popularity_scores(setup.catalogue, self.window_days, prefix="artwork_")
+        return np.tile(scores, (users.num_rows, 1))
 
 
 def popularity_scores(rows: pa.Table, window_days: int, prefix: str = "") -> np.ndarray:
@@ -178,6 +195,11 @@ class EvaluationSetup:
     holdout: pa.Table
     spec: EvaluationSpec = field(default_factory=EvaluationSpec)
 
+    @cached_property
+    def catalogue_inputs(self) -> dict[str, np.ndarray]:
+        """The catalogue's ranker inputs, read once for every recommender and user batch."""
+        return side_inputs(self.catalogue, "artwork_")
+
 
 def sampled_users(relevant: dict[str, set[str]], limit: int | None) -> dict[str, set[str]]:
     """At most `limit` users, chosen by a stable hash of their id (all of them when fewer)."""
@@ -274,6 +296,13 @@ def cross_rows(users: pa.Table, catalogue: pa.Table) -> pa.Table:
     return pa.table(columns)
 
 
+def _batch_scores(recommender: Recommender, users: pa.Table, setup: EvaluationSetup) -> np.ndarray:
+    if isinstance(recommender, GridRecommender):
+        return recommender.grid_scores(users, setup)
+    scores = recommender.scores(cross_rows(users, setup.catalogue))
+    return np.asarray(scores, dtype=np.float64).reshape(users.num_rows, setup.catalogue.num_rows)
+
+
 def top_k(recommender: Recommender, setup: EvaluationSetup) -> dict[str, list[str]]:
     """Each user's top k catalogue artworks, best first; ties go to the smaller artwork id."""
     k = setup.spec.k
@@ -282,13 +311,14 @@ def top_k(recommender: Recommender, setup: EvaluationSetup) -> dict[str, list[st
     ranked: dict[str, list[str]] = {}
     for start in range(0, setup.users.num_rows, setup.spec.user_batch):
         batch = setup.users.slice(start, setup.spec.user_batch)
-        scores = recommender.scores(cross_rows(batch, setup.catalogue))
-        scores = np.asarray(scores, dtype=np.float64).reshape(batch.num_rows, len(items))
-        for row, user in enumerate(batch["user_id"].to_pylist()):
+        scores = np.array(_batch_scores(recommender, batch, setup), dtype=np.float64)
+        users = batch["user_id"].to_pylist()
+        for row, user in enumerate(users):
             seen = [position[i] for i in setup.exclude.get(user, ()) if i in position]
             scores[row, seen] = -np.inf
-            order = np.lexsort((np.arange(len(items)), -scores[row]))[:k]
-            ranked[user] = list(items[order])
+        # A stable sort of the negated scores keeps catalogue (id) order among ties.
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        ranked.update({user: list(items[order[row]]) for row, user in enumerate(users)})
     return ranked
 
 
@@ -391,10 +421,15 @@ def pointwise_metrics(
     return result, metrics.reliability_curve(labels, probabilities, bins)
 
 
-def evaluate(recommender: Recommender, setup: EvaluationSetup) -> Evaluation:
-    """Rank the catalogue for every evaluation user and measure the result."""
+def evaluate(
+    recommender: Recommender,
+    setup: EvaluationSetup,
+    ranked: dict[str, list[str]] | None = None,
+) -> Evaluation:
+    """Rank the catalogue for every evaluation user (unless `ranked` already holds its `top_k`
+    lists) and measure the result."""
     k = setup.spec.k
-    ranked = top_k(recommender, setup)
+    ranked = top_k(recommender, setup) if ranked is None else ranked
     overall = ranking_metrics(ranked, setup.relevant, k)
     overall["positives"] = float(sum(len(items) for items in setup.relevant.values()))
     overall["catalogue_coverage"] = metrics.catalogue_coverage(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,3 +26,16 @@ def event_weights() -> dict[str, float]:
 def longest_feature_window() -> int:
     """Days of the longest trailing feature window: history that long makes features mature."""
     return max(int(w) for w in dbt_vars()["feature_windows"])
+
+
+# The landing-day window a `dbt build` (re)builds, inclusive; `dbt/macros/windows.sql` reads them.
+BUILD_MIN_DATE_ENV = "SANDS_BUILD_MIN_DATE"
+BUILD_MAX_DATE_ENV = "SANDS_BUILD_MAX_DATE"
+
+
+def build_window_env(first: date, last: date) -> dict[str, str]:
+    """The environment that makes `dbt build` (re)build landing days `first`..`last`.
+
+    Not `--vars`: dbt re-parses the whole project whenever those change, which is every run.
+    """
+    return {BUILD_MIN_DATE_ENV: first.isoformat(), BUILD_MAX_DATE_ENV: last.isoformat()}

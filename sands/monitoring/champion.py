@@ -23,6 +23,7 @@ from sands.evaluation.offline import (
     evaluation_setup,
     temporal_split,
 )
+from sands.evaluation.rankings import cached_top_k
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_store import read_training_set
 from sands.models.tags import HOLDOUT_UNTIL_TAG, TRAIN_CUTOFF_TAG, TRAINING_EXAMPLES_VERSION_TAG
@@ -99,12 +100,11 @@ def latest_day_ndcg(
 ) -> tuple[str, dict[str, float]]:
     """NDCG@10 of registered versions and popularity over the full catalogue, newest label day."""
     setup = _latest_day_setup(lake_root, spec, storage_options)
-    scores = {
-        f"v{v}": evaluate(RankerRecommender(f"v{v}", registry.load_ranker(v)), setup).overall[
-            PRIMARY
-        ]
-        for v in versions
-    }
+    scores = {}
+    for v in versions:
+        ranker = RankerRecommender(f"v{v}", registry.load_ranker(v))
+        ranked = cached_top_k(ranker, setup, lake_root, storage_options)
+        scores[f"v{v}"] = evaluate(ranker, setup, ranked).overall[PRIMARY]
     popularity = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
     scores["popularity"] = popularity.overall[PRIMARY]
     return setup.split.date().isoformat(), scores
@@ -190,7 +190,9 @@ def champion_quality(
             examples["label_ts"], pa.scalar(split + timedelta(days=1), pa.timestamp("us", "UTC"))
         )
         setup = evaluation_setup(examples.filter(until), users, works, None, split, spec)
-        served.append((day, evaluate(RankerRecommender("champion", model), setup)))
+        champion_ranker = RankerRecommender("champion", model)
+        ranked = cached_top_k(champion_ranker, setup, lake_root, storage_options)
+        served.append((day, evaluate(champion_ranker, setup, ranked)))
         baseline.append((day, evaluate(PopularityRecommender(spec.popularity_window_days), setup)))
     mine, theirs = _pooled(served), _pooled(baseline)
     verdict = QualityVerdict(

@@ -7,6 +7,7 @@ the day-1 features must not see (it had not landed) and the day-2 features must.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
@@ -200,6 +201,15 @@ def test_feature_materializations_record_version_rows_and_schema_hash(built):
     assert meta["dagster/row_count"] == 3  # u1 on both days, u2 on day 2
     assert len(meta["schema_hash"]) == 16
     assert published.tags["dagster/data_version"] == f"v1-{meta['schema_hash']}"
+
+
+def test_the_next_window_reuses_dbt_s_partial_parse(built):
+    paths, _ = built
+    log = (Path(paths.warehouse) / "dbt-target" / "dbt.log").read_text()
+    invocations = log.split("Running with dbt=")[1:]
+    assert len(invocations) == 2  # one dbt call per day
+    # The window reaches dbt at execution only; a re-parse costs seconds on every daily run.
+    assert "Unable to do partial parsing" not in invocations[1]
 
 
 def test_dbt_tests_are_asset_checks_and_error_severity_blocks():

@@ -9,16 +9,21 @@ import pytest
 
 from sands.evaluation.offline import (
     EvaluationSpec,
+    PopularityRecommender,
+    RankerRecommender,
     evaluate,
     evaluation_setup,
     evaluation_split,
     split_time,
     temporal_split,
+    top_k,
 )
+from sands.models.ranking import RankerParams, train_ranker
 from tests.builders.models import (
     ARTWORK_DEFAULTS,
     USER_DEFAULTS,
     artwork_vector,
+    planted_examples,
     user_vector,
     vectors_table,
 )
@@ -176,3 +181,25 @@ def test_sampled_users_are_a_stable_subset_only_past_the_limit():
     four = sampled_users(relevant, 4)
     assert len(four) == 4 and all(relevant[u] == items for u, items in four.items())
     assert sampled_users(dict(reversed(list(relevant.items()))), 4) == four  # order-free
+
+
+@dataclass
+class CrossedOnly:
+    """A ranker seen only through `scores`: evaluation must cross every (user, artwork) row."""
+
+    ranker: RankerRecommender | PopularityRecommender
+    name: str = "crossed"
+
+    def scores(self, rows: pa.Table) -> np.ndarray:
+        return self.ranker.scores(rows)
+
+    def probabilities(self, rows: pa.Table) -> np.ndarray | None:
+        return self.ranker.probabilities(rows)
+
+
+def test_grid_scoring_ranks_exactly_as_crossed_rows_do():
+    model = train_ranker(planted_examples(), None, RankerParams(trees=20, threads=1))
+    s = setup(k=3)
+    for recommender in (RankerRecommender("ranker", model), PopularityRecommender()):
+        grid, crossed = top_k(recommender, s), top_k(CrossedOnly(recommender), s)
+        assert grid == crossed and set(grid) == {"u1", "u2"}

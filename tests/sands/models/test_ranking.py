@@ -3,9 +3,11 @@
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from sands.evaluation.metrics import roc_auc
+from sands.evaluation.offline import cross_rows
 from sands.models.ranking import (
     RankerParams,
     feature_names,
@@ -14,6 +16,7 @@ from sands.models.ranking import (
     platt_probabilities,
     query_groups,
     ranker_features,
+    side_inputs,
     sorted_for_training,
     train_ranker,
     with_shuffled_labels,
@@ -103,6 +106,35 @@ def test_the_ranker_learns_the_planted_taste_and_shuffled_labels_do_not():
     assert roc_auc(labels, broken.scores(test)) < 0.65
     probabilities = model.probabilities(test)
     assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def _side(rows, key: str, prefix: str):
+    """One row per distinct `key` with only the `prefix` columns, in first-seen order."""
+    ids = rows[key].to_pylist()
+    first = sorted({v: i for i, v in reversed(list(enumerate(ids)))}.values())
+    return rows.take(first).select([c for c in rows.column_names if c.startswith(prefix)])
+
+
+def _with_null(rows, column: str, row: int):
+    values = rows[column].to_pylist()
+    values[row] = None
+    return rows.set_column(rows.column_names.index(column), column, pa.array(values))
+
+
+def test_grid_scores_equal_the_scores_of_every_crossed_row():
+    examples = planted_examples(users=12, artworks=9, days=3)
+    users = _with_null(_side(examples, "user_id", "user_"), "user_top_style", 0)
+    # A missing style matches nothing, not even another missing one.
+    items = _with_null(_side(examples, "artwork_id", "artwork_"), "artwork_style", 0)
+    segments = fit_segments(users.rename_columns([c[5:] for c in users.column_names]), k=3)
+    # Leaving an input out makes the model score a selection of the feature layout.
+    params = RankerParams(trees=30, threads=2, excluded_features=("style_share_1d",))
+    model = train_ranker(examples, segments, params)
+    grid = model.grid_scores(users, side_inputs(items, "artwork_"))
+    assert grid.shape == (12, 9)
+    crossed = model.scores(cross_rows(users, items)).reshape(12, 9)
+    assert np.array_equal(grid, crossed)
+    assert np.unique(grid).size > 9  # users differ, so the test compares something
 
 
 def test_platt_scaling_recovers_a_known_logistic():
