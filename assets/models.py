@@ -388,7 +388,9 @@ def ranker(
     engine = warehouse.compute(config.trainer, config.spark_workers)
     model, rows = engine.fit_ranker(fit, segments, config.params())
     inputs = model.inputs(rows)
-    train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), model.scores(rows))
+    # `model.scores(rows)`, without computing the inputs again.
+    margins = model.booster.inplace_predict(inputs, predict_type="margin")
+    train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), margins)
     tags = lineage_tags(
         training_version,
         sources.as_dict(),

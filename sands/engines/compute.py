@@ -71,7 +71,8 @@ class Embedded:
         return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
 
     def fit_ranker(self, fit, segments, params):
-        return train_ranker(fit.train, segments, params), sorted_for_training(fit.train)
+        rows = sorted_for_training(fit.train)
+        return train_ranker(rows, segments, params, presorted=True), rows
 
 
 class Spark:

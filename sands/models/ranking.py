@@ -326,10 +326,9 @@ def monotone_constraints(names: list[str]) -> str:
 class RankerParams:
     """XGBoost hyperparameters that matter here; everything else stays at XGBoost's default."""
 
-    # 100 over 300: NDCG@10 as good or better (steady 0.2381 vs 0.2349, taste-shift 0.2494 vs
-    # 0.2469, `python -m bench ranker_ablation`) at a third of the scoring cost, which the gate,
-    # champion monitoring and every request pay over the catalogue (docs/models.md).
-    trees: int = 100
+    # Not 100, though at 20k events/day 100 scored as well at a third of the scoring cost: at
+    # 3k events/day (the CI taste-shift) the 100-tree loop served below popularity (docs/models.md).
+    trees: int = 300
     # Depth 4 over 6: better NDCG@10 on the demo (0.1355 vs 0.1208) and 40 % cheaper to score
     # per request (0.72 vs 1.20 ms for 200 candidates), which the serving target needs.
     max_depth: int = 4
@@ -427,9 +426,15 @@ class RankerModel:
 
 def query_groups(rows: pa.Table) -> np.ndarray:
     """A query id per row: one per (user, label day), numbered in first-seen order."""
-    day = pc.cast(pc.floor_temporal(rows["label_ts"], unit="day"), pa.string())
-    keys = pc.binary_join_element_wise(rows["user_id"], day, "|")
-    return pc.index_in(keys, value_set=pc.unique(keys)).to_numpy(zero_copy_only=False)
+    day = pc.floor_temporal(rows["label_ts"], unit="day").cast(pa.int64()).to_numpy()
+    user = pc.dictionary_encode(rows["user_id"].combine_chunks()).indices.to_numpy()
+    # Integer keys: building "user|day" strings cost seconds a million rows.
+    day_index = (day - day.min()) // 86_400_000_000 if len(day) else day
+    keys = day_index.astype(np.int64) * (int(user.max()) + 1 if len(user) else 1) + user
+    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+    first_seen_rank = np.empty(len(first), np.int64)
+    first_seen_rank[np.argsort(first)] = np.arange(len(first))
+    return first_seen_rank[group.ravel()]
 
 
 def group_weights(rows: pa.Table, half_life_days: float | None) -> np.ndarray | None:
@@ -484,15 +489,16 @@ def platt_probabilities(scores: np.ndarray, calibration: tuple[float, float]) ->
 
 
 def train_ranker(
-    examples: pa.Table, segments: SegmentModel | None, params: RankerParams
+    examples: pa.Table, segments: SegmentModel | None, params: RankerParams, presorted: bool = False
 ) -> RankerModel:
-    """Train on labelled point-in-time rows; the same rows and params give the same bytes."""
+    """Train on labelled point-in-time rows; the same rows and params give the same bytes.
+    `presorted`: the rows are `sorted_for_training` already (a million-row sort is seconds)."""
     # Imported on use: heavy, and the code location is loaded by every step process.
     import xgboost as xgb
 
     if examples.num_rows == 0:
         raise ValueError("no training examples before the evaluation window")
-    rows = sorted_for_training(examples)
+    rows = examples if presorted else sorted_for_training(examples)
     names = trained_features(segments.k if segments else 0, params)
     inputs = ranker_features(rows, segments)[names]
     labels = rows["label"].to_numpy(zero_copy_only=False).astype(np.float32)

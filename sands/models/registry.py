@@ -214,7 +214,9 @@ class Registry:
                 )
                 return LoggedRanker(existing, child.run_id)
         tags = {**tags, DIGEST_TAG: digest}
-        signature = infer_signature(example, model.booster.inplace_predict(example))
+        # The signature is the columns' types: a few rows tell them as well as every row.
+        head = example.head(1_000)
+        signature = infer_signature(head, model.booster.inplace_predict(head))
         complete = example.dropna()
         sample = (complete if len(complete) else example.fillna(0)).head(5)
         with (

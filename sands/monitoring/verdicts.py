@@ -240,10 +240,14 @@ def _distribution_plot(name: str, reference: np.ndarray, current: np.ndarray, nu
         axis.hist(ref, edges, density=True, alpha=0.5, label="reference")
         axis.hist(cur, edges, density=True, alpha=0.5, label="current")
     else:
-        keys = sorted({str(v) for v in (*reference, *current)})[:15]
+        texts = {
+            label: np.array([str(v) for v in values])
+            for values, label in ((reference, "reference"), (current, "current"))
+        }
+        keys = sorted(set(texts["reference"]) | set(texts["current"]))[:15]
         x = np.arange(len(keys))
-        for offset, (values, label) in enumerate(((reference, "reference"), (current, "current"))):
-            share = [np.mean([str(v) == k for v in values]) for k in keys]
+        for offset, (label, values) in enumerate(texts.items()):
+            share = [float(np.mean(values == k)) if len(values) else float("nan") for k in keys]
             axis.bar(x + offset * 0.4, share, width=0.4, label=label)
         axis.set_xticks(x + 0.2)
         axis.set_xticklabels(keys, rotation=30, ha="right")

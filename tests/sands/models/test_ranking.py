@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from sands.evaluation.metrics import roc_auc
@@ -80,6 +81,17 @@ def test_query_groups_are_one_user_on_one_day():
     assert len(np.unique(groups)) == 6
     # Groups are contiguous, as XGBoost's ranking objectives require.
     assert (np.diff(groups) >= 0).all()
+
+
+def test_query_groups_number_user_days_in_first_seen_order_in_any_row_order():
+    rows = planted_examples(users=5, days=3)
+    rows = rows.take(np.random.default_rng(0).permutation(rows.num_rows))
+    # The definition, spelled out: "user|day" keys numbered as they first appear.
+    day = pc.cast(pc.floor_temporal(rows["label_ts"], unit="day"), pa.string())
+    keys = pc.binary_join_element_wise(rows["user_id"], day, "|").to_pylist()
+    numbered = {key: i for i, key in reversed(list(enumerate(dict.fromkeys(keys))))}
+    assert query_groups(rows).tolist() == [numbered[k] for k in keys]
+    assert len(numbered) == 15
 
 
 def test_training_is_deterministic_to_the_byte_and_survives_a_round_trip():
