@@ -102,8 +102,8 @@ def transform_models(
     """
     start, end = window_dates(context)
     slices = day_windows(start, end, config.max_days_per_dbt_call)
+    dbt_env = warehouse.dbt_environment(lake.root, lake.storage_options)
     for index, (first, last) in enumerate(slices):
-        dbt_env = warehouse.dbt_environment(lake.root, lake.storage_options)
         with environment(dbt_env | build_window_env(first, last)):
             invocation = dbt.cli(
                 ["build"],

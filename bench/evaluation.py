@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 import time
 
 from rich.console import Console
@@ -36,9 +37,12 @@ def main(argv: list[str]) -> None:
     resources = build_resources()
     registry, lake = resources["registry"].open(), resources["lake"]
     started = time.perf_counter()
-    run = evaluate_challenger(
-        registry, lake.root, EvaluationSpec(), GateRules(), 7, lake.storage_options
-    )
+    try:
+        run = evaluate_challenger(
+            registry, lake.root, EvaluationSpec(), GateRules(), 7, lake.storage_options
+        )
+    except LookupError as error:  # a home the loop has not trained in
+        sys.exit(f"evaluation: {args.home}: {error}")
     evaluation = time.perf_counter() - started
     started = time.perf_counter()
     quality = champion_quality(

@@ -23,7 +23,7 @@ from sands.evaluation.offline import (
     evaluate,
     evaluation_setup,
 )
-from sands.evaluation.rankings import cached_top_k
+from sands.evaluation.rankings import evaluate_stored
 from sands.evaluation.report import ReportInputs
 from sands.features.offline import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
 from sands.features.training_store import read_training_set
@@ -118,7 +118,7 @@ def evaluate_challenger(
     elif champion_version is not None:
         served = RankerRecommender("champion", registry.load_ranker(champion_version))
         # Champion monitoring ranks the champion on the same newest day: computed once.
-        champion = evaluate(served, setup, cached_top_k(served, setup, lake_root, storage_options))
+        champion = evaluate_stored(served, setup, lake_root, storage_options)
         champion.version = champion_version
         cutoff = registry.version(champion_version).tags.get(TRAIN_CUTOFF_TAG)
         if cutoff and datetime.fromisoformat(cutoff) > split:

@@ -15,7 +15,7 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sands.evaluation.offline import EvaluationSetup, RankerRecommender, top_k
+from sands.evaluation.offline import Evaluation, EvaluationSetup, RankerRecommender, evaluate, top_k
 from sands.lake import delta
 from sands.lake.layout import model_output
 
@@ -80,3 +80,14 @@ def cached_top_k(
     )
     delta.replace_partition(uri, rows, KEY, key, storage_options)
     return ranked
+
+
+def evaluate_stored(
+    recommender: RankerRecommender,
+    setup: EvaluationSetup,
+    lake_root: str,
+    storage_options: dict[str, str] | None = None,
+) -> Evaluation:
+    """`evaluate`, with the top-k lists from `cached_top_k`."""
+    ranked = cached_top_k(recommender, setup, lake_root, storage_options)
+    return evaluate(recommender, setup, ranked)

@@ -23,7 +23,7 @@ from sands.evaluation.offline import (
     evaluation_setup,
     temporal_split,
 )
-from sands.evaluation.rankings import cached_top_k
+from sands.evaluation.rankings import evaluate_stored
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_store import read_training_set
 from sands.models.tags import HOLDOUT_UNTIL_TAG, TRAIN_CUTOFF_TAG, TRAINING_EXAMPLES_VERSION_TAG
@@ -103,8 +103,9 @@ def latest_day_ndcg(
     scores = {}
     for v in versions:
         ranker = RankerRecommender(f"v{v}", registry.load_ranker(v))
-        ranked = cached_top_k(ranker, setup, lake_root, storage_options)
-        scores[f"v{v}"] = evaluate(ranker, setup, ranked).overall[PRIMARY]
+        scores[f"v{v}"] = evaluate_stored(ranker, setup, lake_root, storage_options).overall[
+            PRIMARY
+        ]
     popularity = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
     scores["popularity"] = popularity.overall[PRIMARY]
     return setup.split.date().isoformat(), scores
@@ -191,8 +192,7 @@ def champion_quality(
         )
         setup = evaluation_setup(examples.filter(until), users, works, None, split, spec)
         champion_ranker = RankerRecommender("champion", model)
-        ranked = cached_top_k(champion_ranker, setup, lake_root, storage_options)
-        served.append((day, evaluate(champion_ranker, setup, ranked)))
+        served.append((day, evaluate_stored(champion_ranker, setup, lake_root, storage_options)))
         baseline.append((day, evaluate(PopularityRecommender(spec.popularity_window_days), setup)))
     mine, theirs = _pooled(served), _pooled(baseline)
     verdict = QualityVerdict(
