@@ -246,3 +246,46 @@ def test_long_windows_are_cut_into_consecutive_dbt_calls_oldest_first():
         (date(2026, 9, 5), date(2026, 9, 5)),
     ]
     assert day_windows(date(2026, 9, 1), date(2026, 9, 1), 15) == [(DAY1, DAY1)]
+
+
+LATE1, LATE2 = date(2026, 9, 29), date(2026, 9, 30)
+
+
+@pytest.fixture(scope="module")
+def later(built):
+    """Four weeks on, two more landing days built in one dbt call: day 1's events (and the late
+    favourite, which happened on day 1) have left the 28-day window on 09-29, day 2's on 09-30."""
+    paths, _ = built
+    write_events(paths.lake, LATE1, [("e8", "u1", "a1", "click", at(29, 8), None)])
+    write_events(
+        paths.lake,
+        LATE2,
+        [
+            ("e9", "u2", "a2", "click", at(30, 9), None),
+            # Landed after its day had left the window: counts for no feature date.
+            ("e10", "u2", "a1", "purchase", at(1, 20), 100.0),
+        ],
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SANDS_HOME", paths.home)
+        result = run_feature_build(LATE1.isoformat(), LATE2.isoformat(), DagsterInstance.ephemeral())
+    assert result.success
+    return rows(paths, USER_FEATURES, "user_id")
+
+
+def test_engagement_leaves_the_affinities_when_its_day_leaves_the_window(later):
+    # 09-29: day 2's a2 view (pop-art, 1) is still in, the new a1 click (cubism, 2) joins it.
+    assert (later[("u1", LATE1)]["top_style"], later[("u1", LATE1)]["top_style_share"]) == (
+        "cubism",
+        pytest.approx(2 / 3),
+    )
+    assert (later[("u2", LATE1)]["top_style"], later[("u2", LATE1)]["top_style_share"]) == (
+        "cubism",
+        1.0,
+    )
+    # 09-30, in the same dbt call: day 2 has left; the 29-day-late purchase never counted.
+    assert later[("u1", LATE2)]["top_style_share"] == 1.0
+    assert (later[("u2", LATE2)]["top_style"], later[("u2", LATE2)]["top_style_share"]) == (
+        "pop-art",
+        1.0,
+    )
