@@ -268,7 +268,9 @@ def later(built):
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SANDS_HOME", paths.home)
-        result = run_feature_build(LATE1.isoformat(), LATE2.isoformat(), DagsterInstance.ephemeral())
+        result = run_feature_build(
+            LATE1.isoformat(), LATE2.isoformat(), DagsterInstance.ephemeral()
+        )
     assert result.success
     return rows(paths, USER_FEATURES, "user_id")
 
