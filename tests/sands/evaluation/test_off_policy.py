@@ -1,0 +1,108 @@
+"""Off-policy estimators on logs small enough to compute by hand, and on one simulated log whose
+true value is known in closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sands.evaluation.off_policy import LoggedLists, doubly_robust, ips, pbm, snips
+from sands.serving.exploration import Exploration, exposure
+
+
+def logged(clicks, propensity, theta=(1.0, 1.0)) -> LoggedLists:
+    clicks, propensity = np.array(clicks, float), np.array(propensity, float)
+    explored = np.zeros(clicks.shape, bool)
+    return LoggedLists(
+        clicks, propensity, exposure(propensity, explored, np.array(theta)), clicks == clicks
+    )
+
+
+# Slot 1 always shows A; slot 2 shows B or C with chance 0.5 each. Rows: [A,B] [A,C] [A,B] [A,C].
+COIN = logged([[0, 1], [0, 0], [0, 0], [1, 1]], [[1, 0.5], [1, 0.5], [1, 0.5], [1, 0.5]])
+# The target always serves [A, C]: where it puts each shown item (0: not in its list).
+ALWAYS_C = np.array([[1, 0], [1, 2], [1, 0], [1, 2]])
+
+
+def test_on_policy_ips_is_the_observed_clicks_per_list_with_a_normal_interval():
+    log = logged([[1, 0], [0, 0], [1, 1]], [[1, 1]] * 3)
+    estimate = ips(log, np.array([[1, 2]] * 3))
+    # Per list 1, 0, 2: mean 1, sample sd 1, half-width 1.96 / sqrt(3).
+    assert estimate.value == 1.0
+    assert (estimate.low, estimate.high) == pytest.approx((1 - 1.1316, 1 + 1.1316), abs=1e-4)
+    assert (estimate.lists, estimate.effective_lists, estimate.clipped) == (3, 3.0, 0)
+
+
+def test_ips_counts_only_clicks_the_target_would_have_had_and_reweights_them():
+    # A's slot: 1 click in 4 lists; C's slot, seen in half the lists: 1 click in 2, weight 2.
+    estimate = ips(COIN, ALWAYS_C)
+    assert estimate.value == 0.75  # 0.25 + 0.5
+    # Per-list total weights 1, 3, 1, 3: (8 ** 2) / 20.
+    assert estimate.effective_lists == pytest.approx(3.2)
+
+
+def test_snips_normalises_each_position_by_its_mean_weight():
+    assert snips(COIN, ALWAYS_C).value == pytest.approx(0.75)
+    # C happened to show in 3 lists of 4 (clicked once): IPS divides its click by the 2 lists it
+    # expected, SNIPS by the 3 it saw.
+    unlucky = logged([[0, 1], [0, 0], [0, 0], [1, 0]], [[1, 0.5]] * 4)
+    showed_c = np.array([[1, 2], [1, 2], [1, 2], [1, 0]])
+    assert ips(unlucky, showed_c).value == pytest.approx(0.25 + 0.5)
+    assert snips(unlucky, showed_c).value == pytest.approx(0.25 + 1 / 3)
+
+
+def test_clipping_caps_weights_and_counts_what_it_cut():
+    estimate = ips(COIN, ALWAYS_C, clip=1.5)
+    assert (estimate.value, estimate.clipped) == (pytest.approx((1 + 1.5) / 4), 2)
+
+
+# The logger always serves [A, B]; examination 1 at the top, 0.5 below. A was clicked in 1 of 4
+# lists (relevance 0.25), B in 1 of 4 at half examination (relevance 0.5).
+FIXED = logged([[1, 1], [0, 0], [0, 0], [0, 0]], [[1, 1]] * 4, theta=(1.0, 0.5))
+THETA = np.array([1.0, 0.5])
+SWAPPED = np.array([[2, 1]] * 4)  # the target serves [B, A]
+
+
+def test_a_swapped_list_is_invisible_to_item_position_ips_but_not_to_the_click_model():
+    assert ips(FIXED, SWAPPED).value == 0.0  # never the same item at the same position
+    # PBM: B on top earns 1 x 0.5, A below 0.5 x 0.25.
+    assert pbm(FIXED, SWAPPED, THETA).value == pytest.approx(0.625)
+
+
+def test_doubly_robust_is_right_with_a_right_model_or_with_right_weights():
+    right = doubly_robust(
+        FIXED, SWAPPED, THETA, np.array([[0.25, 0.5]] * 4), np.array([[0.5, 0.25]] * 4)
+    )
+    assert right.value == pytest.approx(0.625)
+    knows_nothing = doubly_robust(FIXED, SWAPPED, THETA, np.zeros((4, 2)), np.zeros((4, 2)))
+    assert knows_nothing.value == pytest.approx(pbm(FIXED, SWAPPED, THETA).value)
+
+
+def test_on_a_simulated_log_pbm_and_dr_cover_the_true_value_and_ips_does_not():
+    """A logger with slot exploration that serves the target's five items in reverse order. Clicks
+    follow the position-based model, so the target's true value is sum_k theta_k r(target_k)."""
+    rng = np.random.default_rng(3)
+    items, k, n = 30, 5, 40_000
+    relevance = rng.uniform(0.02, 0.3, items)
+    theta = 1.0 / np.arange(1, k + 1)
+    target = sorted(range(items), key=lambda i: -relevance[i])[:k]
+    logger_ranking = target[::-1] + [i for i in rng.permutation(items) if i not in target]
+    explore = Exploration(rate=0.2, pool=20)
+    shown = [explore.show(logger_ranking, k, rng) for _ in range(n)]
+    ids = np.array([s.artwork_ids for s in shown])
+    propensity = np.array([s.propensities for s in shown])
+    explored = np.array([s.explored for s in shown])
+    clicks = (rng.random((n, k)) < theta * relevance[ids]).astype(float)
+    log = LoggedLists(clicks, propensity, exposure(propensity, explored, theta), clicks == clicks)
+    where = {item: position for position, item in enumerate(target, start=1)}
+    target_position = np.vectorize(lambda i: where.get(i, 0))(ids)
+    truth = float((theta * relevance[target]).sum())
+    by_pbm = pbm(log, target_position, theta, clip=1e9)
+    assert by_pbm.low <= truth <= by_pbm.high
+    model = relevance * 0.5  # a click model that is wrong by half
+    by_dr = doubly_robust(
+        log, target_position, theta, model[ids], np.tile(model[target], (n, 1)), clip=1e9
+    )
+    assert by_dr.low <= truth <= by_dr.high
+    # Only the middle item sits where the target puts it: item-position IPS sees little else.
+    assert ips(log, target_position, clip=1e9).high < truth / 2

@@ -1,0 +1,56 @@
+"""Slot exploration: what it shows and the propensities it declares for it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from sands.serving.exploration import Exploration, exposure
+
+RANKED = [f"a{i}" for i in range(12)]
+
+
+def test_without_exploration_the_top_k_is_served_with_certainty():
+    shown = Exploration().show(RANKED, 3, np.random.default_rng(0))
+    assert (shown.artwork_ids, shown.propensities, shown.explored) == (
+        ["a0", "a1", "a2"],
+        [1.0] * 3,
+        [False] * 3,
+    )
+
+
+def test_declared_propensities_match_how_often_each_item_lands_in_each_slot():
+    explore, k, draws = Exploration(rate=0.3, pool=4), 3, 40_000
+    rng = np.random.default_rng(1)
+    seen: Counter[tuple[str, int]] = Counter()
+    declared: dict[tuple[str, int], float] = {}
+    for _ in range(draws):
+        shown = explore.show(RANKED, k, rng)
+        assert len(set(shown.artwork_ids)) == k  # no artwork twice
+        for slot, (item, p) in enumerate(zip(shown.artwork_ids, shown.propensities, strict=True)):
+            seen[item, slot] += 1
+            declared[item, slot] = p
+    # Ranked items only at their own slot, 0.7 of the time; each of the 4 pool items 0.075.
+    assert declared[("a1", 1)] == pytest.approx(0.7)
+    assert declared[("a5", 0)] == pytest.approx(0.3 / 4)
+    assert {item for item, _ in seen} == set(RANKED[:7])
+    for key, p in declared.items():
+        assert seen[key] / draws == pytest.approx(p, abs=4 * (p * (1 - p) / draws) ** 0.5)
+
+
+def test_exploration_stays_off_when_the_ranking_cannot_fill_the_pool():
+    shown = Exploration(rate=0.5, pool=20).show(RANKED, 3, np.random.default_rng(0))
+    assert shown.propensities == [1.0] * 3
+
+
+def test_exposure_of_a_pool_item_spreads_over_every_slot():
+    theta = np.array([1.0, 0.5, 0.25])
+    out = exposure(np.array([0.9, 0.025, 0.9]), np.array([False, True, False]), theta)
+    assert out == pytest.approx([0.9, 0.025 * 1.75, 0.225])
+
+
+def test_rates_outside_zero_to_one_are_refused():
+    with pytest.raises(ValueError, match="exploration rate"):
+        Exploration(rate=1.0)
