@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from resources import build_resources
 from sands.serving.app import create_app
 from sands.serving.config import ServiceConfig
+from sands.serving.exploration import Exploration
 
 # For uvicorn's `--factory` and `sands.serving.process.serve_app`: each worker builds its own app.
 APP_FACTORY = "dagster_project.service_app:app_from_env"
@@ -25,5 +26,9 @@ def app_from_env() -> FastAPI:
             os.environ.get("SANDS_SERVE_LOG_FLUSH_SECONDS", ServiceConfig.log_flush_seconds)
         ),
         simulated_clock=os.environ.get("SANDS_SERVE_SIMULATED_CLOCK") == "1",
+        exploration=Exploration(
+            rate=float(os.environ.get("SANDS_SERVE_EXPLORATION_RATE", Exploration.rate)),
+            pool=int(os.environ.get("SANDS_SERVE_EXPLORATION_POOL", Exploration.pool)),
+        ),
     )
     return create_app(registry.open(), online.open, lake.root, lake.storage_options, config)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from sands.serving.exploration import Exploration
+
 ADMIN_TOKEN_ENV = "SANDS_ADMIN_TOKEN"
 
 
@@ -23,3 +25,5 @@ class ServiceConfig:
     # Simulations only: take the serving time from the `X-Sands-Served-At` header, so simulated
     # users' later clicks fall in the attribution window of what they were served.
     simulated_clock: bool = False
+    # How ranked lists explore (off by default): what lets the log judge other policies offline.
+    exploration: Exploration = field(default_factory=Exploration)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sands.serving.prediction_log import GREEDY
+
 
 @dataclass(frozen=True)
 class ShownList:
@@ -39,7 +41,7 @@ class Exploration:
 
     @property
     def name(self) -> str:
-        return f"epsilon-slots(rate={self.rate:g}, pool={self.pool})" if self.rate else "greedy"
+        return f"epsilon-slots(rate={self.rate:g}, pool={self.pool})" if self.rate else GREEDY
 
     def active(self, ranked: int, k: int) -> bool:
         """Explore only when the full pool exists below the list: the propensities assume it."""

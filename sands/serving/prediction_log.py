@@ -20,7 +20,17 @@ from deltalake import DeltaTable, write_deltalake
 
 from sands.lake import delta, layout
 
-ITEM = pa.struct([("artwork_id", pa.string()), ("position", pa.int32()), ("score", pa.float32())])
+# `propensity`: the chance the serving policy put this artwork at this position (1 when it did
+# not explore); `explored`: an exploration slot held it (`sands.serving.exploration`).
+ITEM = pa.struct(
+    [
+        ("artwork_id", pa.string()),
+        ("position", pa.int32()),
+        ("score", pa.float32()),
+        ("propensity", pa.float64()),
+        ("explored", pa.bool_()),
+    ]
+)
 SCHEMA = pa.schema(
     [
         pa.field("impression_id", pa.string(), nullable=False),
@@ -31,12 +41,16 @@ SCHEMA = pa.schema(
         pa.field("strategy", pa.string(), nullable=False),
         pa.field("served_ts", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("served_date", pa.date32(), nullable=False),
+        # How the list was drawn from the ranking ("greedy", or the exploration and its rate);
+        # null in logs written before exploration existed, which were greedy.
+        pa.field("policy", pa.string()),
     ]
 )
 
 
 # How a served list was made: ranked by a model, or a fallback.
 RANKED, SEGMENT, POPULAR = "ranked", "segment", "popularity"
+GREEDY = "greedy"  # the policy that serves the ranking's top k as it is
 
 
 _TICK = object()  # the writer's wake-up when the oldest impression's wait is over
@@ -54,6 +68,9 @@ class Impression:
     arm: str
     served_ts: datetime
     strategy: str = RANKED  # or the fallback that made the list (SEGMENT, POPULAR)
+    propensities: list[float] | None = None  # None: every item was certain (greedy)
+    explored: list[bool] | None = None
+    policy: str = GREEDY
 
 
 def impressions_table(batch: list[Impression]) -> pa.Table:
@@ -62,11 +79,14 @@ def impressions_table(batch: list[Impression]) -> pa.Table:
     # and per-item Python dicts held the GIL long enough to show in request latency.
     lengths = [len(i.artwork_ids) for i in batch]
     offsets = pa.array([0, *itertools.accumulate(lengths)], pa.int32())
+    pairs = list(zip(batch, lengths, strict=True))
     items = pa.StructArray.from_arrays(
         [
             pa.array([a for i in batch for a in i.artwork_ids], pa.string()),
             pa.array([p for n in lengths for p in range(1, n + 1)], pa.int32()),
             pa.array([s for i in batch for s in i.scores], pa.float32()),
+            pa.array([p for i, n in pairs for p in i.propensities or [1.0] * n], pa.float64()),
+            pa.array([e for i, n in pairs for e in i.explored or [False] * n], pa.bool_()),
         ],
         fields=list(ITEM),
     )
@@ -80,6 +100,7 @@ def impressions_table(batch: list[Impression]) -> pa.Table:
             "strategy": [i.strategy for i in batch],
             "served_ts": pa.array([i.served_ts for i in batch], pa.timestamp("us", tz="UTC")),
             "served_date": pa.array([i.served_ts.date() for i in batch], pa.date32()),
+            "policy": [i.policy for i in batch],
         },
         schema=SCHEMA,
     )
@@ -152,6 +173,8 @@ class PredictionLog:
             impressions_table(batch),
             mode="append",
             partition_by=["served_date"],
+            # Logs written before propensities and the policy were logged gain them as nulls.
+            schema_mode="merge",
             storage_options=self.storage_options,
         )
         self.committed += len(batch)

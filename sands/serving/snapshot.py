@@ -33,6 +33,7 @@ from sands.models.ranking import (
     input_columns,
 )
 from sands.models.segments import SegmentModel
+from sands.serving.exploration import Exploration
 from sands.serving.prediction_log import POPULAR, RANKED, SEGMENT
 
 Vector = Mapping[str, object]
@@ -263,6 +264,8 @@ class Recommendation:
     arm: str
     model_version: int | None
     strategy: str
+    propensities: list[float] | None = None  # None: every item was certain
+    explored: list[bool] | None = None
 
 
 def _popularity(data: ServingData, arm: str, k: int, exclude: set[str]) -> Recommendation:
@@ -287,9 +290,12 @@ def recommend(
     history: Vector | None,
     k: int,
     total_candidates: int,
+    exploration: Exploration | None = None,
+    rng: np.random.Generator | None = None,
 ) -> Recommendation:
     """Top-k artworks for one user: ranked candidates, or a segment/popularity fallback for users
-    without features (new since the last build) or without recent engagement."""
+    without features (new since the last build) or without recent engagement. With `exploration`
+    and an `rng`, ranked lists explore some slots and carry each item's propensity."""
     data = snapshot.data
     arm, model = snapshot.model_for(arm_for(user_id, snapshot.canary_share))
     seeds = list(history.get("seeds") or []) if history else []
@@ -313,6 +319,20 @@ def recommend(
         )
     rows = candidate_rows(data, vector, seeds, converted, total_candidates)
     scores = model.scores(vector, data.catalogue, rows)
-    top = np.argsort(-scores, kind="stable")[:k]
-    ids = [data.catalogue.ids[rows[i]] for i in top]
-    return Recommendation(ids, [float(scores[i]) for i in top], arm, model.version, RANKED)
+    order = np.argsort(-scores, kind="stable")
+    if exploration is None or rng is None or not exploration.active(len(order), k):
+        top = order[:k]
+        ids = [data.catalogue.ids[rows[i]] for i in top]
+        return Recommendation(ids, [float(scores[i]) for i in top], arm, model.version, RANKED)
+    ranked = order[: k + exploration.pool]
+    score_of = {data.catalogue.ids[rows[i]]: float(scores[i]) for i in ranked}
+    shown = exploration.show(list(score_of), k, rng)
+    return Recommendation(
+        shown.artwork_ids,
+        [score_of[a] for a in shown.artwork_ids],
+        arm,
+        model.version,
+        RANKED,
+        shown.propensities,
+        shown.explored,
+    )

@@ -184,10 +184,10 @@ def serving(
 
 
 @contextmanager
-def in_process(paths: SandsPaths) -> Iterator[TestClient]:
+def in_process(paths: SandsPaths, config: ServiceConfig | None = None) -> Iterator[TestClient]:
     """The service over `paths` in this process, without sockets: cheap per request, so a fuzzer
     can throw hundreds of bodies at it. Server faults come back as responses, not exceptions."""
-    config = ServiceConfig(poll_seconds=60, admin_token=ADMIN_TOKEN)
+    config = config or ServiceConfig(poll_seconds=60, admin_token=ADMIN_TOKEN)
     app = create_app(
         registry_for(paths), lambda: SqliteOnlineStore(paths.online_db), paths.lake, config=config
     )

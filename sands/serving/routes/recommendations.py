@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import numpy as np
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
@@ -36,8 +37,13 @@ async def recommendations(
         return error_response(404, f"unknown user {echo(user_id)}")
     vector = service.store.get(USER_FEATURES.name, [user_id])[0]
     history = service.store.get(USER_HISTORY, [user_id])[0]
-    served = recommend(snapshot, user_id, vector, history, k, config.candidates)
     impression_id = uuid.uuid4().hex
+    # Seeded by the impression: the draw is reproducible from the log, and no generator is shared
+    # between concurrent requests.
+    rng = np.random.default_rng(int(impression_id, 16)) if config.exploration.rate else None
+    served = recommend(
+        snapshot, user_id, vector, history, k, config.candidates, config.exploration, rng
+    )
     now = _serving_time(served_at if config.simulated_clock else None)
     if now is None:
         return error_response(400, f"bad {SIMULATED_CLOCK_HEADER}")
@@ -51,6 +57,9 @@ async def recommendations(
             served.arm,
             now,
             served.strategy,
+            served.propensities,
+            served.explored,
+            config.exploration.name,
         )
     )
     service.metrics.served(served.arm, served.strategy)
@@ -77,7 +86,15 @@ def _body(user_id: str, impression_id: str, served: Recommendation) -> dict[str,
         "strategy": served.strategy,
         "fallback": served.strategy != RANKED,
         "items": [
-            {"artwork_id": a, "score": s, "position": p}
-            for p, (a, s) in enumerate(zip(served.artwork_ids, served.scores, strict=True), 1)
+            {"artwork_id": a, "score": s, "position": p, "propensity": q}
+            for p, (a, s, q) in enumerate(
+                zip(
+                    served.artwork_ids,
+                    served.scores,
+                    served.propensities or [1.0] * len(served.artwork_ids),
+                    strict=True,
+                ),
+                1,
+            )
         ],
     }

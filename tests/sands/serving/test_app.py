@@ -37,6 +37,8 @@ from sands.monitoring.online_quality import (
     latest_figures,
     record_figures,
 )
+from sands.serving.config import ServiceConfig
+from sands.serving.exploration import Exploration
 from sands.serving.prediction_log import impressions_uri, read_impressions
 from sands.serving.routes.common import status_for
 from sands.serving.snapshot import arm_for
@@ -98,6 +100,37 @@ def test_a_user_with_history_gets_a_ranked_list_from_the_champion(server: Server
     assert "a004" not in items  # converted: never recommended again
     # u000's top style is abstract and the planted model learned to favour it.
     assert all(_style(a) == "abstract" for a in items[:3])
+
+
+def test_exploring_slots_serve_the_next_ranks_and_log_each_item_s_propensity(
+    home: SandsPaths, app: TestClient
+) -> None:
+    ranked = [i["artwork_id"] for i in app.get("/recommendations/u000?k=10").json()["items"]]
+    top, pool = ranked[:5], ranked[5:]
+    explore = Exploration(rate=0.5, pool=5)
+    config = ServiceConfig(poll_seconds=60, admin_token=ADMIN_TOKEN, exploration=explore)
+    answers = {}
+    with in_process(home, config) as client:
+        for _ in range(40):
+            body = client.get("/recommendations/u000", params={"k": 5}).json()
+            answers[body["impression_id"]] = [
+                (i["artwork_id"], i["propensity"]) for i in body["items"]
+            ]
+    explored = 0
+    for items in answers.values():
+        for position, (item, propensity) in enumerate(items):
+            if item == top[position]:
+                assert propensity == 0.5  # its own slot, when the slot did not explore
+            else:
+                assert (item in pool, propensity) == (True, 0.5 / 5)
+                explored += 1
+    assert 0 < explored < 40 * 5
+    logged = read_impressions(impressions_uri(home.lake)).to_pylist()
+    mine = {r["impression_id"]: r for r in logged if r["impression_id"] in answers}
+    assert len(mine) == 40
+    for impression_id, row in mine.items():
+        assert row["policy"] == explore.name
+        assert [(i["artwork_id"], i["propensity"]) for i in row["items"]] == answers[impression_id]
 
 
 def test_users_without_history_or_features_get_fallbacks(server: Server) -> None:

@@ -5,11 +5,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from deltalake import DeltaTable
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 
-from sands.serving.prediction_log import Impression, PredictionLog, read_impressions
+from sands.serving.prediction_log import (
+    GREEDY,
+    Impression,
+    PredictionLog,
+    impressions_table,
+    read_impressions,
+)
 
 SERVED = datetime(2026, 9, 2, 12, 30, tzinfo=UTC)
 
@@ -36,11 +44,36 @@ def test_served_lists_are_stored_with_positions_scores_version_and_arm(tmp_path)
         ("i1", "u1", "champion"),
         ("i2", "u2", "challenger"),
     ]
+    certain = {"propensity": 1.0, "explored": False}
     assert rows[0]["items"] == [
-        {"artwork_id": "a1", "position": 1, "score": 0.8999999761581421},
-        {"artwork_id": "a2", "position": 2, "score": 0.4000000059604645},
+        {"artwork_id": "a1", "position": 1, "score": 0.8999999761581421, **certain},
+        {"artwork_id": "a2", "position": 2, "score": 0.4000000059604645, **certain},
     ]
     assert rows[0]["model_version"] == 7 and str(rows[0]["served_date"]) == "2026-09-02"
+    assert rows[0]["policy"] == GREEDY
+
+
+def test_a_log_from_before_propensities_gains_them_and_keeps_its_rows(tmp_path):
+    uri = str(tmp_path / "log")
+    old_item = pa.struct(
+        [("artwork_id", pa.string()), ("position", pa.int32()), ("score", pa.float32())]
+    )
+    old = impressions_table([impression(1)]).drop_columns(["policy", "items"])
+    old = old.append_column(
+        "items", pa.array([[{"artwork_id": "a1", "position": 1, "score": 0.9}]], pa.list_(old_item))
+    )
+    write_deltalake(uri, old, partition_by=["served_date"])
+    log = PredictionLog(uri, batch_rows=100, flush_seconds=60)
+    explored = replace(
+        impression(2), propensities=[0.95, 0.0125], explored=[False, True], policy="epsilon"
+    )
+    log.record(explored)
+    log.close()
+    rows = {r["impression_id"]: r for r in read_impressions(uri).to_pylist()}
+    assert rows["i1"]["policy"] is None and rows["i1"]["items"][0]["propensity"] is None
+    assert [i["propensity"] for i in rows["i2"]["items"]] == [0.95, 0.0125]
+    assert [i["explored"] for i in rows["i2"]["items"]] == [False, True]
+    assert rows["i2"]["policy"] == "epsilon"
 
 
 def test_a_full_batch_or_an_old_enough_one_is_committed_without_closing(tmp_path):
