@@ -15,6 +15,7 @@ from bench import (
     kill_loop,
     loop,
     online,
+    ope,
     pit,
     quality,
     ranker_ablation,
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "ranker_ablation": ranker_ablation.main,
     "quality": quality.main,
     "kill_loop": kill_loop.main,
+    "ope": ope.main,
 }
 
 if __name__ == "__main__":

@@ -155,6 +155,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument(
+        "--exploration-rate",
+        type=float,
+        default=0.1,
+        help="also serve with slot exploration at this rate (0: skip), in the same run",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed (apt-get install wrk)")
@@ -177,6 +183,10 @@ def main(argv: list[str]) -> None:
         "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
     }
     results = measure("sands serve", ours, env, "/v2/health/ready", ours_lua, args)
+    exploring = f"sands serve, exploration {args.exploration_rate:g}"
+    if args.exploration_rate:
+        explore_env = {**env, "SANDS_SERVE_EXPLORATION_RATE": str(args.exploration_rate)}
+        results += measure(exploring, ours, explore_env, "/v2/health/ready", ours_lua, args)
     results += measure("mlflow models serve", theirs, mlflow_env, "/ping", mlflow_lua, args)
 
     table = Table(title=f"Serving, {args.workers} workers, wrk on the same machine")
@@ -194,8 +204,14 @@ def main(argv: list[str]) -> None:
     console.print(table)
     for c in args.connections:
         a = next(r for r in results if r.name == "sands serve" and r.connections == c)
-        b = next(r for r in results if r.name != "sands serve" and r.connections == c)
+        b = next(r for r in results if r.name == "mlflow models serve" and r.connections == c)
         console.print(
             f"{c} connections: sands serve {a.rps / b.rps:.1f}x the requests/s of mlflow models "
             f"serve; p99 {a.p99_ms:.1f} vs {b.p99_ms:.1f} ms"
         )
+        if args.exploration_rate:
+            e = next(r for r in results if r.name == exploring and r.connections == c)
+            console.print(
+                f"{c} connections: with exploration {e.rps / a.rps:.2f}x the requests/s without "
+                f"(target >= 0.90); p99 {e.p99_ms:.1f} vs {a.p99_ms:.1f} ms"
+            )

@@ -216,6 +216,12 @@ def examination(positions: int, eta: float) -> np.ndarray:
     return (1.0 / np.arange(1, positions + 1)) ** eta
 
 
+def taste_lift(share: np.ndarray) -> np.ndarray:
+    """How much a style's share of a user's taste scales their chance to engage (1 at an average
+    share, 0.2 for a style they never look at, at most 3)."""
+    return np.clip(0.4 + 0.6 * (share * len(STYLES)), 0.2, 3.0)
+
+
 class Marketplace:
     """The evolving population of users and artworks, and their behaviour day by day.
 
@@ -420,8 +426,7 @@ class Marketplace:
             )
             lengths = np.concatenate([lengths, served_lengths])
             taste = self._taste_today(day_index)[user]
-        affinity = taste[np.arange(len(user)), self.artworks.style[artwork]] * len(STYLES)
-        lift = np.clip(0.4 + 0.6 * affinity, 0.2, 3.0)
+        lift = taste_lift(taste[np.arange(len(user)), self.artworks.style[artwork]])
         clicked = rng.random(len(user)) < P_CLICK * lift
         if self.recommender is not None:  # served views: clicks by the list's response model
             chance = cfg.served_click * lift[organic:]
@@ -501,6 +506,14 @@ class Marketplace:
             np.asarray(lengths, dtype=np.int64),
             np.asarray(starts, dtype=np.float64),
         )
+
+    def served_click_chance(
+        self, users: np.ndarray, artworks: np.ndarray, day_index: int
+    ) -> np.ndarray:
+        """The chance a user clicks an artwork of a served list once examined, on a given day:
+        what `_events` draws served clicks from (the ground truth off-policy estimates aim at)."""
+        taste = self._taste_today(day_index)
+        return self.config.served_click * taste_lift(taste[users, self.artworks.style[artworks]])
 
     # -- corruption -------------------------------------------------------------------------
     def _bad_interactions(self, good: pa.Table) -> list[dict] | None:

@@ -1,0 +1,306 @@
+"""Off-policy estimates against the simulator's ground truth: can yesterday's log of an exploring
+champion tell how a challenger would do online, before it serves anyone?
+
+Per scenario the marketplace is simulated day by day (its users, tastes and artworks, as the
+demo's). On each judged day:
+
+- the champion serves `--lists` lists with slot exploration (`sands.serving.exploration`), and
+  users click them by the simulator's own served-list response (examination (1/k)**eta times the
+  click chance of their taste today): that is the log;
+- each challenger then serves the same number of lists greedily to fresh sessions of the same
+  users: its realised clicks per list is what an online day would show, and the expectation of
+  that (no click noise) is the truth;
+- every estimator estimates each challenger's clicks per list from the champion's log alone.
+
+The policies rank the catalogue from the simulator's latent state, so their quality is known:
+the champion knows tastes as they were on the eve of the change (a frozen model), the next
+champion knows yesterday's tastes, popularity ranks everyone alike, and a worse model drowns
+yesterday's tastes in noise. Each knows it only through noisy scores. They stand in for the
+platform's rankers: the estimators and the logger see nothing but scores, lists and clicks.
+
+    python -m bench ope [--scenarios ...] [--days 5] [--lists 20000] [--rate 0.1] [--pool 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from sands.evaluation.off_policy import (
+    Estimate,
+    LoggedLists,
+    doubly_robust,
+    ips,
+    pbm,
+    snips,
+)
+from sands.serving.exploration import Exploration, exposure
+from sands.sim.marketplace import Marketplace, Scenario, SimulationConfig, examination
+
+K = 10
+ESTIMATORS = ("ips", "snips", "pbm", "dr")
+# A policy: (day index, users) -> scores over the catalogue, one row per user.
+Policy = Callable[[int, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One challenger on one day: what it earned online and what each estimator said."""
+
+    scenario: str
+    day: date
+    policy: str
+    realised: float
+    truth: float
+    estimates: dict[str, Estimate]
+
+
+def policies(market: Marketplace, shift_day: int, seed: int) -> dict[str, Policy]:
+    """The champion (the logger) and the challengers, as scores of the latent state: the click
+    chance of the user's taste on some day, a popularity prior (within a style every artwork is
+    alike to a user, so that is what orders them), and errors fixed per (user, artwork). The
+    errors are mostly shared, as models trained on the same features share them; the worse model
+    adds large ones of its own."""
+    cfg = market.config
+    days = cfg.days
+    users = cfg.initial_users + days * cfg.new_users_per_day * 3  # demographic-shift triples it
+    items = cfg.initial_artworks + days * cfg.new_artworks_per_day
+
+    def errors(stream: int, spread: float) -> np.ndarray:
+        return np.random.default_rng([seed, stream]).normal(0.0, spread, (users, items))
+
+    shared = errors(1, 0.3)
+
+    def knows(day: Callable[[int], int], own: np.ndarray) -> Policy:
+        def scores(today: int, who: np.ndarray) -> np.ndarray:
+            catalogue = np.arange(market.artworks.size)
+            chance = market.served_click_chance(who[:, None], catalogue[None, :], day(today))
+            prior = 0.3 * np.log(market.artworks.popularity)
+            return np.log(chance) + prior + (shared + own)[who][:, catalogue]
+
+        return scores
+
+    def popular(today: int, who: np.ndarray) -> np.ndarray:
+        return np.tile(np.log(market.artworks.popularity), (len(who), 1))
+
+    return {
+        "champion": knows(lambda today: shift_day - 1, errors(2, 0.1)),
+        "next champion": knows(lambda today: today - 1, errors(3, 0.1)),
+        "popularity": popular,
+        "worse model": knows(lambda today: today - 1, errors(4, 1.5)),
+    }
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k best columns, best first (ties by column)."""
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def sessions(market: Marketplace, lists: int, rng: np.random.Generator) -> np.ndarray:
+    """Users opening a served list, drawn by how active they are."""
+    activity = market.users.activity
+    return rng.choice(len(activity), size=lists, p=activity / activity.sum())
+
+
+def clicks_of(
+    market: Marketplace, users: np.ndarray, shown: np.ndarray, today: int, theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drawn clicks and their expectations for lists `shown` (users x positions)."""
+    chance = theta * market.served_click_chance(users[:, None], shown, today)
+    return (market.served_rng.random(chance.shape) < chance).astype(float), chance
+
+
+def calibrated(
+    scores: np.ndarray, clicks: np.ndarray, theta: np.ndarray, bins: int = 10
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The challenger's click model: its scores of logged items binned by quantile, each bin's
+    click chance once examined (clicks over expected examinations, as the PBM reads a log)."""
+    edges = np.quantile(scores, np.linspace(0, 1, bins + 1)[1:-1])
+    which = np.digitize(scores, edges)
+    examined = np.bincount(which.ravel(), np.broadcast_to(theta, scores.shape).ravel(), bins)
+    clicked = np.bincount(which.ravel(), clicks.ravel(), bins)
+    rate = np.divide(clicked, examined, out=np.zeros(bins), where=examined > 0)
+    return lambda s: rate[np.digitize(s, edges)]
+
+
+def judge_day(
+    market: Marketplace,
+    scenario: str,
+    day: date,
+    today: int,
+    shift_day: int,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> list[Judged]:
+    """The champion's exploring log of one day, then every challenger online and estimated."""
+    theta = examination(K, market.config.served_examination)
+    explore = Exploration(rate=args.rate, pool=args.pool)
+    every = policies(market, shift_day, args.seed)
+    users = sessions(market, args.lists, rng)
+    ranked = top_k(every["champion"](today, users), K + args.pool)
+    drawn = [explore.show(list(row), K, rng) for row in ranked]
+    shown = np.array([d.artwork_ids for d in drawn])
+    propensity = np.array([d.propensities for d in drawn])
+    explored = np.array([d.explored for d in drawn])
+    clicks, _ = clicks_of(market, users, shown, today, theta)
+    logged = LoggedLists(clicks, propensity, exposure(propensity, explored, theta), shown >= 0)
+    out = []
+    for name, policy in every.items():
+        scores = policy(today, users)
+        target = top_k(scores, K)
+        # Where the challenger would put each logged item (0: not in its list).
+        position = np.zeros(shown.shape, np.int64)
+        for slot in range(K):
+            position[shown == target[:, [slot]]] = slot + 1
+        model = calibrated(np.take_along_axis(scores, shown, 1), clicks, theta)
+        estimates = {
+            "ips": ips(logged, position, args.clip),
+            "snips": snips(logged, position, args.clip),
+            "pbm": pbm(logged, position, theta, args.clip),
+            "dr": doubly_robust(
+                logged,
+                position,
+                theta,
+                model(np.take_along_axis(scores, shown, 1)),
+                model(np.take_along_axis(scores, target, 1)),
+                args.clip,
+            ),
+        }
+        online_users = sessions(market, args.lists, rng)
+        online = top_k(policy(today, online_users), K)
+        realised, expected = clicks_of(market, online_users, online, today, theta)
+        out.append(
+            Judged(
+                scenario,
+                day,
+                name,
+                float(realised.sum(axis=1).mean()),
+                float(expected.sum(axis=1).mean()),
+                estimates,
+            )
+        )
+    return out
+
+
+def play(scenario: str, args: argparse.Namespace, console: Console) -> list[Judged]:
+    """Simulate warm-up days, then judge `args.days` days from the change on."""
+    warmup = 7
+    config = SimulationConfig(
+        scenario=Scenario(scenario),
+        days=warmup + args.days,
+        scenario_day=warmup,
+        events_per_day=args.events_per_day,
+        seed=args.seed,
+    )
+    market = Marketplace(config)
+    rng = np.random.default_rng([args.seed, 2])
+    judged: list[Judged] = []
+    for index, drop in enumerate(market.days()):
+        if index < warmup:
+            continue
+        day = judge_day(market, scenario, drop.day, index, warmup, args, rng)
+        judged += day
+        console.log(
+            f"{scenario} {drop.day}: "
+            + ", ".join(
+                f"{j.policy} {j.realised:.4f} (pbm {j.estimates['pbm'].value:.4f})" for j in day
+            )
+        )
+    return judged
+
+
+def concordance(judged: list[Judged], estimator: str) -> float:
+    """Share of challenger pairs (same scenario and day) the estimate orders as realised."""
+    agree = total = 0
+    days: dict[tuple[str, date], list[Judged]] = {}
+    for j in judged:
+        days.setdefault((j.scenario, j.day), []).append(j)
+    for group in days.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                total += 1
+                agree += (a.realised - b.realised) * (
+                    a.estimates[estimator].value - b.estimates[estimator].value
+                ) > 0
+    return agree / total if total else float("nan")
+
+
+def summary(judged: list[Judged]) -> Table:
+    """Per estimator: bias, interval coverage of the realised and true values, ordering."""
+    table = Table(title=f"clicks per list, {len(judged)} challenger-days (champion included)")
+    for column in (
+        "estimator",
+        "mean bias vs realised",
+        "mean |error|",
+        "realised inside 95% interval",
+        "truth inside",
+        "pairs ordered as realised",
+        "median effective lists",
+    ):
+        table.add_column(column, justify="right" if column != "estimator" else "left")
+    for name in ESTIMATORS:
+        errors = np.array([j.estimates[name].value - j.realised for j in judged])
+        inside = np.mean(
+            [j.estimates[name].low <= j.realised <= j.estimates[name].high for j in judged]
+        )
+        truth = np.mean(
+            [j.estimates[name].low <= j.truth <= j.estimates[name].high for j in judged]
+        )
+        effective = np.median([j.estimates[name].effective_lists for j in judged])
+        table.add_row(
+            name,
+            f"{errors.mean():+.4f}",
+            f"{np.abs(errors).mean():.4f}",
+            f"{inside:.0%}",
+            f"{truth:.0%}",
+            f"{concordance(judged, name):.0%}",
+            f"{effective:,.0f}",
+        )
+    return table
+
+
+def per_policy(judged: list[Judged]) -> Table:
+    """Mean realised clicks per list and each estimate, per challenger over all days."""
+    table = Table(title="per challenger, mean over scenario-days")
+    for column in ("policy", "realised", *ESTIMATORS):
+        table.add_column(column, justify="right" if column != "policy" else "left")
+    for name in dict.fromkeys(j.policy for j in judged):
+        mine = [j for j in judged if j.policy == name]
+        table.add_row(
+            name,
+            f"{np.mean([j.realised for j in mine]):.4f}",
+            *(f"{np.mean([j.estimates[e].value for j in mine]):.4f}" for e in ESTIMATORS),
+        )
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=[s.value for s in Scenario],
+        choices=[s.value for s in Scenario],
+    )
+    parser.add_argument("--days", type=int, default=5, help="judged days from the change on")
+    parser.add_argument("--lists", type=int, default=20_000, help="lists served a day per policy")
+    parser.add_argument("--rate", type=float, default=0.1, help="exploration: chance per slot")
+    parser.add_argument("--pool", type=int, default=40, help="exploration: ranks below the list")
+    parser.add_argument("--clip", type=float, default=1e9, help="largest weight (default: none)")
+    parser.add_argument("--events-per-day", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv or [])
+    console = Console()
+    judged = [j for scenario in args.scenarios for j in play(scenario, args, console)]
+    console.print(
+        f"{len(args.scenarios)} scenario(s) x {args.days} days, {args.lists:,} lists a day per "
+        f"policy, exploration rate {args.rate} over the next {args.pool} ranks, k={K}"
+    )
+    console.print(per_policy(judged))
+    console.print(summary(judged))
