@@ -19,6 +19,7 @@ yesterday's tastes in noise. Each knows it only through noisy scores. They stand
 platform's rankers: the estimators and the logger see nothing but scores, lists and clicks.
 
     python -m bench ope [--scenarios ...] [--days 5] [--lists 20000] [--rate 0.1] [--pool 40]
+                        [--popular 10]
 """
 
 from __future__ import annotations
@@ -140,11 +141,12 @@ def judge_day(
 ) -> list[Judged]:
     """The champion's exploring log of one day, then every challenger online and estimated."""
     theta = examination(K, market.config.served_examination)
-    explore = Exploration(rate=args.rate, pool=args.pool)
+    explore = Exploration(rate=args.rate, pool=args.pool, popular=args.popular)
+    popular = list(np.argsort(-market.artworks.popularity, kind="stable")[: args.popular])
     every = policies(market, shift_day, args.seed)
     users = sessions(market, args.lists, rng)
     ranked = top_k(every["champion"](today, users), K + args.pool)
-    drawn = [explore.show(list(row), K, rng) for row in ranked]
+    drawn = [explore.show(list(row), K, rng, popular) for row in ranked]
     shown = np.array([d.artwork_ids for d in drawn])
     propensity = np.array([d.propensities for d in drawn])
     explored = np.array([d.explored for d in drawn])
@@ -292,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lists", type=int, default=20_000, help="lists served a day per policy")
     parser.add_argument("--rate", type=float, default=0.1, help="exploration: chance per slot")
     parser.add_argument("--pool", type=int, default=40, help="exploration: ranks below the list")
+    parser.add_argument("--popular", type=int, default=10, help="exploration: popular artworks")
     parser.add_argument("--clip", type=float, default=1e9, help="largest weight (default: none)")
     parser.add_argument("--events-per-day", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=7)
@@ -300,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     judged = [j for scenario in args.scenarios for j in play(scenario, args, console)]
     console.print(
         f"{len(args.scenarios)} scenario(s) x {args.days} days, {args.lists:,} lists a day per "
-        f"policy, exploration rate {args.rate} over the next {args.pool} ranks, k={K}"
+        f"policy, exploration rate {args.rate} over the next {args.pool} ranks and the "
+        f"{args.popular} most popular artworks, k={K}"
     )
     console.print(per_policy(judged))
     console.print(summary(judged))

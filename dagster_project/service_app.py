@@ -29,6 +29,7 @@ def app_from_env() -> FastAPI:
         exploration=Exploration(
             rate=float(os.environ.get("SANDS_SERVE_EXPLORATION_RATE", Exploration.rate)),
             pool=int(os.environ.get("SANDS_SERVE_EXPLORATION_POOL", Exploration.pool)),
+            popular=int(os.environ.get("SANDS_SERVE_EXPLORATION_POPULAR", Exploration.popular)),
         ),
     )
     return create_app(registry.open(), online.open, lake.root, lake.storage_options, config)

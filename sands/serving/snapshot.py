@@ -326,7 +326,16 @@ def recommend(
         return Recommendation(ids, [float(scores[i]) for i in top], arm, model.version, RANKED)
     ranked = order[: k + exploration.pool]
     score_of = {data.catalogue.ids[rows[i]]: float(scores[i]) for i in ranked}
-    shown = exploration.show(list(score_of), k, rng)
+    known = data.catalogue.index
+    popular = (a for a in data.popular if a in known and a not in converted)
+    shown = exploration.show(
+        list(score_of), k, rng, list(itertools.islice(popular, exploration.popular))
+    )
+    unscored = [a for a in shown.artwork_ids if a not in score_of]  # popular, not a candidate
+    if unscored:
+        extra = data.catalogue.rows(unscored)
+        found = model.scores(vector, data.catalogue, extra)
+        score_of |= {data.catalogue.ids[r]: float(f) for r, f in zip(extra, found, strict=True)}
     return Recommendation(
         shown.artwork_ids,
         [score_of[a] for a in shown.artwork_ids],

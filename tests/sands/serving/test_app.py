@@ -107,7 +107,7 @@ def test_exploring_slots_serve_the_next_ranks_and_log_each_item_s_propensity(
 ) -> None:
     ranked = [i["artwork_id"] for i in app.get("/recommendations/u000?k=10").json()["items"]]
     top, pool = ranked[:5], ranked[5:]
-    explore = Exploration(rate=0.5, pool=5)
+    explore = Exploration(rate=0.5, pool=5, popular=0)
     config = ServiceConfig(poll_seconds=60, admin_token=ADMIN_TOKEN, exploration=explore)
     answers = {}
     with in_process(home, config) as client:

@@ -40,6 +40,20 @@ def test_declared_propensities_match_how_often_each_item_lands_in_each_slot():
         assert seen[key] / draws == pytest.approx(p, abs=4 * (p * (1 - p) / draws) ** 0.5)
 
 
+def test_the_most_popular_artworks_join_the_pool_and_share_its_propensity():
+    explore = Exploration(rate=0.5, pool=4, popular=2)
+    # a1 is already in the list and a5 in the next ranks: the two added are a11 and a10.
+    popular = ["a1", "a5", "a11", "a10", "a9"]
+    seen = set()
+    for seed in range(200):
+        shown = explore.show(RANKED, 3, np.random.default_rng(seed), popular)
+        for item, p, e in zip(shown.artwork_ids, shown.propensities, shown.explored, strict=True):
+            assert p == (0.5 / 6 if e else 0.5)
+            if e:
+                seen.add(item)
+    assert seen == {"a3", "a4", "a5", "a6", "a11", "a10"}
+
+
 def test_exploration_stays_off_when_the_ranking_cannot_fill_the_pool():
     shown = Exploration(rate=0.5, pool=20).show(RANKED, 3, np.random.default_rng(0))
     assert shown.propensities == [1.0] * 3
