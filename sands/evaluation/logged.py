@@ -18,12 +18,8 @@ import pyarrow as pa
 
 from sands.engines import duck
 from sands.evaluation.off_policy import LoggedLists
-from sands.monitoring.online_quality import AttributionSpec
+from sands.monitoring.online_quality import AttributionSpec, sql_list
 from sands.serving.exploration import exposure
-
-
-def _in(events: tuple[str, ...]) -> str:
-    return ", ".join(f"'{e}'" for e in events)
 
 
 def item_clicks(
@@ -49,7 +45,7 @@ def item_clicks(
                 select distinct s.impression_id, s.artwork_id
                 from shown as s join events as e
                   on e.user_id = s.user_id and e.artwork_id = s.artwork_id
-                 and e.event_type in ({_in(spec.clicks)})
+                 and e.event_type in ({sql_list(spec.clicks)})
                  and e.event_ts > s.served_ts and e.event_ts <= s.served_ts + {window})
             select s.impression_id, s.user_id, s.arm, s.model_version, s.strategy, s.served_ts,
                    s.position, s.artwork_id,

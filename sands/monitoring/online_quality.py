@@ -34,7 +34,8 @@ class AttributionSpec:
     conversions: tuple[str, ...] = CONVERSION_EVENTS
 
 
-def _in(events: tuple[str, ...]) -> str:
+def sql_list(events: tuple[str, ...]) -> str:
+    """Event types as a SQL `in (...)` list."""
     return ", ".join(f"'{e}'" for e in events)
 
 
@@ -55,8 +56,8 @@ def attributed_impressions(
                 from mature),
             acted as (
                 select s.impression_id,
-                       bool_or(e.event_type in ({_in(spec.clicks)})) as clicked,
-                       bool_or(e.event_type in ({_in(spec.conversions)})) as converted
+                       bool_or(e.event_type in ({sql_list(spec.clicks)})) as clicked,
+                       bool_or(e.event_type in ({sql_list(spec.conversions)})) as converted
                 from shown as s join events as e
                   on e.user_id = s.user_id and e.artwork_id = s.artwork_id
                  and e.event_ts > s.served_ts and e.event_ts <= s.served_ts + {window}
