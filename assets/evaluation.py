@@ -17,17 +17,22 @@ from dagster import (
 from pydantic import Field
 
 from assets.automation import after_updates_of
+from assets.ingestion import raw_interactions
 from assets.models import popularity_baseline, ranker, user_segments
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
-from sands.evaluation.challenger import evaluate_challenger, evaluation_tags
+from sands.evaluation.challenger import estimate_off_policy, evaluate_challenger, evaluation_tags
 from sands.evaluation.gate import GateRules
 from sands.evaluation.metrics import finite
+from sands.evaluation.off_policy import DEFAULT_CLIP, ESTIMATORS
 from sands.evaluation.offline import PRIMARY, EvaluationSpec
+from sands.evaluation.policy_value import OffPolicySpec
 from sands.evaluation.report import render_html, summary_markdown
-from sands.models.tags import EVALUATION_RUN_TAG, MODEL_VERSION_TAG
+from sands.models.aliases import CHALLENGER
+from sands.models.tags import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, OFF_POLICY_TAG
 from sands.models.tracking import dagster_tags
+from sands.monitoring.online_quality import AttributionSpec
 
 GROUP = "evaluation"
 GATE = "promotion_gate"
@@ -52,6 +57,11 @@ class EvaluationConfig(Config):
         description="Two-sided level of the per-user paired bootstrap interval of the gain over "
         "each reference, which must lie above zero; 0 compares means only.",
     )
+    off_policy: bool = Field(
+        default=GateRules.off_policy,
+        description="Hold back a challenger the champion's logged lists estimate worse than the "
+        "champion beyond the interval (`off_policy_estimate`).",
+    )
     floors: dict[str, float] = Field(default_factory=lambda: {"auc": 0.6, PRIMARY: 0.01})
     guarded_dimensions: list[str] = Field(default_factory=lambda: ["user_type", "segment"])
     slice_tolerance: float = Field(default=0.05, ge=0)
@@ -75,13 +85,103 @@ class EvaluationConfig(Config):
             min_slice_users=self.min_slice_users,
             require_behaviour=self.require_behaviour,
             confidence=self.confidence,
+            off_policy=self.off_policy,
+        )
+
+
+class OffPolicyConfig(Config):
+    """How the champion's logged lists judge a challenger before it serves anyone."""
+
+    estimator: str = Field(
+        default=OffPolicySpec.estimator, description=f"One of {', '.join(ESTIMATORS)}."
+    )
+    clip: float = Field(default=DEFAULT_CLIP, gt=0, description="Largest weight of one click.")
+    confidence: float = Field(default=OffPolicySpec.confidence, gt=0, lt=1)
+    window_hours: float = Field(
+        default=AttributionSpec.window_hours,
+        gt=0,
+        description="Hours after serving a click still counts for the list.",
+    )
+    lookback_days: int = Field(default=7, ge=1, description="Newest served days read.")
+    min_lists: int = Field(
+        default=OffPolicySpec.min_lists, ge=1, description="Fewer logged lists: not judged."
+    )
+    examination_prior: float = Field(
+        default=OffPolicySpec.examination_prior,
+        ge=0,
+        description="Position bias (1/position)^this until the log's explored clicks fit one.",
+    )
+    min_explored_clicks: int = Field(default=OffPolicySpec.min_explored_clicks, ge=1)
+    k: int = Field(default=10, ge=1)
+    popularity_window_days: int = Field(default=7, description="1, 7 or 28 (a feature window).")
+
+    def spec(self) -> OffPolicySpec:
+        return OffPolicySpec(
+            k=self.k,
+            estimator=self.estimator,
+            clip=self.clip,
+            confidence=self.confidence,
+            window_hours=self.window_hours,
+            min_lists=self.min_lists,
+            examination_prior=self.examination_prior,
+            min_explored_clicks=self.min_explored_clicks,
         )
 
 
 @asset(
-    deps=[ranker, popularity_baseline, user_segments],
+    deps=[ranker, popularity_baseline, "served_impressions", raw_interactions],
     group_name=GROUP,
     automation_condition=after_updates_of("ranker"),
+    kinds={"mlflow"},
+    description="Off-policy estimates of clicks and conversions per list for the challenger, the "
+    "champion and popularity, from the lists the champion served (with exploration and logged "
+    "propensities) since the challenger's cut-off; tagged on the challenger's version for the "
+    "gate's online criterion.",
+)
+def off_policy_estimate(
+    context: AssetExecutionContext,
+    config: OffPolicyConfig,
+    lake: LakeResource,
+    registry: RegistryResource,
+) -> MaterializeResult:
+    client = registry.open()
+    comparison = estimate_off_policy(
+        client,
+        lake.root,
+        config.spec(),
+        EvaluationSpec(k=config.k, popularity_window_days=config.popularity_window_days),
+        config.lookback_days,
+        lake.storage_options,
+    )
+    version = int(client.aliased(CHALLENGER).version)
+    # An empty tag clears an estimate from an earlier champion's log.
+    client.tag_version(version, {OFF_POLICY_TAG: comparison.to_json() if comparison else ""})
+    if comparison is None:
+        context.log.info("no champion lists logged after the challenger's cut-off: not judged")
+        summary = "No champion lists logged after the challenger's cut-off: not judged."
+    elif comparison.difference is None:
+        summary = f"{comparison.lists} logged lists: too few to estimate."
+    else:
+        summary = comparison.markdown()
+    difference = comparison.difference if comparison else None
+    return MaterializeResult(
+        metadata={
+            "challenger_version": MetadataValue.int(version),
+            "lists": MetadataValue.int(comparison.lists if comparison else 0),
+            "estimates": MetadataValue.md(summary),
+            **(
+                {"difference": MetadataValue.float(round(difference.value, 5))}
+                if difference
+                else {}
+            ),
+        },
+    )
+
+
+@asset(
+    deps=[ranker, popularity_baseline, user_segments, off_policy_estimate],
+    group_name=GROUP,
+    automation_condition=after_updates_of("off_policy_estimate"),
     kinds={"mlflow", "html"},
     hooks=MLFLOW_HOOKS,
     check_specs=[
@@ -91,7 +191,7 @@ class EvaluationConfig(Config):
             blocking=True,
             description="The challenger beats both the champion and the popularity baseline by "
             "the margin and beyond chance, stays above the floors, no guarded slice regresses, "
-            "behaviour holds.",
+            "behaviour holds, and the champion's logged lists do not estimate it worse online.",
         )
     ],
     description="Temporal-split, full-catalogue evaluation of the challenger against the champion "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from assets.deployment import deployed_ranker, serving_candidates
-from assets.evaluation import evaluation_report
+from assets.evaluation import evaluation_report, off_policy_estimate
 from assets.features import artwork_features, online_features, user_features
 from assets.ingestion import artworks, raw_interactions, users
 from assets.models import artwork_similarity, popularity_baseline, ranker, user_segments
@@ -51,6 +51,7 @@ model_training_job = define_asset_job(
         artwork_similarity,
         popularity_baseline,
         ranker,
+        off_policy_estimate,
         evaluation_report,
         deployed_ranker,
         serving_candidates,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sands.evaluation import policy_value
 from sands.evaluation.behaviour import BehaviourResult, behaviour_tests
 from sands.evaluation.gate import GateDecision, GateRules, decide, slice_regressions
 from sands.evaluation.offline import (
@@ -23,10 +24,13 @@ from sands.evaluation.offline import (
     evaluate,
     evaluation_setup,
 )
+from sands.evaluation.policy_value import OffPolicyComparison, OffPolicySpec
 from sands.evaluation.rankings import evaluate_stored
 from sands.evaluation.report import ReportInputs
 from sands.features.offline import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
-from sands.features.training_store import read_training_set
+from sands.features.training_store import label_events, read_training_set
+from sands.ingest.bronze import bronze_uri
+from sands.ingest.contract import ARTWORKS, INTERACTIONS
 from sands.lake import delta
 from sands.models import model_store
 from sands.models.aliases import CHALLENGER
@@ -35,8 +39,10 @@ from sands.models.tags import (
     GATE_REASONS_TAG,
     GATE_REFERENCE_TAG,
     GATE_TAG,
+    OFF_POLICY_TAG,
     TRAIN_CUTOFF_TAG,
 )
+from sands.serving.prediction_log import impressions_uri, recent_impressions
 
 if TYPE_CHECKING:
     from sands.models.registry import Registry
@@ -80,6 +86,28 @@ def _version_tag(tags: dict[str, str], name: str) -> int:
     return int(tags[f"sands.delta.{name}"])
 
 
+def _pinned_features(
+    tags: dict[str, str],
+    lake_root: str,
+    split: datetime,
+    storage_options: dict[str, str] | None,
+) -> tuple[pa.Table, pa.Table]:
+    """The user and artwork feature rows the challenger's lineage pins, from shortly before
+    `split` on."""
+    return (
+        feature_rows_at(
+            USER_FEATURES, lake_root, _version_tag(tags, "user_features"), split, storage_options
+        ),
+        feature_rows_at(
+            ARTWORK_FEATURES,
+            lake_root,
+            _version_tag(tags, "artwork_features"),
+            split,
+            storage_options,
+        ),
+    )
+
+
 def evaluate_challenger(
     registry: Registry,
     lake_root: str,
@@ -97,12 +125,7 @@ def evaluate_challenger(
     examples, _, _ = read_training_set(
         lake_root, _version_tag(tags, "training_examples"), storage_options
     )
-    users = feature_rows_at(
-        USER_FEATURES, lake_root, _version_tag(tags, "user_features"), split, storage_options
-    )
-    works = feature_rows_at(
-        ARTWORK_FEATURES, lake_root, _version_tag(tags, "artwork_features"), split, storage_options
-    )
+    users, works = _pinned_features(tags, lake_root, split, storage_options)
     segments, _ = model_store.read_segment_model(
         lake_root, _version_tag(tags, "user_segments"), storage_options
     )
@@ -129,7 +152,9 @@ def evaluate_challenger(
     else:
         notes.append("No champion yet: the first model must beat the popularity baseline.")
     behaviour = behaviour_tests(model.scores, setup.holdout)
-    decision = decide(challenger, champion, baseline, behaviour, rules)
+    logged = tags.get(OFF_POLICY_TAG)
+    off_policy = OffPolicyComparison.from_json(logged) if logged and champion else None
+    decision = decide(challenger, champion, baseline, behaviour, rules, off_policy)
     flagged = slice_regressions(challenger, champion, rules) if champion else []
     history = [
         (f"v{v.version}", float(v.tags[f"sands.eval.{PRIMARY}"]))
@@ -149,6 +174,7 @@ def evaluate_challenger(
         flagged=flagged,
         notes=notes,
         history=history,
+        off_policy=off_policy,
     )
     return EvaluationRun(
         challenger_version=version,
@@ -175,3 +201,54 @@ def evaluation_tags(run: EvaluationRun) -> dict[str, str]:
     for name, value in {**run.challenger.overall, **run.challenger.pointwise}.items():
         tags[f"sands.eval.{name}"] = f"{value:.6f}"
     return tags
+
+
+def estimate_off_policy(
+    registry: Registry,
+    lake_root: str,
+    spec: OffPolicySpec,
+    evaluation: EvaluationSpec,
+    lookback_days: int,
+    storage_options: dict[str, str] | None = None,
+) -> OffPolicyComparison | None:
+    """Off-policy estimates of the challenger, the champion and popularity from the champion's
+    lists logged since the challenger's cut-off (None without a champion or a log)."""
+    entry = registry.aliased(CHALLENGER)
+    if entry is None:
+        raise LookupError(f"{registry.model_name} has no challenger: materialize `ranker` first")
+    champion_version = registry.champion_version()
+    if champion_version is None:
+        return None
+    version, tags = int(entry.version), dict(entry.tags)
+    split = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
+    recent = recent_impressions(impressions_uri(lake_root), lookback_days, storage_options)
+    impressions = policy_value.champion_lists(recent, champion_version, split)
+    if impressions.num_rows == 0:
+        return None
+    events, _, _ = label_events(
+        bronze_uri(lake_root, INTERACTIONS),
+        bronze_uri(lake_root, ARTWORKS),
+        lookback_days + 1,
+        storage_options,
+    )
+    as_of = pc.max(events["event_ts"]).as_py()
+    examples, _, _ = read_training_set(
+        lake_root, _version_tag(tags, "training_examples"), storage_options
+    )
+    users, works = (
+        feature_rows_at(table, lake_root, _version_tag(tags, name), split, storage_options)
+        for table, name in (
+            (USER_FEATURES, "user_features"),
+            (ARTWORK_FEATURES, "artwork_features"),
+        )
+    )
+    recommenders = {
+        policy_value.CHALLENGER: RankerRecommender("challenger", registry.load_ranker(version)),
+        policy_value.CHAMPION: RankerRecommender(
+            "champion", registry.load_ranker(champion_version)
+        ),
+        policy_value.POPULARITY: PopularityRecommender(evaluation.popularity_window_days),
+    }
+    return policy_value.compare(
+        impressions, events, as_of, recommenders, users, works, examples, spec, evaluation
+    )

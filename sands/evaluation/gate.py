@@ -5,7 +5,10 @@ champion and the popularity baseline on the primary metric by a margin, on the s
 (by default) by more than chance: the per-user paired bootstrap interval of the gain must lie
 above zero. Popularity is always a contender because after a change of taste it is what a stale
 model loses to first. No guarded slice may regress against the champion beyond a tolerance (a
-first model has nothing to regress from); behaviour tests must pass.
+first model has nothing to regress from); behaviour tests must pass. When the champion's lists
+logged since the challenger's cut-off are enough to judge by (`sands.evaluation.policy_value`),
+the challenger's off-policy estimate of clicks per list must not be below the champion's beyond
+the interval of their paired difference: better offline but worse online is held back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from sands.evaluation.behaviour import BehaviourResult
 from sands.evaluation.metrics import paired_gain
 from sands.evaluation.offline import PRIMARY, Evaluation
+from sands.evaluation.policy_value import CHALLENGER, CHAMPION, CTR, OffPolicyComparison
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class GateRules:
     require_behaviour: bool = True
     # The gain over each reference must be significant at this two-sided level (0 turns it off).
     confidence: float = 0.9
+    # Hold back a challenger the champion's logged traffic estimates worse beyond the interval.
+    off_policy: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,12 +111,36 @@ def beats(challenger: Evaluation, reference: Evaluation, rules: GateRules) -> Cr
     return Criterion(f"beats {reference.name}", passed, detail)
 
 
+OFF_POLICY = "online estimate (off-policy)"
+
+
+def online_estimate(comparison: OffPolicyComparison | None) -> Criterion:
+    """Whether the logged traffic estimates the challenger no worse than the champion beyond the
+    interval of the paired difference; passes, saying why, when there is too little log."""
+    if comparison is None:
+        return Criterion(OFF_POLICY, True, "not judged: no champion lists logged after the cut-off")
+    difference = comparison.difference
+    if difference is None:
+        return Criterion(
+            OFF_POLICY, True, f"not judged: {comparison.lists} logged lists, too few to estimate"
+        )
+    mine, theirs = (comparison.estimates[p][CTR] for p in (CHALLENGER, CHAMPION))
+    passed = difference.high >= 0
+    detail = (
+        f"{CTR} {mine.value:.4f} vs champion {theirs.value:.4f} ({comparison.estimator} on "
+        f"{comparison.lists:,} logged lists); difference {difference.value:+.4f} "
+        f"[{difference.low:+.4f}, {difference.high:+.4f}]"
+    )
+    return Criterion(OFF_POLICY, passed, detail + ("" if passed else ": worse beyond the interval"))
+
+
 def decide(
     challenger: Evaluation,
     champion: Evaluation | None,
     baseline: Evaluation,
     behaviour: list[BehaviourResult],
     rules: GateRules,
+    off_policy: OffPolicyComparison | None = None,
 ) -> GateDecision:
     """Apply the gate rules to a challenger's evaluation."""
     already = champion is not None and challenger.version is not None
@@ -139,6 +169,8 @@ def decide(
                 f"{rules.slice_tolerance}",
             )
         )
+    if champion is not None and rules.off_policy:
+        criteria.append(online_estimate(off_policy))
     if rules.require_behaviour:
         failed = [b for b in behaviour if not b.passed]
         criteria.append(

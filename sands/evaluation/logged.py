@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -63,7 +63,9 @@ class LoggedDay:
 
     impressions: list[str]
     users: list[str]
+    served: list[date]  # the day each list was served (UTC)
     items: np.ndarray  # artwork ids, "" where a list was shorter than k
+    explored: np.ndarray  # an exploration slot held the artwork
     lists: LoggedLists
 
 
@@ -77,6 +79,7 @@ def logged_lists(rows: pa.Table, k: int, examination: np.ndarray) -> LoggedDay:
     clicks, propensity = np.zeros((n, k)), np.ones((n, k))
     explored, shown = np.zeros((n, k), bool), np.zeros((n, k), bool)
     users: dict[int, str] = {}
+    served = dict(zip(ids, (ts.date() for ts in rows["served_ts"].to_pylist()), strict=True))
     columns = [rows[c].to_pylist() for c in ("user_id", "position", "artwork_id")]
     extras = [rows[c].to_pylist() for c in ("clicked", "propensity", "explored")]
     for impression, user, position, artwork, hit, p, e in zip(ids, *columns, *extras, strict=True):
@@ -89,7 +92,9 @@ def logged_lists(rows: pa.Table, k: int, examination: np.ndarray) -> LoggedDay:
     return LoggedDay(
         order,
         [users.get(i, "") for i in range(n)],
+        [served[impression] for impression in order],
         items,
+        explored,
         LoggedLists(clicks, propensity, exposure(propensity, explored, examination), shown),
     )
 
@@ -97,8 +102,13 @@ def logged_lists(rows: pa.Table, k: int, examination: np.ndarray) -> LoggedDay:
 def target_positions(day: LoggedDay, lists: Mapping[str, Sequence[str]]) -> np.ndarray:
     """Where a target policy puts each logged artwork in its list for that user (1-based; 0 when
     it does not show it, or has no list for the user)."""
+    return positions_in(day, [lists.get(user, ()) for user in day.users])
+
+
+def positions_in(day: LoggedDay, per_list: Sequence[Sequence[str]]) -> np.ndarray:
+    """Where each logged list's target list (one per logged list, in order) puts its artworks."""
     out = np.zeros(day.items.shape, np.int64)
-    for i, user in enumerate(day.users):
-        where = {artwork: p for p, artwork in enumerate(lists.get(user, ()), start=1)}
+    for i, target in enumerate(per_list):
+        where = {artwork: p for p, artwork in enumerate(target, start=1)}
         out[i] = [where.get(artwork, 0) for artwork in day.items[i]]
     return out

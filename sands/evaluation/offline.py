@@ -159,7 +159,8 @@ def temporal_split(examples: pa.Table, split: datetime) -> tuple[pa.Table, pa.Ta
     return examples.filter(before), examples.filter(pc.invert(before))
 
 
-def _pairs(rows: pa.Table) -> dict[str, set[str]]:
+def positive_pairs(rows: pa.Table) -> dict[str, set[str]]:
+    """Each user's positively labelled artworks in `rows`."""
     positives = rows.filter(pc.equal(rows["label"], 1))
     pairs: dict[str, set[str]] = defaultdict(set)
     for user, item in zip(
@@ -169,7 +170,10 @@ def _pairs(rows: pa.Table) -> dict[str, set[str]]:
     return dict(pairs)
 
 
-def _as_of(ids: list[str], key: str, features: pa.Table, split: datetime, prefix: str) -> pa.Table:
+def entities_as_of(
+    ids: list[str], key: str, features: pa.Table, split: datetime, prefix: str
+) -> pa.Table:
+    """One row per id with its newest feature row at or before `split` (nulls when none)."""
     entities = pa.table(
         {
             key: pa.array(ids, pa.string()),
@@ -223,12 +227,12 @@ def evaluation_setup(
     """Split the examples at `split` and gather users and catalogue as of that time."""
     train, holdout = temporal_split(examples, split)
     listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
-    catalogue = _as_of(listed, "artwork_id", artwork_features, split, "artwork_")
+    catalogue = entities_as_of(listed, "artwork_id", artwork_features, split, "artwork_")
     catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))
     pairs = spec.max_scored_pairs
     limit = max(pairs // max(catalogue.num_rows, 1), 1) if pairs else None
-    relevant = sampled_users(_pairs(holdout), limit)
-    users = _as_of(sorted(relevant), "user_id", user_features, split, "user_")
+    relevant = sampled_users(positive_pairs(holdout), limit)
+    users = entities_as_of(sorted(relevant), "user_id", user_features, split, "user_")
     by_day: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     positives = holdout.filter(pc.equal(holdout["label"], 1))
     for user, item, ts in zip(
@@ -245,7 +249,7 @@ def evaluation_setup(
         catalogue=catalogue,
         relevant=relevant,
         relevant_by_day={d: dict(u) for d, u in sorted(by_day.items())},
-        exclude=_pairs(train),
+        exclude=positive_pairs(train),
         user_slices=user_slices(users, segments, spec.new_user_days),
         artwork_style=dict(
             zip(

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 from sands.evaluation.behaviour import BehaviourResult
 from sands.evaluation.gate import GateDecision
 from sands.evaluation.offline import Evaluation
+from sands.evaluation.policy_value import CTR, LOGGED_CHAMPION, OffPolicyComparison
 from sands.html import STYLE, svg, table
 
 RANKING_ROWS = ("ndcg_at_10", "recall_at_10", "map_at_10", "hit_rate_at_10")
@@ -37,6 +38,7 @@ class ReportInputs:
     flagged: list[tuple[str, str, float, float]]
     notes: list[str] = field(default_factory=list)
     history: list[tuple[str, float]] = field(default_factory=list)
+    off_policy: OffPolicyComparison | None = None
 
     @property
     def evaluations(self) -> list[Evaluation]:
@@ -82,7 +84,59 @@ def summary_markdown(inputs: ReportInputs) -> str:
     if inputs.flagged:
         worse = ", ".join(f"{d}={v}" for d, v, _, _ in inputs.flagged)
         lines.append(f"Slices where the challenger is worse than the champion: {worse}.")
+    if inputs.off_policy is not None and inputs.off_policy.estimates:
+        lines += ["", "Online estimates from the champion's logged lists:", ""]
+        lines.append(inputs.off_policy.markdown())
     return "\n".join(lines)
+
+
+def off_policy_plot(comparison: OffPolicyComparison) -> str:
+    """Each policy's estimated clicks per list with its interval, beside what the log earned."""
+    names = list(comparison.estimates)
+    estimates = [comparison.estimates[n][CTR] for n in names]
+    figure, axis = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
+    values = [e.value for e in estimates]
+    errors = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
+    axis.errorbar(values, range(len(names)), xerr=errors, fmt="o", capsize=4)
+    axis.axvline(comparison.logged[CTR], linestyle="--", color="#bbbbbb", label="logged")
+    axis.set_yticks(range(len(names)), names)
+    axis.set(xlabel=f"{CTR} ({comparison.estimator}, 95 % interval)")
+    axis.legend()
+    return svg(figure)
+
+
+def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
+    """The online estimates from logged traffic, or why there are none."""
+    head = "<h2>Online estimate from logged traffic (off-policy)</h2>"
+    if comparison is None:
+        return [head, "<p>No champion lists were logged after the challenger's cut-off.</p>"]
+    facts = (
+        f"{comparison.lists:,} lists the champion served on {', '.join(comparison.days)} "
+        f"({comparison.explored_share:.1%} of slots explored); position bias "
+        f"{comparison.examination_source}."
+    )
+    if not comparison.estimates:
+        return [head, f"<p>{html.escape(facts)} Too few to estimate.</p>"]
+    rows = [
+        [
+            policy,
+            *(f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in by.values()),
+            f"{by[CTR].effective_lists:,.0f}",
+            str(by[CTR].clipped),
+        ]
+        for policy, by in comparison.estimates.items()
+    ]
+    outcomes = list(next(iter(comparison.estimates.values())))
+    agreement = (
+        f" The recomputed champion reproduces {comparison.champion_agreement:.0%} of its "
+        f"logged greedy slots; '{LOGGED_CHAMPION}' must agree with the logged figure."
+    )
+    return [
+        head,
+        f"<p>{html.escape(facts + agreement)}</p>",
+        table(["policy", *outcomes, "effective lists", "clipped"], rows),
+        off_policy_plot(comparison),
+    ]
 
 
 def reliability_plot(inputs: ReportInputs) -> str:
@@ -189,6 +243,7 @@ def render_html(inputs: ReportInputs) -> str:
         *[f"<p class='note'>{html.escape(n)}</p>" for n in inputs.notes],
         verdict,
         criteria,
+        *(off_policy_section(inputs.off_policy) if inputs.champion else []),
         "<h2>Challenger vs champion vs popularity</h2>",
         table(COMPARISON_HEADER, comparison_rows(inputs)),
         "<h2>Calibration</h2>",

@@ -19,6 +19,7 @@ EVAL_CHAMPION_VERSION_TAG = "sands.eval.champion_version"
 EVALUATION_RUN_TAG = "sands.evaluation_run"  # its latest evaluation's run
 CHAMPION_SINCE_TAG = "sands.champion_since"
 CANARY_VERDICT_TAG = "sands.canary"  # better or worse than the champion online
+OFF_POLICY_TAG = "sands.off_policy"  # the challenger's off-policy estimates (JSON)
 
 # On the registered model, so every replica reads one value.
 CANARY_TAG = "sands.canary_share"

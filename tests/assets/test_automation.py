@@ -152,7 +152,12 @@ def test_evaluation_and_promotion_follow_a_retrain_in_the_same_tick(paths):
         result = evaluate_automation_conditions(
             defs=ticks.defs, instance=instance, cursor=ticks.cursor, evaluation_time=ticks.now
         )
-        wanted = {RANKER, AssetKey("evaluation_report"), AssetKey("deployed_ranker")}
+        wanted = {
+            RANKER,
+            AssetKey("off_policy_estimate"),
+            AssetKey("evaluation_report"),
+            AssetKey("deployed_ranker"),
+        }
         assert {k for k in wanted if result.get_num_requested(k)} == wanted
 
 

@@ -3,11 +3,12 @@ evaluate, promote through the gate; a shuffled-label model is never promoted."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
+from deltalake import DeltaTable, write_deltalake
 from typer.testing import CliRunner
 
 from dagster_project.cli import app
@@ -18,8 +19,11 @@ from dagster_project.runner import (
     run_training_data,
 )
 from resources import build_resources
+from sands.ingest.bronze import bronze_uri
+from sands.ingest.contract import INTERACTIONS
 from sands.models.aliases import CHALLENGER, CHAMPION
 from sands.models.tags import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
+from sands.serving.prediction_log import Impression, impressions_table, impressions_uri
 from sands.settings import SandsPaths
 from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
@@ -249,3 +253,62 @@ def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_pass
     assert reg.serving_policy() == "champion" and reg.champion_version() == 1
     guard_reason = next(c.reason for c in reg.history() if c.action == "serving_policy_popularity")
     assert guard_reason.startswith("popularity ") and "CI" in guard_reason
+
+
+def test_the_champion_s_logged_lists_judge_the_challenger_before_it_serves(world):
+    """An exploring log of champion v1 on the held-out day: the off-policy asset estimates every
+    policy from it, and the gate reads its criterion."""
+    paths, instance, _ = world
+    reg = registry()
+    champion = reg.champion_version()
+    cutoff = datetime.fromisoformat(reg.version(2).tags["sands.train_cutoff"])
+    events = DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).to_pyarrow_table(
+        columns=["user_id", "artwork_id", "event_type", "event_ts"]
+    )
+    clicks = [
+        e for e in events.to_pylist() if e["event_type"] == "click" and e["event_ts"] > cutoff
+    ][:120]
+    others = sorted({e["artwork_id"] for e in events.to_pylist()})[:12]
+    log = []
+    for i, e in enumerate(clicks):
+        # The clicked artwork shown at slot i % 10, explored in every third list.
+        items = [a for a in others if a != e["artwork_id"]][:10]
+        items[i % 10] = e["artwork_id"]
+        explored = [slot == i % 10 and i % 3 == 0 for slot in range(10)]
+        chances = [0.0025 if x else 0.9 for x in explored]
+        served = e["event_ts"] - timedelta(minutes=2)
+        log.append(
+            Impression(
+                f"i{i}",
+                e["user_id"],
+                items,
+                [1.0] * 10,
+                champion,
+                CHAMPION,
+                served,
+                "ranked",
+                chances,
+                explored,
+                "epsilon-slots(rate=0.1)",
+            )
+        )
+    write_deltalake(
+        impressions_uri(paths.lake),
+        impressions_table(log),
+        mode="append",
+        partition_by=["served_date"],
+        schema_mode="merge",
+    )
+    result = run_model_training(
+        instance, {"ranker": {"shuffle_labels": True}, "off_policy_estimate": {"min_lists": 10}}
+    )
+    estimate = materialized(result, "off_policy_estimate")
+    assert estimate["challenger_version"] == 2 and estimate["lists"] == len(clicks)
+    for policy in ("| challenger |", "| champion |", "| popularity |", "(as logged)"):
+        assert policy in estimate["estimates"], policy
+    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
+    criteria = gate.metadata["criteria"].value
+    assert "online estimate (off-policy) | " in criteria
+    assert f"on {len(clicks)} logged lists" in criteria
+    report = Path(materialized(result, "evaluation_report")["report"]).read_text()
+    assert "Online estimate from logged traffic" in report

@@ -23,7 +23,7 @@ ASSETS_BY_GROUP = {
     "training": {"training_examples"},
     "monitoring": {"feature_drift", "champion_performance", "online_performance"},
     "models": {"user_segments", "artwork_similarity", "popularity_baseline", "ranker"},
-    "evaluation": {"evaluation_report"},
+    "evaluation": {"off_policy_estimate", "evaluation_report"},
     "deployment": {"deployed_ranker", "serving_candidates", "served_impressions"},
     "backtests": {"backtest_report"},
 }
@@ -34,7 +34,7 @@ UNPARTITIONED = {
     "training_examples",
     *ASSETS_BY_GROUP["models"],
     *ASSETS_BY_GROUP["monitoring"],
-    "evaluation_report",
+    *ASSETS_BY_GROUP["evaluation"],
     "deployed_ranker",
     "serving_candidates",
     "served_impressions",
@@ -132,7 +132,19 @@ def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
         "champion_performance",
         "online_performance",
     }
-    assert parents("evaluation_report") == {"ranker", "popularity_baseline", "user_segments"}
+    # Off-policy estimates from the champion's served lists come before the gate that reads them.
+    assert parents("off_policy_estimate") == {
+        "ranker",
+        "popularity_baseline",
+        "served_impressions",
+        "raw_interactions",
+    }
+    assert parents("evaluation_report") == {
+        "ranker",
+        "popularity_baseline",
+        "user_segments",
+        "off_policy_estimate",
+    }
     assert parents("deployed_ranker") == {"evaluation_report"}
     gate = AssetCheckKey(AssetKey("evaluation_report"), "promotion_gate")
     assert GRAPH.get_check_spec(gate).blocking
@@ -140,7 +152,7 @@ def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
     assert {k.to_user_string() for k in selected} == {
         *ASSETS_BY_GROUP["models"],
         *ASSETS_BY_GROUP["monitoring"],
-        "evaluation_report",
+        *ASSETS_BY_GROUP["evaluation"],
         "deployed_ranker",
         "serving_candidates",
     }
@@ -178,12 +190,14 @@ def test_the_whole_loop_is_automated_with_named_conditions():
             "artwork_similarity",
             "popularity_baseline",
             "ranker",
+            "off_policy_estimate",
             "evaluation_report",
             "deployed_ranker",
         )
     }
     assert labels["ranker"] == "retrain"
-    assert labels["evaluation_report"] == "after ranker updates"
+    assert labels["off_policy_estimate"] == "after ranker updates"
+    assert labels["evaluation_report"] == "after off_policy_estimate updates"
     assert labels["deployed_ranker"] == "after evaluation_report updates"
     assert {labels[n] for n in ("feature_drift", "champion_performance", "user_segments")} == {
         "after_upstream_updates"

@@ -4,8 +4,10 @@ popularity always a contender, and gains that must exceed chance."""
 import numpy as np
 
 from sands.evaluation.behaviour import BehaviourResult
-from sands.evaluation.gate import GateRules, decide, slice_regressions
+from sands.evaluation.gate import OFF_POLICY, GateRules, decide, slice_regressions
+from sands.evaluation.off_policy import Estimate
 from sands.evaluation.offline import Evaluation, SliceResult
+from sands.evaluation.policy_value import CHALLENGER, CHAMPION, CTR, OffPolicyComparison
 
 GOOD_BEHAVIOUR = [BehaviourResult("invariance", True, 0.0, "no change")]
 # Per-user NDCG around each evaluation's mean: the same user-level pattern for every model, so
@@ -151,3 +153,44 @@ def test_a_challenger_that_already_serves_passes_without_comparison():
     champion.version = 4
     decision = decide(same, champion, BASELINE, [], RULES)
     assert decision.passed and [c.name for c in decision.criteria] == ["already champion"]
+
+
+def off_policy(difference: tuple[float, float, float] | None, lists: int = 5_000):
+    """A comparison whose challenger-minus-champion clicks per list is (value, low, high)."""
+    ctr = {
+        name: {CTR: Estimate("pbm", v, v - 0.01, v + 0.01, lists, lists / 2, 0)}
+        for name, v in ((CHALLENGER, 0.05), (CHAMPION, 0.07))
+    }
+    return OffPolicyComparison(
+        estimator="pbm",
+        lists=lists,
+        days=["2026-09-02"],
+        logged={CTR: 0.07},
+        examination=[1.0, 0.5],
+        examination_source="prior",
+        explored_share=0.1,
+        champion_agreement=0.9,
+        estimates=ctr if difference else {},
+        difference=Estimate("pbm difference", *difference, lists, lists / 2, 0)
+        if difference
+        else None,
+    )
+
+
+def test_better_offline_but_worse_by_the_logged_traffic_is_held_back_with_that_reason():
+    better = evaluation("challenger", 0.120), evaluation("champion", 0.110), BASELINE
+    decision = decide(*better, GOOD_BEHAVIOUR, RULES, off_policy((-0.02, -0.03, -0.01)))
+    assert not decision.passed and failed(decision) == {OFF_POLICY}
+    assert "worse beyond the interval" in decision.reasons[0]
+    assert "0.0500 vs champion 0.0700" in decision.reasons[0]
+    # Worse by the estimate but within its interval: not held back.
+    assert decide(*better, GOOD_BEHAVIOUR, RULES, off_policy((-0.02, -0.05, 0.01))).passed
+    # Too little log, or none: not judged, and said so.
+    for thin in (off_policy(None, lists=12), None):
+        decision = decide(*better, GOOD_BEHAVIOUR, RULES, thin)
+        criterion = next(c for c in decision.criteria if c.name == OFF_POLICY)
+        assert decision.passed and criterion.detail.startswith("not judged")
+    # Turned off, the criterion is not there at all.
+    rules = GateRules(min_improvement=0.005, off_policy=False)
+    decision = decide(*better, GOOD_BEHAVIOUR, rules, off_policy((-0.02, -0.03, -0.01)))
+    assert decision.passed and OFF_POLICY not in {c.name for c in decision.criteria}

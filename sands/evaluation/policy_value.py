@@ -1,0 +1,302 @@
+"""What the champion's logged traffic says the challenger, the champion and popularity would earn
+online: the off-policy estimates the gate's online criterion reads.
+
+The log: lists the champion arm served from the challenger's training cut-off on (days it never
+trained on) whose attribution window has closed. The targets: each model's full-catalogue top k for
+the logged user as of the start of the day the list was served (the evaluation's feature rows,
+pinned by the challenger's lineage), without what the user had already converted on. The champion
+is read two ways: its greedy lists as logged (the slots it did not explore), whose estimate must
+agree with the clicks it earned, and recomputed like the challenger. The challenger is compared
+with the recomputed champion, list by list, so both carry the same recomputation error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands.evaluation.logged import LoggedDay, item_clicks, logged_lists, positions_in
+from sands.evaluation.off_policy import (
+    DEFAULT_CLIP,
+    ESTIMATORS,
+    Estimate,
+    LoggedLists,
+    ips,
+    paired_difference,
+    pbm,
+)
+from sands.evaluation.offline import (
+    EvaluationSetup,
+    EvaluationSpec,
+    Recommender,
+    entities_as_of,
+    positive_pairs,
+    top_k,
+)
+from sands.models import aliases
+from sands.monitoring.online_quality import AttributionSpec
+
+# Policies in the estimates: the champion as it served (greedy slots of its log) and as recomputed.
+LOGGED_CHAMPION, CHAMPION, CHALLENGER, POPULARITY = (
+    "champion (as logged)",
+    "champion",
+    "challenger",
+    "popularity",
+)
+CTR, CONVERSION = "clicks per list", "conversions per list"
+
+
+@dataclass(frozen=True)
+class OffPolicySpec:
+    """Which estimator judges, its clip and level, the attribution window, how much log is enough,
+    and the position-bias prior used until the log's explored clicks can fit one."""
+
+    k: int = 10
+    estimator: str = "pbm"
+    clip: float = DEFAULT_CLIP
+    confidence: float = 0.95
+    window_hours: float = AttributionSpec.window_hours
+    min_lists: int = 200
+    examination_prior: float = 1.0
+    min_explored_clicks: int = 50
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"off-policy estimator {self.estimator!r}: one of {ESTIMATORS}")
+
+
+@dataclass(frozen=True)
+class OffPolicyComparison:
+    """The estimates per policy and outcome, the challenger-minus-champion difference, and the
+    evidence behind them."""
+
+    estimator: str
+    lists: int
+    days: list[str]
+    logged: dict[str, float]  # what the champion's lists earned, per outcome
+    examination: list[float]
+    examination_source: str
+    explored_share: float  # of shown slots
+    champion_agreement: float  # of logged greedy slots the recomputed champion reproduces
+    estimates: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+    difference: Estimate | None = None  # challenger - champion, clicks per list
+
+    @property
+    def judged(self) -> bool:
+        return self.difference is not None
+
+    def markdown(self) -> str:
+        """The estimates with their intervals as a table, then the log and the difference."""
+        outcomes = (CTR, CONVERSION)
+        rows = [f"| policy | {' | '.join(outcomes)} |", "|---|" + "---:|" * len(outcomes)]
+        for policy, by_outcome in self.estimates.items():
+            cells = [
+                f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
+                for e in (by_outcome[o] for o in outcomes)
+            ]
+            rows.append(f"| {policy} | {' | '.join(cells)} |")
+        logged = ", ".join(f"{k} {v:.4f}" for k, v in self.logged.items())
+        rows += ["", f"Logged by the champion over {self.lists:,} lists: {logged}."]
+        if self.difference is not None:
+            rows.append(f"Challenger - champion: {self.difference.describe()}.")
+        return "\n".join(rows)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> OffPolicyComparison:
+        raw = json.loads(text)
+        raw["estimates"] = {
+            p: {o: Estimate(**e) for o, e in by.items()} for p, by in raw["estimates"].items()
+        }
+        raw["difference"] = Estimate(**raw["difference"]) if raw["difference"] else None
+        return cls(**raw)
+
+
+def champion_lists(impressions: pa.Table, version: int, since: datetime) -> pa.Table:
+    """The lists the champion arm served with model `version` from `since` on."""
+    ts = impressions["served_ts"]
+    keep = pc.and_(
+        pc.and_(
+            pc.equal(impressions["arm"], aliases.CHAMPION),
+            pc.equal(impressions["model_version"], version),
+        ),
+        pc.greater_equal(ts, pa.scalar(since, ts.type)),
+    )
+    return impressions.filter(keep)
+
+
+def examination_from_log(
+    rows: pa.Table, k: int, prior: float, min_clicks: int
+) -> tuple[np.ndarray, str]:
+    """theta_j = j ** -eta, eta fitted to the click rate of explored artworks by position (drawn
+    alike into every slot, their click rates differ only by examination), or the prior while the
+    log holds fewer than `min_clicks` explored clicks."""
+    slots = np.arange(1, k + 1)
+    explored = rows.filter(pc.and_(rows["explored"], pc.less_equal(rows["position"], k)))
+    positions = explored["position"].to_numpy(zero_copy_only=False)
+    clicked = explored["clicked"].to_numpy(zero_copy_only=False).astype(float)
+    shown = np.bincount(positions, minlength=k + 1)[1:]
+    clicks = np.bincount(positions, weights=clicked, minlength=k + 1)[1:]
+    usable = (clicks > 0) & (shown > 0)
+    if clicks.sum() < min_clicks or usable.sum() < 2:
+        reason = f"{int(clicks.sum())} explored clicks, fewer than {min_clicks}"
+        return slots**-prior, f"prior (1/position)^{prior:g} ({reason})"
+    rate = np.log(clicks[usable] / shown[usable])
+    slope = np.polyfit(np.log(slots[usable]), rate, 1, w=np.sqrt(clicks[usable]))[0]
+    eta = float(np.clip(-slope, 0.0, 3.0))
+    return slots**-eta, f"fitted (1/position)^{eta:.2f} from {int(clicks.sum())} explored clicks"
+
+
+def day_setup(
+    day: date,
+    users: list[str],
+    user_features: pa.Table,
+    artwork_features: pa.Table,
+    history: pa.Table,
+    spec: EvaluationSpec,
+) -> EvaluationSetup:
+    """Logged users and the catalogue as of the start of `day`, without what each user had
+    converted on before it: what any target ranks for that day's lists."""
+    start = datetime.combine(day, time(), UTC)
+    listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
+    catalogue = entities_as_of(listed, "artwork_id", artwork_features, start, "artwork_")
+    catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))
+    ts = history["label_ts"]
+    before = history.filter(pc.less(ts, pa.scalar(start, ts.type)))
+    return EvaluationSetup(
+        split=start,
+        users=entities_as_of(sorted(set(users)), "user_id", user_features, start, "user_"),
+        catalogue=catalogue,
+        relevant={u: set() for u in users},
+        relevant_by_day={},
+        exclude=positive_pairs(before),
+        user_slices={},
+        artwork_style={},
+        percentile={},
+        holdout=history.slice(0, 0),
+        spec=spec,
+    )
+
+
+def target_lists(
+    recommenders: Mapping[str, Recommender],
+    log: LoggedDay,
+    user_features: pa.Table,
+    artwork_features: pa.Table,
+    history: pa.Table,
+    spec: EvaluationSpec,
+) -> dict[str, list[list[str]]]:
+    """Each recommender's list for every logged list (its user, as of its day)."""
+    out: dict[str, list[list[str]]] = {name: [[] for _ in log.users] for name in recommenders}
+    for day in sorted(set(log.served)):
+        rows = [i for i, served in enumerate(log.served) if served == day]
+        users = [log.users[i] for i in rows]
+        setup = day_setup(day, users, user_features, artwork_features, history, spec)
+        for name, recommender in recommenders.items():
+            ranked = top_k(recommender, setup)
+            for i in rows:
+                out[name][i] = ranked.get(log.users[i], [])
+    return out
+
+
+def logged_greedy_positions(log: LoggedDay, explored: np.ndarray) -> np.ndarray:
+    """The champion's greedy list as its log shows it: every slot it did not explore."""
+    slots = np.arange(1, log.items.shape[1] + 1)
+    return np.where(log.lists.shown & ~explored, slots, 0)
+
+
+def compare(
+    impressions: pa.Table,
+    interactions: pa.Table,
+    as_of: datetime,
+    recommenders: Mapping[str, Recommender],
+    user_features: pa.Table,
+    artwork_features: pa.Table,
+    history: pa.Table,
+    spec: OffPolicySpec,
+    evaluation: EvaluationSpec,
+) -> OffPolicyComparison:
+    """Estimate every recommender (`challenger`, `champion`, `popularity`) and the champion as
+    logged on the champion arm's lists in `impressions`; judged only with `min_lists` lists."""
+    attribution = AttributionSpec(window_hours=spec.window_hours)
+    rows = item_clicks(impressions, interactions, attribution, as_of)
+    theta, source = examination_from_log(
+        rows, spec.k, spec.examination_prior, spec.min_explored_clicks
+    )
+    log = logged_lists(rows, spec.k, theta)
+    converted = logged_lists(
+        item_clicks(
+            impressions,
+            interactions,
+            AttributionSpec(spec.window_hours, attribution.conversions),
+            as_of,
+        ),
+        spec.k,
+        theta,
+    )
+    explored = log.explored
+    days = sorted({d.isoformat() for d in log.served})
+    logged = {
+        CTR: float(log.lists.clicks.sum(axis=1).mean()) if log.lists.lists else 0.0,
+        CONVERSION: float(converted.lists.clicks.sum(axis=1).mean()) if log.lists.lists else 0.0,
+    }
+    share = float(explored[log.lists.shown].mean()) if log.lists.shown.any() else 0.0
+    base = dict(
+        estimator=spec.estimator,
+        lists=log.lists.lists,
+        days=days,
+        logged=logged,
+        examination=[float(t) for t in theta],
+        examination_source=source,
+        explored_share=share,
+    )
+    if log.lists.lists < spec.min_lists:
+        return OffPolicyComparison(champion_agreement=float("nan"), **base)
+    targets = target_lists(recommenders, log, user_features, artwork_features, history, evaluation)
+    positions = {name: positions_in(log, lists) for name, lists in targets.items()}
+    greedy = logged_greedy_positions(log, explored)
+    positions = {LOGGED_CHAMPION: greedy, **positions}
+    estimates = {
+        name: {
+            outcome: _estimate(spec, day.lists, where, theta)
+            for outcome, day in ((CTR, log), (CONVERSION, converted))
+        }
+        for name, where in positions.items()
+    }
+    agreement = _agreement(greedy, positions.get(CHAMPION))
+    difference = None
+    if CHALLENGER in positions and CHAMPION in positions:
+        difference = paired_difference(
+            spec.estimator,
+            log.lists,
+            positions[CHALLENGER],
+            positions[CHAMPION],
+            theta,
+            spec.clip,
+            spec.confidence,
+        )
+    return OffPolicyComparison(
+        champion_agreement=agreement, estimates=estimates, difference=difference, **base
+    )
+
+
+def _estimate(
+    spec: OffPolicySpec, logged: LoggedLists, where: np.ndarray, theta: np.ndarray
+) -> Estimate:
+    if spec.estimator == "ips":
+        return ips(logged, where, spec.clip, spec.confidence)
+    return pbm(logged, where, theta, spec.clip, spec.confidence)
+
+
+def _agreement(greedy: np.ndarray, recomputed: np.ndarray | None) -> float:
+    if recomputed is None or not (greedy > 0).any():
+        return float("nan")
+    return float((recomputed[greedy > 0] == greedy[greedy > 0]).mean())
