@@ -51,7 +51,7 @@ $(SANDS_HELM):
 helm: $(SANDS_HELM)
 
 test: install redis promtool helm
-	$(PY) -m pytest -n 2 --dist loadfile --durations=25
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: install
 	$(VENV)/bin/ruff check .
