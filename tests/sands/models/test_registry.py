@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -152,16 +155,27 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--workers",
         "1",
     ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group: `mlflow server` runs uvicorn as a child, which must stop with it,
+    # also when it never became ready.
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
-    wait_until_ready(f"{url}/health", server, timeout=90)
-    yield url
-    server.terminate()
     try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:  # its workers can be slow to stop on a loaded machine
-        server.kill()
-        server.wait(timeout=20)
+        wait_until_ready(f"{url}/health", server, timeout=90)
+        yield url
+    finally:
+        _signal_group(server, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # its workers can be slow to stop on a loaded machine
+            _signal_group(server, signal.SIGKILL)
+            server.wait(timeout=20)
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group already exited
+        os.killpg(process.pid, sig)
 
 
 def test_a_tracking_server_works_the_same(mlflow_server, tmp_path):
