@@ -112,6 +112,13 @@ class OffPolicyConfig(Config):
         description="Position bias (1/position)^this until the log's explored clicks fit one.",
     )
     min_explored_clicks: int = Field(default=OffPolicySpec.min_explored_clicks, ge=1)
+    min_agreement: float = Field(
+        default=OffPolicySpec.min_agreement,
+        ge=0,
+        le=1,
+        description="Judge only when the champion recomputed offline reproduces this share of "
+        "its logged greedy slots (the targets' lists are then what they would serve).",
+    )
     k: int = Field(default=10, ge=1)
     popularity_window_days: int = Field(default=7, description="1, 7 or 28 (a feature window).")
 
@@ -125,6 +132,7 @@ class OffPolicyConfig(Config):
             min_lists=self.min_lists,
             examination_prior=self.examination_prior,
             min_explored_clicks=self.min_explored_clicks,
+            min_agreement=self.min_agreement,
         )
 
 
@@ -157,12 +165,18 @@ def off_policy_estimate(
     # An empty tag clears an estimate from an earlier champion's log.
     client.tag_version(version, {OFF_POLICY_TAG: comparison.to_json() if comparison else ""})
     if comparison is None:
-        context.log.info("no champion lists logged after the challenger's cut-off: not judged")
         summary = "No champion lists logged after the challenger's cut-off: not judged."
-    elif comparison.difference is None:
-        summary = f"{comparison.lists} logged lists: too few to estimate."
     else:
-        summary = comparison.markdown()
+        why_not = comparison.unjudged_reason
+        summary = "\n\n".join(
+            part
+            for part in (
+                comparison.markdown() if comparison.estimates else "",
+                f"Not judged: {why_not}." if why_not else "",
+            )
+            if part
+        )
+    context.log.info(summary.splitlines()[-1])
     difference = comparison.difference if comparison else None
     return MaterializeResult(
         metadata={

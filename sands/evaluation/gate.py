@@ -116,14 +116,14 @@ OFF_POLICY = "online estimate (off-policy)"
 
 def online_estimate(comparison: OffPolicyComparison | None) -> Criterion:
     """Whether the logged traffic estimates the challenger no worse than the champion beyond the
-    interval of the paired difference; passes, saying why, when there is too little log."""
+    interval of the paired difference; passes, saying why, when the log cannot judge it (too few
+    lists, or recomputed lists that do not reproduce what served)."""
     if comparison is None:
         return Criterion(OFF_POLICY, True, "not judged: no champion lists logged after the cut-off")
+    why_not = comparison.unjudged_reason
+    if why_not is not None:
+        return Criterion(OFF_POLICY, True, f"not judged: {why_not}")
     difference = comparison.difference
-    if difference is None:
-        return Criterion(
-            OFF_POLICY, True, f"not judged: {comparison.lists} logged lists, too few to estimate"
-        )
     mine, theirs = (comparison.estimates[p][CTR] for p in (CHALLENGER, CHAMPION))
     passed = difference.high >= 0
     detail = (

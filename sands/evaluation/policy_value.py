@@ -65,6 +65,9 @@ class OffPolicySpec:
     min_lists: int = 200
     examination_prior: float = 1.0
     min_explored_clicks: int = 50
+    # The targets' lists are recomputed offline: trust the comparison only when the recomputed
+    # champion puts at least this share of its logged greedy slots where it served them.
+    min_agreement: float = 0.8
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -86,10 +89,21 @@ class OffPolicyComparison:
     champion_agreement: float  # of logged greedy slots the recomputed champion reproduces
     estimates: dict[str, dict[str, Estimate]] = field(default_factory=dict)
     difference: Estimate | None = None  # challenger - champion, clicks per list
+    min_lists: int = OffPolicySpec.min_lists
+    min_agreement: float = OffPolicySpec.min_agreement
 
     @property
-    def judged(self) -> bool:
-        return self.difference is not None
+    def unjudged_reason(self) -> str | None:
+        """Why the log cannot judge the challenger (None when it can)."""
+        if self.difference is None:
+            return f"{self.lists} logged lists, fewer than {self.min_lists}"
+        if not self.champion_agreement >= self.min_agreement:
+            return (
+                f"the champion recomputed offline puts only {self.champion_agreement:.0%} of its "
+                f"logged slots where it served them (needs {self.min_agreement:.0%}): the "
+                "targets' lists are not what they would serve"
+            )
+        return None
 
     def markdown(self) -> str:
         """The estimates with their intervals as a table, then the log and the difference."""
@@ -257,6 +271,8 @@ def compare(
         examination=[float(t) for t in theta],
         examination_source=source,
         explored_share=share,
+        min_lists=spec.min_lists,
+        min_agreement=spec.min_agreement,
     )
     if log.lists.lists < spec.min_lists:
         return OffPolicyComparison(champion_agreement=float("nan"), **base)

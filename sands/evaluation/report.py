@@ -115,8 +115,10 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
         f"({comparison.explored_share:.1%} of slots explored); position bias "
         f"{comparison.examination_source}."
     )
+    why_not = comparison.unjudged_reason
+    verdict = f" Not judged by the gate: {why_not}." if why_not else ""
     if not comparison.estimates:
-        return [head, f"<p>{html.escape(facts)} Too few to estimate.</p>"]
+        return [head, f"<p>{html.escape(facts + verdict)}</p>"]
     rows = [
         [
             policy,
@@ -133,7 +135,7 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
     )
     return [
         head,
-        f"<p>{html.escape(facts + agreement)}</p>",
+        f"<p>{html.escape(facts + agreement + verdict)}</p>",
         table(["policy", *outcomes, "effective lists", "clipped"], rows),
         off_policy_plot(comparison),
     ]

@@ -308,7 +308,8 @@ def test_the_champion_s_logged_lists_judge_the_challenger_before_it_serves(world
         assert policy in estimate["estimates"], policy
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
     criteria = gate.metadata["criteria"].value
-    assert "online estimate (off-policy) | " in criteria
-    assert f"on {len(clicks)} logged lists" in criteria
+    # The log's lists are arbitrary artworks, not what v1 ranks: the recomputed champion does
+    # not reproduce them, so the gate reports the estimates but does not judge by them.
+    assert "| online estimate (off-policy) | pass | not judged: the champion recomputed" in criteria
     report = Path(materialized(result, "evaluation_report")["report"]).read_text()
     assert "Online estimate from logged traffic" in report

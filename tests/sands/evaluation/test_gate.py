@@ -1,6 +1,8 @@
 """The promotion gate on hand-made evaluations: pass, fail, first model, floors, slices,
 popularity always a contender, and gains that must exceed chance."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from sands.evaluation.behaviour import BehaviourResult
@@ -190,6 +192,12 @@ def test_better_offline_but_worse_by_the_logged_traffic_is_held_back_with_that_r
         decision = decide(*better, GOOD_BEHAVIOUR, RULES, thin)
         criterion = next(c for c in decision.criteria if c.name == OFF_POLICY)
         assert decision.passed and criterion.detail.startswith("not judged")
+    # Worse, but the champion recomputed offline does not reproduce what it served: the targets'
+    # lists are not what they would serve, so the log does not judge them.
+    unlike = replace(off_policy((-0.02, -0.03, -0.01)), champion_agreement=0.4)
+    decision = decide(*better, GOOD_BEHAVIOUR, RULES, unlike)
+    criterion = next(c for c in decision.criteria if c.name == OFF_POLICY)
+    assert decision.passed and "only 40% of its logged slots" in criterion.detail
     # Turned off, the criterion is not there at all.
     rules = GateRules(min_improvement=0.005, off_policy=False)
     decision = decide(*better, GOOD_BEHAVIOUR, rules, off_policy((-0.02, -0.03, -0.01)))
