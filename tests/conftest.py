@@ -24,11 +24,11 @@ DAY = date(2026, 9, 2)
 # --no-loadscope-reorder`). The longest files go first so that neither worker is left alone
 # with one at the end (longest first; seconds measured by `--durations` on 2 cores, 2026-12-01).
 SLOWEST_FIRST = (
-    "tests/dagster_project/test_scenario.py",  # 470: a taste-shift play and a replay
+    "tests/dagster_project/test_scenario.py",  # 360: a taste-shift play
     "tests/assets/test_engine_parity.py",  # 350: the pipeline on Spark
     "tests/assets/test_models.py",  # 190: trainings, evaluations and gates
     "tests/dagster_project/cli/test_cli.py",  # 130: the demo
-    "tests/dagster_project/test_partitions.py",  # 125: a 2019 replay
+    "tests/dagster_project/test_partitions.py",  # 125: a replay of a 2019 history
     "tests/sands/serving/test_app.py",  # 100
     "tests/sands/models/test_registry.py",  # 85: an MLflow tracking server
     "tests/assets/test_transform.py",  # 80

@@ -16,6 +16,7 @@ from resources.storage import LandingZoneResource
 from sands.ingest import landing
 from sands.ingest.partitions import home_partition_range
 from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
+from tests.builders.runs import assert_made_by_automation
 
 START = date(2019, 3, 1)
 DAYS = [START + timedelta(days=i) for i in range(3)]
@@ -118,20 +119,35 @@ def test_rejected_reference_rows_are_told_per_feed_and_rule(paths):
     assert "artworks" not in " ".join(told)
 
 
-def test_a_2019_history_replays_with_no_setting(paths, tmp_path, monkeypatch):
+def test_a_2019_history_replays_through_the_loop_with_no_setting_and_no_manual_step(
+    paths, tmp_path, monkeypatch
+):
+    """`sands replay` on a recorded landing zone of 2019: the day before --start in bulk, then the
+    chosen days one by one through the sensor and automation, the summary under reports/."""
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
     history = str(tmp_path / "history")
-    simulate(history, days=2)
+    simulate(history, days=4)
     bad_users(history)
-    result = runner.invoke(app, ["replay", "--landing", history, "--warmup-days", "1"])
+    result = runner.invoke(
+        app, ["replay", "--landing", history, "--start", "2019-03-02", "--days", "2"]
+    )
     # The history's users ran over the reject budget: the replay goes on, then fails, saying so.
     assert result.exit_code == 1, result.output
     assert "check users:reject_rate_within_budget failed" in result.output
-    staged = sorted(p.name for p in Path(paths.landing, "interactions").iterdir())
-    assert staged == ["2019-03-01", "2019-03-02"]
     # Over budget in the bulk-loaded history: told in one line, and the replay went on.
-    assert "users: 12 of 162 rows rejected by the contract" in result.output
-    assert "2019-03-02" in result.output and "retrain requests" in result.output
+    assert "users: 12 of " in result.output and "rows rejected by the contract" in result.output
+    # 03-01 came in bulk as history, then the chosen days one by one; 03-04 was never staged.
+    staged = sorted(p.name for p in Path(paths.landing, "interactions").iterdir())
+    assert staged == ["2019-03-01", "2019-03-02", "2019-03-03"]
+    assert "2019-03-03" in result.output and "retrain requests" in result.output
+    assert "2019-03-04" not in result.output
     instance = instance_for(paths)
     ingested = instance.get_materialized_partitions(AssetKey("raw_interactions"))
-    assert ingested == {"2019-03-01", "2019-03-02"}
+    assert ingested == {"2019-03-01", "2019-03-02", "2019-03-03"}
+    # The summary as CSV, JSON and an HTML page under reports/, found from the Dagster UI.
+    reports = sorted(p.suffix for p in Path(paths.reports).glob("replay-*"))
+    assert reports == [".csv", ".html", ".json"] and "Reports:" in result.output
+    assert instance.get_latest_materialization_event(AssetKey("backtest_report"))
+    assert_made_by_automation(
+        paths, "training_examples", "feature_drift", "champion_performance", "ranker"
+    )

@@ -1,29 +1,14 @@
 """The loop runs itself: files land, the sensor and automation do the rest, day after day."""
 
 from datetime import date, timedelta
-from pathlib import Path
-
-from dagster import AssetKey
-from typer.testing import CliRunner
 
 from assets.automation import DRIFTED, NEW_DATA
-from dagster_project.cli import app
-from dagster_project.runner import instance_for
 from dagster_project.scenario import DayRecord, play, verdicts
 from sands.evaluation.backtest import backtest
-from sands.sim.marketplace import Marketplace, Scenario, SimulationConfig, write_drop
+from sands.sim.marketplace import Scenario, SimulationConfig
+from tests.builders.runs import assert_made_by_automation
 
 START = date(2026, 9, 1)
-
-
-def assert_made_by_automation(paths, *assets: str) -> None:
-    """Each asset's latest materialization came from an automation run, not a named job."""
-    instance = instance_for(paths)
-    for asset in assets:
-        event = instance.get_latest_materialization_event(AssetKey(asset))
-        assert event is not None, asset
-        run = instance.get_run_by_id(event.run_id)
-        assert run.job_name == "__ASSET_JOB", f"{asset} was materialized by automation"
 
 
 def _day(i: int, triggers=(), champion=None, frozen=None, pop=None, trained=None) -> DayRecord:
@@ -94,43 +79,6 @@ def test_verdicts_hold_and_break_as_the_scenario_promises():
         False,
         True,
     ]
-
-
-def test_replay_feeds_a_recorded_history_through_the_loop_with_no_manual_step(
-    paths, tmp_path, monkeypatch
-):
-    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
-    history = str(tmp_path / "history")
-    config = SimulationConfig(
-        seed=3,
-        start=START,
-        days=5,
-        events_per_day=2_000,
-        initial_users=300,
-        initial_artworks=120,
-        new_users_per_day=5,
-        new_artworks_per_day=2,
-    )
-    for drop in Marketplace(config).days():
-        write_drop(drop, history, None, "parquet")
-
-    result = CliRunner().invoke(
-        app, ["replay", "--landing", history, "--start", "2026-09-02", "--days", "3"]
-    )
-    assert result.exit_code == 0, result.output
-    # The day before --start came in bulk as history, then the chosen days one by one; 09-05
-    # was never staged.
-    staged = sorted(p.name for p in Path(paths.landing, "interactions").iterdir())
-    assert staged == ["2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"]
-    assert "2026-09-04" in result.output and "retrain requests" in result.output
-    assert "2026-09-05" not in result.output
-    # The summary as CSV, JSON and an HTML page under reports/, found from the Dagster UI.
-    reports = sorted(p.suffix for p in Path(paths.reports).glob("replay-*"))
-    assert reports == [".csv", ".html", ".json"] and "Reports:" in result.output
-    assert instance_for(paths).get_latest_materialization_event(AssetKey("backtest_report"))
-    assert_made_by_automation(
-        paths, "training_examples", "feature_drift", "champion_performance", "ranker"
-    )
 
 
 def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths, monkeypatch):
