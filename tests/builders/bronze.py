@@ -70,3 +70,17 @@ def write_artworks(lake_root: str, rows: list[dict]) -> None:
         for r in rows
     ]
     _reference(lake_root, ARTWORKS, _table(records, ARTWORKS.arrow_schema()))
+
+
+def label_events(rows: list[tuple[str, str, str, datetime]]) -> pa.Table:
+    """Interactions as the label and attribution joins read them, from (user, artwork, type,
+    event_ts) tuples."""
+    users, artworks, kinds, times = zip(*rows, strict=True)
+    return pa.table(
+        {
+            "user_id": list(users),
+            "artwork_id": list(artworks),
+            "event_type": list(kinds),
+            "event_ts": pa.array(list(times), pa.timestamp("us", tz="UTC")),
+        }
+    )

@@ -13,21 +13,10 @@ from sands.evaluation.logged import item_clicks, logged_lists, target_positions
 from sands.evaluation.off_policy import pbm
 from sands.monitoring.online_quality import AttributionSpec
 from sands.serving.prediction_log import Impression, impressions_table
+from tests.builders.bronze import label_events
 
 NOON = datetime(2026, 9, 2, 12, tzinfo=UTC)
 THETA = np.array([1.0, 0.5])
-
-
-def events(rows: list[tuple[str, str, str, datetime]]) -> pa.Table:
-    users, artworks, kinds, times = zip(*rows, strict=True)
-    return pa.table(
-        {
-            "user_id": list(users),
-            "artwork_id": list(artworks),
-            "event_type": list(kinds),
-            "event_ts": pa.array(list(times), pa.timestamp("us", tz="UTC")),
-        }
-    )
 
 
 LOG = impressions_table(
@@ -50,7 +39,7 @@ LOG = impressions_table(
         Impression("i3", "u1", ["a1", "a2"], [2.0, 1.0], 3, "champion", NOON + timedelta(hours=5)),
     ]
 )
-EVENTS = events(
+EVENTS = label_events(
     [
         ("u1", "a2", "click", NOON + timedelta(minutes=10)),  # the explored artwork, in the window
         ("u1", "a1", "view", NOON + timedelta(minutes=5)),  # a view is not a click

@@ -24,6 +24,7 @@ from sands.evaluation.policy_value import (
 )
 from sands.monitoring.online_quality import AttributionSpec
 from sands.serving.prediction_log import Impression, impressions_table
+from tests.builders.bronze import label_events
 
 DAY = date(2026, 9, 2)
 NOON = datetime(2026, 9, 2, 12, tzinfo=UTC)
@@ -60,18 +61,6 @@ def features(key: str, ids: list[str]) -> pa.Table:
     )
 
 
-def event_rows(rows: list[tuple[str, str, str, datetime]]) -> pa.Table:
-    users, artworks, kinds, times = zip(*rows, strict=True)
-    return pa.table(
-        {
-            "user_id": list(users),
-            "artwork_id": list(artworks),
-            "event_type": list(kinds),
-            "event_ts": pa.array(list(times), pa.timestamp("us", tz="UTC")),
-        }
-    )
-
-
 def served(impression: str, user: str, items: list[str], explored: list[bool]) -> Impression:
     propensities = [0.05 if e else 0.9 for e in explored]
     scores = [1.0] * len(items)
@@ -89,7 +78,7 @@ LOG = impressions_table(
         served("l4", "u4", ["a3", "a2"], [True, False]),
     ]
 )
-CLICKS = event_rows(
+CLICKS = label_events(
     [
         ("u1", "a3", "click", NOON + timedelta(minutes=5)),
         ("u2", "a1", "purchase", NOON + timedelta(minutes=5)),
@@ -188,7 +177,7 @@ def test_position_bias_is_fitted_from_explored_clicks_once_there_are_enough():
             if i % times < clicks:
                 events.append((user, f"x{i}", "click", NOON + timedelta(minutes=1)))
     rows = item_clicks(
-        impressions_table(impressions), event_rows(events), AttributionSpec(), NOON + timedelta(2)
+        impressions_table(impressions), label_events(events), AttributionSpec(), NOON + timedelta(2)
     )
     theta, source = examination_from_log(rows, 2, prior=0.0, min_clicks=20)
     assert theta == pytest.approx([1.0, 0.5]) and source.startswith("fitted (1/position)^1.00")

@@ -20,6 +20,7 @@ from sands.features.training_set import (
     training_labels,
     viewed_negatives,
 )
+from tests.builders.bronze import label_events
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -28,19 +29,7 @@ def t(day: int, hour: int = 0) -> datetime:
     return datetime(2026, 9, day, hour, tzinfo=UTC)
 
 
-def events(rows: list[tuple[str, str, str, datetime]]) -> pa.Table:
-    users, works, kinds, times = zip(*rows, strict=True)
-    return pa.table(
-        {
-            "user_id": list(users),
-            "artwork_id": list(works),
-            "event_type": list(kinds),
-            "event_ts": pa.array(times, TS),
-        }
-    )
-
-
-EVENTS = events(
+EVENTS = label_events(
     [
         ("u1", "a1", "view", t(3, 9)),
         ("u1", "a1", "favourite", t(3, 10)),
