@@ -37,6 +37,7 @@ from sands.evaluation.offline import (
     Recommender,
     entities_as_of,
     positive_pairs,
+    sampled_users,
     top_k,
 )
 from sands.models import aliases
@@ -241,6 +242,8 @@ def compare(
     """Estimate every recommender (`challenger`, `champion`, `popularity`) and the champion as
     logged on the champion arm's lists in `impressions`; judged only with `min_lists` lists."""
     attribution = AttributionSpec(window_hours=spec.window_hours)
+    catalogue = len(set(artwork_features["artwork_id"].to_pylist()))
+    impressions = _sampled(impressions, catalogue, evaluation.max_scored_pairs)
     rows = item_clicks(impressions, interactions, attribution, as_of)
     theta, source = examination_from_log(
         rows, spec.k, spec.examination_prior, spec.min_explored_clicks
@@ -310,6 +313,17 @@ def _estimate(
     if spec.estimator == "ips":
         return ips(logged, where, spec.clip, spec.confidence)
     return pbm(logged, where, theta, spec.clip, spec.confidence)
+
+
+def _sampled(impressions: pa.Table, catalogue: int, max_pairs: int | None) -> pa.Table:
+    """The lists of at most `max_pairs / catalogue` users (the evaluation's stable hash sample):
+    every target ranks the full catalogue for each logged user."""
+    users = sorted(set(impressions["user_id"].to_pylist()))
+    limit = max(max_pairs // max(catalogue, 1), 1) if max_pairs else None
+    kept = sampled_users({u: set() for u in users}, limit)
+    if len(kept) == len(users):
+        return impressions
+    return impressions.filter(pc.is_in(impressions["user_id"], pa.array(sorted(kept))))
 
 
 def _agreement(greedy: np.ndarray, recomputed: np.ndarray | None) -> float:

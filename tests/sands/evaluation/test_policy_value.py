@@ -101,7 +101,9 @@ RECOMMENDERS = {
 SPEC = OffPolicySpec(k=2, min_lists=1)
 
 
-def judged(spec: OffPolicySpec = SPEC) -> OffPolicyComparison:
+def judged(
+    spec: OffPolicySpec = SPEC, evaluation: EvaluationSpec = EvaluationSpec(k=2)
+) -> OffPolicyComparison:
     return compare(
         LOG,
         CLICKS,
@@ -111,7 +113,7 @@ def judged(spec: OffPolicySpec = SPEC) -> OffPolicyComparison:
         features("artwork_id", ["a1", "a2", "a3"]),
         HISTORY,
         spec,
-        EvaluationSpec(k=2),
+        evaluation,
     )
 
 
@@ -183,3 +185,10 @@ def test_position_bias_is_fitted_from_explored_clicks_once_there_are_enough():
     assert theta == pytest.approx([1.0, 0.5]) and source.startswith("fitted (1/position)^1.00")
     theta, source = examination_from_log(rows, 2, prior=0.0, min_clicks=1000)
     assert theta.tolist() == [1.0, 1.0] and source.startswith("prior")
+
+
+def test_a_large_log_is_judged_on_a_stable_sample_of_its_users():
+    # 3 artworks: 6 scored pairs allow 2 users' lists, the same 2 every time.
+    capped = EvaluationSpec(k=2, max_scored_pairs=6)
+    first, again = judged(evaluation=capped), judged(evaluation=capped)
+    assert first.lists == 2 and first == again
