@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,7 +49,7 @@ def test_spark_reads_and_time_travels_a_delta_rs_table(spark, tmp_path: Path) ->
         "user_id",
         "updated_ts",
     )  # v1 (v0: create)
-    time.sleep(1.1)  # commit timestamps are in milliseconds; keep the two apart
+    time.sleep(2)  # keep the two commits' times well apart (see `at` below)
     delta.upsert(
         uri,
         pa.table({"user_id": ["u2", "u3"], "n": [20, 3], "updated_ts": [2, 2]}, schema=SCHEMA),
@@ -60,7 +60,9 @@ def test_spark_reads_and_time_travels_a_delta_rs_table(spark, tmp_path: Path) ->
     assert _spark_rows(latest) == [("u1", 1), ("u2", 20), ("u3", 3)]
     first = spark.read.format("delta").option("versionAsOf", 1).load(uri)
     assert _spark_rows(first) == [("u1", 1), ("u2", 2)]
-    at = commit_times(uri)[1].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    # Spark times a version by its log file's modification time, which on a loaded machine lags
+    # the commit info's timestamp that delta-rs records: ask for a moment between v1 and v2.
+    at = (commit_times(uri)[1] + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     then = spark.read.format("delta").option("timestampAsOf", at).load(uri)
     assert _spark_rows(then) == [("u1", 1), ("u2", 2)]
 
