@@ -119,6 +119,13 @@ class OffPolicyConfig(Config):
         description="Judge only when the champion recomputed offline reproduces this share of "
         "its logged greedy slots (the targets' lists are then what they would serve).",
     )
+    min_support: float = Field(
+        default=OffPolicySpec.min_support,
+        ge=0,
+        le=1,
+        description="Judge only when the log could have shown the artworks carrying this share "
+        "of the challenger's examination (estimators are blind to the rest).",
+    )
     k: int = Field(default=10, ge=1)
     popularity_window_days: int = Field(default=7, description="1, 7 or 28 (a feature window).")
 
@@ -133,6 +140,7 @@ class OffPolicyConfig(Config):
             examination_prior=self.examination_prior,
             min_explored_clicks=self.min_explored_clicks,
             min_agreement=self.min_agreement,
+            min_support=self.min_support,
         )
 
 

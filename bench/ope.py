@@ -40,11 +40,14 @@ from sands.evaluation.off_policy import (
     ips,
     pbm,
     snips,
+    support,
 )
-from sands.serving.exploration import Exploration, exposure
+from sands.evaluation.policy_value import OffPolicySpec
+from sands.serving.exploration import Exploration, exposure, reach
 from sands.sim.marketplace import Marketplace, Scenario, SimulationConfig, examination
 
 K = 10
+LOGGER = "champion"
 ESTIMATORS = ("ips", "snips", "pbm", "dr")
 # A policy: (day index, users) -> scores over the catalogue, one row per user.
 Policy = Callable[[int, np.ndarray], np.ndarray]
@@ -60,6 +63,12 @@ class Judged:
     realised: float
     truth: float
     estimates: dict[str, Estimate]
+    realised_se: float = 0.0  # the online day's standard error of `realised`
+    support: float = 1.0  # share of its examination the champion's log could reach
+
+    @property
+    def supported(self) -> bool:
+        return self.support >= OffPolicySpec.min_support
 
 
 def policies(market: Marketplace, shift_day: int, seed: int) -> dict[str, Policy]:
@@ -91,7 +100,7 @@ def policies(market: Marketplace, shift_day: int, seed: int) -> dict[str, Policy
         return np.tile(np.log(market.artworks.popularity), (len(who), 1))
 
     return {
-        "champion": knows(lambda today: shift_day - 1, errors(2, 0.1)),
+        LOGGER: knows(lambda today: shift_day - 1, errors(2, 0.1)),
         "next champion": knows(lambda today: today - 1, errors(3, 0.1)),
         "popularity": popular,
         "worse model": knows(lambda today: today - 1, errors(4, 1.5)),
@@ -145,13 +154,19 @@ def judge_day(
     popular = list(np.argsort(-market.artworks.popularity, kind="stable")[: args.popular])
     every = policies(market, shift_day, args.seed)
     users = sessions(market, args.lists, rng)
-    ranked = top_k(every["champion"](today, users), K + args.pool)
+    ranked = top_k(every[LOGGER](today, users), K + args.pool)
     drawn = [explore.show(list(row), K, rng, popular) for row in ranked]
     shown = np.array([d.artwork_ids for d in drawn])
     propensity = np.array([d.propensities for d in drawn])
     explored = np.array([d.explored for d in drawn])
     clicks, _ = clicks_of(market, users, shown, today, theta)
-    logged = LoggedLists(clicks, propensity, exposure(propensity, explored, theta), shown >= 0)
+    logged = LoggedLists(
+        clicks,
+        propensity,
+        exposure(propensity, explored, theta),
+        shown >= 0,
+        reach(propensity, explored),
+    )
     out = []
     for name, policy in every.items():
         scores = policy(today, users)
@@ -177,14 +192,17 @@ def judge_day(
         online_users = sessions(market, args.lists, rng)
         online = top_k(policy(today, online_users), K)
         realised, expected = clicks_of(market, online_users, online, today, theta)
+        per_list = realised.sum(axis=1)
         out.append(
             Judged(
                 scenario,
                 day,
                 name,
-                float(realised.sum(axis=1).mean()),
+                float(per_list.mean()),
                 float(expected.sum(axis=1).mean()),
                 estimates,
+                float(per_list.std(ddof=1) / np.sqrt(len(per_list))),
+                support(logged, position, theta),
             )
         )
     return out
@@ -217,8 +235,11 @@ def play(scenario: str, args: argparse.Namespace, console: Console) -> list[Judg
     return judged
 
 
-def concordance(judged: list[Judged], estimator: str) -> float:
-    """Share of challenger pairs (same scenario and day) the estimate orders as realised."""
+def concordance(
+    judged: list[Judged], estimator: str, keep: Callable[[Judged, Judged], bool] | None = None
+) -> tuple[float, int]:
+    """Share of policy pairs (same scenario and day, kept by `keep`) the estimate orders as
+    realised, and how many pairs there were."""
     agree = total = 0
     days: dict[tuple[str, date], list[Judged]] = {}
     for j in judged:
@@ -226,16 +247,41 @@ def concordance(judged: list[Judged], estimator: str) -> float:
     for group in days.values():
         for i, a in enumerate(group):
             for b in group[i + 1 :]:
+                if keep is not None and not keep(a, b):
+                    continue
                 total += 1
                 agree += (a.realised - b.realised) * (
                     a.estimates[estimator].value - b.estimates[estimator].value
                 ) > 0
-    return agree / total if total else float("nan")
+    return (agree / total if total else float("nan")), total
+
+
+def separated(a: Judged, b: Judged) -> bool:
+    """Both supported by the log, and the online day itself tells them apart (their realised
+    difference beyond its 95 % interval): otherwise the realised order is a coin flip."""
+    spread = 1.96 * float(np.hypot(a.realised_se, b.realised_se))
+    return a.supported and b.supported and abs(a.realised - b.realised) > spread
+
+
+def inside(judged: list[Judged], estimator: str, value: Callable[[Judged], float]) -> float:
+    return float(
+        np.mean(
+            [j.estimates[estimator].low <= value(j) <= j.estimates[estimator].high for j in judged]
+        )
+    )
 
 
 def summary(judged: list[Judged]) -> Table:
-    """Per estimator: bias, interval coverage of the realised and true values, ordering."""
-    table = Table(title=f"clicks per list, {len(judged)} challenger-days (champion included)")
+    """Per estimator: bias, interval coverage of the realised and true values, ordering; over
+    every challenger-day and over those the log supports."""
+    # The logger estimates itself from its own greedy slots: not a challenger to cover.
+    supported = [j for j in judged if j.supported and j.policy != LOGGER]
+    pairs = concordance(judged, "pbm", separated)[1]
+    table = Table(
+        title=f"clicks per list, {len(judged)} policy-days (the logging champion included); "
+        f"{len(supported)} challenger-days the log supports (>= {OffPolicySpec.min_support:.0%} "
+        f"of their examination); {pairs} supported pairs the online day separates"
+    )
     for column in (
         "estimator",
         "mean bias vs realised",
@@ -243,25 +289,23 @@ def summary(judged: list[Judged]) -> Table:
         "realised inside 95% interval",
         "truth inside",
         "pairs ordered as realised",
+        "realised inside, supported challenger-days",
+        "supported pairs ordered, separated online",
         "median effective lists",
     ):
         table.add_column(column, justify="right" if column != "estimator" else "left")
     for name in ESTIMATORS:
         errors = np.array([j.estimates[name].value - j.realised for j in judged])
-        inside = np.mean(
-            [j.estimates[name].low <= j.realised <= j.estimates[name].high for j in judged]
-        )
-        truth = np.mean(
-            [j.estimates[name].low <= j.truth <= j.estimates[name].high for j in judged]
-        )
         effective = np.median([j.estimates[name].effective_lists for j in judged])
         table.add_row(
             name,
             f"{errors.mean():+.4f}",
             f"{np.abs(errors).mean():.4f}",
-            f"{inside:.0%}",
-            f"{truth:.0%}",
-            f"{concordance(judged, name):.0%}",
+            f"{inside(judged, name, lambda j: j.realised):.0%}",
+            f"{inside(judged, name, lambda j: j.truth):.0%}",
+            f"{concordance(judged, name)[0]:.0%}",
+            f"{inside(supported, name, lambda j: j.realised):.0%}",
+            f"{concordance(judged, name, separated)[0]:.0%}",
             f"{effective:,.0f}",
         )
     return table
@@ -270,7 +314,7 @@ def summary(judged: list[Judged]) -> Table:
 def per_policy(judged: list[Judged]) -> Table:
     """Mean realised clicks per list and each estimate, per challenger over all days."""
     table = Table(title="per challenger, mean over scenario-days")
-    for column in ("policy", "realised", *ESTIMATORS):
+    for column in ("policy", "realised", *ESTIMATORS, "support", "days supported"):
         table.add_column(column, justify="right" if column != "policy" else "left")
     for name in dict.fromkeys(j.policy for j in judged):
         mine = [j for j in judged if j.policy == name]
@@ -278,6 +322,8 @@ def per_policy(judged: list[Judged]) -> Table:
             name,
             f"{np.mean([j.realised for j in mine]):.4f}",
             *(f"{np.mean([j.estimates[e].value for j in mine]):.4f}" for e in ESTIMATORS),
+            f"{np.mean([j.support for j in mine]):.0%}",
+            f"{sum(j.supported for j in mine)} of {len(mine)}",
         )
     return table
 

@@ -27,6 +27,7 @@ from sands.evaluation.offline import (
 from sands.evaluation.policy_value import OffPolicyComparison, OffPolicySpec
 from sands.evaluation.rankings import evaluate_stored
 from sands.evaluation.report import ReportInputs
+from sands.evaluation.served_candidates import ServedCandidates
 from sands.features.offline import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
 from sands.features.training_store import label_events, read_training_set
 from sands.ingest.bronze import bronze_uri
@@ -34,6 +35,7 @@ from sands.ingest.contract import ARTWORKS, INTERACTIONS
 from sands.lake import delta
 from sands.models import model_store
 from sands.models.aliases import CHALLENGER
+from sands.models.candidates import CandidateSpec
 from sands.models.tags import (
     EVAL_CHAMPION_VERSION_TAG,
     GATE_REASONS_TAG,
@@ -43,6 +45,7 @@ from sands.models.tags import (
     TRAIN_CUTOFF_TAG,
 )
 from sands.serving.prediction_log import impressions_uri, recent_impressions
+from sands.serving.snapshot import load_serving_data
 
 if TYPE_CHECKING:
     from sands.models.registry import Registry
@@ -225,13 +228,16 @@ def estimate_off_policy(
     impressions = policy_value.champion_lists(recent, champion_version, split)
     if impressions.num_rows == 0:
         return None
+    # Enough days before the log for the users' histories its candidates were drawn from.
+    candidate_spec = CandidateSpec()
     events, _, _ = label_events(
         bronze_uri(lake_root, INTERACTIONS),
         bronze_uri(lake_root, ARTWORKS),
-        lookback_days + 1,
+        lookback_days + candidate_spec.recent_days + 1,
         storage_options,
     )
     as_of = pc.max(events["event_ts"]).as_py()
+    events = events.filter(pc.is_in(events["user_id"], pc.unique(impressions["user_id"])))
     examples, _, _ = read_training_set(
         lake_root, _version_tag(tags, "training_examples"), storage_options
     )
@@ -249,6 +255,11 @@ def estimate_off_policy(
         ),
         policy_value.POPULARITY: PopularityRecommender(evaluation.popularity_window_days),
     }
+    served = ServedCandidates(
+        lambda versions: load_serving_data(lake_root, storage_options, versions),
+        events,
+        candidate_spec,
+    )
     return policy_value.compare(
-        impressions, events, as_of, recommenders, users, works, examples, spec, evaluation
+        impressions, events, as_of, recommenders, users, works, examples, spec, evaluation, served
     )

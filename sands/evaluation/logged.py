@@ -19,7 +19,7 @@ import pyarrow as pa
 from sands.engines import duck
 from sands.evaluation.off_policy import LoggedLists
 from sands.monitoring.online_quality import AttributionSpec, sql_list
-from sands.serving.exploration import exposure
+from sands.serving.exploration import exposure, reach
 
 
 def item_clicks(
@@ -95,7 +95,13 @@ def logged_lists(rows: pa.Table, k: int, examination: np.ndarray) -> LoggedDay:
         [served[impression] for impression in order],
         items,
         explored,
-        LoggedLists(clicks, propensity, exposure(propensity, explored, examination), shown),
+        LoggedLists(
+            clicks,
+            propensity,
+            exposure(propensity, explored, examination),
+            shown,
+            reach(propensity, explored),
+        ),
     )
 
 

@@ -39,13 +39,16 @@ class LoggedLists:
 
     `propensity`: the logger's chance of having put the shown item at this position;
     `exposure`: the logger's expected examination of the shown item, sum_j theta_j P(item at j);
-    `shown`: the slot held an item (shorter lists leave the rest False).
+    `shown`: the slot held an item (shorter lists leave the rest False);
+    `reach`: the logger's chance of showing the item anywhere in the list (default: `propensity`,
+    as for a greedy logger).
     """
 
     clicks: np.ndarray
     propensity: np.ndarray
     exposure: np.ndarray
     shown: np.ndarray
+    reach: np.ndarray | None = None
 
     @property
     def lists(self) -> int:
@@ -96,6 +99,21 @@ def _mean_estimate(
     value = float(contributions.mean())
     spread = _z(confidence) * float(contributions.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
     return Estimate(name, value, value - spread, value + spread, n, _effective(weights), clipped)
+
+
+def support(logged: LoggedLists, target_position: np.ndarray, examination: np.ndarray) -> float:
+    """The share of a target's examination that falls on artworks the logger could have shown in
+    the same list, estimated from what it did show (each shown artwork the target lists counts its
+    examination there over the logger's chance of showing it at all; at most 1). Every estimator
+    here is blind to the rest, so a target with low support is estimated too low."""
+    if logged.lists == 0:
+        return float("nan")
+    theta = np.concatenate([[0.0], examination])
+    target = theta[np.clip(target_position, 0, len(examination))]
+    reach = logged.propensity if logged.reach is None else logged.reach
+    usable = logged.shown & (reach > 0)
+    seen = np.divide(target, reach, out=np.zeros(target.shape), where=usable).sum(axis=1)
+    return float(min(seen.mean() / examination[: logged.clicks.shape[1]].sum(), 1.0))
 
 
 def item_position_weights(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -307,8 +308,13 @@ def _batch_scores(recommender: Recommender, users: pa.Table, setup: EvaluationSe
     return np.asarray(scores, dtype=np.float64).reshape(users.num_rows, setup.catalogue.num_rows)
 
 
-def top_k(recommender: Recommender, setup: EvaluationSetup) -> dict[str, list[str]]:
-    """Each user's top k catalogue artworks, best first; ties go to the smaller artwork id."""
+def top_k(
+    recommender: Recommender,
+    setup: EvaluationSetup,
+    allowed: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, list[str]]:
+    """Each user's top k catalogue artworks, best first; ties go to the smaller artwork id. With
+    `allowed`, each user's list holds only their allowed artworks (and may be shorter than k)."""
     k = setup.spec.k
     items = np.asarray(setup.catalogue["artwork_id"].to_pylist(), dtype=object)
     position = {item: i for i, item in enumerate(items)}
@@ -320,9 +326,18 @@ def top_k(recommender: Recommender, setup: EvaluationSetup) -> dict[str, list[st
         for row, user in enumerate(users):
             seen = [position[i] for i in setup.exclude.get(user, ()) if i in position]
             scores[row, seen] = -np.inf
+            if allowed is not None:
+                keep = [position[i] for i in allowed.get(user, ()) if i in position]
+                masked = np.full(len(items), -np.inf)
+                masked[keep] = scores[row, keep]
+                scores[row] = masked
         # A stable sort of the negated scores keeps catalogue (id) order among ties.
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        ranked.update({user: list(items[order[row]]) for row, user in enumerate(users)})
+        for row, user in enumerate(users):
+            chosen = order[row]
+            if allowed is not None:
+                chosen = chosen[np.isfinite(scores[row, chosen])]
+            ranked[user] = list(items[chosen])
     return ranked
 
 

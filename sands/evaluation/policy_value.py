@@ -2,9 +2,11 @@
 online: the off-policy estimates the gate's online criterion reads.
 
 The log: lists the champion arm served from the challenger's training cut-off on (days it never
-trained on) whose attribution window has closed. The targets: each model's full-catalogue top k for
-the logged user as of the start of the day the list was served (the evaluation's feature rows,
-pinned by the challenger's lineage), without what the user had already converted on. The champion
+trained on) whose attribution window has closed. The targets: each model's top k for the logged
+user as of the start of the day the list was served (the evaluation's feature rows, pinned by the
+challenger's lineage), without what the user had already converted on, ranked over the candidates
+serving had for that list (`served_candidates`, from the snapshot sources the log recorded) or,
+for lists logged before sources were, over the full catalogue. The champion
 is read two ways: its greedy lists as logged (the slots it did not explore), whose estimate must
 agree with the clicks it earned, and recomputed like the challenger. The challenger is compared
 with the recomputed champion, list by list, so both carry the same recomputation error.
@@ -13,8 +15,8 @@ with the recomputed champion, list by list, so both carry the same recomputation
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
 import numpy as np
@@ -30,6 +32,7 @@ from sands.evaluation.off_policy import (
     ips,
     paired_difference,
     pbm,
+    support,
 )
 from sands.evaluation.offline import (
     EvaluationSetup,
@@ -40,6 +43,7 @@ from sands.evaluation.offline import (
     sampled_users,
     top_k,
 )
+from sands.evaluation.served_candidates import ServedCandidates
 from sands.models import aliases
 from sands.monitoring.online_quality import AttributionSpec
 
@@ -69,6 +73,9 @@ class OffPolicySpec:
     # The targets' lists are recomputed offline: trust the comparison only when the recomputed
     # champion puts at least this share of its logged greedy slots where it served them.
     min_agreement: float = 0.8
+    # Judge only when the log could have shown the artworks carrying at least this share of the
+    # challenger's examination: every estimator is blind to the rest (`off_policy.support`).
+    min_support: float = 0.8
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -92,6 +99,8 @@ class OffPolicyComparison:
     difference: Estimate | None = None  # challenger - champion, clicks per list
     min_lists: int = OffPolicySpec.min_lists
     min_agreement: float = OffPolicySpec.min_agreement
+    support: dict[str, float] = field(default_factory=dict)  # per policy, `off_policy.support`
+    min_support: float = OffPolicySpec.min_support
 
     @property
     def unjudged_reason(self) -> str | None:
@@ -104,17 +113,28 @@ class OffPolicyComparison:
                 f"logged slots where it served them (needs {self.min_agreement:.0%}): the "
                 "targets' lists are not what they would serve"
             )
+        reached = self.support.get(CHALLENGER, 1.0)
+        if not reached >= self.min_support:
+            return (
+                f"the log reaches only {reached:.0%} of the challenger's examination (needs "
+                f"{self.min_support:.0%}): its lists lie where the champion's exploration never "
+                "showed anything, and no estimate can see them"
+            )
         return None
 
     def markdown(self) -> str:
         """The estimates with their intervals as a table, then the log and the difference."""
         outcomes = (CTR, CONVERSION)
-        rows = [f"| policy | {' | '.join(outcomes)} |", "|---|" + "---:|" * len(outcomes)]
+        rows = [
+            f"| policy | {' | '.join(outcomes)} | log support |",
+            "|---|" + "---:|" * (len(outcomes) + 1),
+        ]
         for policy, by_outcome in self.estimates.items():
             cells = [
                 f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
                 for e in (by_outcome[o] for o in outcomes)
             ]
+            cells.append(f"{self.support.get(policy, float('nan')):.0%}")
             rows.append(f"| {policy} | {' | '.join(cells)} |")
         logged = ", ".join(f"{k} {v:.4f}" for k, v in self.logged.items())
         rows += ["", f"Logged by the champion over {self.lists:,} lists: {logged}."]
@@ -208,18 +228,50 @@ def target_lists(
     artwork_features: pa.Table,
     history: pa.Table,
     spec: EvaluationSpec,
+    sources: Sequence[str | None] | None = None,
+    served: ServedCandidates | None = None,
 ) -> dict[str, list[list[str]]]:
-    """Each recommender's list for every logged list (its user, as of its day)."""
+    """Each recommender's list for every logged list (its user, as of its day). A list whose
+    snapshot `sources` were logged is recomputed as serving would have made it: a model ranks the
+    snapshot's candidates for the user, popularity is the snapshot's popularity list; the rest
+    rank the full catalogue."""
     out: dict[str, list[list[str]]] = {name: [[] for _ in log.users] for name in recommenders}
+    keys = list(sources) if sources is not None and served is not None else [None] * len(log.users)
     for day in sorted(set(log.served)):
-        rows = [i for i, served in enumerate(log.served) if served == day]
+        rows = [i for i, served_on in enumerate(log.served) if served_on == day]
         users = [log.users[i] for i in rows]
         setup = day_setup(day, users, user_features, artwork_features, history, spec)
-        for name, recommender in recommenders.items():
-            ranked = top_k(recommender, setup)
-            for i in rows:
-                out[name][i] = ranked.get(log.users[i], [])
+        for key in dict.fromkeys(keys[i] for i in rows):
+            group = [i for i in rows if keys[i] == key]
+            ranked = _group_lists(recommenders, setup, [log.users[i] for i in group], key, served)
+            for name, lists in ranked.items():
+                for i in group:
+                    out[name][i] = lists.get(log.users[i], [])
     return out
+
+
+def _group_lists(
+    recommenders: Mapping[str, Recommender],
+    setup: EvaluationSetup,
+    users: list[str],
+    sources: str | None,
+    served: ServedCandidates | None,
+) -> dict[str, dict[str, list[str]]]:
+    """Every recommender's list per user of one day, on one snapshot's candidates (if known)."""
+    ids = setup.users["user_id"]
+    mine = replace(setup, users=setup.users.filter(pc.is_in(ids, pa.array(sorted(set(users))))))
+    if sources is None or served is None:
+        return {name: top_k(recommender, mine) for name, recommender in recommenders.items()}
+    day = mine.split.date()
+    pools = served.pools(sources, day, mine.users)
+    return {
+        name: (
+            served.popular(sources, day, users, setup.spec.k)
+            if name == POPULARITY
+            else top_k(recommender, mine, pools)
+        )
+        for name, recommender in recommenders.items()
+    }
 
 
 def logged_greedy_positions(log: LoggedDay, explored: np.ndarray) -> np.ndarray:
@@ -238,9 +290,11 @@ def compare(
     history: pa.Table,
     spec: OffPolicySpec,
     evaluation: EvaluationSpec,
+    served: ServedCandidates | None = None,
 ) -> OffPolicyComparison:
     """Estimate every recommender (`challenger`, `champion`, `popularity`) and the champion as
-    logged on the champion arm's lists in `impressions`; judged only with `min_lists` lists."""
+    logged on the champion arm's lists in `impressions`; judged only with `min_lists` lists. With
+    `served`, lists that logged their snapshot's sources are recomputed on its candidates."""
     attribution = AttributionSpec(window_hours=spec.window_hours)
     catalogue = len(set(artwork_features["artwork_id"].to_pylist()))
     impressions = _sampled(impressions, catalogue, evaluation.max_scored_pairs)
@@ -276,10 +330,20 @@ def compare(
         explored_share=share,
         min_lists=spec.min_lists,
         min_agreement=spec.min_agreement,
+        min_support=spec.min_support,
     )
     if log.lists.lists < spec.min_lists:
         return OffPolicyComparison(champion_agreement=float("nan"), **base)
-    targets = target_lists(recommenders, log, user_features, artwork_features, history, evaluation)
+    targets = target_lists(
+        recommenders,
+        log,
+        user_features,
+        artwork_features,
+        history,
+        evaluation,
+        logged_sources(impressions, log.impressions),
+        served,
+    )
     positions = {name: positions_in(log, lists) for name, lists in targets.items()}
     greedy = logged_greedy_positions(log, explored)
     positions = {LOGGED_CHAMPION: greedy, **positions}
@@ -290,6 +354,7 @@ def compare(
         }
         for name, where in positions.items()
     }
+    reached = {name: support(log.lists, where, theta) for name, where in positions.items()}
     agreement = _agreement(greedy, positions.get(CHAMPION))
     difference = None
     if CHALLENGER in positions and CHAMPION in positions:
@@ -303,8 +368,26 @@ def compare(
             spec.confidence,
         )
     return OffPolicyComparison(
-        champion_agreement=agreement, estimates=estimates, difference=difference, **base
+        champion_agreement=agreement,
+        estimates=estimates,
+        difference=difference,
+        support=reached,
+        **base,
     )
+
+
+def logged_sources(impressions: pa.Table, order: Sequence[str]) -> list[str | None]:
+    """The snapshot sources each list in `order` (impression ids) was served from, if logged."""
+    if "sources" not in impressions.column_names:
+        return [None] * len(order)
+    by_id = dict(
+        zip(
+            impressions["impression_id"].to_pylist(),
+            impressions["sources"].to_pylist(),
+            strict=True,
+        )
+    )
+    return [by_id.get(i) for i in order]
 
 
 def _estimate(

@@ -125,6 +125,7 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
             *(f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in by.values()),
             f"{by[CTR].effective_lists:,.0f}",
             str(by[CTR].clipped),
+            f"{comparison.support.get(policy, float('nan')):.0%}",
         ]
         for policy, by in comparison.estimates.items()
     ]
@@ -136,7 +137,7 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
     return [
         head,
         f"<p>{html.escape(facts + agreement + verdict)}</p>",
-        table(["policy", *outcomes, "effective lists", "clipped"], rows),
+        table(["policy", *outcomes, "effective lists", "clipped", "log support"], rows),
         off_policy_plot(comparison),
     ]
 

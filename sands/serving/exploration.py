@@ -88,3 +88,9 @@ def exposure(propensity: np.ndarray, explored: np.ndarray, examination: np.ndarr
     what was logged: a ranked item could only be at its own slot, a pool item at any slot alike."""
     theta = examination[: propensity.shape[-1]]
     return np.where(explored, propensity * theta.sum(), propensity * theta)
+
+
+def reach(propensity: np.ndarray, explored: np.ndarray) -> np.ndarray:
+    """Each logged item's chance of being shown anywhere in its list: a ranked item only at its
+    own slot, a pool item at any of the list's slots alike (never at two)."""
+    return np.where(explored, propensity * propensity.shape[-1], propensity)

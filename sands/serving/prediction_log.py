@@ -11,6 +11,7 @@ import itertools
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -44,6 +45,9 @@ SCHEMA = pa.schema(
         # How the list was drawn from the ranking ("greedy", or the exploration and its rate);
         # null in logs written before exploration existed, which were greedy.
         pa.field("policy", pa.string()),
+        # The Delta versions the serving snapshot was built from (`sources_key`): what lets the
+        # log replay the candidates any other model would have ranked. Null before it was logged.
+        pa.field("sources", pa.string()),
     ]
 )
 
@@ -71,6 +75,18 @@ class Impression:
     propensities: list[float] | None = None  # None: every item was certain (greedy)
     explored: list[bool] | None = None
     policy: str = GREEDY
+    sources: str | None = None  # `sources_key` of the snapshot that served the list
+
+
+def sources_key(versions: Mapping[str, int]) -> str:
+    """The snapshot's source tables and Delta versions as the log's `sources` column holds them."""
+    return ",".join(f"{name}={version}" for name, version in sorted(versions.items()))
+
+
+def parse_sources(key: str) -> dict[str, int]:
+    """`sources_key` read back."""
+    pairs = (item.split("=", 1) for item in key.split(",") if item)
+    return {name: int(version) for name, version in pairs}
 
 
 def impressions_table(batch: list[Impression]) -> pa.Table:
@@ -101,6 +117,7 @@ def impressions_table(batch: list[Impression]) -> pa.Table:
             "served_ts": pa.array([i.served_ts for i in batch], pa.timestamp("us", tz="UTC")),
             "served_date": pa.array([i.served_ts.date() for i in batch], pa.date32()),
             "policy": [i.policy for i in batch],
+            "sources": [i.sources for i in batch],
         },
         schema=SCHEMA,
     )
@@ -173,7 +190,7 @@ class PredictionLog:
             impressions_table(batch),
             mode="append",
             partition_by=["served_date"],
-            # Logs written before propensities and the policy were logged gain them as nulls.
+            # Logs written before propensities, the policy and the sources were logged gain nulls.
             schema_mode="merge",
             storage_options=self.storage_options,
         )

@@ -21,6 +21,7 @@ from sands.features.offline import ARTWORK_FEATURES, FEATURE_TS, latest_snapshot
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import USERS
 from sands.lake import delta
+from sands.lake.timetravel import read_as_of
 from sands.models import model_store
 from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
 from sands.models.candidates import candidates
@@ -34,7 +35,7 @@ from sands.models.ranking import (
 )
 from sands.models.segments import SegmentModel
 from sands.serving.exploration import Exploration
-from sands.serving.prediction_log import POPULAR, RANKED, SEGMENT
+from sands.serving.prediction_log import POPULAR, RANKED, SEGMENT, sources_key
 
 Vector = Mapping[str, object]
 
@@ -167,6 +168,7 @@ class ServingData:
     known_users: frozenset[str]
     versions: dict[str, int] = field(default_factory=dict)
     features_as_of: datetime | None = None  # the newest feature_ts of the catalogue's vectors
+    sources: str | None = None  # `versions` as the prediction log records them
 
 
 def data_versions(lake_root: str, storage_options: dict[str, str] | None = None) -> dict[str, int]:
@@ -191,25 +193,37 @@ def data_versions(lake_root: str, storage_options: dict[str, str] | None = None)
     return versions
 
 
-def load_serving_data(lake_root: str, storage_options: dict[str, str] | None = None) -> ServingData:
-    """Read the latest catalogue, neighbours, segments, favourites, popularity and user ids."""
-    versions = data_versions(lake_root, storage_options)
+def load_serving_data(
+    lake_root: str,
+    storage_options: dict[str, str] | None = None,
+    versions: Mapping[str, int] | None = None,
+) -> ServingData:
+    """Read the catalogue, neighbours, segments, favourites, popularity and user ids: the latest,
+    or the Delta `versions` (`data_versions`) an earlier snapshot was built from."""
+    versions = dict(versions) if versions is not None else data_versions(lake_root, storage_options)
     missing = [name for name, version in versions.items() if version < 0]
     if missing:
         raise FileNotFoundError(f"nothing to serve yet; materialize: {', '.join(missing)}")
+
+    def model_table(name: str) -> pa.Table:
+        uri = model_store.model_uri(lake_root, name)
+        return read_as_of(uri, versions[name], storage_options=storage_options)[0]
+
     vectors, _ = latest_snapshot(
-        ARTWORK_FEATURES.uri(lake_root), ARTWORK_FEATURES.key, None, storage_options
+        ARTWORK_FEATURES.uri(lake_root),
+        ARTWORK_FEATURES.key,
+        versions["artwork_features"],
+        storage_options,
     )
-    similar, _ = model_store.read_model_table(
-        lake_root, model_store.ARTWORK_SIMILARITY, storage_options
+    similar = model_table(model_store.ARTWORK_SIMILARITY)
+    popular = model_table(model_store.POPULARITY).sort_by("rank")
+    favourites = model_table(model_store.SEGMENT_FAVOURITES)
+    segment_model, _ = model_store.read_segment_model(
+        lake_root, versions[model_store.USER_SEGMENTS], storage_options
     )
-    popular, _ = model_store.read_model_table(lake_root, model_store.POPULARITY, storage_options)
-    popular = popular.sort_by("rank")
-    favourites, _ = model_store.read_model_table(
-        lake_root, model_store.SEGMENT_FAVOURITES, storage_options
+    users, _ = read_as_of(
+        bronze_uri(lake_root, USERS), versions["users"], None, ["user_id"], storage_options
     )
-    segment_model, _ = model_store.read_segment_model(lake_root, None, storage_options)
-    users = delta.open_table(bronze_uri(lake_root, USERS), storage_options)
     return ServingData(
         catalogue=Catalogue.from_vectors(vectors),
         neighbours=dict(
@@ -229,11 +243,12 @@ def load_serving_data(lake_root: str, storage_options: dict[str, str] | None = N
                 strict=True,
             )
         ),
-        known_users=frozenset(users.to_pyarrow_table(columns=["user_id"])["user_id"].to_pylist()),
+        known_users=frozenset(users["user_id"].to_pylist()),
         versions=versions,
         features_as_of=(
             pc.max(vectors[FEATURE_TS]).as_py() if FEATURE_TS in vectors.column_names else None
         ),
+        sources=sources_key(versions),
     )
 
 

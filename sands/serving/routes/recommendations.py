@@ -60,6 +60,7 @@ async def recommendations(
             served.propensities,
             served.explored,
             config.exploration.name,
+            snapshot.data.sources,
         )
     )
     service.metrics.served(served.arm, served.strategy)

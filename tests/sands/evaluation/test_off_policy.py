@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sands.evaluation.off_policy import LoggedLists, doubly_robust, ips, pbm, snips
+from sands.evaluation.off_policy import LoggedLists, doubly_robust, ips, pbm, snips, support
 from sands.serving.exploration import Exploration, exposure
 
 
@@ -106,3 +106,14 @@ def test_on_a_simulated_log_pbm_and_dr_cover_the_true_value_and_ips_does_not():
     assert by_dr.low <= truth <= by_dr.high
     # Only the middle item sits where the target puts it: item-position IPS sees little else.
     assert ips(log, target_position, clip=1e9).high < truth / 2
+
+
+def test_support_is_the_share_of_the_target_s_examination_the_log_could_show():
+    # [A, C]: A always shown, C shown half the time, counted twice when it is: all reachable.
+    assert support(COIN, ALWAYS_C, np.array([1.0, 1.0])) == 1.0
+    # [A, D]: D is never shown, so half the examination (theta 1, 1) is out of reach.
+    always_d = np.array([[1, 0]] * 4)
+    assert support(COIN, always_d, np.array([1.0, 1.0])) == 0.5
+    # [D, A] with theta (1, 0.5): only A's 0.5 of 1.5 is reachable.
+    d_first = np.array([[2, 0]] * 4)
+    assert support(COIN, d_first, np.array([1.0, 0.5])) == pytest.approx(1 / 3)

@@ -3,6 +3,7 @@ champion as logged and recomputed, a paired difference, a position bias fitted f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -16,14 +17,17 @@ from sands.evaluation.policy_value import (
     CHAMPION,
     CTR,
     LOGGED_CHAMPION,
+    POPULARITY,
     OffPolicyComparison,
     OffPolicySpec,
     champion_lists,
     compare,
     examination_from_log,
 )
+from sands.evaluation.served_candidates import ServedCandidates
 from sands.monitoring.online_quality import AttributionSpec
 from sands.serving.prediction_log import Impression, impressions_table
+from sands.serving.snapshot import Catalogue, SegmentCache, ServingData
 from tests.builders.bronze import label_events
 
 DAY = date(2026, 9, 2)
@@ -70,14 +74,13 @@ def served(impression: str, user: str, items: list[str], explored: list[bool]) -
 
 
 # k = 2; the champion ranks a1, a2, a3 and explored a3 into two lists.
-LOG = impressions_table(
-    [
-        served("l1", "u1", ["a1", "a3"], [False, True]),
-        served("l2", "u2", ["a1", "a2"], [False, False]),
-        served("l3", "u3", ["a1", "a2"], [False, False]),
-        served("l4", "u4", ["a3", "a2"], [True, False]),
-    ]
-)
+LISTS = [
+    served("l1", "u1", ["a1", "a3"], [False, True]),
+    served("l2", "u2", ["a1", "a2"], [False, False]),
+    served("l3", "u3", ["a1", "a2"], [False, False]),
+    served("l4", "u4", ["a3", "a2"], [True, False]),
+]
+LOG = impressions_table(LISTS)
 CLICKS = label_events(
     [
         ("u1", "a3", "click", NOON + timedelta(minutes=5)),
@@ -102,18 +105,24 @@ SPEC = OffPolicySpec(k=2, min_lists=1)
 
 
 def judged(
-    spec: OffPolicySpec = SPEC, evaluation: EvaluationSpec = EvaluationSpec(k=2)
+    spec: OffPolicySpec = SPEC,
+    evaluation: EvaluationSpec = EvaluationSpec(k=2),
+    log: pa.Table = LOG,
+    recommenders: dict[str, Fixed] = RECOMMENDERS,
+    served: ServedCandidates | None = None,
+    artworks: tuple[str, ...] = ("a1", "a2", "a3"),
 ) -> OffPolicyComparison:
     return compare(
-        LOG,
+        log,
         CLICKS,
         NOON + timedelta(hours=3),
-        RECOMMENDERS,
+        recommenders,
         features("user_id", ["u1", "u2", "u3", "u4"]),
-        features("artwork_id", ["a1", "a2", "a3"]),
+        features("artwork_id", list(artworks)),
         HISTORY,
         spec,
         evaluation,
+        served,
     )
 
 
@@ -192,3 +201,49 @@ def test_a_large_log_is_judged_on_a_stable_sample_of_its_users():
     capped = EvaluationSpec(k=2, max_scored_pairs=6)
     first, again = judged(evaluation=capped), judged(evaluation=capped)
     assert first.lists == 2 and first == again
+
+
+def test_lists_logged_with_their_snapshot_are_recomputed_on_its_candidates():
+    # The snapshot lists a1 and a2 only (popularity a2, a1): a3 is no candidate, so the
+    # challenger serves what the champion does. u1 bought a2 the day before.
+    snapshot = ServingData(
+        catalogue=Catalogue(["a1", "a2"], {"a1": 0, "a2": 1}, {}),
+        neighbours={},
+        popular=["a2", "a1"],
+        popular_scores=[2.0, 1.0],
+        segments=SegmentCache(None),
+        segment_top={},
+        known_users=frozenset(),
+    )
+    bought = label_events([("u1", "a2", "purchase", EVE - timedelta(hours=1))])
+    loaded = []
+    served_candidates = ServedCandidates(lambda v: loaded.append(v) or snapshot, bought)
+    log = impressions_table([replace(i, sources="popularity=5,users=2") for i in LISTS])
+    recommenders = {
+        **RECOMMENDERS,
+        POPULARITY: Fixed("popularity", {"a3": 9.0, "a1": 1.0, "a2": 0.5}),
+    }
+    result = judged(log=log, recommenders=recommenders, served=served_candidates)
+    assert loaded == [{"popularity": 5, "users": 2}]
+    estimates = {name: e[CTR].value for name, e in result.estimates.items()}
+    assert estimates[CHALLENGER] == estimates[CHAMPION]
+    assert result.difference.value == 0.0 and result.champion_agreement == 1.0
+    # Popularity as serving falls back to it: u1 [a1], the others [a2, a1]. l2's click on a1 at
+    # 2 (0.5/0.9), l4's on a2 at 1 (1/0.45); l1's on a3 is not in u1's list.
+    assert estimates[POPULARITY] == pytest.approx((0.5 / 0.9 + 1 / 0.45) / 4)
+    # Without the snapshot's sources the same log ranks the full catalogue (a3 first).
+    assert judged(log=log, recommenders=recommenders).estimates[POPULARITY][CTR].value > 1
+
+
+def test_a_challenger_whose_lists_the_log_cannot_reach_is_not_judged():
+    # It puts a4, never shown, first and a1 second: only a1's examination (0.5 of 1.5) is
+    # reachable, seen greedily (0.9) in l1-l3: (3 x 0.5 / 0.9 / 4) / 1.5.
+    elsewhere = Fixed("challenger", {"a4": 5.0, "a1": 4.0, "a2": 3.0, "a3": 0.0})
+    champion = Fixed("champion", {"a1": 3.0, "a2": 2.0, "a3": 1.0, "a4": 0.0})
+    result = judged(
+        recommenders={CHAMPION: champion, CHALLENGER: elsewhere}, artworks=("a1", "a2", "a3", "a4")
+    )
+    assert result.support[CHALLENGER] == pytest.approx(3 * 0.5 / 0.9 / 4 / 1.5)
+    assert result.champion_agreement == 1.0
+    assert result.unjudged_reason.startswith("the log reaches only 28% of the challenger's")
+    assert judged().unjudged_reason is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from sands.models import model_store
 from sands.models.aliases import CHALLENGER, CHAMPION
 from sands.models.ranking import RankerParams, ranker_features, trained_features
 from sands.models.registry import (
@@ -39,9 +41,14 @@ from sands.monitoring.online_quality import (
 )
 from sands.serving.config import ServiceConfig
 from sands.serving.exploration import Exploration
-from sands.serving.prediction_log import impressions_uri, read_impressions
+from sands.serving.prediction_log import (
+    impressions_uri,
+    parse_sources,
+    read_impressions,
+    sources_key,
+)
 from sands.serving.routes.common import status_for
-from sands.serving.snapshot import arm_for
+from sands.serving.snapshot import arm_for, data_versions, load_serving_data
 from sands.settings import SandsPaths
 from tests.builders.models import planted_examples
 from tests.builders.serving import (
@@ -131,6 +138,33 @@ def test_exploring_slots_serve_the_next_ranks_and_log_each_item_s_propensity(
     for impression_id, row in mine.items():
         assert row["policy"] == explore.name
         assert [(i["artwork_id"], i["propensity"]) for i in row["items"]] == answers[impression_id]
+    assert {row["sources"] for row in mine.values()} == {sources_key(data_versions(home.lake))}
+
+
+def test_a_logged_snapshot_loads_again_after_its_tables_moved_on(
+    home: SandsPaths, tmp_path: Path
+) -> None:
+    """What lets off-policy estimates replay serving's candidates: the versions a list logged."""
+    lake = str(tmp_path / "lake")  # a copy: the module's server watches the home's lake
+    shutil.copytree(home.lake, lake)
+    versions = data_versions(lake)
+    before = load_serving_data(lake)
+    popular = model_store.read_model_table(lake, model_store.POPULARITY)[0]
+    popular = popular.sort_by("rank")
+    flipped = popular.take(pa.array(range(popular.num_rows - 1, -1, -1)))
+    reversed_ranks = flipped.set_column(
+        flipped.schema.get_field_index("rank"), "rank", popular["rank"]
+    )
+    model_store.write_model_table(lake, model_store.POPULARITY, reversed_ranks, {})
+    assert load_serving_data(lake).popular == before.popular[::-1]
+    again = load_serving_data(lake, versions=parse_sources(sources_key(versions)))
+    assert (again.popular, again.neighbours, again.segment_top, again.catalogue.ids) == (
+        before.popular,
+        before.neighbours,
+        before.segment_top,
+        before.catalogue.ids,
+    )
+    assert again.sources == before.sources == sources_key(versions)
 
 
 def test_users_without_history_or_features_get_fallbacks(server: Server) -> None:

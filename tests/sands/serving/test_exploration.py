@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sands.serving.exploration import Exploration, exposure
+from sands.serving.exploration import Exploration, exposure, reach
 
 RANKED = [f"a{i}" for i in range(12)]
 
@@ -68,3 +68,17 @@ def test_exposure_of_a_pool_item_spreads_over_every_slot():
 def test_rates_outside_zero_to_one_are_refused():
     with pytest.raises(ValueError, match="exploration rate"):
         Exploration(rate=1.0)
+
+
+def test_reach_is_how_often_an_item_shows_anywhere_in_its_list():
+    explore, rng, n = Exploration(rate=0.3, pool=5, popular=0), np.random.default_rng(1), 20_000
+    shown = [explore.show(RANKED, 3, rng) for _ in range(n)]
+    counts = Counter(a for s in shown for a in s.artwork_ids)
+    declared = {}
+    for s in shown:
+        chances = reach(np.array(s.propensities), np.array(s.explored))
+        declared |= dict(zip(s.artwork_ids, chances, strict=True))
+    # Ranked a0 only at its own slot (0.7); pool a5 at any of 3 slots (3 x 0.3 / 5 = 0.18).
+    assert declared["a0"] == pytest.approx(0.7) and declared["a5"] == pytest.approx(0.18)
+    for item in ("a0", "a5"):
+        assert counts[item] / n == pytest.approx(declared[item], abs=0.01)

@@ -1,0 +1,98 @@
+"""What serving could have shown each logged list's user: the candidates a model ranks there and
+the popularity list it falls back to, rebuilt from the snapshot sources the log recorded.
+
+Serving never ranks the full catalogue: it ranks ~200 candidates (`sands.models.candidates`) from
+the neighbours, segment favourites and popularity of its snapshot and the user's recent history.
+An off-policy target recomputed over the full catalogue is not what it would serve, so its lists
+are recomputed over these candidates instead. The snapshot's tables are read at the Delta versions
+the log names; the user's history is rebuilt from the events before the served day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sands.models.candidates import CandidateSpec, candidates, user_histories
+from sands.serving.prediction_log import parse_sources
+from sands.serving.snapshot import ServingData
+
+History = tuple[list[str], set[str]]  # (seeds, converted) of one user
+
+
+class ServedCandidates:
+    """Candidates and popularity lists per (snapshot sources, day, user), snapshots loaded once."""
+
+    def __init__(
+        self,
+        load: Callable[[Mapping[str, int]], ServingData],
+        events: pa.Table,
+        spec: CandidateSpec = CandidateSpec(),
+    ) -> None:
+        self._load = load
+        self._events = events
+        self.spec = spec
+        self._data: dict[str, ServingData] = {}
+        self._histories: dict[date, dict[str, History]] = {}
+
+    def data(self, sources: str) -> ServingData:
+        if sources not in self._data:
+            self._data[sources] = self._load(parse_sources(sources))
+        return self._data[sources]
+
+    def histories(self, day: date) -> dict[str, History]:
+        """Each user's seeds and conversions from the `recent_days` of events before `day`."""
+        if day not in self._histories:
+            start = datetime.combine(day, time(), UTC)
+            ts = self._events["event_ts"]
+            window = pc.and_(
+                pc.less(ts, pa.scalar(start, ts.type)),
+                pc.greater_equal(
+                    ts, pa.scalar(start - timedelta(days=self.spec.recent_days), ts.type)
+                ),
+            )
+            rows = user_histories(self._events.filter(window), self.spec.seeds)
+            self._histories[day] = {
+                user: (list(seeds), set(converted))
+                for user, seeds, converted in zip(
+                    rows["user_id"].to_pylist(),
+                    rows["seeds"].to_pylist(),
+                    rows["converted"].to_pylist(),
+                    strict=True,
+                )
+            }
+        return self._histories[day]
+
+    def pools(self, sources: str, day: date, users: pa.Table) -> dict[str, set[str]]:
+        """The listed candidates of each user in `users` (feature rows as of `day`, columns
+        prefixed `user_`, as the evaluation reads them)."""
+        data, histories = self.data(sources), self.histories(day)
+        model = data.segments.model
+        ids = users["user_id"].to_pylist()
+        segments = model.assign(users, prefix="user_").tolist() if model else [None] * len(ids)
+        out: dict[str, set[str]] = {}
+        for user, segment in zip(ids, segments, strict=True):
+            seeds, converted = histories.get(user, ([], set()))
+            pool = candidates(
+                seeds,
+                converted,
+                data.neighbours,
+                data.segment_top.get(segment, []),
+                data.popular,
+                self.spec.total,
+            )
+            out[user] = {a for a in pool if a in data.catalogue.index}
+        return out
+
+    def popular(self, sources: str, day: date, users: list[str], k: int) -> dict[str, list[str]]:
+        """The popularity list serving falls back to for each user (without their conversions)."""
+        data, histories = self.data(sources), self.histories(day)
+        out = {}
+        for user in users:
+            converted = histories.get(user, ([], set()))[1]
+            out[user] = list(islice((a for a in data.popular if a not in converted), k))
+        return out
