@@ -3,6 +3,7 @@ recorded landing zone played through the loop day by day, and the report of each
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 # History loaded before a scenario or replay starts: the longest feature window fills.
 WARMUP_DAYS = longest_feature_window()
+# Per slot, in `--serve` scenario plays (`sands.serving.exploration`).
+SCENARIO_EXPLORATION_RATE = 0.1
 
 
 def demo(
@@ -242,6 +245,11 @@ def _play(
             "SANDS_SERVE_SIMULATED_CLOCK": "1",
             "SANDS_SERVE_POLL_SECONDS": "0.5",
             "SANDS_SERVE_LOG_FLUSH_SECONDS": "1",
+            # Scenarios explore a little, so off-policy estimates can judge each challenger
+            # (`docs/ope.md`); the service alone stays greedy unless told otherwise.
+            "SANDS_SERVE_EXPLORATION_RATE": os.environ.get(
+                "SANDS_SERVE_EXPLORATION_RATE", str(SCENARIO_EXPLORATION_RATE)
+            ),
         }
         # Live, not ready: nothing is trained yet when the service starts.
         with running_service(paths, SERVE_COMMAND, env, ready="/v2/health/live") as service:
