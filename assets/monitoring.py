@@ -20,7 +20,9 @@ from assets.ingestion import raw_interactions
 from assets.training import training_examples
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
+from sands.evaluation.challenger import estimate_popularity_lead
 from sands.evaluation.offline import PRIMARY, EvaluationSpec
+from sands.evaluation.policy_value import OffPolicySpec, PopularityLead
 from sands.features.training_store import label_events
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
 from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
@@ -215,6 +217,14 @@ class QualityConfig(Config):
         description="The champion serves again when its lead over popularity is significant at "
         "this level (paired bootstrap), or when a new champion passes the gate.",
     )
+    guard_online: bool = Field(
+        default=True,
+        description="Popularity also serves when the champion's own logged lists estimate it "
+        "better than the champion beyond the interval (off-policy, `docs/ope.md`).",
+    )
+    guard_online_days: int = Field(
+        default=3, ge=1, description="Newest served days of the champion's lists read."
+    )
 
     def objective(self) -> Objective:
         return Objective(
@@ -228,12 +238,21 @@ class QualityConfig(Config):
         )
 
 
-def guard_serving(registry: Registry, verdict: QualityVerdict, actor: str) -> str:
-    """Move the champion arm to popularity while popularity is clearly better, and back when the
-    champion is clearly better again; what the champion arm serves now."""
+def guard_serving(
+    registry: Registry,
+    verdict: QualityVerdict,
+    actor: str,
+    online: PopularityLead | None = None,
+) -> str:
+    """Move the champion arm to popularity while popularity is clearly better (offline, or by the
+    champion's logged lists), and back when the champion is clearly better again offline; what
+    the champion arm serves now."""
     policy = registry.serving_policy()
     if verdict.popularity_should_serve:
         registry.set_serving_policy(POPULARITY_POLICY, actor, verdict.guard_reason())
+        return POPULARITY_POLICY
+    if online is not None and online.popularity_clearly_better:
+        registry.set_serving_policy(POPULARITY_POLICY, actor, f"online: {online.describe()}")
         return POPULARITY_POLICY
     if policy == POPULARITY_POLICY and verdict.champion_clearly_better:
         registry.set_serving_policy(CHAMPION_POLICY, actor, verdict.guard_reason())
@@ -286,14 +305,26 @@ def champion_performance(
     context.log.info(verdict.reason())
     client = registry.open()
     policy = client.serving_policy()
+    online = None
+    if config.guard and config.guard_online and policy == CHAMPION_POLICY:
+        online = estimate_popularity_lead(
+            client, lake.root, OffPolicySpec(), config.guard_online_days, lake.storage_options
+        )
     if config.guard:
-        policy = guard_serving(client, verdict, f"dagster run {context.run.run_id}")
+        policy = guard_serving(client, verdict, f"dagster run {context.run.run_id}", online)
     context.log.info(f"serving policy: {policy} ({verdict.guard_reason()})")
     return MaterializeResult(
         metadata={
             "champion_version": MetadataValue.int(version),
             "serving_policy": MetadataValue.text(policy),
             "guard": MetadataValue.text(verdict.guard_reason()),
+            "guard_online": MetadataValue.text(
+                online.describe()
+                if online
+                else "not judged: guard_online is off, popularity already serves, or the "
+                "champion's log holds too few lists (with their snapshot's sources) or reaches "
+                "too little of popularity's lists"
+            ),
             "day": MetadataValue.text(verdict.day),
             PRIMARY: MetadataValue.float(round(verdict.ndcg, 5)),
             "popularity_ndcg_at_10": MetadataValue.float(round(verdict.popularity_ndcg, 5)),

@@ -92,6 +92,16 @@ def measure(
         server.wait(timeout=60)
 
 
+def median_load(runs: list[Load], name: str, connections: int) -> Load:
+    """The run with the median requests/s among `name`'s runs at `connections`."""
+    mine = sorted((r for r in runs if (r.name, r.connections) == (name, connections)), key=rps)
+    return mine[(len(mine) - 1) // 2]
+
+
+def rps(load: Load) -> float:
+    return load.rps
+
+
 def ensure_demo_home(home: Path) -> SandsPaths:
     """A home with the demo's champion (runs `sands demo` once if there is none)."""
     paths = SandsPaths.from_env({"SANDS_HOME": str(home)})
@@ -161,6 +171,13 @@ def main(argv: list[str]) -> None:
         default=0.1,
         help="also serve with slot exploration at this rate (0: skip), in the same run",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="servers started per side of the exploration comparison, alternating; the median "
+        "counts (each start splits the connections between workers anew)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed (apt-get install wrk)")
@@ -182,12 +199,25 @@ def main(argv: list[str]) -> None:
         "MLFLOW_TRACKING_URI": paths.mlflow_tracking_uri,
         "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
     }
-    results = measure("sands serve", ours, env, "/v2/health/ready", ours_lua, args)
     exploring = f"sands serve, exploration {args.exploration_rate:g}"
-    if args.exploration_rate:
-        explore_env = {**env, "SANDS_SERVE_EXPLORATION_RATE": str(args.exploration_rate)}
-        results += measure(exploring, ours, explore_env, "/v2/health/ready", ours_lua, args)
+    explore_env = {**env, "SANDS_SERVE_EXPLORATION_RATE": str(args.exploration_rate)}
+    sides = [("sands serve", env)] + ([(exploring, explore_env)] if args.exploration_rate else [])
+    runs: list[Load] = []
+    for _ in range(max(args.repeats, 1) if args.exploration_rate else 1):
+        for name, side_env in sides:
+            runs += measure(name, ours, side_env, "/v2/health/ready", ours_lua, args)
+    results = [median_load(runs, name, c) for name, _ in sides for c in args.connections]
     results += measure("mlflow models serve", theirs, mlflow_env, "/ping", mlflow_lua, args)
+    if len(runs) > len(results):
+        console.print(
+            "requests/s per server start: "
+            + "; ".join(
+                f"{name} at {c}: "
+                + ", ".join(f"{r.rps:,.0f}" for r in runs if (r.name, r.connections) == (name, c))
+                for name, _ in sides
+                for c in args.connections
+            )
+        )
 
     table = Table(title=f"Serving, {args.workers} workers, wrk on the same machine")
     for column in ("server", "connections", "requests/s", "p50 ms", "p99 ms", "errors"):

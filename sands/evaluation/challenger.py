@@ -5,7 +5,7 @@ the gate applied, the report rendered. Dagster's `evaluation_report` asset is a 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -228,16 +228,7 @@ def estimate_off_policy(
     impressions = policy_value.champion_lists(recent, champion_version, split)
     if impressions.num_rows == 0:
         return None
-    # Enough days before the log for the users' histories its candidates were drawn from.
-    candidate_spec = CandidateSpec()
-    events, _, _ = label_events(
-        bronze_uri(lake_root, INTERACTIONS),
-        bronze_uri(lake_root, ARTWORKS),
-        lookback_days + candidate_spec.recent_days + 1,
-        storage_options,
-    )
-    as_of = pc.max(events["event_ts"]).as_py()
-    events = events.filter(pc.is_in(events["user_id"], pc.unique(impressions["user_id"])))
+    events, as_of, served = _log_context(lake_root, impressions, lookback_days, storage_options)
     examples, _, _ = read_training_set(
         lake_root, _version_tag(tags, "training_examples"), storage_options
     )
@@ -255,11 +246,51 @@ def estimate_off_policy(
         ),
         policy_value.POPULARITY: PopularityRecommender(evaluation.popularity_window_days),
     }
+    return policy_value.compare(
+        impressions, events, as_of, recommenders, users, works, examples, spec, evaluation, served
+    )
+
+
+def estimate_popularity_lead(
+    registry: Registry,
+    lake_root: str,
+    spec: OffPolicySpec,
+    lookback_days: int,
+    storage_options: dict[str, str] | None = None,
+) -> policy_value.PopularityLead | None:
+    """Popularity against the champion on the champion's lists of the newest `lookback_days`
+    served days (None without a champion, or when the log cannot judge)."""
+    champion = registry.champion_version()
+    if champion is None:
+        return None
+    recent = recent_impressions(impressions_uri(lake_root), lookback_days, storage_options)
+    impressions = policy_value.champion_lists(recent, champion, datetime.min.replace(tzinfo=UTC))
+    if impressions.num_rows < spec.min_lists:
+        return None
+    events, as_of, served = _log_context(lake_root, impressions, lookback_days, storage_options)
+    return policy_value.popularity_lead(impressions, events, as_of, served, spec)
+
+
+def _log_context(
+    lake_root: str,
+    impressions: pa.Table,
+    lookback_days: int,
+    storage_options: dict[str, str] | None,
+) -> tuple[pa.Table, datetime, ServedCandidates]:
+    """The logged users' events (with enough days before the log for the histories serving drew
+    candidates from), the newest event time, and the replay of serving's candidates."""
+    candidate_spec = CandidateSpec()
+    events, _, _ = label_events(
+        bronze_uri(lake_root, INTERACTIONS),
+        bronze_uri(lake_root, ARTWORKS),
+        lookback_days + candidate_spec.recent_days + 1,
+        storage_options,
+    )
+    as_of = pc.max(events["event_ts"]).as_py()
+    events = events.filter(pc.is_in(events["user_id"], pc.unique(impressions["user_id"])))
     served = ServedCandidates(
         lambda versions: load_serving_data(lake_root, storage_options, versions),
         events,
         candidate_spec,
     )
-    return policy_value.compare(
-        impressions, events, as_of, recommenders, users, works, examples, spec, evaluation, served
-    )
+    return events, as_of, served

@@ -68,6 +68,25 @@ class LoggedDay:
     explored: np.ndarray  # an exploration slot held the artwork
     lists: LoggedLists
 
+    def take(self, rows: Sequence[int]) -> LoggedDay:
+        """Only the lists at `rows`, in that order."""
+        at = np.asarray(rows, dtype=np.int64)
+        logged = self.lists
+        return LoggedDay(
+            [self.impressions[i] for i in at],
+            [self.users[i] for i in at],
+            [self.served[i] for i in at],
+            self.items[at],
+            self.explored[at],
+            LoggedLists(
+                logged.clicks[at],
+                logged.propensity[at],
+                logged.exposure[at],
+                logged.shown[at],
+                None if logged.reach is None else logged.reach[at],
+            ),
+        )
+
 
 def logged_lists(rows: pa.Table, k: int, examination: np.ndarray) -> LoggedDay:
     """`item_clicks` rows (one logging policy's lists) as (lists x k) arrays."""

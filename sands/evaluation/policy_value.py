@@ -376,6 +376,65 @@ def compare(
     )
 
 
+@dataclass(frozen=True)
+class PopularityLead:
+    """Popularity minus the champion as it served, in clicks per list, paired on the champion's
+    logged lists: the online input of the serving guard."""
+
+    difference: Estimate
+    support: float  # popularity's log support
+    days: list[str]
+
+    @property
+    def popularity_clearly_better(self) -> bool:
+        return self.difference.low > 0
+
+    def describe(self) -> str:
+        return (
+            f"popularity - champion on the champion's logged lists of {', '.join(self.days)}: "
+            f"{self.difference.describe()}, log support {self.support:.0%}"
+        )
+
+
+def popularity_lead(
+    impressions: pa.Table,
+    interactions: pa.Table,
+    as_of: datetime,
+    served: ServedCandidates,
+    spec: OffPolicySpec,
+) -> PopularityLead | None:
+    """How popularity would have done on the champion arm's lists in `impressions` against the
+    champion's greedy slots as logged; None when the log cannot say: fewer than `min_lists` lists
+    that logged their snapshot, or popularity's support below `min_support`. Needs no model:
+    popularity's list is the snapshot's, as serving falls back to it."""
+    rows = item_clicks(impressions, interactions, AttributionSpec(spec.window_hours), as_of)
+    theta, _ = examination_from_log(rows, spec.k, spec.examination_prior, spec.min_explored_clicks)
+    log = logged_lists(rows, spec.k, theta)
+    sources = logged_sources(impressions, log.impressions)
+    kept = [i for i, key in enumerate(sources) if key is not None]
+    if len(kept) < spec.min_lists:
+        return None
+    log, sources = log.take(kept), [sources[i] for i in kept]
+    groups: dict[tuple[str, date], list[int]] = {}
+    for i, at in enumerate(zip(sources, log.served, strict=True)):
+        groups.setdefault(at, []).append(i)
+    lists: list[list[str]] = [[] for _ in kept]
+    for (key, day), group in groups.items():
+        popular = served.popular(key, day, [log.users[i] for i in group], spec.k)
+        for i in group:
+            lists[i] = popular[log.users[i]]
+    where = positions_in(log, lists)
+    reached = support(log.lists, where, theta)
+    if not reached >= spec.min_support:
+        return None
+    greedy = logged_greedy_positions(log, log.explored)
+    difference = paired_difference(
+        spec.estimator, log.lists, where, greedy, theta, spec.clip, spec.confidence
+    )
+    days = sorted({d.isoformat() for d in log.served})
+    return PopularityLead(difference, reached, days)
+
+
 def logged_sources(impressions: pa.Table, order: Sequence[str]) -> list[str | None]:
     """The snapshot sources each list in `order` (impression ids) was served from, if logged."""
     if "sources" not in impressions.column_names:

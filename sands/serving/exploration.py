@@ -73,7 +73,9 @@ class Exploration:
         taken = set(top) | set(pool)
         pool += [a for a in popular if a not in taken][: self.popular]
         replaced = np.flatnonzero(rng.random(len(top)) < self.rate)
-        draws = rng.choice(len(pool), size=len(replaced), replace=False)
+        # A permutation's head is a uniform draw without replacement, at a fraction of the cost of
+        # `choice(replace=False)` (this runs on every served request).
+        draws = rng.permutation(len(pool))[: len(replaced)]
         explored = [False] * len(top)
         for slot, draw in zip(replaced, draws, strict=True):
             top[slot] = pool[draw]

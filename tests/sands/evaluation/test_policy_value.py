@@ -23,6 +23,7 @@ from sands.evaluation.policy_value import (
     champion_lists,
     compare,
     examination_from_log,
+    popularity_lead,
 )
 from sands.evaluation.served_candidates import ServedCandidates
 from sands.monitoring.online_quality import AttributionSpec
@@ -203,22 +204,25 @@ def test_a_large_log_is_judged_on_a_stable_sample_of_its_users():
     assert first.lists == 2 and first == again
 
 
+# A snapshot listing a1 and a2 only (popularity a2, a1); u1 bought a2 the day before.
+SNAPSHOT = ServingData(
+    catalogue=Catalogue(["a1", "a2"], {"a1": 0, "a2": 1}, {}),
+    neighbours={},
+    popular=["a2", "a1"],
+    popular_scores=[2.0, 1.0],
+    segments=SegmentCache(None),
+    segment_top={},
+    known_users=frozenset(),
+)
+BOUGHT = label_events([("u1", "a2", "purchase", EVE - timedelta(hours=1))])
+SOURCED = impressions_table([replace(i, sources="popularity=5,users=2") for i in LISTS])
+
+
 def test_lists_logged_with_their_snapshot_are_recomputed_on_its_candidates():
-    # The snapshot lists a1 and a2 only (popularity a2, a1): a3 is no candidate, so the
-    # challenger serves what the champion does. u1 bought a2 the day before.
-    snapshot = ServingData(
-        catalogue=Catalogue(["a1", "a2"], {"a1": 0, "a2": 1}, {}),
-        neighbours={},
-        popular=["a2", "a1"],
-        popular_scores=[2.0, 1.0],
-        segments=SegmentCache(None),
-        segment_top={},
-        known_users=frozenset(),
-    )
-    bought = label_events([("u1", "a2", "purchase", EVE - timedelta(hours=1))])
+    # a3 is no candidate, so the challenger serves what the champion does.
     loaded = []
-    served_candidates = ServedCandidates(lambda v: loaded.append(v) or snapshot, bought)
-    log = impressions_table([replace(i, sources="popularity=5,users=2") for i in LISTS])
+    served_candidates = ServedCandidates(lambda v: loaded.append(v) or SNAPSHOT, BOUGHT)
+    log = SOURCED
     recommenders = {
         **RECOMMENDERS,
         POPULARITY: Fixed("popularity", {"a3": 9.0, "a1": 1.0, "a2": 0.5}),
@@ -247,3 +251,18 @@ def test_a_challenger_whose_lists_the_log_cannot_reach_is_not_judged():
     assert result.champion_agreement == 1.0
     assert result.unjudged_reason.startswith("the log reaches only 28% of the challenger's")
     assert judged().unjudged_reason is None
+
+
+def test_popularity_is_judged_against_the_champion_as_it_served_without_any_model():
+    served_candidates = ServedCandidates(lambda v: SNAPSHOT, BOUGHT)
+    lead = popularity_lead(SOURCED, CLICKS, NOON + timedelta(hours=3), served_candidates, SPEC)
+    # Popularity's lists: u1 [a1], the others [a2, a1]; the champion's greedy slots as logged.
+    # Per list, popularity - champion: l1 0 - 0; l2 a1 at 2 vs 1: 0.5/0.9 - 1/0.9; l3 0;
+    # l4 a2 at 1 vs its logged slot 2: 1/0.45 - 0.5/0.45.
+    assert lead.difference.value == pytest.approx((0.5 / 0.45 - 0.5 / 0.9) / 4)
+    assert lead.difference.lists == 4 and lead.days == ["2026-09-02"]
+    # Reach: greedy items 0.9. l1 a1 at 1; l2, l3 a2 at 1 and a1 at 2; l4 a2 at 1; of 1.5.
+    assert lead.support == pytest.approx((1 + 1.5 + 1.5 + 1) / 0.9 / 4 / 1.5)
+    assert not lead.popularity_clearly_better  # four lists: the interval spans zero
+    # Lists logged without their snapshot cannot say what popularity would have shown.
+    assert popularity_lead(LOG, CLICKS, NOON + timedelta(hours=3), served_candidates, SPEC) is None
