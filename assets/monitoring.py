@@ -310,6 +310,7 @@ def champion_performance(
         online = estimate_popularity_lead(
             client, lake.root, OffPolicySpec(), config.guard_online_days, lake.storage_options
         )
+    online_says_popularity = online is not None and online.popularity_clearly_better
     if config.guard:
         policy = guard_serving(client, verdict, f"dagster run {context.run.run_id}", online)
     context.log.info(f"serving policy: {policy} ({verdict.guard_reason()})")
@@ -336,8 +337,13 @@ def champion_performance(
         check_results=[
             AssetCheckResult(
                 check_name=OBJECTIVE_CHECK,
-                passed=verdict.meets_objective,
-                metadata={"reason": verdict.reason(), "objective": verdict.floor},
+                # Popularity estimated better online is a degradation too: it requests a retrain.
+                passed=verdict.meets_objective and not online_says_popularity,
+                metadata={
+                    "reason": verdict.reason()
+                    + (f"; online: {online.describe()}" if online_says_popularity else ""),
+                    "objective": verdict.floor,
+                },
             ),
             AssetCheckResult(
                 check_name=FRESH_CHECK,

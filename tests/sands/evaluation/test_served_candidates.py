@@ -12,6 +12,7 @@ from sands.models.candidates import CandidateSpec
 from sands.models.segments import LOG_COLUMNS, PLAIN_COLUMNS, SegmentModel
 from sands.serving.prediction_log import parse_sources, sources_key
 from sands.serving.snapshot import Catalogue, SegmentCache, ServingData
+from tests.builders.bronze import label_events
 
 DAY = date(2026, 9, 2)
 START = datetime(2026, 9, 2, tzinfo=UTC)
@@ -39,18 +40,6 @@ def snapshot_data() -> ServingData:
     )
 
 
-def events(rows: list[tuple[str, str, str, datetime]]) -> pa.Table:
-    users, artworks, types, ts = zip(*rows, strict=True)
-    return pa.table(
-        {
-            "user_id": list(users),
-            "artwork_id": list(artworks),
-            "event_type": list(types),
-            "event_ts": pa.array(list(ts), pa.timestamp("us", tz="UTC")),
-        }
-    )
-
-
 def users(ages: dict[str, float]) -> pa.Table:
     columns: dict[str, object] = {"user_id": list(ages)}
     columns |= {f"user_{c}": [0.0] * len(ages) for c in (*LOG_COLUMNS, "active_days_28d")}
@@ -59,7 +48,7 @@ def users(ages: dict[str, float]) -> pa.Table:
     return pa.table(columns)
 
 
-EVENTS = events(
+EVENTS = label_events(
     [
         ("u1", "a1", "click", START - timedelta(days=1)),
         ("u1", "a4", "purchase", START - timedelta(hours=2)),
