@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -102,6 +103,47 @@ def rps(load: Load) -> float:
     return load.rps
 
 
+def serving_state(paths: SandsPaths) -> tuple:
+    """The home's online store and the snapshot the service would serve from."""
+    from resources import build_resources
+    from sands.serving.watcher import SnapshotWatcher
+
+    resources = build_resources({"SANDS_HOME": paths.home})
+    watcher = SnapshotWatcher(resources["registry"].open(), paths.lake, {}, 60)
+    watcher.refresh()
+    return resources["online"].open(), watcher.snapshot
+
+
+def in_process_ratio(paths: SandsPaths, users: list[str], rate: float, rounds: int = 3) -> tuple:
+    """Per-request time of `recommend()` without exploration over with it at `rate`: each user
+    served both ways back to back (in alternating order) in one process, so the machine's drift
+    and the HTTP stack and the split of connections between workers, which make the wrk rows
+    vary run to run, cancel out. The throughput ratio, and each side's mean ms per request."""
+    import time
+
+    from sands.serving.exploration import Exploration
+    from sands.serving.snapshot import recommend
+
+    store, snapshot = serving_state(paths)
+    vectors = store.get(USER_FEATURES.name, users)
+    histories = store.get(USER_HISTORY, users)
+    explore = Exploration(rate=rate)
+    spent = {False: 0.0, True: 0.0}
+    requests = list(zip(users, vectors, histories, strict=True))
+    for user, vector, history in requests:  # warm the per-user segment cache for both sides
+        recommend(snapshot, user, vector, history, 10, 200)
+    for round_ in range(rounds):
+        for i, (user, vector, history) in enumerate(requests):
+            for exploring in (False, True) if (i + round_) % 2 else (True, False):
+                rng = random.Random(i) if exploring else None
+                start = time.perf_counter()
+                how = explore if exploring else None
+                recommend(snapshot, user, vector, history, 10, 200, how, rng)
+                spent[exploring] += time.perf_counter() - start
+    n = len(requests) * rounds
+    return spent[False] / spent[True], spent[False] / n * 1e3, spent[True] / n * 1e3
+
+
 def ensure_demo_home(home: Path) -> SandsPaths:
     """A home with the demo's champion (runs `sands demo` once if there is none)."""
     paths = SandsPaths.from_env({"SANDS_HOME": str(home)})
@@ -114,14 +156,7 @@ def ensure_demo_home(home: Path) -> SandsPaths:
 
 def ranked_users_and_rows(paths: SandsPaths, users: int) -> tuple[list[str], list[list[float]]]:
     """Users the ranker serves (with history), and one request's 200 model-input rows."""
-    from resources import build_resources
-    from sands.serving.watcher import SnapshotWatcher
-
-    resources = build_resources({"SANDS_HOME": paths.home})
-    store = resources["online"].open()
-    watcher = SnapshotWatcher(resources["registry"].open(), paths.lake, {}, 60)
-    watcher.refresh()
-    snapshot = watcher.snapshot
+    store, snapshot = serving_state(paths)
     ids = sorted(snapshot.data.known_users)
     with_history = [
         u for u, h in zip(ids, store.get(USER_HISTORY, ids), strict=True) if h and h["seeds"]
@@ -245,3 +280,10 @@ def main(argv: list[str]) -> None:
                 f"{c} connections: with exploration {e.rps / a.rps:.2f}x the requests/s without "
                 f"(target >= 0.90); p99 {e.p99_ms:.1f} vs {a.p99_ms:.1f} ms"
             )
+    if args.exploration_rate:
+        ratio, off_ms, on_ms = in_process_ratio(paths, users[:1_000], args.exploration_rate)
+        console.print(
+            f"in process, 1,000 users x 3, each served both ways back to back: {off_ms:.2f} ms "
+            f"per request without exploration, {on_ms:.2f} with: throughput {ratio:.2f}x "
+            "(target >= 0.90)"
+        )

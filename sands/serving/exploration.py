@@ -14,10 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from sands.serving.prediction_log import GREEDY
+
+
+class Uniform(Protocol):
+    """A source of uniform draws in [0, 1): `random.Random` (what serving seeds per impression)
+    or a numpy `Generator`."""
+
+    def random(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class Exploration:
         self,
         ranked: Sequence[str],
         k: int,
-        rng: np.random.Generator,
+        rng: Uniform,
         popular: Sequence[str] = (),
     ) -> ShownList:
         """The `k` items to serve from `ranked` (best first, at least k + pool long to explore);
@@ -72,14 +80,14 @@ class Exploration:
         pool = list(ranked[k : k + self.pool])
         taken = set(top) | set(pool)
         pool += [a for a in popular if a not in taken][: self.popular]
-        replaced = np.flatnonzero(rng.random(len(top)) < self.rate)
-        # A permutation's head is a uniform draw without replacement, at a fraction of the cost of
-        # `choice(replace=False)` (this runs on every served request).
-        draws = rng.permutation(len(pool))[: len(replaced)]
-        explored = [False] * len(top)
-        for slot, draw in zip(replaced, draws, strict=True):
-            top[slot] = pool[draw]
-            explored[slot] = True
+        explored = [rng.random() < self.rate for _ in top]
+        # Draws without replacement by a partial Fisher-Yates shuffle of the pool, one uniform
+        # number each: this runs on every served request, where numpy's per-call overhead shows.
+        order = list(range(len(pool)))
+        for drawn, slot in enumerate(j for j, e in enumerate(explored) if e):
+            pick = drawn + int(rng.random() * (len(order) - drawn))
+            order[drawn], order[pick] = order[pick], order[drawn]
+            top[slot] = pool[order[drawn]]
         chance = self.rate / len(pool)
         propensities = [chance if e else 1.0 - self.rate for e in explored]
         return ShownList(top, propensities, explored)

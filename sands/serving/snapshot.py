@@ -34,7 +34,7 @@ from sands.models.ranking import (
     input_columns,
 )
 from sands.models.segments import SegmentModel
-from sands.serving.exploration import Exploration
+from sands.serving.exploration import Exploration, Uniform
 from sands.serving.prediction_log import POPULAR, RANKED, SEGMENT, sources_key
 
 Vector = Mapping[str, object]
@@ -306,7 +306,7 @@ def recommend(
     k: int,
     total_candidates: int,
     exploration: Exploration | None = None,
-    rng: np.random.Generator | None = None,
+    rng: Uniform | None = None,
 ) -> Recommendation:
     """Top-k artworks for one user: ranked candidates, or a segment/popularity fallback for users
     without features (new since the last build) or without recent engagement. With `exploration`
@@ -340,7 +340,10 @@ def recommend(
         ids = [data.catalogue.ids[rows[i]] for i in top]
         return Recommendation(ids, [float(scores[i]) for i in top], arm, model.version, RANKED)
     ranked = order[: k + exploration.pool]
-    score_of = {data.catalogue.ids[rows[i]]: float(scores[i]) for i in ranked}
+    ids = data.catalogue.ids
+    score_of = dict(
+        zip([ids[r] for r in rows[ranked].tolist()], scores[ranked].tolist(), strict=True)
+    )
     known = data.catalogue.index
     popular = (a for a in data.popular if a in known and a not in converted)
     shown = exploration.show(

@@ -3,10 +3,10 @@ impression."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 
-import numpy as np
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
@@ -40,7 +40,7 @@ async def recommendations(
     impression_id = uuid.uuid4().hex
     # Seeded by the impression: the draw is reproducible from the log, and no generator is shared
     # between concurrent requests.
-    rng = np.random.default_rng(int(impression_id, 16)) if config.exploration.rate else None
+    rng = random.Random(int(impression_id, 16)) if config.exploration.rate else None
     served = recommend(
         snapshot, user_id, vector, history, k, config.candidates, config.exploration, rng
     )
