@@ -101,6 +101,7 @@ class OffPolicyComparison:
     min_agreement: float = OffPolicySpec.min_agreement
     support: dict[str, float] = field(default_factory=dict)  # per policy, `off_policy.support`
     min_support: float = OffPolicySpec.min_support
+    replayed: int = 0  # lists recomputed on the candidates serving had (the rest: full catalogue)
 
     @property
     def unjudged_reason(self) -> str | None:
@@ -137,7 +138,11 @@ class OffPolicyComparison:
             cells.append(f"{self.support.get(policy, float('nan')):.0%}")
             rows.append(f"| {policy} | {' | '.join(cells)} |")
         logged = ", ".join(f"{k} {v:.4f}" for k, v in self.logged.items())
-        rows += ["", f"Logged by the champion over {self.lists:,} lists: {logged}."]
+        rows += [
+            "",
+            f"Logged by the champion over {self.lists:,} lists: {logged}. Targets recomputed on "
+            f"the candidates serving had for {self.replayed:,} of them (the rest: full catalogue).",
+        ]
         if self.difference is not None:
             rows.append(f"Challenger - champion: {self.difference.describe()}.")
         return "\n".join(rows)
@@ -236,7 +241,12 @@ def target_lists(
     snapshot's candidates for the user, popularity is the snapshot's popularity list; the rest
     rank the full catalogue."""
     out: dict[str, list[list[str]]] = {name: [[] for _ in log.users] for name in recommenders}
-    keys = list(sources) if sources is not None and served is not None else [None] * len(log.users)
+    # Lists whose snapshot cannot be read back (garbled, vacuumed) rank the full catalogue.
+    keys = (
+        [key if served.readable(key) else None for key in sources]
+        if sources is not None and served is not None
+        else [None] * len(log.users)
+    )
     for day in sorted(set(log.served)):
         rows = [i for i, served_on in enumerate(log.served) if served_on == day]
         users = [log.users[i] for i in rows]
@@ -334,16 +344,11 @@ def compare(
     )
     if log.lists.lists < spec.min_lists:
         return OffPolicyComparison(champion_agreement=float("nan"), **base)
+    sources = logged_sources(impressions, log.impressions)
     targets = target_lists(
-        recommenders,
-        log,
-        user_features,
-        artwork_features,
-        history,
-        evaluation,
-        logged_sources(impressions, log.impressions),
-        served,
+        recommenders, log, user_features, artwork_features, history, evaluation, sources, served
     )
+    replayed = sum(served.readable(key) for key in sources) if served is not None else 0
     positions = {name: positions_in(log, lists) for name, lists in targets.items()}
     greedy = logged_greedy_positions(log, explored)
     positions = {LOGGED_CHAMPION: greedy, **positions}
@@ -372,6 +377,7 @@ def compare(
         estimates=estimates,
         difference=difference,
         support=reached,
+        replayed=replayed,
         **base,
     )
 
@@ -411,7 +417,7 @@ def popularity_lead(
     theta, _ = examination_from_log(rows, spec.k, spec.examination_prior, spec.min_explored_clicks)
     log = logged_lists(rows, spec.k, theta)
     sources = logged_sources(impressions, log.impressions)
-    kept = [i for i, key in enumerate(sources) if key is not None]
+    kept = [i for i, key in enumerate(sources) if served.readable(key)]
     if len(kept) < spec.min_lists:
         return None
     log, sources = log.take(kept), [sources[i] for i in kept]

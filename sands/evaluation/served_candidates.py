@@ -16,6 +16,7 @@ from itertools import islice
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake.exceptions import DeltaError
 
 from sands.models.candidates import CandidateSpec, candidates, user_histories
 from sands.serving.prediction_log import parse_sources
@@ -36,13 +37,22 @@ class ServedCandidates:
         self._load = load
         self._events = events
         self.spec = spec
-        self._data: dict[str, ServingData] = {}
+        self._data: dict[str, ServingData | None] = {}
         self._histories: dict[date, dict[str, History]] = {}
+        self.unreadable: dict[str, str] = {}  # sources that could not be loaded, and why
 
-    def data(self, sources: str) -> ServingData:
+    def data(self, sources: str) -> ServingData | None:
+        """The snapshot, or None when the log's text is garbled or a version is gone (vacuumed)."""
         if sources not in self._data:
-            self._data[sources] = self._load(parse_sources(sources))
+            try:
+                self._data[sources] = self._load(parse_sources(sources))
+            except (ValueError, OSError, DeltaError) as error:
+                self.unreadable[sources] = str(error).splitlines()[0] if str(error) else repr(error)
+                self._data[sources] = None
         return self._data[sources]
+
+    def readable(self, sources: str | None) -> bool:
+        return sources is not None and self.data(sources) is not None
 
     def histories(self, day: date) -> dict[str, History]:
         """Each user's seeds and conversions from the `recent_days` of events before `day`."""
@@ -70,7 +80,7 @@ class ServedCandidates:
     def pools(self, sources: str, day: date, users: pa.Table) -> dict[str, set[str]]:
         """The listed candidates of each user in `users` (feature rows as of `day`, columns
         prefixed `user_`, as the evaluation reads them)."""
-        data, histories = self.data(sources), self.histories(day)
+        data, histories = self._loaded(sources), self.histories(day)
         model = data.segments.model
         ids = users["user_id"].to_pylist()
         segments = model.assign(users, prefix="user_").tolist() if model else [None] * len(ids)
@@ -90,9 +100,15 @@ class ServedCandidates:
 
     def popular(self, sources: str, day: date, users: list[str], k: int) -> dict[str, list[str]]:
         """The popularity list serving falls back to for each user (without their conversions)."""
-        data, histories = self.data(sources), self.histories(day)
+        data, histories = self._loaded(sources), self.histories(day)
         out = {}
         for user in users:
             converted = histories.get(user, ([], set()))[1]
             out[user] = list(islice((a for a in data.popular if a not in converted), k))
         return out
+
+    def _loaded(self, sources: str) -> ServingData:
+        data = self.data(sources)
+        if data is None:
+            raise LookupError(f"snapshot {sources!r} unreadable: {self.unreadable[sources]}")
+        return data

@@ -84,9 +84,12 @@ def sources_key(versions: Mapping[str, int]) -> str:
 
 
 def parse_sources(key: str) -> dict[str, int]:
-    """`sources_key` read back."""
-    pairs = (item.split("=", 1) for item in key.split(",") if item)
-    return {name: int(version) for name, version in pairs}
+    """`sources_key` read back (ValueError naming the text when it is not one)."""
+    try:
+        pairs = (item.split("=", 1) for item in key.split(",") if item)
+        return {name: int(version) for name, version in pairs}
+    except ValueError:
+        raise ValueError(f"logged sources {key[:80]!r} are not name=version,...") from None
 
 
 def impressions_table(batch: list[Impression]) -> pa.Table:

@@ -34,6 +34,7 @@ from tests.builders.bronze import label_events
 DAY = date(2026, 9, 2)
 NOON = datetime(2026, 9, 2, 12, tzinfo=UTC)
 EVE = datetime(2026, 9, 1, tzinfo=UTC)
+AFTER = NOON + timedelta(hours=3)  # every list's attribution window has closed
 
 
 class Fixed:
@@ -235,8 +236,24 @@ def test_lists_logged_with_their_snapshot_are_recomputed_on_its_candidates():
     # Popularity as serving falls back to it: u1 [a1], the others [a2, a1]. l2's click on a1 at
     # 2 (0.5/0.9), l4's on a2 at 1 (1/0.45); l1's on a3 is not in u1's list.
     assert estimates[POPULARITY] == pytest.approx((0.5 / 0.9 + 1 / 0.45) / 4)
+    assert result.replayed == 4
     # Without the snapshot's sources the same log ranks the full catalogue (a3 first).
-    assert judged(log=log, recommenders=recommenders).estimates[POPULARITY][CTR].value > 1
+    full = judged(log=log, recommenders=recommenders)
+    assert full.estimates[POPULARITY][CTR].value > 1 and full.replayed == 0
+
+
+def test_a_snapshot_that_cannot_be_read_back_leaves_its_lists_to_the_full_catalogue():
+    def vacuumed(versions: object) -> ServingData:
+        raise FileNotFoundError("version 5 of popularity was vacuumed")
+
+    garbled = impressions_table([replace(i, sources="popularity=five") for i in LISTS])
+    for log, load in ((SOURCED, vacuumed), (garbled, lambda v: SNAPSHOT)):
+        served_candidates = ServedCandidates(load, BOUGHT)
+        result = judged(log=log, served=served_candidates)
+        assert result.replayed == 0 and result.estimates == judged().estimates
+        (why,) = served_candidates.unreadable.values()
+        assert "vacuumed" in why or "not name=version" in why
+        assert popularity_lead(log, CLICKS, AFTER, served_candidates, SPEC) is None
 
 
 def test_a_challenger_whose_lists_the_log_cannot_reach_is_not_judged():
