@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -21,15 +22,27 @@ def app_from_env() -> FastAPI:
     resources = build_resources()
     lake, online, registry = resources["lake"], resources["online"], resources["registry"]
     config = ServiceConfig(
-        poll_seconds=float(os.environ.get("SANDS_SERVE_POLL_SECONDS", ServiceConfig.poll_seconds)),
-        log_flush_seconds=float(
-            os.environ.get("SANDS_SERVE_LOG_FLUSH_SECONDS", ServiceConfig.log_flush_seconds)
+        poll_seconds=env_number("SANDS_SERVE_POLL_SECONDS", ServiceConfig.poll_seconds),
+        log_flush_seconds=env_number(
+            "SANDS_SERVE_LOG_FLUSH_SECONDS", ServiceConfig.log_flush_seconds
         ),
         simulated_clock=os.environ.get("SANDS_SERVE_SIMULATED_CLOCK") == "1",
         exploration=Exploration(
-            rate=float(os.environ.get("SANDS_SERVE_EXPLORATION_RATE", Exploration.rate)),
-            pool=int(os.environ.get("SANDS_SERVE_EXPLORATION_POOL", Exploration.pool)),
-            popular=int(os.environ.get("SANDS_SERVE_EXPLORATION_POPULAR", Exploration.popular)),
+            rate=env_number("SANDS_SERVE_EXPLORATION_RATE", Exploration.rate),
+            pool=env_number("SANDS_SERVE_EXPLORATION_POOL", Exploration.pool, int),
+            popular=env_number("SANDS_SERVE_EXPLORATION_POPULAR", Exploration.popular, int),
         ),
     )
     return create_app(registry.open(), online.open, lake.root, lake.storage_options, config)
+
+
+def env_number(name: str, default: float, kind: type = float) -> Any:
+    """A number from the environment, or a one-line error naming the variable."""
+    text = os.environ.get(name)
+    if text is None:
+        return kind(default)
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name}={text[:40]!r} is not {what}") from None
