@@ -5,7 +5,7 @@ the gate applied, the report rendered. Dagster's `evaluation_report` asset is a 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -264,7 +264,7 @@ def estimate_popularity_lead(
     if champion is None:
         return None
     recent = recent_impressions(impressions_uri(lake_root), lookback_days, storage_options)
-    impressions = policy_value.champion_lists(recent, champion, datetime.min.replace(tzinfo=UTC))
+    impressions = policy_value.champion_lists(recent, champion)
     if impressions.num_rows < spec.min_lists:
         return None
     events, as_of, served = _log_context(lake_root, impressions, lookback_days, storage_options)

@@ -160,16 +160,15 @@ class OffPolicyComparison:
         return cls(**raw)
 
 
-def champion_lists(impressions: pa.Table, version: int, since: datetime) -> pa.Table:
-    """The lists the champion arm served with model `version` from `since` on."""
-    ts = impressions["served_ts"]
+def champion_lists(impressions: pa.Table, version: int, since: datetime | None = None) -> pa.Table:
+    """The lists the champion arm served with model `version` (from `since` on, if given)."""
     keep = pc.and_(
-        pc.and_(
-            pc.equal(impressions["arm"], aliases.CHAMPION),
-            pc.equal(impressions["model_version"], version),
-        ),
-        pc.greater_equal(ts, pa.scalar(since, ts.type)),
+        pc.equal(impressions["arm"], aliases.CHAMPION),
+        pc.equal(impressions["model_version"], version),
     )
+    if since is not None:
+        ts = impressions["served_ts"]
+        keep = pc.and_(keep, pc.greater_equal(ts, pa.scalar(since, ts.type)))
     return impressions.filter(keep)
 
 

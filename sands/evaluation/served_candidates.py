@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import islice
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake.exceptions import DeltaError
 
-from sands.models.candidates import CandidateSpec, candidates, user_histories
+from sands.models.candidates import CandidateSpec, user_histories
 from sands.serving.prediction_log import parse_sources
-from sands.serving.snapshot import ServingData
+from sands.serving.snapshot import ServingData, candidate_ids, popular_fallback
 
 History = tuple[list[str], set[str]]  # (seeds, converted) of one user
 
@@ -87,25 +86,16 @@ class ServedCandidates:
         out: dict[str, set[str]] = {}
         for user, segment in zip(ids, segments, strict=True):
             seeds, converted = histories.get(user, ([], set()))
-            pool = candidates(
-                seeds,
-                converted,
-                data.neighbours,
-                data.segment_top.get(segment, []),
-                data.popular,
-                self.spec.total,
-            )
-            out[user] = {a for a in pool if a in data.catalogue.index}
+            out[user] = set(candidate_ids(data, segment, seeds, converted, self.spec.total))
         return out
 
     def popular(self, sources: str, day: date, users: list[str], k: int) -> dict[str, list[str]]:
         """The popularity list serving falls back to for each user (without their conversions)."""
         data, histories = self._loaded(sources), self.histories(day)
-        out = {}
-        for user in users:
-            converted = histories.get(user, ([], set()))[1]
-            out[user] = list(islice((a for a in data.popular if a not in converted), k))
-        return out
+        return {
+            user: [a for a, _ in popular_fallback(data, k, histories.get(user, ([], set()))[1])]
+            for user in users
+        }
 
     def _loaded(self, sources: str) -> ServingData:
         data = self.data(sources)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -283,19 +283,39 @@ class Recommendation:
     explored: list[bool] | None = None
 
 
-def _popularity(data: ServingData, arm: str, k: int, exclude: set[str]) -> Recommendation:
+def popular_fallback(
+    data: ServingData, k: int, exclude: Collection[str]
+) -> list[tuple[str, float]]:
+    """The popularity list serving falls back to: the k most popular artworks not in `exclude`,
+    with their scores."""
     pairs = zip(data.popular, data.popular_scores, strict=True)
-    chosen = list(itertools.islice(((a, s) for a, s in pairs if a not in exclude), k))
-    return Recommendation([a for a, _ in chosen], [float(s) for _, s in chosen], arm, None, POPULAR)
+    return list(itertools.islice(((a, float(s)) for a, s in pairs if a not in exclude), k))
+
+
+def _popularity(data: ServingData, arm: str, k: int, exclude: set[str]) -> Recommendation:
+    chosen = popular_fallback(data, k, exclude)
+    return Recommendation([a for a, _ in chosen], [s for _, s in chosen], arm, None, POPULAR)
+
+
+def candidate_ids(
+    data: ServingData,
+    segment: int | None,
+    seeds: Sequence[str],
+    converted: Collection[str],
+    total: int,
+) -> list[str]:
+    """The user's candidates that are listed: similarity, segment and popularity interleaved."""
+    segment_top = data.segment_top.get(segment, []) if segment is not None else []
+    pool = candidates(seeds, converted, data.neighbours, segment_top, data.popular, total)
+    return [a for a in pool if a in data.catalogue.index]
 
 
 def candidate_rows(
     data: ServingData, vector: Vector, seeds: Sequence[str], converted: set[str], total: int
 ) -> np.ndarray:
-    """Catalogue rows of the user's candidates: similarity, segment and popularity interleaved."""
-    segment_top = data.segment_top.get(data.segments.segment(vector), [])
-    pool = candidates(seeds, converted, data.neighbours, segment_top, data.popular, total)
-    return data.catalogue.rows(pool)
+    """Catalogue rows of the user's candidates."""
+    segment = data.segments.segment(vector)
+    return data.catalogue.rows(candidate_ids(data, segment, seeds, converted, total))
 
 
 def recommend(
