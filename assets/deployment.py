@@ -16,6 +16,7 @@ from assets.automation import after_updates_of, after_upstream_updates
 from assets.evaluation import evaluation_report
 from assets.ingestion import artworks, raw_interactions
 from assets.models import user_segments
+from assets.monitoring import QualityConfig
 from resources.online import OnlineStoreResource
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
@@ -26,6 +27,7 @@ from sands.models import model_store
 from sands.models.aliases import CHALLENGER
 from sands.models.candidates import USER_HISTORY, CandidateSpec, segment_favourites, user_histories
 from sands.models.tags import CHAMPION_VERSION_TAG, DECISION_TAG, GATE_REASONS_TAG, GATE_TAG
+from sands.monitoring.guard import guard_new_champion
 
 GROUP = "deployment"
 
@@ -49,11 +51,13 @@ served_impressions = AssetSpec(
     hooks=MLFLOW_HOOKS,
     description="The serving model: moves MLflow's `champion` alias to the challenger only when "
     "its promotion gate passed, and records why it did or did not (also on the Dagster run's "
-    "MLflow run).",
+    "MLflow run). A new champion then faces the serving guard on the newest label days.",
 )
 def deployed_ranker(
     context: AssetExecutionContext,
+    config: QualityConfig,
     registry: RegistryResource,
+    lake: LakeResource,
     mlflow: ResourceParam[MlFlow],
 ) -> MaterializeResult:
     client = registry.open()
@@ -74,6 +78,13 @@ def deployed_ranker(
         )
         previous = f"v{change.previous}" if change.previous is not None else "none"
         outcome = f"promoted v{version} (previous champion: {previous})"
+        if config.guard:
+            actor = f"dagster run {context.run.run_id}"
+            policy, guarded = guard_new_champion(
+                client, lake.root, config.objective(), actor, lake.storage_options
+            )
+            if guarded is not None:
+                outcome += f"; the champion arm serves {policy} ({guarded.guard_reason()})"
     elif verdict == "passed":
         outcome = f"v{version} is already the champion"
     else:
@@ -87,6 +98,7 @@ def deployed_ranker(
             "champion_version": MetadataValue.int(champion or 0),
             "challenger_version": MetadataValue.int(version),
             "decision": MetadataValue.text(outcome),
+            "serving_policy": MetadataValue.text(client.serving_policy()),
             "model_uri": MetadataValue.text(f"models:/{registry.model_name}@champion"),
             # The run of this decision (the Dagster run's MLflow run) and both versions' pages.
             **mlflow_links(client, None, parent, None),

@@ -22,13 +22,13 @@ from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from sands.evaluation.challenger import estimate_popularity_lead
 from sands.evaluation.offline import PRIMARY, EvaluationSpec
-from sands.evaluation.policy_value import OffPolicySpec, PopularityLead
+from sands.evaluation.policy_value import OffPolicySpec
 from sands.features.training_store import label_events
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
-from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
-from sands.models.registry import Registry
+from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY
 from sands.monitoring.champion import champion_drift, champion_quality
 from sands.monitoring.drift import DriftRule
+from sands.monitoring.guard import guard_serving
 from sands.monitoring.online_quality import (
     BETTER,
     WORSE,
@@ -39,7 +39,7 @@ from sands.monitoring.online_quality import (
     online_report,
     record_figures,
 )
-from sands.monitoring.verdicts import Objective, QualityVerdict
+from sands.monitoring.verdicts import Objective
 from sands.serving.prediction_log import impressions_uri, recent_impressions
 
 GROUP = "monitoring"
@@ -203,7 +203,8 @@ class QualityConfig(Config):
     guard: bool = Field(
         default=True,
         description="Serve popularity instead of the champion while popularity is clearly "
-        "better, and the champion again when it is clearly better or a new one passes the gate.",
+        "better, and the champion again when it is clearly better or a new one passes the gate "
+        "and is not behind popularity on the newest label days (deployed_ranker judges it).",
     )
     guard_margin: float = Field(
         default=Objective.guard_margin,
@@ -236,28 +237,6 @@ class QualityConfig(Config):
             self.guard_margin,
             self.guard_confidence,
         )
-
-
-def guard_serving(
-    registry: Registry,
-    verdict: QualityVerdict,
-    actor: str,
-    online: PopularityLead | None = None,
-) -> str:
-    """Move the champion arm to popularity while popularity is clearly better (offline, or by the
-    champion's logged lists), and back when the champion is clearly better again offline; what
-    the champion arm serves now."""
-    policy = registry.serving_policy()
-    if verdict.popularity_should_serve:
-        registry.set_serving_policy(POPULARITY_POLICY, actor, verdict.guard_reason())
-        return POPULARITY_POLICY
-    if online is not None and online.popularity_clearly_better:
-        registry.set_serving_policy(POPULARITY_POLICY, actor, f"online: {online.describe()}")
-        return POPULARITY_POLICY
-    if policy == POPULARITY_POLICY and verdict.champion_clearly_better:
-        registry.set_serving_policy(CHAMPION_POLICY, actor, verdict.guard_reason())
-        return CHAMPION_POLICY
-    return policy
 
 
 @asset(

@@ -148,8 +148,12 @@ def training_labels(events: pa.Table, catalogue: pa.Table, spec: LabelSpec) -> p
     popular = drawn_negatives(
         positives, artwork_popularity(events, catalogue), spec.popular_negatives, rng, engaged
     )
-    flat = catalogue.select(["artwork_id"]).append_column(
-        "weight", pa.array(np.ones(catalogue.num_rows))
+    # Draws index rows: in the catalogue's read order (Delta file order, which a merge can
+    # change) the same seed would pick different artworks for the same data.
+    flat = (
+        catalogue.select(["artwork_id"])
+        .sort_by("artwork_id")
+        .append_column("weight", pa.array(np.ones(catalogue.num_rows)))
     )
     uniform = drawn_negatives(positives, flat, spec.uniform_negatives, rng, engaged, UNIFORM)
     labels = pa.concat_tables([positives, viewed, popular, uniform])

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sands.evaluation.challenger import feature_rows_at
-from sands.evaluation.metrics import paired_gain
+from sands.evaluation.metrics import PairedGain, paired_gain
 from sands.evaluation.offline import (
     PRIMARY,
     Evaluation,
@@ -205,5 +205,18 @@ def champion_quality(
         positives=sum(e.positives for _, e in served),
         days=len(days),
         popularity_gain=paired_gain(theirs, mine, objective.guard_confidence),
+        newest_gain=_newest_gain(served, baseline, objective.guard_confidence),
     )
     return champion, verdict
+
+
+def _newest_gain(
+    served: list[tuple[date, Evaluation]], baseline: list[tuple[date, Evaluation]], level: float
+) -> PairedGain | None:
+    """Popularity minus the champion per user on the newest evidence day alone."""
+    if not served:
+        return None
+    newest = max(day for day, _ in served)
+    mine = _pooled([(d, e) for d, e in served if d == newest])
+    theirs = _pooled([(d, e) for d, e in baseline if d == newest])
+    return paired_gain(theirs, mine, level)

@@ -374,6 +374,9 @@ class QualityVerdict:
     positives: int = 0
     days: int = 1
     popularity_gain: PairedGain | None = None  # popularity minus champion, per user and day
+    # The same on the newest label day alone: a change of taste shows there first, while the
+    # pooled window still leans on the days before it.
+    newest_gain: PairedGain | None = None
 
     @property
     def floor(self) -> float:
@@ -390,11 +393,13 @@ class QualityVerdict:
 
     @property
     def popularity_should_serve(self) -> bool:
-        """Popularity leads the champion by more than the guard margin."""
-        gain = self.popularity_gain
-        if gain is None or not gain.users:
-            return False
-        return gain.mean > self.objective.guard_margin
+        """Popularity leads the champion by more than the guard margin on the evidence window,
+        or beyond chance (and the margin) on the newest label day alone."""
+        margin = self.objective.guard_margin
+        pooled, newest = self.popularity_gain, self.newest_gain
+        if pooled is not None and pooled.users and pooled.mean > margin:
+            return True
+        return newest is not None and newest.significant() and newest.mean > margin
 
     @property
     def champion_clearly_better(self) -> bool:
@@ -415,7 +420,11 @@ class QualityVerdict:
 
     def guard_reason(self) -> str:
         gain = self.popularity_gain
-        detail = gain.describe(self.objective.guard_confidence) if gain else "not compared"
+        level = self.objective.guard_confidence
+        detail = gain.describe(level) if gain else "not compared"
+        newest = self.newest_gain
+        if newest is not None and self.days > 1:
+            detail += f"; {self.day} alone: {newest.describe(level)}"
         return (
             f"popularity {self.popularity_ndcg:.4f} vs champion {self.ndcg:.4f} NDCG@10 up to "
             f"{self.day}: {detail}, margin {self.objective.guard_margin}"

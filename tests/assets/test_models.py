@@ -21,8 +21,10 @@ from dagster_project.runner import (
 from resources import build_resources
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import INTERACTIONS
-from sands.models.aliases import CHALLENGER, CHAMPION
+from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
 from sands.models.tags import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
+from sands.monitoring.guard import guard_new_champion
+from sands.monitoring.verdicts import Objective
 from sands.serving.prediction_log import Impression, impressions_table, impressions_uri
 from sands.settings import SandsPaths
 from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
@@ -253,6 +255,22 @@ def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_pass
     assert reg.serving_policy() == "champion" and reg.champion_version() == 1
     guard_reason = next(c.reason for c in reg.history() if c.action == "serving_policy_popularity")
     assert guard_reason.startswith("popularity ") and "CI" in guard_reason
+
+
+def test_a_new_champion_that_popularity_beats_on_the_newest_days_does_not_serve(world):
+    """What deployed_ranker does after a promotion: the guard judges the new champion at once."""
+    paths, _, _ = world
+    reg = registry()
+    reg.promote(2, "tests", "drill: the shuffled-label model is pushed")
+    assert reg.serving_policy() == CHAMPION_POLICY  # a push alone would serve it
+    policy, verdict = guard_new_champion(reg, paths.lake, Objective(), "tests")
+    assert policy == POPULARITY_POLICY == reg.serving_policy()
+    assert verdict.popularity_ndcg > verdict.ndcg and reg.history()[-1].version == 2
+    reg.promote(1, "tests", "drill over")
+    policy, verdict = guard_new_champion(reg, paths.lake, Objective(), "tests")
+    assert (
+        policy == CHAMPION_POLICY == reg.serving_policy() and verdict.ndcg > verdict.popularity_ndcg
+    )
 
 
 def test_the_champion_s_logged_lists_judge_the_challenger_before_it_serves(world):

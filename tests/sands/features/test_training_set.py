@@ -120,6 +120,13 @@ def test_training_labels_mix_sources_in_label_time_order_reproducibly():
     assert 0 < sources.count(UNIFORM) <= 6
 
 
+def test_the_same_events_and_catalogue_in_another_read_order_draw_the_same_labels():
+    spec = LabelSpec(viewed_negatives=1, popular_negatives=1, uniform_negatives=3, seed=3)
+    catalogue = pa.table({"artwork_id": ["a1", "a2", "a3", "a4", "a5"]})
+    shuffled = catalogue.take([3, 0, 4, 2, 1])  # as a merged Delta table may read back
+    assert training_labels(EVENTS, shuffled, spec).equals(training_labels(EVENTS, catalogue, spec))
+
+
 def test_uniform_negatives_ignore_popularity():
     positives = positive_labels(EVENTS, ("favourite", "purchase"))
     spec = LabelSpec(viewed_negatives=0, popular_negatives=0, uniform_negatives=400, seed=0)

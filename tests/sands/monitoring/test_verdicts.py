@@ -179,6 +179,36 @@ def test_the_guard_switches_on_a_lead_and_back_only_on_a_clear_champion_lead():
     assert not QualityVerdict("d", 0.1, 0.2, 0, 1, objective).popularity_should_serve
 
 
+def test_a_clear_lead_on_the_newest_day_alone_moves_the_arm_though_the_window_does_not():
+    """Two days before the change the champion led by 0.15; on the newest popularity leads by 0.1
+    for 40 users: the pooled window still favours the champion, the newest day decides."""
+    objective = Objective(guard_margin=0.0, guard_confidence=0.9)
+    old = {f"a{i}": -0.15 for i in range(80)}  # popularity minus champion, per (user, day)
+    newest = {f"b{i}": 0.1 + (0.02 if i % 2 else -0.02) for i in range(40)}
+    zeros = {key: 0.0 for key in (*old, *newest)}
+
+    def verdict(newest_gain: dict[str, float]) -> QualityVerdict:
+        pooled = {**old, **newest_gain}
+        return QualityVerdict(
+            "2026-10-04",
+            0.2,
+            0.15,
+            len(pooled),
+            1,
+            objective,
+            days=3,
+            popularity_gain=paired_gain(pooled, zeros, 0.9),
+            newest_gain=paired_gain(newest_gain, zeros, 0.9),
+        )
+
+    moved = verdict(newest)
+    assert moved.popularity_gain.mean < 0 and moved.popularity_should_serve
+    assert "2026-10-04 alone: gain +0.1000" in moved.guard_reason()
+    # The same lead on average, but noise as large as it: not beyond chance, nothing moves.
+    noisy = verdict({f"b{i}": 0.1 + (0.9 if i % 2 else -0.9) for i in range(40)})
+    assert noisy.newest_gain.mean > 0 and not noisy.popularity_should_serve
+
+
 def test_evidence_days_reach_back_from_the_newest_after_the_cutoff():
     # Positives per day: 09-01: 3, 09-02: 0 (negatives only), 09-03: 1, 09-04: 2.
     rows = [(1, 1), (1, 1), (1, 1), (2, 0), (3, 1), (3, 0), (4, 1), (4, 1)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assets.monitoring import guard_serving
 from sands.evaluation.off_policy import Estimate
 from sands.evaluation.policy_value import PopularityLead
 from sands.models.aliases import CHAMPION_POLICY, POPULARITY_POLICY
+from sands.monitoring.guard import guard_serving
 from sands.monitoring.verdicts import Objective, QualityVerdict
 from sands.settings import SandsPaths
 from tests.builders.serving import register, registry_for
