@@ -1,8 +1,6 @@
 """Transform layer: the dbt models, one daily partition (or a whole backfill window) per run."""
 
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -10,14 +8,14 @@ from dagster import AssetExecutionContext, BackfillPolicy, Config
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
-    DbtCliResource,
     dbt_assets,
 )
 from pydantic import Field
 
 from assets.ingestion import daily_partitions
 from assets.step_resources import k8s_step
-from resources.dbt import dbt_project, ensure_manifest
+from resources.dbt import SandsDbtCliResource, dbt_project, ensure_manifest
+from resources.dbt_in_process import environment
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
 from sands.features.dbt_vars import build_window_env
@@ -62,21 +60,6 @@ def window_dates(context: AssetExecutionContext) -> tuple[date, date]:
     return window.start.date(), (window.end - timedelta(days=1)).date()
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the dbt subprocess, restoring the previous ones after."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @dbt_assets(
     op_tags=k8s_step("heavy"),
     manifest=ensure_manifest(dbt_project),
@@ -91,7 +74,7 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 def transform_models(
     context: AssetExecutionContext,
     config: TransformConfig,
-    dbt: DbtCliResource,
+    dbt: SandsDbtCliResource,
     warehouse: WarehouseResource,
     lake: LakeResource,
 ) -> Iterator[object]:
@@ -103,16 +86,11 @@ def transform_models(
     start, end = window_dates(context)
     slices = day_windows(start, end, config.max_days_per_dbt_call)
     dbt_env = warehouse.dbt_environment(lake.root, lake.storage_options)
+    # Per SANDS_HOME and stable, so dbt can reuse its partial parse between runs.
+    target = warehouse.dbt_target_path()
     for index, (first, last) in enumerate(slices):
+        last_slice = index == len(slices) - 1
         with environment(dbt_env | build_window_env(first, last)):
-            invocation = dbt.cli(
-                ["build"],
-                context=context,
-                # Per SANDS_HOME and stable, so dbt can reuse its partial parse between runs.
-                target_path=warehouse.dbt_target_path(),
-            )
-            if index < len(slices) - 1:
+            if not last_slice:
                 context.log.info(f"dbt build {first}..{last} (slice {index + 1}/{len(slices)})")
-                invocation.wait()
-            else:
-                yield from invocation.stream()
+            yield from dbt.build(context, target, stream=last_slice)

@@ -7,12 +7,17 @@ import importlib.metadata
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 
+from dagster import AssetExecutionContext
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
+from pydantic import Field
+
+from resources.dbt_in_process import build_in_process
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -67,8 +72,15 @@ class SandsDbtCliResource(DbtCliResource):
 
     Before each call it runs `dbt --version` and builds an in-process dbt adapter, which costs
     two imports of dbt and a project load. The adapter only serves `fetch_column_metadata`,
-    which the transform does not use; the version is the installed dbt-core's.
+    which the transform does not use; the version is the installed dbt-core's. With
+    `in_process`, `build` runs dbt inside this process (`resources.dbt_in_process`).
     """
+
+    in_process: bool = Field(
+        default=False,
+        description="Run dbt through its Python API in the step's process rather than as a "
+        "`dbt` subprocess: a process that runs dbt again (the loop, a backfill) imports it once.",
+    )
 
     @cached_property
     def _cli_version(self) -> Version:
@@ -77,13 +89,30 @@ class SandsDbtCliResource(DbtCliResource):
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
         return None
 
+    def build(
+        self, context: AssetExecutionContext, target_path: Path, stream: bool
+    ) -> Iterator[object]:
+        """`dbt build` of the context's selection: its Dagster events when `stream`, else none;
+        raises when any node failed, as the CLI invocation does."""
+        if self.in_process:
+            events = build_in_process(self, context, target_path)
+            yield from events if stream else deque(events, maxlen=0)
+            return
+        invocation = self.cli(["build"], context=context, target_path=target_path)
+        if stream:
+            yield from invocation.stream()
+        else:
+            invocation.wait()
+
 
 def dbt_resource(engine: str = "duckdb") -> DbtCliResource:
-    """The dbt CLI resource for the project; on Spark, dbt runs inside a Spark session."""
+    """The dbt CLI resource for the project; on Spark, dbt runs inside a Spark session (its own
+    process); on DuckDB, inside the step's process."""
     return SandsDbtCliResource(
         project_dir=dbt_project,
         profiles_dir=str(DBT_PROJECT_DIR),
         dbt_executable=str(dbt_entry_point(engine)),
+        in_process=engine != "spark",
     )
 
 

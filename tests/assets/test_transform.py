@@ -237,6 +237,12 @@ def test_a_failing_dbt_test_stops_the_day_before_its_features_are_published(path
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     assert "unique_stg_interactions_event_id" in failed
     assert DeltaTable.is_deltatable(USER_FEATURES.uri(paths.lake)) is False
+    # The step's error (under Dagster's wrapper) names the failed node on one line.
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    cause = failure.step_failure_data.error.cause
+    assert cause.cls_name == "DbtBuildError"
+    assert cause.message.startswith("resources.dbt_in_process.DbtBuildError: dbt build failed: ")
+    assert "test.sands.unique_stg_interactions_event_id." in cause.message.splitlines()[0]
 
 
 def test_long_windows_are_cut_into_consecutive_dbt_calls_oldest_first():

@@ -1,0 +1,121 @@
+"""`dbt build` through dbt's Python API inside the step's process, with dagster-dbt's events.
+
+A `dbt` subprocess imports dbt (and pyarrow's dataset layer) on every call, several seconds of a
+small day; a process that builds again (the loop, a sliced backfill, the tests) pays it once
+here. dagster-dbt still chooses the selection and turns dbt's structured events into Dagster's,
+exactly as for its subprocess, which prints the same events as JSON lines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagster import AssetExecutionContext
+from dagster_dbt.asset_utils import (
+    DBT_INDIRECT_SELECTION_ENV,
+    extract_runtime_selection_from_args,
+    get_updated_cli_invocation_params_for_context,
+)
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+from dagster_dbt.dagster_dbt_translator import DagsterDbtTranslator
+
+if TYPE_CHECKING:
+    from dagster_dbt import DbtCliResource
+
+
+class DbtBuildError(RuntimeError):
+    """A `dbt build` run in process failed; the message names the failed nodes on one line."""
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (dbt reads its profile's from here), restoring them after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _close_duckdb() -> None:
+    """Close dbt-duckdb's database: it keeps it open for the next call, and this process (or
+    another) must open the warehouse file afterwards, read-only."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager as Manager
+
+    with Manager._LOCK:
+        if Manager._ENV is not None:
+            Manager._ENV.close()
+            Manager._ENV = None
+
+
+def _run(args: list[str]) -> tuple[list[dict[str, Any]], Any]:
+    """Invoke dbt; its structured events as the dicts its JSON log lines hold, and its result."""
+    from dbt.cli.main import dbtRunner
+    from dbt_common.events.functions import msg_to_dict
+
+    events: list[dict[str, Any]] = []
+    try:
+        result = dbtRunner(callbacks=[lambda msg: events.append(msg_to_dict(msg))]).invoke(args)
+    finally:
+        _close_duckdb()
+    return events, result
+
+
+def _failures(events: list[dict[str, Any]]) -> list[str]:
+    failed = []
+    for event in events:
+        if event["info"]["name"] != "NodeFinished":
+            continue
+        status = event["data"].get("run_result", {}).get("status")
+        if status in ("error", "fail", "runtime error"):
+            failed.append(f"{event['data']['node_info']['unique_id']} ({status})")
+    return failed
+
+
+def build_in_process(
+    resource: DbtCliResource, context: AssetExecutionContext, target_path: Path
+) -> Iterator[object]:
+    """The Dagster events of `dbt build` for the context's selection, run in this process;
+    raises `DbtBuildError` after the events when any node failed."""
+    args, selects, excludes = extract_runtime_selection_from_args(["build"])
+    params = get_updated_cli_invocation_params_for_context(
+        context=context,
+        manifest={},
+        dagster_dbt_translator=DagsterDbtTranslator(),
+        runtime_selects=selects,
+        runtime_excludes=excludes,
+    )
+    project_dir = Path(
+        params.dbt_project.project_dir if params.dbt_project else resource.project_dir
+    )
+    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_LOG_PATH": os.fspath(target_path)}
+    if params.indirect_selection:
+        env[DBT_INDIRECT_SELECTION_ENV] = params.indirect_selection
+    flags = ["--project-dir", str(project_dir), "--target-path", os.fspath(target_path)]
+    if resource.profiles_dir:
+        flags += ["--profiles-dir", resource.profiles_dir]
+    with environment(env):
+        events, result = _run([*args, *flags, *params.selection_args])
+    for raw in events:
+        message = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
+        yield from message.to_default_asset_events(
+            manifest=params.manifest,
+            dagster_dbt_translator=params.dagster_dbt_translator,
+            context=context,
+            target_path=target_path,
+            project=params.dbt_project,
+        )
+    if result.exception is not None:
+        raise DbtBuildError(f"dbt build failed: {result.exception}") from result.exception
+    failed = _failures(events)
+    if failed or not result.success:
+        raise DbtBuildError(f"dbt build failed: {', '.join(failed) or 'see the dbt log'}")
