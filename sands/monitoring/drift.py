@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SMALL_SAMPLE = 1_000
 DISTANCE_THRESHOLD = 0.1
@@ -238,10 +239,14 @@ class DriftRule:
 
 
 def _category_codes(reference, current) -> tuple[np.ndarray, int]:
+    """Codes in the values' sorted order, not first appearance: the null's draws index the
+    codes, so the same rows read back in another order must give the same verdict."""
     ref = pa.array(reference).drop_null().cast(pa.string())
     cur = pa.array(current).drop_null().cast(pa.string())
     encoded = pa.concat_arrays([ref, cur]).dictionary_encode()
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(ref)
+    ranks = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="first")
+    codes = pc.take(pc.subtract(ranks, 1), encoded.indices)
+    return codes.to_numpy(zero_copy_only=False).astype(np.int64), len(ref)
 
 
 def _null_sample(

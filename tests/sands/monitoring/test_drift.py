@@ -167,6 +167,18 @@ def test_the_null_is_seeded_and_subsampled_nulls_scale_to_the_real_sizes():
     assert scaled.threshold == pytest.approx(exact.threshold, rel=0.25)
 
 
+def test_the_same_rows_in_another_order_get_the_same_verdict():
+    rng = np.random.default_rng(8)
+    ref, cur = STYLES[rng.integers(0, 10, 3_000)], STYLES[rng.integers(0, 6, 800)]
+    units = (np.arange(3_000) // 3, 1_000 + np.arange(800) // 4)
+    order_ref, order_cur = rng.permutation(3_000), rng.permutation(800)
+    for clusters in (None, units):
+        moved = None if clusters is None else (units[0][order_ref], units[1][order_cur])
+        first = drift.calibrated_drift("s", ref, cur, False, clusters=clusters)
+        again = drift.calibrated_drift("s", ref[order_ref], cur[order_cur], False, clusters=moved)
+        assert again == first
+
+
 def test_the_evidently_rule_is_still_there_score_for_score():
     rng = np.random.default_rng(6)
     ref, cur = rng.normal(size=500), rng.normal(0.5, 1.0, size=200)
