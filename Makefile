@@ -9,10 +9,14 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 
 .PHONY: install redis promtool helm lock demo test lint ui screenshots bench clean feast-venv evidently-venv
 
+# Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) Python
+# never caches it, and every process (dbt, the MLflow server, each CLI call) would recompile
+# every module it imports: 10-20 s for dbt or MLflow alone on 2 loaded cores.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "uv>=0.9,<1"
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 install: $(STAMP)
