@@ -71,13 +71,18 @@ def _run(args: list[str]) -> tuple[list[dict[str, Any]], Any]:
 
 
 def _failures(events: list[dict[str, Any]]) -> list[str]:
+    """Each failed node with its status; the first also with dbt's message, on one line."""
     failed = []
     for event in events:
         if event["info"]["name"] != "NodeFinished":
             continue
-        status = event["data"].get("run_result", {}).get("status")
-        if status in ("error", "fail", "runtime error"):
-            failed.append(f"{event['data']['node_info']['unique_id']} ({status})")
+        result = event["data"].get("run_result", {})
+        status = result.get("status")
+        if status not in ("error", "fail", "runtime error"):
+            continue
+        why = " ".join(line.strip() for line in (result.get("message") or "").splitlines())
+        detail = f"{status}: {why[:200]}" if why and not failed else status
+        failed.append(f"{event['data']['node_info']['unique_id']} ({detail})")
     return failed
 
 
