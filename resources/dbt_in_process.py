@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from dagster import AssetExecutionContext
 from dagster_dbt.asset_utils import (
     DBT_INDIRECT_SELECTION_ENV,
-    extract_runtime_selection_from_args,
     get_updated_cli_invocation_params_for_context,
 )
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
@@ -91,13 +90,9 @@ def build_in_process(
 ) -> Iterator[object]:
     """The Dagster events of `dbt build` for the context's selection, run in this process;
     raises `DbtBuildError` after the events when any node failed."""
-    args, selects, excludes = extract_runtime_selection_from_args(["build"])
+    # The context's selection (a partial materialization) becomes dbt's --select, as for the CLI.
     params = get_updated_cli_invocation_params_for_context(
-        context=context,
-        manifest={},
-        dagster_dbt_translator=DagsterDbtTranslator(),
-        runtime_selects=selects,
-        runtime_excludes=excludes,
+        context=context, manifest={}, dagster_dbt_translator=DagsterDbtTranslator()
     )
     project_dir = Path(
         params.dbt_project.project_dir if params.dbt_project else resource.project_dir
@@ -109,7 +104,7 @@ def build_in_process(
     if resource.profiles_dir:
         flags += ["--profiles-dir", resource.profiles_dir]
     with environment(env):
-        events, result = _run([*args, *flags, *params.selection_args])
+        events, result = _run(["build", *flags, *params.selection_args])
     for raw in events:
         message = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
         yield from message.to_default_asset_events(
