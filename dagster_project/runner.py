@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, JsonMetadataValue
 
+from sands.lake.files import atomic_write_text
 from sands.settings import SandsPaths
 
 # Pools keep steps that write the DuckDB warehouse from running at the same time across runs.
@@ -22,6 +23,13 @@ RUN_MONITORING_YAML = (
     "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n"
     "  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\n"
 )
+# The event log in Dagster's usual place, with connections kept open (`event_log_storage`).
+EVENT_LOG_YAML = (
+    "event_log_storage:\n  module: dagster_project.event_log_storage\n"
+    "  class: PooledSqliteEventLogStorage\n"
+)
+# Sections every home's dagster.yaml holds; homes made before one was added gain it.
+ADDED_SECTIONS = {"run_monitoring": RUN_MONITORING_YAML, "event_log_storage": EVENT_LOG_YAML}
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 # The CLI shows its own progress and one line per failure; Dagster's log, tracebacks included,
@@ -30,15 +38,15 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def instance_config(paths: SandsPaths) -> Path:
-    """`SANDS_HOME/dagster/dagster.yaml`, written on first use; homes made before run
-    monitoring was configured gain it."""
+    """`SANDS_HOME/dagster/dagster.yaml`, written on first use; homes made before a section of
+    `ADDED_SECTIONS` was configured gain it."""
     home = Path(paths.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_YAML + RUN_MONITORING_YAML)
-    elif "run_monitoring" not in (text := config.read_text()):
-        config.write_text(text.rstrip("\n") + "\n" + RUN_MONITORING_YAML)
+    text = config.read_text() if config.exists() else INSTANCE_YAML
+    missing = [yaml for key, yaml in ADDED_SECTIONS.items() if f"{key}:" not in text]
+    if missing or not config.exists():
+        atomic_write_text(config, "".join([text.rstrip("\n") + "\n", *missing]))
     return config
 
 

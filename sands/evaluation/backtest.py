@@ -16,8 +16,6 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from sands.html import STYLE, svg, table
+from sands.lake.files import atomic_write_text
 
 # The three next-day NDCG@10 series: the record field, and what the reports call it.
 SERIES = (
@@ -478,17 +477,6 @@ class ReportFiles:
         return self.html.stem
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def label(kind: str, now: datetime | None = None) -> str:
     """`<kind>-<UTC timestamp>`, a file name stem."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
@@ -517,7 +505,7 @@ def write_report(
         folder / f"{stem}.csv", folder / f"{stem}.json", folder / f"{stem}.html", summary
     )
     title = f"{kind}: {summary['first_day']} to {summary['last_day']}"
-    _atomic_write(files.csv, to_csv(records))
-    _atomic_write(files.json, to_json(records, summary))
-    _atomic_write(files.html, to_html(records, summary, title))
+    atomic_write_text(files.csv, to_csv(records))
+    atomic_write_text(files.json, to_json(records, summary))
+    atomic_write_text(files.html, to_html(records, summary, title))
     return files

@@ -28,7 +28,7 @@ from dagster_project.failures import (
     process_alive,
     worker_pid,
 )
-from dagster_project.runner import INSTANCE_YAML, QUIET, instance_config
+from dagster_project.runner import INSTANCE_YAML, QUIET, RUN_MONITORING_YAML, instance_config
 from sands.settings import SandsPaths
 
 
@@ -141,11 +141,14 @@ def test_a_pid_reused_by_a_newer_process_is_not_the_run_worker():
 
 def test_the_instance_monitors_runs_and_older_homes_gain_it(tmp_path):
     fresh = SandsPaths.from_env({"SANDS_HOME": str(tmp_path / "fresh")})
+    oldest = SandsPaths.from_env({"SANDS_HOME": str(tmp_path / "oldest")})
     old = SandsPaths.from_env({"SANDS_HOME": str(tmp_path / "old")})
-    Path(old.dagster_home).mkdir(parents=True)
-    Path(old.dagster_home, "dagster.yaml").write_text(INSTANCE_YAML)
-    for home in (fresh, old):
+    for home, text in ((oldest, INSTANCE_YAML), (old, INSTANCE_YAML + RUN_MONITORING_YAML)):
+        Path(home.dagster_home).mkdir(parents=True)
+        Path(home.dagster_home, "dagster.yaml").write_text(text)
+    for home in (fresh, oldest, old):
         config, _ = dagster_instance_config(str(instance_config(home).parent))
+        assert config["event_log_storage"]["class"] == "PooledSqliteEventLogStorage"
         assert config["run_monitoring"] == {
             "enabled": True,
             "start_timeout_seconds": 180,
