@@ -26,7 +26,7 @@ Source = pa.Table | ds.Dataset | str | Path
 
 def _register(con: duck.Connection, name: str, source: Source) -> None:
     if isinstance(source, str | Path):
-        con.execute(f"create view {name} as select * from read_parquet('{source}')")
+        con.execute(f"create temp view {name} as select * from read_parquet('{source}')")
     else:
         con.register(name, source)
 
