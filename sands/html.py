@@ -8,9 +8,10 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # reports render headless, in step processes
+import matplotlib.pyplot as plt
+
 # Text stays text in the SVG (the browser's font), not one path per glyph: smaller and faster.
 matplotlib.rcParams["svg.fonttype"] = "none"
-import matplotlib.pyplot as plt
 
 
 def svg(figure: plt.Figure) -> str:
