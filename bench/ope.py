@@ -271,6 +271,14 @@ def inside(judged: list[Judged], estimator: str, value: Callable[[Judged], float
     )
 
 
+def predicted(judged: list[Judged], estimator: str) -> float:
+    """Share of realised values inside the estimate's 95 % prediction interval (its interval
+    widened by the online day's own standard error)."""
+    return float(
+        np.mean([j.estimates[estimator].predicts(j.realised, j.realised_se) for j in judged])
+    )
+
+
 def summary(judged: list[Judged]) -> Table:
     """Per estimator: bias, interval coverage of the realised and true values, ordering; over
     every challenger-day and over those the log supports."""
@@ -290,6 +298,7 @@ def summary(judged: list[Judged]) -> Table:
         "truth inside",
         "pairs ordered as realised",
         "realised inside, supported challenger-days",
+        "realised inside prediction interval, supported",
         "supported pairs ordered, separated online",
         "median effective lists",
     ):
@@ -305,6 +314,7 @@ def summary(judged: list[Judged]) -> Table:
             f"{inside(judged, name, lambda j: j.truth):.0%}",
             f"{concordance(judged, name)[0]:.0%}",
             f"{inside(supported, name, lambda j: j.realised):.0%}",
+            f"{predicted(supported, name):.0%}",
             f"{concordance(judged, name, separated)[0]:.0%}",
             f"{effective:,.0f}",
         )

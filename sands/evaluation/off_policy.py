@@ -66,6 +66,19 @@ class Estimate:
     lists: int
     effective_lists: float
     clipped: int
+    confidence: float = 0.95
+
+    @property
+    def standard_error(self) -> float:
+        """The estimate's standard error, read back from its symmetric normal interval."""
+        return (self.high - self.low) / (2 * _z(self.confidence))
+
+    def predicts(self, realised: float, realised_se: float) -> bool:
+        """Whether a realised value, itself a mean with standard error `realised_se` (one online
+        day's lists), lies in the estimate's prediction interval: the interval is for the policy's
+        expected value, and a realised day adds its own noise."""
+        spread = _z(self.confidence) * float(np.hypot(self.standard_error, realised_se))
+        return abs(realised - self.value) <= spread
 
     def describe(self) -> str:
         return (
@@ -95,10 +108,12 @@ def _mean_estimate(
     """Mean of per-list contributions with a normal interval."""
     n = len(contributions)
     if n == 0:
-        return Estimate(name, 0.0, 0.0, 0.0, 0, 0.0, 0)
+        return Estimate(name, 0.0, 0.0, 0.0, 0, 0.0, 0, confidence)
     value = float(contributions.mean())
     spread = _z(confidence) * float(contributions.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
-    return Estimate(name, value, value - spread, value + spread, n, _effective(weights), clipped)
+    return Estimate(
+        name, value, value - spread, value + spread, n, _effective(weights), clipped, confidence
+    )
 
 
 def support(logged: LoggedLists, target_position: np.ndarray, examination: np.ndarray) -> float:
@@ -197,7 +212,7 @@ def snips(
     weights, clipped = item_position_weights(logged, target_position, clip)
     n = logged.lists
     if n == 0:
-        return Estimate("snips", 0.0, 0.0, 0.0, 0, 0.0, 0)
+        return Estimate("snips", 0.0, 0.0, 0.0, 0, 0.0, 0, confidence)
     mean_weight = weights.mean(axis=0)
     has = mean_weight > 0
     clicked = (weights * logged.clicks).mean(axis=0)
@@ -208,7 +223,8 @@ def snips(
         weights * (logged.clicks - rate), mean_weight, out=np.zeros(weights.shape), where=has
     ).sum(axis=1)
     spread = _z(confidence) * float(influence.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
-    return Estimate("snips", value, value - spread, value + spread, n, _effective(weights), clipped)
+    low, high = value - spread, value + spread
+    return Estimate("snips", value, low, high, n, _effective(weights), clipped, confidence)
 
 
 def pbm(

@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sands.evaluation.off_policy import LoggedLists, doubly_robust, ips, pbm, snips, support
+from sands.evaluation.off_policy import (
+    Estimate,
+    LoggedLists,
+    doubly_robust,
+    ips,
+    pbm,
+    snips,
+    support,
+)
 from sands.serving.exploration import Exploration, exposure
 
 
@@ -117,3 +125,14 @@ def test_support_is_the_share_of_the_target_s_examination_the_log_could_show():
     # [D, A] with theta (1, 0.5): only A's 0.5 of 1.5 is reachable.
     d_first = np.array([[2, 0]] * 4)
     assert support(COIN, d_first, np.array([1.0, 0.5])) == pytest.approx(1 / 3)
+
+
+def test_a_realised_day_is_judged_with_its_own_noise_added_to_the_interval():
+    # se = 0.01 / 1.96 = 0.005102; with a day's se 0.004 the 95 % spread is
+    # 1.96 * hypot(0.005102, 0.004) = 0.012707 around 0.05.
+    estimate = Estimate("pbm", 0.05, 0.04, 0.06, 1_000, 900.0, 0)
+    assert estimate.standard_error == pytest.approx(0.005102, abs=1e-6)
+    assert estimate.predicts(0.062, 0.004)  # outside the interval, inside the prediction
+    assert not estimate.predicts(0.063, 0.004)
+    assert not estimate.predicts(0.0605, 0.0)  # a noiseless value: the interval itself
+    assert estimate.predicts(0.0595, 0.0)
