@@ -134,7 +134,10 @@ def evaluate_challenger(
     )
     setup = evaluation_setup(examples, users, works, segments, split, spec)
     model = registry.load_ranker(version)
-    challenger = evaluate(RankerRecommender("challenger", model), setup)
+    # Stored: once promoted, the guard ranks it on this same setup at once (`deployed_ranker`).
+    challenger = evaluate_stored(
+        RankerRecommender("challenger", model), setup, lake_root, storage_options
+    )
     challenger.version = version
     baseline = evaluate(PopularityRecommender(popularity_window_days), setup)
     champion_version = registry.champion_version()

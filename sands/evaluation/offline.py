@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -380,23 +380,35 @@ class Evaluation:
         return {(s.dimension, s.value): s for s in self.slices}
 
 
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
+def _mean(values: Sequence[float] | np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def _per_user(
+    ranked: dict[str, list[str]], relevant: dict[str, set[str]], k: int
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    users = [u for u in relevant if u in ranked]
+    per_user = metrics.ranking_metrics_per_user(
+        [ranked[u] for u in users], [relevant[u] for u in users], k
+    )
+    return users, per_user
 
 
 def ranking_metrics(
     ranked: dict[str, list[str]], relevant: dict[str, set[str]], k: int
 ) -> dict[str, float]:
     """Mean NDCG, recall, MAP and hit rate at k over users with relevant items."""
-    users = [u for u in relevant if u in ranked]
+    users, per_user = _per_user(ranked, relevant, k)
+    return _means(per_user, len(users), k)
+
+
+def _means(per_user: dict[str, np.ndarray], users: int, k: int) -> dict[str, float]:
     return {
-        f"ndcg_at_{k}": _mean([metrics.ndcg_at_k(ranked[u], relevant[u], k) for u in users]),
-        f"recall_at_{k}": _mean([metrics.recall_at_k(ranked[u], relevant[u], k) for u in users]),
-        f"map_at_{k}": _mean(
-            [metrics.average_precision_at_k(ranked[u], relevant[u], k) for u in users]
-        ),
-        f"hit_rate_at_{k}": _mean([metrics.hit_at_k(ranked[u], relevant[u], k) for u in users]),
-        "users": float(len(users)),
+        f"ndcg_at_{k}": _mean(per_user["ndcg"]),
+        f"recall_at_{k}": _mean(per_user["recall"]),
+        f"map_at_{k}": _mean(per_user["map"]),
+        f"hit_rate_at_{k}": _mean(per_user["hit"]),
+        "users": float(users),
     }
 
 
@@ -449,7 +461,8 @@ def evaluate(
     lists) and measure the result."""
     k = setup.spec.k
     ranked = top_k(recommender, setup) if ranked is None else ranked
-    overall = ranking_metrics(ranked, setup.relevant, k)
+    users, per_user = _per_user(ranked, setup.relevant, k)
+    overall = _means(per_user, len(users), k)
     overall["positives"] = float(sum(len(items) for items in setup.relevant.values()))
     overall["catalogue_coverage"] = metrics.catalogue_coverage(
         list(ranked.values()), setup.catalogue.num_rows
@@ -470,5 +483,5 @@ def evaluate(
         slices=_slices(setup, ranked),
         by_day=by_day,
         recommendations=ranked,
-        user_ndcg={u: metrics.ndcg_at_k(ranked[u], setup.relevant[u], k) for u in setup.relevant},
+        user_ndcg=dict(zip(users, per_user["ndcg"].tolist(), strict=True)),
     )

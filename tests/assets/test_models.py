@@ -3,6 +3,7 @@ evaluate, promote through the gate; a shuffled-label model is never promoted."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -19,8 +20,13 @@ from dagster_project.runner import (
     run_training_data,
 )
 from resources import build_resources
+from sands.evaluation.challenger import evaluate_challenger
+from sands.evaluation.gate import GateRules
+from sands.evaluation.offline import EvaluationSpec
+from sands.evaluation.rankings import KEY, ranking_key, rankings_uri
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import INTERACTIONS
+from sands.lake import delta
 from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
 from sands.models.tags import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
 from sands.monitoring.guard import guard_new_champion
@@ -103,6 +109,24 @@ def test_the_first_ranker_beats_popularity_and_becomes_champion(world):
     reg = registry()
     assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 1}
     assert reg.history()[-1].action == "gate_promote"
+
+
+def test_the_gate_ranks_a_challenger_once_and_keeps_its_lists(world):
+    """Kept for whoever ranks that model on that setup next: at volume the holdout is the newest
+    day, and the guard judges a just-promoted champion on it (`deployed_ranker`)."""
+    paths, _, _ = world
+    reg = registry()
+    uri = rankings_uri(paths.lake)
+    shutil.rmtree(uri, ignore_errors=True)  # what the first run stored, forgotten
+    run = evaluate_challenger(reg, paths.lake, EvaluationSpec(), GateRules(), 7)
+    key = ranking_key(reg.load_ranker(run.challenger_version).model_bytes(), run.setup)
+    stored = DeltaTable(uri).to_pyarrow_table(filters=[(KEY, "=", key)])
+    lists = zip(stored["user_id"].to_pylist(), stored["artwork_ids"].to_pylist(), strict=True)
+    assert dict(lists) == run.challenger.recommendations
+    version = delta.current_version(uri)
+    again = evaluate_challenger(reg, paths.lake, EvaluationSpec(), GateRules(), 7)
+    assert delta.current_version(uri) == version  # read back, not ranked again
+    assert again.challenger.overall == run.challenger.overall
 
 
 def test_the_registered_version_carries_lineage_signature_and_its_report(world):

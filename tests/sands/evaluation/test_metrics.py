@@ -34,6 +34,30 @@ def test_recall_map_and_hit_rate():
     assert metrics.hit_at_k(RANKED, RELEVANT, 2) == 1.0
 
 
+def test_many_users_at_once_equal_the_one_user_definitions():
+    # Hand-checked rows first (as above), then random ones: short lists, no relevant items,
+    # more relevant items than k.
+    rng = np.random.default_rng(3)
+    items = [f"i{n}" for n in range(30)]
+    ranked = [RANKED, ["b", "d", "a"], ["x", "y"], RANKED]
+    relevant = [RELEVANT, RELEVANT, {"x", "y", "z"}, set()]
+    for _ in range(200):
+        ranked.append(list(rng.choice(items, rng.integers(0, 12), replace=False)))
+        relevant.append(set(rng.choice(items, rng.integers(0, 15), replace=False)))
+    many = metrics.ranking_metrics_per_user(ranked, relevant, 10)
+    one = {
+        "ndcg": metrics.ndcg_at_k,
+        "recall": metrics.recall_at_k,
+        "map": metrics.average_precision_at_k,
+        "hit": metrics.hit_at_k,
+    }
+    for name, metric in one.items():
+        expected = [metric(r, wanted, 10) for r, wanted in zip(ranked, relevant, strict=True)]
+        np.testing.assert_allclose(many[name], expected, rtol=0, atol=1e-12, err_msg=name)
+    assert many["ndcg"][0] == pytest.approx(1.061606 / 1.630930, abs=1e-6)
+    assert many["map"][0] == pytest.approx(0.5) and many["hit"][3] == 0.0
+
+
 def test_coverage_and_popularity_bias():
     assert metrics.catalogue_coverage([["a", "b"], ["b", "c"]], 4) == 0.75
     percentile = metrics.popularity_percentiles({"a": 10, "b": 5, "c": 5, "d": 0})
