@@ -40,6 +40,7 @@ from sands.evaluation.off_policy import (
     ips,
     pbm,
     snips,
+    standard_error,
     support,
 )
 from sands.evaluation.policy_value import OffPolicySpec
@@ -166,6 +167,7 @@ def judge_day(
         exposure(propensity, explored, theta),
         shown >= 0,
         reach(propensity, explored),
+        users,
     )
     out = []
     for name, policy in every.items():
@@ -201,7 +203,7 @@ def judge_day(
                 float(per_list.mean()),
                 float(expected.sum(axis=1).mean()),
                 estimates,
-                float(per_list.std(ddof=1) / np.sqrt(len(per_list))),
+                standard_error(per_list, online_users),
                 support(logged, position, theta),
             )
         )

@@ -84,6 +84,7 @@ class LoggedDay:
                 logged.exposure[at],
                 logged.shown[at],
                 None if logged.reach is None else logged.reach[at],
+                None if logged.groups is None else logged.groups[at],
             ),
         )
 
@@ -108,9 +109,10 @@ def logged_lists(rows: pa.Table, k: int, examination: np.ndarray) -> LoggedDay:
         users[i] = user
         items[i, j], clicks[i, j], propensity[i, j] = artwork, float(hit), p
         explored[i, j], shown[i, j] = e, True
+    who = [users.get(i, "") for i in range(n)]
     return LoggedDay(
         order,
-        [users.get(i, "") for i in range(n)],
+        who,
         [served[impression] for impression in order],
         items,
         explored,
@@ -120,6 +122,7 @@ def logged_lists(rows: pa.Table, k: int, examination: np.ndarray) -> LoggedDay:
             exposure(propensity, explored, examination),
             shown,
             reach(propensity, explored),
+            np.array(who, dtype=object),
         ),
     )
 

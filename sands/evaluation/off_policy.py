@@ -41,7 +41,8 @@ class LoggedLists:
     `exposure`: the logger's expected examination of the shown item, sum_j theta_j P(item at j);
     `shown`: the slot held an item (shorter lists leave the rest False);
     `reach`: the logger's chance of showing the item anywhere in the list (default: `propensity`,
-    as for a greedy logger).
+    as for a greedy logger);
+    `groups`: the user of each list (None: every list its own user).
     """
 
     clicks: np.ndarray
@@ -49,6 +50,7 @@ class LoggedLists:
     exposure: np.ndarray
     shown: np.ndarray
     reach: np.ndarray | None = None
+    groups: np.ndarray | None = None  # who each list was for: intervals cluster by user
 
     @property
     def lists(self) -> int:
@@ -102,15 +104,37 @@ def _effective(weights: np.ndarray) -> float:
     return float(per_list.sum()) ** 2 / squares if squares > 0 else 0.0
 
 
+def standard_error(terms: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """Standard error of the mean of per-list `terms`. With `groups` (each list's user) it is
+    cluster-robust: one user's lists share their taste and the target's list for them, so they
+    are not independent draws, and a day serves an active user many lists."""
+    n = len(terms)
+    if n < 2:
+        return 0.0
+    if groups is None:
+        return float(terms.std(ddof=1)) / np.sqrt(n)
+    _, cluster = np.unique(groups, return_inverse=True)
+    sums = np.bincount(cluster.ravel(), weights=terms - terms.mean())
+    g = len(sums)
+    if g < 2:  # one user: nothing to tell their lists' spread from chance
+        return float(terms.std(ddof=1)) / np.sqrt(n)
+    return float(np.sqrt(g / (g - 1) * (sums**2).sum())) / n
+
+
 def _mean_estimate(
-    name: str, contributions: np.ndarray, weights: np.ndarray, clipped: int, confidence: float
+    name: str,
+    contributions: np.ndarray,
+    weights: np.ndarray,
+    clipped: int,
+    confidence: float,
+    groups: np.ndarray | None = None,
 ) -> Estimate:
     """Mean of per-list contributions with a normal interval."""
     n = len(contributions)
     if n == 0:
         return Estimate(name, 0.0, 0.0, 0.0, 0, 0.0, 0, confidence)
     value = float(contributions.mean())
-    spread = _z(confidence) * float(contributions.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+    spread = _z(confidence) * standard_error(contributions, groups)
     return Estimate(
         name, value, value - spread, value + spread, n, _effective(weights), clipped, confidence
     )
@@ -187,7 +211,12 @@ def paired_difference(
     mine, weights, clipped = per_list(estimator, logged, target, examination, clip)
     theirs, other, also = per_list(estimator, logged, reference, examination, clip)
     return _mean_estimate(
-        f"{estimator} difference", mine - theirs, weights + other, clipped + also, confidence
+        f"{estimator} difference",
+        mine - theirs,
+        weights + other,
+        clipped + also,
+        confidence,
+        logged.groups,
     )
 
 
@@ -199,7 +228,7 @@ def ips(
 ) -> Estimate:
     """Item-position IPS: clicks where the target agrees on item and position, reweighted."""
     contributions, weights, clipped = per_list("ips", logged, target_position, np.ones(0), clip)
-    return _mean_estimate("ips", contributions, weights, clipped, confidence)
+    return _mean_estimate("ips", contributions, weights, clipped, confidence, logged.groups)
 
 
 def snips(
@@ -222,7 +251,7 @@ def snips(
     influence = np.divide(
         weights * (logged.clicks - rate), mean_weight, out=np.zeros(weights.shape), where=has
     ).sum(axis=1)
-    spread = _z(confidence) * float(influence.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+    spread = _z(confidence) * standard_error(influence, logged.groups)
     low, high = value - spread, value + spread
     return Estimate("snips", value, low, high, n, _effective(weights), clipped, confidence)
 
@@ -236,7 +265,7 @@ def pbm(
 ) -> Estimate:
     """Position-based-model IPS: a click on an item counts as the target would examine it."""
     contributions, weights, clipped = per_list("pbm", logged, target_position, examination, clip)
-    return _mean_estimate("pbm", contributions, weights, clipped, confidence)
+    return _mean_estimate("pbm", contributions, weights, clipped, confidence, logged.groups)
 
 
 def doubly_robust(
@@ -257,4 +286,4 @@ def doubly_robust(
     direct = (target_relevance[:, : len(theta)] * theta).sum(axis=1)
     expected = np.where(logged.shown, shown_relevance * theta, 0.0)
     contributions = direct + (weights * (logged.clicks - expected)).sum(axis=1)
-    return _mean_estimate("dr", contributions, weights, clipped, confidence)
+    return _mean_estimate("dr", contributions, weights, clipped, confidence, logged.groups)

@@ -13,6 +13,7 @@ from sands.evaluation.off_policy import (
     ips,
     pbm,
     snips,
+    standard_error,
     support,
 )
 from sands.serving.exploration import Exploration, exposure
@@ -136,3 +137,20 @@ def test_a_realised_day_is_judged_with_its_own_noise_added_to_the_interval():
     assert not estimate.predicts(0.063, 0.004)
     assert not estimate.predicts(0.0605, 0.0)  # a noiseless value: the interval itself
     assert estimate.predicts(0.0595, 0.0)
+
+
+def test_lists_of_the_same_user_widen_the_interval_as_one_draw():
+    # Terms 1, 1, 0, 0: mean 0.5, residuals +-0.5. As four independent lists the standard error
+    # is std(ddof=1) / 2 = 0.5774 / 2 = 0.2887; as two users with two identical lists each, the
+    # cluster sums are +1 and -1: sqrt(2 / 1 * (1 + 1)) / 4 = 0.5.
+    terms = np.array([1.0, 1.0, 0.0, 0.0])
+    assert standard_error(terms) == pytest.approx(0.288675, abs=1e-6)
+    assert standard_error(terms, np.array(["a", "a", "b", "b"])) == pytest.approx(0.5)
+    assert standard_error(terms, np.array(["a", "b", "c", "d"])) == pytest.approx(
+        0.288675, abs=1e-6
+    )
+    clicks = np.array([[1.0], [1.0], [0.0], [0.0]])
+    certain = np.ones((4, 1))
+    log = LoggedLists(clicks, certain, certain, clicks == clicks, groups=np.array([7, 7, 9, 9]))
+    estimate = pbm(log, np.ones((4, 1), np.int64), np.array([1.0]))
+    assert estimate.value == 0.5 and estimate.high - 0.5 == pytest.approx(1.959964 * 0.5)
