@@ -15,8 +15,10 @@ what the target would have earned:
   that model on what was logged; unbiased when either the weights or the model are right.
 
 Every estimate is clicks per list with a normal confidence interval from the per-list
-contributions (the delta method for the self-normalised one), the effective sample size of the
-per-list weights, and how many weights the clip cut.
+contributions (the delta method for the self-normalised one), clustered by user when the log says
+whose each list was, and never narrower than the clicks' own noise under the rare large weights
+(`click_noise`); the effective sample size of the per-list weights, and how many weights the clip
+cut.
 """
 
 from __future__ import annotations
@@ -121,6 +123,21 @@ def standard_error(terms: np.ndarray, groups: np.ndarray | None = None) -> float
     return float(np.sqrt(g / (g - 1) * (sums**2).sum())) / n
 
 
+def click_noise(click_weights: np.ndarray, logged: LoggedLists) -> float:
+    """Standard error of the mean weighted click sum from the clicks' own Bernoulli noise, each
+    slot clicked with its position's click rate in the log. Unlike the sample spread it counts
+    the rare, heavily weighted slots (an explored artwork the target ranks high) whether or not
+    one of them happened to be clicked: when none was, the sample spread is small exactly when
+    the estimate is furthest off."""
+    n = logged.lists
+    if n == 0:
+        return 0.0
+    shown = logged.shown.sum(axis=0)
+    rate = np.divide(logged.clicks.sum(axis=0), shown, out=np.zeros(shown.shape), where=shown > 0)
+    chance = np.where(logged.shown, rate * (1.0 - rate), 0.0)
+    return float(np.sqrt((click_weights**2 * chance).sum())) / n
+
+
 def _mean_estimate(
     name: str,
     contributions: np.ndarray,
@@ -128,13 +145,15 @@ def _mean_estimate(
     clipped: int,
     confidence: float,
     groups: np.ndarray | None = None,
+    noise: float = 0.0,
 ) -> Estimate:
-    """Mean of per-list contributions with a normal interval."""
+    """Mean of per-list contributions with a normal interval: the larger of the sample's
+    standard error and the clicks' own noise (`click_noise`)."""
     n = len(contributions)
     if n == 0:
         return Estimate(name, 0.0, 0.0, 0.0, 0, 0.0, 0, confidence)
     value = float(contributions.mean())
-    spread = _z(confidence) * standard_error(contributions, groups)
+    spread = _z(confidence) * max(standard_error(contributions, groups), noise)
     return Estimate(
         name, value, value - spread, value + spread, n, _effective(weights), clipped, confidence
     )
@@ -217,6 +236,7 @@ def paired_difference(
         clipped + also,
         confidence,
         logged.groups,
+        click_noise(weights - other, logged),
     )
 
 
@@ -228,7 +248,8 @@ def ips(
 ) -> Estimate:
     """Item-position IPS: clicks where the target agrees on item and position, reweighted."""
     contributions, weights, clipped = per_list("ips", logged, target_position, np.ones(0), clip)
-    return _mean_estimate("ips", contributions, weights, clipped, confidence, logged.groups)
+    noise = click_noise(weights, logged)
+    return _mean_estimate("ips", contributions, weights, clipped, confidence, logged.groups, noise)
 
 
 def snips(
@@ -265,7 +286,8 @@ def pbm(
 ) -> Estimate:
     """Position-based-model IPS: a click on an item counts as the target would examine it."""
     contributions, weights, clipped = per_list("pbm", logged, target_position, examination, clip)
-    return _mean_estimate("pbm", contributions, weights, clipped, confidence, logged.groups)
+    noise = click_noise(weights, logged)
+    return _mean_estimate("pbm", contributions, weights, clipped, confidence, logged.groups, noise)
 
 
 def doubly_robust(
@@ -286,4 +308,5 @@ def doubly_robust(
     direct = (target_relevance[:, : len(theta)] * theta).sum(axis=1)
     expected = np.where(logged.shown, shown_relevance * theta, 0.0)
     contributions = direct + (weights * (logged.clicks - expected)).sum(axis=1)
-    return _mean_estimate("dr", contributions, weights, clipped, confidence, logged.groups)
+    noise = click_noise(weights, logged)
+    return _mean_estimate("dr", contributions, weights, clipped, confidence, logged.groups, noise)

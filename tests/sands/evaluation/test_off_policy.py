@@ -9,6 +9,7 @@ import pytest
 from sands.evaluation.off_policy import (
     Estimate,
     LoggedLists,
+    click_noise,
     doubly_robust,
     ips,
     pbm,
@@ -154,3 +155,19 @@ def test_lists_of_the_same_user_widen_the_interval_as_one_draw():
     log = LoggedLists(clicks, certain, certain, clicks == clicks, groups=np.array([7, 7, 9, 9]))
     estimate = pbm(log, np.ones((4, 1), np.int64), np.array([1.0]))
     assert estimate.value == 0.5 and estimate.high - 0.5 == pytest.approx(1.959964 * 0.5)
+
+
+def test_an_unclicked_heavily_weighted_slot_still_widens_the_interval():
+    # One slot per list, clicks 1, 0, 0, 0: the position's click rate is 0.25, p(1 - p) = 0.1875.
+    # The target weights the last list 9 (an explored item it ranks high), never clicked here.
+    # Sample: contributions 1, 0, 0, 0, standard error 0.5 / 2 = 0.25. Click noise:
+    # sqrt((1 + 1 + 1 + 81) * 0.1875) / 4 = 0.99216, the larger, so it sets the interval.
+    clicks = np.array([[1.0], [0.0], [0.0], [0.0]])
+    weights = np.array([[1.0], [1.0], [1.0], [9.0]])
+    log = LoggedLists(clicks, np.ones((4, 1)), np.ones((4, 1)), clicks == clicks)
+    assert click_noise(weights, log) == pytest.approx(0.992157, abs=1e-6)
+    exposure = 1.0 / weights  # pbm weight: the target's examination (1) over the logger's
+    log = LoggedLists(clicks, np.ones((4, 1)), exposure, clicks == clicks)
+    estimate = pbm(log, np.ones((4, 1), np.int64), np.array([1.0]))
+    assert estimate.value == pytest.approx(0.25)
+    assert estimate.standard_error == pytest.approx(0.992157, abs=1e-6)
