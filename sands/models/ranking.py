@@ -9,8 +9,10 @@ for the pointwise view (AUC is unaffected; log loss and Brier need it).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from itertools import groupby
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,8 @@ from sands.models.segments import SegmentModel
 
 if TYPE_CHECKING:
     import xgboost as xgb
+
+    from sands.models.grid_scoring import PaddedTrees
 
 # Heavy-tailed counts and amounts enter as log1p; rates, recencies and small counts as they are.
 LOG_FEATURES = (
@@ -208,25 +212,37 @@ def _matches(user: np.ndarray, item: np.ndarray) -> np.ndarray:
     return np.equal.outer(user_codes, item_codes) & (user_codes >= 0)[:, None] & (item_codes >= 0)
 
 
+def grid_sides(
+    users: Inputs, items: Inputs, segment: np.ndarray | None, segments: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each side's inputs once, in `feature_names(segments)` layout (float32): the users' rows,
+    the items' rows (cross columns blank in both), and the crosses as (crosses, users, items)."""
+    n_users = len(next(iter(users.values())))
+    n_items = len(next(iter(items.values())))
+    blank_user = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in users}
+    blank_item = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in items}
+    item_rows = feature_matrix({**blank_user, **items}, n_items, -1, segments)
+    user_rows = feature_matrix({**users, **blank_item}, n_users, segment, segments)
+    style = _matches(users["user_top_style"], items["artwork_style"])
+    medium = _matches(users["user_top_medium"], items["artwork_medium"])
+    shaped = {name: np.asarray(v)[:, None] for name, v in users.items() if name in NUMERIC_INPUTS}
+    shaped |= {name: np.asarray(v)[None, :] for name, v in items.items() if name in NUMERIC_INPUTS}
+    crosses = np.empty((len(CROSS_FEATURES), n_users, n_items), np.float32)
+    for index, values in enumerate(cross_columns(style, medium, shaped)):
+        crosses[index] = values
+    return user_rows, item_rows, crosses
+
+
 def grid_matrix(
     users: Inputs, items: Inputs, segment: np.ndarray | None, segments: int
 ) -> np.ndarray:
     """`feature_matrix` of every (user, item) pair, users outer (row u * items + i), built from
     each side's columns once: only the crosses are computed per pair."""
-    n_users = len(next(iter(users.values())))
-    n_items = len(next(iter(items.values())))
+    user_rows, item_rows, crosses = grid_sides(users, items, segment, segments)
+    n_users, n_items = crosses.shape[1], crosses.shape[2]
     names = feature_names(segments)
-    blank_user = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in users}
-    blank_item = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in items}
-    blocks = {
-        "artwork": feature_matrix({**blank_user, **items}, n_items, -1, segments)[None, :, :],
-        "user": feature_matrix({**users, **blank_item}, n_users, segment, segments)[:, None, :],
-    }
-    style = _matches(users["user_top_style"], items["artwork_style"])
-    medium = _matches(users["user_top_medium"], items["artwork_medium"])
-    shaped = {name: np.asarray(v)[:, None] for name, v in users.items() if name in NUMERIC_INPUTS}
-    shaped |= {name: np.asarray(v)[None, :] for name, v in items.items() if name in NUMERIC_INPUTS}
-    crosses = iter(cross_columns(style, medium, shaped))
+    blocks = {"artwork": item_rows[None, :, :], "user": user_rows[:, None, :]}
+    cross = iter(crosses)
     out = np.empty((n_users, n_items, len(names)), np.float32)
     # Runs of adjacent columns from one side are broadcast copies; crosses are per pair.
     start = 0
@@ -234,7 +250,7 @@ def grid_matrix(
         end = start + len(list(run))
         if side == "cross":
             for column in range(start, end):
-                out[:, :, column] = next(crosses)
+                out[:, :, column] = next(cross)
         else:
             out[:, :, start:end] = blocks[side][:, :, start:end]
         start = end
@@ -388,6 +404,15 @@ class RankerSpec:
         return cls(**data)
 
 
+# From this many pairs per call the ranker scores a grid with `grid_scoring`'s kernel (identical
+# margins, no pair matrix); below it XGBoost's own predictor, with nothing to compile or load.
+GRID_KERNEL_PAIRS = 500_000
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @dataclass
 class RankerModel:
     """A trained booster with its spec; scores and probabilities for joined rows."""
@@ -410,11 +435,28 @@ class RankerModel:
         k = segments.k if segments else 0
         n_items = len(next(iter(items.values())))
         assigned = segments.assign(users, prefix="user_") if segments else None
-        matrix = grid_matrix(side_inputs(users, "user_"), items, assigned, k)
+        inputs = side_inputs(users, "user_")
+        trees = self.padded_trees if users.num_rows * n_items >= GRID_KERNEL_PAIRS else None
+        if trees is not None:
+            # Imported on use: compiling (or loading) the kernel only pays off at volume.
+            from sands.models.grid_scoring import grid_margins
+
+            return grid_margins(trees, *grid_sides(inputs, items, assigned, k), threads=_cores())
+        matrix = grid_matrix(inputs, items, assigned, k)
         columns = input_columns(self.spec.features, k)
         matrix = matrix if columns is None else matrix[:, columns]
         margins = self.booster.inplace_predict(matrix, predict_type="margin")
         return np.asarray(margins).reshape(users.num_rows, n_items)
+
+    @cached_property
+    def padded_trees(self) -> PaddedTrees | None:
+        """The trees in `grid_scoring`'s layout, or None where it cannot score them exactly."""
+        from sands.models.grid_scoring import padded_trees
+
+        segments = self.spec.segments()
+        k = segments.k if segments else 0
+        sides = [feature_side(name) for name in feature_names(k)]
+        return padded_trees(self.booster, input_columns(self.spec.features, k), sides)
 
     def probabilities(self, rows: pa.Table) -> np.ndarray:
         """Calibrated probabilities of a positive."""

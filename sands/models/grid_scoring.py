@@ -1,0 +1,222 @@
+"""Exact full-catalogue scoring of the ranker's trees without building the pair matrix.
+
+Ranking every judged user against the whole catalogue is most of an evaluation at volume: XGBoost
+needs one row of inputs per (user, artwork) pair, built and then walked through every tree. Most
+splits test one side only, a user's input or an artwork's, so their outcomes are computed once per
+user and once per artwork as bit masks; only the cross inputs are compared per pair. The trees are
+padded to full binary trees of one depth so a walk is a fixed number of index steps, and the leaf
+values are summed in float32 in XGBoost's tree order from its base score: the margins are
+bit-identical to `inplace_predict` on `grid_matrix` (`tests/sands/models/test_grid_scoring.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import xgboost as xgb
+from numba import njit
+
+# Node kinds: which side's inputs a split tests; PAD is a split padding a shallow leaf down.
+USER, ARTWORK, CROSS, PAD = 0, 1, 2, 3
+KINDS = {"user": USER, "artwork": ARTWORK, "cross": CROSS}
+# Outcomes are bits of one uint64 per tree: depth 6 has 63 internal nodes.
+MAX_DEPTH = 6
+
+
+@dataclass(frozen=True)
+class PaddedTrees:
+    """Every tree as a full binary tree of `depth`: per internal node its input (a column of
+    `grid_sides`' layout), threshold, missing direction and kind; per tree its leaves."""
+
+    column: np.ndarray  # (trees, 2**depth - 1) int64
+    threshold: np.ndarray  # float32
+    default_left: np.ndarray  # bool
+    kind: np.ndarray  # int8: USER, ARTWORK, CROSS or PAD
+    cross: np.ndarray  # int64: index among the cross inputs (CROSS nodes), else 0
+    leaf: np.ndarray  # (trees, 2**depth) float32
+    depth: int
+    base: np.float32
+
+
+def padded_trees(
+    booster: xgb.Booster, columns: np.ndarray | None, sides: list[str]
+) -> PaddedTrees | None:
+    """The booster's trees on `sides` (the side of each layout column; `columns`: the booster's
+    inputs in that layout, None for all of it); None for what this cannot score exactly
+    (categorical splits, several outputs, trees deeper than `MAX_DEPTH`)."""
+    model = json.loads(booster.save_raw("json"))["learner"]
+    params = model["learner_model_param"]
+    booster_model = model["gradient_booster"]
+    if booster_model.get("name") != "gbtree" or int(params.get("num_target", 1)) > 1:
+        return None
+    if int(params.get("num_class", 0)) > 1:
+        return None
+    trees = booster_model["model"]["trees"]
+    if not trees or any(any(t["split_type"]) for t in trees):
+        return None
+    depth = max(_depth(t["left_children"], 0) for t in trees)
+    if depth > MAX_DEPTH:
+        return None
+    depth = max(depth, 1)
+    inner, count = 2**depth - 1, len(trees)
+    where = np.arange(len(sides)) if columns is None else np.asarray(columns)
+    cross_columns = [c for c, side in enumerate(sides) if side == "cross"]
+    padded = PaddedTrees(
+        column=np.zeros((count, inner), np.int64),
+        threshold=np.zeros((count, inner), np.float32),
+        default_left=np.ones((count, inner), np.bool_),
+        kind=np.full((count, inner), PAD, np.int8),
+        cross=np.zeros((count, inner), np.int64),
+        leaf=np.zeros((count, inner + 1), np.float32),
+        depth=depth,
+        base=np.float32(float(params["base_score"].strip("[]"))),
+    )
+    for index, tree in enumerate(trees):
+        _pad(padded, index, tree, where, sides, cross_columns)
+    return padded
+
+
+def _depth(left: list[int], node: int) -> int:
+    if left[node] == -1:
+        return 0
+    # XGBoost keeps a node's right child next to its left one.
+    return 1 + max(_depth(left, left[node]), _depth(left, left[node] + 1))
+
+
+def _pad(
+    padded: PaddedTrees,
+    index: int,
+    tree: dict,
+    where: np.ndarray,
+    sides: list[str],
+    cross_columns: list[int],
+) -> None:
+    left, split = tree["left_children"], tree["split_indices"]
+    # Leaf values are stored as the leaves' split conditions; float32 like XGBoost's own.
+    conditions = np.asarray(tree["split_conditions"], np.float64).astype(np.float32)
+    inner = 2**padded.depth - 1
+    stack = [(0, 0, 0)]  # (XGBoost node, position in the full tree, depth)
+    while stack:
+        node, position, level = stack.pop()
+        if left[node] == -1:
+            # A shallow leaf: PAD splits always go left, so it sits at its leftmost descendant.
+            while level < padded.depth:
+                position, level = 2 * position + 1, level + 1
+            padded.leaf[index, position - inner] = conditions[node]
+            continue
+        column = int(where[split[node]])
+        kind = KINDS[sides[column]]
+        padded.column[index, position] = column
+        padded.threshold[index, position] = conditions[node]
+        padded.default_left[index, position] = bool(tree["default_left"][node])
+        padded.kind[index, position] = kind
+        if kind == CROSS:
+            padded.cross[index, position] = cross_columns.index(column)
+        stack.append((left[node], 2 * position + 1, level + 1))
+        stack.append((left[node] + 1, 2 * position + 2, level + 1))
+
+
+@njit(nogil=True, cache=True)
+def _goes_right(value: np.float32, threshold: np.float32, default_left: bool) -> bool:
+    # XGBoost: missing follows the default direction, else left when value < threshold.
+    if np.isnan(value):
+        return not default_left
+    return not value < threshold
+
+
+@njit(nogil=True, cache=True)
+def _side_bits(values, column, threshold, default_left, kind, want, out):  # pragma: no cover
+    rows, trees, inner = values.shape[0], column.shape[0], column.shape[1]
+    for r in range(rows):
+        for t in range(trees):
+            bits = np.uint64(0)
+            for j in range(inner):
+                value = values[r, column[t, j]]
+                if kind[t, j] == want and _goes_right(value, threshold[t, j], default_left[t, j]):
+                    bits |= np.uint64(1) << np.uint64(j)
+            out[r, t] = bits
+
+
+@njit(nogil=True, cache=True)
+def _grid(
+    user_bits,
+    artwork_bits,
+    crosses,
+    first,
+    last,
+    cross,
+    threshold,
+    default_left,
+    kind,
+    leaf,
+    depth,
+    base,
+    out,
+):  # pragma: no cover - jit
+    artworks, trees, inner = artwork_bits.shape[1], kind.shape[0], kind.shape[1]
+    for u in range(first, last):
+        total = out[u]
+        total[:] = base
+        for t in range(trees):
+            mine = user_bits[u, t]
+            for i in range(artworks):
+                bits = mine | artwork_bits[t, i]
+                node = 0
+                for _ in range(depth):
+                    if kind[t, node] == CROSS:
+                        value = crosses[cross[t, node], u, i]
+                        right = _goes_right(value, threshold[t, node], default_left[t, node])
+                        node = 2 * node + 1 + np.int64(right)
+                    else:
+                        node = 2 * node + 1 + np.int64((bits >> np.uint64(node)) & np.uint64(1))
+                total[i] += leaf[t, node - inner]
+
+
+def grid_margins(
+    trees: PaddedTrees,
+    users: np.ndarray,
+    artworks: np.ndarray,
+    crosses: np.ndarray,
+    threads: int = 2,
+) -> np.ndarray:
+    """Margins of shape (users, artworks) from each side's inputs (rows of `grid_sides`' layout,
+    float32) and the cross inputs (crosses, users, artworks), users split over `threads`."""
+    args = (trees.column, trees.threshold, trees.default_left, trees.kind)
+    # The narrowest integer holding a tree's outcomes: the kernel streams them per artwork.
+    width = next(
+        t for t in (np.uint16, np.uint32, np.uint64) if np.iinfo(t).bits >= 2**trees.depth - 1
+    )
+    user_bits = np.zeros((users.shape[0], len(trees.kind)), width)
+    _side_bits(users, *args, USER, user_bits)
+    artwork_bits = np.zeros((artworks.shape[0], len(trees.kind)), width)
+    _side_bits(artworks, *args, ARTWORK, artwork_bits)
+    # Trees outer: the kernel reads one tree's outcomes for every artwork in a row.
+    artwork_bits = np.ascontiguousarray(artwork_bits.T)
+    out = np.empty((users.shape[0], artworks.shape[0]), np.float32)
+    crosses = crosses if crosses.size else np.zeros((1, *out.shape), np.float32)
+    bounds = np.linspace(0, users.shape[0], max(1, threads) + 1).astype(int)
+
+    def part(first: int, last: int) -> None:
+        _grid(
+            user_bits,
+            artwork_bits,
+            crosses,
+            first,
+            last,
+            trees.cross,
+            trees.threshold,
+            trees.default_left,
+            trees.kind,
+            trees.leaf,
+            trees.depth,
+            trees.base,
+            out,
+        )
+
+    # The kernel releases the GIL: plain threads, which any caller may also run concurrently.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(part, bounds[:-1], bounds[1:]))
+    return out

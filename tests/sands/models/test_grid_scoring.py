@@ -1,0 +1,115 @@
+"""The grid kernel scores every (user, artwork) pair exactly as XGBoost does on the pair matrix."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import xgboost as xgb
+
+from sands.models import ranking
+from sands.models.grid_scoring import MAX_DEPTH, grid_margins, padded_trees
+from sands.models.ranking import (
+    RankerParams,
+    feature_names,
+    feature_side,
+    grid_matrix,
+    grid_sides,
+    input_columns,
+    side_inputs,
+    train_ranker,
+)
+from sands.models.segments import fit_segments
+from tests.builders.models import planted_examples
+
+
+def _side(rows: pa.Table, key: str, prefix: str) -> pa.Table:
+    ids = rows[key].to_pylist()
+    first = sorted({v: i for i, v in reversed(list(enumerate(ids)))}.values())
+    return rows.take(first).select([c for c in rows.column_names if c.startswith(prefix)])
+
+
+def _with_nulls(rows: pa.Table, column: str, at: list[int]) -> pa.Table:
+    values = rows[column].to_pylist()
+    for row in at:
+        values[row] = None
+    return rows.set_column(rows.column_names.index(column), column, pa.array(values))
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """A model with segments and a left-out input, and sides with missing inputs."""
+    examples = planted_examples(users=14, artworks=11, days=3)
+    users = _with_nulls(_side(examples, "user_id", "user_"), "user_top_style", [0])
+    users = _with_nulls(users, "user_spend_28d", [1, 2])
+    items = _with_nulls(_side(examples, "artwork_id", "artwork_"), "artwork_price", [0, 3])
+    segments = fit_segments(users.rename_columns([c[5:] for c in users.column_names]), k=3)
+    params = RankerParams(trees=40, threads=2, excluded_features=("style_share_1d",))
+    model = train_ranker(examples, segments, params)
+    assigned = segments.assign(users, prefix="user_")
+    return model, side_inputs(users, "user_"), side_inputs(items, "artwork_"), assigned, users
+
+
+def _xgboost_margins(model, users, items, assigned) -> np.ndarray:
+    matrix = grid_matrix(users, items, assigned, 3)
+    matrix = matrix[:, input_columns(model.spec.features, 3)]
+    margins = model.booster.inplace_predict(matrix, predict_type="margin")
+    return np.asarray(margins).reshape(len(assigned), -1)
+
+
+def test_margins_are_bit_identical_to_xgboost_on_the_pair_matrix(grid):
+    model, users, items, assigned, _ = grid
+    expected = _xgboost_margins(model, users, items, assigned)
+    sides = [feature_side(n) for n in feature_names(3)]
+    trees = padded_trees(model.booster, input_columns(model.spec.features, 3), sides)
+    assert trees is not None and trees.depth == 4  # the default max_depth
+    for threads in (1, 3):  # users split unevenly over threads changes nothing
+        margins = grid_margins(trees, *grid_sides(users, items, assigned, 3), threads=threads)
+        assert margins.dtype == np.float32
+        assert np.array_equal(margins, expected)
+    assert np.unique(expected).size > 20  # pairs differ, so the test compares something
+
+
+def test_the_matrix_is_the_sides_and_crosses_laid_out_per_pair(grid):
+    _, users, items, assigned, _ = grid
+    user_rows, item_rows, crosses = grid_sides(users, items, assigned, 3)
+    matrix = grid_matrix(users, items, assigned, 3).reshape(len(assigned), -1, len(user_rows[0]))
+    names = feature_names(3)
+    for column, name in enumerate(names):
+        side = feature_side(name)
+        if side == "user":
+            assert np.array_equal(matrix[:, 0, column], user_rows[:, column], equal_nan=True)
+        elif side == "artwork":
+            assert np.array_equal(matrix[0, :, column], item_rows[:, column], equal_nan=True)
+    cross = [c for c, name in enumerate(names) if feature_side(name) == "cross"]
+    assert np.array_equal(np.moveaxis(matrix[:, :, cross], 2, 0), crosses, equal_nan=True)
+
+
+def test_shallow_trees_are_padded_and_still_exact(grid):
+    _, users, items, _, _ = grid
+    examples = planted_examples(users=14, artworks=11, days=3)
+    stump_model = train_ranker(examples, None, RankerParams(trees=15, max_depth=2, threads=1))
+    sides = [feature_side(n) for n in feature_names(0)]
+    trees = padded_trees(stump_model.booster, input_columns(stump_model.spec.features, 0), sides)
+    assert trees is not None and trees.depth <= 2
+    margins = grid_margins(trees, *grid_sides(users, items, None, 0), threads=2)
+    assert input_columns(stump_model.spec.features, 0) is None  # every input: no selection
+    matrix = grid_matrix(users, items, None, 0)
+    expected = stump_model.booster.inplace_predict(matrix, predict_type="margin")
+    assert np.array_equal(margins.ravel(), np.asarray(expected))
+
+
+def test_trees_deeper_than_the_kernel_takes_are_left_to_xgboost():
+    rng = np.random.default_rng(0)
+    x = rng.random((4000, 3)).astype(np.float32)
+    y = np.sin(20 * x[:, 0]) + np.cos(15 * x[:, 1]) * x[:, 2]
+    deep = xgb.train(
+        {"max_depth": MAX_DEPTH + 2, "eta": 1.0}, xgb.DMatrix(x, label=y), num_boost_round=2
+    )
+    assert padded_trees(deep, None, ["user", "artwork", "cross"]) is None
+
+
+def test_the_model_uses_the_kernel_at_volume_with_the_same_scores(grid, monkeypatch):
+    model, _, items, _, user_table = grid
+    below = model.grid_scores(user_table, items)  # a tiny grid: XGBoost's predictor
+    monkeypatch.setattr(ranking, "GRID_KERNEL_PAIRS", 1)
+    assert model.padded_trees is not None
+    assert np.array_equal(model.grid_scores(user_table, items), below)
