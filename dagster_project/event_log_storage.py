@@ -3,22 +3,29 @@
 Dagster's `SqliteEventLogStorage` builds and disposes an SQLAlchemy engine for every write, and
 closing the last connection to a WAL database checkpoints it: a landed small day spent a fifth
 of its time there (`docs/benchmarks.md`). This keeps the same files, schema and locking; only
-connections live on. Kubernetes deployments use Postgres and never load it.
+connections live on, and a new run's database is a copy of an initialised empty one instead of
+a schema built and stamped by Alembic per run. Kubernetes deployments use Postgres and never
+load it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from dagster import Field, StringSource
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster import __version__ as dagster_version
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, NullPool, create_engine
 
 # Engines kept open at once: the index and the shards of the runs in flight. A run's own shard
 # is written for its whole life, so a small bound suffices; older ones are closed.
@@ -75,10 +82,44 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                if shard == INDEX_SHARD_NAME or not self._copy_template(shard):
+                    self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def template_path(self) -> str:
+        """An initialised, empty run database of this Dagster release (its schema's version)."""
+        # In a folder of its own: every `*.db` beside the index is taken for a run.
+        return os.path.join(self._base_dir, ".template", f"run-{dagster_version}.db")
+
+    def _template(self) -> str:
+        path = self.template_path()
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            partial = f"{path}.{os.getpid()}.partial"
+            engine = create_engine(f"sqlite:///{partial}", poolclass=NullPool)
+            self._initdb(engine)
+            engine.dispose()
+            os.replace(partial, path)
+        return path
+
+    def _copy_template(self, shard: str) -> bool:
+        """Create a new run's database as a copy of the template; False when it already exists
+        (or was created meanwhile by another process), which Dagster's own init then checks."""
+        path = self.path_for_shard(shard)
+        if os.path.exists(path):
+            return False
+        partial = f"{path}.{os.getpid()}.partial"
+        shutil.copyfile(self._template(), partial)
+        try:
+            # A link never replaces: whoever creates the file first wins, nothing is overwritten.
+            os.link(partial, path)
+        except OSError:
+            return False
+        finally:
+            os.unlink(partial)
+        return True
 
     def _close_engines(self) -> None:
         with self._db_lock:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, Definitions, MaterializeResult, asset
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from dagster_project import event_log_storage
 from dagster_project.event_log_storage import PooledSqliteEventLogStorage
@@ -91,4 +93,45 @@ def test_a_forked_child_opens_its_own_connections(tmp_path, monkeypatch):
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert instance.get_runs_count() == 2  # the child's run, through the parent's connections
+    instance.dispose()
+
+
+def _schema(path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(path) as connection:
+        tables = connection.execute(
+            "select type, name, sql from sqlite_master order by type, name"
+        ).fetchall()
+        stamp = connection.execute("select version_num from alembic_version").fetchall()
+        mode = connection.execute("pragma journal_mode").fetchone()[0]
+    return [*tables, ("alembic", str(stamp), mode)]
+
+
+def test_a_new_runs_database_is_the_template_dagster_would_have_built(tmp_path, monkeypatch):
+    instance = _instance(tmp_path, monkeypatch)
+    storage = instance.event_log_storage
+    run = JOB.execute_in_process(instance=instance).run_id
+    template = Path(storage.template_path())
+    assert template.is_file() and template.parent != Path(storage.path_for_shard(run)).parent
+    assert [r.run_id for r in instance.get_runs()] == [run]  # the template is not taken for a run
+    # Dagster's own init of a run database, on a fresh file, gives the same schema and stamp.
+    built = SqliteEventLogStorage(str(tmp_path / "dagster-built"))
+    with built._connect("some-run"):
+        pass
+    built.dispose()
+    assert _schema(Path(storage.path_for_shard(run))) == _schema(
+        tmp_path / "dagster-built" / "some-run.db"
+    )
+    assert _rows(instance, "second") == 5
+    instance.dispose()
+
+
+def test_an_existing_runs_database_is_never_replaced_by_the_template(tmp_path, monkeypatch):
+    instance = _instance(tmp_path, monkeypatch)
+    storage = instance.event_log_storage
+    run = JOB.execute_in_process(instance=instance).run_id
+    events = len(instance.all_logs(run))
+    fresh = PooledSqliteEventLogStorage(storage._base_dir)  # another process, nothing initialised
+    assert fresh._copy_template(run) is False
+    assert len(fresh.get_records_for_run(run).records) == events
+    fresh.dispose()
     instance.dispose()
