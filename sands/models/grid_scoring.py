@@ -12,11 +12,17 @@ bit-identical to `inplace_predict` on `grid_matrix` (`tests/sands/models/test_gr
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import xgboost as xgb
+
+# Compiled kernels are cached on disk, by default beside this file: read-only in the image (and
+# with no writable fallback numba refuses to import the module), while a temp folder never is.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "sands-numba"))
 from numba import njit
 
 # Node kinds: which side's inputs a split tests; PAD is a split padding a shallow leaf down.
