@@ -53,7 +53,13 @@ def padded_trees(
     """The booster's trees on `sides` (the side of each layout column; `columns`: the booster's
     inputs in that layout, None for all of it); None for what this cannot score exactly
     (categorical splits, several outputs, trees deeper than `MAX_DEPTH`)."""
-    model = json.loads(booster.save_raw("json"))["learner"]
+    try:
+        return _padded(json.loads(booster.save_raw("json"))["learner"], columns, sides)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None  # a model format this does not know
+
+
+def _padded(model: dict, columns: np.ndarray | None, sides: list[str]) -> PaddedTrees | None:
     params = model["learner_model_param"]
     booster_model = model["gradient_booster"]
     if booster_model.get("name") != "gbtree" or int(params.get("num_target", 1)) > 1:

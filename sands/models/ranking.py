@@ -12,7 +12,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from itertools import groupby
 from typing import TYPE_CHECKING
 
@@ -419,6 +418,8 @@ class RankerModel:
 
     booster: xgb.Booster
     spec: RankerSpec
+    _kernel: PaddedTrees | None = field(default=None, init=False, repr=False, compare=False)
+    _kernel_checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     def inputs(self, rows: pa.Table) -> pd.DataFrame:
         full = ranker_features(rows, self.spec.segments())
@@ -436,27 +437,44 @@ class RankerModel:
         n_items = len(next(iter(items.values())))
         assigned = segments.assign(users, prefix="user_") if segments else None
         inputs = side_inputs(users, "user_")
-        trees = self.padded_trees if users.num_rows * n_items >= GRID_KERNEL_PAIRS else None
-        if trees is not None:
-            # Imported on use: compiling (or loading) the kernel only pays off at volume.
-            from sands.models.grid_scoring import grid_margins
+        if users.num_rows * n_items >= GRID_KERNEL_PAIRS:
+            trees = self.kernel_trees(inputs, items, assigned, k)
+            if trees is not None:
+                # Imported on use: compiling (or loading) the kernel only pays off at volume.
+                from sands.models.grid_scoring import grid_margins
 
-            return grid_margins(trees, *grid_sides(inputs, items, assigned, k), threads=_cores())
-        matrix = grid_matrix(inputs, items, assigned, k)
+                sides = grid_sides(inputs, items, assigned, k)
+                return grid_margins(trees, *sides, threads=_cores())
+        return self._xgboost_grid(inputs, items, assigned, k)
+
+    def _xgboost_grid(
+        self, users: Inputs, items: Inputs, assigned: np.ndarray | None, k: int
+    ) -> np.ndarray:
+        matrix = grid_matrix(users, items, assigned, k)
         columns = input_columns(self.spec.features, k)
         matrix = matrix if columns is None else matrix[:, columns]
         margins = self.booster.inplace_predict(matrix, predict_type="margin")
-        return np.asarray(margins).reshape(users.num_rows, n_items)
+        return np.asarray(margins).reshape(-1, len(next(iter(items.values()))))
 
-    @cached_property
-    def padded_trees(self) -> PaddedTrees | None:
-        """The trees in `grid_scoring`'s layout, or None where it cannot score them exactly."""
-        from sands.models.grid_scoring import padded_trees
+    def kernel_trees(
+        self, users: Inputs, items: Inputs, assigned: np.ndarray | None, k: int
+    ) -> PaddedTrees | None:
+        """The trees in `grid_scoring`'s layout once they have scored a first user exactly as
+        XGBoost does; None (for good) where they cannot, or did not: an XGBoost release whose
+        model format or arithmetic the kernel does not match scores as before, only slower."""
+        if not self._kernel_checked:
+            from sands.models.grid_scoring import grid_margins, padded_trees
 
-        segments = self.spec.segments()
-        k = segments.k if segments else 0
-        sides = [feature_side(name) for name in feature_names(k)]
-        return padded_trees(self.booster, input_columns(self.spec.features, k), sides)
+            sides = [feature_side(name) for name in feature_names(k)]
+            trees = padded_trees(self.booster, input_columns(self.spec.features, k), sides)
+            if trees is not None:
+                one = {name: np.asarray(values)[:1] for name, values in users.items()}
+                first = None if assigned is None else assigned[:1]
+                margins = grid_margins(trees, *grid_sides(one, items, first, k), threads=1)
+                if not np.array_equal(margins, self._xgboost_grid(one, items, first, k)):
+                    trees = None
+            self._kernel, self._kernel_checked = trees, True
+        return self._kernel
 
     def probabilities(self, rows: pa.Table) -> np.ndarray:
         """Calibrated probabilities of a positive."""

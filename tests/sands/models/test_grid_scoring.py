@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
-from sands.models import ranking
+from sands.models import grid_scoring, ranking
 from sands.models.grid_scoring import MAX_DEPTH, grid_margins, padded_trees
 from sands.models.ranking import (
     RankerParams,
@@ -110,6 +110,25 @@ def test_trees_deeper_than_the_kernel_takes_are_left_to_xgboost():
 def test_the_model_uses_the_kernel_at_volume_with_the_same_scores(grid, monkeypatch):
     model, _, items, _, user_table = grid
     below = model.grid_scores(user_table, items)  # a tiny grid: XGBoost's predictor
+    assert not model._kernel_checked
     monkeypatch.setattr(ranking, "GRID_KERNEL_PAIRS", 1)
-    assert model.padded_trees is not None
     assert np.array_equal(model.grid_scores(user_table, items), below)
+    assert model._kernel is not None
+
+
+def test_a_kernel_that_disagrees_with_xgboost_on_a_first_user_is_never_used(grid, monkeypatch):
+    model, _, items, _, user_table = grid
+    trained = ranking.RankerModel(model.booster, model.spec)  # nothing checked yet
+    monkeypatch.setattr(ranking, "GRID_KERNEL_PAIRS", 1)
+    off = np.float32(1e-3)  # as an XGBoost release with other arithmetic would be
+    exact = grid_scoring.grid_margins
+    monkeypatch.setattr(grid_scoring, "grid_margins", lambda *a, **k: exact(*a, **k) + off)
+    expected = _xgboost_margins(model, *grid[1:4])
+    assert np.array_equal(trained.grid_scores(user_table, items), expected)
+    assert trained._kernel_checked and trained._kernel is None
+
+
+def test_a_model_format_it_does_not_know_is_left_to_xgboost(grid, monkeypatch):
+    model, *_ = grid
+    monkeypatch.setattr(xgb.Booster, "save_raw", lambda self, raw_format="ubj": b'{"learner": {}}')
+    assert padded_trees(model.booster, None, ["user"]) is None
