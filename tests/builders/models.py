@@ -155,3 +155,18 @@ def planted_examples(
         label_ts=pa.array(times, pa.timestamp("us", tz="UTC")),
         sample_source=pa.array(sources, pa.string()),
     )
+
+
+def one_row_per(rows: pa.Table, key: str, prefix: str) -> pa.Table:
+    """One row per distinct `key` with only the `prefix` columns, in first-seen order."""
+    ids = rows[key].to_pylist()
+    first = sorted({v: i for i, v in reversed(list(enumerate(ids)))}.values())
+    return rows.take(first).select([c for c in rows.column_names if c.startswith(prefix)])
+
+
+def with_nulls(rows: pa.Table, column: str, at: list[int]) -> pa.Table:
+    """`rows` with `column` missing on the rows numbered `at`."""
+    values = rows[column].to_pylist()
+    for row in at:
+        values[row] = None
+    return rows.set_column(rows.column_names.index(column), column, pa.array(values))

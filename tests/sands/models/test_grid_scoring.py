@@ -1,7 +1,6 @@
 """The grid kernel scores every (user, artwork) pair exactly as XGBoost does on the pair matrix."""
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import xgboost as xgb
 
@@ -18,29 +17,16 @@ from sands.models.ranking import (
     train_ranker,
 )
 from sands.models.segments import fit_segments
-from tests.builders.models import planted_examples
-
-
-def _side(rows: pa.Table, key: str, prefix: str) -> pa.Table:
-    ids = rows[key].to_pylist()
-    first = sorted({v: i for i, v in reversed(list(enumerate(ids)))}.values())
-    return rows.take(first).select([c for c in rows.column_names if c.startswith(prefix)])
-
-
-def _with_nulls(rows: pa.Table, column: str, at: list[int]) -> pa.Table:
-    values = rows[column].to_pylist()
-    for row in at:
-        values[row] = None
-    return rows.set_column(rows.column_names.index(column), column, pa.array(values))
+from tests.builders.models import one_row_per, planted_examples, with_nulls
 
 
 @pytest.fixture(scope="module")
 def grid():
     """A model with segments and a left-out input, and sides with missing inputs."""
     examples = planted_examples(users=14, artworks=11, days=3)
-    users = _with_nulls(_side(examples, "user_id", "user_"), "user_top_style", [0])
-    users = _with_nulls(users, "user_spend_28d", [1, 2])
-    items = _with_nulls(_side(examples, "artwork_id", "artwork_"), "artwork_price", [0, 3])
+    users = with_nulls(one_row_per(examples, "user_id", "user_"), "user_top_style", [0])
+    users = with_nulls(users, "user_spend_28d", [1, 2])
+    items = with_nulls(one_row_per(examples, "artwork_id", "artwork_"), "artwork_price", [0, 3])
     segments = fit_segments(users.rename_columns([c[5:] for c in users.column_names]), k=3)
     params = RankerParams(trees=40, threads=2, excluded_features=("style_share_1d",))
     model = train_ranker(examples, segments, params)

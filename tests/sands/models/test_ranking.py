@@ -27,9 +27,11 @@ from tests.builders.models import (
     USER_DEFAULTS,
     artwork_vector,
     joined_rows,
+    one_row_per,
     planted_examples,
     user_vector,
     vectors_table,
+    with_nulls,
 )
 
 SMALL = RankerParams(trees=40, max_depth=4, threads=2)
@@ -120,24 +122,11 @@ def test_the_ranker_learns_the_planted_taste_and_shuffled_labels_do_not():
     assert ((probabilities > 0) & (probabilities < 1)).all()
 
 
-def _side(rows, key: str, prefix: str):
-    """One row per distinct `key` with only the `prefix` columns, in first-seen order."""
-    ids = rows[key].to_pylist()
-    first = sorted({v: i for i, v in reversed(list(enumerate(ids)))}.values())
-    return rows.take(first).select([c for c in rows.column_names if c.startswith(prefix)])
-
-
-def _with_null(rows, column: str, row: int):
-    values = rows[column].to_pylist()
-    values[row] = None
-    return rows.set_column(rows.column_names.index(column), column, pa.array(values))
-
-
 def test_grid_scores_equal_the_scores_of_every_crossed_row():
     examples = planted_examples(users=12, artworks=9, days=3)
-    users = _with_null(_side(examples, "user_id", "user_"), "user_top_style", 0)
+    users = with_nulls(one_row_per(examples, "user_id", "user_"), "user_top_style", [0])
     # A missing style matches nothing, not even another missing one.
-    items = _with_null(_side(examples, "artwork_id", "artwork_"), "artwork_style", 0)
+    items = with_nulls(one_row_per(examples, "artwork_id", "artwork_"), "artwork_style", [0])
     segments = fit_segments(users.rename_columns([c[5:] for c in users.column_names]), k=3)
     # Leaving an input out makes the model score a selection of the feature layout.
     params = RankerParams(trees=30, threads=2, excluded_features=("style_share_1d",))
