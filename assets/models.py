@@ -273,6 +273,13 @@ class RankerConfig(Config):
     half_life_days: float | None = Field(
         default=1.5, gt=0, description="Training weight halves per this many days of label age."
     )
+    max_rows: int | None = Field(
+        default=RankerParams.max_rows,
+        ge=1,
+        description="Past this many training rows, train on whole user-days sampled in "
+        "proportion to their recency weight and reweighted (the same expected loss, a fraction "
+        "of the time); None: every row.",
+    )
     eval_days: int = Field(
         default=1, ge=1, description="Fewest last label days held out for the evaluation report."
     )
@@ -312,6 +319,7 @@ class RankerConfig(Config):
             seed=self.seed,
             threads=self.threads,
             half_life_days=self.half_life_days,
+            max_rows=self.max_rows,
             excluded_features=() if self.trend_inputs else TRENDING_INPUTS,
         )
 
@@ -424,6 +432,10 @@ def ranker(
             "model_uri": MetadataValue.text(f"models:/{registry.model_name}/{version.version}"),
             **mlflow_links(client, logged.run_id, parent, int(version.version)),
             "train_rows": MetadataValue.int(train.num_rows),
+            # Fewer than train_rows past max_rows: the recency sample (`training_rows`).
+            "trained_rows": MetadataValue.int(
+                int(model.spec.params.get("trained_rows", train.num_rows))
+            ),
             "train_cutoff": MetadataValue.text(cutoff.isoformat()),
             "train_auc": MetadataValue.float(round(train_auc, 4)),
             "features": MetadataValue.int(len(model.spec.features)),

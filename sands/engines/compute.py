@@ -17,7 +17,7 @@ from sands.engines.spark_training import training_examples as spark_training_exa
 from sands.features.training_set import training_examples as join_training_examples
 from sands.features.training_store import feature_rows_since
 from sands.lake import delta
-from sands.models.ranking import RankerModel, RankerParams, sorted_for_training, train_ranker
+from sands.models.ranking import RankerModel, RankerParams, train_on, training_rows
 from sands.models.segments import SegmentModel
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ class Embedded:
         return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
 
     def fit_ranker(self, fit, segments, params):
-        rows = sorted_for_training(fit.train)
-        return train_ranker(rows, segments, params, presorted=True), rows
+        training = training_rows(fit.train, params)
+        return train_on(training, segments, params), training.rows
 
 
 class Spark:

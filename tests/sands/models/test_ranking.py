@@ -11,8 +11,10 @@ from sands.evaluation.metrics import roc_auc
 from sands.evaluation.offline import cross_rows
 from sands.models.ranking import (
     RankerParams,
+    day_shares,
     feature_names,
     fit_platt,
+    group_weights,
     load_ranker,
     platt_probabilities,
     query_groups,
@@ -20,6 +22,7 @@ from sands.models.ranking import (
     side_inputs,
     sorted_for_training,
     train_ranker,
+    training_rows,
     with_shuffled_labels,
 )
 from sands.models.segments import fit_segments
@@ -107,6 +110,69 @@ def test_training_is_deterministic_to_the_byte_and_survives_a_round_trip():
     assert np.array_equal(loaded.scores(examples), first.scores(examples))
     other_seed = train_ranker(examples, None, RankerParams(trees=40, max_depth=4, seed=1))
     assert other_seed.model_bytes() != first.model_bytes()
+
+
+def test_day_shares_keep_the_newest_days_whole_and_older_ones_in_proportion_to_weight():
+    # Half-life 1 day: weights 0.5 and 1. Keeping 150 of 200 rows: c = 1, shares 0.5 and 1.
+    assert day_shares({0: 100, 1: 100}, 1.0, 150) == pytest.approx({0: 0.5, 1: 1.0})
+    # Three days at 0.25, 0.5, 1 and room for 175: c = 1 keeps 25 + 50 + 100.
+    assert day_shares({5: 100, 6: 100, 7: 100}, 1.0, 175) == pytest.approx(
+        {5: 0.25, 6: 0.5, 7: 1.0}
+    )
+    # Unweighted days share the budget alike; within the budget everything stays.
+    assert day_shares({0: 100, 1: 100}, None, 100) == pytest.approx({0: 0.5, 1: 0.5})
+    assert day_shares({0: 100, 1: 100}, 1.0, 200) == {0: 1.0, 1: 1.0}
+
+
+def _user_days(rows: pa.Table) -> dict[tuple[str, object], int]:
+    days = pc.floor_temporal(rows["label_ts"], unit="day").to_pylist()
+    counted: dict[tuple[str, object], int] = {}
+    for key in zip(rows["user_id"].to_pylist(), days, strict=True):
+        counted[key] = counted.get(key, 0) + 1
+    return counted
+
+
+def test_past_max_rows_whole_user_days_are_kept_by_recency_and_reweighted():
+    examples = planted_examples(users=60, days=6)  # 6 rows per user-day, 2,160 rows
+    params = RankerParams(max_rows=1_000, half_life_days=1.5)
+    training = training_rows(examples, params)
+    everything = _user_days(examples)
+    kept = _user_days(training.rows)
+    # A query group is kept whole or not at all.
+    assert all(kept[key] == everything[key] for key in kept)
+    assert training.sampled and 850 <= training.rows.num_rows <= 1_150
+    newest = max(training.kept)
+    assert training.kept[newest] == 1.0 and min(training.kept.values()) < 0.3
+    # Each kept group weighs its recency weight over its chance of being kept.
+    weights = group_weights(training.rows, 1.5, training.kept)
+    recency = group_weights(training.rows, 1.5)
+    day = np.array(sorted(training.kept))
+    shares = np.array([training.kept[d] for d in day])
+    groups_day = pc.floor_temporal(training.rows["label_ts"], unit="day").cast(pa.int64())
+    first = np.unique(query_groups(training.rows), return_index=True)[1]
+    of_group = groups_day.to_numpy()[first] // 86_400_000_000
+    assert weights == pytest.approx(recency / shares[np.searchsorted(day, of_group)])
+    # The same rows in any order draw the same sample.
+    shuffled = examples.take(np.random.default_rng(3).permutation(examples.num_rows))
+    assert training_rows(shuffled, params).rows.equals(training.rows)
+
+
+def test_within_max_rows_nothing_is_sampled_and_the_model_is_unchanged():
+    examples = planted_examples(users=20, days=3)
+    within = training_rows(examples, RankerParams(max_rows=examples.num_rows))
+    assert not within.sampled and within.rows.equals(sorted_for_training(examples))
+    capped = train_ranker(examples, None, RankerParams(trees=10, max_rows=examples.num_rows))
+    free = train_ranker(examples, None, RankerParams(trees=10, max_rows=None))
+    assert capped.model_bytes() == free.model_bytes()
+    assert capped.spec.params["trained_rows"] == examples.num_rows
+
+
+def test_a_ranker_trained_on_the_recency_sample_still_learns_the_planted_taste():
+    train = planted_examples(users=120, seed=0)
+    sampled = train_ranker(train, None, RankerParams(trees=40, max_rows=1_500))
+    assert sampled.spec.params["trained_rows"] < 0.5 * train.num_rows
+    test = planted_examples(seed=1)
+    assert roc_auc(test["label"].to_numpy(), sampled.scores(test)) > 0.8
 
 
 def test_the_ranker_learns_the_planted_taste_and_shuffled_labels_do_not():
