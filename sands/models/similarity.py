@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @dataclass(frozen=True)
@@ -81,25 +82,17 @@ def behaviour_vectors(
 
     if engagement.num_rows == 0:
         return np.zeros((len(artwork_ids), 0))
-    rows = {a: i for i, a in enumerate(artwork_ids)}
-    users = sorted(set(engagement["user_id"].to_pylist()))
-    cols = {u: i for i, u in enumerate(users)}
-    known = [
-        (rows[a], cols[u], w)
-        for a, u, w in zip(
-            engagement["artwork_id"].to_pylist(),
-            engagement["user_id"].to_pylist(),
-            engagement["weight"].to_pylist(),
-            strict=True,
-        )
-        if a in rows
-    ]
-    if not known:
+    # Arrow lookups, not a Python loop: at 1M events a day the 28 days hold 4.5M pairs.
+    users = pc.unique(engagement["user_id"])
+    users = users.take(pc.array_sort_indices(users))
+    row = pc.index_in(engagement["artwork_id"], value_set=pa.array(artwork_ids, pa.string()))
+    known = pc.is_valid(row)
+    if not pc.any(known).as_py():
         return np.zeros((len(artwork_ids), 0))
-    r, c, w = zip(*known, strict=True)
-    matrix = sparse.csr_matrix(
-        (np.log1p(np.asarray(w, dtype=float)), (r, c)), shape=(len(artwork_ids), len(users))
-    )
+    r = row.filter(known).to_numpy()
+    c = pc.index_in(engagement["user_id"].filter(known), value_set=users).to_numpy()
+    w = engagement["weight"].filter(known).cast(pa.float64()).to_numpy()
+    matrix = sparse.csr_matrix((np.log1p(w), (r, c)), shape=(len(artwork_ids), len(users)))
     components = min(dims, min(matrix.shape) - 1)
     if components < 1:
         return np.zeros((len(artwork_ids), 0))

@@ -3,7 +3,12 @@
 import numpy as np
 import pyarrow as pa
 
-from sands.models.similarity import SimilaritySpec, nearest_neighbours, similarity_table
+from sands.models.similarity import (
+    SimilaritySpec,
+    behaviour_vectors,
+    nearest_neighbours,
+    similarity_table,
+)
 
 
 def _artworks(rows):
@@ -79,3 +84,26 @@ def test_nearest_neighbours_are_best_first_with_ties_broken_by_index():
     index, scores = nearest_neighbours(vectors, k=2, block=2)
     assert index[0].tolist() == [1, 3] and scores[0].tolist() == [1.0, 1.0]
     assert index[2].tolist() == [0, 1] and scores[2].tolist() == [0.0, 0.0]
+
+
+def test_behaviour_factors_ignore_engagement_with_artworks_outside_the_catalogue():
+    ids = ARTWORKS["artwork_id"].to_pylist()
+    users = [f"u{i}" for i in range(6)]
+    inside = pa.table(
+        {
+            "user_id": users * 2,
+            "artwork_id": ["a1"] * 6 + ["a5"] * 6,
+            "weight": [float(i + 1) for i in range(12)],
+        }
+    )
+    # Rows on an artwork the catalogue does not list, one of them by a user seen only there.
+    outside = pa.table(
+        {"user_id": ["u0", "w9"], "artwork_id": ["gone", "gone"], "weight": [50.0, 50.0]}
+    )
+    plain = behaviour_vectors(ids, inside, dims=3, seed=0)
+    mixed = behaviour_vectors(ids, pa.concat_tables([outside, inside]), dims=3, seed=0)
+    assert plain.shape == (5, 3)
+    # Factors are defined up to sign: compare the artworks' cosine similarities.
+    assert np.allclose(plain @ plain.T, mixed @ mixed.T, atol=1e-9)
+    assert (plain @ plain.T)[0, 4] > 0.9  # a1 and a5 share all their users
+    assert behaviour_vectors(ids, outside, dims=3, seed=0).shape == (5, 0)
