@@ -42,15 +42,23 @@ class LabelSpec:
     seed: int = 0
 
 
+def _column(values: pa.Array | pa.ChunkedArray | list, type_: pa.DataType) -> pa.Array:
+    """`values` as one Arrow array of `type_`: Arrow input is cast, never converted through Python
+    objects (seconds a million rows)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], values.type)
+    return values.cast(type_) if isinstance(values, pa.Array) else pa.array(values, type_)
+
+
 def _labels(user: pa.Array, artwork: pa.Array, ts: pa.Array, label: int, source: str) -> pa.Table:
     n = len(user)
     return pa.table(
         {
-            "user_id": pa.array(user, pa.string()),
-            "artwork_id": pa.array(artwork, pa.string()),
-            "label_ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "user_id": _column(user, pa.string()),
+            "artwork_id": _column(artwork, pa.string()),
+            "label_ts": _column(ts, pa.timestamp("us", tz="UTC")),
             "label": pa.array(np.full(n, label, dtype=np.int8)),
-            "sample_source": pa.array([source] * n, pa.string()),
+            "sample_source": pa.repeat(pa.scalar(source, pa.string()), n),
         }
     )
 
@@ -92,12 +100,13 @@ def drawn_negatives(
     popularity: pa.Table,
     per_positive: int,
     rng: np.random.Generator,
-    exclude: set[tuple[str, str]] | None = None,
+    exclude: pa.Table | None = None,
     source: str = POPULAR,
 ) -> pa.Table:
     """For each positive, `per_positive` artworks drawn by `weight`, at the positive's time.
 
-    `popularity` has `artwork_id` and `weight`; draws that hit a pair in `exclude` are dropped.
+    `popularity` has `artwork_id` and `weight`; draws that hit a (`user_id`, `artwork_id`) pair of
+    `exclude` are dropped.
     """
     if positives.num_rows == 0 or per_positive == 0 or popularity.num_rows == 0:
         return _labels([], [], [], 0, source)
@@ -108,11 +117,9 @@ def drawn_negatives(
     rows = np.repeat(np.arange(positives.num_rows), per_positive)
     users = positives["user_id"].take(pa.array(rows))
     artworks = popularity["artwork_id"].take(pa.array(draws))
-    keep = np.ones(len(rows), dtype=bool)
-    if exclude:
-        pairs = zip(users.to_pylist(), artworks.to_pylist(), strict=True)
-        keep = np.fromiter((p not in exclude for p in pairs), dtype=bool, count=len(rows))
-    mask = pa.array(keep)
+    mask = pa.array(np.ones(len(rows), dtype=bool))
+    if exclude is not None and exclude.num_rows:
+        mask = pc.invert(_pairs_in(users, artworks, exclude))
     return _labels(
         pc.filter(users, mask),
         pc.filter(artworks, mask),
@@ -120,6 +127,24 @@ def drawn_negatives(
         0,
         source,
     )
+
+
+def _pairs_in(users: pa.Array, artworks: pa.Array, pairs: pa.Table) -> pa.Array:
+    """Whether each (user, artwork) is one of `pairs`: both ids coded against `pairs`' own ids and
+    compared as one integer, in Arrow (a Python set of tuples is seconds a million rows)."""
+    known_users = pc.unique(pairs["user_id"]).drop_null()
+    known_works = pc.unique(pairs["artwork_id"]).drop_null()
+    width = len(known_works)
+
+    def codes(user: pa.Array, work: pa.Array) -> np.ndarray:
+        # As float64: exact far past any catalogue, and an id the pairs never hold codes as NaN.
+        u = pc.index_in(user, value_set=known_users).cast(pa.float64()).to_numpy(False)
+        w = pc.index_in(work, value_set=known_works).cast(pa.float64()).to_numpy(False)
+        return u * width + w
+
+    mine = codes(users, artworks)
+    theirs = codes(pairs["user_id"], pairs["artwork_id"])
+    return pa.array(np.isin(mine, theirs[~np.isnan(theirs)]) & ~np.isnan(mine))
 
 
 def artwork_popularity(events: pa.Table, catalogue: pa.Table) -> pa.Table:
@@ -142,9 +167,7 @@ def training_labels(events: pa.Table, catalogue: pa.Table, spec: LabelSpec) -> p
     viewed = viewed_negatives(
         events, spec.positive_events, spec.viewed_negatives * positives.num_rows, rng
     )
-    engaged = set(
-        zip(positives["user_id"].to_pylist(), positives["artwork_id"].to_pylist(), strict=True)
-    )
+    engaged = positives.select(["user_id", "artwork_id"])
     popular = drawn_negatives(
         positives, artwork_popularity(events, catalogue), spec.popular_negatives, rng, engaged
     )

@@ -79,7 +79,11 @@ def test_popular_negatives_follow_popularity_skip_engaged_pairs_and_take_the_pos
     positives = positive_labels(EVENTS, ("favourite", "purchase"))
     popularity = pa.table({"artwork_id": ["a1", "hot", "cold"], "weight": [1.0, 1000.0, 0.0]})
     drawn = drawn_negatives(
-        positives, popularity, 50, np.random.default_rng(1), exclude={("u1", "a1")}
+        positives,
+        popularity,
+        50,
+        np.random.default_rng(1),
+        exclude=pa.table({"user_id": ["u1"], "artwork_id": ["a1"]}),
     )
     assert set(drawn["artwork_id"].to_pylist()) <= {"a1", "hot"}
     assert drawn["artwork_id"].to_pylist().count("hot") > 90
