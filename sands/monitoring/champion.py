@@ -115,7 +115,7 @@ def _latest_day_setup(
     lake_root: str, spec: EvaluationSpec, storage_options: dict[str, str] | None
 ) -> EvaluationSetup:
     examples, _, sources = read_training_set(lake_root, None, storage_options)
-    last = max(examples["label_ts"].to_pylist())
+    last = pc.max(examples["label_ts"]).as_py()
     split = datetime.combine(last.date(), time(), tzinfo=UTC)
     versions = sources.as_dict()
     users = feature_rows_at(
@@ -132,7 +132,7 @@ def evidence_days(
 ) -> list[date]:
     """The newest label days from `after` on, newest first, that hold positives: added until
     they hold `min_positives`, at most `max_days`. Days without positives are skipped."""
-    labelled = examples.filter(pc.equal(examples["label"], 1))
+    labelled = examples.select(["label", "label_ts"]).filter(pc.equal(examples["label"], 1))
     if after is not None:
         stamp = pa.scalar(after, pa.timestamp("us", tz="UTC"))
         labelled = labelled.filter(pc.greater_equal(labelled["label_ts"], stamp))
@@ -187,10 +187,9 @@ def champion_quality(
     served, baseline = [], []
     for day in days:
         split = datetime.combine(day, time(), tzinfo=UTC)
-        until = pc.less(
-            examples["label_ts"], pa.scalar(split + timedelta(days=1), pa.timestamp("us", "UTC"))
+        setup = evaluation_setup(
+            examples, users, works, None, split, spec, split + timedelta(days=1)
         )
-        setup = evaluation_setup(examples.filter(until), users, works, None, split, spec)
         champion_ranker = RankerRecommender("champion", model)
         served.append((day, evaluate_stored(champion_ranker, setup, lake_root, storage_options)))
         baseline.append((day, evaluate(PopularityRecommender(spec.popularity_window_days), setup)))
