@@ -203,3 +203,15 @@ def test_grid_scoring_ranks_exactly_as_crossed_rows_do():
     for recommender in (RankerRecommender("ranker", model), PopularityRecommender()):
         grid, crossed = top_k(recommender, s), top_k(CrossedOnly(recommender), s)
         assert grid == crossed and set(grid) == {"u1", "u2"}
+
+
+def test_a_ranker_scores_the_same_rows_once_and_new_rows_afresh():
+    model = train_ranker(planted_examples(), None, RankerParams(trees=20, threads=1))
+    first, second = planted_examples(seed=1), planted_examples(seed=2)
+    ranker = RankerRecommender("ranker", model)
+    scored = ranker.scores(first)
+    scored[:] = 0.0  # a caller's edits never reach the next caller
+    assert np.array_equal(ranker.probabilities(first), model.probabilities(first))
+    assert np.array_equal(ranker.scores(second), model.scores(second))
+    assert np.array_equal(ranker.probabilities(second), model.probabilities(second))
+    assert not np.array_equal(model.scores(first)[:50], model.scores(second)[:50])
