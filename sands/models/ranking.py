@@ -582,16 +582,13 @@ class TrainingRows:
         return any(share < 1.0 for share in self.kept.values())
 
 
-def training_rows(
-    examples: pa.Table, params: RankerParams, presorted: bool = False
-) -> TrainingRows:
+def training_rows(examples: pa.Table, params: RankerParams) -> TrainingRows:
     """`examples` sorted for training; past `params.max_rows`, whole (user, day) groups kept with
     a chance in proportion to their recency weight (`day_shares`), so that reweighting the kept
     ones by one over that chance (`group_weights`) leaves the expected loss unchanged. Sampled
-    before sorting: a million-row sort is seconds. `presorted`: sorted already."""
+    before sorting: a million-row sort is seconds."""
     if params.max_rows is None or examples.num_rows <= params.max_rows:
-        rows = examples if presorted else sorted_for_training(examples)
-        return TrainingRows(rows, {})
+        return TrainingRows(sorted_for_training(examples), {})
     day = _label_days(examples)
     found, counts = np.unique(day, return_counts=True)
     kept = day_shares(
@@ -601,7 +598,7 @@ def training_rows(
     )
     chance = np.array([kept[d] for d in found.tolist()])[np.searchsorted(found, day)]
     sample = examples.filter(pa.array(_group_draws(examples["user_id"], day) < chance))
-    return TrainingRows(sample if presorted else sorted_for_training(sample), kept)
+    return TrainingRows(sorted_for_training(sample), kept)
 
 
 def sorted_for_training(examples: pa.Table) -> pa.Table:
