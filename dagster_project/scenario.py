@@ -14,6 +14,7 @@ from dagster_project.loop import Loop, TickOutcome
 from dagster_project.runner import failed_only_on_reference_budget, instance_for
 from sands.evaluation.backtest import score
 from sands.evaluation.offline import EvaluationSpec
+from sands.features.training_store import has_training_set
 from sands.ingest.partitions import home_partition_range
 from sands.models.aliases import POPULARITY_POLICY
 from sands.models.registry import Registry
@@ -241,6 +242,8 @@ def _trained_until(registry: Registry, version: int | None) -> str | None:
 
 
 def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
+    if not has_training_set(paths.lake, paths.storage_options):
+        return  # nothing labelled yet (a replay's first days without warm-up): not scored
     versions = sorted({v for v in (record.serving, record.frozen) if v})
     _, scores = latest_day_ndcg(
         registry, paths.lake, versions, EvaluationSpec(), paths.storage_options

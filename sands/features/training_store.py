@@ -159,6 +159,11 @@ def write_training_set(
     )
 
 
+def has_training_set(lake_root: str, storage_options: dict[str, str] | None = None) -> bool:
+    """Whether a training set has been written (a young history may not hold one yet)."""
+    return delta.open_table(TRAINING_EXAMPLES.uri(lake_root), storage_options) is not None
+
+
 def read_training_set(
     lake_root: str, version: int | None = None, storage_options: dict[str, str] | None = None
 ) -> tuple[pa.Table, int, SourceVersions]:

@@ -151,3 +151,21 @@ def test_a_2019_history_replays_through_the_loop_with_no_setting_and_no_manual_s
     assert_made_by_automation(
         paths, "training_examples", "feature_drift", "champion_performance", "ranker"
     )
+
+
+def test_a_replay_from_the_very_first_day_leaves_days_before_any_label_unscored(
+    paths, tmp_path, monkeypatch
+):
+    """No history before --start: the first day has no training set yet, so nothing can be
+    scored on it; the replay says so in its summary instead of failing."""
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    history = str(tmp_path / "history")
+    simulate(history, days=2)
+    result = runner.invoke(
+        app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2019-03-01" in result.output and "error" not in result.output
+    assert "materialize it first" not in result.output
+    reports = sorted(Path(paths.reports).glob("replay-*.json"))
+    assert len(reports) == 1
