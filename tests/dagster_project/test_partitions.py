@@ -153,19 +153,24 @@ def test_a_2019_history_replays_through_the_loop_with_no_setting_and_no_manual_s
     )
 
 
-def test_a_replay_from_the_very_first_day_leaves_days_before_any_label_unscored(
+def test_a_replay_from_the_very_first_day_scores_what_it_can_and_tells_unreadable_files(
     paths, tmp_path, monkeypatch
 ):
     """No history before --start: the first day has no training set yet, so nothing can be
-    scored on it; the replay says so in its summary instead of failing."""
+    scored on it, and the replay says so in its summary instead of failing. A landing file that
+    is not Parquet is quarantined, told in one line, and the day goes on."""
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
     history = str(tmp_path / "history")
     simulate(history, days=2)
+    broken = Path(history, "interactions", "2019-03-02", "broken.parquet")
+    broken.write_bytes(b"user_id,artwork_id\n\x00 not parquet")
     result = runner.invoke(
-        app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "1"]
+        app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert "2019-03-01" in result.output and "error" not in result.output
     assert "materialize it first" not in result.output
-    reports = sorted(Path(paths.reports).glob("replay-*.json"))
-    assert len(reports) == 1
+    told = [line for line in result.output.splitlines() if "could not be read" in line]
+    assert len(told) == 1 and "broken.parquet" in told[0] and "file:unreadable" in told[0]
+    assert "2019-03-02" in result.output
+    (report,) = Path(paths.reports).glob("replay-*.json")
+    assert "2019-03-01" in report.read_text()
