@@ -529,7 +529,7 @@ def day_shares(
     rows_per_day: Mapping[int, int], half_life_days: float | None, max_rows: int
 ) -> dict[int, float]:
     """The share of each day's groups to keep so that about `max_rows` rows remain: in proportion
-    to the day's recency weight, newest days whole first (`min(1, c * weight)`)."""
+    to the day's recency weight (`min(1, c * weight)`): newer days keep more, whole if room."""
     days = sorted(rows_per_day)
     counts = np.array([rows_per_day[d] for d in days], dtype=float)
     newest = days[-1] if days else 0
