@@ -489,23 +489,23 @@ class RankerModel:
         return bytes(self.booster.save_raw("ubj"))
 
 
+def _label_days(rows: pa.Table) -> np.ndarray:
+    """Each row's label day as an integer day number."""
+    day = pc.floor_temporal(rows["label_ts"], unit="day").cast(pa.int64()).to_numpy()
+    return day // 86_400_000_000  # microseconds per day
+
+
 def query_groups(rows: pa.Table) -> np.ndarray:
     """A query id per row: one per (user, label day), numbered in first-seen order."""
-    day = pc.floor_temporal(rows["label_ts"], unit="day").cast(pa.int64()).to_numpy()
+    day = _label_days(rows)
     user = pc.dictionary_encode(rows["user_id"].combine_chunks()).indices.to_numpy()
     # Integer keys: building "user|day" strings cost seconds a million rows.
-    day_index = (day - day.min()) // 86_400_000_000 if len(day) else day
+    day_index = day - day.min() if len(day) else day
     keys = day_index.astype(np.int64) * (int(user.max()) + 1 if len(user) else 1) + user
     _, first, group = np.unique(keys, return_index=True, return_inverse=True)
     first_seen_rank = np.empty(len(first), np.int64)
     first_seen_rank[np.argsort(first)] = np.arange(len(first))
     return first_seen_rank[group.ravel()]
-
-
-def _label_days(rows: pa.Table) -> np.ndarray:
-    """Each row's label day as an integer day number."""
-    day = pc.floor_temporal(rows["label_ts"], unit="day").cast(pa.int64()).to_numpy()
-    return day // 86_400_000_000  # microseconds per day
 
 
 def group_weights(
