@@ -123,6 +123,12 @@ class SimilarityConfig(Config):
     content_weight: float = Field(default=0.5, ge=0)
     behaviour_weight: float = Field(default=0.5, ge=0)
     behaviour_dims: int = Field(default=32, ge=1)
+    content_dims: int = Field(
+        default=SimilaritySpec.content_dims,
+        ge=1,
+        description="Content columns past this (a large vocabulary of descriptions or tags) are "
+        "reduced to it by a truncated SVD.",
+    )
     neighbours: int = Field(default=20, ge=1)
     engagement_days: int = Field(default=28, ge=1)
     seed: int = 0
@@ -132,6 +138,7 @@ class SimilarityConfig(Config):
             content_weight=self.content_weight,
             behaviour_weight=self.behaviour_weight,
             behaviour_dims=self.behaviour_dims,
+            content_dims=self.content_dims,
             neighbours=self.neighbours,
             seed=self.seed,
         )

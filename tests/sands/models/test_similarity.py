@@ -107,3 +107,25 @@ def test_behaviour_factors_ignore_engagement_with_artworks_outside_the_catalogue
     assert np.allclose(plain @ plain.T, mixed @ mixed.T, atol=1e-9)
     assert (plain @ plain.T)[0, 4] > 0.9  # a1 and a5 share all their users
     assert behaviour_vectors(ids, outside, dims=3, seed=0).shape == (5, 0)
+
+
+def test_a_wide_vocabulary_is_reduced_and_shared_rare_words_still_make_neighbours():
+    # 60 artworks in pairs, each pair sharing a word no other artwork uses and a tag of its
+    # own: 63 content columns.
+    rows = [
+        (f"a{i:02d}", "cubism", "oil", ["red"], [f"tag{i // 2}"], f"common {WORDS[i // 2]}")
+        for i in range(60)
+    ]
+    table = similarity_table(_artworks(rows), NO_ENGAGEMENT, SimilaritySpec(content_dims=40))
+    assert len(table["embedding"][0].as_py()) == 40
+    firsts = [ids[0] for ids in table["neighbour_ids"].to_pylist()]
+    assert firsts == [f"a{i ^ 1:02d}" for i in range(60)]
+
+
+def test_a_narrow_catalogue_keeps_every_content_column():
+    table = similarity_table(ARTWORKS, NO_ENGAGEMENT, SimilaritySpec(content_dims=40))
+    # Styles 3 + media 3 + colours 3 + tags 3 + description words 9 (two-letter and up).
+    assert len(table["embedding"][0].as_py()) == 21
+
+
+WORDS = [f"w{chr(97 + n // 26)}{chr(97 + n % 26)}" for n in range(30)]
