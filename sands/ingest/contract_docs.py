@@ -31,7 +31,7 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | code | meaning |
 |---|---|
 | `<col>:missing_column` | a required column is absent from the file |
-| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` as a timestamp) |
+| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits) |
 | `<col>:not_nullable` | a required value is null |
 | `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`) |
 | `event_ts:after_landing_day` | the event is dated after the day folder it landed in |

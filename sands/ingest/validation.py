@@ -84,32 +84,48 @@ def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return converted.where(~bad & converted.notna(), None).astype(STRING), bad
 
 
+# What pandas reads as the clock's current time (exactly these): a rerun would store another time.
+_CLOCK_WORDS = ("now", "today")
+# What a nanosecond timestamp holds (about 1677-09-21 to 2262-04-11).
+_TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
 def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         converted = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(values):
         converted = values.dt.tz_localize("UTC")
     elif pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        converted = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        readable = values.where(~values.isin(_CLOCK_WORDS))
+        converted = pd.to_datetime(readable, utc=True, errors="coerce", format="ISO8601")
     else:
         # Mixed or numeric values: only real timestamps and ISO strings are accepted.
         def convert(v: object) -> object:
             if isinstance(v, (pd.Timestamp, datetime)):
                 return v
-            return v if isinstance(v, str) else None
+            return v if isinstance(v, str) and v not in _CLOCK_WORDS else None
 
         converted = pd.to_datetime(
             values.map(convert, na_action="ignore"), utc=True, errors="coerce", format="ISO8601"
         )
+    # Parquet's microseconds reach years 1 and 9999; past nanoseconds' range is unreadable here.
+    converted = converted.where((converted >= _TS_MIN) & (converted <= _TS_MAX))
     converted = converted.astype("datetime64[ns, UTC]")
     return converted, values.notna() & converted.isna()
 
 
-def _as_numbers(values: pd.Series, integer: bool) -> tuple[pd.Series, pd.Series]:
+def _as_numbers(
+    values: pd.Series, integer: bool, limit: float = np.inf
+) -> tuple[pd.Series, pd.Series]:
+    """Numbers below `limit` in size (int64's range for integers); others are bad."""
     if values.dtype == object:
         # Booleans would pass as 0/1 otherwise.
         values = values.where(~values.map(lambda v: isinstance(v, (bool, np.bool_))))
     converted = pd.to_numeric(values, errors="coerce").astype("float64")
+    if integer:
+        limit = min(limit, 2.0**63)
+    if np.isfinite(limit):  # a float column keeps inf for its checks to name
+        converted = converted.where(~(converted.abs() >= limit))
     bad = values.notna() & converted.isna()
     if integer:
         fractional = converted.notna() & (converted != converted.round())
@@ -140,7 +156,10 @@ def _coerce_column(values: pd.Series, arrow_type: pa_arrow.DataType) -> tuple[pd
         return _as_timestamps(values)
     if pa_arrow.types.is_integer(arrow_type):
         return _as_numbers(values, integer=True)
-    if pa_arrow.types.is_decimal(arrow_type) or pa_arrow.types.is_floating(arrow_type):
+    if pa_arrow.types.is_decimal(arrow_type):
+        # decimal(12, 2) holds amounts below 10^10: a larger one would fail the whole write.
+        return _as_numbers(values, False, 10.0 ** (arrow_type.precision - arrow_type.scale))
+    if pa_arrow.types.is_floating(arrow_type):
         return _as_numbers(values, integer=False)
     if pa_arrow.types.is_list(arrow_type):
         return _as_string_lists(values)

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -57,6 +57,11 @@ def test_good_rows_are_accepted_typed_and_stamped_with_their_landing_day():
         (event("neg", event_type="purchase", price=-3.0), "price:non_negative"),
         (event("mils", event_type="purchase", price=1.005), "price:whole_cents"),
         (event("price-text", price="free"), "price:invalid_type"),
+        # Past decimal(12, 2): one such price used to fail the whole day's write.
+        (event("huge", event_type="purchase", price=12345678901.0), "price:invalid_type"),
+        # pandas reads these as the clock's time: a rerun would store another value.
+        (event("clock", event_ts="now"), "event_ts:invalid_type"),
+        (event("clock-2", event_ts="today"), "event_ts:invalid_type"),
     ],
 )
 def test_each_kind_of_bad_row_is_quarantined_with_its_reason(row: dict, reason: str):
@@ -165,3 +170,31 @@ def test_reference_feeds_accept_several_versions_of_an_id_but_not_the_same_versi
     outcome = validate(raw(rows), ARTWORKS)
     assert sorted(outcome.accepted["price"]) == [90.0, 100.0]
     assert outcome.reason_counts == {"artwork_id+updated_ts:duplicate": 1}
+
+
+def test_timestamps_past_what_nanoseconds_hold_are_quarantined_not_fatal():
+    # Parquet's microsecond timestamps reach years 1 and 9999, and pandas keeps them as such.
+    rows = raw([event("ok"), event("year-1")])
+    rows["event_ts"] = pd.Series(
+        pd.array([datetime(2026, 9, 2, 10, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC)]),
+        dtype="datetime64[us, UTC]",
+    )
+    outcome = validate(rows, INTERACTIONS, DAY)
+    assert list(outcome.accepted["event_id"]) == ["ok"]
+    assert reasons_by_key(outcome) == {"year-1": ["event_ts:invalid_type"]}
+
+
+@pytest.mark.parametrize("age", [float("inf"), float("-inf"), 1e20, "1e20"])
+def test_an_integer_past_int64_is_one_quarantined_row(age: object):
+    person = {
+        "user_id": "u1",
+        "signup_ts": "2026-01-01T00:00:00Z",
+        "age": 30,
+        "gender": None,
+        "country": "DE",
+        "interests": [],
+        "updated_ts": "2026-09-01T00:00:00Z",
+    }
+    outcome = validate(raw([person, {**person, "user_id": "u2", "age": age}]), USERS)
+    assert list(outcome.accepted["user_id"]) == ["u1"]
+    assert reasons_by_key(outcome) == {"u2": ["age:invalid_type"]}
