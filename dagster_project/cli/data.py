@@ -152,6 +152,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
         rejected_reference_rows,
         run_ingestion,
     )
+    from sands.ingest.landing import skipped_notes
     from sands.ingest.partitions import home_partition_range
 
     chosen = days or _landing_days(paths)
@@ -188,7 +189,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
         notes: list[str] = []
         run_ingestion(chosen, instance, done)
     console.print(summary)
-    for line in notes:
+    for line in notes + skipped_notes(paths.landing, paths.storage_options):
         _note(line)
     return ok
 

@@ -312,6 +312,10 @@ def replay(
         raise typer.BadParameter(f"--landing {landing}: {error}") from error
     from dagster_project.loop import HistoryLoadError
     from dagster_project.scenario import replay as replay_days_through_loop
+    from sands.ingest.landing import skipped_notes
+
+    for line in skipped_notes(landing, paths.storage_options, "replayed"):
+        _note(line)
 
     history = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
     table = _timeline(f"replay of {landing}: what the loop did by itself")

@@ -1,15 +1,19 @@
 """The landing zone: list drops, fingerprint them for the sensor, read them into raw frames.
 
-Layout: `interactions/<YYYY-MM-DD>/*.{parquet,csv,jsonl}`, `users/*.<ext>`, `artworks/*.<ext>`.
-Files whose name starts with `.` or `_` are in-flight temporaries and are ignored.
+Layout: `interactions/<YYYY-MM-DD>/*.{parquet,csv,jsonl}`, `users/*.<ext>`, `artworks/*.<ext>`;
+extensions in any case, optionally gzipped (`.csv.gz`). Files whose name starts with `.` or `_`
+are in-flight temporaries and are ignored; anything else that is not read is named by
+`skipped_entries`, so nothing is skipped silently.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import posixpath
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sands.ingest.contract import FILE_FORMATS, STRING, Entity
+from sands.ingest.contract import ENTITIES, FILE_FORMATS, STRING, Entity
 from sands.ingest.validation import SOURCE_FILE, SOURCE_ROW
 
 _ARROW_STRINGS = {pa.string(): STRING, pa.large_string(): STRING}
@@ -65,17 +69,42 @@ def _fingerprint(info: dict) -> str:
     return f"{info.get('size')}:{stamp}"
 
 
+GZIP = ".gz"
+_DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Landing days an event time can fall on: pandas' nanosecond timestamps hold 1677-09-21 to
+# 2262-04-11, and Dagster writes partition keys of years before 1000 without their zeros.
+FIRST_DAY, LAST_DAY = date(1678, 1, 1), date(2261, 12, 31)
+
+
+def _hidden(path: str) -> bool:
+    return posixpath.basename(path).startswith((".", "_"))
+
+
+def file_format(path: str) -> str | None:
+    """The format a file's name says (case-insensitive; `.gz` after it for gzip), or None."""
+    name = posixpath.basename(path).lower().removesuffix(GZIP)
+    extension = name.rsplit(".", 1)[-1] if "." in name else ""
+    return extension if extension in FILE_FORMATS else None
+
+
 def _is_data_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    return not name.startswith((".", "_")) and name.rsplit(".", 1)[-1] in FILE_FORMATS
+    return not _hidden(path) and file_format(path) is not None
+
+
+def _is_file(fs: fsspec.AbstractFileSystem, path: str, info: dict) -> bool:
+    # A symbolic link lists as "other": read what it points at, if that is a file.
+    return info.get("type") == "file" or (bool(info.get("islink")) and fs.isfile(path))
 
 
 def parse_day(folder: str) -> date | None:
-    """The landing day of a `YYYY-MM-DD` folder name, or None if it is not one."""
+    """The landing day of a `YYYY-MM-DD` folder name (FIRST_DAY..LAST_DAY), or None."""
+    if not _DAY_NAME.fullmatch(folder):
+        return None  # Python also reads "20260902" and "2026-W36-2" as dates
     try:
-        return date.fromisoformat(folder)
+        day = date.fromisoformat(folder)
     except ValueError:
         return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 def list_files(
@@ -91,7 +120,7 @@ def list_files(
     found = fs.find(base, detail=True, maxdepth=2 if entity.daily and day is None else 1)
     files = []
     for path, info in sorted(found.items()):
-        if info.get("type") != "file" or not _is_data_file(path):
+        if not _is_data_file(path) or not _is_file(fs, path, info):
             continue
         file_day = None
         if entity.daily:
@@ -102,16 +131,66 @@ def list_files(
     return files
 
 
-def invalid_day_folders(fs: fsspec.AbstractFileSystem, root: str, entity: Entity) -> list[str]:
-    """Folders under a daily feed whose names are not dates (their files are never ingested)."""
-    base = posixpath.join(root, entity.name)
-    if not entity.daily or not fs.exists(base):
-        return []
-    return sorted(
-        p
-        for p in fs.ls(base, detail=False)
-        if fs.isdir(p) and parse_day(posixpath.basename(p)) is None
-    )
+_NOT_A_DAY = f"not a YYYY-MM-DD day folder from {FIRST_DAY} to {LAST_DAY}"
+_NOT_A_FORMAT = (
+    "not "
+    + ", ".join(f".{f}" for f in FILE_FORMATS[:-1])
+    + f" or .{FILE_FORMATS[-1]} (or one of them {GZIP})"
+)
+
+
+def _skipped_in(fs: fsspec.AbstractFileSystem, folder: str, nested: str) -> list[tuple[str, str]]:
+    """(path, why) for the entries of one folder of data files that are not read."""
+    fs.invalidate_cache(folder)
+    skipped = []
+    for info in fs.ls(folder, detail=True):
+        path = info["name"]
+        if _hidden(path):
+            continue
+        if info.get("type") == "directory":
+            skipped.append((path, nested))
+        elif not _is_data_file(path):
+            skipped.append((path, _NOT_A_FORMAT))
+        elif not _is_file(fs, path, info):
+            skipped.append((path, "a link to nothing, or not a regular file"))
+    return skipped
+
+
+def skipped_entries(
+    fs: fsspec.AbstractFileSystem, root: str, entities: list[Entity]
+) -> list[tuple[str, str]]:
+    """(path, why) for everything under the feeds' folders that ingestion never reads."""
+    skipped: list[tuple[str, str]] = []
+    for entity in entities:
+        base = posixpath.join(root, entity.name)
+        if not fs.exists(base):
+            continue
+        if not entity.daily:
+            skipped += _skipped_in(fs, base, "a folder: a feed's files are read from its top")
+            continue
+        fs.invalidate_cache(base)
+        for info in fs.ls(base, detail=True):
+            path = info["name"]
+            if _hidden(path):
+                continue
+            if info.get("type") != "directory":
+                skipped.append((path, "a daily feed's files go in a YYYY-MM-DD folder"))
+            elif parse_day(posixpath.basename(path)) is None:
+                skipped.append((path, _NOT_A_DAY))
+            else:
+                skipped += _skipped_in(fs, path, "a folder inside a day folder is not read")
+    return sorted(skipped)
+
+
+def skipped_notes(
+    uri: str, storage_options: dict[str, str] | None = None, doing: str = "ingested"
+) -> list[str]:
+    """One line per landing entry that is never read: `<path>: <why>; not <doing>`."""
+    fs, root = filesystem(uri, storage_options)
+    return [
+        f"{posixpath.relpath(path, root)}: {why}; not {doing}"
+        for path, why in skipped_entries(fs, root, list(ENTITIES.values()))
+    ]
 
 
 UNREADABLE = "file:unreadable"  # the bytes are not a file of the format its name says
@@ -226,7 +305,9 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None)
     except _LASTING_FETCH_ERRORS as exc:
         return _rejected(path, UNOPENABLE, exc, None, size)
     try:
-        frame, rows, damaged = _parse(path.rsplit(".", 1)[-1], payload)
+        if path.lower().endswith(GZIP):
+            payload = gzip.decompress(payload)
+        frame, rows, damaged = _parse(file_format(path) or "", payload)
     except Exception as exc:  # parsers raise many types
         return _rejected(path, UNREADABLE, exc, payload, len(payload))
     frame[SOURCE_FILE] = path

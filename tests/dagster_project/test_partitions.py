@@ -103,10 +103,20 @@ def test_a_landing_day_before_the_pinned_start_stops_ingest_in_one_line(paths, m
     assert "DagsterUnknownPartitionError" not in result.output
 
 
-def test_rejected_reference_rows_are_told_per_feed_and_rule(paths):
+def test_rejected_reference_rows_and_unread_landing_entries_are_told(paths):
     simulate(paths.landing, days=1)
     bad_users(paths.landing)
+    # Read as 2019-03-01 by Python, but not the layout: named, not silently left out.
+    Path(paths.landing, "interactions", "20190301").mkdir()
+    Path(paths.landing, "interactions", "20190301", "events.csv").write_text("x")
+    Path(paths.landing, "users", "users.xlsx").write_text("x")
     result = runner.invoke(app, ["ingest"])
+    unread = [line for line in result.output.splitlines() if "; not ingested" in line]
+    assert unread == [
+        "interactions/20190301: not a YYYY-MM-DD day folder from 1678-01-01 to 2261-12-31; not "
+        "ingested",
+        "users/users.xlsx: not .parquet, .csv or .jsonl (or one of them .gz); not ingested",
+    ]
     told = [line for line in result.output.splitlines() if "rejected by the contract" in line]
     assert len(told) == 1, result.output
     # The blocking budget check failed its run: the command fails, saying which run and check.
@@ -164,6 +174,7 @@ def test_a_replay_from_the_very_first_day_scores_what_it_can_and_tells_unreadabl
     simulate(history, days=2)
     broken = Path(history, "interactions", "2019-03-02", "broken.parquet")
     broken.write_bytes(b"user_id,artwork_id\n\x00 not parquet")
+    Path(history, "interactions", "2019-03-02", "events.txt").write_text("x")
     result = runner.invoke(
         app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "2"]
     )
@@ -171,6 +182,8 @@ def test_a_replay_from_the_very_first_day_scores_what_it_can_and_tells_unreadabl
     assert "materialize it first" not in result.output
     told = [line for line in result.output.splitlines() if "could not be read" in line]
     assert len(told) == 1 and "broken.parquet" in told[0] and "file:unreadable" in told[0]
+    unread = [line for line in result.output.splitlines() if "; not replayed" in line]
+    assert len(unread) == 1 and unread[0].startswith("interactions/2019-03-02/events.txt: not ")
     assert "2019-03-02" in result.output
     (report,) = Path(paths.reports).glob("replay-*.json")
     assert "2019-03-01" in report.read_text()

@@ -1,3 +1,4 @@
+import gzip
 import hashlib
 from datetime import date
 from pathlib import Path
@@ -9,23 +10,70 @@ from tests.conftest import DAY, drop, events_table, ts
 ONE = [("e1", "u1", "a1", "view", ts(DAY, 9), None)]
 
 
-def test_listing_skips_in_flight_files_other_formats_and_non_date_folders(paths):
+def test_listing_skips_in_flight_files_and_names_everything_else_it_does_not_read(paths):
     drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(ONE))
-    for junk in (
-        f"interactions/{DAY}/.part.tmp",
+    for name in (
+        f"interactions/{DAY}/.part.tmp",  # in flight: ignored without a word
         f"interactions/{DAY}/_started",
         f"interactions/{DAY}/notes.txt",
+        f"interactions/{DAY}/nested/more.csv",
         "interactions/not-a-day/events.parquet",
+        "interactions/20260902/events.csv",  # Python's date.fromisoformat reads these two
+        "interactions/2026-W36-3/events.csv",
+        "interactions/0001-01-01/events.csv",  # Dagster's partition key would be "1-01-01"
+        "interactions/loose.csv",
+        "users/old/users.csv",
+        "users/readme.md",
     ):
-        Path(paths.landing, junk).parent.mkdir(parents=True, exist_ok=True)
-        Path(paths.landing, junk).write_text("x")
+        Path(paths.landing, name).parent.mkdir(parents=True, exist_ok=True)
+        Path(paths.landing, name).write_text("x")
     fs, root = landing.filesystem(paths.landing)
     files = landing.list_files(fs, root, INTERACTIONS)
     assert [(Path(f.path).name, f.day) for f in files] == [("events.parquet", DAY)]
-    assert [Path(p).name for p in landing.invalid_day_folders(fs, root, INTERACTIONS)] == [
-        "not-a-day"
-    ]
     assert landing.list_files(fs, root, USERS) == []
+    skipped = [
+        (str(Path(path).relative_to(paths.landing)), why)
+        for path, why in landing.skipped_entries(fs, root, [INTERACTIONS, USERS])
+    ]
+    expected = [
+        (f"interactions/{DAY}/nested", "a folder inside a day folder"),
+        (f"interactions/{DAY}/notes.txt", "not .parquet, .csv or .jsonl"),
+        ("interactions/0001-01-01", "not a YYYY-MM-DD day folder from 1678-01-01"),
+        ("interactions/20260902", "not a YYYY-MM-DD day folder"),
+        ("interactions/2026-W36-3", "not a YYYY-MM-DD day folder"),
+        ("interactions/loose.csv", "a daily feed's files go in a YYYY-MM-DD folder"),
+        ("interactions/not-a-day", "not a YYYY-MM-DD day folder"),
+        ("users/old", "a folder"),
+        ("users/readme.md", "not .parquet, .csv or .jsonl"),
+    ]
+    expected.sort()
+    assert [path for path, _ in skipped] == [path for path, _ in expected]
+    assert all(want in why for (_, why), (_, want) in zip(skipped, expected, strict=True))
+
+
+def test_upper_case_gzipped_and_linked_files_are_read(paths):
+    table = events_table(ONE)
+    drop(paths.landing, f"interactions/{DAY}/a.csv", table)
+    folder = Path(paths.landing, "interactions", str(DAY))
+    (folder / "a.csv").rename(folder / "UPPER.CSV")
+    drop(paths.landing, f"interactions/{DAY}/b.jsonl", table)
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress((folder / "b.jsonl").read_bytes()))
+    (folder / "b.jsonl").unlink()
+    drop(paths.landing, "elsewhere/c.parquet", table)
+    (folder / "c.parquet").symlink_to(Path(paths.landing, "elsewhere/c.parquet"))
+    (folder / "gone.csv").symlink_to(Path(paths.landing, "elsewhere/missing.csv"))
+    (folder / "broken.csv.gz").write_bytes(b"not gzip")
+    fs, root = landing.filesystem(paths.landing)
+    files = landing.list_files(fs, root, INTERACTIONS, DAY)
+    names = [Path(f.path).name for f in files]
+    assert names == ["UPPER.CSV", "b.jsonl.gz", "broken.csv.gz", "c.parquet"]
+    reads = landing.read_files(fs, files)
+    assert [len(r.frame) for r in reads] == [1, 1, 0, 1]
+    assert reads[2].rejection is not None and reads[2].rejection.reason == landing.UNREADABLE
+    skipped = landing.skipped_entries(fs, root, [INTERACTIONS])
+    assert [(Path(p).name, why) for p, why in skipped] == [
+        ("gone.csv", "a link to nothing, or not a regular file")
+    ]
 
 
 def test_each_format_reads_into_raw_rows_with_their_source(paths):
