@@ -8,6 +8,7 @@ are in-flight temporaries and are ignored; anything else that is not read is nam
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -285,11 +286,17 @@ def _parse(fmt: str, payload: bytes) -> tuple[pd.DataFrame, list[int], list[Dama
     if not (payload if fmt == "parquet" else payload.strip()):
         return pd.DataFrame(), [], []
     if fmt == "parquet":
-        frame = pq.read_table(io.BytesIO(payload)).to_pandas(types_mapper=_ARROW_STRINGS.get)
+        # Without pandas' metadata an index written by `to_parquet` stays a column.
+        frame = pq.read_table(io.BytesIO(payload)).to_pandas(
+            types_mapper=_ARROW_STRINGS.get, ignore_metadata=True
+        )
     elif fmt == "csv":
+        if (nul := payload.find(b"\x00")) >= 0:
+            # The parser would cut the value at it: the file is kept whole instead.
+            raise ValueError(f"a NUL byte at offset {nul}: not a text file")
         frame = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, na_values=[""])
     else:
-        return _json_lines(payload)
+        return _json_lines(payload.removeprefix(codecs.BOM_UTF8))
     return frame, list(range(len(frame))), []
 
 

@@ -1,5 +1,7 @@
+import codecs
 import gzip
 import hashlib
+import json
 from datetime import date
 from pathlib import Path
 
@@ -92,6 +94,23 @@ def test_each_format_reads_into_raw_rows_with_their_source(paths):
         "parquet",
     }
     assert all(list(p.columns[:3]) == ["event_id", "user_id", "artwork_id"] for p in parts)
+
+
+def test_an_indexed_frame_a_marked_json_file_and_nul_bytes_lose_nothing(paths):
+    folder = Path(paths.landing, "interactions", str(DAY))
+    folder.mkdir(parents=True)
+    frame = events_table(ONE).to_pandas()
+    frame.set_index("event_id").to_parquet(folder / "indexed.parquet")
+    record = json.dumps({"event_id": "e2", "user_id": "u1"})
+    (folder / "marked.jsonl").write_bytes(codecs.BOM_UTF8 + record.encode() + b"\n")
+    (folder / "nul.csv").write_bytes(b"event_id,session_id\ne3,sess\x00HIDDEN\n")
+    fs, root = landing.filesystem(paths.landing)
+    indexed, marked, nul = landing.read_files(fs, landing.list_files(fs, root, INTERACTIONS, DAY))
+    assert indexed.frame["event_id"].tolist() == ["e1"]
+    assert marked.frame["event_id"].tolist() == ["e2"] and marked.damaged == []
+    # Cut at the NUL, "sess" would have passed for the value: the whole file is kept instead.
+    assert nul.rejection is not None and "NUL byte at offset" in nul.rejection.message
+    assert nul.rejection.payload.endswith(b"HIDDEN\n")
 
 
 def test_changed_groups_report_new_and_modified_files_with_all_their_siblings():
