@@ -26,7 +26,7 @@ from dagster_project.runner import (
     QUIET,
     failed_only_on_reference_budget,
     rejected_files,
-    rejected_reference_rows,
+    rejected_rows,
     run_feature_build,
     run_ingestion,
 )
@@ -100,7 +100,7 @@ class Loop:
         return results
 
     def _tell_rejections(self, result: ExecuteInProcessResult) -> None:
-        for line in [*rejected_reference_rows(result), *rejected_files(result)]:
+        for line in [*rejected_rows(result), *rejected_files(result)]:
             self.notify(line)
 
     def preload(self, days: list[str]) -> None:

@@ -178,9 +178,9 @@ REFERENCE_FEEDS = ("users", "artworks")
 _NONE = JsonMetadataValue(None)
 
 
-def rejected_reference_rows(result: ExecuteInProcessResult) -> list[str]:
-    """One line per reference feed whose rows the contract rejected: how many, by which rule
-    (reason code), where they went, and whether the reject budget failed the run."""
+def rejected_rows(result: ExecuteInProcessResult) -> list[str]:
+    """One line per feed (and landing day) whose rows the contract rejected: how many, by which
+    rule (reason code), where they went, and whether the reject budget failed the run."""
     from assets.ingestion import REJECT_BUDGET
 
     over = {
@@ -192,15 +192,18 @@ def rejected_reference_rows(result: ExecuteInProcessResult) -> list[str]:
     for event in result.get_asset_materialization_events():
         feed = event.materialization.asset_key.to_user_string()
         meta = {k: v.value for k, v in event.materialization.metadata.items()}
-        if feed not in REFERENCE_FEEDS or not meta.get("rows_rejected"):
+        budget_failed = feed in over
+        if not meta.get("rows_rejected") or "reason_counts" not in meta:
             continue
         rules = sorted((meta.get("reason_counts") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        if event.materialization.partition:
+            feed = f"{feed} {event.materialization.partition}"
         line = (
             f"{feed}: {meta['rows_rejected']:,} of {meta['rows_read']:,} rows rejected by the "
             f"contract ({', '.join(f'{code} {n:,}' for code, n in rules)}), quarantined in "
             f"{meta['quarantine_uri']}"
         )
-        if feed in over:
+        if budget_failed:
             line += (
                 f"; over the reject budget, so the run failed its check, but the "
                 f"{meta['rows_accepted']:,} accepted rows are in bronze and used from here on"

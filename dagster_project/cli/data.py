@@ -149,7 +149,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
     from dagster_project.runner import (
         instance_for,
         rejected_files,
-        rejected_reference_rows,
+        rejected_rows,
         run_ingestion,
     )
     from sands.ingest.landing import skipped_notes
@@ -182,7 +182,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
                 )
             if not result.success:
                 summary.add_row(label, "[red]failed[/]", "", "", "", "")
-            notes.extend(rejected_reference_rows(result))
+            notes.extend(rejected_rows(result))
             notes.extend(rejected_files(result))
             progress.advance(task)
 

@@ -110,14 +110,21 @@ def test_rejected_reference_rows_and_unread_landing_entries_are_told(paths):
     Path(paths.landing, "interactions", "20190301").mkdir()
     Path(paths.landing, "interactions", "20190301", "events.csv").write_text("x")
     Path(paths.landing, "users", "users.xlsx").write_text("x")
+    (day,) = [p for p in Path(paths.landing, "interactions").iterdir() if "-" in p.name]
+    (day / "late.csv").write_text(
+        "event_id,user_id,artwork_id,event_type,event_ts\nx1,u1,a1,hover,2019-03-01T10:00:00Z\n"
+    )
     result = runner.invoke(app, ["ingest"])
+    (interactions,) = [line for line in result.output.splitlines() if "raw_interactions" in line]
+    assert interactions.startswith(f"raw_interactions {day.name}: 1 of ")
+    assert "rows rejected by the contract (event_type:isin 1)" in interactions
     unread = [line for line in result.output.splitlines() if "; not ingested" in line]
     assert unread == [
         "interactions/20190301: not a YYYY-MM-DD day folder from 1678-01-01 to 2261-12-31; not "
         "ingested",
         "users/users.xlsx: not .parquet, .csv or .jsonl (or one of them .gz); not ingested",
     ]
-    told = [line for line in result.output.splitlines() if "rejected by the contract" in line]
+    told = [line for line in result.output.splitlines() if line.startswith("users: ")]
     assert len(told) == 1, result.output
     # The blocking budget check failed its run: the command fails, saying which run and check.
     assert result.exit_code == 1
