@@ -265,7 +265,9 @@ def _json_line(line: bytes) -> tuple[dict | None, str | None]:
 def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
     try:
         frame = pd.read_json(io.BytesIO(payload), lines=True, dtype=False, convert_dates=False)
-        return frame, list(range(len(frame))), []
+        # Lines that are arrays come back as numbered columns: they are not records.
+        if all(isinstance(column, str) for column in frame.columns):
+            return frame, list(range(len(frame))), []
     except (ValueError, AttributeError, TypeError):
         pass  # some line is damaged: go line by line, so only that line is quarantined
     records, rows, damaged = [], [], []

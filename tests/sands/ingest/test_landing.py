@@ -162,6 +162,14 @@ def test_damaged_json_lines_are_set_aside_one_by_one_and_the_rest_keep_their_row
     assert got.rows == 5
 
 
+def test_a_json_array_in_a_json_lines_file_is_one_line_that_is_not_a_record(paths):
+    # Every line parses, so pandas would read it as one row of numbered columns.
+    text = "[" + RECORD + ", " + RECORD.replace("j1", "j2") + "]"
+    got = read(paths, "feed.jsonl", text.encode())
+    assert [(d.row, d.reason) for d in got.damaged] == [(0, "row:not_an_object")]
+    assert got.damaged[0].text == text and len(got.frame) == 0
+
+
 def test_an_empty_file_of_any_format_is_zero_rows_and_not_a_rejection(paths):
     for name, payload in [("a.csv", b""), ("b.jsonl", b"\n \n"), ("c.parquet", b"")]:
         got = read(paths, name, payload)
