@@ -146,6 +146,8 @@ def _landing_day_options(paths: SandsPaths, values: list[str]) -> list[str]:
 
 
 def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
+    from dagster import AssetCheckSeverity
+
     from dagster_project.runner import (
         instance_for,
         rejected_files,
@@ -169,12 +171,18 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
         def done(label: str, result) -> None:
             nonlocal ok
             ok &= result.success
+            # A feed is failed by its own checks, not by a sibling's in the same run.
+            checked = {
+                e.asset_key
+                for e in result.get_asset_check_evaluations()
+                if not e.passed and e.severity == AssetCheckSeverity.ERROR
+            }
             for event in result.get_asset_materialization_events():
                 m = event.materialization
                 meta = {k: v.value for k, v in m.metadata.items()}
                 summary.add_row(
                     m.asset_key.to_user_string() if m.partition is None else label,
-                    "[green]ok[/]" if result.success else "[red]failed[/]",
+                    "[red]failed[/]" if m.asset_key in checked else "[green]ok[/]",
                     f"{meta.get('rows_read', 0):,}",
                     f"{meta.get('rows_accepted', 0):,}",
                     f"{meta.get('rows_rejected', 0):,}",

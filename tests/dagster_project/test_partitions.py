@@ -134,6 +134,10 @@ def test_rejected_reference_rows_and_unread_landing_entries_are_told(paths):
     assert " 12), quarantined in " in told[0] and "quarantine/users" in told[0]
     assert "over the reject budget" in told[0]
     assert "artworks" not in " ".join(told)
+    # The users check failed the run; artworks, written in the same run, are not marked failed.
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line[:1] == "│"}
+    assert "failed" in rows["users"] and "ok" in rows["artworks"]
+    assert "failed" not in rows["artworks"]
 
 
 def test_a_2019_history_replays_through_the_loop_with_no_setting_and_no_manual_step(
