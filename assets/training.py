@@ -4,6 +4,7 @@ import hashlib
 import json
 from datetime import timedelta
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
@@ -13,6 +14,7 @@ from dagster import (
     AssetExecutionContext,
     Config,
     DataVersion,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -76,7 +78,7 @@ class TrainingSetConfig(Config):
 
 def leaked_rows(examples: pa.Table) -> int:
     """Rows whose joined features were stamped or created after their label time."""
-    leaks = pa.array([False] * examples.num_rows)
+    leaks = pa.array(np.zeros(examples.num_rows, dtype=bool))  # typed even when empty
     for prefix in ("user_", "artwork_"):
         for column in (f"{prefix}feature_ts", f"{prefix}created_ts"):
             later = pc.greater(examples[column], examples["label_ts"])
@@ -127,6 +129,12 @@ def training_examples(
         max(config.max_label_days, config.label_days),
         options,
     )
+    if positives == 0:
+        # An empty training set would pass for one: every model step after it would fail on it.
+        raise Failure(
+            f"no {' or '.join(config.positive_events)} events in the last {days} landing days: "
+            "nothing to label, so no training set is written (the last one stays)"
+        )
     events, catalogue, bronze_versions = label_events(
         lake.bronze(INTERACTIONS), lake.bronze(ARTWORKS), days, options
     )

@@ -245,9 +245,13 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     if not has_training_set(paths.lake, paths.storage_options):
         return  # nothing labelled yet (a replay's first days without warm-up): not scored
     versions = sorted({v for v in (record.serving, record.frozen) if v})
-    _, scores = latest_day_ndcg(
+    day, scores = latest_day_ndcg(
         registry, paths.lake, versions, EvaluationSpec(), paths.storage_options
     )
+    if day != record.day:
+        # No label landed this day (only views, or every row rejected): the newest label day is
+        # an earlier one, and scoring it again would count that day twice.
+        return
     # A day without labelled users scores nan: stored as None (no score), never averaged.
     record.champion_ndcg = score(scores[f"v{record.serving}"]) if record.serving else None
     record.frozen_ndcg = score(scores[f"v{record.frozen}"]) if record.frozen else None

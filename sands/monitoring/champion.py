@@ -98,8 +98,11 @@ def latest_day_ndcg(
     spec: EvaluationSpec,
     storage_options: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, float]]:
-    """NDCG@10 of registered versions and popularity over the full catalogue, newest label day."""
+    """NDCG@10 of registered versions and popularity over the full catalogue on the newest label
+    day, and that day ("" and no scores when the training set holds no labels)."""
     setup = _latest_day_setup(lake_root, spec, storage_options)
+    if setup is None:
+        return "", {}
     scores = {}
     for v in versions:
         ranker = RankerRecommender(f"v{v}", registry.load_ranker(v))
@@ -113,9 +116,11 @@ def latest_day_ndcg(
 
 def _latest_day_setup(
     lake_root: str, spec: EvaluationSpec, storage_options: dict[str, str] | None
-) -> EvaluationSetup:
+) -> EvaluationSetup | None:
     examples, _, sources = read_training_set(lake_root, None, storage_options)
     last = pc.max(examples["label_ts"]).as_py()
+    if last is None:
+        return None
     split = datetime.combine(last.date(), time(), tzinfo=UTC)
     versions = sources.as_dict()
     users = feature_rows_at(

@@ -91,3 +91,25 @@ def test_training_data_builds_leak_free_examples_pinned_to_versions_and_fills_th
     assert store.get("user_features", ["u1"])[0]["score"] == 999.0
     assert store.count("artwork_features") == 3
     assert meta["online_features"]["user_features_delta_version"] == 3
+
+
+def test_a_history_without_positives_fails_in_one_line_and_writes_no_training_set(paths):
+    write_artworks(paths.lake, [{"artwork_id": "a1", "created_ts": at(1), "style": "cubism"}])
+    write_events(paths.lake, DAY, [("e1", "u1", "a1", "view", at(2, 9), None)])
+    publish_snapshots(
+        USER_FEATURES.uri(paths.lake), snapshot("user_id", 1, {"u1": 1.0}), "user_id", at(20)
+    )
+    publish_snapshots(
+        ARTWORK_FEATURES.uri(paths.lake),
+        snapshot("artwork_id", 1, {"a1": 1.0}),
+        "artwork_id",
+        at(20),
+    )
+
+    result = run_training_data(DagsterInstance.ephemeral())
+
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "no favourite or purchase events in the last" in message
+    assert DeltaTable.is_deltatable(TRAINING_EXAMPLES.uri(paths.lake)) is False

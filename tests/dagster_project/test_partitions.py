@@ -1,9 +1,11 @@
 """Daily partitions follow the landing zone: any history, 2019 included, with no setting; a bad
 or too-late `SANDS_PARTITIONS_START` and rejected reference rows are told in one line."""
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context
@@ -174,20 +176,24 @@ def test_a_2019_history_replays_through_the_loop_with_no_setting_and_no_manual_s
     )
 
 
-def test_a_replay_from_the_very_first_day_scores_what_it_can_and_tells_unreadable_files(
+def test_a_replay_from_the_very_first_day_scores_only_days_with_labels_and_tells_bad_files(
     paths, tmp_path, monkeypatch
 ):
-    """No history before --start: the first day has no training set yet, so nothing can be
-    scored on it, and the replay says so in its summary instead of failing. A landing file that
-    is not Parquet is quarantined, told in one line, and the day goes on."""
+    """No history before --start, and a last day of views only: neither day has labels of its
+    own, so neither is scored (an earlier day's labels scored again would count twice), and the
+    summary counts them. A landing file that is not Parquet is quarantined, told in one line, and
+    the day goes on."""
     monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
     history = str(tmp_path / "history")
-    simulate(history, days=2)
+    simulate(history, days=3)
+    for drop in Path(history, "interactions", "2019-03-03").iterdir():
+        events = pq.read_table(drop)
+        pq.write_table(events.filter(pc.equal(events["event_type"], "view")), drop)
     broken = Path(history, "interactions", "2019-03-02", "broken.parquet")
     broken.write_bytes(b"user_id,artwork_id\n\x00 not parquet")
     Path(history, "interactions", "2019-03-02", "events.txt").write_text("x")
     result = runner.invoke(
-        app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "2"]
+        app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "3"]
     )
     assert result.exit_code == 0, result.output
     assert "materialize it first" not in result.output
@@ -195,6 +201,8 @@ def test_a_replay_from_the_very_first_day_scores_what_it_can_and_tells_unreadabl
     assert len(told) == 1 and "broken.parquet" in told[0] and "file:unreadable" in told[0]
     unread = [line for line in result.output.splitlines() if "; not replayed" in line]
     assert len(unread) == 1 and unread[0].startswith("interactions/2019-03-02/events.txt: not ")
-    assert "2019-03-02" in result.output
     (report,) = Path(paths.reports).glob("replay-*.json")
-    assert "2019-03-01" in report.read_text()
+    days = {row["day"]: row for row in json.loads(report.read_text())["days"]}
+    scored = [day for day, row in days.items() if row["popularity_ndcg"] is not None]
+    assert sorted(days) == ["2019-03-01", "2019-03-02", "2019-03-03"]
+    assert scored == ["2019-03-02"], result.output

@@ -230,3 +230,14 @@ def test_group_weights_halve_per_half_life_of_label_age():
     assert query_groups(rows).tolist() == [0, 0, 1, 2, 3]
     assert group_weights(rows, 3.0).tolist() == [0.25, 0.5, 0.5, 1.0]
     assert group_weights(rows, None) is None
+
+
+def test_platt_scaling_stays_finite_when_the_scores_separate_the_labels():
+    # Every positive scores above every negative: 0/1 targets have no finite optimum.
+    scores = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+    labels = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    a, b = fit_platt(scores, labels)
+    assert 0 < a < 10 and abs(b) < 1
+    # Platt's targets with three of each: 4/5 for positives, 1/5 for negatives.
+    p = platt_probabilities(scores, (a, b))
+    assert 0.5 < p[3] < p[5] < 0.95 and 0.05 < p[0] < p[2] < 0.5
