@@ -319,6 +319,8 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None)
         frame, rows, damaged = _parse(file_format(path) or "", payload)
     except Exception as exc:  # parsers raise many types
         return _rejected(path, UNREADABLE, exc, payload, len(payload))
+    # A file's own columns of these names are its data: kept (and reported as unexpected).
+    frame = frame.rename(columns={c: f"{c} (in the file)" for c in (SOURCE_FILE, SOURCE_ROW)})
     frame[SOURCE_FILE] = path
     frame[SOURCE_ROW] = rows
     return FileRead(path, frame, damaged)

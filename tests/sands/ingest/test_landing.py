@@ -170,6 +170,14 @@ def test_a_json_array_in_a_json_lines_file_is_one_line_that_is_not_a_record(path
     assert got.damaged[0].text == text and len(got.frame) == 0
 
 
+def test_a_file_with_columns_named_like_the_source_stamps_keeps_its_values(paths):
+    got = read(paths, "feed.csv", b"event_id,_source_file,_source_row\ne1,upstream.csv,7\n")
+    assert got.frame["_source_file"].tolist() == [got.path]
+    assert got.frame["_source_row"].tolist() == [0]
+    assert got.frame["_source_file (in the file)"].tolist() == ["upstream.csv"]
+    assert got.frame["_source_row (in the file)"].tolist() == ["7"]
+
+
 def test_an_empty_file_of_any_format_is_zero_rows_and_not_a_rejection(paths):
     for name, payload in [("a.csv", b""), ("b.jsonl", b"\n \n"), ("c.parquet", b"")]:
         got = read(paths, name, payload)
