@@ -140,21 +140,13 @@ _NOT_A_FORMAT = (
 )
 
 
-def _skipped_in(fs: fsspec.AbstractFileSystem, folder: str, nested: str) -> list[tuple[str, str]]:
-    """(path, why) for the entries of one folder of data files that are not read."""
-    fs.invalidate_cache(folder)
-    skipped = []
-    for info in fs.ls(folder, detail=True):
-        path = info["name"]
-        if _hidden(path):
-            continue
-        if info.get("type") == "directory":
-            skipped.append((path, nested))
-        elif not _is_data_file(path):
-            skipped.append((path, _NOT_A_FORMAT))
-        elif not _is_file(fs, path, info):
-            skipped.append((path, "a link to nothing, or not a regular file"))
-    return skipped
+def _why_unread(fs: fsspec.AbstractFileSystem, path: str, info: dict, folder: str) -> str | None:
+    """Why an entry of a folder that holds data files is not read (None: it is read)."""
+    if info.get("type") == "directory":
+        return folder
+    if not _is_data_file(path):
+        return _NOT_A_FORMAT
+    return None if _is_file(fs, path, info) else "a link to nothing, or not a regular file"
 
 
 def skipped_entries(
@@ -166,21 +158,24 @@ def skipped_entries(
         base = posixpath.join(root, entity.name)
         if not fs.exists(base):
             continue
-        if not entity.daily:
-            skipped += _skipped_in(fs, base, "a folder: a feed's files are read from its top")
-            continue
         fs.invalidate_cache(base)
-        for info in fs.ls(base, detail=True):
-            path = info["name"]
-            if _hidden(path):
+        # One listing of the whole feed (one paginated call on an object store).
+        found = fs.find(base, detail=True, withdirs=True, maxdepth=2)
+        for path, info in sorted(found.items()):
+            parts = posixpath.relpath(path, base).split("/")
+            if path.rstrip("/") == base.rstrip("/") or any(_hidden(p) for p in parts):
                 continue
-            if info.get("type") != "directory":
+            if not entity.daily:
+                why = _why_unread(fs, path, info, "a folder: a feed's files are read from its top")
+                skipped += [(path, why)] if why and len(parts) == 1 else []
+            elif len(parts) == 1 and info.get("type") != "directory":
                 skipped.append((path, "a daily feed's files go in a YYYY-MM-DD folder"))
-            elif parse_day(posixpath.basename(path)) is None:
+            elif len(parts) == 1 and parse_day(parts[0]) is None:
                 skipped.append((path, _NOT_A_DAY))
-            else:
-                skipped += _skipped_in(fs, path, "a folder inside a day folder is not read")
-    return sorted(skipped)
+            elif len(parts) == 2 and parse_day(parts[0]) is not None:
+                why = _why_unread(fs, path, info, "a folder inside a day folder is not read")
+                skipped += [(path, why)] if why else []
+    return skipped
 
 
 def skipped_notes(
