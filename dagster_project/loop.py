@@ -29,6 +29,7 @@ from dagster_project.runner import (
     rejected_rows,
     run_feature_build,
     run_ingestion,
+    warned_dbt_tests,
 )
 
 RANKER = AssetKey("ranker")
@@ -100,7 +101,7 @@ class Loop:
         return results
 
     def _tell_rejections(self, result: ExecuteInProcessResult) -> None:
-        for line in [*rejected_rows(result), *rejected_files(result)]:
+        for line in [*rejected_rows(result), *rejected_files(result), *warned_dbt_tests(result)]:
             self.notify(line)
 
     def preload(self, days: list[str]) -> None:

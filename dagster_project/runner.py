@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, JsonMetadataValue
+from dagster import (
+    AssetCheckSeverity,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    JsonMetadataValue,
+)
 
 from sands.lake.files import atomic_write_text
 from sands.settings import SandsPaths
@@ -210,6 +216,22 @@ def rejected_rows(result: ExecuteInProcessResult) -> list[str]:
             )
         lines.append(line)
     return lines
+
+
+# dagster-dbt's count of the rows a dbt test found.
+DBT_FAILED_ROWS = "dagster_dbt/failed_row_count"
+
+
+def warned_dbt_tests(result: ExecuteInProcessResult) -> list[str]:
+    """One line per dbt test that warned: e.g. interactions naming users or artworks the
+    reference feeds do not hold (a converted history often lacks some), which then train and
+    serve with no features."""
+    return [
+        f"{e.asset_key.to_user_string()}: dbt test {e.check_name} warned on "
+        f"{e.metadata[DBT_FAILED_ROWS].value:,} rows"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == AssetCheckSeverity.WARN and DBT_FAILED_ROWS in e.metadata
+    ]
 
 
 def rejected_files(result: ExecuteInProcessResult) -> list[str]:

@@ -235,7 +235,7 @@ def _feature_window(paths: SandsPaths, start: str | None, end: str | None) -> tu
 
 
 def _features(paths: SandsPaths, first: str, last: str) -> bool:
-    from dagster_project.runner import instance_for, run_feature_build
+    from dagster_project.runner import instance_for, run_feature_build, warned_dbt_tests
 
     instance = instance_for(paths)
     result = _quietly(
@@ -254,6 +254,8 @@ def _features(paths: SandsPaths, first: str, last: str) -> bool:
                 f"{meta['rows_restated']:,}",
             )
     console.print(table)
+    for line in warned_dbt_tests(result):
+        _note(line)
     if not result.success:
         console.print(f"dbt's output: {Path(paths.home, 'logs', 'dbt.log')}")
     return result.success
