@@ -296,7 +296,7 @@ def replay(
     ] = WARMUP_DAYS,
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
-    from sands.sim.replay import ReplaySource, replay_days, warm_start
+    from sands.sim.replay import ReplaySource, gaps, replay_days, warm_start
 
     first = _day(start, "--start") if start else None  # before the slow imports below
     paths = _paths()
@@ -316,6 +316,9 @@ def replay(
 
     for line in skipped_notes(landing, paths.storage_options, "replayed"):
         _note(line)
+    for first_gap, last_gap in gaps([d for d in available if d <= chosen[-1]]):
+        span = first_gap if first_gap == last_gap else f"{first_gap}..{last_gap}"
+        _note(f"no interactions landed on {span}: the loop's clock jumps over it")
 
     history = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
     table = _timeline(f"replay of {landing}: what the loop did by itself")

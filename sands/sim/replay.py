@@ -11,7 +11,8 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from itertools import pairwise
 
 from sands.ingest import landing
 from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS
@@ -40,6 +41,17 @@ def replay_days(available: list[date], start: date | None, days: int | None) -> 
             else "the landing zone holds no interactions/<YYYY-MM-DD>/ folders"
         )
     return chosen[:days] if days else chosen
+
+
+def gaps(days: list[date]) -> list[tuple[date, date]]:
+    """First and last day of each run of days missing between landing days (a clock jump the
+    loop makes: date-driven triggers, such as the weekly retrain, see the time go by)."""
+    ordered = sorted(set(days))
+    return [
+        (before + timedelta(days=1), after - timedelta(days=1))
+        for before, after in pairwise(ordered)
+        if (after - before).days > 1
+    ]
 
 
 def warm_start(available: list[date], warmup_days: int) -> date | None:

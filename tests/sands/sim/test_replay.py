@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sands.sim.replay import ReplaySource, file_day, replay_days
+from sands.sim.replay import ReplaySource, file_day, gaps, replay_days
 from tests.conftest import DAY, drop, events_table, ts
 
 NEXT = DAY + timedelta(days=1)
@@ -56,3 +56,12 @@ def test_each_day_stages_its_interactions_and_the_reference_files_due_once(tmp_p
         Path(live, f"interactions/{NEXT}/events.parquet").read_bytes()
         == Path(source, f"interactions/{NEXT}/events.parquet").read_bytes()
     )
+
+
+def test_gaps_are_the_missing_runs_between_landing_days():
+    days = [date(2003, 6, d) for d in (1, 2, 5, 6, 8)]
+    assert gaps(list(reversed(days))) == [
+        (date(2003, 6, 3), date(2003, 6, 4)),
+        (date(2003, 6, 7), date(2003, 6, 7)),
+    ]
+    assert gaps(days[:2]) == [] and gaps([]) == []
