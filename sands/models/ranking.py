@@ -636,8 +636,9 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, iterations: int = 50) -> t
         hessian = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]])
         step = np.linalg.solve(hessian + 1e-9 * np.eye(2), gradient)
         # Halved until the loss does not rise: a full step from far off can overshoot.
+        loss = _platt_loss(x, t, a, b)
         for _ in range(30):
-            if _platt_loss(x, t, a - step[0], b - step[1]) <= _platt_loss(x, t, a, b) + 1e-12:
+            if _platt_loss(x, t, a - step[0], b - step[1]) <= loss + 1e-12:
                 break
             step = step / 2
         a, b = a - step[0], b - step[1]

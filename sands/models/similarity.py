@@ -76,6 +76,8 @@ def content_vectors(artworks: pa.Table, dims: int = 128, seed: int = 0) -> np.nd
         tfidf = TfidfVectorizer(min_df=1, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
         blocks.append(tfidf.fit_transform(texts))
     scale, kept = np.sqrt(len(blocks)), [b for b in blocks if b.shape[1]]
+    if not kept:  # no style, medium, colour, tag or word anywhere: behaviour alone
+        return np.zeros((artworks.num_rows, 0))
     components = min(dims, min(artworks.num_rows, sum(b.shape[1] for b in kept)) - 1)
     if sum(b.shape[1] for b in kept) <= dims or components < 1:
         return np.hstack([_normalised(b.toarray()) for b in kept]) / scale
