@@ -133,6 +133,8 @@ def list_files(
 
 
 _NOT_A_DAY = f"not a YYYY-MM-DD day folder from {FIRST_DAY} to {LAST_DAY}"
+_FOLDER_IN_FEED = "a folder: a feed's files are read from its top"
+_FOLDER_IN_DAY = "a folder inside a day folder is not read"
 _NOT_A_FORMAT = (
     "not "
     + ", ".join(f".{f}" for f in FILE_FORMATS[:-1])
@@ -166,15 +168,18 @@ def skipped_entries(
             if path.rstrip("/") == base.rstrip("/") or any(_hidden(p) for p in parts):
                 continue
             if not entity.daily:
-                why = _why_unread(fs, path, info, "a folder: a feed's files are read from its top")
-                skipped += [(path, why)] if why and len(parts) == 1 else []
+                if len(parts) == 1 and (why := _why_unread(fs, path, info, _FOLDER_IN_FEED)):
+                    skipped.append((path, why))
             elif len(parts) == 1 and info.get("type") != "directory":
                 skipped.append((path, "a daily feed's files go in a YYYY-MM-DD folder"))
             elif len(parts) == 1 and parse_day(parts[0]) is None:
                 skipped.append((path, _NOT_A_DAY))
-            elif len(parts) == 2 and parse_day(parts[0]) is not None:
-                why = _why_unread(fs, path, info, "a folder inside a day folder is not read")
-                skipped += [(path, why)] if why else []
+            elif (
+                len(parts) == 2
+                and parse_day(parts[0]) is not None
+                and (why := _why_unread(fs, path, info, _FOLDER_IN_DAY))
+            ):
+                skipped.append((path, why))
     return skipped
 
 
@@ -309,9 +314,9 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None)
     except _LASTING_FETCH_ERRORS as exc:
         return _rejected(path, UNOPENABLE, exc, None, size)
     try:
-        if path.lower().endswith(GZIP):
-            payload = gzip.decompress(payload)
-        frame, rows, damaged = _parse(file_format(path) or "", payload)
+        # Decompressed apart: an unreadable file keeps the bytes it landed with.
+        content = gzip.decompress(payload) if path.lower().endswith(GZIP) else payload
+        frame, rows, damaged = _parse(file_format(path) or "", content)
     except Exception as exc:  # parsers raise many types
         return _rejected(path, UNREADABLE, exc, payload, len(payload))
     # A file's own columns of these names are its data: kept (and reported as unexpected).
