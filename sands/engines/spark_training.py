@@ -132,7 +132,8 @@ def train_ranker(
 
     Recency weights are not applied: the Spark estimator takes weights per row, and XGBoost's
     ranking objectives need one per query group, so the spec records `half_life_days` None; nor
-    is the recency sample (`max_rows` None): Spark is there for sets too big to sample away.
+    is the recency sample (`max_rows` None): Spark is there for sets too big to sample away; nor
+    early stopping: it trains `trees` trees.
     """
     from xgboost.spark import SparkXGBRanker
 
@@ -147,7 +148,9 @@ def train_ranker(
     )
     fitted = estimator.fit(inputs)
     booster = fitted.get_booster()
-    used = replace(params, half_life_days=None, max_rows=None, threads=workers)
+    used = replace(
+        params, half_life_days=None, max_rows=None, threads=workers, early_stopping_rounds=None
+    )
     rows = train.sample(fraction=min(1.0, CALIBRATION_SAMPLE / max(train.count(), 1)), seed=0)
     sample = plain_types(rows.toArrow())
     sampled = ranker_features(sample, segments)[names]

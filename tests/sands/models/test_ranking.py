@@ -1,6 +1,8 @@
 """The ranker's inputs, training determinism, calibration and that it learns a planted signal."""
 
 import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +25,7 @@ from sands.models.ranking import (
     sorted_for_training,
     train_ranker,
     training_rows,
+    validation_days,
     with_shuffled_labels,
 )
 from sands.models.segments import fit_segments
@@ -241,3 +244,49 @@ def test_platt_scaling_stays_finite_when_the_scores_separate_the_labels():
     # Platt's targets with three of each: 4/5 for positives, 1/5 for negatives.
     p = platt_probabilities(scores, (a, b))
     assert 0.5 < p[3] < p[5] < 0.95 and 0.05 < p[0] < p[2] < 0.5
+
+
+def _labelled_days(positives_per_day: list[int]) -> pa.Table:
+    """Two rows per day (one positive, one negative) plus the day's other positives."""
+    stamps, labels = [], []
+    for index, positives in enumerate(positives_per_day):
+        day = datetime(2026, 9, 1, 12, tzinfo=UTC) + timedelta(days=index)
+        stamps += [day] * (positives + 1)
+        labels += [1] * positives + [0]
+    return pa.table(
+        {
+            "label_ts": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            "label": pa.array(labels, pa.int8()),
+        }
+    )
+
+
+def test_validation_days_are_the_newest_ones_holding_enough_positives():
+    rows = _labelled_days([5, 1, 2, 3])  # the newest day holds 3 positives
+    assert validation_days(rows, RankerParams(validation_positives=3)) == (1, 3)
+    assert validation_days(rows, RankerParams(validation_positives=4)) == (2, 5)
+    # At most half the label days: the other half must be left to fit on.
+    assert validation_days(rows, RankerParams(validation_positives=6)) == (0, 0)
+    assert validation_days(rows, RankerParams(validation_positives=4, validation_max_days=1)) == (
+        0,
+        0,
+    )
+    assert validation_days(rows, RankerParams(early_stopping_rounds=None)) == (0, 0)
+
+
+def test_early_stopping_chooses_fewer_trees_and_still_learns_the_planted_taste():
+    train = planted_examples(users=120, days=6)  # about 170 positives a day
+    params = RankerParams(trees=200, early_stopping_rounds=5, validation_positives=100)
+    model = train_ranker(train, None, params)
+    chosen = model.spec.params["chosen_trees"]
+    assert model.spec.params["validation_days"] == 1
+    assert model.spec.params["validation_positives"] >= 100
+    assert 1 <= chosen < 200 and model.booster.num_boosted_rounds() == chosen
+    test = planted_examples(seed=1)
+    assert roc_auc(test["label"].to_numpy(), model.scores(test)) > 0.8
+    # Too few positives to judge on (sparse data): no search, every tree.
+    fixed = train_ranker(train, None, replace(params, validation_positives=10_000))
+    assert fixed.spec.params["chosen_trees"] == 200 == fixed.booster.num_boosted_rounds()
+    assert fixed.spec.params["validation_days"] == 0
+    # The same rows choose the same trees, to the byte.
+    assert train_ranker(train, None, params).model_bytes() == model.model_bytes()
