@@ -46,6 +46,7 @@ from sands.models.popularity import engagement
 from sands.models.ranking import (
     TRENDING_INPUTS,
     RankerParams,
+    trees_chosen_on,
     with_shuffled_labels,
 )
 from sands.models.segments import (
@@ -432,7 +433,10 @@ def ranker(
     importance = sorted(
         model.booster.get_score(importance_type="gain").items(), key=lambda kv: -kv[1]
     )[:10]
-    context.log.info(f"registered {registry.model_name} v{version.version} (challenger)")
+    context.log.info(
+        f"registered {registry.model_name} v{version.version} (challenger), "
+        f"{model.booster.num_boosted_rounds()} trees: {trees_chosen_on(model.spec.params)}"
+    )
     yield MaterializeResult(
         metadata={
             "model_version": MetadataValue.int(int(version.version)),
@@ -444,6 +448,9 @@ def ranker(
                 int(model.spec.params.get("trained_rows", train.num_rows))
             ),
             "train_cutoff": MetadataValue.text(cutoff.isoformat()),
+            "trees": MetadataValue.int(model.booster.num_boosted_rounds()),
+            # How early stopping chose the trees (0 days: too few positives, every tree).
+            "trees_chosen_on": MetadataValue.text(trees_chosen_on(model.spec.params)),
             "train_auc": MetadataValue.float(round(train_auc, 4)),
             "features": MetadataValue.int(len(model.spec.features)),
             "lineage": MetadataValue.md(

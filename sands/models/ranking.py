@@ -755,6 +755,20 @@ def chosen_trees(
     return TreeChoice(booster.best_iteration + 1, days, positives, float(booster.best_score))
 
 
+def trees_chosen_on(params: dict[str, object]) -> str:
+    """One line on how the ranker's trees were chosen, from its spec's params."""
+    days = params.get("validation_days") or 0
+    if params.get("early_stopping_rounds") is None:
+        return f"every tree ({params.get('trees')}): early stopping off"
+    if not days:
+        return f"every tree ({params.get('trees')}): too few positives to stop early on"
+    return (
+        f"early stopping on the newest {days} training label day(s), "
+        f"{params['validation_positives']:,} positives, validation NDCG@10 "
+        f"{params['validation_ndcg_at_10']:.4f}"
+    )
+
+
 def train_on(
     training: TrainingRows, segments: SegmentModel | None, params: RankerParams
 ) -> RankerModel:

@@ -28,6 +28,7 @@ from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import INTERACTIONS
 from sands.lake import delta
 from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
+from sands.models.ranking import trees_chosen_on
 from sands.models.tags import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
 from sands.monitoring.guard import guard_new_champion
 from sands.monitoring.verdicts import Objective
@@ -150,6 +151,9 @@ def test_the_registered_version_carries_lineage_signature_and_its_report(world):
     assert tags["sands.gate"] == "passed"
     info = reg.model_info(1)
     model = reg.load_ranker(1)
+    ranker = materialized(first, "ranker")
+    assert ranker["trees"] == model.booster.num_boosted_rounds()
+    assert ranker["trees_chosen_on"] == trees_chosen_on(model.spec.params)
     assert info.signature.inputs.input_names() == model.spec.features
     assert info.saved_input_example_info is not None
     evaluation = tags[EVALUATION_RUN_TAG]

@@ -25,6 +25,7 @@ from sands.models.ranking import (
     sorted_for_training,
     train_ranker,
     training_rows,
+    trees_chosen_on,
     validation_days,
     with_shuffled_labels,
 )
@@ -288,5 +289,7 @@ def test_early_stopping_chooses_fewer_trees_and_still_learns_the_planted_taste()
     fixed = train_ranker(train, None, replace(params, validation_positives=10_000))
     assert fixed.spec.params["chosen_trees"] == 200 == fixed.booster.num_boosted_rounds()
     assert fixed.spec.params["validation_days"] == 0
+    assert trees_chosen_on(model.spec.params).startswith("early stopping on the newest 1 ")
+    assert trees_chosen_on(fixed.spec.params).startswith("every tree (200): too few positives")
     # The same rows choose the same trees, to the byte.
     assert train_ranker(train, None, params).model_bytes() == model.model_bytes()
