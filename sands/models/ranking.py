@@ -696,17 +696,15 @@ class TreeChoice:
         return chosen
 
 
-def _matrix(
-    rows: pa.Table, segments: SegmentModel | None, names: list[str], weight: np.ndarray | None
-) -> xgb.DMatrix:
+def _matrix(rows: pa.Table, inputs: pd.DataFrame, weight: np.ndarray | None) -> xgb.DMatrix:
     import xgboost as xgb
 
     return xgb.DMatrix(
-        ranker_features(rows, segments)[names],
+        inputs,
         label=rows["label"].to_numpy(zero_copy_only=False).astype(np.float32),
         qid=query_groups(rows),
         weight=weight,
-        feature_names=names,
+        feature_names=list(inputs.columns),
     )
 
 
@@ -730,11 +728,10 @@ def validation_days(rows: pa.Table, params: RankerParams) -> tuple[int, int]:
     return int(enough[0]) + 1, int(held[enough[0]])
 
 
-def chosen_trees(
-    training: TrainingRows, segments: SegmentModel | None, params: RankerParams, names: list[str]
-) -> TreeChoice:
-    """The trees to train: early stopping on the newest label days (fit on the days before),
-    or `params.trees` when `validation_days` finds too little to judge on."""
+def chosen_trees(training: TrainingRows, inputs: pd.DataFrame, params: RankerParams) -> TreeChoice:
+    """The trees to train on `training` (its model `inputs` alongside): early stopping on the
+    newest label days, fit on the days before; `params.trees` when `validation_days` finds too
+    little to judge on."""
     import xgboost as xgb
 
     days, positives = validation_days(training.rows, params)
@@ -745,10 +742,10 @@ def chosen_trees(
     held_out = day > day.max() - days
     fit, check = rows.filter(pa.array(~held_out)), rows.filter(pa.array(held_out))
     booster = xgb.train(
-        params.xgboost(names),
-        _matrix(fit, segments, names, group_weights(fit, params.half_life_days, training.kept)),
+        params.xgboost(list(inputs.columns)),
+        _matrix(fit, inputs[~held_out], group_weights(fit, params.half_life_days, training.kept)),
         num_boost_round=params.trees,
-        evals=[(_matrix(check, segments, names, None), "validation")],
+        evals=[(_matrix(check, inputs[held_out], None), "validation")],
         early_stopping_rounds=params.early_stopping_rounds,
         verbose_eval=False,
     )
@@ -780,10 +777,10 @@ def train_on(
     if rows.num_rows == 0:
         raise ValueError("no training examples before the evaluation window")
     names = trained_features(segments.k if segments else 0, params)
-    weight = group_weights(rows, params.half_life_days, training.kept)
-    matrix = _matrix(rows, segments, names, weight)
+    inputs = ranker_features(rows, segments)[names]
+    matrix = _matrix(rows, inputs, group_weights(rows, params.half_life_days, training.kept))
     labels = matrix.get_label()
-    choice = chosen_trees(training, segments, params, names)
+    choice = chosen_trees(training, inputs, params)
     booster = xgb.train(params.xgboost(names), matrix, num_boost_round=choice.trees)
     margins = booster.predict(matrix, output_margin=True)
     spec = RankerSpec(
