@@ -269,7 +269,24 @@ def popularity_baseline(
 class RankerConfig(Config):
     """XGBoost hyperparameters and the evaluation window held out of training."""
 
-    trees: int = Field(default=RankerParams.trees, ge=1)
+    trees: int = Field(default=RankerParams.trees, ge=1, description="At most this many trees.")
+    early_stopping_rounds: int | None = Field(
+        default=RankerParams.early_stopping_rounds,
+        ge=1,
+        description="Stop adding trees after this many without a better NDCG@10 on the newest "
+        "training label days, then refit on every row; None: always `trees`.",
+    )
+    validation_positives: int = Field(
+        default=RankerParams.validation_positives,
+        ge=1,
+        description="The positives those validation days must hold; fewer (sparse data): "
+        "no early stopping.",
+    )
+    validation_max_days: int = Field(
+        default=RankerParams.validation_max_days,
+        ge=1,
+        description="The most training label days held out to choose the trees.",
+    )
     max_depth: int = Field(default=RankerParams.max_depth, ge=1)
     learning_rate: float = Field(default=0.1, gt=0)
     min_child_weight: float = Field(default=1.0, ge=0)
@@ -318,6 +335,9 @@ class RankerConfig(Config):
     def params(self) -> RankerParams:
         return RankerParams(
             trees=self.trees,
+            early_stopping_rounds=self.early_stopping_rounds,
+            validation_positives=self.validation_positives,
+            validation_max_days=self.validation_max_days,
             max_depth=self.max_depth,
             learning_rate=self.learning_rate,
             min_child_weight=self.min_child_weight,
