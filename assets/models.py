@@ -269,12 +269,15 @@ def popularity_baseline(
 class RankerConfig(Config):
     """XGBoost hyperparameters and the evaluation window held out of training."""
 
-    trees: int = Field(default=RankerParams.trees, ge=1, description="At most this many trees.")
+    trees: int = Field(
+        default=RankerParams.trees, ge=1, description="Trees (the most, with early stopping)."
+    )
     early_stopping_rounds: int | None = Field(
         default=RankerParams.early_stopping_rounds,
         ge=1,
         description="Stop adding trees after this many without a better NDCG@10 on the newest "
-        "training label days, then refit on every row; None: always `trees`.",
+        "training label days, then refit on every row; None (default: measured worse when "
+        "tastes move, docs/models.md): always `trees`.",
     )
     validation_positives: int = Field(
         default=RankerParams.validation_positives,

@@ -264,15 +264,15 @@ def _labelled_days(positives_per_day: list[int]) -> pa.Table:
 
 def test_validation_days_are_the_newest_ones_holding_enough_positives():
     rows = _labelled_days([5, 1, 2, 3])  # the newest day holds 3 positives
-    assert validation_days(rows, RankerParams(validation_positives=3)) == (1, 3)
-    assert validation_days(rows, RankerParams(validation_positives=4)) == (2, 5)
+    stopping = RankerParams(early_stopping_rounds=20)
+    assert validation_days(rows, replace(stopping, validation_positives=3)) == (1, 3)
+    assert validation_days(rows, replace(stopping, validation_positives=4)) == (2, 5)
     # At most half the label days: the other half must be left to fit on.
-    assert validation_days(rows, RankerParams(validation_positives=6)) == (0, 0)
-    assert validation_days(rows, RankerParams(validation_positives=4, validation_max_days=1)) == (
-        0,
-        0,
-    )
-    assert validation_days(rows, RankerParams(early_stopping_rounds=None)) == (0, 0)
+    assert validation_days(rows, replace(stopping, validation_positives=6)) == (0, 0)
+    one_day = replace(stopping, validation_positives=4, validation_max_days=1)
+    assert validation_days(rows, one_day) == (0, 0)
+    # Off (the default): no search at all.
+    assert validation_days(rows, RankerParams(validation_positives=3)) == (0, 0)
 
 
 def test_early_stopping_chooses_fewer_trees_and_still_learns_the_planted_taste():
@@ -291,5 +291,7 @@ def test_early_stopping_chooses_fewer_trees_and_still_learns_the_planted_taste()
     assert fixed.spec.params["validation_days"] == 0
     assert trees_chosen_on(model.spec.params).startswith("early stopping on the newest 1 ")
     assert trees_chosen_on(fixed.spec.params).startswith("every tree (200): too few positives")
+    default = train_ranker(train, None, RankerParams(trees=20))
+    assert trees_chosen_on(default.spec.params) == "every tree (20): early stopping off"
     # The same rows choose the same trees, to the byte.
     assert train_ranker(train, None, params).model_bytes() == model.model_bytes()
