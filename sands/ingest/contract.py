@@ -29,8 +29,14 @@ def _list_of_strings(values: pd.Series) -> pd.Series:
     return values.map(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 
 
+# Nothing but whitespace, Unicode separators (a no-break space) and format characters (a
+# zero-width space, a byte-order mark; `str.strip` keeps those): such an id reads as empty.
+_BLANK = r"[\s\p{Z}\p{Cf}]*"
+
+
 def _non_blank(values: pd.Series) -> pd.Series:
-    return values.str.strip().str.len() > 0
+    # RE2 (Arrow strings) knows \p{..}; as fast as strip-and-measure on a million ids.
+    return ~values.astype(STRING).str.fullmatch(_BLANK)
 
 
 def _column(

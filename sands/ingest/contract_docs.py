@@ -38,7 +38,7 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | `<col>:missing_column` | a required column is absent from the file |
 | `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits) |
 | `<col>:not_nullable` | a required value is null |
-| `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`) |
+| `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`; `non_blank` fails a value of only whitespace, no-break or other Unicode spaces and invisible format characters such as a zero-width space or a byte-order mark) |
 | `event_ts:after_landing_day` | the event is dated after the day folder it landed in |
 | `<key>:duplicate` | an earlier row in the same drop has the same key (the first valid one is kept) |
 | `event_id:already_ingested` | the event was already ingested on another landing day |

@@ -53,6 +53,10 @@ def test_good_rows_are_accepted_typed_and_stamped_with_their_landing_day():
         (event("bad-kind", event_type="hover"), "event_type:isin"),
         (event("no-user", user_id=None), "user_id:not_nullable"),
         (event("blank-art", artwork_id="  "), "artwork_id:non_blank"),
+        # Invisible to `str.strip`: a zero-width space, a byte-order mark, a no-break space.
+        (event("zero-width-user", user_id="\u200b"), "user_id:non_blank"),
+        (event("bom-art", artwork_id=" \ufeff\u2060 "), "artwork_id:non_blank"),
+        (event("nbsp-user", user_id="\xa0\u3000"), "user_id:non_blank"),
         (event("future", event_ts="2026-09-03T00:00:00Z"), "event_ts:after_landing_day"),
         (event("neg", event_type="purchase", price=-3.0), "price:non_negative"),
         (event("mils", event_type="purchase", price=1.005), "price:whole_cents"),
