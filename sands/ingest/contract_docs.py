@@ -16,7 +16,7 @@ Upstream systems (and `sands simulate`) drop files into the landing zone under `
 `|`-separated, empty cells are nulls) and JSON lines; one feed may mix formats. Files whose names
 start with `.` or `_` are treated as in-flight and ignored, so write to a temporary name and rename.
 Extensions may be in any case, and `.csv.gz`/`.jsonl.gz` are read through gzip; links to files are
-followed. Day folders are `YYYY-MM-DD` from 1678-01-01 to 2261-12-31 (the span of a nanosecond
+followed (a change to the target counts as a change to the file). Day folders are `YYYY-MM-DD` from 1678-01-01 to 2261-12-31 (the span of a nanosecond
 timestamp). Anything else under a feed's folder (another extension, a folder inside a day, a day
 folder named otherwise, a daily file outside a day folder) is not read, and `sands ingest` and
 `sands replay` name each such entry in one line.

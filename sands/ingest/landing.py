@@ -92,9 +92,18 @@ def _is_data_file(path: str) -> bool:
     return not _hidden(path) and file_format(path) is not None
 
 
-def _is_file(fs: fsspec.AbstractFileSystem, path: str, info: dict) -> bool:
-    # A symbolic link lists as "other": read what it points at, if that is a file.
-    return info.get("type") == "file" or (bool(info.get("islink")) and fs.isfile(path))
+def _file_info(fs: fsspec.AbstractFileSystem, path: str, info: dict) -> dict | None:
+    """A listed entry's file details, or None when it is not a file. A symbolic link lists as
+    "other" with its own time: read what it points at, so rewriting the target is seen."""
+    if info.get("type") == "file" and not info.get("islink"):
+        return info
+    if not info.get("islink"):
+        return None
+    try:
+        target = fs.info(path)
+    except (FileNotFoundError, OSError):
+        return None
+    return target if target.get("type") == "file" else None
 
 
 def parse_day(folder: str) -> date | None:
@@ -121,7 +130,7 @@ def list_files(
     found = fs.find(base, detail=True, maxdepth=2 if entity.daily and day is None else 1)
     files = []
     for path, info in sorted(found.items()):
-        if not _is_data_file(path) or not _is_file(fs, path, info):
+        if not _is_data_file(path) or (info := _file_info(fs, path, info)) is None:
             continue
         file_day = None
         if entity.daily:
@@ -148,7 +157,7 @@ def _why_unread(fs: fsspec.AbstractFileSystem, path: str, info: dict, folder: st
         return folder
     if not _is_data_file(path):
         return _NOT_A_FORMAT
-    return None if _is_file(fs, path, info) else "a link to nothing, or not a regular file"
+    return None if _file_info(fs, path, info) else "a link to nothing, or not a regular file"
 
 
 def skipped_entries(

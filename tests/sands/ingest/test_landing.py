@@ -2,6 +2,7 @@ import codecs
 import gzip
 import hashlib
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -76,6 +77,13 @@ def test_upper_case_gzipped_and_linked_files_are_read(paths):
     assert [(Path(p).name, why) for p, why in skipped] == [
         ("gone.csv", "a link to nothing, or not a regular file")
     ]
+    # Rewriting a link's target in place changes the link's fingerprint (the sensor's cursor).
+    target = Path(paths.landing, "elsewhere/c.parquet")
+    before = files[-1].fingerprint
+    stat = target.stat()
+    target.write_bytes(target.read_bytes())  # the same size: only the time tells
+    os.utime(target, (stat.st_atime, stat.st_mtime + 60))
+    assert landing.list_files(fs, root, INTERACTIONS, DAY)[-1].fingerprint != before
 
 
 def test_each_format_reads_into_raw_rows_with_their_source(paths):
