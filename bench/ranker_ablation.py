@@ -33,8 +33,8 @@ class Variant:
     excluded: tuple[str, ...] = ()
     half_life_days: float | None = 1.5
     trees: int = 300
-    # Trees chosen by early stopping (up to `trees`), or exactly `trees`.
-    early_stopping: bool = True
+    # With rounds, trees chosen by early stopping (up to `trees`); None: exactly `trees`.
+    early_stopping_rounds: int | None = None
 
 
 def variants() -> list[Variant]:
@@ -52,9 +52,9 @@ def variants() -> list[Variant]:
         Variant("4 uniform, no style/medium share inputs", 0, 0, 4, SHARE_FEATURES),
         Variant("4 uniform, neither", 0, 0, 4, trends),
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
-        Variant("4 uniform, 300 trees, no early stopping", 0, 0, 4, early_stopping=False),
-        Variant("4 uniform, 100 trees", 0, 0, 4, trees=100, early_stopping=False),
-        Variant("4 uniform, 50 trees", 0, 0, 4, trees=50, early_stopping=False),
+        Variant("4 uniform, 100 trees", 0, 0, 4, trees=100),
+        Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
+        Variant("4 uniform, early stopping", 0, 0, 4, early_stopping_rounds=20),
     ]
 
 
@@ -123,9 +123,7 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
         excluded_features=variant.excluded,
         half_life_days=variant.half_life_days,
         trees=variant.trees,
-        early_stopping_rounds=RankerParams().early_stopping_rounds
-        if variant.early_stopping
-        else None,
+        early_stopping_rounds=variant.early_stopping_rounds,
     )
     model = train_ranker(train, None, params)
     setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
