@@ -282,7 +282,7 @@ def test_early_stopping_chooses_fewer_trees_and_still_learns_the_planted_taste()
     chosen = model.spec.params["chosen_trees"]
     assert model.spec.params["validation_days"] == 1
     assert model.spec.params["validation_positives"] >= 100
-    assert 1 <= chosen < 200 and model.booster.num_boosted_rounds() == chosen
+    assert chosen >= 1 and chosen < 200 and model.booster.num_boosted_rounds() == chosen
     test = planted_examples(seed=1)
     assert roc_auc(test["label"].to_numpy(), model.scores(test)) > 0.8
     # Too few positives to judge on (sparse data): no search, every tree.
