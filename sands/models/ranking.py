@@ -711,7 +711,8 @@ def _matrix(rows: pa.Table, inputs: pd.DataFrame, weight: np.ndarray | None) -> 
 
 def validation_days(rows: pa.Table, params: RankerParams) -> tuple[int, int]:
     """How many of the newest label days to hold out for choosing the trees, and the positives
-    they hold; (0, 0) when too few positives (or days) make a search worth trusting."""
+    they hold; (0, 0) when early stopping is off or too few positives (or days) leave nothing
+    worth trusting to judge on."""
     if params.early_stopping_rounds is None or rows.num_rows == 0:
         return 0, 0
     day = _label_days(rows)
