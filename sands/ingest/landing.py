@@ -95,13 +95,11 @@ def _is_data_file(path: str) -> bool:
 def _file_info(fs: fsspec.AbstractFileSystem, path: str, info: dict) -> dict | None:
     """A listed entry's file details, or None when it is not a file. A symbolic link lists as
     "other" with its own time: read what it points at, so rewriting the target is seen."""
-    if info.get("type") == "file" and not info.get("islink"):
-        return info
     if not info.get("islink"):
-        return None
+        return info if info.get("type") == "file" else None
     try:
         target = fs.info(path)
-    except (FileNotFoundError, OSError):
+    except OSError:  # a link to nothing
         return None
     return target if target.get("type") == "file" else None
 
