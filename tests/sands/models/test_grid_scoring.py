@@ -54,6 +54,30 @@ def test_margins_are_bit_identical_to_xgboost_on_the_pair_matrix(grid):
     assert np.unique(expected).size > 20  # pairs differ, so the test compares something
 
 
+@pytest.mark.parametrize("grouping", ["none", "all"])
+def test_any_grouping_of_the_crosses_gives_the_same_margins(grid, monkeypatch, grouping):
+    """Price grouped too: users with more than MAX_CLASSES classes are walked pair by pair."""
+    model, users, items, assigned, _ = grid
+    sides = grid_sides(users, items, assigned, 3)
+    assert len(items["artwork_price"]) > grid_scoring.MAX_CLASSES  # so "all" overflows
+    forced = np.full(len(sides[2]), grouping == "all")
+    monkeypatch.setattr(grid_scoring, "few_valued", lambda crosses: forced)
+    trees = padded_trees(
+        model.booster,
+        input_columns(model.spec.features, 3),
+        [feature_side(n) for n in feature_names(3)],
+    )
+    margins = grid_margins(trees, *sides, threads=2)
+    assert np.array_equal(margins, _xgboost_margins(model, users, items, assigned))
+
+
+def test_few_valued_crosses_are_those_with_at_most_two_values_per_user():
+    flag = np.array([[1, 0, 1], [0, 0, 0]], np.float32)
+    share = np.array([[0.4, 0, 0.4], [np.nan, np.nan, np.nan]], np.float32)
+    price = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, np.nan]], np.float32)
+    assert grid_scoring.few_valued(np.stack([flag, share, price])).tolist() == [True, True, False]
+
+
 def test_the_matrix_is_the_sides_and_crosses_laid_out_per_pair(grid):
     _, users, items, assigned, _ = grid
     user_rows, item_rows, crosses = grid_sides(users, items, assigned, 3)
