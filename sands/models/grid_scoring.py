@@ -250,6 +250,17 @@ def _pair_bits(row, threshold, default_left, node, paired):  # pragma: no cover 
 
 
 @njit(nogil=True, cache=True)
+def _leaves(bits, nodes, depth, one):  # pragma: no cover - jit
+    """Walk every artwork down one tree by its outcome bits, level by level: loops without
+    branches over a row, which the compiler vectorises (`one` is 1 in the bits' type)."""
+    nodes[:] = 0
+    two = one + one
+    for _ in range(depth):
+        for i in range(bits.shape[0]):
+            nodes[i] = two * nodes[i] + one + ((bits[i] >> nodes[i]) & one)
+
+
+@njit(nogil=True, cache=True)
 def _grid(
     user_bits,
     artwork_bits,
@@ -268,12 +279,15 @@ def _grid(
     depth,
     base,
     out,
+    combined,
+    bits,
+    nodes,
 ):  # pragma: no cover - jit
     artworks, trees, inner = artwork_bits.shape[1], kind.shape[0], kind.shape[1]
     classes = np.empty(artworks, np.int8)
     representative = np.empty(MAX_CLASSES, np.int64)
-    combined = np.empty((trees, MAX_CLASSES), np.uint64)
-    paired = np.zeros(artworks, np.uint64)
+    one = bits[:1].copy()
+    one[0] = 1
     for u in range(first, last):
         total = out[u]
         total[:] = base
@@ -308,16 +322,14 @@ def _grid(
         )
         # Every split's outcome is a bit before the walk, so it never branches on a node's kind.
         for t in range(trees):
-            paired[:] = 0
+            for i in range(artworks):
+                bits[i] = combined[t, classes[i]] | artwork_bits[t, i]
             for p in range(pair_count[t]):
                 j = pair_node[t, p]
-                _pair_bits(crosses[cross[t, j], u], threshold[t, j], default_left[t, j], j, paired)
+                _pair_bits(crosses[cross[t, j], u], threshold[t, j], default_left[t, j], j, bits)
+            _leaves(bits, nodes, depth, one[0])
             for i in range(artworks):
-                bits = combined[t, classes[i]] | np.uint64(artwork_bits[t, i]) | paired[i]
-                node = 0
-                for _ in range(depth):
-                    node = 2 * node + 1 + np.int64((bits >> np.uint64(node)) & np.uint64(1))
-                total[i] += leaf[t, node - inner]
+                total[i] += leaf[t, nodes[i] - inner]
 
 
 def few_valued(crosses: np.ndarray, sample: int = 16) -> np.ndarray:
@@ -360,6 +372,9 @@ def grid_margins(
         pair_node[t, : pair_count[t]] = np.flatnonzero(nodes)
     bounds = np.linspace(0, users.shape[0], max(1, threads) + 1).astype(int)
 
+    # A pair's bits and node indices in the narrowest type the vectorised walk can use.
+    walk = np.uint32 if 2**trees.depth - 1 <= 32 else np.uint64
+
     def part(first: int, last: int) -> None:
         _grid(
             user_bits,
@@ -379,6 +394,9 @@ def grid_margins(
             trees.depth,
             trees.base,
             out,
+            np.empty((len(trees.kind), MAX_CLASSES), walk),  # scratch, per thread
+            np.empty(artworks.shape[0], walk),
+            np.empty(artworks.shape[0], walk),
         )
 
     # The kernel releases the GIL: plain threads, which any caller may also run concurrently.

@@ -93,13 +93,15 @@ def test_the_matrix_is_the_sides_and_crosses_laid_out_per_pair(grid):
     assert np.array_equal(np.moveaxis(matrix[:, :, cross], 2, 0), crosses, equal_nan=True)
 
 
-def test_shallow_trees_are_padded_and_still_exact(grid):
+@pytest.mark.parametrize("max_depth", [2, MAX_DEPTH])  # shallow trees padded; 64-bit walks
+def test_trees_of_any_depth_the_kernel_takes_are_exact(grid, max_depth):
     _, users, items, _, _ = grid
     examples = planted_examples(users=14, artworks=11, days=3)
-    stump_model = train_ranker(examples, None, RankerParams(trees=15, max_depth=2, threads=1))
+    params = RankerParams(trees=15, max_depth=max_depth, threads=1)
+    stump_model = train_ranker(examples, None, params)
     sides = [feature_side(n) for n in feature_names(0)]
     trees = padded_trees(stump_model.booster, input_columns(stump_model.spec.features, 0), sides)
-    assert trees is not None and trees.depth <= 2
+    assert trees is not None and 1 < trees.depth <= max_depth
     margins = grid_margins(trees, *grid_sides(users, items, None, 0), threads=2)
     assert input_columns(stump_model.spec.features, 0) is None  # every input: no selection
     matrix = grid_matrix(users, items, None, 0)
