@@ -425,11 +425,9 @@ def ranker(
         train, TRAINING_EXAMPLES.uri(lake.root), training_version, cutoff, config.shuffle_labels
     )
     engine = warehouse.compute(config.trainer, config.spark_workers)
-    model, rows = engine.fit_ranker(fit, segments, config.params())
-    inputs = model.inputs(rows)
-    # `model.scores(rows)`, without computing the inputs again.
-    margins = model.booster.inplace_predict(inputs, predict_type="margin")
-    train_auc = roc_auc(rows["label"].to_numpy(zero_copy_only=False), margins)
+    fitted = engine.fit_ranker(fit, segments, config.params())
+    model, inputs = fitted.model, fitted.row_inputs()
+    train_auc = roc_auc(fitted.rows["label"].to_numpy(zero_copy_only=False), fitted.row_margins())
     tags = lineage_tags(
         training_version,
         sources.as_dict(),

@@ -17,7 +17,7 @@ from sands.engines.spark_training import training_examples as spark_training_exa
 from sands.features.training_set import training_examples as join_training_examples
 from sands.features.training_store import feature_rows_since
 from sands.lake import delta
-from sands.models.ranking import RankerModel, RankerParams, train_on, training_rows
+from sands.models.ranking import FittedRanker, RankerParams, fit_on, training_rows
 from sands.models.segments import SegmentModel
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Compute(Protocol):
 
     def fit_ranker(
         self, fit: RankerFit, segments: SegmentModel | None, params: RankerParams
-    ) -> tuple[RankerModel, pa.Table]:
+    ) -> FittedRanker:
         """The fitted ranker and the training rows it reports on (all of them, or a sample)."""
         ...
 
@@ -71,8 +71,7 @@ class Embedded:
         return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
 
     def fit_ranker(self, fit, segments, params):
-        training = training_rows(fit.train, params)
-        return train_on(training, segments, params), training.rows
+        return fit_on(training_rows(fit.train, params), segments, params)
 
 
 class Spark:
@@ -97,4 +96,4 @@ class Spark:
             raise ValueError("shuffle_labels is a local-trainer drill; use trainer=local")
         frame = delta_frame(self.session(), fit.training_uri, fit.training_version)
         train = frame.filter(F.col("label_ts") < F.lit(fit.cutoff))
-        return train_spark_ranker(train, segments, params, self.workers)
+        return FittedRanker(*train_spark_ranker(train, segments, params, self.workers))

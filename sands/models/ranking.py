@@ -677,7 +677,7 @@ def train_ranker(
     examples: pa.Table, segments: SegmentModel | None, params: RankerParams
 ) -> RankerModel:
     """Train on labelled point-in-time rows; the same rows and params give the same bytes."""
-    return train_on(training_rows(examples, params), segments, params)
+    return fit_on(training_rows(examples, params), segments, params).model
 
 
 @dataclass(frozen=True)
@@ -768,9 +768,29 @@ def trees_chosen_on(params: dict[str, object]) -> str:
     )
 
 
-def train_on(
+@dataclass(frozen=True)
+class FittedRanker:
+    """A trained ranker and the rows it reports on, with their model inputs and margins where
+    the trainer kept them, so the ranker's step does not compute them a second time."""
+
+    model: RankerModel
+    rows: pa.Table
+    inputs: pd.DataFrame | None = None
+    margins: np.ndarray | None = None
+
+    def row_inputs(self) -> pd.DataFrame:
+        return self.model.inputs(self.rows) if self.inputs is None else self.inputs
+
+    def row_margins(self) -> np.ndarray:
+        """`model.scores(rows)`."""
+        if self.margins is None:
+            return self.model.booster.inplace_predict(self.row_inputs(), predict_type="margin")
+        return self.margins
+
+
+def fit_on(
     training: TrainingRows, segments: SegmentModel | None, params: RankerParams
-) -> RankerModel:
+) -> FittedRanker:
     """Train on rows `training_rows` chose and ordered, with the trees `chosen_trees` finds."""
     # Imported on use: heavy, and the code location is loaded by every step process.
     import xgboost as xgb
@@ -791,7 +811,7 @@ def train_on(
         calibration=fit_platt(margins, labels),
         params={**asdict(params), "trained_rows": rows.num_rows, **choice.as_params()},
     )
-    return RankerModel(booster=booster, spec=spec)
+    return FittedRanker(RankerModel(booster=booster, spec=spec), rows, inputs, margins)
 
 
 def load_ranker(model_bytes: bytes, spec: RankerSpec) -> RankerModel:

@@ -75,8 +75,11 @@ class SegmentModel:
         if isinstance(rows, pa.Table) and rows.num_rows == 0:
             return np.empty(0, dtype=np.int32)
         points = self._standardised(segment_inputs(rows, self.categories, prefix))
-        centroids = np.asarray(self.centroids)
-        distances = ((points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+        # One centroid at a time: the same sums as one (rows, k, inputs) array, without building
+        # it (a second of the ranker's step at 100k events a day).
+        distances = np.column_stack(
+            [((points - centroid) ** 2).sum(axis=1) for centroid in np.asarray(self.centroids)]
+        )
         return distances.argmin(axis=1).astype(np.int32)
 
     def to_json(self) -> str:
