@@ -323,6 +323,23 @@ def _batch_scores(recommender: Recommender, users: pa.Table, setup: EvaluationSe
     return np.asarray(scores, dtype=np.float64).reshape(users.num_rows, setup.catalogue.num_rows)
 
 
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k best columns, best first, ties in column order: the first k of a stable sort
+    of the negated scores, without sorting whole rows (a sort of every row was seconds of an
+    evaluation at 4k artworks)."""
+    negated = -scores
+    if k >= scores.shape[1] or np.isnan(negated).any():
+        return np.argsort(negated, axis=1, kind="stable")[:, :k]
+    kth = np.partition(negated, k - 1, axis=1)[:, k - 1]
+    out = np.empty((len(scores), k), np.int64)
+    for row, (values, limit) in enumerate(zip(negated, kth, strict=True)):
+        # Every column tied with the k-th is a candidate, in column order, so the stable sort of
+        # the candidates orders ties as the sort of the whole row would.
+        candidates = np.flatnonzero(values <= limit)
+        out[row] = candidates[np.argsort(values[candidates], kind="stable")[:k]]
+    return out
+
+
 def top_k(
     recommender: Recommender,
     setup: EvaluationSetup,
@@ -346,8 +363,7 @@ def top_k(
                 masked = np.full(len(items), -np.inf)
                 masked[keep] = scores[row, keep]
                 scores[row] = masked
-        # A stable sort of the negated scores keeps catalogue (id) order among ties.
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        order = best_first(scores, k)
         for row, user in enumerate(users):
             chosen = order[row]
             if allowed is not None:

@@ -11,6 +11,7 @@ from sands.evaluation.offline import (
     EvaluationSpec,
     PopularityRecommender,
     RankerRecommender,
+    best_first,
     evaluate,
     evaluation_setup,
     evaluation_split,
@@ -215,3 +216,15 @@ def test_a_ranker_scores_the_same_rows_once_and_new_rows_afresh():
     assert np.array_equal(ranker.scores(second), model.scores(second))
     assert np.array_equal(ranker.probabilities(second), model.probabilities(second))
     assert not np.array_equal(model.scores(first)[:50], model.scores(second)[:50])
+
+
+@pytest.mark.parametrize("blank", [None, -np.inf, np.nan])
+def test_best_first_is_the_head_of_a_stable_sort_ties_in_column_order(blank):
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 6, (40, 30)).astype(np.float64)  # many ties, at the k-th too
+    if blank is not None:
+        scores[rng.random(scores.shape) < 0.3] = blank
+    expected = np.argsort(-scores, axis=1, kind="stable")
+    for k in (1, 10, 30, 31):
+        assert np.array_equal(best_first(scores, k), expected[:, :k])
+    assert best_first(np.array([[1.0, 3.0, 3.0, 2.0]]), 2).tolist() == [[1, 2]]
