@@ -342,26 +342,39 @@ def few_valued(crosses: np.ndarray, sample: int = 16) -> np.ndarray:
     return np.array([all(np.unique(row).size <= 2 for row in cross) for cross in users])
 
 
+def _outcome_type(trees: PaddedTrees) -> type:
+    # The narrowest integer holding a tree's outcomes: the kernel streams them per artwork.
+    return next(
+        t for t in (np.uint16, np.uint32, np.uint64) if np.iinfo(t).bits >= 2**trees.depth - 1
+    )
+
+
+def artwork_outcomes(trees: PaddedTrees, artworks: np.ndarray) -> np.ndarray:
+    """The artwork splits' outcomes, (trees, artworks) bit masks: `grid_margins` takes them so
+    batches of users ranked against one catalogue compute them once."""
+    bits = np.zeros((artworks.shape[0], len(trees.kind)), _outcome_type(trees))
+    _side_bits(
+        artworks, trees.column, trees.threshold, trees.default_left, trees.kind, ARTWORK, bits
+    )
+    # Trees outer: the kernel reads one tree's outcomes for every artwork in a row.
+    return np.ascontiguousarray(bits.T)
+
+
 def grid_margins(
     trees: PaddedTrees,
     users: np.ndarray,
     artworks: np.ndarray,
     crosses: np.ndarray,
     threads: int = 2,
+    outcomes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Margins of shape (users, artworks) from each side's inputs (rows of `grid_sides`' layout,
-    float32) and the cross inputs (crosses, users, artworks), users split over `threads`."""
+    float32) and the cross inputs (crosses, users, artworks), users split over `threads`;
+    `outcomes`: `artwork_outcomes` of these artworks, if already computed."""
     args = (trees.column, trees.threshold, trees.default_left, trees.kind)
-    # The narrowest integer holding a tree's outcomes: the kernel streams them per artwork.
-    width = next(
-        t for t in (np.uint16, np.uint32, np.uint64) if np.iinfo(t).bits >= 2**trees.depth - 1
-    )
-    user_bits = np.zeros((users.shape[0], len(trees.kind)), width)
+    user_bits = np.zeros((users.shape[0], len(trees.kind)), _outcome_type(trees))
     _side_bits(users, *args, USER, user_bits)
-    artwork_bits = np.zeros((artworks.shape[0], len(trees.kind)), width)
-    _side_bits(artworks, *args, ARTWORK, artwork_bits)
-    # Trees outer: the kernel reads one tree's outcomes for every artwork in a row.
-    artwork_bits = np.ascontiguousarray(artwork_bits.T)
+    artwork_bits = artwork_outcomes(trees, artworks) if outcomes is None else outcomes
     out = np.empty((users.shape[0], artworks.shape[0]), np.float32)
     crosses = crosses if crosses.size else np.zeros((1, *out.shape), np.float32)
     grouped = few_valued(crosses)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING
@@ -200,28 +200,36 @@ def feature_side(name: str) -> str:
     return "user" if name.startswith(("user_", "segment_")) else "artwork"
 
 
-def _codes(values: np.ndarray, categories: dict[object, int]) -> np.ndarray:
-    # Missing gets -1, which `_matches` never pairs: as SQL's NULL = NULL is not true.
-    return np.array([categories.get(v, -1) if pd.notna(v) else -1 for v in values], np.int64)
-
-
 def _matches(user: np.ndarray, item: np.ndarray) -> np.ndarray:
     """(users, items) booleans: the user's category equals the item's (`_same` on a grid)."""
-    categories = {v: i for i, v in enumerate(pd.unique(np.concatenate([user, item])))}
-    user_codes, item_codes = _codes(user, categories), _codes(item, categories)
+    # Missing is coded -1 and never pairs: as SQL's NULL = NULL is not true.
+    codes, _ = pd.factorize(np.concatenate([user, item]))
+    user_codes, item_codes = codes[: len(user)], codes[len(user) :]
     return np.equal.outer(user_codes, item_codes) & (user_codes >= 0)[:, None] & (item_codes >= 0)
 
 
+def grid_item_rows(items: Inputs, user_names: Iterable[str], segments: int) -> np.ndarray:
+    """The items' rows of `grid_sides` (user and cross columns blank): the same for every batch
+    of users ranked against one catalogue."""
+    blank_user = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in user_names}
+    return feature_matrix({**blank_user, **items}, len(next(iter(items.values()))), -1, segments)
+
+
 def grid_sides(
-    users: Inputs, items: Inputs, segment: np.ndarray | None, segments: int
+    users: Inputs,
+    items: Inputs,
+    segment: np.ndarray | None,
+    segments: int,
+    item_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each side's inputs once, in `feature_names(segments)` layout (float32): the users' rows,
-    the items' rows (cross columns blank in both), and the crosses as (crosses, users, items)."""
+    the items' rows (cross columns blank in both; `grid_item_rows`, unless given), and the
+    crosses as (crosses, users, items)."""
     n_users = len(next(iter(users.values())))
     n_items = len(next(iter(items.values())))
-    blank_user = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in users}
     blank_item = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in items}
-    item_rows = feature_matrix({**blank_user, **items}, n_items, -1, segments)
+    if item_rows is None:
+        item_rows = grid_item_rows(items, users, segments)
     user_rows = feature_matrix({**users, **blank_item}, n_users, segment, segments)
     style = _matches(users["user_top_style"], items["artwork_style"])
     medium = _matches(users["user_top_medium"], items["artwork_medium"])
@@ -434,6 +442,9 @@ class RankerModel:
     spec: RankerSpec
     _kernel: PaddedTrees | None = field(default=None, init=False, repr=False, compare=False)
     _kernel_checked: bool = field(default=False, init=False, repr=False, compare=False)
+    _catalogue: tuple[Inputs, np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def inputs(self, rows: pa.Table) -> pd.DataFrame:
         full = ranker_features(rows, self.spec.segments())
@@ -457,9 +468,22 @@ class RankerModel:
                 # Imported on use: compiling (or loading) the kernel only pays off at volume.
                 from sands.models.grid_scoring import grid_margins
 
-                sides = grid_sides(inputs, items, assigned, k)
-                return grid_margins(trees, *sides, threads=_cores())
+                item_rows, outcomes = self._catalogue_side(trees, inputs, items, k)
+                sides = grid_sides(inputs, items, assigned, k, item_rows)
+                return grid_margins(trees, *sides, threads=_cores(), outcomes=outcomes)
         return self._xgboost_grid(inputs, items, assigned, k)
+
+    def _catalogue_side(
+        self, trees: PaddedTrees, users: Inputs, items: Inputs, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The items' rows and split outcomes, kept for the next batch of users ranked against
+        the same catalogue (the same `items` object)."""
+        if self._catalogue is None or self._catalogue[0] is not items:
+            from sands.models.grid_scoring import artwork_outcomes
+
+            rows = grid_item_rows(items, users, k)
+            self._catalogue = (items, rows, artwork_outcomes(trees, rows))
+        return self._catalogue[1], self._catalogue[2]
 
     def _xgboost_grid(
         self, users: Inputs, items: Inputs, assigned: np.ndarray | None, k: int

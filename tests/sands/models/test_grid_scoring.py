@@ -144,3 +144,22 @@ def test_a_model_format_it_does_not_know_is_left_to_xgboost(grid, monkeypatch):
     model, *_ = grid
     monkeypatch.setattr(xgb.Booster, "save_raw", lambda self, raw_format="ubj": b'{"learner": {}}')
     assert padded_trees(model.booster, None, ["user"]) is None
+
+
+def test_batches_ranked_against_one_catalogue_compute_its_side_once(grid, monkeypatch):
+    model, _, items, _, user_table = grid
+    monkeypatch.setattr(ranking, "GRID_KERNEL_PAIRS", 1)
+    whole = ranking.RankerModel(model.booster, model.spec).grid_scores(user_table, items)
+    computed = []
+    outcomes = grid_scoring.artwork_outcomes
+    monkeypatch.setattr(
+        grid_scoring, "artwork_outcomes", lambda *a: computed.append(1) or outcomes(*a)
+    )
+    batched = ranking.RankerModel(model.booster, model.spec)
+    first = batched.grid_scores(user_table.slice(0, 7), items)
+    once = len(computed)
+    second = batched.grid_scores(user_table.slice(7), items)
+    assert len(computed) == once  # the second batch reused the catalogue's side
+    assert np.array_equal(np.vstack([first, second]), whole)
+    batched.grid_scores(user_table.slice(7), dict(items))  # another catalogue object
+    assert len(computed) == once + 1
