@@ -7,6 +7,7 @@ from sands.models.segments import (
     assignments,
     fit_segments,
     profile_markdown,
+    segment_inputs,
     segment_profile,
 )
 from tests.builders.models import (
@@ -76,3 +77,13 @@ def test_the_profile_reads_as_a_markdown_table():
     text = profile_markdown(segment_profile(users, fit_segments(users, 2).assign(users)))
     assert text.splitlines()[2].startswith("| 0 | 6 | ")
     assert text.splitlines()[3].startswith("| 1 | 4 | ")
+
+
+def test_assignment_is_the_nearest_centroid_by_the_same_sums_as_the_broadcast_form():
+    users = _users()
+    model = fit_segments(users, k=3)
+    points = model._standardised(segment_inputs(users, model.categories))
+    centroids = np.asarray(model.centroids)
+    broadcast = ((points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    assert np.array_equal(model.assign(users), broadcast.argmin(axis=1))
+    assert len(set(model.assign(users).tolist())) == 3
