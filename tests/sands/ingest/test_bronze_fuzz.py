@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sands.ingest import landing
@@ -74,7 +74,9 @@ def readable_files(draw, index: int) -> Landed:
         payload = "".join(json.dumps(r) + "\n" for r in rows).encode()
     else:
         payload = _typed(fmt, rows)
-    return Landed(f"f{index}.{fmt}", payload, len(rows))
+    # A CSV holding a NUL byte is kept whole as unreadable (`landing._parse`), not cut at it.
+    unreadable = fmt == "csv" and b"\x00" in payload
+    return Landed(f"f{index}.{fmt}", payload, None if unreadable else len(rows))
 
 
 @st.composite
@@ -144,6 +146,8 @@ def land(landing_root: str, day: date, files: list[Landed]) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(landed=landing_days())
+# Found by this test: a NUL byte in a CSV value makes the whole file unreadable.
+@example(landed=(FIRST_DAY, [Landed("f0.csv", b"event_id,user_id\r\n ,u1\r\n ,\x00\r\n", None)]))
 def test_every_row_and_every_file_of_a_fuzzed_day_is_accounted_for(paths, landed):
     day, files = landed
     land(paths.landing, day, files)
