@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from sands.features.pit import point_in_time_join
@@ -124,3 +126,22 @@ def random_case(seed: int, restated: bool) -> tuple[list[tuple], list[tuple]]:
 def test_matches_a_brute_force_reading_of_the_rules(seed, restated):
     feature_rows, label_rows = random_case(seed, restated)
     assert joined_x(feature_rows, label_rows) == brute_force(feature_rows, label_rows, TTL)
+
+
+def test_labels_from_parquet_or_a_dataset_join_as_the_table_does(tmp_path):
+    """Every label column is kept, in order, beside the features, whatever the labels' source."""
+    rows = [("a", t(1), t(1), 1.0), ("b", t(2), t(2), 2.0)]
+    table = labels([("b", t(3)), ("a", t(2)), ("c", t(2))]).append_column(
+        "weight", pa.array([0.5, 1.5, 2.5])
+    )
+    pq.write_table(table, tmp_path / "labels.parquet")
+    expected = point_in_time_join(table, features(rows), "user_id", TTL, prefix="u_")
+    assert expected.column_names == [
+        *["user_id", "label_ts", "weight"],
+        *["u_feature_ts", "u_created_ts", "u_x"],
+    ]
+    assert expected.column("u_x").to_pylist() == [2.0, 1.0, None]
+    for source in (str(tmp_path / "labels.parquet"), ds.dataset(tmp_path / "labels.parquet")):
+        assert point_in_time_join(source, features(rows), "user_id", TTL, prefix="u_").equals(
+            expected
+        )
