@@ -282,12 +282,11 @@ def _grid(
     combined,
     bits,
     nodes,
+    one,
 ):  # pragma: no cover - jit
     artworks, trees, inner = artwork_bits.shape[1], kind.shape[0], kind.shape[1]
     classes = np.empty(artworks, np.int8)
     representative = np.empty(MAX_CLASSES, np.int64)
-    one = bits[:1].copy()
-    one[0] = 1
     for u in range(first, last):
         total = out[u]
         total[:] = base
@@ -327,7 +326,7 @@ def _grid(
             for p in range(pair_count[t]):
                 j = pair_node[t, p]
                 _pair_bits(crosses[cross[t, j], u], threshold[t, j], default_left[t, j], j, bits)
-            _leaves(bits, nodes, depth, one[0])
+            _leaves(bits, nodes, depth, one)
             for i in range(artworks):
                 total[i] += leaf[t, nodes[i] - inner]
 
@@ -410,6 +409,7 @@ def grid_margins(
             np.empty((len(trees.kind), MAX_CLASSES), walk),  # scratch, per thread
             np.empty(artworks.shape[0], walk),
             np.empty(artworks.shape[0], walk),
+            walk(1),  # 1 in the walk's type, so its arithmetic stays in that type
         )
 
     # The kernel releases the GIL: plain threads, which any caller may also run concurrently.
