@@ -34,7 +34,6 @@ from sands.evaluation.offline import (
     evaluation_split,
     label_day_count,
     popularity_scores,
-    temporal_split,
 )
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES, latest_snapshot
 from sands.features.training_store import TRAINING_EXAMPLES, label_events, read_training_set
@@ -46,6 +45,7 @@ from sands.models.popularity import engagement
 from sands.models.ranking import (
     TRENDING_INPUTS,
     RankerParams,
+    labelled_before,
     trees_chosen_on,
     with_shuffled_labels,
 )
@@ -418,11 +418,13 @@ def ranker(
         examples, config.eval_days, config.min_eval_positives, config.max_eval_days
     )
     context.log.info(f"holding out labels from {cutoff:%Y-%m-%d} on ({held_out:,} positives)")
-    train, _ = temporal_split(examples, cutoff)
+    # A mask, not a copy: the trainer takes the rows it keeps once (`training_rows`).
+    before = labelled_before(examples, cutoff).to_numpy(zero_copy_only=False)
+    train_rows = int(before.sum())
     if config.shuffle_labels:
-        train = with_shuffled_labels(train, config.seed)
+        examples = with_shuffled_labels(examples, config.seed, before)
     fit = RankerFit(
-        train, TRAINING_EXAMPLES.uri(lake.root), training_version, cutoff, config.shuffle_labels
+        examples, TRAINING_EXAMPLES.uri(lake.root), training_version, cutoff, config.shuffle_labels
     )
     engine = warehouse.compute(config.trainer, config.spark_workers)
     fitted = engine.fit_ranker(fit, segments, config.params())
@@ -445,7 +447,7 @@ def ranker(
         model,
         example=inputs,
         params={**model.spec.params, "eval_days": config.eval_days},
-        metrics={"train_auc": train_auc, "train_rows": float(train.num_rows)},
+        metrics={"train_auc": train_auc, "train_rows": float(train_rows)},
         tags=tags,
         run_name=f"ranker {context.run.run_id[:8]}",
         parent_run_id=parent,
@@ -463,10 +465,10 @@ def ranker(
             "model_version": MetadataValue.int(int(version.version)),
             "model_uri": MetadataValue.text(f"models:/{registry.model_name}/{version.version}"),
             **mlflow_links(client, logged.run_id, parent, int(version.version)),
-            "train_rows": MetadataValue.int(train.num_rows),
+            "train_rows": MetadataValue.int(train_rows),
             # Fewer than train_rows past max_rows: the recency sample (`training_rows`).
             "trained_rows": MetadataValue.int(
-                int(model.spec.params.get("trained_rows", train.num_rows))
+                int(model.spec.params.get("trained_rows", train_rows))
             ),
             "train_cutoff": MetadataValue.text(cutoff.isoformat()),
             "trees": MetadataValue.int(model.booster.num_boosted_rounds()),

@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RankerFit:
-    """What to fit: the training rows before the cutoff (already read, maybe label-shuffled), and
-    where they came from, for an engine that reads them itself."""
+    """What to fit: the rows of the training set (already read, labels before the cutoff maybe
+    shuffled) labelled before `cutoff`, and where it came from, for an engine that reads it."""
 
-    train: pa.Table
+    examples: pa.Table
     training_uri: str
     training_version: int
     cutoff: datetime
@@ -71,7 +71,7 @@ class Embedded:
         return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
 
     def fit_ranker(self, fit, segments, params):
-        return fit_on(training_rows(fit.train, params), segments, params)
+        return fit_on(training_rows(fit.examples, params, fit.cutoff), segments, params)
 
 
 class Spark:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from sands.evaluation import metrics
 from sands.features.dbt_vars import event_weights
 from sands.features.pit import point_in_time_join
-from sands.models.ranking import RankerModel, platt_probabilities, side_inputs
+from sands.models.ranking import RankerModel, labelled_before, platt_probabilities, side_inputs
 from sands.models.segments import SegmentModel
 
 PRIMARY = "ndcg_at_10"
@@ -161,7 +161,7 @@ def evaluation_split(
 
 def temporal_split(examples: pa.Table, split: datetime) -> tuple[pa.Table, pa.Table]:
     """Examples labelled before `split` (training) and from it on (evaluation)."""
-    before = pc.less(examples["label_ts"], pa.scalar(split, pa.timestamp("us", tz="UTC")))
+    before = labelled_before(examples, split)
     return examples.filter(before), examples.filter(pc.invert(before))
 
 

@@ -25,6 +25,8 @@ from sands.features.dbt_vars import event_weights
 from sands.models.segments import SegmentModel
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import xgboost as xgb
 
     from sands.models.grid_scoring import PaddedTrees
@@ -528,6 +530,11 @@ def _label_days(rows: pa.Table) -> np.ndarray:
     return day // 86_400_000_000  # microseconds per day
 
 
+def labelled_before(rows: pa.Table, split: datetime) -> pa.ChunkedArray:
+    """Whether each row's label time is before `split` (the training side of a temporal split)."""
+    return pc.less(rows["label_ts"], pa.scalar(split, pa.timestamp("us", tz="UTC")))
+
+
 def query_groups(rows: pa.Table) -> np.ndarray:
     """A query id per row: one per (user, label day), numbered in first-seen order."""
     day = _label_days(rows)
@@ -615,39 +622,52 @@ class TrainingRows:
         return any(share < 1.0 for share in self.kept.values())
 
 
-def training_rows(examples: pa.Table, params: RankerParams) -> TrainingRows:
-    """`examples` sorted for training; past `params.max_rows`, whole (user, day) groups kept with
-    a chance in proportion to their recency weight (`day_shares`), so that reweighting the kept
-    ones by one over that chance (`group_weights`) leaves the expected loss unchanged. Sampled
-    before sorting: a million-row sort is seconds."""
-    if params.max_rows is None or examples.num_rows <= params.max_rows:
-        return TrainingRows(sorted_for_training(examples), {})
-    day = _label_days(examples)
-    found, counts = np.unique(day, return_counts=True)
-    kept = day_shares(
-        dict(zip(found.tolist(), counts.tolist(), strict=True)),
-        params.half_life_days,
-        params.max_rows,
-    )
-    chance = np.array([kept[d] for d in found.tolist()])[np.searchsorted(found, day)]
-    sample = examples.filter(pa.array(_group_draws(examples["user_id"], day) < chance))
-    return TrainingRows(sorted_for_training(sample), kept)
+def training_rows(
+    examples: pa.Table, params: RankerParams, before: datetime | None = None
+) -> TrainingRows:
+    """The rows of `examples` labelled before `before` (all when None), sorted for training;
+    past `params.max_rows`, whole (user, day) groups kept with a chance in proportion to their
+    recency weight (`day_shares`), so that reweighting the kept ones by one over that chance
+    (`group_weights`) leaves the expected loss unchanged. Chosen and ordered on the key columns,
+    then taken once: each copy of a wide 3M-row set costs seconds (allocating its memory)."""
+    keep = np.ones(examples.num_rows, dtype=bool)
+    if before is not None:
+        keep = labelled_before(examples, before).to_numpy(zero_copy_only=False)
+    kept: dict[int, float] = {}
+    if params.max_rows is not None and int(keep.sum()) > params.max_rows:
+        day = _label_days(examples)
+        found, counts = np.unique(day[keep], return_counts=True)
+        kept = day_shares(
+            dict(zip(found.tolist(), counts.tolist(), strict=True)),
+            params.half_life_days,
+            params.max_rows,
+        )
+        chance = np.zeros(len(day))
+        chance[keep] = np.array([kept[d] for d in found.tolist()])[
+            np.searchsorted(found, day[keep])
+        ]
+        keep &= _group_draws(examples["user_id"], day) < chance
+    chosen = np.flatnonzero(keep)
+    keys = examples.select(list(TRAINING_ORDER)).take(chosen)
+    return TrainingRows(examples.take(chosen[training_order(keys)]), kept)
+
+
+# The canonical order of training rows: contiguous per (user, label day) group.
+TRAINING_ORDER = ("user_id", "artwork_id", "label_ts", "sample_source")
+
+
+def training_order(examples: pa.Table) -> np.ndarray:
+    """Indices of `examples` in the canonical training order (stable: ties keep their order)."""
+    day = pc.floor_temporal(examples["label_ts"], unit="day")
+    keyed = examples.select(list(TRAINING_ORDER)).append_column("__day", day)
+    return pc.sort_indices(
+        keyed, sort_keys=[("__day", "ascending")] + [(k, "ascending") for k in TRAINING_ORDER]
+    ).to_numpy()
 
 
 def sorted_for_training(examples: pa.Table) -> pa.Table:
     """Rows in a canonical order, contiguous per (user, day) group, so training is repeatable."""
-    day = pc.floor_temporal(examples["label_ts"], unit="day")
-    keyed = examples.append_column("__day", day)
-    ordered = keyed.sort_by(
-        [
-            ("__day", "ascending"),
-            ("user_id", "ascending"),
-            ("artwork_id", "ascending"),
-            ("label_ts", "ascending"),
-            ("sample_source", "ascending"),
-        ]
-    )
-    return ordered.drop_columns(["__day"])
+    return examples.take(training_order(examples))
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray, iterations: int = 50) -> tuple[float, float]:
@@ -848,10 +868,13 @@ def load_ranker(model_bytes: bytes, spec: RankerSpec) -> RankerModel:
     return RankerModel(booster=booster, spec=spec)
 
 
-def with_shuffled_labels(examples: pa.Table, seed: int) -> pa.Table:
-    """The same rows with labels permuted: what a model that learns nothing real sees."""
+def with_shuffled_labels(examples: pa.Table, seed: int, rows: np.ndarray | None = None) -> pa.Table:
+    """The same rows with labels permuted (among `rows`, a boolean mask, when given): what a
+    model that learns nothing real sees."""
     labels = examples["label"].to_numpy(zero_copy_only=False)
-    permuted = np.random.default_rng(seed).permutation(labels)
+    permuted = labels.copy()
+    chosen = np.ones(len(labels), dtype=bool) if rows is None else rows
+    permuted[chosen] = np.random.default_rng(seed).permutation(labels[chosen])
     index = examples.schema.get_field_index("label")
     return examples.set_column(
         index, "label", pa.array(permuted, examples.schema.field(index).type)

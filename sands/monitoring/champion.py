@@ -21,7 +21,6 @@ from sands.evaluation.offline import (
     RankerRecommender,
     evaluate,
     evaluation_setup,
-    temporal_split,
 )
 from sands.evaluation.rankings import evaluate_stored
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
@@ -71,8 +70,8 @@ def champion_drift(
     trained_on, _, _ = read_training_set(
         lake_root, int(tags[TRAINING_EXAMPLES_VERSION_TAG]), storage_options
     )
-    trained, _ = temporal_split(trained_on, datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG]))
-    reference = recent_window(trained, reference_days)
+    cutoff = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
+    reference = recent_window(trained_on, reference_days, before=cutoff)
     latest, _, _ = read_training_set(lake_root, None, storage_options)
     current = recent_window(latest, window_days)
     model = registry.load_ranker(champion)

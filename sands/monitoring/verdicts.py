@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from sands.evaluation.metrics import PairedGain
 from sands.html import STYLE, svg, table
+from sands.models.ranking import labelled_before
 from sands.monitoring.drift import (
     ColumnDrift,
     DatasetDrift,
@@ -46,13 +47,15 @@ def feature_columns(schema: pa.Schema) -> dict[str, list[tuple[str, bool]]]:
     return groups
 
 
-def recent_window(examples: pa.Table, days: int) -> pa.Table:
-    """Rows labelled in the last `days` label days."""
-    last = pc.max(examples["label_ts"]).as_py()
+def recent_window(examples: pa.Table, days: int, before: datetime | None = None) -> pa.Table:
+    """Rows labelled in the last `days` label days (of the rows labelled before `before`, when
+    given: one filter, not a copy of a whole training side first)."""
+    ts = examples["label_ts"]
+    earlier = None if before is None else labelled_before(examples, before)
+    last = pc.max(ts if earlier is None else ts.filter(earlier)).as_py()
     start = datetime.combine(last.date() - timedelta(days=days - 1), time(), tzinfo=UTC)
-    return examples.filter(
-        pc.greater_equal(examples["label_ts"], pa.scalar(start, pa.timestamp("us", tz="UTC")))
-    )
+    window = pc.greater_equal(ts, pa.scalar(start, pa.timestamp("us", tz="UTC")))
+    return examples.filter(window if earlier is None else pc.and_(window, earlier))
 
 
 def label_drift_columns(

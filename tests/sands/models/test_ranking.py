@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from sands.evaluation.metrics import roc_auc
-from sands.evaluation.offline import cross_rows
+from sands.evaluation.offline import cross_rows, temporal_split
 from sands.models.ranking import (
     RankerParams,
     day_shares,
@@ -159,6 +159,24 @@ def test_past_max_rows_whole_user_days_are_kept_by_recency_and_reweighted():
     # The same rows in any order draw the same sample.
     shuffled = examples.take(np.random.default_rng(3).permutation(examples.num_rows))
     assert training_rows(shuffled, params).rows.equals(training.rows)
+
+
+def test_training_rows_before_a_cutoff_are_those_of_the_split_training_side():
+    examples = planted_examples(users=60, days=6)
+    # Rows out of time order, as a merged Delta table may read them.
+    examples = examples.take(np.random.default_rng(5).permutation(examples.num_rows))
+    cutoff = datetime(2026, 9, 5, tzinfo=UTC)
+    train, _ = temporal_split(examples, cutoff)
+    for params in (RankerParams(max_rows=800, half_life_days=1.5), RankerParams(max_rows=None)):
+        split_first = training_rows(train, params)
+        masked = training_rows(examples, params, before=cutoff)
+        assert masked.rows.equals(split_first.rows) and masked.kept == split_first.kept
+    assert pc.max(masked.rows["label_ts"]).as_py() < cutoff
+    # Shuffling only the rows before the cutoff is shuffling the training side.
+    before = pc.less(examples["label_ts"], pa.scalar(cutoff)).to_numpy(zero_copy_only=False)
+    shuffled = with_shuffled_labels(examples, 7, before)
+    assert shuffled.filter(before).equals(with_shuffled_labels(train, 7))
+    assert shuffled.filter(~before).equals(examples.filter(~before))
 
 
 def test_within_max_rows_nothing_is_sampled_and_the_model_is_unchanged():

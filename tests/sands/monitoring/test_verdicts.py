@@ -36,6 +36,10 @@ def test_recent_window_keeps_the_last_label_days():
     window = recent_window(examples, 2)
     days = {ts.date() for ts in window["label_ts"].to_pylist()}
     assert days == {date(2026, 9, 4), date(2026, 9, 5)}
+    # Before a cutoff: the last 2 label days of the rows before it, nothing from or after it.
+    early = recent_window(examples, 2, before=datetime(2026, 9, 4, tzinfo=UTC))
+    days = {ts.date() for ts in early["label_ts"].to_pylist()}
+    assert days == {date(2026, 9, 2), date(2026, 9, 3)}
 
 
 def test_a_shifted_world_drifts_and_the_same_world_does_not():
