@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from sands.engines import duck
@@ -53,10 +54,13 @@ def point_in_time_join(
     created_ts: str = "created_ts",
     prefix: str = "",
     feature_key: str | None = None,
+    must_match: pa.Array | pa.ChunkedArray | None = None,
 ) -> pa.Table:
     """Labels (in their order) with the feature columns, named `prefix + column`, as of label time.
 
     `key` is the entity column in the labels; `feature_key` names it in the features if different.
+    Labels flagged in `must_match` (one boolean per label) that get no feature row are dropped,
+    in the join: filtering the joined table after would copy every column.
     """
     feature_key = feature_key or key
     con = duck.connect()
@@ -64,7 +68,10 @@ def point_in_time_join(
     # Only the key and time cross the join: the labels' other columns stay where they are, and
     # the picked feature columns come back in label order beside them (carrying 39 label columns
     # through the join and its sort tripled the artwork join at 3.4M labels).
-    _register(con, "labels_in", labels.select([key, label_ts]))
+    narrow = labels.select([key, label_ts])
+    if must_match is not None:
+        narrow = narrow.append_column("__must", must_match)
+    _register(con, "labels_in", narrow)
     _register(con, "features_in", features)
     skip = {feature_key, feature_ts, created_ts}
     values = [c for c in _columns(con, "features_in") if c not in skip]
@@ -90,6 +97,12 @@ def point_in_time_join(
         if restated
         else ""
     )
+    # Dropping labels: keep the row numbers of the rest, to take the labels' own columns by.
+    kept, row = "", ""
+    if must_match is not None:
+        matched = f"case when {fresh} then r.__ts end is not null"
+        kept = f"where not coalesce(l.__must, false) or {matched}"
+        row = ", l.__row"
     query = f"""
         with candidates as (
             select "{feature_key}" as __key, "{feature_ts}" as __ts, "{created_ts}" as __created,
@@ -101,13 +114,19 @@ def point_in_time_join(
         -- keeps only its best row and the ASOF JOIN never faces a tie.
         winners as (select * from candidates {keep}),
         numbered as (select *, row_number() over () as __row from labels_in)
-        select {picked}
+        select {picked}{row}
         from numbered as l
         asof left join winners as r
             on l."{key}" = r.__key and l."{label_ts}" >= r.__available
+        {kept}
         order by l.__row
     """
     joined = con.sql(query).to_arrow_table()
+    if must_match is not None:
+        rows = joined["__row"]
+        joined = joined.drop_columns(["__row"])
+        if len(rows) < labels.num_rows:
+            labels = labels.take(pc.subtract(rows, 1))
     for name in joined.column_names:
         labels = labels.append_column(name, joined[name])
     return labels

@@ -79,6 +79,8 @@ def viewed_negatives(
     events: pa.Table, positive_events: tuple[str, ...], count: int, rng: np.random.Generator
 ) -> pa.Table:
     """Up to `count` (user, artwork) pairs viewed but never converted on, at their first view."""
+    if count == 0:  # the default: the query is seconds a million events, and draws nothing
+        return _labels([], [], [], 0, VIEWED)
     con = duck.connect()
     con.register("events", events)
     kinds = ", ".join(f"'{e}'" for e in positive_events)
@@ -191,10 +193,12 @@ def training_examples(
     Drawn negatives whose artwork had no features at that time (not yet listed) are dropped:
     they are not artworks the user could have been shown.
     """
-    joined = point_in_time_join(labels, user_features, "user_id", ttl, prefix="user_")
-    joined = point_in_time_join(joined, artwork_features, "artwork_id", ttl, prefix="artwork_")
-    unknown = pc.and_(
-        pc.is_in(joined["sample_source"], pa.array(DRAWN)),
-        pc.is_null(joined["artwork_feature_date"]),
+    # Artworks first, dropping in the join (a filter after it copies every column), on the
+    # labels' narrow columns; the user columns then come before the artwork ones, as always.
+    drawn = pc.is_in(labels["sample_source"], pa.array(DRAWN))
+    known = point_in_time_join(
+        labels, artwork_features, "artwork_id", ttl, prefix="artwork_", must_match=drawn
     )
-    return joined.filter(pc.invert(unknown))
+    joined = point_in_time_join(known, user_features, "user_id", ttl, prefix="user_")
+    works = [c for c in known.column_names if c not in labels.column_names]
+    return joined.select([c for c in joined.column_names if c not in works] + works)

@@ -88,6 +88,23 @@ def test_unknown_entities_get_nulls_and_label_order_and_duplicates_are_kept():
     assert out.column("u_feature_ts").to_pylist() == [None, t(1), t(1), t(1)]
 
 
+def test_labels_that_must_match_are_dropped_without_a_fresh_row_and_the_rest_kept_in_order():
+    rows = [("a", t(1), t(1), 1.0), ("b", t(1), t(1), 5.0)]
+    label_rows = [("z", t(2)), ("b", t(2)), ("a", t(5)), ("z", t(2)), ("a", t(2)), ("a", t(5))]
+    table = labels(label_rows).append_column("n", pa.array(range(6)))
+    # Flagged: z (unknown), a on day 5 (past the TTL); the unflagged ones stay whatever they get.
+    must = pa.array([True, True, True, False, True, None])
+    out = point_in_time_join(table, features(rows), "user_id", TTL, prefix="u_", must_match=must)
+    assert out.column("n").to_pylist() == [1, 3, 4, 5]
+    assert out.column("u_x").to_pylist() == [5.0, None, 1.0, None]
+    # The same rows and values as joining everything and filtering after.
+    everything = point_in_time_join(table, features(rows), "user_id", TTL, prefix="u_")
+    assert out.equals(everything.take([1, 3, 4, 5]))
+    nothing_dropped = pa.array([False] * 6)
+    kept = point_in_time_join(table, features(rows), "user_id", TTL, must_match=nothing_dropped)
+    assert kept.num_rows == 6
+
+
 def brute_force(feature_rows, label_rows, ttl):
     answers = []
     for user, label_ts in label_rows:
