@@ -29,7 +29,7 @@ from sands.evaluation.rankings import evaluate_stored
 from sands.evaluation.report import ReportInputs
 from sands.evaluation.served_candidates import ServedCandidates
 from sands.features.offline import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
-from sands.features.training_store import label_events, read_training_set
+from sands.features.training_store import label_events, open_training_set, read_training_set
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
 from sands.lake import delta
@@ -125,7 +125,7 @@ def evaluate_challenger(
         raise LookupError(f"{registry.model_name} has no challenger: materialize `ranker` first")
     version, tags = int(entry.version), dict(entry.tags)
     split = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
-    examples, _, _ = read_training_set(
+    examples, _, _ = open_training_set(
         lake_root, _version_tag(tags, "training_examples"), storage_options
     )
     users, works = _pinned_features(tags, lake_root, split, storage_options)

@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from functools import cached_property, reduce
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from sands.evaluation import metrics
 from sands.features.dbt_vars import event_weights
@@ -222,8 +223,34 @@ def sampled_users(relevant: dict[str, set[str]], limit: int | None) -> dict[str,
     return {u: relevant[u] for u in sorted(relevant, key=rank)[:limit]}
 
 
+def labelled_between(
+    examples: pa.Table | ds.Dataset,
+    start: datetime | None,
+    end: datetime | None,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """The rows of `examples` labelled in [`start`, `end`) (open where None), in their order,
+    `columns` of them when given; from a dataset only those columns, and the row groups that
+    can hold such label times, are read."""
+
+    def within(ts):  # a column (a mask) or a field (an expression): the same terms
+        terms = [pc.greater_equal(ts, _utc(start))] if start is not None else []
+        terms += [pc.less(ts, _utc(end))] if end is not None else []
+        return reduce(pc.and_kleene, terms) if terms else None
+
+    if isinstance(examples, ds.Dataset):
+        return examples.to_table(columns=columns, filter=within(pc.field("label_ts")))
+    mask = within(examples["label_ts"])
+    chosen = examples if columns is None else examples.select(columns)
+    return chosen if mask is None else chosen.filter(mask)
+
+
+def _utc(at: datetime) -> pa.Scalar:
+    return pa.scalar(at, pa.timestamp("us", tz="UTC"))
+
+
 def evaluation_setup(
-    examples: pa.Table,
+    examples: pa.Table | ds.Dataset,
     user_features: pa.Table,
     artwork_features: pa.Table,
     segments: SegmentModel | None,
@@ -233,15 +260,10 @@ def evaluation_setup(
 ) -> EvaluationSetup:
     """Split the examples at `split` and gather users and catalogue as of that time; with `until`,
     the holdout ends before it."""
-    ts = examples["label_ts"]
-    before = pc.less(ts, pa.scalar(split, pa.timestamp("us", tz="UTC")))
-    held = pc.invert(before)
-    if until is not None:
-        held = pc.and_(held, pc.less(ts, pa.scalar(until, pa.timestamp("us", tz="UTC"))))
     # Training rows only say what each user had converted on: three columns, not the feature
     # rows (filtering those costs seconds at a million rows).
-    train = examples.select(["user_id", "artwork_id", "label"]).filter(before)
-    holdout = examples.filter(held)
+    train = labelled_between(examples, None, split, ["user_id", "artwork_id", "label"])
+    holdout = labelled_between(examples, split, until)
     listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
     catalogue = entities_as_of(listed, "artwork_id", artwork_features, split, "artwork_")
     catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))

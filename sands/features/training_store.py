@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from sands.features.offline import FEATURE_DATE
@@ -164,10 +165,12 @@ def has_training_set(lake_root: str, storage_options: dict[str, str] | None = No
     return delta.open_table(TRAINING_EXAMPLES.uri(lake_root), storage_options) is not None
 
 
-def read_training_set(
+def open_training_set(
     lake_root: str, version: int | None = None, storage_options: dict[str, str] | None = None
-) -> tuple[pa.Table, int, SourceVersions]:
-    """The training set at `version` (default: latest), its version and its source versions."""
+) -> tuple[ds.Dataset, int, SourceVersions]:
+    """The training set at `version` (default: latest) as a dataset, its version and its source
+    versions: readers that want a few columns or label days read only those (row groups follow
+    label time, so a day's filter skips the rest)."""
     uri = TRAINING_EXAMPLES.uri(lake_root)
     table = _pinned(uri, storage_options)
     if version is not None:
@@ -176,4 +179,12 @@ def read_training_set(
     sources = json.loads(
         delta.commit_metadata(uri, pinned, storage_options)[delta.SOURCE_VERSIONS_KEY]
     )
-    return table.to_pyarrow_table(), pinned, SourceVersions(**sources)
+    return table.to_pyarrow_dataset(), pinned, SourceVersions(**sources)
+
+
+def read_training_set(
+    lake_root: str, version: int | None = None, storage_options: dict[str, str] | None = None
+) -> tuple[pa.Table, int, SourceVersions]:
+    """The training set at `version` (default: latest), its version and its source versions."""
+    dataset, pinned, sources = open_training_set(lake_root, version, storage_options)
+    return dataset.to_table(), pinned, sources

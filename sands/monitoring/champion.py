@@ -24,7 +24,7 @@ from sands.evaluation.offline import (
 )
 from sands.evaluation.rankings import evaluate_stored
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
-from sands.features.training_store import read_training_set
+from sands.features.training_store import open_training_set
 from sands.models.tags import HOLDOUT_UNTIL_TAG, TRAIN_CUTOFF_TAG, TRAINING_EXAMPLES_VERSION_TAG
 from sands.monitoring.drift import DriftRule
 from sands.monitoring.verdicts import (
@@ -67,12 +67,12 @@ def champion_drift(
     if champion is None:
         return None
     tags = registry.version(champion).tags
-    trained_on, _, _ = read_training_set(
+    trained_on, _, _ = open_training_set(
         lake_root, int(tags[TRAINING_EXAMPLES_VERSION_TAG]), storage_options
     )
     cutoff = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
     reference = recent_window(trained_on, reference_days, before=cutoff)
-    latest, _, _ = read_training_set(lake_root, None, storage_options)
+    latest, _, _ = open_training_set(lake_root, None, storage_options)
     current = recent_window(latest, window_days)
     model = registry.load_ranker(champion)
     ref_scores, cur_scores = model.scores(reference), model.scores(current)
@@ -116,8 +116,8 @@ def latest_day_ndcg(
 def _latest_day_setup(
     lake_root: str, spec: EvaluationSpec, storage_options: dict[str, str] | None
 ) -> EvaluationSetup | None:
-    examples, _, sources = read_training_set(lake_root, None, storage_options)
-    last = pc.max(examples["label_ts"]).as_py()
+    examples, _, sources = open_training_set(lake_root, None, storage_options)
+    last = pc.max(examples.to_table(columns=["label_ts"])["label_ts"]).as_py()
     if last is None:
         return None
     split = datetime.combine(last.date(), time(), tzinfo=UTC)
@@ -167,7 +167,8 @@ def champion_quality(
     champion = registry.champion_version()
     if champion is None:
         return None
-    examples, _, sources = read_training_set(lake_root, None, storage_options)
+    examples, _, sources = open_training_set(lake_root, None, storage_options)
+    labelled = examples.to_table(columns=["label", "label_ts"])
     tags = registry.version(champion).tags
     cutoff = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
     days = []
@@ -175,10 +176,10 @@ def champion_quality(
         # Days its gate never saw: on its own holdout it was selected for doing well.
         unseen = date.fromisoformat(tags[HOLDOUT_UNTIL_TAG]) + timedelta(days=1)
         after = datetime.combine(unseen, time(), tzinfo=UTC)
-        days = evidence_days(examples, after, objective.min_positives, objective.max_days)
-    days = days or evidence_days(examples, cutoff, objective.min_positives, objective.max_days)
+        days = evidence_days(labelled, after, objective.min_positives, objective.max_days)
+    days = days or evidence_days(labelled, cutoff, objective.min_positives, objective.max_days)
     # A champion older than every labelled day: judge it on the newest ones all the same.
-    days = days or evidence_days(examples, None, objective.min_positives, objective.max_days)
+    days = days or evidence_days(labelled, None, objective.min_positives, objective.max_days)
     model = registry.load_ranker(champion)
     versions = sources.as_dict()
     first = datetime.combine(min(days), time(), tzinfo=UTC) if days else cutoff
@@ -203,7 +204,7 @@ def champion_quality(
         ndcg=float(np.mean(list(mine.values()))) if mine else float("nan"),
         popularity_ndcg=float(np.mean(list(theirs.values()))) if theirs else float("nan"),
         users=len(mine),
-        age_days=data_age_days(cutoff, examples),
+        age_days=data_age_days(cutoff, labelled),
         objective=objective,
         positives=sum(e.positives for _, e in served),
         days=len(days),

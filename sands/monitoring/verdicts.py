@@ -11,10 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from sands.evaluation.metrics import PairedGain
+from sands.evaluation.offline import labelled_between
 from sands.html import STYLE, svg, table
-from sands.models.ranking import labelled_before
 from sands.monitoring.drift import (
     ColumnDrift,
     DatasetDrift,
@@ -47,15 +48,15 @@ def feature_columns(schema: pa.Schema) -> dict[str, list[tuple[str, bool]]]:
     return groups
 
 
-def recent_window(examples: pa.Table, days: int, before: datetime | None = None) -> pa.Table:
+def recent_window(
+    examples: pa.Table | ds.Dataset, days: int, before: datetime | None = None
+) -> pa.Table:
     """Rows labelled in the last `days` label days (of the rows labelled before `before`, when
-    given: one filter, not a copy of a whole training side first)."""
-    ts = examples["label_ts"]
-    earlier = None if before is None else labelled_before(examples, before)
-    last = pc.max(ts if earlier is None else ts.filter(earlier)).as_py()
+    given); from a dataset, only those days are read."""
+    times = labelled_between(examples, None, before, ["label_ts"])["label_ts"]
+    last = pc.max(times).as_py()
     start = datetime.combine(last.date() - timedelta(days=days - 1), time(), tzinfo=UTC)
-    window = pc.greater_equal(ts, pa.scalar(start, pa.timestamp("us", tz="UTC")))
-    return examples.filter(window if earlier is None else pc.and_(window, earlier))
+    return labelled_between(examples, start, before)
 
 
 def label_drift_columns(

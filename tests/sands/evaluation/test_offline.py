@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from sands.evaluation.offline import (
@@ -15,6 +17,7 @@ from sands.evaluation.offline import (
     evaluate,
     evaluation_setup,
     evaluation_split,
+    labelled_between,
     split_time,
     temporal_split,
     top_k,
@@ -111,6 +114,23 @@ def test_the_split_starts_the_last_eval_days_at_midnight():
     assert split_time(EXAMPLES, eval_days=2) == SPLIT
     train, holdout = temporal_split(EXAMPLES, SPLIT)
     assert (train.num_rows, holdout.num_rows) == (2, 5)
+
+
+def test_a_setup_read_from_a_stored_dataset_is_the_setup_of_the_table(tmp_path):
+    # Small row groups, so reading only the holdout's label days can skip some.
+    pq.write_table(EXAMPLES, tmp_path / "examples.parquet", row_group_size=2)
+    stored = ds.dataset(tmp_path / "examples.parquet")
+    until = datetime(2026, 9, 7, tzinfo=UTC)
+    for end in (None, until):
+        spec = EvaluationSpec()
+        table = evaluation_setup(EXAMPLES, USER_LOG, ARTWORK_LOG, None, SPLIT, spec, end)
+        read = evaluation_setup(stored, USER_LOG, ARTWORK_LOG, None, SPLIT, spec, end)
+        assert read.holdout.equals(table.holdout) and read.exclude == table.exclude
+        assert read.relevant_by_day == table.relevant_by_day
+    assert labelled_between(stored, SPLIT, None, ["user_id"]).equals(
+        labelled_between(EXAMPLES, SPLIT, None, ["user_id"])
+    )
+    assert labelled_between(EXAMPLES, None, SPLIT).num_rows == 2
 
 
 def test_the_evaluation_window_grows_until_it_holds_enough_positives():
