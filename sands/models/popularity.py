@@ -17,12 +17,13 @@ def weights_sql(weights: dict[str, float]) -> str:
 
 
 def engagement(events: pa.Table, weights: dict[str, float] | None = None) -> pa.Table:
-    """Summed engagement weight per (user_id, artwork_id)."""
+    """Summed engagement weight per (user_id, artwork_id), in no particular order (sorting 4.5M
+    pairs took 2 s; the similarity's sparse matrix is canonical whatever the order)."""
     con = duck.connect()
     con.register("events", events)
     return con.sql(
         f"""select user_id, artwork_id, sum({weights_sql(weights or event_weights())}) as weight
-            from events group by all having weight > 0 order by artwork_id, user_id"""
+            from events group by all having weight > 0"""
     ).to_arrow_table()
 
 

@@ -46,7 +46,8 @@ def test_engagement_sums_weights_per_user_and_artwork():
             ("e3", "u2", "a1", "view", ts(DAY, 12), None),
         ]
     )
-    assert engagement(events).to_pylist() == [
+    summed = engagement(events).sort_by([("user_id", "ascending")])
+    assert summed.to_pylist() == [
         {"user_id": "u1", "artwork_id": "a1", "weight": 5.0},
         {"user_id": "u2", "artwork_id": "a1", "weight": 1.0},
     ]

@@ -129,3 +129,18 @@ def test_a_narrow_catalogue_keeps_every_content_column():
 
 
 WORDS = [f"w{chr(97 + n // 26)}{chr(97 + n % 26)}" for n in range(30)]
+
+
+def test_behaviour_factors_do_not_depend_on_the_order_of_the_engagement_rows():
+    ids = ARTWORKS["artwork_id"].to_pylist()
+    rng = np.random.default_rng(4)
+    engaged = pa.table(
+        {
+            "user_id": [f"u{i % 7}" for i in range(20)],
+            "artwork_id": [ids[i % 5] for i in range(20)],
+            "weight": rng.uniform(1, 9, 20),
+        }
+    )
+    shuffled = engaged.take(rng.permutation(engaged.num_rows))
+    same = behaviour_vectors(ids, shuffled, dims=3, seed=0)
+    assert np.array_equal(behaviour_vectors(ids, engaged, dims=3, seed=0), same)
