@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 from sands.evaluation import metrics
 from sands.features.dbt_vars import event_weights
 from sands.features.pit import point_in_time_join
-from sands.models.ranking import RankerModel, labelled_before, platt_probabilities, side_inputs
+from sands.models.ranking import RankerModel, platt_probabilities, side_inputs
 from sands.models.segments import SegmentModel
 
 PRIMARY = "ndcg_at_10"
@@ -162,8 +162,7 @@ def evaluation_split(
 
 def temporal_split(examples: pa.Table, split: datetime) -> tuple[pa.Table, pa.Table]:
     """Examples labelled before `split` (training) and from it on (evaluation)."""
-    before = labelled_before(examples, split)
-    return examples.filter(before), examples.filter(pc.invert(before))
+    return labelled_between(examples, None, split), labelled_between(examples, split, None)
 
 
 def positive_pairs(rows: pa.Table) -> dict[str, set[str]]:

@@ -531,8 +531,10 @@ def _label_days(rows: pa.Table) -> np.ndarray:
 
 
 def labelled_before(rows: pa.Table, split: datetime) -> pa.ChunkedArray:
-    """Whether each row's label time is before `split` (the training side of a temporal split)."""
-    return pc.less(rows["label_ts"], pa.scalar(split, pa.timestamp("us", tz="UTC")))
+    """Whether each row's label time is before `split` (the training side of a temporal split);
+    a row without a label time is on neither side."""
+    before = pc.less(rows["label_ts"], pa.scalar(split, pa.timestamp("us", tz="UTC")))
+    return pc.fill_null(before, False)
 
 
 def query_groups(rows: pa.Table) -> np.ndarray:
@@ -630,26 +632,23 @@ def training_rows(
     recency weight (`day_shares`), so that reweighting the kept ones by one over that chance
     (`group_weights`) leaves the expected loss unchanged. Chosen and ordered on the key columns,
     then taken once: each copy of a wide 3M-row set costs seconds (allocating its memory)."""
-    keep = np.ones(examples.num_rows, dtype=bool)
+    index = np.arange(examples.num_rows)
     if before is not None:
-        keep = labelled_before(examples, before).to_numpy(zero_copy_only=False)
+        index = np.flatnonzero(labelled_before(examples, before).to_numpy(zero_copy_only=False))
+    keys = examples.select(list(TRAINING_ORDER)).take(index)
     kept: dict[int, float] = {}
-    if params.max_rows is not None and int(keep.sum()) > params.max_rows:
-        day = _label_days(examples)
-        found, counts = np.unique(day[keep], return_counts=True)
+    if params.max_rows is not None and keys.num_rows > params.max_rows:
+        day = _label_days(keys)
+        found, counts = np.unique(day, return_counts=True)
         kept = day_shares(
             dict(zip(found.tolist(), counts.tolist(), strict=True)),
             params.half_life_days,
             params.max_rows,
         )
-        chance = np.zeros(len(day))
-        chance[keep] = np.array([kept[d] for d in found.tolist()])[
-            np.searchsorted(found, day[keep])
-        ]
-        keep &= _group_draws(examples["user_id"], day) < chance
-    chosen = np.flatnonzero(keep)
-    keys = examples.select(list(TRAINING_ORDER)).take(chosen)
-    return TrainingRows(examples.take(chosen[training_order(keys)]), kept)
+        chance = np.array([kept[d] for d in found.tolist()])[np.searchsorted(found, day)]
+        sampled = _group_draws(keys["user_id"], day) < chance
+        index, keys = index[sampled], keys.filter(pa.array(sampled))
+    return TrainingRows(examples.take(index[training_order(keys)]), kept)
 
 
 # The canonical order of training rows: contiguous per (user, label day) group.

@@ -42,6 +42,7 @@ from tests.builders.models import (
 )
 
 SMALL = RankerParams(trees=40, max_depth=4, threads=2)
+TS = pa.timestamp("us", tz="UTC")
 
 
 def test_cross_features_follow_the_users_tastes_and_budget():
@@ -167,9 +168,13 @@ def test_training_rows_before_a_cutoff_are_those_of_the_split_training_side():
     examples = examples.take(np.random.default_rng(5).permutation(examples.num_rows))
     cutoff = datetime(2026, 9, 5, tzinfo=UTC)
     train, _ = temporal_split(examples, cutoff)
+    # A row without a label time is on neither side of the cutoff.
+    column = examples.schema.get_field_index("label_ts")
+    undated = examples.slice(0, 1).set_column(column, "label_ts", pa.nulls(1, TS))
+    with_undated = pa.concat_tables([examples, undated])
     for params in (RankerParams(max_rows=800, half_life_days=1.5), RankerParams(max_rows=None)):
         split_first = training_rows(train, params)
-        masked = training_rows(examples, params, before=cutoff)
+        masked = training_rows(with_undated, params, before=cutoff)
         assert masked.rows.equals(split_first.rows) and masked.kept == split_first.kept
     assert pc.max(masked.rows["label_ts"]).as_py() < cutoff
     # Shuffling only the rows before the cutoff is shuffling the training side.
