@@ -59,6 +59,22 @@ def _pinned(uri: str, storage_options: dict[str, str] | None) -> DeltaTable:
     return table
 
 
+def newest_landing_day(interactions: DeltaTable) -> date | None:
+    """The newest landing day holding interactions (None: none), from the Delta log's file
+    entries (partition value, row count): reading the column was 4 s at 90 days x 1M events."""
+    files = pa.table(interactions.get_add_actions(flatten=True))
+    day, rows = f"partition.{LANDING_DAY_COLUMN}", "num_records"
+    if (
+        {day, rows} <= set(files.column_names)
+        and files[rows].null_count == 0
+        and pa.types.is_date(files[day].type)
+    ):
+        return pc.max(files.filter(pc.greater(files[rows], 0))[day]).as_py()
+    # Not partitioned by day, or files without row counts: read the column.
+    column = interactions.to_pyarrow_dataset().to_table(columns=[LANDING_DAY_COLUMN])
+    return pc.max(column[LANDING_DAY_COLUMN]).as_py()
+
+
 def label_events(
     interactions_uri: str,
     artworks_uri: str,
@@ -68,11 +84,11 @@ def label_events(
     """Interactions of the last `label_days` landing days, the artwork ids, and their versions."""
     interactions = _pinned(interactions_uri, storage_options)
     dataset = interactions.to_pyarrow_dataset()
-    days = dataset.to_table(columns=[LANDING_DAY_COLUMN]).column(LANDING_DAY_COLUMN)
-    if len(days) == 0:
+    newest = newest_landing_day(interactions)
+    if newest is None:
         events = dataset.to_table(columns=LABEL_EVENT_COLUMNS)
     else:
-        first = pc.max(days).as_py() - timedelta(days=label_days - 1)
+        first = newest - timedelta(days=label_days - 1)
         events = dataset.to_table(
             columns=LABEL_EVENT_COLUMNS, filter=pc.field(LANDING_DAY_COLUMN) >= first
         )
@@ -105,11 +121,11 @@ def evidence_days(
 ) -> tuple[int, int]:
     """Landing days to label so a sparse history still yields enough positives: the window
     (see `days_holding`) and the positives it holds."""
-    dataset = _pinned(interactions_uri, storage_options).to_pyarrow_dataset()
-    days = dataset.to_table(columns=[LANDING_DAY_COLUMN]).column(LANDING_DAY_COLUMN)
-    if len(days) == 0:
+    interactions = _pinned(interactions_uri, storage_options)
+    dataset = interactions.to_pyarrow_dataset()
+    newest = newest_landing_day(interactions)
+    if newest is None:
         return min_days, 0
-    newest = pc.max(days).as_py()
     first = newest - timedelta(days=max_days - 1)
     rows = dataset.to_table(
         columns=[LANDING_DAY_COLUMN],
