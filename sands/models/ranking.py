@@ -624,6 +624,10 @@ class TrainingRows:
         return any(share < 1.0 for share in self.kept.values())
 
 
+# The canonical order of training rows: contiguous per (user, label day) group.
+TRAINING_ORDER = ("user_id", "artwork_id", "label_ts", "sample_source")
+
+
 def training_rows(
     examples: pa.Table, params: RankerParams, before: datetime | None = None
 ) -> TrainingRows:
@@ -649,10 +653,6 @@ def training_rows(
         sampled = _group_draws(keys["user_id"], day) < chance
         index, keys = index[sampled], keys.filter(pa.array(sampled))
     return TrainingRows(examples.take(index[training_order(keys)]), kept)
-
-
-# The canonical order of training rows: contiguous per (user, label day) group.
-TRAINING_ORDER = ("user_id", "artwork_id", "label_ts", "sample_source")
 
 
 def training_order(examples: pa.Table) -> np.ndarray:
