@@ -33,5 +33,12 @@
     (unix_seconds(cast({{ end_ts }} as timestamp)) - unix_seconds(cast({{ start_ts }} as timestamp)))
 {%- endmacro %}
 
-{# Ranks are 8-byte on DuckDB and 4-byte on Spark; store 8 everywhere. #}
-{% macro row_rank(over) %}cast(row_number() over ({{ over }}) as {{ dbt.type_bigint() }}){% endmacro %}
+{# A struct of named fields, [(name, expression), ...]; structs order field by field, so the
+   min or max of one picks a row by several keys in a plain aggregation. #}
+{% macro struct_of(fields) %}{{ return(adapter.dispatch('struct_of', 'sands')(fields)) }}{% endmacro %}
+{% macro default__struct_of(fields) -%}
+    struct_pack({% for name, expr in fields %}{{ name }} := {{ expr }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+{% macro spark__struct_of(fields) -%}
+    named_struct({% for name, expr in fields %}'{{ name }}', {{ expr }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}

@@ -39,6 +39,14 @@
     and {{ event_date }} > {{ add_days(feature_date, '-' ~ lookback_days()) }}
 {%- endmacro %}
 
+{# What any feature date of the build window may see: landed by the window's end, and within the
+   longest window of its start. Each date's own condition implies it; stated with constant bounds,
+   it lets the engine skip the files and row groups of older days. #}
+{% macro visible_in_build_window(landing_date, event_date) -%}
+    {{ landing_date }} <= {{ window_end() }}
+    and {{ event_date }} > {{ add_days(window_start(), '-' ~ lookback_days()) }}
+{%- endmacro %}
+
 {% macro within_days(days, feature_date, event_date) -%}
     {{ event_date }} > {{ add_days(feature_date, '-' ~ days) }}
 {%- endmacro %}

@@ -17,6 +17,7 @@ from assets.transform import day_windows
 from dagster_project.definitions import build_defs
 from dagster_project.runner import run_feature_build
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
+from sands.features.warehouse import model_rows
 from sands.settings import SandsPaths
 from tests.builders.bronze import write_artworks, write_events, write_users
 
@@ -162,6 +163,37 @@ def test_taste_affinities_weight_events_by_type(built):
     assert (day1["top_colour"], day1["top_colour_share"]) == ("blue", pytest.approx(11 / 23))
     # Day 2 adds a2 view (1) and the late favourite (4): pop-art 6 against cubism 11.
     assert day2["top_style_share"] == pytest.approx(11 / 17)
+
+
+def test_the_affinity_mart_keeps_each_user_s_top_value_per_attribute(built):
+    paths, _ = built
+    mart = model_rows(paths.warehouse_db, "user_affinity", DAY1, DAY1).to_pylist()
+    top = {(r["user_id"], r["attribute"]): (r["value"], r["weight"], r["share"]) for r in mart}
+    assert len(top) == len(mart)  # one row per user and attribute
+    # u1 on day 1: a1 weighs 11 (cubism, oil, red+blue, night), a2 1 (pop-art, digital, pink,
+    # urban); red and blue tie at 11, the first alphabetically wins. u2 had no activity yet.
+    assert top == {
+        ("u1", "style"): ("cubism", 11, pytest.approx(11 / 12)),
+        ("u1", "medium"): ("oil", 11, pytest.approx(11 / 12)),
+        ("u1", "colour"): ("blue", 11, pytest.approx(11 / 23)),
+        ("u1", "tag"): ("night", 11, pytest.approx(11 / 12)),
+    }
+
+
+def test_a_build_of_many_dates_holds_the_same_marts_as_one_date_at_a_time(built, tmp_path):
+    """Running sums (a window of dates in one call) against the direct sum (one date a call)."""
+    paths, _ = built
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SANDS_HOME", str(tmp_path))
+        together = SandsPaths.from_env()
+        together.ensure_local_dirs()
+        write_marketplace(together.lake)
+        result = run_feature_build(DAY1.isoformat(), DAY2.isoformat(), DagsterInstance.ephemeral())
+    assert result.success
+    for model in ("user_affinity", "user_feature_snapshots"):
+        one_call = model_rows(together.warehouse_db, model, DAY1, DAY2)
+        assert one_call.num_rows > 0
+        assert one_call.equals(model_rows(paths.warehouse_db, model, DAY1, DAY2)), model
 
 
 def test_artwork_popularity_conversion_and_content(built):

@@ -20,6 +20,7 @@ activity as (
     from feature_dates as d
     inner join {{ ref('int_artwork_daily_activity') }} as a
         on {{ visible_in_window('d.feature_date', 'a.landing_date', 'a.event_date') }}
+    where {{ visible_in_build_window('a.landing_date', 'a.event_date') }}
     group by d.feature_date, a.artwork_id
 ),
 

@@ -21,6 +21,7 @@ activity as (
     from feature_dates as d
     inner join {{ ref('int_user_daily_activity') }} as a
         on {{ visible_in_window('d.feature_date', 'a.landing_date', 'a.event_date') }}
+    where {{ visible_in_build_window('a.landing_date', 'a.event_date') }}
     group by d.feature_date, a.user_id
 ),
 
@@ -34,7 +35,7 @@ top_values as (
         {{- "," if not loop.last }}
         {%- endfor %}
     from {{ ref('user_affinity') }}
-    where affinity_rank = 1 and {{ in_build_window('feature_date') }}
+    where {{ in_build_window('feature_date') }}
     group by feature_date, user_id
 ),
 
