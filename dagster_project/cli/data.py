@@ -209,9 +209,23 @@ def features(
     """dbt build and feature publishing for a window of landing days, as one run."""
     paths = _paths()
     first, last = _feature_window(paths, start, end)
+    _require_bronze_interactions(paths)
     with _runs_checked(paths):
         if not _features(paths, first, last):
             raise typer.Exit(1)
+
+
+def _require_bronze_interactions(paths: SandsPaths) -> None:
+    """One line before any run when nothing was ingested (dbt would fail deep in its sources)."""
+    from sands.ingest.bronze import bronze_uri
+    from sands.ingest.contract import INTERACTIONS
+    from sands.lake.delta import open_table
+
+    uri = bronze_uri(paths.lake, INTERACTIONS)
+    if open_table(uri, paths.storage_options) is None:
+        raise Refusal(
+            f"no bronze interactions at {uri}: `sands ingest` lands the landing zone first"
+        )
 
 
 def _feature_window(paths: SandsPaths, start: str | None, end: str | None) -> tuple[str, str]:
@@ -244,8 +258,10 @@ def _features(paths: SandsPaths, first: str, last: str) -> bool:
         lambda: run_feature_build(first, last, instance),
     )
     table = Table("feature table", "Delta version", "snapshot rows", "appended", "restated")
+    snapshot_rows = 0
     for name, meta in _materializations(result).items():
         if "schema_hash" in meta:
+            snapshot_rows += meta["dagster/row_count"]
             table.add_row(
                 name,
                 str(meta["delta_version"]),
@@ -254,6 +270,9 @@ def _features(paths: SandsPaths, first: str, last: str) -> bool:
                 f"{meta['rows_restated']:,}",
             )
     console.print(table)
+    if result.success and snapshot_rows == 0:
+        # Feature dates are landing days with events: a window without any builds nothing.
+        _note(f"no feature rows for {first}..{last}: no events landed on those days")
     for line in warned_dbt_tests(result):
         _note(line)
     if not result.success:

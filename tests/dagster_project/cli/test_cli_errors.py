@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,11 @@ from typer.testing import CliRunner
 from dagster_project.cli import app
 from dagster_project.runner import instance_for
 from sands.settings import SandsPaths, SettingError
+from tests.builders.bronze import write_events
 from tests.dagster_project.test_failures import run, started_run
 
 runner = CliRunner()
+NOON = datetime(2026, 9, 1, 12, tzinfo=UTC)
 TINY = ["--events-per-day", "20", "--initial-users", "5", "--initial-artworks", "5"]
 
 
@@ -59,6 +62,23 @@ def test_a_day_without_landing_files_or_an_empty_window_is_one_line(paths):
     )
     late = runner.invoke(app, ["features", "--start", "2026-09-05"])
     assert late.exit_code == 2 and "empty window 2026-09-05..2026-09-02" in late.output
+
+
+def test_features_for_days_without_events_say_so_in_one_line(paths):
+    assert runner.invoke(app, ["simulate", "--days", "1", *TINY]).exit_code == 0
+    window = ["--start", "2026-09-01", "--end", "2026-09-01"]
+    early = runner.invoke(app, ["features", *window])
+    assert early.exit_code == 1 and lines(early) == [
+        f"error: no bronze interactions at {paths.lake}/bronze/interactions: `sands ingest` "
+        "lands the landing zone first"
+    ]
+    assert runner.invoke(app, ["ingest"]).exit_code == 0
+    told = "no feature rows for {0}..{0}: no events landed on those days"
+    landed = runner.invoke(app, ["features", *window])
+    assert landed.exit_code == 0 and told.format("2026-09-01") not in lines(landed)
+    empty = runner.invoke(app, ["features", "--start", "2026-09-02", "--end", "2026-09-02"])
+    assert empty.exit_code == 0, empty.output
+    assert told.format("2026-09-02") in lines(empty)
 
 
 def test_features_with_nothing_landed_is_one_line(paths):
@@ -153,6 +173,8 @@ def test_a_failed_run_fails_the_command_one_line_per_failure(
     home, monkeypatch, command, function, job, told
 ):
     monkeypatch.setattr(f"dagster_project.runner.{function}", fake(job))
+    if command[0] == "features":  # it refuses a lake without events before any run
+        write_events(home.lake, date(2026, 9, 1), [("e1", "u1", "a1", "view", NOON, None)])
     result = runner.invoke(app, command)
     assert result.exit_code == 1, result.output
     (line,) = [line for line in lines(result) if line.startswith("error: run ")]
