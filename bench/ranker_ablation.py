@@ -55,6 +55,11 @@ def variants() -> list[Variant]:
         Variant("4 uniform, 100 trees", 0, 0, 4, trees=100),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
         Variant("4 uniform, early stopping", 0, 0, 4, early_stopping_rounds=20),
+        # Recency against evidence: on small histories a short half-life leaves few positives.
+        Variant("4 uniform, half-life 0.5 d", 0, 0, 4, half_life_days=0.5),
+        Variant("4 uniform, half-life 3 d", 0, 0, 4, half_life_days=3.0),
+        Variant("4 uniform, half-life 7 d", 0, 0, 4, half_life_days=7.0),
+        Variant("4 uniform, no recency weights", 0, 0, 4, half_life_days=None),
     ]
 
 
@@ -132,6 +137,41 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
     return {"ranker": ranked[PRIMARY], "popularity": popular[PRIMARY], "users": ranked["users"]}
 
 
+def paired_gap(days: list[float], reference: list[float]) -> str:
+    """Mean day-by-day difference from the reference recipe and its standard error over the
+    judged days: one day's users are the same for both, so the pairing removes their noise."""
+    gaps = np.subtract(days, reference)
+    if len(gaps) < 2:
+        return f"{gaps.mean():+.4f}"
+    return f"{gaps.mean():+.4f} ± {gaps.std(ddof=1) / np.sqrt(len(gaps)):.4f}"
+
+
+def ablation_table(
+    scenarios: list[str],
+    chosen: list[Variant],
+    results: dict[tuple[str, str], list[float]],
+    popularity: dict[str, list[float]],
+) -> Table:
+    """Mean NDCG@10 per scenario and recipe, with each recipe's paired gap to the first one."""
+    reference = chosen[0].name
+    columns = [c for s in scenarios for c in (f"{s} NDCG@10", f"{s} vs {reference}")]
+    table = Table("variant", *columns, title="ranker ablation")
+    table.add_row(
+        "popularity (7 days)",
+        *[c for s in scenarios for c in (f"{np.mean(popularity[s]):.4f}", "")],
+    )
+    for variant in chosen:
+        cells = []
+        for scenario in scenarios:
+            days = results[(scenario, variant.name)]
+            mean = float(np.mean(days))
+            cells.append(f"{mean:.4f} ({mean / np.mean(popularity[scenario]):.2f}x)")
+            same = variant.name == reference
+            cells.append("" if same else paired_gap(days, results[(scenario, reference)]))
+        table.add_row(variant.name, *cells)
+    return table
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ranker_ablation")
     parser.add_argument("--events-per-day", type=int, default=20_000)
@@ -172,13 +212,5 @@ def main(argv: list[str]) -> None:
                     f"(popularity {scores['popularity']:.4f}, {scores['users']:.0f} users)"
                 )
             popularity.setdefault(scenario, []).append(scores["popularity"])
-    table = Table("variant", *[f"{s} NDCG@10" for s in args.scenarios], title="ranker ablation")
-    table.add_row("popularity (7 days)", *[f"{np.mean(popularity[s]):.4f}" for s in args.scenarios])
-    for variant in chosen:
-        cells = []
-        for scenario in args.scenarios:
-            mean = float(np.mean(results[(scenario, variant.name)]))
-            cells.append(f"{mean:.4f} ({mean / np.mean(popularity[scenario]):.2f}x)")
-        table.add_row(variant.name, *cells)
-    console.print(table)
+    console.print(ablation_table(args.scenarios, chosen, results, popularity))
     console.print(f"days judged: played days {judged} of {args.days}, after {args.warmup_days}")
