@@ -148,8 +148,10 @@ def judge_day(
     shift_day: int,
     args: argparse.Namespace,
     rng: np.random.Generator,
-) -> list[Judged]:
-    """The champion's exploring log of one day, then every challenger online and estimated."""
+) -> tuple[list[Judged], float]:
+    """The champion's exploring log of one day, then every challenger online and estimated; and
+    the clicks per list the exploring champion earned (exploration's cost against its greedy
+    lists, which the challengers' table holds as the champion)."""
     theta = examination(K, market.config.served_examination)
     explore = Exploration(rate=args.rate, pool=args.pool, popular=args.popular)
     popular = list(np.argsort(-market.artworks.popularity, kind="stable")[: args.popular])
@@ -207,11 +209,14 @@ def judge_day(
                 support(logged, position, theta),
             )
         )
-    return out
+    return out, float(clicks.sum(axis=1).mean())
 
 
-def play(scenario: str, args: argparse.Namespace, console: Console) -> list[Judged]:
-    """Simulate warm-up days, then judge `args.days` days from the change on."""
+def play(
+    scenario: str, args: argparse.Namespace, console: Console
+) -> tuple[list[Judged], list[float]]:
+    """Simulate warm-up days, then judge `args.days` days from the change on; the judgements and
+    the exploring champion's clicks per list each day."""
     warmup = 7
     config = SimulationConfig(
         scenario=Scenario(scenario),
@@ -223,18 +228,20 @@ def play(scenario: str, args: argparse.Namespace, console: Console) -> list[Judg
     market = Marketplace(config)
     rng = np.random.default_rng([args.seed, 2])
     judged: list[Judged] = []
+    exploring: list[float] = []
     for index, drop in enumerate(market.days()):
         if index < warmup:
             continue
-        day = judge_day(market, scenario, drop.day, index, warmup, args, rng)
+        day, logged = judge_day(market, scenario, drop.day, index, warmup, args, rng)
         judged += day
+        exploring.append(logged)
         console.log(
-            f"{scenario} {drop.day}: "
+            f"{scenario} {drop.day}: exploring champion {logged:.4f}, "
             + ", ".join(
                 f"{j.policy} {j.realised:.4f} (pbm {j.estimates['pbm'].value:.4f})" for j in day
             )
         )
-    return judged
+    return judged, exploring
 
 
 def concordance(
@@ -358,11 +365,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv or [])
     console = Console()
-    judged = [j for scenario in args.scenarios for j in play(scenario, args, console)]
+    judged: list[Judged] = []
+    exploring: list[float] = []
+    for scenario in args.scenarios:
+        days, logged = play(scenario, args, console)
+        judged += days
+        exploring += logged
     console.print(
         f"{len(args.scenarios)} scenario(s) x {args.days} days, {args.lists:,} lists a day per "
         f"policy, exploration rate {args.rate} over the next {args.pool} ranks and the "
         f"{args.popular} most popular artworks, k={K}"
     )
     console.print(per_policy(judged))
+    greedy = np.mean([j.realised for j in judged if j.policy == LOGGER])
+    console.print(
+        f"exploration's cost: the exploring champion earned {np.mean(exploring):.4f} clicks per "
+        f"list, greedy {greedy:.4f} ({np.mean(exploring) / greedy:.2f}x)"
+    )
     console.print(summary(judged))
