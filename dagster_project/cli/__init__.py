@@ -50,13 +50,22 @@ for name, command in COMMANDS:
     app.command(name)(command)
 
 
+def quiet_library_warnings() -> None:
+    """The CLI prints its own summaries: library chatter and API-stability notes are noise."""
+    warnings.filterwarnings("ignore", message=".*is currently in beta")
+    # pandera formatting its failure cases (a pandas concat deprecation), once per rejected batch.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="pandera")
+    # The daily job mixes assets with and without a single-run backfill policy on purpose: it
+    # always runs one partition, and ranges go through `feature_build`.
+    warnings.filterwarnings("ignore", message=".*materializes assets with varying BackfillPolicies")
+
+
 def main() -> None:
     """The `sands` entry point. It leaves with os._exit: delta-rs's reader threads can abort the
     process's C-level teardown ("terminate called without an active exception", delta-rs#2184),
     which would turn a finished command's exit status into 134."""
     code = 0
-    # The CLI prints its own summaries; library chatter and API-stability notes are noise here.
-    warnings.filterwarnings("ignore", message=".*is currently in beta")
+    quiet_library_warnings()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         app()

@@ -326,8 +326,8 @@ def replay(
     with _runs_checked(paths), _one_line_errors(HistoryLoadError):
         records = _quietly(
             paths,
-            f"replaying {len(chosen)} days ({chosen[0]}..{chosen[-1]}) after {len(history)} "
-            "days of history",
+            f"replaying {_days(len(chosen))} ({chosen[0]}..{chosen[-1]}) after "
+            f"{_days(len(history))} of history",
             lambda: replay_days_through_loop(
                 paths, source, chosen, lambda r: _show(table, r), history, _note
             ),
@@ -417,3 +417,8 @@ def _report_failures(records) -> None:
     troubled = [r.day for r in records if r.failed_runs]
     if troubled:
         console.print(f"[yellow]Runs failed on {', '.join(troubled)}[/].")
+
+
+def _days(count: int) -> str:
+    """'1 day', '3 days'."""
+    return f"{count} day" if count == 1 else f"{count} days"

@@ -1,10 +1,12 @@
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from deltalake import DeltaTable
 from typer.testing import CliRunner
 
-from dagster_project.cli import app
+from dagster_project.cli import app, quiet_library_warnings
+from dagster_project.cli.demo import _days
 from sands.features.offline import USER_FEATURES
 from sands.features.online_store import SqliteOnlineStore
 from sands.features.training_store import TRAINING_EXAMPLES
@@ -124,3 +126,26 @@ def test_status_shows_quarantined_rows_and_rejected_files_per_feed(paths):
     (row,) = [line for line in result.output.splitlines() if "bronze/interactions" in line]
     # e1 (missing columns), the array line and the truncated line: 3 rows; 1 file.
     assert [cell.strip() for cell in row.split("│")[2:6]] == ["1", "0", "3", "1"]
+
+
+def test_the_cli_hides_library_chatter_and_keeps_other_warnings() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_library_warnings()
+        for module, category in [
+            ("pandera.backends.pandas.error_formatters", FutureWarning),
+            ("sands.ingest.bronze", FutureWarning),
+        ]:
+            warnings.warn_explicit("concat behaviour", category, "x.py", 1, module=module)
+        warnings.warn_explicit(
+            "Asset job daily_pipeline materializes assets with varying BackfillPolicies",
+            UserWarning,
+            "x.py",
+            2,
+            module="dagster._core.definitions",
+        )
+    assert [str(w.message) for w in caught] == ["concat behaviour"]  # ours, not pandera's
+
+
+def test_replay_progress_counts_days_in_words() -> None:
+    assert (_days(1), _days(0), _days(28)) == ("1 day", "0 days", "28 days")
