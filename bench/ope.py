@@ -364,6 +364,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events-per-day", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv or [])
+    try:
+        Exploration(rate=args.rate, pool=args.pool, popular=args.popular)
+    except ValueError as bad:
+        parser.error(str(bad))
     console = Console()
     judged: list[Judged] = []
     exploring: list[float] = []

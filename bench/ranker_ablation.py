@@ -186,6 +186,10 @@ def main(argv: list[str]) -> None:
     from bench.history import build_history
 
     console = Console()
+    known = [v.name for v in variants()]
+    unknown = [name for name in args.only or [] if name not in known]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; known: {known}")
     chosen = [v for v in variants() if not args.only or v.name in args.only]
     judged = args.judge or list(range(args.shift_day, args.days))
     results: dict[tuple[str, str], list[float]] = {}
