@@ -10,7 +10,10 @@ demo's). On each judged day:
 - each challenger then serves the same number of lists greedily to fresh sessions of the same
   users: its realised clicks per list is what an online day would show, and the expectation of
   that (no click noise) is the truth;
-- every estimator estimates each challenger's clicks per list from the champion's log alone.
+- every estimator estimates each challenger's clicks per list from the champion's log alone;
+- the gate's criterion (challenger minus champion, by `pbm` where the log supports it) is checked
+  against the truth, and where the log does not, what doubly robust differences with either
+  model's calibrated click model would say.
 
 The policies rank the catalogue from the simulator's latent state, so their quality is known:
 the champion knows tastes as they were on the eve of the change (a frozen model), the next
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -34,10 +37,14 @@ from rich.console import Console
 from rich.table import Table
 
 from sands.evaluation.off_policy import (
+    ClickModel,
     Estimate,
     LoggedLists,
+    calibrated,
     doubly_robust,
     ips,
+    paired_difference,
+    paired_dr_difference,
     pbm,
     snips,
     standard_error,
@@ -66,6 +73,10 @@ class Judged:
     estimates: dict[str, Estimate]
     realised_se: float = 0.0  # the online day's standard error of `realised`
     support: float = 1.0  # share of its examination the champion's log could reach
+    # Challenger - champion (recomputed) by the gate's estimator and by doubly robust estimates
+    # with the challenger's own click model and with the champion's (None for the champion).
+    gaps: dict[str, Estimate] | None = None
+    truth_gap: float = 0.0  # its expected clicks per list minus the champion's
 
     @property
     def supported(self) -> bool:
@@ -127,19 +138,6 @@ def clicks_of(
     return (market.served_rng.random(chance.shape) < chance).astype(float), chance
 
 
-def calibrated(
-    scores: np.ndarray, clicks: np.ndarray, theta: np.ndarray, bins: int = 10
-) -> Callable[[np.ndarray], np.ndarray]:
-    """The challenger's click model: its scores of logged items binned by quantile, each bin's
-    click chance once examined (clicks over expected examinations, as the PBM reads a log)."""
-    edges = np.quantile(scores, np.linspace(0, 1, bins + 1)[1:-1])
-    which = np.digitize(scores, edges)
-    examined = np.bincount(which.ravel(), np.broadcast_to(theta, scores.shape).ravel(), bins)
-    clicked = np.bincount(which.ravel(), clicks.ravel(), bins)
-    rate = np.divide(clicked, examined, out=np.zeros(bins), where=examined > 0)
-    return lambda s: rate[np.digitize(s, edges)]
-
-
 def judge_day(
     market: Marketplace,
     scenario: str,
@@ -157,7 +155,8 @@ def judge_day(
     popular = list(np.argsort(-market.artworks.popularity, kind="stable")[: args.popular])
     every = policies(market, shift_day, args.seed)
     users = sessions(market, args.lists, rng)
-    ranked = top_k(every[LOGGER](today, users), K + args.pool)
+    logger_scores = every[LOGGER](today, users)
+    ranked = top_k(logger_scores, K + args.pool)
     drawn = [explore.show(list(row), K, rng, popular) for row in ranked]
     shown = np.array([d.artwork_ids for d in drawn])
     propensity = np.array([d.propensities for d in drawn])
@@ -172,6 +171,8 @@ def judge_day(
         users,
     )
     out = []
+    positions: dict[str, np.ndarray] = {}
+    views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for name, policy in every.items():
         scores = policy(today, users)
         target = top_k(scores, K)
@@ -179,19 +180,19 @@ def judge_day(
         position = np.zeros(shown.shape, np.int64)
         for slot in range(K):
             position[shown == target[:, [slot]]] = slot + 1
-        model = calibrated(np.take_along_axis(scores, shown, 1), clicks, theta)
+        positions[name] = position
+        views[name] = tuple(
+            np.take_along_axis(of, at, 1)
+            for of, at in ((scores, shown), (scores, target), (logger_scores, target))
+        )
+        model = ClickModel.of(
+            calibrated(views[name][0], clicks, logged.shown, theta), *views[name][:2]
+        )
         estimates = {
             "ips": ips(logged, position, args.clip),
             "snips": snips(logged, position, args.clip),
             "pbm": pbm(logged, position, theta, args.clip),
-            "dr": doubly_robust(
-                logged,
-                position,
-                theta,
-                model(np.take_along_axis(scores, shown, 1)),
-                model(np.take_along_axis(scores, target, 1)),
-                args.clip,
-            ),
+            "dr": doubly_robust(logged, position, theta, model.shown, model.listed, args.clip),
         }
         online_users = sessions(market, args.lists, rng)
         online = top_k(policy(today, online_users), K)
@@ -209,7 +210,39 @@ def judge_day(
                 support(logged, position, theta),
             )
         )
+    champion = next(j for j in out if j.policy == LOGGER)
+    for i, judged in enumerate(out):
+        if judged.policy != LOGGER:
+            gaps = gate_gaps(logged, theta, positions, views, judged.policy)
+            out[i] = replace(judged, gaps=gaps, truth_gap=judged.truth - champion.truth)
     return out, float(clicks.sum(axis=1).mean())
+
+
+def gate_gaps(
+    logged: LoggedLists,
+    theta: np.ndarray,
+    positions: dict[str, np.ndarray],
+    views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    name: str,
+) -> dict[str, Estimate]:
+    """Challenger `name` minus the champion recomputed, list by list: by `pbm` (the gate's
+    estimator), and doubly robust with the challenger's own calibrated click model or with the
+    champion's read at the challenger's list (what could judge where the log cannot see). `views`:
+    per policy, its scores of the shown items and of its list, and the champion's of its list."""
+    where, there = positions[name], positions[LOGGER]
+    fit = {p: calibrated(views[p][0], logged.clicks, logged.shown, theta) for p in (name, LOGGER)}
+    champion = ClickModel.of(fit[LOGGER], views[LOGGER][0], views[LOGGER][1])
+    own = ClickModel.of(fit[name], views[name][0], views[name][1])
+    by_champion = ClickModel.of(fit[LOGGER], views[LOGGER][0], views[name][2])
+    return {
+        "pbm": paired_difference("pbm", logged, where, there, theta, 1e9),
+        "dr, own click model": paired_dr_difference(
+            logged, (where, own), (there, champion), theta, 1e9
+        ),
+        "dr, champion's click model": paired_dr_difference(
+            logged, (where, by_champion), (there, champion), theta, 1e9
+        ),
+    }
 
 
 def play(
@@ -347,6 +380,54 @@ def per_policy(judged: list[Judged]) -> Table:
     return table
 
 
+def gate_table(judged: list[Judged]) -> Table:
+    """Per challenger, challenger - champion as the gate reads it: by `pbm` where the log reaches
+    `min_support` of the challenger's examination (held back when worse beyond the interval),
+    and, where it does not, what doubly robust estimates with either click model would say."""
+    table = Table(title="the gate's criterion: challenger - champion (clicks per list)")
+    columns = (
+        "challenger",
+        "days (supported)",
+        "true gap",
+        "pbm",
+        "held back (worse in truth)",
+        "held back, not worse",
+        "unsupported days: true gap",
+        "dr, own click model",
+        "dr, champion's click model",
+    )
+    for column in columns:
+        table.add_column(column, justify="right" if column != "challenger" else "left")
+    for name in dict.fromkeys(j.policy for j in judged if j.gaps is not None):
+        mine = [j for j in judged if j.policy == name]
+        seen = [j for j in mine if j.supported]
+        held = [j for j in seen if j.gaps["pbm"].high < 0]
+        blind = [j for j in mine if not j.supported]
+
+        def mean_gap(rows: list[Judged], key: str) -> str:
+            if not rows:
+                return "-"
+            inside = np.mean([j.gaps[key].low <= j.truth_gap <= j.gaps[key].high for j in rows])
+            worse = sum(j.gaps[key].high < 0 for j in rows)
+            return (
+                f"{np.mean([j.gaps[key].value for j in rows]):+.4f} ({inside:.0%} cover, "
+                f"{worse} worse)"
+            )
+
+        table.add_row(
+            name,
+            f"{len(mine)} ({len(seen)})",
+            f"{np.mean([j.truth_gap for j in mine]):+.4f}",
+            mean_gap(seen, "pbm"),
+            f"{len(held)} ({sum(j.truth_gap < 0 for j in held)})",
+            str(sum(j.truth_gap >= 0 for j in held)),
+            f"{np.mean([j.truth_gap for j in blind]):+.4f}" if blind else "-",
+            mean_gap(blind, "dr, own click model"),
+            mean_gap(blind, "dr, champion's click model"),
+        )
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -387,3 +468,4 @@ def main(argv: list[str] | None = None) -> None:
         f"list, greedy {greedy:.4f} ({np.mean(exploring) / greedy:.2f}x)"
     )
     console.print(summary(judged))
+    console.print(gate_table(judged))

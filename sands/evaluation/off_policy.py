@@ -12,7 +12,10 @@ what the target would have earned:
   click anywhere counts, weighted by the item's examination under the target over its expected
   examination under the logger. Needs the item to be shown somewhere, not at the same position.
 - `doubly_robust`: a click model's estimate of the target's list, plus the PBM-weighted error of
-  that model on what was logged; unbiased when either the weights or the model are right.
+  that model on what was logged; unbiased when either the weights or the model are right. The
+  click model can be a target's scores `calibrated` to click rates on the logged items; the gate
+  does not use it, because calibrated on what the logger showed it is optimistic about a target's
+  own picks where the logger never looked (`docs/ope.md`).
 
 Every estimate is clicks per list with a normal confidence interval from the per-list
 contributions (the delta method for the self-normalised one), clustered by user when the log says
@@ -23,6 +26,7 @@ cut.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -290,6 +294,70 @@ def pbm(
     return _mean_estimate("pbm", contributions, weights, clipped, confidence, logged.groups, noise)
 
 
+@dataclass(frozen=True)
+class ClickModel:
+    """A click model's view of one target on a log: the chance each shown item is clicked if
+    examined (`shown`, (n, K)) and the same for the target's own list in its order (`listed`)."""
+
+    shown: np.ndarray
+    listed: np.ndarray
+
+    @classmethod
+    def of(
+        cls, fit: Callable[[np.ndarray], np.ndarray], shown: np.ndarray, listed: np.ndarray
+    ) -> ClickModel:
+        """A fitted score-to-click-chance map read at scores of the shown items and of the
+        target's list (NaN in `listed`: no item in that slot)."""
+        return cls(fit(shown), np.where(np.isnan(listed), 0.0, fit(listed)))
+
+
+def calibrated(
+    scores: np.ndarray,
+    clicks: np.ndarray,
+    shown: np.ndarray,
+    examination: np.ndarray,
+    bins: int = 10,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A target's own click model: its scores of the logged items binned by quantile, each bin's
+    click chance once examined (clicks over the examinations of its slots, as the PBM reads a
+    log). Unscored items (NaN) read the log's overall rate."""
+    k = clicks.shape[1]
+    slots = np.broadcast_to(examination[:k], clicks.shape)
+    known = shown & np.isfinite(scores)
+    overall = clicks[shown].sum() / max(slots[shown].sum(), 1e-12)
+    if not known.any():
+        return lambda s: np.full(np.shape(s), overall)
+    edges = np.unique(np.quantile(scores[known], np.linspace(0, 1, bins + 1)[1:-1]))
+    which = np.digitize(scores[known], edges)
+    examined = np.bincount(which, slots[known], len(edges) + 1)
+    clicked = np.bincount(which, clicks[known], len(edges) + 1)
+    rate = np.divide(clicked, examined, out=np.full(len(examined), overall), where=examined > 0)
+
+    def model(s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=np.float64)
+        out = rate[np.digitize(np.nan_to_num(s, nan=-np.inf), edges)]
+        return np.where(np.isfinite(s), out, overall)
+
+    return model
+
+
+def dr_per_list(
+    logged: LoggedLists,
+    target_position: np.ndarray,
+    examination: np.ndarray,
+    model: ClickModel,
+    clip: float = DEFAULT_CLIP,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-list doubly robust contributions (the model's value of the target's list plus the
+    PBM-weighted error of the model on what was logged), the weights and how many were clipped."""
+    weights, clipped = pbm_weights(logged, target_position, examination, clip)
+    theta = examination[: logged.clicks.shape[1]]
+    listed = model.listed[:, : len(theta)]
+    direct = np.nan_to_num(listed * theta[: listed.shape[1]]).sum(axis=1)
+    expected = np.where(logged.shown, model.shown * theta, 0.0)
+    return direct + (weights * (logged.clicks - expected)).sum(axis=1), weights, clipped
+
+
 def doubly_robust(
     logged: LoggedLists,
     target_position: np.ndarray,
@@ -302,11 +370,32 @@ def doubly_robust(
     """A click model's value of the target's lists, corrected by its PBM-weighted error on the
     logged clicks. `shown_relevance` (n, K): the model's click chance of each shown item if
     examined; `target_relevance` (n, K): the same for the target's own list, in its order."""
-    weights, clipped = pbm_weights(logged, target_position, examination, clip)
-    k = logged.clicks.shape[1]
-    theta = examination[:k]
-    direct = (target_relevance[:, : len(theta)] * theta).sum(axis=1)
-    expected = np.where(logged.shown, shown_relevance * theta, 0.0)
-    contributions = direct + (weights * (logged.clicks - expected)).sum(axis=1)
+    model = ClickModel(shown_relevance, target_relevance)
+    contributions, weights, clipped = dr_per_list(logged, target_position, examination, model, clip)
     noise = click_noise(weights, logged)
     return _mean_estimate("dr", contributions, weights, clipped, confidence, logged.groups, noise)
+
+
+def paired_dr_difference(
+    logged: LoggedLists,
+    target: tuple[np.ndarray, ClickModel],
+    reference: tuple[np.ndarray, ClickModel],
+    examination: np.ndarray,
+    clip: float = DEFAULT_CLIP,
+    confidence: float = 0.95,
+) -> Estimate:
+    """`target` minus `reference` by doubly robust estimates, list by list: each is (positions of
+    the logged items in its list, its click model). Where the log cannot see a target's list, its
+    click model speaks for it; where it can, the logged clicks correct the model."""
+    (where, model), (there, theirs_model) = target, reference
+    mine, weights, clipped = dr_per_list(logged, where, examination, model, clip)
+    theirs, other, also = dr_per_list(logged, there, examination, theirs_model, clip)
+    return _mean_estimate(
+        "dr difference",
+        mine - theirs,
+        weights + other,
+        clipped + also,
+        confidence,
+        logged.groups,
+        click_noise(weights - other, logged),
+    )

@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from sands.evaluation.off_policy import (
+    ClickModel,
     Estimate,
     LoggedLists,
+    calibrated,
     click_noise,
     doubly_robust,
     ips,
+    paired_dr_difference,
     pbm,
     snips,
     standard_error,
@@ -86,6 +89,36 @@ def test_doubly_robust_is_right_with_a_right_model_or_with_right_weights():
     assert right.value == pytest.approx(0.625)
     knows_nothing = doubly_robust(FIXED, SWAPPED, THETA, np.zeros((4, 2)), np.zeros((4, 2)))
     assert knows_nothing.value == pytest.approx(pbm(FIXED, SWAPPED, THETA).value)
+
+
+def test_a_calibrated_click_model_reads_click_rates_per_score_bin_from_the_log():
+    # A scored 1 everywhere, B 2: A clicked once in 4 examinations, B once in 4 x 0.5.
+    scores = np.array([[1.0, 2.0]] * 4)
+    model = calibrated(scores, FIXED.clicks, FIXED.shown, THETA, bins=2)
+    assert model(np.array([1.0, 2.0, 5.0])).tolist() == [0.25, 0.5, 0.5]
+    assert model(np.array([np.nan]))[0] == pytest.approx(2 / 6)  # the log's overall rate
+    # Read at a target's list one slot short: the empty slot is worth nothing.
+    view = ClickModel.of(model, scores, np.array([[2.0, np.nan]] * 4))
+    assert view.listed[0].tolist() == [0.5, 0.0] and view.shown[0].tolist() == [0.25, 0.5]
+
+
+def test_the_paired_dr_difference_lets_the_click_model_speak_where_the_log_cannot_see():
+    logger = (
+        np.array([[1, 2]] * 4),
+        ClickModel(np.array([[0.25, 0.5]] * 4), np.array([[0.25, 0.5]] * 4)),
+    )
+    swapped = (SWAPPED, ClickModel(np.array([[0.25, 0.5]] * 4), np.array([[0.5, 0.25]] * 4)))
+    # The logger's own list: 0.25 + 0.5 x 0.5 = 0.5; [B, A]: 0.625 (as above).
+    both = paired_dr_difference(FIXED, swapped, logger, THETA)
+    assert both.value == pytest.approx(0.125)
+    # [D, A], D never logged and 0.8 to the model: 0.8 + 0.5 x 0.25 = 0.925, where the PBM sees
+    # only A's 0.125.
+    unseen = (
+        np.array([[2, 0]] * 4),
+        ClickModel(np.array([[0.25, 0.5]] * 4), np.array([[0.8, 0.25]] * 4)),
+    )
+    assert paired_dr_difference(FIXED, unseen, logger, THETA).value == pytest.approx(0.425)
+    assert pbm(FIXED, unseen[0], THETA).value == pytest.approx(0.125)
 
 
 def test_on_a_simulated_log_pbm_and_dr_cover_the_true_value_and_ips_does_not():
