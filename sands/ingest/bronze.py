@@ -83,6 +83,10 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     for f in schema:
         values = frame[f.name] if f.name in frame.columns else pd.Series([None] * len(frame))
         array = pa.array(values, from_pandas=True)
+        if array.null_count == len(array):
+            # No value to infer a type from (no rows, or all null): pandas says float.
+            arrays.append(pa.nulls(len(array), f.type))
+            continue
         # Timestamps are stored at microsecond precision; finer digits are dropped on purpose.
         arrays.append(array.cast(f.type, safe=not pa.types.is_timestamp(f.type)))
     return pa.Table.from_arrays(arrays, schema=schema)

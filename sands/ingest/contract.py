@@ -183,6 +183,11 @@ class Entity:
             interactions_schema(landing_day) if self.name == "interactions" else _STATIC[self.name]
         )
 
+    @property
+    def list_columns(self) -> tuple[str, ...]:
+        """Columns holding lists: CSV cannot write an empty list but as an empty cell."""
+        return tuple(f.name for f in self.arrow_schema() if pa_arrow.types.is_list(f.type))
+
     def arrow_schema(self) -> pa_arrow.Schema:
         """The Delta table schema of accepted rows (daily feeds add the landing day)."""
         columns = self.schema().columns

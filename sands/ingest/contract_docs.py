@@ -13,7 +13,7 @@ schemas disagree. Edit the schemas, then regenerate._
 
 Upstream systems (and `sands simulate`) drop files into the landing zone under `SANDS_HOME/landing`
 (or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
-`|`-separated, empty cells are nulls) and JSON lines; one feed may mix formats. Files whose names
+`|`-separated and an empty one is an empty list; other empty cells are nulls) and JSON lines; one feed may mix formats. Files whose names
 start with `.` or `_` are treated as in-flight and ignored, so write to a temporary name and rename.
 Extensions may be in any case, and `.csv.gz`/`.jsonl.gz` are read through gzip; links to files are
 followed (a change to the target counts as a change to the file). Day folders are `YYYY-MM-DD` from 1678-01-01 to 2261-12-31 (the span of a nanosecond

@@ -289,8 +289,12 @@ def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRo
     return pd.DataFrame.from_records(records), rows, damaged
 
 
-def _parse(fmt: str, payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
-    """Records, their row numbers and damaged lines; raises when the bytes are not the format."""
+def _parse(
+    fmt: str, payload: bytes, list_columns: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
+    """Records, their row numbers and damaged lines; raises when the bytes are not the format.
+    In CSV an empty cell of a `list_columns` column is an empty list (CSV has no other way to
+    write one); every other empty cell is a null."""
     # An empty drop (an upstream with nothing to send) is zero rows, not a broken file.
     if not (payload if fmt == "parquet" else payload.strip()):
         return pd.DataFrame(), [], []
@@ -304,12 +308,19 @@ def _parse(fmt: str, payload: bytes) -> tuple[pd.DataFrame, list[int], list[Dama
             # The parser would cut the value at it: the file is kept whole instead.
             raise ValueError(f"a NUL byte at offset {nul}: not a text file")
         frame = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, na_values=[""])
+        for column in (c for c in list_columns if c in frame.columns):
+            frame[column] = frame[column].fillna("")
     else:
         return _json_lines(payload.removeprefix(codecs.BOM_UTF8))
     return frame, list(range(len(frame))), []
 
 
-def read_file(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None) -> FileRead:
+def read_file(
+    fs: fsspec.AbstractFileSystem,
+    path: str,
+    size: int | None = None,
+    list_columns: tuple[str, ...] = (),
+) -> FileRead:
     """One landing file as raw rows (values as stored, plus source file and row number).
 
     Never raises on bad bytes: an unreadable file comes back as a rejection, damaged JSON lines
@@ -323,7 +334,7 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None)
     try:
         # Decompressed apart: an unreadable file keeps the bytes it landed with.
         content = gzip.decompress(payload) if path.lower().endswith(GZIP) else payload
-        frame, rows, damaged = _parse(file_format(path) or "", content)
+        frame, rows, damaged = _parse(file_format(path) or "", content, list_columns)
     except Exception as exc:  # parsers raise many types
         return _rejected(path, UNREADABLE, exc, payload, len(payload))
     # A file's own columns of these names are its data: kept (and reported as unexpected).
@@ -335,7 +346,7 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None)
 
 def read_files(fs: fsspec.AbstractFileSystem, files: list[LandingFile]) -> list[FileRead]:
     """Each file read on its own, with the columns and value types it really had."""
-    return [read_file(fs, f.path, f.size) for f in files]
+    return [read_file(fs, f.path, f.size, ENTITIES[f.entity].list_columns) for f in files]
 
 
 def landing_path(file: LandingFile) -> str:

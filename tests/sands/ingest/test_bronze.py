@@ -280,3 +280,30 @@ def test_a_write_killed_mid_file_leaves_staging_files_that_the_next_ingest_remov
     ingest_day(paths.landing, paths.lake, DAY)
     assert [p for p in stray if p.exists()] == []
     assert bronze(paths).sort_by("event_id").equals(before)
+
+
+USERS_CSV = (
+    "user_id,signup_ts,age,gender,country,interests,updated_ts\n"
+    "u1,2026-09-01T00:00:00Z,30,,US,,2026-09-01T00:00:00Z\n"
+    "u2,2026-09-01T00:00:00Z,41,F,US,oil|abstract,2026-09-01T00:00:00Z\n"
+)
+
+
+def test_an_empty_list_cell_in_csv_is_an_empty_list_and_other_empty_cells_are_nulls(paths):
+    Path(paths.landing, "users").mkdir(parents=True)
+    Path(paths.landing, "users", "export.csv").write_text(USERS_CSV)
+    report = ingest_reference(USERS, paths.landing, paths.lake)
+    assert (report.rows_accepted, report.rows_rejected) == (2, 0)
+    rows = sorted(bronze(paths, USERS).to_pylist(), key=lambda r: r["user_id"])
+    assert [(r["interests"], r["gender"]) for r in rows] == [([], None), (["oil", "abstract"], "F")]
+
+
+def test_a_reference_drop_whose_every_row_is_rejected_is_quarantined_not_a_crash(paths):
+    # No country and an unknown age on every row: nothing to accept, typed or not.
+    bad = USERS_CSV.replace(",US,", ",,").replace(",30,", ",old,").replace(",41,", ",old,")
+    Path(paths.landing, "users").mkdir(parents=True)
+    Path(paths.landing, "users", "export.csv").write_text(bad)
+    report = ingest_reference(USERS, paths.landing, paths.lake)
+    assert (report.rows_accepted, report.rows_rejected) == (0, 2)
+    assert report.reason_counts == {"age:invalid_type": 2, "country:not_nullable": 2}
+    assert bronze(paths, USERS).num_rows == 0 and quarantine(paths, USERS).num_rows == 2
