@@ -99,6 +99,18 @@ def _check_specs(asset_name: str) -> list[AssetCheckSpec]:
     ]
 
 
+def reject_line(report: IngestReport, budget: float) -> str:
+    """One line: how much was rejected against the budget, and by which rules (most first)."""
+    ranked = sorted(report.reason_counts.items(), key=lambda kv: -kv[1])
+    rules = ", ".join(f"{code} {count:,}" for code, count in ranked[:3])
+    more = f" and {len(ranked) - 3} more rules" if len(ranked) > 3 else ""
+    head = (
+        f"{report.rows_rejected:,} of {report.rows_read:,} rows rejected "
+        f"({report.reject_share:.1%}, budget {budget:.1%})"
+    )
+    return f"{head}: {rules}{more} (rules: docs/data-contract.md)" if rules else head
+
+
 def reasons_markdown(reason_counts: dict[str, int]) -> str:
     """Reason codes and their row counts as a markdown table for the Dagster UI."""
     if not reason_counts:
@@ -130,6 +142,7 @@ def ingestion_checks(report: IngestReport, config: IngestionConfig) -> list[Asse
             passed=report.reject_share <= config.max_reject_share,
             severity=AssetCheckSeverity.ERROR,
             metadata={
+                "reason": MetadataValue.text(reject_line(report, config.max_reject_share)),
                 "reject_share": MetadataValue.float(round(report.reject_share, 6)),
                 "max_reject_share": MetadataValue.float(config.max_reject_share),
                 "reasons": MetadataValue.md(reasons_markdown(report.reason_counts)),

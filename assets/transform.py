@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, Config
+from dagster import AssetExecutionContext, BackfillPolicy, Config, Failure
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -19,6 +19,7 @@ from resources.dbt_in_process import environment
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
 from sands.features.dbt_vars import build_window_env
+from sands.ingest.bronze import missing_reference_feeds
 
 GROUP = "transform"
 # One writer at a time on the DuckDB warehouse file, across runs.
@@ -83,6 +84,12 @@ def transform_models(
     Earlier slices of a long window must succeed (a failing test raises and blocks); the last
     slice's events are reported, covering every model of the window.
     """
+    if missing := missing_reference_feeds(lake.root, lake.storage_options):
+        raise Failure(
+            f"no {' or '.join(missing)} have been ingested: land the reference feeds "
+            "(landing/users/, landing/artworks/; docs/data-contract.md) before interactions can "
+            "become features"
+        )
     start, end = window_dates(context)
     slices = day_windows(start, end, config.max_days_per_dbt_call)
     dbt_env = warehouse.dbt_environment(lake.root, lake.storage_options)

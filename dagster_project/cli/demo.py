@@ -310,6 +310,12 @@ def replay(
         chosen = replay_days(available, first or warm_start(available, warmup_days), days)
     except ValueError as error:
         raise typer.BadParameter(f"--landing {landing}: {error}") from error
+    if missing := source.missing_feeds():
+        raise typer.BadParameter(
+            f"--landing {landing}: no {' or '.join(f'{m}/' for m in missing)} files; the loop "
+            "reads every event against its user and artwork, so a history needs both reference "
+            "feeds (docs/data-contract.md)"
+        )
     from dagster_project.loop import HistoryLoadError
     from dagster_project.scenario import replay as replay_days_through_loop
     from sands.ingest.landing import skipped_notes

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sands.ingest import landing, quarantine
-from sands.ingest.contract import INTERACTIONS, LANDING_DAY_COLUMN, Entity
+from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS, Entity
 from sands.ingest.validation import QUARANTINE_SCHEMA, ValidationOutcome, validate
 from sands.lake import delta, layout, locks
 from sands.settings import join
@@ -31,6 +31,18 @@ def bronze_uri(lake_root: str, entity: Entity) -> str:
 def history_uri(lake_root: str, entity: Entity) -> str:
     """Every accepted version of a reference feed's rows (users, artworks), never overwritten."""
     return layout.bronze_history(lake_root, entity.name)
+
+
+def missing_reference_feeds(
+    lake_root: str, storage_options: dict[str, str] | None = None
+) -> list[str]:
+    """Reference feeds never ingested (no drop under `landing/users/` or `landing/artworks/`
+    yet): features need both, since events are read against the user and artwork they name."""
+    return [
+        entity.name
+        for entity in (USERS, ARTWORKS)
+        if delta.open_table(history_uri(lake_root, entity), storage_options) is None
+    ]
 
 
 def quarantine_uri(lake_root: str, entity: Entity) -> str:

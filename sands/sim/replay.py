@@ -73,6 +73,11 @@ class ReplaySource:
         fs, root = landing.filesystem(self.root, self.storage_options)
         return sorted({f.day for f in landing.list_files(fs, root, INTERACTIONS) if f.day})
 
+    def missing_feeds(self) -> list[str]:
+        """Reference feeds with no file at all: the loop cannot make features without them."""
+        fs, root = landing.filesystem(self.root, self.storage_options)
+        return [e.name for e in (USERS, ARTWORKS) if not landing.list_files(fs, root, e)]
+
     def stage(self, day: date, target: str, target_options: dict[str, str] | None = None) -> int:
         """Copy `day`'s interactions and the reference files due by then into `target`."""
         fs, root = landing.filesystem(self.root, self.storage_options)

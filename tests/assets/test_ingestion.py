@@ -80,6 +80,12 @@ def test_a_drop_over_the_reject_budget_is_recorded_but_fails_its_blocking_check(
     assert not result.success
     assert checks(result)["reject_rate_within_budget"] == (False, AssetCheckSeverity.ERROR)
     assert len(result.asset_materializations_for_node("raw_interactions")) == 1
+    # The failure's one line says which rule rejected how many rows.
+    (budget,) = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert budget.metadata["reason"].value == (
+        f"1 of {len(GOOD) + 1} rows rejected ({1 / (len(GOOD) + 1):.1%}, budget 5.0%): "
+        "event_type:isin 1 (rules: docs/data-contract.md)"
+    )
 
 
 def test_unchanged_landing_files_give_the_same_data_version(paths):

@@ -277,6 +277,17 @@ def test_a_failing_dbt_test_stops_the_day_before_its_features_are_published(path
     assert "test.sands.unique_stg_interactions_event_id." in cause.message.splitlines()[0]
 
 
+def test_events_without_reference_feeds_stop_with_one_line_naming_what_to_land(paths):
+    write_events(paths.lake, DAY1, [("e1", "u1", "a1", "view", at(1, 8), None)])
+    write_users(paths.lake, [{"user_id": "u1", "signup_ts": at(1)}])
+    result = run_feature_build(DAY1.isoformat(), DAY1.isoformat(), DagsterInstance.ephemeral())
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert message.startswith("dagster._core.definitions.events.Failure: no artworks have been")
+    assert "land the reference feeds (landing/users/, landing/artworks/" in message
+
+
 def test_long_windows_are_cut_into_consecutive_dbt_calls_oldest_first():
     assert day_windows(date(2026, 9, 1), date(2026, 9, 5), 2) == [
         (date(2026, 9, 1), date(2026, 9, 2)),

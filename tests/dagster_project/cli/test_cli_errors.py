@@ -52,6 +52,21 @@ def test_a_bad_argument_is_one_line_naming_it_and_exits_2(paths, args, told):
     assert len(lines(result)) == 1 and told in lines(result)[0], result.output
 
 
+def test_a_history_without_reference_feeds_is_one_line_before_anything_runs(paths, tmp_path):
+    day = tmp_path / "history" / "interactions" / "1998-03-01"
+    day.mkdir(parents=True)
+    (day / "ratings.csv").write_text("event_id,user_id,artwork_id,event_type,event_ts\n")
+    (tmp_path / "history" / "users").mkdir()
+    (tmp_path / "history" / "users" / "users.csv").write_text("user_id\n")
+    result = runner.invoke(app, ["replay", "--landing", str(tmp_path / "history")])
+    assert result.exit_code == 2 and len(lines(result)) == 1, result.output
+    assert (
+        "no artworks/ files; the loop reads every event against its user and artwork"
+        in (lines(result)[0])
+    )
+    assert not Path(paths.lake, "bronze").exists()  # nothing ran
+
+
 def test_a_day_without_landing_files_or_an_empty_window_is_one_line(paths):
     assert runner.invoke(app, ["simulate", "--days", "2", *TINY]).exit_code == 0
     missing = runner.invoke(app, ["ingest", "--day", "2030-01-01"])
