@@ -23,8 +23,8 @@ from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from assets.automation import DEGRADED, DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
 from dagster_project.runner import (
-    QUIET,
-    failed_only_on_reference_budget,
+    failed_only_on_reject_budget,
+    ingestion_run_config,
     rejected_files,
     rejected_rows,
     run_feature_build,
@@ -74,8 +74,11 @@ class Loop:
         instance: DagsterInstance,
         resources: dict[str, object],
         notify: Callable[[str], None] | None = None,
+        max_reject_share: float | None = None,
     ) -> None:
         self.defs = defs
+        # The ingestion runs' reject budget (None: the assets' default).
+        self.max_reject_share = max_reject_share
         self.resources = resources
         self.instance = instance
         # Told, one line each, which reference rows the contract rejected and by which rule.
@@ -93,7 +96,7 @@ class Loop:
                 instance=self.instance,
                 partition_key=request.partition_key,
                 tags=dict(request.tags),
-                run_config=QUIET,
+                run_config=ingestion_run_config(job, self.max_reject_share),
                 raise_on_error=False,
             )
             self._tell_rejections(result)
@@ -110,12 +113,16 @@ class Loop:
         if not days:
             return
         ingested = run_ingestion(
-            days, self.instance, lambda _, r: self._tell_rejections(r), defs=self.defs
+            days,
+            self.instance,
+            lambda _, r: self._tell_rejections(r),
+            defs=self.defs,
+            max_reject_share=self.max_reject_share,
         )
-        # Reference rows over the reject budget fail their run, yet the accepted rows are in
-        # bronze (and the rejected ones in quarantine, both told above): the history goes on.
+        # Drops over the reject budget fail their run, yet the accepted rows are in bronze (and
+        # the rejected ones in quarantine, both told above): the history goes on with them.
         failed = [
-            r.run_id for r in ingested if not r.success and not failed_only_on_reference_budget(r)
+            r.run_id for r in ingested if not r.success and not failed_only_on_reject_budget(r)
         ]
         build = run_feature_build(min(days), max(days), self.instance, defs=self.defs)
         if failed or not build.success:

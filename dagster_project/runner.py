@@ -15,6 +15,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    JobDefinition,
     JsonMetadataValue,
 )
 
@@ -72,11 +73,22 @@ def require_partitions(defs: Definitions, days: Iterable[str]) -> None:
         covered_range(partitions).require(date.fromisoformat(d) for d in days)
 
 
+def ingestion_run_config(job: JobDefinition, max_reject_share: float | None) -> dict:
+    """Quiet run config for `job`, with this reject budget for each ingestion asset it runs (the
+    assets' own default, `IngestionConfig.max_reject_share`, when None)."""
+    if max_reject_share is None:
+        return QUIET
+    ops = {node.name for node in job.graph.nodes} & {"raw_interactions", *REFERENCE_FEEDS}
+    budget = {"config": {"max_reject_share": max_reject_share}}
+    return {**QUIET, "ops": dict.fromkeys(sorted(ops), budget)} if ops else QUIET
+
+
 def run_ingestion(
     days: Iterable[str],
     instance: DagsterInstance,
     on_done: Callable[[str, ExecuteInProcessResult], None] | None = None,
     defs: Definitions | None = None,
+    max_reject_share: float | None = None,
 ) -> list[ExecuteInProcessResult]:
     """Ingest users and artworks, then each landing day: one run per partition, like the sensor."""
     from dagster_project.definitions import build_defs
@@ -86,16 +98,22 @@ def run_ingestion(
     defs = defs or build_defs()
     require_partitions(defs, days)
     results = []
-    reference = defs.resolve_job_def("reference_ingestion").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET
+    jobs = {name: defs.resolve_job_def(name) for name in ("reference_ingestion", "daily_ingestion")}
+    reference = jobs["reference_ingestion"].execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=ingestion_run_config(jobs["reference_ingestion"], max_reject_share),
     )
     results.append(reference)
     if on_done:
         on_done("users+artworks", reference)
-    daily = defs.resolve_job_def("daily_ingestion")
+    daily = jobs["daily_ingestion"]
     for day in days:
         result = daily.execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET
+            partition_key=day,
+            instance=instance,
+            raise_on_error=False,
+            run_config=ingestion_run_config(daily, max_reject_share),
         )
         results.append(result)
         if on_done:
@@ -247,17 +265,26 @@ def rejected_files(result: ExecuteInProcessResult) -> list[str]:
 
 def failed_only_on_reference_budget(result: ExecuteInProcessResult) -> bool:
     """A reference run whose only failure is the reject budget: its accepted rows were MERGEd."""
+    return failed_only_on_reject_budget(result) and _written(result) >= set(REFERENCE_FEEDS)
+
+
+def failed_only_on_reject_budget(result: ExecuteInProcessResult) -> bool:
+    """An ingestion run whose only failures are reject budgets, each on an asset it wrote: the
+    accepted rows are in bronze and the rejected ones in quarantine."""
     from assets.ingestion import REJECT_BUDGET
 
     if result.success:
         return False
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    written = {
-        e.materialization.asset_key.to_user_string()
-        for e in result.get_asset_materialization_events()
-    }
     return (
         bool(failed)
         and all(e.check_name == REJECT_BUDGET for e in failed)
-        and written >= set(REFERENCE_FEEDS)
+        and {e.asset_key.to_user_string() for e in failed} <= _written(result)
     )
+
+
+def _written(result: ExecuteInProcessResult) -> set[str]:
+    return {
+        e.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }

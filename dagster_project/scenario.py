@@ -125,10 +125,12 @@ def replay(
     on_day: Callable[[DayRecord], None] | None = None,
     history: list[date] | None = None,
     notify: Callable[[str], None] | None = None,
+    max_reject_share: float | None = None,
 ) -> list[DayRecord]:
     """Feed a recorded landing zone through the loop day by day (after bulk-loading `history`);
     the first champion is frozen for comparison. The daily partitions cover the days staged
-    (and any already in the home's landing zone), wherever they lie in time."""
+    (and any already in the home's landing zone), wherever they lie in time. `max_reject_share`:
+    the ingestion runs' reject budget (None: the assets' default)."""
 
     def arrival(day: date) -> Arrival:
         return Arrival(day, lambda: source.stage(day, paths.landing, paths.storage_options))
@@ -142,6 +144,7 @@ def replay(
         [arrival(d) for d in earlier],
         days=[*earlier, *days],
         notify=notify,
+        max_reject_share=max_reject_share,
     )
 
 
@@ -153,6 +156,7 @@ def play_days(
     history: list[Arrival] | None = None,
     days: Sequence[date] = (),
     notify: Callable[[str], None] | None = None,
+    max_reject_share: float | None = None,
 ) -> list[DayRecord]:
     """Land each day's files, tick the sensor and automation until at rest, record the day.
 
@@ -169,7 +173,9 @@ def play_days(
     covered = home_partition_range(paths, upcoming=days, closed=bool(days))
     covered.require(days)
     resources = build_resources()
-    loop = Loop(build_defs(partitions=covered), instance_for(paths), resources, notify)
+    loop = Loop(
+        build_defs(partitions=covered), instance_for(paths), resources, notify, max_reject_share
+    )
     if history:
         for earlier in history:
             earlier.land()

@@ -294,6 +294,15 @@ def replay(
             "start: the first day after them).",
         ),
     ] = WARMUP_DAYS,
+    max_reject_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of a drop's rows the contract may reject before its run fails its "
+            "blocking check and stops what depends on it (default: IngestionConfig's).",
+        ),
+    ] = None,
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
     from sands.sim.replay import ReplaySource, gaps, replay_days, warm_start
@@ -335,7 +344,13 @@ def replay(
             f"replaying {_days(len(chosen))} ({chosen[0]}..{chosen[-1]}) after "
             f"{_days(len(history))} of history",
             lambda: replay_days_through_loop(
-                paths, source, chosen, lambda r: _show(table, r), history, _note
+                paths,
+                source,
+                chosen,
+                lambda r: _show(table, r),
+                history,
+                _note,
+                max_reject_share,
             ),
         )
         console.print(table)
