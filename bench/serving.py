@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -42,6 +42,35 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    # The server's CPU time (every process of it) per request served: unlike requests/s it does
+    # not move with how wrk and the workers happen to share the two cores.
+    cpu_ms: float = float("nan")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds) of a live process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by `root` and every live process under it (its workers)."""
+    stats = {int(d.name): _stat(int(d.name)) for d in Path("/proc").iterdir() if d.name.isdigit()}
+    children: dict[int, list[int]] = {}
+    for pid, stat in stats.items():
+        if stat is not None:
+            children.setdefault(stat[0], []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if stats.get(pid) is not None:
+            total += stats[pid][1]
+        todo += children.get(pid, [])
+    return total
 
 
 def _ms(text: str) -> float:
@@ -67,6 +96,7 @@ def wrk(name: str, url: str, script: Path, connections: int, seconds: int) -> Lo
         _ms(percentile["50"]),
         _ms(percentile["99"]),
         int(errors.group(1)) if errors else 0 + (1 if socket_errors else 0),
+        int(re.search(r"(\d+) requests in", out).group(1)),
     )
 
 
@@ -87,7 +117,13 @@ def measure(
     try:
         wait_until_ready(url + ready, server, timeout=300)
         wrk("warm-up", url, script, 8, 3)
-        return [wrk(name, url, script, c, args.seconds) for c in args.connections]
+        loads = []
+        for c in args.connections:
+            before = tree_cpu_seconds(server.pid)
+            load = wrk(name, url, script, c, args.seconds)
+            spent = tree_cpu_seconds(server.pid) - before
+            loads.append(replace(load, cpu_ms=1e3 * spent / max(load.requests, 1)))
+        return loads
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -101,6 +137,12 @@ def median_load(runs: list[Load], name: str, connections: int) -> Load:
 
 def rps(load: Load) -> float:
     return load.rps
+
+
+def median_cpu_ms(runs: list[Load], name: str, connections: int) -> float:
+    """The median server CPU per request among `name`'s runs at `connections`."""
+    mine = sorted(r.cpu_ms for r in runs if (r.name, r.connections) == (name, connections))
+    return mine[(len(mine) - 1) // 2]
 
 
 def serving_state(paths: SandsPaths) -> tuple:
@@ -255,7 +297,8 @@ def main(argv: list[str]) -> None:
         )
 
     table = Table(title=f"Serving, {args.workers} workers, wrk on the same machine")
-    for column in ("server", "connections", "requests/s", "p50 ms", "p99 ms", "errors"):
+    columns = ("server", "connections", "requests/s", "p50 ms", "p99 ms", "errors", "CPU ms/req")
+    for column in columns:
         table.add_column(column)
     for r in results:
         table.add_row(
@@ -265,6 +308,7 @@ def main(argv: list[str]) -> None:
             f"{r.p50_ms:.1f}",
             f"{r.p99_ms:.1f}",
             str(r.errors),
+            f"{r.cpu_ms:.2f}",
         )
     console.print(table)
     for c in args.connections:
@@ -279,6 +323,12 @@ def main(argv: list[str]) -> None:
             console.print(
                 f"{c} connections: with exploration {e.rps / a.rps:.2f}x the requests/s without "
                 f"(target >= 0.90); p99 {e.p99_ms:.1f} vs {a.p99_ms:.1f} ms"
+            )
+            off, on = (median_cpu_ms(runs, n, c) for n in ("sands serve", exploring))
+            console.print(
+                f"{c} connections: server CPU per request {off:.2f} ms without exploration, "
+                f"{on:.2f} with (medians of {args.repeats} starts): {off / on:.2f}x the requests "
+                "per CPU-second, the throughput of a saturated server (target >= 0.90)"
             )
     if args.exploration_rate:
         ratio, off_ms, on_ms = in_process_ratio(paths, users[:1_000], args.exploration_rate)
