@@ -231,11 +231,22 @@ def paired_difference(
 ) -> Estimate:
     """`target` minus `reference` (positions of each) on the same logged lists, list by list: the
     two share the log's noise, so the interval is far narrower than either estimate's."""
-    mine, weights, clipped = per_list(estimator, logged, target, examination, clip)
-    theirs, other, also = per_list(estimator, logged, reference, examination, clip)
+    mine = per_list(estimator, logged, target, examination, clip)
+    theirs = per_list(estimator, logged, reference, examination, clip)
+    return _paired(f"{estimator} difference", logged, mine, theirs, confidence)
+
+
+PerList = tuple[np.ndarray, np.ndarray, int]  # contributions, weights, how many were clipped
+
+
+def _paired(
+    name: str, logged: LoggedLists, mine: PerList, theirs: PerList, confidence: float
+) -> Estimate:
+    """The mean of per-list differences, its noise floor from the difference of the weights."""
+    (values, weights, clipped), (others, other, also) = mine, theirs
     return _mean_estimate(
-        f"{estimator} difference",
-        mine - theirs,
+        name,
+        values - others,
         weights + other,
         clipped + also,
         confidence,
@@ -387,15 +398,5 @@ def paired_dr_difference(
     """`target` minus `reference` by doubly robust estimates, list by list: each is (positions of
     the logged items in its list, its click model). Where the log cannot see a target's list, its
     click model speaks for it; where it can, the logged clicks correct the model."""
-    (where, model), (there, theirs_model) = target, reference
-    mine, weights, clipped = dr_per_list(logged, where, examination, model, clip)
-    theirs, other, also = dr_per_list(logged, there, examination, theirs_model, clip)
-    return _mean_estimate(
-        "dr difference",
-        mine - theirs,
-        weights + other,
-        clipped + also,
-        confidence,
-        logged.groups,
-        click_noise(weights - other, logged),
-    )
+    mine, theirs = (dr_per_list(logged, at, examination, m, clip) for at, m in (target, reference))
+    return _paired("dr difference", logged, mine, theirs, confidence)
