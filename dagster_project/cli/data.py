@@ -188,7 +188,9 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
                     f"{meta.get('rows_rejected', 0):,}",
                     str(meta.get("delta_version", "")),
                 )
-            if not result.success:
+            if not result.success and not checked:
+                # Failed before or beside what it wrote: a row of its own (a failed check
+                # already marks its feed's row).
                 summary.add_row(label, "[red]failed[/]", "", "", "", "")
             notes.extend(rejected_rows(result))
             notes.extend(rejected_files(result))

@@ -67,6 +67,22 @@ def test_a_history_without_reference_feeds_is_one_line_before_anything_runs(path
     assert not Path(paths.lake, "bronze").exists()  # nothing ran
 
 
+def test_a_day_over_the_reject_budget_is_one_failed_row_and_one_line_naming_its_rules(paths):
+    day = Path(paths.landing, "interactions", "2026-09-02")
+    day.mkdir(parents=True)
+    (day / "events.csv").write_text(
+        "event_id,user_id,artwork_id,event_type,event_ts\n"
+        "e1,u1,a1,view,2026-09-02T10:00:00Z\n"
+        "e2,u1,a1,hover,2026-09-02T10:01:00Z\n"
+    )
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 1, result.output
+    rows = [line for line in lines(result) if line.startswith("│ 2026-09-02")]
+    assert len(rows) == 1 and "failed" in rows[0]
+    (error,) = [line for line in lines(result) if line.startswith("error: ")]
+    assert "1 of 2 rows rejected (50.0%, budget 5.0%): event_type:isin 1" in error
+
+
 def test_a_day_without_landing_files_or_an_empty_window_is_one_line(paths):
     assert runner.invoke(app, ["simulate", "--days", "2", *TINY]).exit_code == 0
     missing = runner.invoke(app, ["ingest", "--day", "2030-01-01"])
