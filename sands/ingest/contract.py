@@ -185,7 +185,7 @@ class Entity:
 
     @property
     def list_columns(self) -> tuple[str, ...]:
-        """Columns holding lists: CSV cannot write an empty list but as an empty cell."""
+        """Columns holding lists (CSV writes an empty one as an empty cell)."""
         return tuple(f.name for f in self.arrow_schema() if pa_arrow.types.is_list(f.type))
 
     def arrow_schema(self) -> pa_arrow.Schema:
