@@ -23,6 +23,7 @@ from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from assets.automation import DEGRADED, DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
 from dagster_project.runner import (
+    dropped_columns,
     failed_only_on_reject_budget,
     ingestion_run_config,
     rejected_files,
@@ -104,7 +105,13 @@ class Loop:
         return results
 
     def _tell_rejections(self, result: ExecuteInProcessResult) -> None:
-        for line in [*rejected_rows(result), *rejected_files(result), *warned_dbt_tests(result)]:
+        lines = [
+            *rejected_rows(result),
+            *rejected_files(result),
+            *dropped_columns(result),
+            *warned_dbt_tests(result),
+        ]
+        for line in lines:
             self.notify(line)
 
     def preload(self, days: list[str]) -> None:

@@ -263,6 +263,24 @@ def rejected_files(result: ExecuteInProcessResult) -> list[str]:
     ]
 
 
+def dropped_columns(result: ExecuteInProcessResult) -> list[str]:
+    """One line per feed (and landing day) whose files held columns the contract does not know:
+    bronze drops them, so a renamed or mangled header would otherwise go unnoticed."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        columns = event.materialization.metadata.get("unexpected_columns", _NONE).value or []
+        if not columns:
+            continue
+        feed = event.materialization.asset_key.to_user_string()
+        if event.materialization.partition:
+            feed = f"{feed} {event.materialization.partition}"
+        lines.append(
+            f"{feed}: columns not in the contract were not written to bronze: "
+            f"{', '.join(map(repr, columns))} (the contract: docs/data-contract.md)"
+        )
+    return lines
+
+
 def failed_only_on_reference_budget(result: ExecuteInProcessResult) -> bool:
     """A reference run whose only failure is the reject budget: its accepted rows were MERGEd."""
     return failed_only_on_reject_budget(result) and _written(result) >= set(REFERENCE_FEEDS)

@@ -149,6 +149,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
     from dagster import AssetCheckSeverity
 
     from dagster_project.runner import (
+        dropped_columns,
         instance_for,
         rejected_files,
         rejected_rows,
@@ -194,6 +195,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
                 summary.add_row(label, "[red]failed[/]", "", "", "", "")
             notes.extend(rejected_rows(result))
             notes.extend(rejected_files(result))
+            notes.extend(dropped_columns(result))
             progress.advance(task)
 
         notes: list[str] = []

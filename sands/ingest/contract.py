@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 
 import pandas as pd
 import pandera.pandas as pa
@@ -183,7 +184,7 @@ class Entity:
             interactions_schema(landing_day) if self.name == "interactions" else _STATIC[self.name]
         )
 
-    @property
+    @cached_property  # read once per landing file: a day may hold thousands
     def list_columns(self) -> tuple[str, ...]:
         """Columns holding lists (CSV writes an empty one as an empty cell)."""
         return tuple(f.name for f in self.arrow_schema() if pa_arrow.types.is_list(f.type))

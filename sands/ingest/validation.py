@@ -262,6 +262,16 @@ def _quarantine_frame(parts: list[pd.DataFrame], reasons: pd.Series, key: str) -
     return quarantined.assign(quarantined_at=pd.Timestamp(datetime.now(UTC))).reset_index(drop=True)
 
 
+def _alike(parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The parts with the same columns and dtypes (one producer's files) joined into one: a day
+    of many small files is then cast once per shape, not once per file."""
+    shapes: dict[tuple[tuple[str, str], ...], list[pd.DataFrame]] = {}
+    for part in parts:
+        shape = tuple((str(name), str(dtype)) for name, dtype in part.dtypes.items())
+        shapes.setdefault(shape, []).append(part)
+    return [group[0] if len(group) == 1 else pd.concat(group) for group in shapes.values()]
+
+
 def _numbered(parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """Give the rows of all parts one running index, so reasons can point at any row."""
     numbered, offset = [], 0
@@ -279,15 +289,17 @@ def validate(
 ) -> ValidationOutcome:
     """Validate raw rows (a frame per source file) against the contract; none dropped silently.
 
-    Each file is cast on its own, so a messy small file cannot turn a big typed one into slow
-    Python objects; all rows are then checked together (uniqueness spans the files).
+    Files are cast apart unless alike, so a messy small file cannot turn a big typed one into
+    slow Python objects; all rows are then checked together (uniqueness spans the files).
     """
     parts = _numbered([raw] if isinstance(raw, pd.DataFrame) else list(raw))
     schema = entity.schema(landing_day)
-    cast = [coerce_to_contract(part, schema) for part in parts]
+    cast = [coerce_to_contract(part, schema) for part in _alike(parts)]
     typed = (
         pd.concat([c[0] for c in cast]) if cast else coerce_to_contract(pd.DataFrame(), schema)[0]
     )
+    if not typed.index.is_monotonic_increasing:
+        typed = typed.sort_index()  # file order: the first of duplicate keys is kept
     reasons = [c[1] for c in cast] + [contract_failures(typed, _without_uniqueness(schema))]
     failed = pd.Index(pd.concat(reasons)["row"].unique())
     clean = typed.drop(index=failed)

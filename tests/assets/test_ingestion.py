@@ -3,7 +3,7 @@ from pathlib import Path
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
 from assets.ingestion import IngestionConfig, artworks, raw_interactions, reasons_markdown, users
-from dagster_project.runner import rejected_files
+from dagster_project.runner import dropped_columns, rejected_files
 from resources import build_resources
 from tests.conftest import DAY, drop, events_table, ts
 
@@ -71,6 +71,23 @@ def test_an_unreadable_file_is_named_and_warned_about_while_the_rest_of_its_day_
     (line,) = rejected_files(result)
     assert line.startswith(f"{broken} (21 bytes) could not be read: ArrowInvalid: ")
     assert "\n" not in line and "kept at" in line
+
+
+def test_columns_outside_the_contract_are_named_in_one_line_and_not_written(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    # A header mangled on export: a duplicate `user_id` column read back as `user_id.1`.
+    mangled = Path(paths.landing, "interactions", str(DAY), "feed-c.csv")
+    mangled.write_text(
+        "event_id,user_id,artwork_id,event_type,event_ts,user_id.1\n"
+        "e3,u2,a1,view,2026-09-02T11:00:00Z,u2\n"
+    )
+    result = run_day(paths)
+    assert result.success
+    (line,) = dropped_columns(result)
+    assert line == (
+        f"raw_interactions {DAY}: columns not in the contract were not written to bronze: "
+        "'user_id.1' (the contract: docs/data-contract.md)"
+    )
 
 
 def test_a_drop_over_the_reject_budget_is_recorded_but_fails_its_blocking_check(paths):

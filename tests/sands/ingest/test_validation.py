@@ -99,6 +99,18 @@ def test_duplicates_keep_the_first_valid_copy_even_if_an_earlier_copy_was_broken
     assert outcome.balanced
 
 
+def test_files_of_one_shape_are_cast_together_and_the_first_file_still_wins_a_duplicate():
+    # Two files with a float price (the same dtypes), one with the price as text between them.
+    typed = [raw([event("e1", price=2.0)]), raw([event("e2", user_id="u-third", price=2.0)])]
+    price_as_text = raw([event("e2", user_id="u-second", price="1.50")])
+    outcome = validate([typed[0], price_as_text, typed[1]], INTERACTIONS, DAY)
+    accepted = outcome.accepted.set_index("event_id")
+    assert list(accepted.index) == ["e1", "e2"]
+    assert accepted.loc["e2", "user_id"] == "u-second"  # the second file's, not the third's
+    assert list(outcome.rejected["reasons"].map(list)) == [["event_id:duplicate"]]
+    assert outcome.rejected["source_row"].tolist() == [0] and outcome.balanced
+
+
 def test_late_events_are_accepted_with_their_own_timestamp():
     outcome = validate(raw([event("late", event_ts="2026-08-30T23:59:00Z")]), INTERACTIONS, DAY)
     assert outcome.accepted.loc[0, "event_ts"] == pd.Timestamp("2026-08-30T23:59:00Z")
