@@ -53,7 +53,8 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 
 Late events (dated before their landing day) are accepted and keep their own `event_ts`.
 Columns not in the contract are reported as `unexpected_columns` in the materialization metadata
-and dropped from the bronze table (they stay in the quarantined records).
+and in one line by `sands ingest` and `sands replay`, and dropped from the bronze table (they stay
+in the quarantined records).
 
 ## What happens to an unreadable file or a damaged line
 
