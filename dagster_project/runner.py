@@ -263,6 +263,10 @@ def rejected_files(result: ExecuteInProcessResult) -> list[str]:
     ]
 
 
+# A file of thousands of stray columns still gets one readable line.
+NAMED_COLUMNS = 10
+
+
 def dropped_columns(result: ExecuteInProcessResult) -> list[str]:
     """One line per feed (and landing day) whose files held columns the contract does not know:
     bronze drops them, so a renamed or mangled header would otherwise go unnoticed."""
@@ -274,9 +278,12 @@ def dropped_columns(result: ExecuteInProcessResult) -> list[str]:
         feed = event.materialization.asset_key.to_user_string()
         if event.materialization.partition:
             feed = f"{feed} {event.materialization.partition}"
+        named = ", ".join(map(repr, columns[:NAMED_COLUMNS]))
+        if len(columns) > NAMED_COLUMNS:
+            named += f" and {len(columns) - NAMED_COLUMNS:,} more"
         lines.append(
-            f"{feed}: columns not in the contract were not written to bronze: "
-            f"{', '.join(map(repr, columns))} (the contract: docs/data-contract.md)"
+            f"{feed}: columns not in the contract were not written to bronze: {named} "
+            "(the contract: docs/data-contract.md)"
         )
     return lines
 

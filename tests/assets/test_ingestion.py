@@ -90,6 +90,22 @@ def test_columns_outside_the_contract_are_named_in_one_line_and_not_written(path
     )
 
 
+def test_thousands_of_stray_columns_are_named_in_one_short_line(paths):
+    stray = [f"c{i:04d}" for i in range(2_000)]
+    wide = Path(paths.landing, "interactions", str(DAY), "wide.csv")
+    wide.parent.mkdir(parents=True)
+    wide.write_text(
+        ",".join(["event_id", "user_id", "artwork_id", "event_type", "event_ts", *stray])
+        + "\ne4,u2,a1,view,2026-09-02T11:00:00Z"
+        + ",x" * len(stray)
+        + "\n"
+    )
+    result = run_day(paths)
+    (line,) = dropped_columns(result)
+    assert line.endswith("'c0009' and 1,990 more (the contract: docs/data-contract.md)")
+    assert len(line) < 300
+
+
 def test_a_drop_over_the_reject_budget_is_recorded_but_fails_its_blocking_check(paths):
     drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
     drop(paths.landing, f"interactions/{DAY}/feed-b.jsonl", BAD)
