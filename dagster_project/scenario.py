@@ -53,6 +53,9 @@ class DayRecord:
     frozen: int | None = None
     frozen_ndcg: float | None = None
     popularity_ndcg: float | None = None
+    # The evidence behind the day's scores: users with a positive that day, and their positives.
+    judged_users: int | None = None
+    positives: int | None = None
     online_ctr: float | None = None  # the champion's CTR on yesterday's served lists (if served)
     seconds: float = 0.0  # files landing -> loop at rest (ingest ... promotion)
     run_ids: list[str] = field(default_factory=list)
@@ -251,13 +254,15 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     if not has_training_set(paths.lake, paths.storage_options):
         return  # nothing labelled yet (a replay's first days without warm-up): not scored
     versions = sorted({v for v in (record.serving, record.frozen) if v})
-    day, scores = latest_day_ndcg(
+    latest = latest_day_ndcg(
         registry, paths.lake, versions, EvaluationSpec(), paths.storage_options
     )
-    if day != record.day:
+    scores = latest.scores
+    if latest.day != record.day:
         # No label landed this day (only views, or every row rejected): the newest label day is
         # an earlier one, and scoring it again would count that day twice.
         return
+    record.judged_users, record.positives = latest.users, latest.positives
     # A day without labelled users scores nan: stored as None (no score), never averaged.
     record.champion_ndcg = score(scores[f"v{record.serving}"]) if record.serving else None
     record.frozen_ndcg = score(scores[f"v{record.frozen}"]) if record.frozen else None

@@ -371,6 +371,7 @@ def _timeline(title: str) -> Table:
         "NDCG@10",
         "frozen",
         "popularity",
+        "users (positives)",
         "online CTR",
         "s",
         title=title,
@@ -399,6 +400,7 @@ def _show(table: Table, r) -> None:
         served,
         f"{score(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
         score(r.popularity_ndcg),
+        "-" if r.judged_users is None else f"{r.judged_users:,} ({r.positives:,})",
         score(r.online_ctr),
         f"{r.seconds:.0f}",
     )

@@ -81,6 +81,7 @@ class Backtest:
     popularity: float
     skipped: int = 0
     skipped_days: tuple[str, ...] = field(default_factory=tuple)
+    judged_users: int | None = None  # summed over the scored days, when the records say
 
 
 def split(records: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -106,7 +107,13 @@ def backtest(records: Sequence[Any]) -> Backtest | None:
         popularity=mean("popularity_ndcg"),
         skipped=len(skipped),
         skipped_days=tuple(str(_get(r, "day")) for r in skipped),
+        judged_users=_judged_users(scored),
     )
+
+
+def _judged_users(scored: Sequence[Any]) -> int | None:
+    counts = [_get(r, "judged_users") for r in scored]
+    return sum(counts) if counts and all(isinstance(c, int) for c in counts) else None
 
 
 def _days(n: int) -> str:
@@ -115,14 +122,17 @@ def _days(n: int) -> str:
 
 def describe(records: Sequence[Any]) -> str:
     """One line on the means, never `nan`: "mean of 12 labelled days (2 without labels
-    skipped): served 0.1234, frozen 0.1100, popularity 0.1000"."""
+    skipped; 1,830 user-days with a positive): served 0.1234, frozen 0.1100, popularity 0.1000"."""
     result = backtest(records)
     if result is None:
         _, skipped = split(records)
         if not skipped:
             return "no day had both a serving champion and a frozen model to compare"
         return f"no labelled day to score ({_days(len(skipped))} without labels skipped)"
-    note = f" ({result.skipped} without labels skipped)" if result.skipped else ""
+    notes = [f"{result.skipped} without labels skipped"] if result.skipped else []
+    if result.judged_users is not None:
+        notes.append(f"{result.judged_users:,} user-days with a positive")
+    note = f" ({'; '.join(notes)})" if notes else ""
     labelled = "labelled day" if result.days == 1 else "labelled days"
     return (
         f"mean of {result.days} {labelled}{note}: served {result.champion:.4f}, "
@@ -275,6 +285,8 @@ KNOWN = {
     "frozen",
     "frozen_ndcg",
     "popularity_ndcg",
+    "judged_users",
+    "positives",
     "online_ctr",
     "seconds",
     "run_ids",
@@ -296,6 +308,7 @@ def day_table(records: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
         "NDCG@10 served",
         "frozen",
         "popularity",
+        "users (positives)",
         "retrain triggers",
         "drift",
         "gate",
@@ -316,6 +329,7 @@ def day_table(records: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
                 fmt(_get(r, "served_ndcg")) + (note if _get(r, "serving") is not None else ""),
                 f"{fmt(_get(r, 'frozen_ndcg'))} (v{frozen})" if frozen is not None else MISSING,
                 fmt(_get(r, "popularity_ndcg")),
+                _evidence(r),
                 ", ".join(_get(r, "triggers") or []) or MISSING,
                 _flag(_get(r, "drift"), "drifted", "ok"),
                 _flag(_get(r, "gate"), "pass", "reject"),
@@ -327,6 +341,12 @@ def day_table(records: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return header, body
+
+
+def _evidence(record: Any) -> str:
+    """Users with a positive that day (what NDCG@10 averages over) and their positives."""
+    users, positives = _get(record, "judged_users"), _get(record, "positives")
+    return MISSING if users is None else f"{users:,} ({positives or 0:,})"
 
 
 def _cell(value: Any) -> str:

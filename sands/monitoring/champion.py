@@ -90,18 +90,28 @@ def champion_drift(
     return DriftRun(champion_version=champion, result=result, html=html, window=window)
 
 
+@dataclass(frozen=True)
+class DayScores:
+    """NDCG@10 per policy on one label day, and the evidence behind them."""
+
+    day: str  # "" when the training set holds no labels
+    scores: dict[str, float]
+    users: int = 0  # users with a positive that day: what each NDCG@10 averages over
+    positives: int = 0
+
+
 def latest_day_ndcg(
     registry: Registry,
     lake_root: str,
     versions: list[int],
     spec: EvaluationSpec,
     storage_options: dict[str, str] | None = None,
-) -> tuple[str, dict[str, float]]:
+) -> DayScores:
     """NDCG@10 of registered versions and popularity over the full catalogue on the newest label
-    day, and that day ("" and no scores when the training set holds no labels)."""
+    day, with that day and how many users and positives it held."""
     setup = _latest_day_setup(lake_root, spec, storage_options)
     if setup is None:
-        return "", {}
+        return DayScores("", {})
     scores = {}
     for v in versions:
         ranker = RankerRecommender(f"v{v}", registry.load_ranker(v))
@@ -110,7 +120,7 @@ def latest_day_ndcg(
         ]
     popularity = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
     scores["popularity"] = popularity.overall[PRIMARY]
-    return setup.split.date().isoformat(), scores
+    return DayScores(setup.split.date().isoformat(), scores, popularity.users, popularity.positives)
 
 
 def _latest_day_setup(

@@ -216,3 +216,6 @@ def test_a_replay_from_the_very_first_day_scores_only_days_with_labels_and_tells
     scored = [day for day, row in days.items() if row["popularity_ndcg"] is not None]
     assert sorted(days) == ["2019-03-01", "2019-03-02", "2019-03-03"]
     assert scored == ["2019-03-02"], result.output
+    evidence = days["2019-03-02"]
+    assert 0 < evidence["judged_users"] <= evidence["positives"]
+    assert days["2019-03-01"]["judged_users"] is None  # not scored: no evidence claimed

@@ -36,6 +36,8 @@ class Day:
     frozen: int | None = None
     frozen_ndcg: float | None = None
     popularity_ndcg: float | None = None
+    judged_users: int | None = None
+    positives: int | None = None
     online_ctr: float | None = None
     seconds: float = 0.0
     run_ids: list[str] = field(default_factory=list)
@@ -60,7 +62,7 @@ def _day(i: int, served=None, frozen=None, pop=None, compared=False, **more) -> 
 
 DAYS = [
     _day(0, runs=3, triggers=["new training data"], gate=True, run_ids=["a", "b"]),
-    _day(1, 0.2, 0.1, 0.3, labelled_users=40),
+    _day(1, 0.2, 0.1, 0.3, labelled_users=40, judged_users=1_250, positives=1_400),
     _day(2, math.nan, math.nan, math.nan, compared=True, labelled_users=0),  # no labels
     _day(3, None, None, None, compared=True, labelled_users=0),  # no labels, stored as None
     _day(4, 0.4, 0.1, 0.1, triggers=["drift detected"], drift=True, gate=False),
@@ -82,6 +84,11 @@ def test_means_skip_days_without_labels_and_count_them():
     line = describe(DAYS)
     assert line == (
         "mean of 2 labelled days (2 without labels skipped): served 0.3000, frozen 0.1000, "
+        "popularity 0.2000"
+    )
+    counted = [_day(1, 0.2, 0.1, 0.3, judged_users=10), _day(2, 0.4, 0.1, 0.1, judged_users=5)]
+    assert describe(counted) == (
+        "mean of 2 labelled days (15 user-days with a positive): served 0.3000, frozen 0.1000, "
         "popularity 0.2000"
     )
     assert backtest(DAYS[2:4]) is None
@@ -137,6 +144,8 @@ def test_the_html_page_has_the_plot_and_never_says_nan():
     assert not re.search(r"\bnan\b", page, re.IGNORECASE)
     assert "no labels" in page and "2026-09-03, 2026-09-04" in page
     assert "labelled_users" in page  # an unknown scalar field gets its own column
+    # Each scored day says how many users (and positives) its NDCG@10 averages over.
+    assert "<th>users (positives)</th>" in page and "<td>1,250 (1,400)</td>" in page
     assert "✗ a promise" in page
     # Records without the newer fields (or without any score) still render.
     bare = [_day(0), _day(1)]
