@@ -22,6 +22,7 @@ from bench import (
     quality,
     ranker_ablation,
     serving,
+    similarity,
 )
 
 BENCHMARKS = {
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "newcomers": newcomers.main,
     "evaluation": evaluation.main,
     "serving": serving.main,
+    "similarity": similarity.main,
     "engines": engines.main,
     "event_log": event_log.main,
     "clicks": clicks.main,

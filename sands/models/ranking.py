@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
@@ -21,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sands.engines.cores import usable_cores
 from sands.features.dbt_vars import event_weights
 from sands.models.segments import SegmentModel
 
@@ -432,10 +432,6 @@ class RankerSpec:
 GRID_KERNEL_PAIRS = 500_000
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @dataclass
 class RankerModel:
     """A trained booster with its spec; scores and probabilities for joined rows."""
@@ -472,7 +468,7 @@ class RankerModel:
 
                 item_rows, outcomes = self._catalogue_side(trees, inputs, items, k)
                 sides = grid_sides(inputs, items, assigned, k, item_rows)
-                return grid_margins(trees, *sides, threads=_cores(), outcomes=outcomes)
+                return grid_margins(trees, *sides, threads=usable_cores(), outcomes=outcomes)
         return self._xgboost_grid(inputs, items, assigned, k)
 
     def _catalogue_side(

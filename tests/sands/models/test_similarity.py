@@ -86,6 +86,28 @@ def test_nearest_neighbours_are_best_first_with_ties_broken_by_index():
     assert index[2].tolist() == [0, 1] and scores[2].tolist() == [0.0, 0.0]
 
 
+def test_ties_at_the_kth_place_go_to_the_lower_indices_in_any_block_size():
+    # Twenty identical rows: every row's two neighbours are the two lowest other indices.
+    vectors = np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (20, 1))
+    for block in (3, 1024):
+        index, scores = nearest_neighbours(vectors, k=2, block=block)
+        assert index[0].tolist() == [1, 2] and index[19].tolist() == [0, 1]
+        assert index[5].tolist() == [0, 1] and np.allclose(scores, 1.0)
+
+
+def test_neighbours_equal_a_full_sort_of_every_row():
+    # Small integers: every dot product is exact in any summation order, and many are equal,
+    # so there are ties at every place, the k-th included.
+    vectors = np.random.default_rng(3).integers(-2, 3, size=(340, 6)).astype(np.float32)
+    index, scores = nearest_neighbours(vectors, k=7, block=64)
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    for row in range(len(vectors)):
+        expected = sorted(range(len(vectors)), key=lambda j: (-sims[row, j], j))[:7]
+        assert index[row].tolist() == expected
+        assert scores[row].tolist() == sims[row, expected].tolist()
+
+
 def test_behaviour_factors_ignore_engagement_with_artworks_outside_the_catalogue():
     ids = ARTWORKS["artwork_id"].to_pylist()
     users = [f"u{i}" for i in range(6)]
