@@ -71,4 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dims", type=int, default=160)
     parser.add_argument("--neighbours", type=int, default=20)
     args = parser.parse_args(argv or [])
+    if args.neighbours < 1 or args.dims < 1 or min(args.artworks) <= args.neighbours:
+        parser.error(
+            f"--artworks {min(args.artworks)} must exceed --neighbours {args.neighbours} (>= 1), "
+            f"and --dims {args.dims} be at least 1"
+        )
     Console().print(run(args.artworks, args.dims, args.neighbours))
