@@ -37,10 +37,11 @@ def test_supported_days_are_held_back_by_pbm_and_the_others_show_both_click_mode
         "worse model",
         "3 (2)",
         "-0.0130",
-        "-0.0120 (50% cover, 1 worse)",
+        "-0.0120 (50% cover, 1 worse, 0 of them not)",
         "1 (1)",
         "0",
+        "+0.0040 (50% cover, 0 worse, 0 of them not)",  # doubly robust where pbm judged
         "-0.0100",
-        "+0.0040 (0% cover, 0 worse)",
-        "-0.0120 (100% cover, 1 worse)",
+        "+0.0040 (0% cover, 0 worse, 0 of them not)",
+        "-0.0120 (100% cover, 1 worse, 0 of them not)",
     ]
