@@ -17,8 +17,9 @@ demo's). On each judged day:
 
 The policies rank the catalogue from the simulator's latent state, so their quality is known:
 the champion knows tastes as they were on the eve of the change (a frozen model), the next
-champion knows yesterday's tastes, popularity ranks everyone alike, and a worse model drowns
-yesterday's tastes in noise. Each knows it only through noisy scores. They stand in for the
+champion knows yesterday's tastes, popularity ranks everyone alike, a worse model drowns
+yesterday's tastes in noise, and a slightly worse one knows them under less noise (close to the
+champion, as a retrained model is). Each knows it only through noisy scores. They stand in for the
 platform's rankers: the estimators and the logger see nothing but scores, lists and clicks.
 
     python -m bench ope [--scenarios ...] [--days 5] [--lists 20000] [--rate 0.1] [--pool 40]
