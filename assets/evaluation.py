@@ -27,7 +27,7 @@ from sands.evaluation.gate import GateRules
 from sands.evaluation.metrics import finite
 from sands.evaluation.off_policy import DEFAULT_CLIP, ESTIMATORS
 from sands.evaluation.offline import PRIMARY, EvaluationSpec
-from sands.evaluation.policy_value import OffPolicySpec
+from sands.evaluation.policy_value import GATE_ESTIMATORS, OffPolicySpec
 from sands.evaluation.report import render_html, summary_markdown
 from sands.models.aliases import CHALLENGER
 from sands.models.tags import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, OFF_POLICY_TAG
@@ -93,7 +93,13 @@ class OffPolicyConfig(Config):
     """How the champion's logged lists judge a challenger before it serves anyone."""
 
     estimator: str = Field(
-        default=OffPolicySpec.estimator, description=f"One of {', '.join(ESTIMATORS)}."
+        default=OffPolicySpec.estimator,
+        description=f"The reported estimator, one of {', '.join(ESTIMATORS)}.",
+    )
+    gate_estimator: str = Field(
+        default=OffPolicySpec.gate_estimator,
+        description="Whose challenger - champion difference the gate reads: dr (each model's own "
+        f"calibrated click model) or the reported estimator; one of {', '.join(GATE_ESTIMATORS)}.",
     )
     clip: float = Field(default=DEFAULT_CLIP, gt=0, description="Largest weight of one click.")
     confidence: float = Field(default=OffPolicySpec.confidence, gt=0, lt=1)
@@ -133,6 +139,7 @@ class OffPolicyConfig(Config):
         return OffPolicySpec(
             k=self.k,
             estimator=self.estimator,
+            gate_estimator=self.gate_estimator,
             clip=self.clip,
             confidence=self.confidence,
             window_hours=self.window_hours,
@@ -185,7 +192,7 @@ def off_policy_estimate(
             if part
         )
     context.log.info(summary.splitlines()[-1])
-    difference = comparison.difference if comparison else None
+    difference = comparison.gate_estimates()[2] if comparison and comparison.difference else None
     return MaterializeResult(
         metadata={
             "challenger_version": MetadataValue.int(version),

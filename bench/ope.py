@@ -11,9 +11,10 @@ demo's). On each judged day:
   users: its realised clicks per list is what an online day would show, and the expectation of
   that (no click noise) is the truth;
 - every estimator estimates each challenger's clicks per list from the champion's log alone;
-- the gate's criterion (challenger minus champion, by `pbm` where the log supports it) is checked
-  against the truth, and where the log does not, what doubly robust differences with either
-  model's calibrated click model would say.
+- the gate's criterion (challenger minus champion where the log supports it, doubly robust with
+  each model's own calibrated click model, as `sands.evaluation.policy_value` computes it; `pbm`
+  beside it) is checked against the truth, and where the log does not, what doubly robust
+  differences with either model's calibrated click model would say.
 
 The policies rank the catalogue from the simulator's latent state, so their quality is known:
 the champion knows tastes as they were on the eve of the change (a frozen model), the next
@@ -44,6 +45,7 @@ from sands.evaluation.off_policy import (
     calibrated,
     doubly_robust,
     ips,
+    own_click_model,
     paired_difference,
     paired_dr_difference,
     pbm,
@@ -62,6 +64,8 @@ NEAR = "slightly worse model"
 # streams of their own, so adding one leaves every other policy's draws as they were.
 OWN_DRAWS = {NEAR}
 ESTIMATORS = ("ips", "snips", "pbm", "dr")
+# The gate's criterion (`OffPolicySpec.gate_estimator`): each model with its own click model.
+GATE = "dr, own click model"
 # A policy: (day index, users) -> scores over the catalogue, one row per user.
 Policy = Callable[[int, np.ndarray], np.ndarray]
 
@@ -199,9 +203,7 @@ def judge_day(
             np.take_along_axis(of, at, 1)
             for of, at in ((scores, shown), (scores, target), (logger_scores, target))
         )
-        model = ClickModel.of(
-            calibrated(views[name][0], clicks, logged.shown, theta), *views[name][:2]
-        )
+        model = own_click_model(logged, *views[name][:2], theta)
         estimates = {
             "ips": ips(logged, position, args.clip),
             "snips": snips(logged, position, args.clip),
@@ -240,20 +242,19 @@ def gate_gaps(
     views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     name: str,
 ) -> dict[str, Estimate]:
-    """Challenger `name` minus the champion recomputed, list by list: by `pbm` (the gate's
-    estimator), and doubly robust with the challenger's own calibrated click model or with the
-    champion's read at the challenger's list (what could judge where the log cannot see). `views`:
-    per policy, its scores of the shown items and of its list, and the champion's of its list."""
+    """Challenger `name` minus the champion recomputed, list by list: doubly robust with each
+    model's own calibrated click model (the gate's criterion), by `pbm` (the reported estimator),
+    and doubly robust with the champion's click model read at the challenger's list (what could
+    judge where the log cannot see). `views`: per policy, its scores of the shown items and of its
+    list, and the champion's of its list."""
     where, there = positions[name], positions[LOGGER]
-    fit = {p: calibrated(views[p][0], logged.clicks, logged.shown, theta) for p in (name, LOGGER)}
-    champion = ClickModel.of(fit[LOGGER], views[LOGGER][0], views[LOGGER][1])
-    own = ClickModel.of(fit[name], views[name][0], views[name][1])
-    by_champion = ClickModel.of(fit[LOGGER], views[LOGGER][0], views[name][2])
+    champion = own_click_model(logged, *views[LOGGER][:2], theta)
+    own = own_click_model(logged, *views[name][:2], theta)
+    fit = calibrated(views[LOGGER][0], logged.clicks, logged.shown, theta)
+    by_champion = ClickModel.of(fit, views[LOGGER][0], views[name][2])
     return {
         "pbm": paired_difference("pbm", logged, where, there, theta, 1e9),
-        "dr, own click model": paired_dr_difference(
-            logged, (where, own), (there, champion), theta, 1e9
-        ),
+        GATE: paired_dr_difference(logged, (where, own), (there, champion), theta, 1e9),
         "dr, champion's click model": paired_dr_difference(
             logged, (where, by_champion), (there, champion), theta, 1e9
         ),
@@ -396,21 +397,21 @@ def per_policy(judged: list[Judged]) -> Table:
 
 
 def gate_table(judged: list[Judged]) -> Table:
-    """Per challenger, challenger - champion as the gate reads it: by `pbm` where the log reaches
-    `min_support` of the challenger's examination (held back when worse beyond the interval),
-    beside what a doubly robust difference with its own click model says there; and, where the
+    """Per challenger, challenger - champion as the gate reads it where the log reaches
+    `min_support` of the challenger's examination (doubly robust, each model with its own click
+    model; held back when worse beyond the interval), beside what `pbm` says there; and, where the
     log does not reach it, what doubly robust estimates with either click model would say."""
     table = Table(title="the gate's criterion: challenger - champion (clicks per list)")
     columns = (
         "challenger",
         "days (supported)",
         "true gap",
-        "pbm",
+        f"the gate: {GATE}",
         "held back (worse in truth)",
         "held back, not worse",
-        "dr, own click model, supported days",
+        "pbm, supported days",
         "unsupported days: true gap",
-        "dr, own click model",
+        GATE,
         "dr, champion's click model",
     )
     for column in columns:
@@ -418,7 +419,7 @@ def gate_table(judged: list[Judged]) -> Table:
     for name in dict.fromkeys(j.policy for j in judged if j.gaps is not None):
         mine = [j for j in judged if j.policy == name]
         seen = [j for j in mine if j.supported]
-        held = [j for j in seen if j.gaps["pbm"].high < 0]
+        held = [j for j in seen if j.gaps[GATE].high < 0]
         blind = [j for j in mine if not j.supported]
 
         def mean_gap(rows: list[Judged], key: str) -> str:
@@ -436,12 +437,12 @@ def gate_table(judged: list[Judged]) -> Table:
             name,
             f"{len(mine)} ({len(seen)})",
             f"{np.mean([j.truth_gap for j in mine]):+.4f}",
-            mean_gap(seen, "pbm"),
+            mean_gap(seen, GATE),
             f"{len(held)} ({sum(j.truth_gap < 0 for j in held)})",
             str(sum(j.truth_gap >= 0 for j in held)),
-            mean_gap(seen, "dr, own click model"),
+            mean_gap(seen, "pbm"),
             f"{np.mean([j.truth_gap for j in blind]):+.4f}" if blind else "-",
-            mean_gap(blind, "dr, own click model"),
+            mean_gap(blind, GATE),
             mean_gap(blind, "dr, champion's click model"),
         )
     return table

@@ -8,7 +8,8 @@ model loses to first. No guarded slice may regress against the champion beyond a
 first model has nothing to regress from); behaviour tests must pass. When the champion's lists
 logged since the challenger's cut-off are enough to judge by (`sands.evaluation.policy_value`),
 the challenger's off-policy estimate of clicks per list must not be below the champion's beyond
-the interval of their paired difference: better offline but worse online is held back.
+the interval of their paired difference (doubly robust, each model with its own calibrated click
+model, by default): better offline but worse online is held back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from sands.evaluation.behaviour import BehaviourResult
 from sands.evaluation.metrics import paired_gain
 from sands.evaluation.offline import PRIMARY, Evaluation
-from sands.evaluation.policy_value import CHALLENGER, CHAMPION, CTR, OffPolicyComparison
+from sands.evaluation.policy_value import CTR, OffPolicyComparison
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,10 @@ def online_estimate(comparison: OffPolicyComparison | None) -> Criterion:
     why_not = comparison.unjudged_reason
     if why_not is not None:
         return Criterion(OFF_POLICY, True, f"not judged: {why_not}")
-    difference = comparison.difference
-    mine, theirs = (comparison.estimates[p][CTR] for p in (CHALLENGER, CHAMPION))
+    mine, theirs, difference = comparison.gate_estimates()
     passed = difference.high >= 0
     detail = (
-        f"{CTR} {mine.value:.4f} vs champion {theirs.value:.4f} ({comparison.estimator} on "
+        f"{CTR} {mine.value:.4f} vs champion {theirs.value:.4f} ({comparison.judged_by} on "
         f"{comparison.lists:,} logged lists); difference {difference.value:+.4f} "
         f"[{difference.low:+.4f}, {difference.high:+.4f}]"
     )

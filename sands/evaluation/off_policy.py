@@ -352,6 +352,18 @@ def calibrated(
     return model
 
 
+def own_click_model(
+    logged: LoggedLists,
+    shown_scores: np.ndarray,
+    listed_scores: np.ndarray,
+    examination: np.ndarray,
+) -> ClickModel:
+    """A target's click model from its own scores: of the logged items (`shown_scores`, (n, K),
+    NaN where it has none) calibrated on their clicks, read at its list (`listed_scores`)."""
+    fit = calibrated(shown_scores, logged.clicks, logged.shown, examination)
+    return ClickModel.of(fit, shown_scores, listed_scores)
+
+
 def dr_per_list(
     logged: LoggedLists,
     target_position: np.ndarray,

@@ -368,13 +368,26 @@ def top_k(
 ) -> dict[str, list[str]]:
     """Each user's top k catalogue artworks, best first; ties go to the smaller artwork id. With
     `allowed`, each user's list holds only their allowed artworks (and may be shorter than k)."""
+    return scored_top_k(recommender, setup, allowed)[0]
+
+
+def scored_top_k(
+    recommender: Recommender,
+    setup: EvaluationSetup,
+    allowed: Mapping[str, Collection[str]] | None = None,
+    wanted: Mapping[str, Collection[str]] | None = None,
+) -> tuple[dict[str, list[str]], dict[str, dict[str, float]]]:
+    """`top_k`, and with `wanted` each user's scores of their listed and wanted catalogue
+    artworks (as the model scored them, before exclusions): what a click model calibrates on."""
     k = setup.spec.k
     items = np.asarray(setup.catalogue["artwork_id"].to_pylist(), dtype=object)
     position = {item: i for i, item in enumerate(items)}
     ranked: dict[str, list[str]] = {}
+    scored: dict[str, dict[str, float]] = {}
     for start in range(0, setup.users.num_rows, setup.spec.user_batch):
         batch = setup.users.slice(start, setup.spec.user_batch)
         scores = np.array(_batch_scores(recommender, batch, setup), dtype=np.float64)
+        raw = scores.copy() if wanted is not None else scores
         users = batch["user_id"].to_pylist()
         for row, user in enumerate(users):
             seen = [position[i] for i in setup.exclude.get(user, ()) if i in position]
@@ -390,7 +403,12 @@ def top_k(
             if allowed is not None:
                 chosen = chosen[np.isfinite(scores[row, chosen])]
             ranked[user] = list(items[chosen])
-    return ranked
+            if wanted is not None:
+                at = {
+                    i: position[i] for i in (*ranked[user], *wanted.get(user, ())) if i in position
+                }
+                scored[user] = {i: float(raw[row, j]) for i, j in at.items()}
+    return ranked, scored
 
 
 @dataclass(frozen=True)

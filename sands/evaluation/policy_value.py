@@ -15,7 +15,7 @@ with the recomputed champion, list by list, so both carry the same recomputation
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
@@ -27,10 +27,14 @@ from sands.evaluation.logged import LoggedDay, item_clicks, logged_lists, positi
 from sands.evaluation.off_policy import (
     DEFAULT_CLIP,
     ESTIMATORS,
+    ClickModel,
     Estimate,
     LoggedLists,
+    doubly_robust,
     ips,
+    own_click_model,
     paired_difference,
+    paired_dr_difference,
     pbm,
     support,
 )
@@ -41,7 +45,7 @@ from sands.evaluation.offline import (
     entities_as_of,
     positive_pairs,
     sampled_users,
-    top_k,
+    scored_top_k,
 )
 from sands.evaluation.served_candidates import ServedCandidates
 from sands.models import aliases
@@ -55,6 +59,11 @@ LOGGED_CHAMPION, CHAMPION, CHALLENGER, POPULARITY = (
     "popularity",
 )
 CTR, CONVERSION = "clicks per list", "conversions per list"
+# What the gate can read: a doubly robust difference with each model's own calibrated click model
+# (it sees what the log cannot reach through the model, and corrects the model where the log can),
+# or the paired difference by the reported estimator.
+DOUBLY_ROBUST = "dr"
+GATE_ESTIMATORS = (DOUBLY_ROBUST, *ESTIMATORS)
 
 
 @dataclass(frozen=True)
@@ -76,10 +85,15 @@ class OffPolicySpec:
     # Judge only when the log could have shown the artworks carrying at least this share of the
     # challenger's examination: every estimator is blind to the rest (`off_policy.support`).
     min_support: float = 0.8
+    gate_estimator: str = DOUBLY_ROBUST
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"off-policy estimator {self.estimator!r}: one of {ESTIMATORS}")
+        if self.gate_estimator not in GATE_ESTIMATORS:
+            raise ValueError(
+                f"off-policy gate estimator {self.gate_estimator!r}: one of {GATE_ESTIMATORS}"
+            )
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,25 @@ class OffPolicyComparison:
     support: dict[str, float] = field(default_factory=dict)  # per policy, `off_policy.support`
     min_support: float = OffPolicySpec.min_support
     replayed: int = 0  # lists recomputed on the candidates serving had (the rest: full catalogue)
+    # Clicks per list of the challenger and the champion by doubly robust estimates, each with its
+    # own click model, and their paired difference.
+    dr: dict[str, Estimate] = field(default_factory=dict)
+    dr_difference: Estimate | None = None
+    gate_estimator: str = OffPolicySpec.gate_estimator
+
+    @property
+    def judged_by(self) -> str:
+        """The estimator whose challenger - champion difference the gate reads."""
+        dr = self.gate_estimator == DOUBLY_ROBUST and self.dr_difference is not None
+        return DOUBLY_ROBUST if dr else self.estimator
+
+    def gate_estimates(self) -> tuple[Estimate, Estimate, Estimate]:
+        """The challenger's and the champion's clicks per list and their difference, as the gate
+        reads them (`judged_by`); only for a comparison with a difference."""
+        if self.judged_by == DOUBLY_ROBUST:
+            return self.dr[CHALLENGER], self.dr[CHAMPION], self.dr_difference
+        mine, theirs = (self.estimates[p][CTR] for p in (CHALLENGER, CHAMPION))
+        return mine, theirs, self.difference
 
     @property
     def unjudged_reason(self) -> str | None:
@@ -127,14 +160,12 @@ class OffPolicyComparison:
         """The estimates with their intervals as a table, then the log and the difference."""
         outcomes = (CTR, CONVERSION)
         rows = [
-            f"| policy | {' | '.join(outcomes)} | log support |",
-            "|---|" + "---:|" * (len(outcomes) + 1),
+            f"| policy | {' | '.join(outcomes)} | {CTR}, dr | log support |",
+            "|---|" + "---:|" * (len(outcomes) + 2),
         ]
         for policy, by_outcome in self.estimates.items():
-            cells = [
-                f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
-                for e in (by_outcome[o] for o in outcomes)
-            ]
+            cells = [_interval(by_outcome[o]) for o in outcomes]
+            cells.append(_interval(self.dr[policy]) if policy in self.dr else "-")
             cells.append(f"{self.support.get(policy, float('nan')):.0%}")
             rows.append(f"| {policy} | {' | '.join(cells)} |")
         logged = ", ".join(f"{k} {v:.4f}" for k, v in self.logged.items())
@@ -143,8 +174,11 @@ class OffPolicyComparison:
             f"Logged by the champion over {self.lists:,} lists: {logged}. Targets recomputed on "
             f"the candidates serving had for {self.replayed:,} of them (the rest: full catalogue).",
         ]
+        for difference in (self.difference, self.dr_difference):
+            if difference is not None:
+                rows.append(f"Challenger - champion: {difference.describe()}.")
         if self.difference is not None:
-            rows.append(f"Challenger - champion: {self.difference.describe()}.")
+            rows.append(f"The gate reads {self.judged_by}.")
         return "\n".join(rows)
 
     def to_json(self) -> str:
@@ -156,8 +190,14 @@ class OffPolicyComparison:
         raw["estimates"] = {
             p: {o: Estimate(**e) for o, e in by.items()} for p, by in raw["estimates"].items()
         }
-        raw["difference"] = Estimate(**raw["difference"]) if raw["difference"] else None
+        for key in ("difference", "dr_difference"):
+            raw[key] = Estimate(**raw[key]) if raw.get(key) else None
+        raw["dr"] = {p: Estimate(**e) for p, e in raw.get("dr", {}).items()}
         return cls(**raw)
+
+
+def _interval(estimate: Estimate) -> str:
+    return f"{estimate.value:.4f} [{estimate.low:.4f}, {estimate.high:.4f}]"
 
 
 def champion_lists(impressions: pa.Table, version: int, since: datetime | None = None) -> pa.Table:
@@ -225,6 +265,15 @@ def day_setup(
     )
 
 
+@dataclass(frozen=True)
+class Targets:
+    """Each recommender's list for every logged list, and for the `scored` ones their scores of
+    the list's and the logged list's artworks (one mapping per logged list)."""
+
+    lists: dict[str, list[list[str]]]
+    scores: dict[str, list[dict[str, float]]]
+
+
 def target_lists(
     recommenders: Mapping[str, Recommender],
     log: LoggedDay,
@@ -234,12 +283,16 @@ def target_lists(
     spec: EvaluationSpec,
     sources: Sequence[str | None] | None = None,
     served: ServedCandidates | None = None,
-) -> dict[str, list[list[str]]]:
+    scored: Collection[str] = (),
+) -> Targets:
     """Each recommender's list for every logged list (its user, as of its day). A list whose
     snapshot `sources` were logged is recomputed as serving would have made it: a model ranks the
     snapshot's candidates for the user, popularity is the snapshot's popularity list; the rest
-    rank the full catalogue."""
-    out: dict[str, list[list[str]]] = {name: [[] for _ in log.users] for name in recommenders}
+    rank the full catalogue. The `scored` recommenders also keep their scores."""
+    out = Targets(
+        {name: [[] for _ in log.users] for name in recommenders},
+        {name: [{} for _ in log.users] for name in scored},
+    )
     # Lists whose snapshot cannot be read back (garbled, vacuumed) rank the full catalogue.
     keys = (
         [key if served.readable(key) else None for key in sources]
@@ -252,35 +305,40 @@ def target_lists(
         setup = day_setup(day, users, user_features, artwork_features, history, spec)
         for key in dict.fromkeys(keys[i] for i in rows):
             group = [i for i in rows if keys[i] == key]
-            ranked = _group_lists(recommenders, setup, [log.users[i] for i in group], key, served)
-            for name, lists in ranked.items():
+            shown: dict[str, set[str]] = {}
+            for i in group:
+                shown.setdefault(log.users[i], set()).update(a for a in log.items[i] if a)
+            ranked = _group_lists(recommenders, setup, shown, key, served, scored)
+            for name, (lists, scores) in ranked.items():
                 for i in group:
-                    out[name][i] = lists.get(log.users[i], [])
+                    out.lists[name][i] = lists.get(log.users[i], [])
+                    if name in out.scores:
+                        out.scores[name][i] = scores.get(log.users[i], {})
     return out
 
 
 def _group_lists(
     recommenders: Mapping[str, Recommender],
     setup: EvaluationSetup,
-    users: list[str],
+    shown: Mapping[str, Collection[str]],
     sources: str | None,
     served: ServedCandidates | None,
-) -> dict[str, dict[str, list[str]]]:
-    """Every recommender's list per user of one day, on one snapshot's candidates (if known)."""
+    scored: Collection[str],
+) -> dict[str, tuple[dict[str, list[str]], dict[str, dict[str, float]]]]:
+    """Every recommender's list per user of one day (and, if `scored`, its scores of the list and
+    of what each user was `shown`), on one snapshot's candidates (if known)."""
     ids = setup.users["user_id"]
-    mine = replace(setup, users=setup.users.filter(pc.is_in(ids, pa.array(sorted(set(users))))))
-    if sources is None or served is None:
-        return {name: top_k(recommender, mine) for name, recommender in recommenders.items()}
-    day = mine.split.date()
-    pools = served.pools(sources, day, mine.users)
-    return {
-        name: (
-            served.popular(sources, day, users, setup.spec.k)
-            if name == POPULARITY
-            else top_k(recommender, mine, pools)
-        )
-        for name, recommender in recommenders.items()
-    }
+    mine = replace(setup, users=setup.users.filter(pc.is_in(ids, pa.array(sorted(shown)))))
+    known = sources is not None and served is not None
+    pools = served.pools(sources, mine.split.date(), mine.users) if known else None
+    out = {}
+    for name, recommender in recommenders.items():
+        if known and name == POPULARITY:
+            popular = served.popular(sources, mine.split.date(), list(shown), setup.spec.k)
+            out[name] = (popular, {})
+        else:
+            out[name] = scored_top_k(recommender, mine, pools, shown if name in scored else None)
+    return out
 
 
 def logged_greedy_positions(log: LoggedDay, explored: np.ndarray) -> np.ndarray:
@@ -340,15 +398,25 @@ def compare(
         min_lists=spec.min_lists,
         min_agreement=spec.min_agreement,
         min_support=spec.min_support,
+        gate_estimator=spec.gate_estimator,
     )
     if log.lists.lists < spec.min_lists:
         return OffPolicyComparison(champion_agreement=float("nan"), **base)
     sources = logged_sources(impressions, log.impressions)
+    paired = [name for name in (CHALLENGER, CHAMPION) if name in recommenders]
     targets = target_lists(
-        recommenders, log, user_features, artwork_features, history, evaluation, sources, served
+        recommenders,
+        log,
+        user_features,
+        artwork_features,
+        history,
+        evaluation,
+        sources,
+        served,
+        scored=paired,
     )
     replayed = sum(served.readable(key) for key in sources) if served is not None else 0
-    positions = {name: positions_in(log, lists) for name, lists in targets.items()}
+    positions = {name: positions_in(log, lists) for name, lists in targets.lists.items()}
     greedy = logged_greedy_positions(log, explored)
     positions = {LOGGED_CHAMPION: greedy, **positions}
     estimates = {
@@ -359,26 +427,45 @@ def compare(
         for name, where in positions.items()
     }
     reached = {name: support(log.lists, where, theta) for name, where in positions.items()}
-    agreement = _agreement(greedy, positions.get(CHAMPION))
-    difference = None
-    if CHALLENGER in positions and CHAMPION in positions:
+    models = {name: _own_click_model(log, targets, name, theta) for name in paired}
+    dr = {
+        name: doubly_robust(
+            log.lists, positions[name], theta, m.shown, m.listed, spec.clip, spec.confidence
+        )
+        for name, m in models.items()
+    }
+    difference = dr_difference = None
+    if len(paired) == 2:
+        mine, theirs = ((positions[name], models.get(name)) for name in paired)
         difference = paired_difference(
-            spec.estimator,
-            log.lists,
-            positions[CHALLENGER],
-            positions[CHAMPION],
-            theta,
-            spec.clip,
-            spec.confidence,
+            spec.estimator, log.lists, mine[0], theirs[0], theta, spec.clip, spec.confidence
+        )
+        dr_difference = paired_dr_difference(
+            log.lists, mine, theirs, theta, spec.clip, spec.confidence
         )
     return OffPolicyComparison(
-        champion_agreement=agreement,
+        champion_agreement=_agreement(greedy, positions.get(CHAMPION)),
         estimates=estimates,
         difference=difference,
         support=reached,
         replayed=replayed,
+        dr=dr,
+        dr_difference=dr_difference,
         **base,
     )
+
+
+def _own_click_model(log: LoggedDay, targets: Targets, name: str, theta: np.ndarray) -> ClickModel:
+    """Target `name`'s click model calibrated on its own scores of the logged artworks."""
+    scores, lists = targets.scores[name], targets.lists[name]
+    shown = np.array(
+        [[mine.get(a, np.nan) for a in row] for row, mine in zip(log.items, scores, strict=True)],
+        dtype=np.float64,
+    ).reshape(log.items.shape)
+    listed = np.full(log.items.shape, np.nan)
+    for i, (target, mine) in enumerate(zip(lists, scores, strict=True)):
+        listed[i, : len(target)] = [mine.get(a, np.nan) for a in target[: listed.shape[1]]]
+    return own_click_model(log.lists, shown, listed, theta)
 
 
 @dataclass(frozen=True)

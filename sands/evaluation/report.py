@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 
 from sands.evaluation.behaviour import BehaviourResult
 from sands.evaluation.gate import GateDecision
+from sands.evaluation.off_policy import Estimate
 from sands.evaluation.offline import Evaluation
 from sands.evaluation.policy_value import CTR, LOGGED_CHAMPION, OffPolicyComparison
 from sands.html import STYLE, svg, table
@@ -97,10 +98,18 @@ def off_policy_plot(comparison: OffPolicyComparison) -> str:
     figure, axis = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
     values = [e.value for e in estimates]
     errors = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
-    axis.errorbar(values, range(len(names)), xerr=errors, fmt="o", capsize=4)
+    axis.errorbar(
+        values, range(len(names)), xerr=errors, fmt="o", capsize=4, label=comparison.estimator
+    )
+    rows = [i for i, n in enumerate(names) if n in comparison.dr]
+    if rows:
+        dr = [comparison.dr[names[i]] for i in rows]
+        spread = [[e.value - e.low for e in dr], [e.high - e.value for e in dr]]
+        at = [i + 0.2 for i in rows]
+        axis.errorbar([e.value for e in dr], at, xerr=spread, fmt="s", capsize=4, label="dr")
     axis.axvline(comparison.logged[CTR], linestyle="--", color="#bbbbbb", label="logged")
     axis.set_yticks(range(len(names)), names)
-    axis.set(xlabel=f"{CTR} ({comparison.estimator}, 95 % interval)")
+    axis.set(xlabel=f"{CTR} (95 % interval)")
     axis.legend()
     return svg(figure)
 
@@ -122,7 +131,8 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
     rows = [
         [
             policy,
-            *(f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in by.values()),
+            *(_interval(e) for e in by.values()),
+            _interval(comparison.dr[policy]) if policy in comparison.dr else "-",
             f"{by[CTR].effective_lists:,.0f}",
             str(by[CTR].clipped),
             f"{comparison.support.get(policy, float('nan')):.0%}",
@@ -134,12 +144,26 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
         f" The recomputed champion reproduces {comparison.champion_agreement:.0%} of its "
         f"logged greedy slots; '{LOGGED_CHAMPION}' must agree with the logged figure."
     )
+    differences = [
+        f"Challenger - champion, {CTR}: {d.describe()}."
+        for d in (comparison.difference, comparison.dr_difference)
+        if d is not None
+    ]
+    if differences:
+        differences.append(f"The gate reads {comparison.judged_by}.")
     return [
         head,
         f"<p>{html.escape(facts + agreement + verdict)}</p>",
-        table(["policy", *outcomes, "effective lists", "clipped", "log support"], rows),
+        table(
+            ["policy", *outcomes, f"{CTR}, dr", "effective lists", "clipped", "log support"], rows
+        ),
+        f"<p>{html.escape(' '.join(differences))}</p>" if differences else "",
         off_policy_plot(comparison),
     ]
+
+
+def _interval(estimate: Estimate) -> str:
+    return f"{estimate.value:.4f} [{estimate.low:.4f}, {estimate.high:.4f}]"
 
 
 def reliability_plot(inputs: ReportInputs) -> str:

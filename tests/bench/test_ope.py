@@ -1,8 +1,8 @@
-"""The OPE benchmark's gate table: what the gate's estimator held back and what it left unjudged."""
+"""The OPE benchmark's gate table: what the gate's criterion held back and what it left unjudged."""
 
 from datetime import date
 
-from bench.ope import Judged, gate_table
+from bench.ope import GATE, Judged, gate_table
 from sands.evaluation.off_policy import Estimate
 
 
@@ -24,12 +24,14 @@ def day(n: int, support: float, gaps: dict[str, float], truth_gap: float) -> Jud
     )
 
 
-def test_supported_days_are_held_back_by_pbm_and_the_others_show_both_click_models() -> None:
-    dr = {"dr, own click model": 0.004, "dr, champion's click model": -0.012}
+def test_supported_days_are_held_back_by_doubly_robust_and_the_others_show_both_click_models():
     rows = [
-        day(1, 0.9, {"pbm": -0.02, **dr}, -0.030),  # worse beyond the interval: held back
-        day(2, 0.9, {"pbm": -0.004, **dr}, 0.001),  # within it: passes
-        day(3, 0.4, {"pbm": -0.03, **dr}, -0.010),  # the log cannot see it: pbm does not judge
+        # worse beyond the interval: held back (pbm agrees)
+        day(1, 0.9, {GATE: -0.02, "pbm": -0.02, "dr, champion's click model": -0.012}, -0.030),
+        # within it: passes, though pbm reads it worse beyond its interval
+        day(2, 0.9, {GATE: -0.004, "pbm": -0.03, "dr, champion's click model": -0.012}, 0.001),
+        # the log cannot see it: the gate does not judge
+        day(3, 0.4, {GATE: 0.004, "pbm": -0.03, "dr, champion's click model": -0.012}, -0.010),
     ]
     table = gate_table(rows)
     cells = [next(iter(column.cells)) for column in table.columns]
@@ -40,7 +42,7 @@ def test_supported_days_are_held_back_by_pbm_and_the_others_show_both_click_mode
         "-0.0120 (50% cover, 1 worse, 0 of them not)",
         "1 (1)",
         "0",
-        "+0.0040 (50% cover, 0 worse, 0 of them not)",  # doubly robust where pbm judged
+        "-0.0250 (0% cover, 2 worse, 1 of them not)",  # pbm where the gate judged
         "-0.0100",
         "+0.0040 (0% cover, 0 worse, 0 of them not)",
         "-0.0120 (100% cover, 1 worse, 0 of them not)",

@@ -202,3 +202,26 @@ def test_better_offline_but_worse_by_the_logged_traffic_is_held_back_with_that_r
     rules = GateRules(min_improvement=0.005, off_policy=False)
     decision = decide(*better, GOOD_BEHAVIOUR, rules, off_policy((-0.02, -0.03, -0.01)))
     assert decision.passed and OFF_POLICY not in {c.name for c in decision.criteria}
+
+
+def test_the_gate_reads_the_doubly_robust_difference_when_the_comparison_has_one():
+    better = evaluation("challenger", 0.120), evaluation("champion", 0.110), BASELINE
+    # pbm reads the challenger worse beyond its interval; doubly robust, within it.
+    dr = {CHALLENGER: Estimate("dr", 0.068, 0.06, 0.076, 5_000, 2_500, 0)}
+    dr[CHAMPION] = Estimate("dr", 0.07, 0.062, 0.078, 5_000, 2_500, 0)
+    both = replace(
+        off_policy((-0.02, -0.03, -0.01)),
+        dr=dr,
+        dr_difference=Estimate("dr difference", -0.002, -0.006, 0.002, 5_000, 2_500, 0),
+    )
+    decision = decide(*better, GOOD_BEHAVIOUR, RULES, both)
+    criterion = next(c for c in decision.criteria if c.name == OFF_POLICY)
+    assert decision.passed and "0.0680 vs champion 0.0700 (dr on 5,000" in criterion.detail
+    # Asked to, the gate reads the reported estimator instead, and holds the challenger back.
+    by_pbm = replace(both, gate_estimator="pbm")
+    decision = decide(*better, GOOD_BEHAVIOUR, RULES, by_pbm)
+    assert not decision.passed and "(pbm on 5,000" in decision.reasons[0]
+    # Worse beyond the doubly robust interval: held back.
+    gap = Estimate("dr difference", -0.01, -0.015, -0.005, 5_000, 2_500, 0)
+    worse = replace(both, dr_difference=gap)
+    assert failed(decide(*better, GOOD_BEHAVIOUR, RULES, worse)) == {OFF_POLICY}

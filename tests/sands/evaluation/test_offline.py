@@ -18,6 +18,7 @@ from sands.evaluation.offline import (
     evaluation_setup,
     evaluation_split,
     labelled_between,
+    scored_top_k,
     split_time,
     temporal_split,
     top_k,
@@ -248,3 +249,19 @@ def test_best_first_is_the_head_of_a_stable_sort_ties_in_column_order(blank):
     for k in (1, 10, 30, 31):
         assert np.array_equal(best_first(scores, k), expected[:, :k])
     assert best_first(np.array([[1.0, 3.0, 3.0, 2.0]]), 2).tolist() == [[1, 2]]
+
+
+def test_scored_top_k_keeps_the_scores_of_each_list_and_of_what_was_asked_for():
+    model = train_ranker(planted_examples(), None, RankerParams(trees=20, threads=1))
+    s = setup(k=2)
+    recommender = RankerRecommender("ranker", model)
+    items = s.catalogue["artwork_id"].to_pylist()
+    grid = recommender.grid_scores(s.users, s)
+    # u1 converted on a1 before the split: never listed, but its score is still asked for.
+    asked = {"u1": {"a1", "a4", "not-in-the-catalogue"}}
+    ranked, scores = scored_top_k(recommender, s, wanted=asked)
+    assert ranked == top_k(recommender, s) and "a1" not in ranked["u1"]
+    for row, user in enumerate(s.users["user_id"].to_pylist()):
+        expected = {*ranked[user], *asked.get(user, ())} - {"not-in-the-catalogue"}
+        assert scores[user] == {a: float(grid[row, items.index(a)]) for a in expected}
+    assert scored_top_k(recommender, s)[1] == {}

@@ -10,7 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sands.evaluation.logged import item_clicks
+from sands.evaluation.logged import item_clicks, logged_lists
+from sands.evaluation.off_policy import doubly_robust, own_click_model, paired_dr_difference
 from sands.evaluation.offline import EvaluationSetup, EvaluationSpec
 from sands.evaluation.policy_value import (
     CHALLENGER,
@@ -146,6 +147,35 @@ def test_each_policy_is_estimated_by_hand_on_the_logged_lists():
     assert result.difference.lists == 4
     # The purchase is a conversion too: only l2's, at the champion's own slot.
     assert result.estimates[CHAMPION]["conversions per list"].value == pytest.approx(1 / 0.9 / 4)
+
+
+def test_doubly_robust_reads_each_model_s_own_scores_of_what_was_shown_and_of_its_list():
+    result = judged()
+    theta = np.array([1.0, 0.5])
+    log = logged_lists(item_clicks(LOG, CLICKS, AttributionSpec(), AFTER), 2, theta)
+    # Logged: l1 a1 a3, l2 a1 a2, l3 a1 a2, l4 a3 a2. Lists: the champion a1 a2 (a1 a3 for u1,
+    # who bought a2), the challenger a3 a1.
+    champion = np.array([[3.0, 1.0], [3.0, 2.0], [3.0, 2.0], [1.0, 2.0]])
+    challenger = np.array([[2.0, 3.0], [2.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
+    lists = {
+        CHAMPION: (champion, np.array([[3.0, 1.0], [3.0, 2.0], [3.0, 2.0], [3.0, 2.0]])),
+        CHALLENGER: (challenger, np.array([[3.0, 2.0]] * 4)),
+    }
+    where = {
+        CHAMPION: np.array([[1, 2], [1, 2], [1, 2], [0, 2]]),
+        CHALLENGER: np.array([[2, 1], [2, 0], [2, 0], [1, 0]]),
+    }
+    models = {name: own_click_model(log.lists, *lists[name], theta) for name in lists}
+    for name, model in models.items():
+        expected = doubly_robust(log.lists, where[name], theta, model.shown, model.listed)
+        assert result.dr[name] == expected
+    mine, theirs = ((where[n], models[n]) for n in (CHALLENGER, CHAMPION))
+    assert result.dr_difference == paired_dr_difference(log.lists, mine, theirs, theta)
+    # The gate reads it: the challenger's and the champion's doubly robust clicks per list.
+    assert result.judged_by == "dr"
+    gate = (result.dr[CHALLENGER], result.dr[CHAMPION], result.dr_difference)
+    assert result.gate_estimates() == gate
+    assert judged(replace(SPEC, gate_estimator="pbm")).judged_by == "pbm"
 
 
 def test_the_champion_as_logged_keeps_only_its_greedy_slots_and_is_reproduced():
