@@ -3,6 +3,7 @@ champion as logged and recomputed, a paired difference, a position bias fitted f
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -196,6 +197,12 @@ def test_the_comparison_survives_a_registry_tag():
     result = judged()
     assert OffPolicyComparison.from_json(result.to_json()) == result
     assert "| challenger |" in result.markdown()
+    # A tag written before the doubly robust difference existed: the gate reads pbm from it.
+    raw = json.loads(result.to_json())
+    for key in ("dr", "dr_difference", "gate_estimator"):
+        del raw[key]
+    older = OffPolicyComparison.from_json(json.dumps(raw))
+    assert older.judged_by == "pbm" and older.gate_estimates()[2] == result.difference
 
 
 def test_only_the_champion_arm_s_lists_of_the_champion_since_the_cut_off_count():
