@@ -9,7 +9,9 @@ serving had for that list (`served_candidates`, from the snapshot sources the lo
 for lists logged before sources were, over the full catalogue. The champion
 is read two ways: its greedy lists as logged (the slots it did not explore), whose estimate must
 agree with the clicks it earned, and recomputed like the challenger. The challenger is compared
-with the recomputed champion, list by list, so both carry the same recomputation error.
+with the recomputed champion, list by list, so both carry the same recomputation error: by the
+reported estimator and, for the gate, doubly robust with each model's click model calibrated on
+its own scores of the logged artworks.
 """
 
 from __future__ import annotations
