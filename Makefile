@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install redis promtool helm lock demo test lint ui screenshots bench clean feast-venv evidently-venv
+.PHONY: install redis promtool helm lock demo test lint ui screenshots bench clean feast-venv evidently-venv obp-venv
 
 # Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) Python
 # never caches it, and every process (dbt, the MLflow server, each CLI call) would recompile
@@ -82,7 +82,7 @@ lock: install
 		--python-platform x86_64-manylinux_2_28 --quiet --no-header -o docker/requirements.lock
 
 clean:
-	rm -rf $(VENV) $(FEAST_VENV) $(EVIDENTLY_VENV) .sands .pytest_cache dbt/target
+	rm -rf $(VENV) $(FEAST_VENV) $(EVIDENTLY_VENV) $(OBP_VENV) .sands .pytest_cache dbt/target
 
 FEAST_VENV := .venv-feast
 $(FEAST_VENV)/.installed-stamp: Makefile
@@ -100,3 +100,18 @@ $(EVIDENTLY_VENV)/.installed-stamp: Makefile
 	$(EVIDENTLY_VENV)/bin/uv pip install --quiet --python $(EVIDENTLY_VENV)/bin/python "evidently==0.7.21" "pandas==2.3.3" "numpy==2.4.6" "pyarrow==26.0.1"
 	touch $@
 evidently-venv: $(EVIDENTLY_VENV)/.installed-stamp
+
+# Open Bandit Pipeline, the off-policy peer of `python -m bench ope`: obp 0.5.5 needs Python below
+# 3.10 and pins scikit-learn 1.0.2 and torch 1.13 (3.7 GB with its CUDA wheels), so it gets its own
+# Python 3.9 environment, built only on request.
+OBP_VENV := .venv-obp
+# The first python3.9 that runs (a pyenv shim may exist without that version selected).
+PYTHON39 ?= $(shell for p in $$(command -v python3.9) $(HOME)/.pyenv/versions/3.9*/bin/python3.9; do \
+	"$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
+$(OBP_VENV)/.installed-stamp: Makefile
+	@test -n "$(PYTHON39)" || { echo "no python3.9 (set PYTHON39): obp needs Python below 3.10"; exit 1; }
+	test -x $(OBP_VENV)/bin/python || $(PYTHON39) -m venv $(OBP_VENV)
+	$(OBP_VENV)/bin/python -m pip install --quiet --upgrade "uv>=0.9,<1"
+	$(OBP_VENV)/bin/uv pip install --quiet --python $(OBP_VENV)/bin/python "obp==0.5.5"
+	touch $@
+obp-venv: $(OBP_VENV)/.installed-stamp

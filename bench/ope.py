@@ -30,9 +30,13 @@ platform's rankers: the estimators and the logger see nothing but scores, lists 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -66,6 +70,9 @@ OWN_DRAWS = {NEAR}
 ESTIMATORS = ("ips", "snips", "pbm", "dr")
 # The gate's criterion (`OffPolicySpec.gate_estimator`): each model with its own click model.
 GATE = "dr, own click model"
+# Open Bandit Pipeline's estimators of the same quantities as ours, and its interpreter.
+PEERS = {"ips": "obp iips", "snips": "obp sniips"}
+OBP_PYTHON = Path(__file__).resolve().parent.parent / ".venv-obp" / "bin" / "python"
 # A policy: (day index, users) -> scores over the catalogue, one row per user.
 Policy = Callable[[int, np.ndarray], np.ndarray]
 
@@ -232,7 +239,44 @@ def judge_day(
         if judged.policy != LOGGER:
             gaps = gate_gaps(logged, theta, positions, views, judged.policy)
             out[i] = replace(judged, gaps=gaps, truth_gap=judged.truth - champion.truth)
+    if args.obp:
+        by_peer = peer_estimates(args.obp, logged, positions)
+        out = [replace(j, estimates={**j.estimates, **by_peer[j.policy]}) for j in out]
     return out, float(clicks.sum(axis=1).mean())
+
+
+def peer_estimates(
+    python: str, logged: LoggedLists, positions: dict[str, np.ndarray]
+) -> dict[str, dict[str, Estimate]]:
+    """Open Bandit Pipeline's item-position IPS and its self-normalised form of each policy on
+    the same log, run by obp's own interpreter (`bench/obp_check.py`)."""
+    names = list(positions)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "log.npz"
+        np.savez(
+            path,
+            clicks=logged.clicks,
+            propensity=logged.propensity,
+            shown=logged.shown,
+            names=np.array(names),
+            **{f"position_{i}": positions[name] for i, name in enumerate(names)},
+        )
+        script = Path(__file__).with_name("obp_check.py")
+        done = subprocess.run(
+            [python, str(script), str(path)], capture_output=True, text=True, check=False
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"obp failed ({python}): {done.stderr.strip().splitlines()[-1:]}")
+    raw = json.loads(done.stdout)
+    return {
+        name: {
+            f"obp {estimator}": Estimate(
+                f"obp {estimator}", value, low, high, logged.lists, float("nan"), 0
+            )
+            for estimator, (value, low, high) in raw[name].items()
+        }
+        for name in names
+    }
 
 
 def gate_gaps(
@@ -361,7 +405,7 @@ def summary(judged: list[Judged]) -> Table:
         "median effective lists",
     ):
         table.add_column(column, justify="right" if column != "estimator" else "left")
-    for name in ESTIMATORS:
+    for name in judged[0].estimates:
         errors = np.array([j.estimates[name].value - j.realised for j in judged])
         effective = np.median([j.estimates[name].effective_lists for j in judged])
         table.add_row(
@@ -374,7 +418,7 @@ def summary(judged: list[Judged]) -> Table:
             f"{inside(supported, name, lambda j: j.realised):.0%}",
             f"{predicted(supported, name):.0%}",
             f"{concordance(judged, name, separated)[0]:.0%}",
-            f"{effective:,.0f}",
+            f"{effective:,.0f}" if np.isfinite(effective) else "-",
         )
     return table
 
@@ -382,17 +426,32 @@ def summary(judged: list[Judged]) -> Table:
 def per_policy(judged: list[Judged]) -> Table:
     """Mean realised clicks per list and each estimate, per challenger over all days."""
     table = Table(title="per challenger, mean over scenario-days")
-    for column in ("policy", "realised", *ESTIMATORS, "support", "days supported"):
+    estimators = list(judged[0].estimates)
+    for column in ("policy", "realised", *estimators, "support", "days supported"):
         table.add_column(column, justify="right" if column != "policy" else "left")
     for name in dict.fromkeys(j.policy for j in judged):
         mine = [j for j in judged if j.policy == name]
         table.add_row(
             name,
             f"{np.mean([j.realised for j in mine]):.4f}",
-            *(f"{np.mean([j.estimates[e].value for j in mine]):.4f}" for e in ESTIMATORS),
+            *(f"{np.mean([j.estimates[e].value for j in mine]):.4f}" for e in estimators),
             f"{np.mean([j.support for j in mine]):.0%}",
             f"{sum(j.supported for j in mine)} of {len(mine)}",
         )
+    return table
+
+
+def peer_agreement(judged: list[Judged]) -> Table:
+    """Ours against Open Bandit Pipeline's estimator of the same quantity on the same logs: how
+    far apart the values are, and how our interval's width compares with obp's bootstrap."""
+    table = Table(title=f"ours against Open Bandit Pipeline, {len(judged)} policy-days")
+    for column in ("ours", "obp", "largest |value difference|", "median width, ours / obp"):
+        table.add_column(column, justify="right" if column not in ("ours", "obp") else "left")
+    for ours, theirs in PEERS.items():
+        pairs = [(j.estimates[ours], j.estimates[theirs]) for j in judged]
+        apart = max(abs(a.value - b.value) for a, b in pairs)
+        widths = [(a.high - a.low) / (b.high - b.low) for a, b in pairs if b.high > b.low]
+        table.add_row(ours, theirs, f"{apart:.2e}", f"{np.median(widths):.2f}" if widths else "-")
     return table
 
 
@@ -464,6 +523,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", type=float, default=1e9, help="largest weight (default: none)")
     parser.add_argument("--events-per-day", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--obp",
+        metavar="PYTHON",
+        default=str(OBP_PYTHON) if OBP_PYTHON.exists() else None,
+        help="a Python with Open Bandit Pipeline 0.5.5 (3.9), its estimates beside ours "
+        "(default: .venv-obp's, from `make obp-venv`, when it exists)",
+    )
     args = parser.parse_args(argv or [])
     try:
         Exploration(rate=args.rate, pool=args.pool, popular=args.popular)
@@ -488,4 +554,8 @@ def main(argv: list[str] | None = None) -> None:
         f"list, greedy {greedy:.4f} ({np.mean(exploring) / greedy:.2f}x)"
     )
     console.print(summary(judged))
+    if args.obp:
+        console.print(peer_agreement(judged))
+    else:
+        console.print("Open Bandit Pipeline not compared: no --obp interpreter (make obp-venv)")
     console.print(gate_table(judged))

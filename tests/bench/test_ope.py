@@ -1,9 +1,13 @@
 """The OPE benchmark's gate table: what the gate's criterion held back and what it left unjudged."""
 
+import os
 from datetime import date
 
-from bench.ope import GATE, Judged, gate_table
-from sands.evaluation.off_policy import Estimate
+import numpy as np
+import pytest
+
+from bench.ope import GATE, OBP_PYTHON, Judged, gate_table, peer_estimates
+from sands.evaluation.off_policy import Estimate, LoggedLists, ips, snips
 
 
 def gap(value: float, half: float = 0.005, name: str = "pbm difference") -> Estimate:
@@ -47,3 +51,28 @@ def test_supported_days_are_held_back_by_doubly_robust_and_the_others_show_both_
         "+0.0040 (0% cover, 0 worse, 0 of them not)",
         "-0.0120 (100% cover, 1 worse, 0 of them not)",
     ]
+
+
+OBP = os.environ.get("SANDS_OBP_PYTHON") or (str(OBP_PYTHON) if OBP_PYTHON.exists() else None)
+
+
+@pytest.mark.skipif(
+    OBP is None,
+    reason="Open Bandit Pipeline needs its own Python 3.9 environment with torch 1.13 (3.7 GB): "
+    "`make obp-venv`, or SANDS_OBP_PYTHON",
+)
+def test_open_bandit_pipeline_reads_a_hand_computed_log_as_we_do() -> None:
+    # Three lists of two; the target keeps l0 whole, l1's first slot and l2's second.
+    clicks = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    propensity = np.array([[0.9, 0.1], [0.9, 0.2], [0.9, 0.1]])
+    shown = np.ones((3, 2), bool)
+    logged = LoggedLists(clicks, propensity, propensity, shown)
+    where = np.array([[1, 2], [1, 0], [0, 2]])
+    peer = peer_estimates(OBP, logged, {"target": where})["target"]
+    # Item-position IPS: l0's click at slot 1 (1/0.9) and l2's at slot 2 (1/0.1), over 3 lists.
+    assert peer["obp iips"].value == pytest.approx((1 / 0.9 + 1 / 0.1) / 3)
+    assert peer["obp iips"].value == pytest.approx(ips(logged, where).value)
+    # Self-normalised per slot: each slot's weighted clicks over its mean weight, 0.5 + 0.5.
+    assert peer["obp sniips"].value == pytest.approx(1.0)
+    assert peer["obp sniips"].value == pytest.approx(snips(logged, where).value)
+    assert peer["obp iips"].low <= peer["obp iips"].value <= peer["obp iips"].high
