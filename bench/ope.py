@@ -266,7 +266,8 @@ def peer_estimates(
             [python, str(script), str(path)], capture_output=True, text=True, check=False
         )
     if done.returncode != 0:
-        raise SystemExit(f"obp failed ({python}): {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise SystemExit(f"Open Bandit Pipeline failed under {python}: {last}")
     raw = json.loads(done.stdout)
     return {
         name: {
