@@ -27,7 +27,7 @@ from sands.evaluation.gate import GateRules
 from sands.evaluation.metrics import finite
 from sands.evaluation.off_policy import DEFAULT_CLIP, ESTIMATORS
 from sands.evaluation.offline import PRIMARY, EvaluationSpec
-from sands.evaluation.policy_value import GATE_ESTIMATORS, OffPolicySpec
+from sands.evaluation.policy_value import OffPolicySpec
 from sands.evaluation.report import render_html, summary_markdown
 from sands.models.aliases import CHALLENGER
 from sands.models.tags import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, OFF_POLICY_TAG
@@ -99,7 +99,7 @@ class OffPolicyConfig(Config):
     gate_estimator: str = Field(
         default=OffPolicySpec.gate_estimator,
         description="Whose challenger - champion difference the gate reads: dr (each model's own "
-        f"calibrated click model) or the reported estimator; one of {', '.join(GATE_ESTIMATORS)}.",
+        "calibrated click model) or the reported `estimator`.",
     )
     clip: float = Field(default=DEFAULT_CLIP, gt=0, description="Largest weight of one click.")
     confidence: float = Field(default=OffPolicySpec.confidence, gt=0, lt=1)
@@ -191,15 +191,23 @@ def off_policy_estimate(
             )
             if part
         )
-    context.log.info(summary.splitlines()[-1])
     difference = comparison.gate_estimates()[2] if comparison and comparison.difference else None
+    judged = comparison is not None and comparison.unjudged_reason is None
+    context.log.info(
+        f"challenger - champion as the gate reads it: {difference.describe()}"
+        if difference and judged
+        else summary.splitlines()[-1]
+    )
     return MaterializeResult(
         metadata={
             "challenger_version": MetadataValue.int(version),
             "lists": MetadataValue.int(comparison.lists if comparison else 0),
             "estimates": MetadataValue.md(summary),
             **(
-                {"difference": MetadataValue.float(round(difference.value, 5))}
+                {
+                    "difference": MetadataValue.float(round(difference.value, 5)),
+                    "difference_estimator": MetadataValue.text(comparison.judged_by),
+                }
                 if difference
                 else {}
             ),

@@ -49,7 +49,9 @@ def judged(estimator, rows: dict[str, np.ndarray], target: np.ndarray, seed: int
         behavior_policy_pscore=rows["pscore_item_position"],
         evaluation_policy_pscore=chance,
     )
-    per_slate = np.bincount(rows["slate_id"], weights=per_slot)
+    # Only the slates that showed something, as obp counts them.
+    slates = np.unique(rows["slate_id"])
+    per_slate = np.bincount(rows["slate_id"], weights=per_slot)[slates]
     interval = estimate_confidence_interval_by_bootstrap(
         per_slate, alpha=ALPHA, n_bootstrap_samples=BOOTSTRAP_SAMPLES, random_state=seed
     )

@@ -13,9 +13,10 @@ what the target would have earned:
   examination under the logger. Needs the item to be shown somewhere, not at the same position.
 - `doubly_robust`: a click model's estimate of the target's list, plus the PBM-weighted error of
   that model on what was logged; unbiased when either the weights or the model are right. The
-  click model can be a target's scores `calibrated` to click rates on the logged items; the gate
-  does not use it, because calibrated on what the logger showed it is optimistic about a target's
-  own picks where the logger never looked (`docs/ope.md`).
+  click model is a target's own scores `calibrated` to click rates on the logged items
+  (`own_click_model`). Calibrated on what the logger showed, it is optimistic about a target's
+  own picks where the logger never looked, so the gate reads it only for targets the log mostly
+  reaches (`min_support`, `docs/ope.md`).
 
 Every estimate is clicks per list with a normal confidence interval from the per-list
 contributions (the delta method for the self-normalised one), clustered by user when the log says

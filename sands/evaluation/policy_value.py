@@ -63,9 +63,8 @@ LOGGED_CHAMPION, CHAMPION, CHALLENGER, POPULARITY = (
 CTR, CONVERSION = "clicks per list", "conversions per list"
 # What the gate can read: a doubly robust difference with each model's own calibrated click model
 # (it sees what the log cannot reach through the model, and corrects the model where the log can),
-# or the paired difference by the reported estimator.
+# or the paired difference by the reported estimator (`OffPolicySpec.estimator`).
 DOUBLY_ROBUST = "dr"
-GATE_ESTIMATORS = (DOUBLY_ROBUST, *ESTIMATORS)
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,10 @@ class OffPolicySpec:
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"off-policy estimator {self.estimator!r}: one of {ESTIMATORS}")
-        if self.gate_estimator not in GATE_ESTIMATORS:
+        if self.gate_estimator not in (DOUBLY_ROBUST, self.estimator):
             raise ValueError(
-                f"off-policy gate estimator {self.gate_estimator!r}: one of {GATE_ESTIMATORS}"
+                f"off-policy gate estimator {self.gate_estimator!r}: {DOUBLY_ROBUST} or the "
+                f"reported estimator ({self.estimator})"
             )
 
 
@@ -179,7 +179,7 @@ class OffPolicyComparison:
         for difference in (self.difference, self.dr_difference):
             if difference is not None:
                 rows.append(f"Challenger - champion: {difference.describe()}.")
-        if self.difference is not None:
+        if self.difference is not None and self.unjudged_reason is None:
             rows.append(f"The gate reads {self.judged_by}.")
         return "\n".join(rows)
 

@@ -149,7 +149,7 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
         for d in (comparison.difference, comparison.dr_difference)
         if d is not None
     ]
-    if differences:
+    if differences and why_not is None:
         differences.append(f"The gate reads {comparison.judged_by}.")
     return [
         head,

@@ -175,8 +175,11 @@ def test_doubly_robust_reads_each_model_s_own_scores_of_what_was_shown_and_of_it
     # The gate reads it: the challenger's and the champion's doubly robust clicks per list.
     assert result.judged_by == "dr"
     gate = (result.dr[CHALLENGER], result.dr[CHAMPION], result.dr_difference)
-    assert result.gate_estimates() == gate
+    assert result.gate_estimates() == gate and "The gate reads dr." in result.markdown()
     assert judged(replace(SPEC, gate_estimator="pbm")).judged_by == "pbm"
+    # The gate reads dr or the estimator the comparison reports, nothing it did not compute.
+    with pytest.raises(ValueError, match="'ips': dr or the reported estimator"):
+        replace(SPEC, gate_estimator="ips")
 
 
 def test_the_champion_as_logged_keeps_only_its_greedy_slots_and_is_reproduced():
