@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time
 
 import numpy as np
@@ -188,7 +188,10 @@ class OffPolicyComparison:
 
     @classmethod
     def from_json(cls, text: str) -> OffPolicyComparison:
-        raw = json.loads(text)
+        """A comparison from its tag; fields a newer release added are dropped, so a rolled-back
+        gate still reads the tags the newer one wrote."""
+        known = {f.name for f in fields(cls)}
+        raw = {key: value for key, value in json.loads(text).items() if key in known}
         raw["estimates"] = {
             p: {o: Estimate(**e) for o, e in by.items()} for p, by in raw["estimates"].items()
         }
