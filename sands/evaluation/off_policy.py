@@ -89,9 +89,13 @@ class Estimate:
         spread = _z(self.confidence) * float(np.hypot(self.standard_error, realised_se))
         return abs(realised - self.value) <= spread
 
+    def interval(self) -> str:
+        """The value and its interval, as tables show it."""
+        return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
+
     def describe(self) -> str:
         return (
-            f"{self.estimator} {self.value:.4f} [{self.low:.4f}, {self.high:.4f}] "
+            f"{self.estimator} {self.interval()} "
             f"({self.lists} lists, effective {self.effective_lists:.0f}, {self.clipped} clipped)"
         )
 

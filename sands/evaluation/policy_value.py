@@ -166,8 +166,8 @@ class OffPolicyComparison:
             "|---|" + "---:|" * (len(outcomes) + 2),
         ]
         for policy, by_outcome in self.estimates.items():
-            cells = [_interval(by_outcome[o]) for o in outcomes]
-            cells.append(_interval(self.dr[policy]) if policy in self.dr else "-")
+            cells = [by_outcome[o].interval() for o in outcomes]
+            cells.append(self.dr[policy].interval() if policy in self.dr else "-")
             cells.append(f"{self.support.get(policy, float('nan')):.0%}")
             rows.append(f"| {policy} | {' | '.join(cells)} |")
         logged = ", ".join(f"{k} {v:.4f}" for k, v in self.logged.items())
@@ -199,10 +199,6 @@ class OffPolicyComparison:
             raw[key] = Estimate(**raw[key]) if raw.get(key) else None
         raw["dr"] = {p: Estimate(**e) for p, e in raw.get("dr", {}).items()}
         return cls(**raw)
-
-
-def _interval(estimate: Estimate) -> str:
-    return f"{estimate.value:.4f} [{estimate.low:.4f}, {estimate.high:.4f}]"
 
 
 def champion_lists(impressions: pa.Table, version: int, since: datetime | None = None) -> pa.Table:

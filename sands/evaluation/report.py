@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt
 
 from sands.evaluation.behaviour import BehaviourResult
 from sands.evaluation.gate import GateDecision
-from sands.evaluation.off_policy import Estimate
 from sands.evaluation.offline import Evaluation
 from sands.evaluation.policy_value import CTR, LOGGED_CHAMPION, OffPolicyComparison
 from sands.html import STYLE, svg, table
@@ -131,8 +130,8 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
     rows = [
         [
             policy,
-            *(_interval(e) for e in by.values()),
-            _interval(comparison.dr[policy]) if policy in comparison.dr else "-",
+            *(e.interval() for e in by.values()),
+            comparison.dr[policy].interval() if policy in comparison.dr else "-",
             f"{by[CTR].effective_lists:,.0f}",
             str(by[CTR].clipped),
             f"{comparison.support.get(policy, float('nan')):.0%}",
@@ -160,10 +159,6 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
         f"<p>{html.escape(' '.join(differences))}</p>" if differences else "",
         off_policy_plot(comparison),
     ]
-
-
-def _interval(estimate: Estimate) -> str:
-    return f"{estimate.value:.4f} [{estimate.low:.4f}, {estimate.high:.4f}]"
 
 
 def reliability_plot(inputs: ReportInputs) -> str:
