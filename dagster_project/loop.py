@@ -23,11 +23,9 @@ from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from assets.automation import DEGRADED, DRIFTED, NEW_DATA, SCHEDULED, UNHEALTHY
 from dagster_project.runner import (
-    dropped_columns,
     failed_only_on_reject_budget,
+    ingestion_notes,
     ingestion_run_config,
-    rejected_files,
-    rejected_rows,
     run_feature_build,
     run_ingestion,
     warned_dbt_tests,
@@ -105,13 +103,7 @@ class Loop:
         return results
 
     def _tell_rejections(self, result: ExecuteInProcessResult) -> None:
-        lines = [
-            *rejected_rows(result),
-            *rejected_files(result),
-            *dropped_columns(result),
-            *warned_dbt_tests(result),
-        ]
-        for line in lines:
+        for line in [*ingestion_notes(result), *warned_dbt_tests(result)]:
             self.notify(line)
 
     def preload(self, days: list[str]) -> None:

@@ -288,6 +288,12 @@ def dropped_columns(result: ExecuteInProcessResult) -> list[str]:
     return lines
 
 
+def ingestion_notes(result: ExecuteInProcessResult) -> list[str]:
+    """Every one-line note an ingestion run leaves for its caller: rejected rows and files, and
+    columns bronze dropped."""
+    return [*rejected_rows(result), *rejected_files(result), *dropped_columns(result)]
+
+
 def failed_only_on_reference_budget(result: ExecuteInProcessResult) -> bool:
     """A reference run whose only failure is the reject budget: its accepted rows were MERGEd."""
     return failed_only_on_reject_budget(result) and _written(result) >= set(REFERENCE_FEEDS)

@@ -148,13 +148,7 @@ def _landing_day_options(paths: SandsPaths, values: list[str]) -> list[str]:
 def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
     from dagster import AssetCheckSeverity
 
-    from dagster_project.runner import (
-        dropped_columns,
-        instance_for,
-        rejected_files,
-        rejected_rows,
-        run_ingestion,
-    )
+    from dagster_project.runner import ingestion_notes, instance_for, run_ingestion
     from sands.ingest.landing import skipped_notes
     from sands.ingest.partitions import home_partition_range
 
@@ -193,9 +187,7 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
                 # Failed before or beside what it wrote: a row of its own (a failed check
                 # already marks its feed's row).
                 summary.add_row(label, "[red]failed[/]", "", "", "", "")
-            notes.extend(rejected_rows(result))
-            notes.extend(rejected_files(result))
-            notes.extend(dropped_columns(result))
+            notes.extend(ingestion_notes(result))
             progress.advance(task)
 
         notes: list[str] = []
