@@ -43,10 +43,9 @@ from rich.console import Console
 from rich.table import Table
 
 from sands.evaluation.off_policy import (
-    ClickModel,
     Estimate,
     LoggedLists,
-    calibrated,
+    cross_fitted,
     doubly_robust,
     ips,
     own_click_model,
@@ -295,8 +294,7 @@ def gate_gaps(
     where, there = positions[name], positions[LOGGER]
     champion = own_click_model(logged, *views[LOGGER][:2], theta)
     own = own_click_model(logged, *views[name][:2], theta)
-    fit = calibrated(views[LOGGER][0], logged.clicks, logged.shown, theta)
-    by_champion = ClickModel.of(fit, views[LOGGER][0], views[name][2])
+    by_champion = cross_fitted(logged, views[LOGGER][0], views[name][2], theta)
     return {
         "pbm": paired_difference("pbm", logged, where, there, theta, 1e9),
         GATE: paired_dr_difference(logged, (where, own), (there, champion), theta, 1e9),

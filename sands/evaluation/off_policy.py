@@ -14,9 +14,10 @@ what the target would have earned:
 - `doubly_robust`: a click model's estimate of the target's list, plus the PBM-weighted error of
   that model on what was logged; unbiased when either the weights or the model are right. The
   click model is a target's own scores `calibrated` to click rates on the logged items
-  (`own_click_model`). Calibrated on what the logger showed, it is optimistic about a target's
-  own picks where the logger never looked, so the gate reads it only for targets the log mostly
-  reaches (`min_support`, `docs/ope.md`).
+  (`own_click_model`), each list's fitted on other users' lists (`cross_fitted`). Calibrated on
+  what the logger showed, it is optimistic about a target's own picks where the logger never
+  looked, so the gate reads it only for targets the log mostly reaches (`min_support`,
+  `docs/ope.md`).
 
 Every estimate is clicks per list with a normal confidence interval from the per-list
 contributions (the delta method for the self-normalised one), clustered by user when the log says
@@ -38,6 +39,9 @@ import numpy as np
 DEFAULT_CLIP = 200.0
 # The mean-type estimators a paired comparison (and the gate) can use.
 ESTIMATORS = ("ips", "pbm")
+# Folds of users for fitting the doubly robust estimator's click model: each list's model is
+# calibrated on the others, so its in-sample fit does not shrink the correction (and its variance).
+CROSS_FIT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -357,16 +361,46 @@ def calibrated(
     return model
 
 
+def cross_fit_folds(logged: LoggedLists, folds: int = CROSS_FIT_FOLDS) -> np.ndarray:
+    """Each list's fold, whole users to a fold, dealt in turn in user order (every list its own
+    user when the log does not say whose it was); one fold when there are too few users."""
+    groups = logged.groups if logged.groups is not None else np.arange(logged.lists)
+    _, user = np.unique(np.asarray(groups), return_inverse=True)
+    user = user.ravel()
+    return user % folds if len(user) and user.max() + 1 >= folds else np.zeros(len(user), np.int64)
+
+
+def cross_fitted(
+    logged: LoggedLists,
+    fit_scores: np.ndarray,
+    listed_scores: np.ndarray,
+    examination: np.ndarray,
+    folds: int = CROSS_FIT_FOLDS,
+) -> ClickModel:
+    """A click model calibrated on `fit_scores` of the logged items ((n, K), NaN where there are
+    none) and read there and at `listed_scores`, each list's from the other folds' lists: a list's
+    own clicks never both fit the model and correct it (cross-fitting)."""
+    fold = cross_fit_folds(logged, folds)
+    shown, listed = np.empty(fit_scores.shape), np.empty(listed_scores.shape)
+    for f in np.unique(fold):
+        held = fold == f
+        rest = ~held if (~held).any() else held  # one fold: fitted on itself
+        fit = calibrated(fit_scores[rest], logged.clicks[rest], logged.shown[rest], examination)
+        view = ClickModel.of(fit, fit_scores[held], listed_scores[held])
+        shown[held], listed[held] = view.shown, view.listed
+    return ClickModel(shown, listed)
+
+
 def own_click_model(
     logged: LoggedLists,
     shown_scores: np.ndarray,
     listed_scores: np.ndarray,
     examination: np.ndarray,
+    folds: int = CROSS_FIT_FOLDS,
 ) -> ClickModel:
     """A target's click model from its own scores: of the logged items (`shown_scores`, (n, K),
     NaN where it has none) calibrated on their clicks, read at its list (`listed_scores`)."""
-    fit = calibrated(shown_scores, logged.clicks, logged.shown, examination)
-    return ClickModel.of(fit, shown_scores, listed_scores)
+    return cross_fitted(logged, shown_scores, listed_scores, examination, folds)
 
 
 def dr_per_list(

@@ -12,6 +12,8 @@ from sands.evaluation.off_policy import (
     LoggedLists,
     calibrated,
     click_noise,
+    cross_fit_folds,
+    cross_fitted,
     doubly_robust,
     ips,
     paired_dr_difference,
@@ -100,6 +102,29 @@ def test_a_calibrated_click_model_reads_click_rates_per_score_bin_from_the_log()
     # Read at a target's list one slot short: the empty slot is worth nothing.
     view = ClickModel.of(model, scores, np.array([[2.0, np.nan]] * 4))
     assert view.listed[0].tolist() == [0.5, 0.0] and view.shown[0].tolist() == [0.25, 0.5]
+
+
+def test_cross_fitting_deals_whole_users_to_folds_in_user_order():
+    users = np.array(["u2", "u1", "u2", "u3", "u1"])
+    with_users = LoggedLists(*(np.zeros((5, 1)),) * 3, np.ones((5, 1), bool), groups=users)
+    # u1 -> fold 0, u2 -> 1, u3 -> 0: a user's lists never straddle folds.
+    assert cross_fit_folds(with_users, folds=2).tolist() == [1, 0, 1, 0, 0]
+    assert cross_fit_folds(with_users, folds=4).tolist() == [0] * 5  # 3 users: one fold
+    assert cross_fit_folds(FIXED, folds=2).tolist() == [0, 1, 0, 1]  # every list its own user
+
+
+def test_a_cross_fitted_click_model_reads_each_list_from_the_other_folds_clicks():
+    # A scored 1, B 2, as above; only list 0 was clicked (A once, B once at half examination).
+    scores = np.array([[1.0, 2.0]] * 4)
+    swapped = np.array([[2.0, 1.0]] * 4)
+    model = cross_fitted(FIXED, scores, swapped, THETA, folds=2)
+    # Lists 0 and 2 are read from lists 1 and 3, which saw no click; lists 1 and 3 from 0 and 2:
+    # A 1 click in 2 examinations, B 1 in 2 x 0.5.
+    assert model.shown.tolist() == [[0.0, 0.0], [0.5, 1.0], [0.0, 0.0], [0.5, 1.0]]
+    assert model.listed.tolist() == [[0.0, 0.0], [1.0, 0.5], [0.0, 0.0], [1.0, 0.5]]
+    # One fold is the in-sample fit of `calibrated`.
+    alone = cross_fitted(FIXED, scores, swapped, THETA, folds=1)
+    assert alone.shown.tolist() == [[0.25, 0.5]] * 4 and alone.listed.tolist() == [[0.5, 0.25]] * 4
 
 
 def test_the_paired_dr_difference_lets_the_click_model_speak_where_the_log_cannot_see():
