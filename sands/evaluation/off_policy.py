@@ -363,11 +363,11 @@ def calibrated(
 
 def cross_fit_folds(logged: LoggedLists, folds: int = CROSS_FIT_FOLDS) -> np.ndarray:
     """Each list's fold, whole users to a fold, dealt in turn in user order (every list its own
-    user when the log does not say whose it was); one fold when there are too few users."""
+    user when the log does not say whose it was); as many folds as users when they are fewer."""
     groups = logged.groups if logged.groups is not None else np.arange(logged.lists)
     _, user = np.unique(np.asarray(groups), return_inverse=True)
     user = user.ravel()
-    return user % folds if len(user) and user.max() + 1 >= folds else np.zeros(len(user), np.int64)
+    return user % max(1, min(folds, len(np.unique(user))))
 
 
 def cross_fitted(

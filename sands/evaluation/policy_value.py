@@ -65,6 +65,8 @@ CTR, CONVERSION = "clicks per list", "conversions per list"
 # (it sees what the log cannot reach through the model, and corrects the model where the log can),
 # or the paired difference by the reported estimator (`OffPolicySpec.estimator`).
 DOUBLY_ROBUST = "dr"
+# The doubly robust columns of the comparison's tables, beside the reported estimator's.
+DR_COLUMNS = (f"{CTR}, dr", f"{CONVERSION}, dr")
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,13 @@ class OffPolicyComparison:
     dr: dict[str, Estimate] = field(default_factory=dict)
     dr_difference: Estimate | None = None
     gate_estimator: str = OffPolicySpec.gate_estimator
+    # Conversions per list the same way, each model's conversion chances calibrated on its scores.
+    dr_conversions: dict[str, Estimate] = field(default_factory=dict)
+
+    def dr_cells(self, policy: str) -> list[str]:
+        """The policy's doubly robust clicks and conversions per list, as cells (`DR_COLUMNS`)."""
+        by_outcome = (self.dr, self.dr_conversions)
+        return [by[policy].interval() if policy in by else "-" for by in by_outcome]
 
     @property
     def judged_by(self) -> str:
@@ -162,12 +171,11 @@ class OffPolicyComparison:
         """The estimates with their intervals as a table, then the log and the difference."""
         outcomes = (CTR, CONVERSION)
         rows = [
-            f"| policy | {' | '.join(outcomes)} | {CTR}, dr | log support |",
-            "|---|" + "---:|" * (len(outcomes) + 2),
+            f"| policy | {' | '.join(outcomes + DR_COLUMNS)} | log support |",
+            "|---|" + "---:|" * (len(outcomes) + len(DR_COLUMNS) + 1),
         ]
         for policy, by_outcome in self.estimates.items():
-            cells = [by_outcome[o].interval() for o in outcomes]
-            cells.append(self.dr[policy].interval() if policy in self.dr else "-")
+            cells = [by_outcome[o].interval() for o in outcomes] + self.dr_cells(policy)
             cells.append(f"{self.support.get(policy, float('nan')):.0%}")
             rows.append(f"| {policy} | {' | '.join(cells)} |")
         logged = ", ".join(f"{k} {v:.4f}" for k, v in self.logged.items())
@@ -197,7 +205,8 @@ class OffPolicyComparison:
         }
         for key in ("difference", "dr_difference"):
             raw[key] = Estimate(**raw[key]) if raw.get(key) else None
-        raw["dr"] = {p: Estimate(**e) for p, e in raw.get("dr", {}).items()}
+        for key in ("dr", "dr_conversions"):
+            raw[key] = {p: Estimate(**e) for p, e in raw.get(key, {}).items()}
         return cls(**raw)
 
 
@@ -428,12 +437,13 @@ def compare(
         for name, where in positions.items()
     }
     reached = {name: support(log.lists, where, theta) for name, where in positions.items()}
-    models = {name: _own_click_model(log, targets, name, theta) for name in paired}
-    dr = {
-        name: doubly_robust(
-            log.lists, positions[name], theta, m.shown, m.listed, spec.clip, spec.confidence
-        )
-        for name, m in models.items()
+    scores = {name: _score_views(log, targets, name) for name in paired}
+    models = {name: own_click_model(log.lists, *scores[name], theta) for name in paired}
+    dr = {name: _dr(spec, log.lists, positions[name], theta, m) for name, m in models.items()}
+    # Each model's chance that an examined artwork converts, calibrated the same way.
+    buyers = {name: own_click_model(converted.lists, *scores[name], theta) for name in paired}
+    dr_conversions = {
+        name: _dr(spec, converted.lists, positions[name], theta, m) for name, m in buyers.items()
     }
     difference = dr_difference = None
     if len(paired) == 2:
@@ -452,12 +462,14 @@ def compare(
         replayed=replayed,
         dr=dr,
         dr_difference=dr_difference,
+        dr_conversions=dr_conversions,
         **base,
     )
 
 
-def _own_click_model(log: LoggedDay, targets: Targets, name: str, theta: np.ndarray) -> ClickModel:
-    """Target `name`'s click model calibrated on its own scores of the logged artworks."""
+def _score_views(log: LoggedDay, targets: Targets, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Target `name`'s own scores of the logged artworks and of its list, as (n, K) arrays (NaN
+    where it has none): what its click and conversion models are calibrated on and read at."""
     scores, lists = targets.scores[name], targets.lists[name]
     shown = np.array(
         [[mine.get(a, np.nan) for a in row] for row, mine in zip(log.items, scores, strict=True)],
@@ -466,7 +478,13 @@ def _own_click_model(log: LoggedDay, targets: Targets, name: str, theta: np.ndar
     listed = np.full(log.items.shape, np.nan)
     for i, (target, mine) in enumerate(zip(lists, scores, strict=True)):
         listed[i, : len(target)] = [mine.get(a, np.nan) for a in target[: listed.shape[1]]]
-    return own_click_model(log.lists, shown, listed, theta)
+    return shown, listed
+
+
+def _dr(
+    spec: OffPolicySpec, logged: LoggedLists, where: np.ndarray, theta: np.ndarray, m: ClickModel
+) -> Estimate:
+    return doubly_robust(logged, where, theta, m.shown, m.listed, spec.clip, spec.confidence)
 
 
 @dataclass(frozen=True)

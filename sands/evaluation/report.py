@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from sands.evaluation.behaviour import BehaviourResult
 from sands.evaluation.gate import GateDecision
 from sands.evaluation.offline import Evaluation
-from sands.evaluation.policy_value import CTR, LOGGED_CHAMPION, OffPolicyComparison
+from sands.evaluation.policy_value import CTR, DR_COLUMNS, LOGGED_CHAMPION, OffPolicyComparison
 from sands.html import STYLE, svg, table
 
 RANKING_ROWS = ("ndcg_at_10", "recall_at_10", "map_at_10", "hit_rate_at_10")
@@ -131,7 +131,7 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
         [
             policy,
             *(e.interval() for e in by.values()),
-            comparison.dr[policy].interval() if policy in comparison.dr else "-",
+            *comparison.dr_cells(policy),
             f"{by[CTR].effective_lists:,.0f}",
             str(by[CTR].clipped),
             f"{comparison.support.get(policy, float('nan')):.0%}",
@@ -154,7 +154,7 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
         head,
         f"<p>{html.escape(facts + agreement + verdict)}</p>",
         table(
-            ["policy", *outcomes, f"{CTR}, dr", "effective lists", "clipped", "log support"], rows
+            ["policy", *outcomes, *DR_COLUMNS, "effective lists", "clipped", "log support"], rows
         ),
         f"<p>{html.escape(' '.join(differences))}</p>" if differences else "",
         off_policy_plot(comparison),

@@ -3,6 +3,8 @@ true value is known in closed form."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -109,7 +111,8 @@ def test_cross_fitting_deals_whole_users_to_folds_in_user_order():
     with_users = LoggedLists(*(np.zeros((5, 1)),) * 3, np.ones((5, 1), bool), groups=users)
     # u1 -> fold 0, u2 -> 1, u3 -> 0: a user's lists never straddle folds.
     assert cross_fit_folds(with_users, folds=2).tolist() == [1, 0, 1, 0, 0]
-    assert cross_fit_folds(with_users, folds=4).tolist() == [0] * 5  # 3 users: one fold
+    assert cross_fit_folds(with_users, folds=4).tolist() == [1, 0, 1, 2, 0]  # 3 users, 3 folds
+    assert cross_fit_folds(replace(with_users, groups=np.array(["u1"] * 5))).tolist() == [0] * 5
     assert cross_fit_folds(FIXED, folds=2).tolist() == [0, 1, 0, 1]  # every list its own user
 
 

@@ -172,6 +172,15 @@ def test_doubly_robust_reads_each_model_s_own_scores_of_what_was_shown_and_of_it
         assert result.dr[name] == expected
     mine, theirs = ((where[n], models[n]) for n in (CHALLENGER, CHAMPION))
     assert result.dr_difference == paired_dr_difference(log.lists, mine, theirs, theta)
+    # Conversions the same way, on the same scores: only l2's purchase of a1 converted.
+    bought = AttributionSpec(clicks=AttributionSpec().conversions)
+    sold = logged_lists(item_clicks(LOG, CLICKS, bought, AFTER), 2, theta)
+    assert sold.lists.clicks.tolist() == [[0, 0], [1, 0], [0, 0], [0, 0]]
+    for name in lists:
+        model = own_click_model(sold.lists, *lists[name], theta)
+        expected = doubly_robust(sold.lists, where[name], theta, model.shown, model.listed)
+        assert result.dr_conversions[name] == expected
+    assert "| conversions per list, dr |" in result.markdown()
     # The gate reads it: the challenger's and the champion's doubly robust clicks per list.
     assert result.judged_by == "dr"
     gate = (result.dr[CHALLENGER], result.dr[CHAMPION], result.dr_difference)
@@ -202,10 +211,11 @@ def test_the_comparison_survives_a_registry_tag():
     assert "| challenger |" in result.markdown()
     # A tag written before the doubly robust difference existed: the gate reads pbm from it.
     raw = json.loads(result.to_json())
-    for key in ("dr", "dr_difference", "gate_estimator"):
+    for key in ("dr", "dr_difference", "gate_estimator", "dr_conversions"):
         del raw[key]
     older = OffPolicyComparison.from_json(json.dumps(raw))
     assert older.judged_by == "pbm" and older.gate_estimates()[2] == result.difference
+    assert older.dr_cells(CHALLENGER) == ["-", "-"]
     # One from a newer release, with a field this one does not know: read, the field dropped.
     newer = json.loads(result.to_json()) | {"cross_fitted": True}
     assert OffPolicyComparison.from_json(json.dumps(newer)) == result
