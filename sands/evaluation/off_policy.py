@@ -367,7 +367,7 @@ def cross_fit_folds(logged: LoggedLists, folds: int = CROSS_FIT_FOLDS) -> np.nda
     groups = logged.groups if logged.groups is not None else np.arange(logged.lists)
     _, user = np.unique(np.asarray(groups), return_inverse=True)
     user = user.ravel()
-    return user % max(1, min(folds, len(np.unique(user))))
+    return user % max(1, folds)  # fewer users than folds: a fold each
 
 
 def cross_fitted(

@@ -18,6 +18,7 @@ from sands.evaluation.off_policy import (
     cross_fitted,
     doubly_robust,
     ips,
+    own_click_model,
     paired_dr_difference,
     pbm,
     snips,
@@ -128,6 +129,10 @@ def test_a_cross_fitted_click_model_reads_each_list_from_the_other_folds_clicks(
     # One fold is the in-sample fit of `calibrated`.
     alone = cross_fitted(FIXED, scores, swapped, THETA, folds=1)
     assert alone.shown.tolist() == [[0.25, 0.5]] * 4 and alone.listed.tolist() == [[0.5, 0.25]] * 4
+    # A target's own click model is cross-fitted: with 4 lists of 4 users, each list's from the
+    # other three. List 0's clicks are nowhere else, so its model expects none.
+    own = own_click_model(FIXED, scores, swapped, THETA)
+    assert own.shown[0].tolist() == [0.0, 0.0] and own.shown[1].tolist() == [1 / 3, 2 / 3]
 
 
 def test_the_paired_dr_difference_lets_the_click_model_speak_where_the_log_cannot_see():

@@ -180,6 +180,8 @@ def test_doubly_robust_reads_each_model_s_own_scores_of_what_was_shown_and_of_it
         model = own_click_model(sold.lists, *lists[name], theta)
         expected = doubly_robust(sold.lists, where[name], theta, model.shown, model.listed)
         assert result.dr_conversions[name] == expected
+    cells = [result.dr[CHALLENGER].interval(), result.dr_conversions[CHALLENGER].interval()]
+    assert result.dr_cells(CHALLENGER) == cells and result.dr_cells("popularity") == ["-", "-"]
     assert "| conversions per list, dr |" in result.markdown()
     # The gate reads it: the challenger's and the champion's doubly robust clicks per list.
     assert result.judged_by == "dr"
