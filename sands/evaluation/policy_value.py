@@ -206,7 +206,7 @@ class OffPolicyComparison:
         for key in ("difference", "dr_difference"):
             raw[key] = Estimate(**raw[key]) if raw.get(key) else None
         for key in ("dr", "dr_conversions"):
-            raw[key] = {p: Estimate(**e) for p, e in raw.get(key, {}).items()}
+            raw[key] = {p: Estimate(**e) for p, e in (raw.get(key) or {}).items()}
         return cls(**raw)
 
 

@@ -218,6 +218,8 @@ def test_the_comparison_survives_a_registry_tag():
     older = OffPolicyComparison.from_json(json.dumps(raw))
     assert older.judged_by == "pbm" and older.gate_estimates()[2] == result.difference
     assert older.dr_cells(CHALLENGER) == ["-", "-"]
+    empty = json.loads(result.to_json()) | {"dr_conversions": None}
+    assert OffPolicyComparison.from_json(json.dumps(empty)).dr_conversions == {}
     # One from a newer release, with a field this one does not know: read, the field dropped.
     newer = json.loads(result.to_json()) | {"cross_fitted": True}
     assert OffPolicyComparison.from_json(json.dumps(newer)) == result
