@@ -78,6 +78,14 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         yield paths, instance, first
 
 
+@pytest.fixture(scope="module")
+def shuffled(world):
+    """Version 2: a challenger trained on shuffled labels, which the gate rejects; the drills
+    below push it to champion. Each test that needs it asks, so it also runs alone."""
+    _, instance, _ = world
+    return run_model_training(instance, {"ranker": {"shuffle_labels": True}})
+
+
 def registry():
     return build_resources()["registry"].open()
 
@@ -206,9 +214,9 @@ def test_without_a_champion_monitoring_asks_for_one(world):
     assert checks["champion_meets_objective"] is False  # no champion: a reason to train
 
 
-def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world):
+def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world, shuffled):
     _, instance, _ = world
-    result = run_model_training(instance, {"ranker": {"shuffle_labels": True}})
+    result = shuffled
     # Monitoring ran first against champion v1 and its training rows.
     drift = materialized(result, "feature_drift")
     assert drift["champion_version"] == 1 and Path(drift["report"]).read_text().count("<svg") > 1
@@ -237,7 +245,7 @@ def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world):
     assert instance.get_latest_materialization_event(AssetKey("deployed_ranker")) is not None
 
 
-def test_rerunning_on_unchanged_data_reuses_the_version_and_keeps_the_champion(world):
+def test_rerunning_on_unchanged_data_reuses_the_version_and_keeps_the_champion(world, shuffled):
     _, instance, _ = world
     result = run_model_training(instance)
     assert result.success
@@ -265,7 +273,7 @@ def test_a_history_too_short_for_the_held_out_window_skips_training_without_fail
     assert parent.info.status == "FINISHED" and children == {}
 
 
-def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_passes(world):
+def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_passes(world, shuffled):
     _, instance, _ = world
     reg = registry()
     reg.promote(2, "tests", "drill: the shuffled-label model serves")
@@ -285,7 +293,7 @@ def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_pass
     assert guard_reason.startswith("popularity ") and "CI" in guard_reason
 
 
-def test_a_new_champion_that_popularity_beats_on_the_newest_days_does_not_serve(world):
+def test_a_new_champion_that_popularity_beats_on_the_newest_days_does_not_serve(world, shuffled):
     """What deployed_ranker does after a promotion: the guard judges the new champion at once."""
     paths, _, _ = world
     reg = registry()
@@ -307,7 +315,7 @@ def test_the_champion_s_logged_lists_judge_the_challenger_before_it_serves(world
     paths, instance, _ = world
     reg = registry()
     champion = reg.champion_version()
-    cutoff = datetime.fromisoformat(reg.version(2).tags["sands.train_cutoff"])
+    cutoff = datetime.fromisoformat(reg.version(champion).tags["sands.train_cutoff"])
     events = DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).to_pyarrow_table(
         columns=["user_id", "artwork_id", "event_type", "event_ts"]
     )
