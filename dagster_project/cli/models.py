@@ -144,9 +144,22 @@ def models() -> None:
         )
     console.print(table)
     _version_links(registry, aliases)
+    console.print(f"The champion arm serves: {_serving_line(registry, aliases, policy)}")
+
+
+def _serving_line(registry, aliases: dict[str, int], policy: str) -> str:
+    """What the champion arm serves and why; with no champion yet, the fallbacks (whatever the
+    guard's policy tag says: it only switches between a champion and popularity)."""
+    from sands.models.aliases import CHAMPION
+
+    if CHAMPION not in aliases:
+        return (
+            "[bold]segment favourites and popularity[/] (no champion yet: no version has "
+            "passed the gate)"
+        )
     guard = [c for c in registry.history() if c.action.startswith("serving_policy_")]
     why = f" since {guard[-1].ts:%Y-%m-%d %H:%M}: {guard[-1].reason}" if guard else ""
-    console.print(f"The champion arm serves: [bold]{policy}[/]{why}")
+    return f"[bold]{policy}[/]{why}"
 
 
 def _version_links(registry, aliases: dict[str, int]) -> None:

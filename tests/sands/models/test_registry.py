@@ -108,6 +108,8 @@ def test_the_cli_promotes_and_rolls_back_by_hand(paths, monkeypatch):
         model = train_ranker(EXAMPLES, None, RankerParams(trees=3, max_depth=2, seed=seed))
         reg.register_ranker(model, model.inputs(EXAMPLES), {}, {}, {}, f"s{seed}")
     runner = CliRunner()
+    before = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert "serves: segment favourites and popularity (no champion yet" in before.output
     assert runner.invoke(app, ["promote", "1"]).exit_code == 0
     result = runner.invoke(app, ["promote", "2", "--reason", "hotfix"])
     assert result.exit_code == 0 and "v1 -> v2" in result.output
@@ -130,8 +132,9 @@ def test_the_cli_promotes_and_rolls_back_by_hand(paths, monkeypatch):
         reg._move_champion(2, "promote", "old cli", "twice")
     result = runner.invoke(app, ["rollback"])
     assert result.exit_code == 0 and "v2 -> v1" in result.output
-    listing = runner.invoke(app, ["models"])
+    listing = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert "champion" in listing.output and "challenger" in listing.output
+    assert "The champion arm serves: champion" in listing.output
 
 
 @pytest.fixture(scope="module")
