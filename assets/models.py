@@ -329,6 +329,12 @@ class RankerConfig(Config):
         "too big for one machine); auto: spark when SANDS_ENGINE=spark.",
     )
     spark_workers: int = Field(default=2, ge=1, description="XGBoost tasks on Spark.")
+    popularity_prior: float = Field(
+        default=RankerParams.popularity_prior,
+        ge=0,
+        description="Margins start at this weight times log1p(7-day popularity), and the trees "
+        "learn what popularity misses (docs/models.md); 0: no prior.",
+    )
     trend_inputs: bool = Field(
         default=True,
         description="Train on the artwork trend and style/medium share inputs (slightly worse "
@@ -351,6 +357,7 @@ class RankerConfig(Config):
             threads=self.threads,
             half_life_days=self.half_life_days,
             max_rows=self.max_rows,
+            popularity_prior=self.popularity_prior,
             excluded_features=() if self.trend_inputs else TRENDING_INPUTS,
         )
 

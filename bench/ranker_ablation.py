@@ -1,9 +1,10 @@
 """Which negatives and which input groups earn their place in the ranker, measured offline.
 
-On a simulated history built once (`bench.history`), every evaluated day is judged as the loop
-judges a challenger: the training set is the last 7 label days, the ranker trains on all but the
-newest, and the newest day is ranked over the full catalogue (NDCG@10) beside 7-day popularity.
-Variants change one thing: the negative mix, or a left-out input group.
+On a simulated history built once (`bench.history`), or any home a `sands replay` filled (`--home`:
+a real history), every evaluated day is judged as the loop judges a challenger: the training set
+is the last 7 label days, the ranker trains on all but the newest, and the newest day is ranked
+over the full catalogue (NDCG@10) beside 7-day popularity. Variants change one thing: the
+negative mix, a left-out input group, the trees, the recency weights or the popularity prior.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Variant:
     trees: int = 300
     # With rounds, trees chosen by early stopping (up to `trees`); None: exactly `trees`.
     early_stopping_rounds: int | None = None
+    # The weight of log1p(7-day popularity) the margins start from; None: the default's.
+    popularity_prior: float | None = None
 
 
 def variants() -> list[Variant]:
@@ -60,6 +63,9 @@ def variants() -> list[Variant]:
         Variant("4 uniform, half-life 3 d", 0, 0, 4, half_life_days=3.0),
         Variant("4 uniform, half-life 7 d", 0, 0, 4, half_life_days=7.0),
         Variant("4 uniform, no recency weights", 0, 0, 4, half_life_days=None),
+        # Popularity as the trees' starting point (the default) against trees alone.
+        Variant("4 uniform, no popularity prior", 0, 0, 4, popularity_prior=0.0),
+        Variant("4 uniform, popularity prior 3", 0, 0, 4, popularity_prior=3.0),
     ]
 
 
@@ -130,11 +136,40 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
         trees=variant.trees,
         early_stopping_rounds=variant.early_stopping_rounds,
     )
+    if variant.popularity_prior is not None:
+        params = replace(params, popularity_prior=variant.popularity_prior)
     model = train_ranker(train, None, params)
     setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
     ranked = evaluate(RankerRecommender("ranker", model), setup).overall
     popular = evaluate(PopularityRecommender(), setup).overall
     return {"ranker": ranked[PRIMARY], "popularity": popular[PRIMARY], "users": ranked["users"]}
+
+
+def judge_days(
+    console: Console, name: str, data: Lake, days: list, chosen: list[Variant]
+) -> tuple[dict[tuple[str, str], list[float]], dict[str, list[float]]]:
+    """Each variant's NDCG@10 on each day (keyed by `name` and variant), and popularity's."""
+    results: dict[tuple[str, str], list[float]] = {}
+    popularity: dict[str, list[float]] = {}
+    for day in days:
+        for variant in chosen:
+            scores = judge_day(data, day, variant)
+            results.setdefault((name, variant.name), []).append(scores["ranker"])
+            console.print(
+                f"{name} {day} {variant.name}: {scores['ranker']:.4f} "
+                f"(popularity {scores['popularity']:.4f}, {scores['users']:.0f} users)"
+            )
+        popularity.setdefault(name, []).append(scores["popularity"])
+    return results, popularity
+
+
+def converting_days(events: pa.Table) -> list:
+    """Landing days holding a conversion, oldest first: the days a model can be judged on."""
+    from sands.ingest.contract import CONVERSION_EVENTS, LANDING_DAY_COLUMN
+
+    kinds = pa.array(CONVERSION_EVENTS, events["event_type"].type)
+    converting = events.filter(pc.is_in(events["event_type"], kinds))
+    return sorted(set(converting[LANDING_DAY_COLUMN].to_pylist()))
 
 
 def paired_gap(days: list[float], reference: list[float]) -> str:
@@ -182,6 +217,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--judge", nargs="+", type=int, help="played day indexes to judge")
     parser.add_argument("--only", nargs="+", help="variant names to run (default: all)")
     parser.add_argument("--homes", default=tempfile.gettempdir(), help="where histories live")
+    parser.add_argument(
+        "--home",
+        help="a home `sands replay` filled (any history, real ones too): judge its newest "
+        "--last-days landed days with conversions instead of simulating",
+    )
+    parser.add_argument("--last-days", type=int, default=7, help="days judged with --home")
     args = parser.parse_args(argv)
     from bench.history import build_history
 
@@ -191,6 +232,14 @@ def main(argv: list[str]) -> None:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {known}")
     chosen = [v for v in variants() if not args.only or v.name in args.only]
+    if args.home:
+        data = read_lake(args.home)
+        days = converting_days(data.events)[-args.last_days :]
+        name = Path(args.home).name
+        results, popularity = judge_days(console, name, data, days, chosen)
+        console.print(ablation_table([name], chosen, results, popularity))
+        console.print(f"days judged: {', '.join(str(d) for d in days)} of {args.home}")
+        return
     judged = args.judge or list(range(args.shift_day, args.days))
     results: dict[tuple[str, str], list[float]] = {}
     popularity: dict[str, list[float]] = {}
@@ -205,16 +254,9 @@ def main(argv: list[str]) -> None:
             args.events_per_day,
         )
         console.print(f"{scenario}: history in {home} ({time.perf_counter() - started:.0f} s)")
-        data = read_lake(home)
-        for index in judged:
-            day = history.day(args.warmup_days + index)
-            for variant in chosen:
-                scores = judge_day(data, day, variant)
-                results.setdefault((scenario, variant.name), []).append(scores["ranker"])
-                console.print(
-                    f"{scenario} {day} {variant.name}: {scores['ranker']:.4f} "
-                    f"(popularity {scores['popularity']:.4f}, {scores['users']:.0f} users)"
-                )
-            popularity.setdefault(scenario, []).append(scores["popularity"])
+        days = [history.day(args.warmup_days + index) for index in judged]
+        scored, popular = judge_days(console, scenario, read_lake(home), days, chosen)
+        results.update(scored)
+        popularity.update(popular)
     console.print(ablation_table(args.scenarios, chosen, results, popularity))
     console.print(f"days judged: played days {judged} of {args.days}, after {args.warmup_days}")

@@ -21,6 +21,7 @@ from sands.features.training_set import DRAWN
 from sands.features.training_store import first_feature_date
 from sands.features.warehouse import plain_types
 from sands.models.ranking import (
+    PRIOR_INPUT,
     RankerModel,
     RankerParams,
     RankerSpec,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 ROW = "__row"
 QID = "__qid"
+BASE_MARGIN = "__base_margin"
 QID_SPACE = 2**31
 # Rows collected to the driver to fit the calibration and report training AUC.
 CALIBRATION_SAMPLE = 200_000
@@ -133,17 +135,25 @@ def train_ranker(
     Recency weights are not applied: the Spark estimator takes weights per row, and XGBoost's
     ranking objectives need one per query group, so the spec records `half_life_days` None; nor
     is the recency sample (`max_rows` None): Spark is there for sets too big to sample away; nor
-    early stopping: it trains `trees` trees.
+    early stopping: it trains `trees` trees. The popularity prior is the estimator's base margin
+    column, as it is the local trainer's base margin.
     """
+    from pyspark.sql import functions as F
     from xgboost.spark import SparkXGBRanker
 
     names = trained_features(segments.k if segments else 0, params)
     inputs = _model_inputs(train, segments, names)
+    prior = params.popularity_prior if PRIOR_INPUT in names else 0.0
+    margin = {}
+    if prior:
+        inputs = inputs.withColumn(BASE_MARGIN, F.col(PRIOR_INPUT) * F.lit(float(prior)))
+        margin = {"base_margin_col": BASE_MARGIN}
     estimator = SparkXGBRanker(
         features_col=names,
         label_col="label",
         qid_col=QID,
         num_workers=workers,
+        **margin,
         **estimator_params(params, names),
     )
     fitted = estimator.fit(inputs)
@@ -154,12 +164,18 @@ def train_ranker(
     rows = train.sample(fraction=min(1.0, CALIBRATION_SAMPLE / max(train.count(), 1)), seed=0)
     sample = plain_types(rows.toArrow())
     sampled = ranker_features(sample, segments)[names]
-    margins = booster.inplace_predict(sampled, predict_type="margin")
     labels = sample["label"].to_numpy(zero_copy_only=False).astype(np.float32)
     spec = RankerSpec(
         features=names,
         segment_model=segments.to_json() if segments else None,
-        calibration=fit_platt(margins, labels),
-        params={**asdict(used), "trainer": "xgboost.spark", "workers": workers},
+        calibration=(0.0, 0.0),
+        params={
+            **asdict(used),
+            "popularity_prior": prior,
+            "trainer": "xgboost.spark",
+            "workers": workers,
+        },
     )
-    return RankerModel(booster=booster, spec=spec), sample
+    model = RankerModel(booster=booster, spec=spec)
+    model.spec = replace(spec, calibration=fit_platt(model.margins(sampled), labels))
+    return model, sample

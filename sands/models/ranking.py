@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,9 @@ TREND_FEATURES = (
     "conversion_velocity_28d",
     "view_velocity_7d",
 )
+# The input a ranker's margin starts from, times `RankerParams.popularity_prior`: log1p of the
+# artwork's 7-day engagement-weighted popularity, the popularity baseline's own order.
+PRIOR_INPUT = "popularity_7d"
 # Whether the artwork's style and medium are trending: their share of all conversions over the
 # last day and week (dbt), and the day against the week. Less noisy than one artwork's counts,
 # so a tail artwork of a rising style rises with it.
@@ -378,6 +381,12 @@ class RankerParams:
     excluded_features: tuple[str, ...] = ()
     # Newer days count more, so a retrain after tastes change learns the new ones; None: equal.
     half_life_days: float | None = 1.5
+    # Popularity as the trees' starting point: each margin starts at this weight times the
+    # `PRIOR_INPUT` input, and the trees learn what popularity misses. Uniform negatives teach
+    # trees popular against unpopular, not the order among popular artworks, which is the top
+    # of a full-catalogue ranking: on small histories that top fell to noise (docs/models.md).
+    # 0: no prior. Without the trend inputs there is no `PRIOR_INPUT` and no prior.
+    popularity_prior: float = 1.0
     # A compute budget, not a model choice: past this many rows, train on a sample drawn in
     # proportion to the recency weights (`training_rows`), which keeps the expected loss. At
     # 1M events/day the 7-day set holds 2.8M rows, most of them weighing under a third.
@@ -417,6 +426,23 @@ class RankerSpec:
     def segments(self) -> SegmentModel | None:
         return SegmentModel.from_json(self.segment_model) if self.segment_model else None
 
+    def prior(self) -> float:
+        """The weight of `PRIOR_INPUT` in every margin; 0 for models trained without one."""
+        if PRIOR_INPUT not in self.features:
+            return 0.0
+        return float(self.params.get("popularity_prior") or 0.0)
+
+    def prior_margins(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray | float:
+        """What the prior adds to the trees' margins of model-input rows (`features` columns)."""
+        weight = self.prior()
+        if not weight:
+            return 0.0
+        if isinstance(inputs, pd.DataFrame):
+            column = inputs[PRIOR_INPUT].to_numpy()
+        else:
+            column = inputs[:, self.features.index(PRIOR_INPUT)]
+        return np.float32(weight) * np.asarray(column, np.float32)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
@@ -450,11 +476,25 @@ class RankerModel:
 
     def scores(self, rows: pa.Table) -> np.ndarray:
         """Ranking scores (margins); higher ranks first."""
-        return self.booster.inplace_predict(self.inputs(rows), predict_type="margin")
+        return self.margins(self.inputs(rows))
+
+    def margins(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The margins of model-input rows (`spec.features` columns): the trees' and the prior's."""
+        trees = self.booster.inplace_predict(inputs, predict_type="margin")
+        return trees + self.spec.prior_margins(inputs)
 
     def grid_scores(self, users: pa.Table, items: Mapping[str, np.ndarray]) -> np.ndarray:
         """Scores of every user (`user_*` rows) against every item (`side_inputs` of the
         artwork side), shape (users, items); equal to `scores` of the crossed rows."""
+        trees = self._tree_grid(users, items)
+        weight = self.spec.prior()
+        if not weight:
+            return trees
+        n_items = len(next(iter(items.values())))
+        popularity = trend_block(items, n_items)[:, TREND_FEATURES.index(PRIOR_INPUT)]
+        return trees + np.float32(weight) * popularity.astype(np.float32)[None, :]
+
+    def _tree_grid(self, users: pa.Table, items: Mapping[str, np.ndarray]) -> np.ndarray:
         segments = self.spec.segments()
         k = segments.k if segments else 0
         n_items = len(next(iter(items.values())))
@@ -736,15 +776,22 @@ class TreeChoice:
         return chosen
 
 
-def _matrix(rows: pa.Table, inputs: pd.DataFrame, weight: np.ndarray | None) -> xgb.DMatrix:
+def _matrix(
+    rows: pa.Table, inputs: pd.DataFrame, weight: np.ndarray | None, params: RankerParams
+) -> xgb.DMatrix:
     import xgboost as xgb
 
+    prior = params.popularity_prior if PRIOR_INPUT in inputs.columns else 0.0
     return xgb.DMatrix(
         inputs,
         label=rows["label"].to_numpy(zero_copy_only=False).astype(np.float32),
         qid=query_groups(rows),
         weight=weight,
         feature_names=list(inputs.columns),
+        # The trees start from the prior, so they fit what it misses.
+        base_margin=(
+            np.float32(prior) * inputs[PRIOR_INPUT].to_numpy(np.float32) if prior else None
+        ),
     )
 
 
@@ -784,9 +831,14 @@ def chosen_trees(training: TrainingRows, inputs: pd.DataFrame, params: RankerPar
     fit, check = rows.filter(pa.array(~held_out)), rows.filter(pa.array(held_out))
     booster = xgb.train(
         params.xgboost(list(inputs.columns)),
-        _matrix(fit, inputs[~held_out], group_weights(fit, params.half_life_days, training.kept)),
+        _matrix(
+            fit,
+            inputs[~held_out],
+            group_weights(fit, params.half_life_days, training.kept),
+            params,
+        ),
         num_boost_round=params.trees,
-        evals=[(_matrix(check, inputs[held_out], None), "validation")],
+        evals=[(_matrix(check, inputs[held_out], None, params), "validation")],
         early_stopping_rounds=params.early_stopping_rounds,
         verbose_eval=False,
     )
@@ -823,7 +875,7 @@ class FittedRanker:
     def row_margins(self) -> np.ndarray:
         """`model.scores(rows)`."""
         if self.margins is None:
-            return self.model.booster.inplace_predict(self.row_inputs(), predict_type="margin")
+            return self.model.margins(self.row_inputs())
         return self.margins
 
 
@@ -839,18 +891,27 @@ def fit_on(
         raise ValueError("no training examples before the evaluation window")
     names = trained_features(segments.k if segments else 0, params)
     inputs = ranker_features(rows, segments)[names]
-    matrix = _matrix(rows, inputs, group_weights(rows, params.half_life_days, training.kept))
+    matrix = _matrix(
+        rows, inputs, group_weights(rows, params.half_life_days, training.kept), params
+    )
     labels = matrix.get_label()
     choice = chosen_trees(training, inputs, params)
     booster = xgb.train(params.xgboost(names), matrix, num_boost_round=choice.trees)
-    margins = booster.predict(matrix, output_margin=True)
+    trained = {**asdict(params), "trained_rows": rows.num_rows, **choice.as_params()}
+    if PRIOR_INPUT not in names:
+        trained["popularity_prior"] = 0.0
     spec = RankerSpec(
         features=names,
         segment_model=segments.to_json() if segments else None,
-        calibration=fit_platt(margins, labels),
-        params={**asdict(params), "trained_rows": rows.num_rows, **choice.as_params()},
+        calibration=(0.0, 0.0),
+        params=trained,
     )
-    return FittedRanker(RankerModel(booster=booster, spec=spec), rows, inputs, margins)
+    model = RankerModel(booster=booster, spec=spec)
+    # The scoring path's margins (the booster's base score and the prior added after the trees),
+    # so calibration and the kept margins are exactly what `scores` gives these rows.
+    margins = model.margins(inputs) if spec.prior() else booster.predict(matrix, output_margin=True)
+    model.spec = replace(spec, calibration=fit_platt(margins, labels))
+    return FittedRanker(model, rows, inputs, margins)
 
 
 def load_ranker(model_bytes: bytes, spec: RankerSpec) -> RankerModel:

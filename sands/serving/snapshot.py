@@ -148,7 +148,7 @@ class ArmModel:
 
     def margins(self, matrix: np.ndarray) -> np.ndarray:
         """Ranking scores of model-input rows."""
-        return self.ranker.booster.inplace_predict(matrix, predict_type="margin")
+        return self.ranker.margins(matrix)
 
     def scores(self, vector: Vector, catalogue: Catalogue, rows: np.ndarray) -> np.ndarray:
         """Ranking scores (margins) for one user against catalogue rows."""

@@ -28,6 +28,7 @@ from sands.engines.spark import java_available
 from sands.features.offline import FEATURE_TABLES
 from sands.features.training_store import TRAINING_EXAMPLES, read_training_set
 from sands.features.warehouse import MODEL_TABLES
+from sands.models.ranking import RankerParams
 from sands.settings import SandsPaths
 from sands.sim.marketplace import Marketplace, SimulationConfig, write_drop
 
@@ -154,6 +155,8 @@ def test_the_spark_trained_ranker_lands_in_the_registry_with_the_same_lineage(ho
     assert model.spec.params["trainer"] == "xgboost.spark"
     # Recency weights need one weight per query group, which the estimator cannot take.
     assert model.spec.params["half_life_days"] is None
+    # The popularity prior is the estimator's base margin column, as it is the local trainer's.
+    assert model.spec.prior() == RankerParams.popularity_prior
     training_version = DeltaTable(TRAINING_EXAMPLES.uri(str(spark_home.root / "lake"))).version()
     assert version.tags["sands.delta.training_examples"] == str(training_version)
     for table in ("user_features", "artwork_features", "interactions", "user_segments"):

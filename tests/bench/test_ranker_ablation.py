@@ -1,6 +1,10 @@
 """The ablation's paired gap: mean day-by-day difference and its standard error over days."""
 
-from bench.ranker_ablation import paired_gap
+from datetime import date
+
+import pyarrow as pa
+
+from bench.ranker_ablation import converting_days, paired_gap
 
 
 def test_paired_gap_is_the_mean_difference_with_its_standard_error() -> None:
@@ -10,3 +14,13 @@ def test_paired_gap_is_the_mean_difference_with_its_standard_error() -> None:
 
 def test_paired_gap_of_one_day_has_no_standard_error() -> None:
     assert paired_gap([0.1], [0.3]) == "-0.2000"
+
+
+def test_converting_days_are_the_landing_days_with_a_favourite_or_purchase() -> None:
+    events = pa.table(
+        {
+            "event_type": ["view", "purchase", "click", "favourite", "purchase"],
+            "landing_date": [date(1997, 9, d) for d in (20, 21, 22, 24, 21)],
+        }
+    )
+    assert converting_days(events) == [date(1997, 9, 21), date(1997, 9, 24)]

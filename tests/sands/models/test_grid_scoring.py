@@ -34,9 +34,13 @@ def grid():
     return model, side_inputs(users, "user_"), side_inputs(items, "artwork_"), assigned, users
 
 
-def _xgboost_margins(model, users, items, assigned) -> np.ndarray:
+def _xgboost_margins(model, users, items, assigned, prior: bool = False) -> np.ndarray:
+    """The trees' margins on the pair matrix by XGBoost's predictor; with `prior`, the model's
+    (the popularity prior added), which `grid_scores` returns."""
     matrix = grid_matrix(users, items, assigned, 3)
     matrix = matrix[:, input_columns(model.spec.features, 3)]
+    if prior:
+        return model.margins(matrix).reshape(len(assigned), -1)
     margins = model.booster.inplace_predict(matrix, predict_type="margin")
     return np.asarray(margins).reshape(len(assigned), -1)
 
@@ -135,7 +139,7 @@ def test_a_kernel_that_disagrees_with_xgboost_on_a_first_user_is_never_used(grid
     off = np.float32(1e-3)  # as an XGBoost release with other arithmetic would be
     exact = grid_scoring.grid_margins
     monkeypatch.setattr(grid_scoring, "grid_margins", lambda *a, **k: exact(*a, **k) + off)
-    expected = _xgboost_margins(model, *grid[1:4])
+    expected = _xgboost_margins(model, *grid[1:4], prior=True)
     assert np.array_equal(trained.grid_scores(user_table, items), expected)
     assert trained._kernel_checked and trained._kernel is None
 

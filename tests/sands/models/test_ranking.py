@@ -12,9 +12,13 @@ import pytest
 from sands.evaluation.metrics import roc_auc
 from sands.evaluation.offline import cross_rows, temporal_split
 from sands.models.ranking import (
+    PRIOR_INPUT,
+    TRENDING_INPUTS,
     RankerParams,
+    RankerSpec,
     day_shares,
     feature_names,
+    fit_on,
     fit_platt,
     group_weights,
     load_ranker,
@@ -115,6 +119,35 @@ def test_training_is_deterministic_to_the_byte_and_survives_a_round_trip():
     assert np.array_equal(loaded.scores(examples), first.scores(examples))
     other_seed = train_ranker(examples, None, RankerParams(trees=40, max_depth=4, seed=1))
     assert other_seed.model_bytes() != first.model_bytes()
+
+
+def test_margins_start_from_the_popularity_prior_and_the_trees_fit_on_top_of_it():
+    examples = planted_examples()
+    model = train_ranker(examples, None, SMALL)  # the default prior, 1
+    inputs = model.inputs(examples)
+    popularity = inputs[PRIOR_INPUT].to_numpy(np.float32)
+    assert np.unique(popularity).size > 3  # artworks differ, so the prior orders something
+    trees = model.booster.inplace_predict(inputs, predict_type="margin")
+    assert model.spec.prior() == 1.0
+    assert np.array_equal(model.scores(examples), trees + popularity)
+    # Trained from the prior, the trees are not the ones trained without it.
+    alone = train_ranker(examples, None, replace(SMALL, popularity_prior=0.0))
+    assert alone.model_bytes() != model.model_bytes() and alone.spec.prior() == 0.0
+    bare = alone.booster.inplace_predict(alone.inputs(examples), predict_type="margin")
+    assert np.array_equal(alone.scores(examples), bare)
+    # What the trainer kept and calibrated on are the scores, prior included.
+    fitted = fit_on(training_rows(examples, SMALL), None, SMALL)
+    assert np.array_equal(fitted.margins, fitted.model.scores(fitted.rows))
+    assert fitted.model.spec.calibration == model.spec.calibration
+
+
+def test_models_without_the_prior_input_or_from_before_it_score_with_the_trees_alone():
+    examples = planted_examples()
+    untrended = train_ranker(examples, None, replace(SMALL, excluded_features=TRENDING_INPUTS))
+    assert untrended.spec.params["popularity_prior"] == 0.0 and untrended.spec.prior() == 0.0
+    # A spec registered before the prior existed has no such param: it scores as it did.
+    old = RankerSpec(feature_names(0), None, (1.0, 0.0), {"trees": 40})
+    assert old.prior() == 0.0 and old.prior_margins(np.ones((2, len(old.features)))) == 0.0
 
 
 def test_day_shares_keep_the_newest_days_whole_and_older_ones_in_proportion_to_weight():
