@@ -15,12 +15,16 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from sands.models.ranking import RankerParams
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
     )
     from sands.features.training_set import LabelSpec, training_examples, training_labels
     from sands.ingest.contract import LANDING_DAY_COLUMN
-    from sands.models.ranking import RankerParams, train_ranker
+    from sands.models.ranking import train_ranker
 
     first = day - timedelta(days=label_days - 1)
     landed = data.events[LANDING_DAY_COLUMN]
@@ -129,6 +133,17 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
     examples = training_examples(labels, data.users, data.artworks, timedelta(hours=48))
     split = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     train, _ = temporal_split(examples, split)
+    model = train_ranker(train, None, variant_params(variant))
+    setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
+    ranked = evaluate(RankerRecommender("ranker", model), setup).overall
+    popular = evaluate(PopularityRecommender(), setup).overall
+    return {"ranker": ranked[PRIMARY], "popularity": popular[PRIMARY], "users": ranked["users"]}
+
+
+def variant_params(variant: Variant) -> RankerParams:
+    """The ranker's params for `variant`: the defaults with what the variant changes."""
+    from sands.models.ranking import RankerParams
+
     params = replace(
         RankerParams(),
         excluded_features=variant.excluded,
@@ -136,13 +151,9 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
         trees=variant.trees,
         early_stopping_rounds=variant.early_stopping_rounds,
     )
-    if variant.popularity_prior is not None:
-        params = replace(params, popularity_prior=variant.popularity_prior)
-    model = train_ranker(train, None, params)
-    setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
-    ranked = evaluate(RankerRecommender("ranker", model), setup).overall
-    popular = evaluate(PopularityRecommender(), setup).overall
-    return {"ranker": ranked[PRIMARY], "popularity": popular[PRIMARY], "users": ranked["users"]}
+    if variant.popularity_prior is None:
+        return params
+    return replace(params, popularity_prior=variant.popularity_prior)
 
 
 def judge_days(

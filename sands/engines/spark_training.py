@@ -108,9 +108,17 @@ def _model_inputs(frame: DataFrame, segments: SegmentModel | None, names: list[s
     return keyed.mapInArrow(features, schema)
 
 
+def prior_weight(params: RankerParams, names: list[str]) -> float:
+    """The popularity prior the model trains from: none when its input is left out."""
+    return params.popularity_prior if PRIOR_INPUT in names else 0.0
+
+
 def estimator_params(params: RankerParams, names: list[str]) -> dict[str, object]:
-    """`RankerParams` as XGBoost Spark estimator arguments (same objective and trees)."""
+    """`RankerParams` as XGBoost Spark estimator arguments (same objective, trees and prior)."""
+    # The prior enters as a column of base margins, which `train_ranker` adds to the rows.
+    margin = {"base_margin_col": BASE_MARGIN} if prior_weight(params, names) else {}
     return {
+        **margin,
         "objective": "rank:ndcg",
         "eval_metric": "ndcg@10",
         "tree_method": "hist",
@@ -143,17 +151,14 @@ def train_ranker(
 
     names = trained_features(segments.k if segments else 0, params)
     inputs = _model_inputs(train, segments, names)
-    prior = params.popularity_prior if PRIOR_INPUT in names else 0.0
-    margin = {}
+    prior = prior_weight(params, names)
     if prior:
         inputs = inputs.withColumn(BASE_MARGIN, F.col(PRIOR_INPUT) * F.lit(float(prior)))
-        margin = {"base_margin_col": BASE_MARGIN}
     estimator = SparkXGBRanker(
         features_col=names,
         label_col="label",
         qid_col=QID,
         num_workers=workers,
-        **margin,
         **estimator_params(params, names),
     )
     fitted = estimator.fit(inputs)

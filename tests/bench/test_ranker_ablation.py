@@ -4,7 +4,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from bench.ranker_ablation import converting_days, paired_gap
+from bench.ranker_ablation import Variant, converting_days, paired_gap, variant_params
 
 
 def test_paired_gap_is_the_mean_difference_with_its_standard_error() -> None:
@@ -24,3 +24,12 @@ def test_converting_days_are_the_landing_days_with_a_favourite_or_purchase() -> 
         }
     )
     assert converting_days(events) == [date(1997, 9, 21), date(1997, 9, 24)]
+
+
+def test_a_variant_changes_only_what_it_names_in_the_rankers_params() -> None:
+    from sands.models.ranking import RankerParams
+
+    default = variant_params(Variant("4 uniform", 0, 0, 4))
+    assert default.popularity_prior == RankerParams().popularity_prior
+    without = variant_params(Variant("no prior", 0, 0, 4, popularity_prior=0.0))
+    assert without.popularity_prior == 0.0 and without.trees == default.trees

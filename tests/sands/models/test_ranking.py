@@ -16,6 +16,7 @@ from sands.models.ranking import (
     TRENDING_INPUTS,
     RankerParams,
     RankerSpec,
+    _matrix,
     day_shares,
     feature_names,
     fit_on,
@@ -135,10 +136,19 @@ def test_margins_start_from_the_popularity_prior_and_the_trees_fit_on_top_of_it(
     assert alone.model_bytes() != model.model_bytes() and alone.spec.prior() == 0.0
     bare = alone.booster.inplace_predict(alone.inputs(examples), predict_type="margin")
     assert np.array_equal(alone.scores(examples), bare)
+    # Training starts each row at the prior: the weight times that input, in float32.
+    heavy = replace(SMALL, popularity_prior=3.0)
+    base = _matrix(examples, inputs, None, heavy).get_base_margin()
+    assert np.array_equal(base, np.float32(3.0) * popularity)
+    weighted = train_ranker(examples, None, heavy)
+    trees = weighted.booster.inplace_predict(inputs, predict_type="margin")
+    assert np.array_equal(weighted.scores(examples), trees + np.float32(3.0) * popularity)
     # What the trainer kept and calibrated on are the scores, prior included.
-    fitted = fit_on(training_rows(examples, SMALL), None, SMALL)
-    assert np.array_equal(fitted.margins, fitted.model.scores(fitted.rows))
-    assert fitted.model.spec.calibration == model.spec.calibration
+    fitted = fit_on(training_rows(examples, heavy), None, heavy)
+    scores = fitted.model.scores(fitted.rows)
+    assert np.array_equal(fitted.margins, scores)
+    labels = fitted.rows["label"].to_numpy(zero_copy_only=False).astype(np.float32)
+    assert fitted.model.spec.calibration == fit_platt(scores, labels)
 
 
 def test_models_without_the_prior_input_or_from_before_it_score_with_the_trees_alone():
@@ -248,14 +258,17 @@ def test_the_ranker_learns_the_planted_taste_and_shuffled_labels_do_not():
     assert ((probabilities > 0) & (probabilities < 1)).all()
 
 
-def test_grid_scores_equal_the_scores_of_every_crossed_row():
+@pytest.mark.parametrize("prior", [1.0, 0.3])  # a weight other than 1 tests its float32 order
+def test_grid_scores_equal_the_scores_of_every_crossed_row(prior):
     examples = planted_examples(users=12, artworks=9, days=3)
     users = with_nulls(one_row_per(examples, "user_id", "user_"), "user_top_style", [0])
     # A missing style matches nothing, not even another missing one.
     items = with_nulls(one_row_per(examples, "artwork_id", "artwork_"), "artwork_style", [0])
     segments = fit_segments(users.rename_columns([c[5:] for c in users.column_names]), k=3)
     # Leaving an input out makes the model score a selection of the feature layout.
-    params = RankerParams(trees=30, threads=2, excluded_features=("style_share_1d",))
+    params = RankerParams(
+        trees=30, threads=2, excluded_features=("style_share_1d",), popularity_prior=prior
+    )
     model = train_ranker(examples, segments, params)
     grid = model.grid_scores(users, side_inputs(items, "artwork_"))
     assert grid.shape == (12, 9)
