@@ -38,7 +38,8 @@ def _table_digest(table: pa.Table, digest: hashlib.blake2b) -> None:
 
 
 def ranking_key(model_bytes: bytes, setup: EvaluationSetup) -> str:
-    """A digest of the model and of every input its top-k lists on `setup` depend on."""
+    """A digest of the model (`RankerModel.scoring_bytes`) and of every input its top-k lists on
+    `setup` depend on."""
     digest = hashlib.blake2b(model_bytes, digest_size=20)
     digest.update(f"{setup.split.isoformat()}|{setup.spec.k}".encode())
     _table_digest(setup.users, digest)
@@ -64,7 +65,7 @@ def cached_top_k(
 ) -> dict[str, list[str]]:
     """`top_k(recommender, setup)`, read from the lake when this model ranked this setup before."""
     uri = rankings_uri(lake_root)
-    key = ranking_key(recommender.model.model_bytes(), setup)
+    key = ranking_key(recommender.model.scoring_bytes(), setup)
     ranked = _read(uri, key, storage_options)
     if set(ranked) == set(setup.relevant):
         return ranked

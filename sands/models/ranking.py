@@ -559,6 +559,11 @@ class RankerModel:
     def model_bytes(self) -> bytes:
         return bytes(self.booster.save_raw("ubj"))
 
+    def scoring_bytes(self) -> bytes:
+        """The trees and the spec: equal bytes score every row identically (the trees alone do
+        not: the spec holds the popularity prior and the calibration)."""
+        return self.model_bytes() + self.spec.to_json().encode()
+
 
 def _label_days(rows: pa.Table) -> np.ndarray:
     """Each row's label day as an integer day number."""

@@ -59,7 +59,7 @@ HISTORY_SCHEMA = pa.schema(
 
 def model_digest(model: RankerModel) -> str:
     """A hash of the trees and the spec: equal digests score every row identically."""
-    return hashlib.sha256(model.model_bytes() + model.spec.to_json().encode()).hexdigest()
+    return hashlib.sha256(model.scoring_bytes()).hexdigest()
 
 
 class RegistryError(RuntimeError):

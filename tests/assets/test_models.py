@@ -128,7 +128,7 @@ def test_the_gate_ranks_a_challenger_once_and_keeps_its_lists(world):
     uri = rankings_uri(paths.lake)
     shutil.rmtree(uri, ignore_errors=True)  # what the first run stored, forgotten
     run = evaluate_challenger(reg, paths.lake, EvaluationSpec(), GateRules(), 7)
-    key = ranking_key(reg.load_ranker(run.challenger_version).model_bytes(), run.setup)
+    key = ranking_key(reg.load_ranker(run.challenger_version).scoring_bytes(), run.setup)
     stored = DeltaTable(uri).to_pyarrow_table(filters=[(KEY, "=", key)])
     lists = zip(stored["user_id"].to_pylist(), stored["artwork_ids"].to_pylist(), strict=True)
     assert dict(lists) == run.challenger.recommendations
