@@ -12,6 +12,7 @@ from dagster import AssetKey, DagsterInstance
 from deltalake import DeltaTable, write_deltalake
 from typer.testing import CliRunner
 
+from assets.models import RankerConfig
 from dagster_project.cli import app
 from dagster_project.runner import (
     run_feature_build,
@@ -28,7 +29,7 @@ from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import INTERACTIONS
 from sands.lake import delta
 from sands.models.aliases import CHALLENGER, CHAMPION, CHAMPION_POLICY, POPULARITY_POLICY
-from sands.models.ranking import trees_chosen_on
+from sands.models.ranking import TRENDING_INPUTS, RankerParams, trees_chosen_on
 from sands.models.tags import EVALUATION_RUN_TAG, PARENT_RUN_TAG, REUSED_VERSION_TAG
 from sands.monitoring.guard import guard_new_champion
 from sands.monitoring.verdicts import Objective
@@ -371,3 +372,11 @@ def test_the_champion_s_logged_lists_judge_the_challenger_before_it_serves(world
     assert "| online estimate (off-policy) | pass | not judged: the champion recomputed" in criteria
     report = Path(materialized(result, "evaluation_report")["report"]).read_text()
     assert "Online estimate from logged traffic" in report and "dr difference" in report
+
+
+def test_the_ranker_config_defaults_are_the_trainers_and_reach_it():
+    """The launchpad's config holds no defaults of its own, and passes every choice on."""
+    assert RankerConfig().params() == RankerParams()
+    chosen = RankerConfig(popularity_prior=0.0, trend_inputs=False, trees=7).params()
+    assert chosen.popularity_prior == 0.0 and chosen.trees == 7
+    assert chosen.excluded_features == TRENDING_INPUTS
