@@ -27,6 +27,7 @@ from sands.models.ranking import (
     RankerSpec,
     fit_platt,
     monotone_constraints,
+    prior_weight,
     ranker_features,
     trained_features,
 )
@@ -106,11 +107,6 @@ def _model_inputs(frame: DataFrame, segments: SegmentModel | None, names: list[s
             yield pa.RecordBatch.from_arrays(columns, schema=arrow_schema)
 
     return keyed.mapInArrow(features, schema)
-
-
-def prior_weight(params: RankerParams, names: list[str]) -> float:
-    """The popularity prior the model trains from: none when its input is left out."""
-    return params.popularity_prior if PRIOR_INPUT in names else 0.0
 
 
 def estimator_params(params: RankerParams, names: list[str]) -> dict[str, object]:

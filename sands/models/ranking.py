@@ -781,12 +781,17 @@ class TreeChoice:
         return chosen
 
 
+def prior_weight(params: RankerParams, names: Iterable[str]) -> float:
+    """The popularity prior a model of inputs `names` trains from: none without its input."""
+    return params.popularity_prior if PRIOR_INPUT in names else 0.0
+
+
 def _matrix(
     rows: pa.Table, inputs: pd.DataFrame, weight: np.ndarray | None, params: RankerParams
 ) -> xgb.DMatrix:
     import xgboost as xgb
 
-    prior = params.popularity_prior if PRIOR_INPUT in inputs.columns else 0.0
+    prior = prior_weight(params, inputs.columns)
     return xgb.DMatrix(
         inputs,
         label=rows["label"].to_numpy(zero_copy_only=False).astype(np.float32),
@@ -903,8 +908,7 @@ def fit_on(
     choice = chosen_trees(training, inputs, params)
     booster = xgb.train(params.xgboost(names), matrix, num_boost_round=choice.trees)
     trained = {**asdict(params), "trained_rows": rows.num_rows, **choice.as_params()}
-    if PRIOR_INPUT not in names:
-        trained["popularity_prior"] = 0.0
+    trained["popularity_prior"] = prior_weight(params, names)
     spec = RankerSpec(
         features=names,
         segment_model=segments.to_json() if segments else None,
