@@ -244,6 +244,8 @@ def main(argv: list[str]) -> None:
         parser.error(f"unknown variant(s) {unknown}; known: {known}")
     chosen = [v for v in variants() if not args.only or v.name in args.only]
     if args.home:
+        if not Path(args.home, "lake", "bronze", "interactions").is_dir():
+            parser.error(f"{args.home} holds no history: fill it with `sands replay` first")
         data = read_lake(args.home)
         days = converting_days(data.events)[-args.last_days :]
         name = Path(args.home).name

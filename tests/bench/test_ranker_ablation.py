@@ -3,8 +3,9 @@
 from datetime import date
 
 import pyarrow as pa
+import pytest
 
-from bench.ranker_ablation import Variant, converting_days, paired_gap, variant_params
+from bench.ranker_ablation import Variant, converting_days, main, paired_gap, variant_params
 
 
 def test_paired_gap_is_the_mean_difference_with_its_standard_error() -> None:
@@ -33,3 +34,10 @@ def test_a_variant_changes_only_what_it_names_in_the_rankers_params() -> None:
     assert default.popularity_prior == RankerParams().popularity_prior
     without = variant_params(Variant("no prior", 0, 0, 4, popularity_prior=0.0))
     assert without.popularity_prior == 0.0 and without.trees == default.trees
+
+
+def test_a_home_without_a_history_is_told_in_one_line(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--home", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "holds no history: fill it with `sands replay` first" in capsys.readouterr().err
