@@ -441,7 +441,7 @@ class RankerSpec:
             column = inputs[PRIOR_INPUT].to_numpy()
         else:
             column = inputs[:, self.features.index(PRIOR_INPUT)]
-        return np.float32(weight) * np.asarray(column, np.float32)
+        return prior_term(weight, column)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -492,7 +492,7 @@ class RankerModel:
             return trees
         n_items = len(next(iter(items.values())))
         popularity = trend_block(items, n_items)[:, TREND_FEATURES.index(PRIOR_INPUT)]
-        return trees + np.float32(weight) * popularity.astype(np.float32)[None, :]
+        return trees + prior_term(weight, popularity)[None, :]
 
     def _tree_grid(self, users: pa.Table, items: Mapping[str, np.ndarray]) -> np.ndarray:
         segments = self.spec.segments()
@@ -781,6 +781,12 @@ class TreeChoice:
         return chosen
 
 
+def prior_term(weight: float, popularity: np.ndarray) -> np.ndarray:
+    """What the prior adds to a margin, from `PRIOR_INPUT` values: in float32, as XGBoost sums,
+    so training, rows and grids add the very same numbers."""
+    return np.float32(weight) * np.asarray(popularity, np.float32)
+
+
 def prior_weight(params: RankerParams, names: Iterable[str]) -> float:
     """The popularity prior a model of inputs `names` trains from: none without its input."""
     return params.popularity_prior if PRIOR_INPUT in names else 0.0
@@ -799,9 +805,7 @@ def _matrix(
         weight=weight,
         feature_names=list(inputs.columns),
         # The trees start from the prior, so they fit what it misses.
-        base_margin=(
-            np.float32(prior) * inputs[PRIOR_INPUT].to_numpy(np.float32) if prior else None
-        ),
+        base_margin=prior_term(prior, inputs[PRIOR_INPUT].to_numpy()) if prior else None,
     )
 
 
@@ -918,7 +922,7 @@ def fit_on(
     model = RankerModel(booster=booster, spec=spec)
     # The scoring path's margins (the booster's base score and the prior added after the trees),
     # so calibration and the kept margins are exactly what `scores` gives these rows.
-    margins = model.margins(inputs) if spec.prior() else booster.predict(matrix, output_margin=True)
+    margins = model.margins(inputs)
     model.spec = replace(spec, calibration=fit_platt(margins, labels))
     return FittedRanker(model, rows, inputs, margins)
 
