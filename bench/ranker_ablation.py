@@ -5,6 +5,8 @@ a real history), every evaluated day is judged as the loop judges a challenger: 
 is the last 7 label days, the ranker trains on all but the newest, and the newest day is ranked
 over the full catalogue (NDCG@10) beside 7-day popularity. Variants change one thing: the
 negative mix, a left-out input group, the trees, the recency weights or the popularity prior.
+With `--frozen`, each variant trains once, on the eve of the first judged day, and ranks every
+judged day: how fast a recipe goes stale when nothing retrains it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Variant:
     uniform: int
     excluded: tuple[str, ...] = ()
     half_life_days: float | None = 1.5
-    trees: int = 300
+    # None: the default's.
+    trees: int | None = None
     # With rounds, trees chosen by early stopping (up to `trees`); None: exactly `trees`.
     early_stopping_rounds: int | None = None
     # The weight of log1p(7-day popularity) the margins start from; None: the default's.
@@ -59,7 +62,7 @@ def variants() -> list[Variant]:
         Variant("4 uniform, no style/medium share inputs", 0, 0, 4, SHARE_FEATURES),
         Variant("4 uniform, neither", 0, 0, 4, trends),
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
-        Variant("4 uniform, 100 trees", 0, 0, 4, trees=100),
+        Variant("4 uniform, 300 trees", 0, 0, 4, trees=300),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
         Variant("4 uniform, early stopping", 0, 0, 4, early_stopping_rounds=20),
         # Recency against evidence: on small histories a short half-life leaves few positives.
@@ -105,20 +108,11 @@ def read_lake(home: str) -> Lake:
     )
 
 
-def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[str, float]:
-    """NDCG@10 of the variant and of popularity on `day`, trained on the label days before."""
-    from sands.evaluation.offline import (
-        PRIMARY,
-        EvaluationSpec,
-        PopularityRecommender,
-        RankerRecommender,
-        evaluate,
-        evaluation_setup,
-        temporal_split,
-    )
+def judged_examples(data: Lake, day, variant: Variant, label_days: int = 7) -> pa.Table:
+    """The training examples of the `label_days` landed days up to `day`, negatives as the
+    variant draws them."""
     from sands.features.training_set import LabelSpec, training_examples, training_labels
     from sands.ingest.contract import LANDING_DAY_COLUMN
-    from sands.models.ranking import train_ranker
 
     first = day - timedelta(days=label_days - 1)
     landed = data.events[LANDING_DAY_COLUMN]
@@ -130,10 +124,37 @@ def judge_day(data: Lake, day, variant: Variant, label_days: int = 7) -> dict[st
         uniform_negatives=variant.uniform,
     )
     labels = training_labels(events, data.catalogue, spec)
-    examples = training_examples(labels, data.users, data.artworks, timedelta(hours=48))
-    split = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    train, _ = temporal_split(examples, split)
-    model = train_ranker(train, None, variant_params(variant))
+    return training_examples(labels, data.users, data.artworks, timedelta(hours=48))
+
+
+def _midnight(day) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
+def train_before(data: Lake, day, variant: Variant):
+    """The variant's ranker trained as the loop trains a challenger on the eve of `day`."""
+    from sands.evaluation.offline import temporal_split
+    from sands.models.ranking import train_ranker
+
+    train, _ = temporal_split(judged_examples(data, day, variant), _midnight(day))
+    return train_ranker(train, None, variant_params(variant))
+
+
+def judge_day(data: Lake, day, variant: Variant, model=None) -> dict[str, float]:
+    """NDCG@10 of the variant and of popularity on `day`; the ranker is `model`, or trained on
+    the label days before `day`."""
+    from sands.evaluation.offline import (
+        PRIMARY,
+        EvaluationSpec,
+        PopularityRecommender,
+        RankerRecommender,
+        evaluate,
+        evaluation_setup,
+    )
+
+    model = model if model is not None else train_before(data, day, variant)
+    examples = judged_examples(data, day, variant)
+    split = _midnight(day)
     setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
     ranked = evaluate(RankerRecommender("ranker", model), setup).overall
     popular = evaluate(PopularityRecommender(), setup).overall
@@ -148,23 +169,32 @@ def variant_params(variant: Variant) -> RankerParams:
         RankerParams(),
         excluded_features=variant.excluded,
         half_life_days=variant.half_life_days,
-        trees=variant.trees,
         early_stopping_rounds=variant.early_stopping_rounds,
     )
+    if variant.trees is not None:
+        params = replace(params, trees=variant.trees)
     if variant.popularity_prior is None:
         return params
     return replace(params, popularity_prior=variant.popularity_prior)
 
 
 def judge_days(
-    console: Console, name: str, data: Lake, days: list, chosen: list[Variant]
+    console: Console,
+    name: str,
+    data: Lake,
+    days: list,
+    chosen: list[Variant],
+    frozen: bool = False,
 ) -> tuple[dict[tuple[str, str], list[float]], dict[str, list[float]]]:
-    """Each variant's NDCG@10 on each day (keyed by `name` and variant), and popularity's."""
+    """Each variant's NDCG@10 on each day (keyed by `name` and variant), and popularity's. With
+    `frozen`, each variant trains once, on the eve of the first day, and ranks every day: how
+    fast the recipe goes stale."""
     results: dict[tuple[str, str], list[float]] = {}
     popularity: dict[str, list[float]] = {}
+    models = {v.name: train_before(data, days[0], v) for v in chosen} if frozen else {}
     for day in days:
         for variant in chosen:
-            scores = judge_day(data, day, variant)
+            scores = judge_day(data, day, variant, models.get(variant.name))
             results.setdefault((name, variant.name), []).append(scores["ranker"])
             console.print(
                 f"{name} {day} {variant.name}: {scores['ranker']:.4f} "
@@ -234,6 +264,12 @@ def main(argv: list[str]) -> None:
         "--last-days landed days with conversions instead of simulating",
     )
     parser.add_argument("--last-days", type=int, default=7, help="days judged with --home")
+    parser.add_argument(
+        "--frozen",
+        action="store_true",
+        help="train each variant once, on the eve of the first judged day, and rank every "
+        "judged day with it (how fast it goes stale) instead of retraining each day",
+    )
     args = parser.parse_args(argv)
     from bench.history import build_history
 
@@ -249,7 +285,7 @@ def main(argv: list[str]) -> None:
         data = read_lake(args.home)
         days = converting_days(data.events)[-args.last_days :]
         name = Path(args.home).name
-        results, popularity = judge_days(console, name, data, days, chosen)
+        results, popularity = judge_days(console, name, data, days, chosen, args.frozen)
         console.print(ablation_table([name], chosen, results, popularity))
         console.print(f"days judged: {', '.join(str(d) for d in days)} of {args.home}")
         return
@@ -268,7 +304,7 @@ def main(argv: list[str]) -> None:
         )
         console.print(f"{scenario}: history in {home} ({time.perf_counter() - started:.0f} s)")
         days = [history.day(args.warmup_days + index) for index in judged]
-        scored, popular = judge_days(console, scenario, read_lake(home), days, chosen)
+        scored, popular = judge_days(console, scenario, read_lake(home), days, chosen, args.frozen)
         results.update(scored)
         popularity.update(popular)
     console.print(ablation_table(args.scenarios, chosen, results, popularity))

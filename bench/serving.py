@@ -1,9 +1,9 @@
 """Serving throughput and latency: `sands serve` against `mlflow models serve` of the same ranker.
 
-The home is the demo's (300 trees, 35 inputs, about 1,260 artworks). Our endpoint does the whole
-job per request: online feature lookups, candidates (about 200), features, scoring, the top 10,
-and the prediction log. MLflow's server is given the *same* 200 rows of model inputs per request
-(`dataframe_split`), so it only scores. Load comes from `wrk` on the same 2-core machine.
+The home is the demo's (the default ranker, 35 inputs, about 1,260 artworks). Our endpoint does
+the whole job per request: online feature lookups, candidates (about 200), features, scoring, the
+top 10 and the prediction log. MLflow's server is given the *same* 200 rows of model inputs per
+request (`dataframe_split`), so it only scores. Load comes from `wrk` on the same 2-core machine.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def _check_outcomes(result, check: str) -> list[dict[str, object]]:
 
 
 def train(
-    trees: Annotated[int | None, typer.Option(min=1, help="Boosting rounds (default 300).")] = None,
+    trees: Annotated[int | None, typer.Option(min=1, help="Boosting rounds (default 100).")] = None,
     segments: Annotated[int | None, typer.Option(min=1, help="User segments (default 6).")] = None,
     max_depth: Annotated[int | None, typer.Option(min=1, help="Tree depth (default 4).")] = None,
     shuffle_labels: Annotated[

@@ -355,9 +355,10 @@ def monotone_constraints(names: list[str]) -> str:
 class RankerParams:
     """XGBoost hyperparameters that matter here; everything else stays at XGBoost's default."""
 
-    # Not 100, though at 20k events/day 100 scored as well at a third of the scoring cost: at
-    # 3k events/day (the CI taste-shift) the 100-tree loop served below popularity (docs/models.md).
-    trees: int = 300
+    # With margins starting from popularity, 100 trees ranked as well as 300 or better at every
+    # volume measured (500 to 20k events/day, the rated history) at a third of the scoring cost;
+    # 50 were level with 100 (docs/models.md, "Trees").
+    trees: int = 100
     # Trees without a better validation NDCG@10 before the search stops (then `trees` is the
     # most); None: always `trees`. Off: the sampled-negative validation NDCG flattens after a
     # few dozen trees, and those models went stale faster (new-trend served -10 %, docs/models.md).

@@ -32,6 +32,10 @@ def test_a_variant_changes_only_what_it_names_in_the_rankers_params() -> None:
 
     default = variant_params(Variant("4 uniform", 0, 0, 4))
     assert default.popularity_prior == RankerParams().popularity_prior
+    assert default.trees == RankerParams().trees
+    more = variant_params(Variant("more trees", 0, 0, 4, trees=RankerParams().trees + 200))
+    assert more.trees == RankerParams().trees + 200
+    assert more.popularity_prior == default.popularity_prior
     without = variant_params(Variant("no prior", 0, 0, 4, popularity_prior=0.0))
     assert without.popularity_prior == 0.0 and without.trees == default.trees
 
@@ -41,3 +45,32 @@ def test_a_home_without_a_history_is_told_in_one_line(tmp_path, capsys) -> None:
         main(["--home", str(tmp_path)])
     assert stop.value.code == 2
     assert "holds no history: fill it with `sands replay` first" in capsys.readouterr().err
+
+
+def test_frozen_trains_each_variant_once_on_the_eve_of_the_first_day(monkeypatch) -> None:
+    from rich.console import Console
+
+    from bench import ranker_ablation
+
+    trained, judged = [], []
+
+    def train_before(data, day, variant):
+        trained.append((day, variant.name))
+        return f"{variant.name} before {day}"
+
+    def judge_day(data, day, variant, model=None):
+        judged.append((day, variant.name, model))
+        return {"ranker": 0.5, "popularity": 0.25, "users": 3}
+
+    monkeypatch.setattr(ranker_ablation, "train_before", train_before)
+    monkeypatch.setattr(ranker_ablation, "judge_day", judge_day)
+    days = [date(2026, 10, 2), date(2026, 10, 3)]
+    chosen = [Variant("a", 0, 0, 4), Variant("b", 0, 0, 4, trees=300)]
+    console = Console(quiet=True)
+    results, popularity = ranker_ablation.judge_days(console, "h", None, days, chosen, frozen=True)
+    assert trained == [(days[0], "a"), (days[0], "b")]
+    assert [model for *_, model in judged] == [f"{v} before {days[0]}" for v in "abab"]
+    assert results[("h", "b")] == [0.5, 0.5] and popularity["h"] == [0.25, 0.25]
+    judged.clear()
+    ranker_ablation.judge_days(console, "h", None, days, chosen)  # retrained each day
+    assert [model for *_, model in judged] == [None] * 4
