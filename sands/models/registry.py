@@ -23,6 +23,7 @@ from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from sands.lake import delta
@@ -239,16 +240,30 @@ class Registry:
                 input_example=sample,
                 metadata={SPEC_KEY: model.spec.to_json()},
                 pip_requirements=[f"xgboost=={xgb.__version__}"],
-                registered_model_name=self.model_name,
                 model_format="ubj",
             )
-        version = str(info.registered_model_version)
+            # Inside `_fluent()`: the registry store reads the logged model back by the
+            # process-wide tracking URI.
+            version = self._register(info.model_uri, info.model_id)
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
         self.client.set_tag(run.info.run_id, MODEL_VERSION_TAG, version)
         self.client.set_registered_model_alias(self.model_name, CHALLENGER, version)
         registered = self.client.get_model_version(self.model_name, version)
         return LoggedRanker(registered, run.info.run_id)
+
+    def _register(self, model_uri: str, model_id: str | None) -> str:
+        """A new version of the registered model holding the logged model, created through the
+        client: `log_model(registered_model_name=...)` prints two lines to stderr per retrain,
+        through every CLI's progress."""
+        try:
+            self.client.create_registered_model(self.model_name)
+        except MlflowException as error:
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+        # The store takes the version's run from the logged model, as the fluent path does.
+        created = self.client.create_model_version(self.model_name, model_uri, model_id=model_id)
+        return str(created.version)
 
     def version(self, version: int) -> ModelVersion:
         """A registered version, or UnknownVersion when there is none."""

@@ -94,3 +94,16 @@ def test_without_a_parent_runs_are_top_level_as_before(registry, tmp_path):
     assert PARENT_RUN_TAG not in tags
     default = Registry(f"sqlite:///{tmp_path}/other.db", str(tmp_path / "h"))
     assert default.ui_url == "http://localhost:5000"  # what `sands mlflow` serves
+
+
+def test_new_versions_are_registered_without_printing_to_stderr(registry, capfd):
+    first = train_ranker(EXAMPLES, None, RankerParams(trees=3, max_depth=2))
+    second = train_ranker(EXAMPLES, None, RankerParams(trees=4, max_depth=2))
+    capfd.readouterr()
+    for model, name in ((first, "r1"), (second, "r2")):
+        logged = registry.log_ranker(model, model.inputs(EXAMPLES), {}, {}, {}, name)
+        assert logged.version.run_id == logged.run_id
+    assert [int(v.version) for v in registry.versions()] == [1, 2]
+    # The CLIs print progress on stderr: MLflow's "Successfully registered model ..." and
+    # "Created version ..." lines, two per retrain, would run through it.
+    assert "registered model" not in capfd.readouterr().err.lower()
