@@ -131,12 +131,14 @@ def _midnight(day) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
-def train_before(data: Lake, day, variant: Variant):
-    """The variant's ranker trained as the loop trains a challenger on the eve of `day`."""
+def train_before(data: Lake, day, variant: Variant, examples: pa.Table | None = None):
+    """The variant's ranker trained as the loop trains a challenger on the eve of `day` (on
+    `examples`, when `judged_examples` of that day are at hand)."""
     from sands.evaluation.offline import temporal_split
     from sands.models.ranking import train_ranker
 
-    train, _ = temporal_split(judged_examples(data, day, variant), _midnight(day))
+    examples = examples if examples is not None else judged_examples(data, day, variant)
+    train, _ = temporal_split(examples, _midnight(day))
     return train_ranker(train, None, variant_params(variant))
 
 
@@ -152,8 +154,8 @@ def judge_day(data: Lake, day, variant: Variant, model=None) -> dict[str, float]
         evaluation_setup,
     )
 
-    model = model if model is not None else train_before(data, day, variant)
     examples = judged_examples(data, day, variant)
+    model = model if model is not None else train_before(data, day, variant, examples)
     split = _midnight(day)
     setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
     ranked = evaluate(RankerRecommender("ranker", model), setup).overall
