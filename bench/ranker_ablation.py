@@ -41,6 +41,7 @@ class Variant:
     half_life_days: float | None = 1.5
     # None: the default's.
     trees: int | None = None
+    max_depth: int | None = None
     # With rounds, trees chosen by early stopping (up to `trees`); None: exactly `trees`.
     early_stopping_rounds: int | None = None
     # The weight of log1p(7-day popularity) the margins start from; None: the default's.
@@ -64,6 +65,8 @@ def variants() -> list[Variant]:
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
         Variant("4 uniform, 300 trees", 0, 0, 4, trees=300),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
+        # Deeper trees cost more per tree; 100 of depth 6 still walk fewer levels than 300 of 4.
+        Variant("4 uniform, depth 6", 0, 0, 4, max_depth=6),
         Variant("4 uniform, early stopping", 0, 0, 4, early_stopping_rounds=20),
         # Recency against evidence: on small histories a short half-life leaves few positives.
         Variant("4 uniform, half-life 0.5 d", 0, 0, 4, half_life_days=0.5),
@@ -175,6 +178,8 @@ def variant_params(variant: Variant) -> RankerParams:
     )
     if variant.trees is not None:
         params = replace(params, trees=variant.trees)
+    if variant.max_depth is not None:
+        params = replace(params, max_depth=variant.max_depth)
     if variant.popularity_prior is None:
         return params
     return replace(params, popularity_prior=variant.popularity_prior)

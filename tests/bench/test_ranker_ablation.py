@@ -36,6 +36,9 @@ def test_a_variant_changes_only_what_it_names_in_the_rankers_params() -> None:
     more = variant_params(Variant("more trees", 0, 0, 4, trees=RankerParams().trees + 200))
     assert more.trees == RankerParams().trees + 200
     assert more.popularity_prior == default.popularity_prior
+    assert more.max_depth == default.max_depth == RankerParams().max_depth
+    deeper = variant_params(Variant("deeper", 0, 0, 4, max_depth=RankerParams().max_depth + 2))
+    assert deeper.max_depth == RankerParams().max_depth + 2 and deeper.trees == default.trees
     without = variant_params(Variant("no prior", 0, 0, 4, popularity_prior=0.0))
     assert without.popularity_prior == 0.0 and without.trees == default.trees
 
