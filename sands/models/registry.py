@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from sands.lake import delta
@@ -259,7 +259,12 @@ class Registry:
         try:
             self.client.create_registered_model(self.model_name)
         except MlflowException as error:
-            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            # The same two codes MLflow's own registration accepts (the second from registries
+            # other than its SQL and REST stores).
+            if error.error_code not in (
+                ErrorCode.Name(RESOURCE_ALREADY_EXISTS),
+                ErrorCode.Name(ALREADY_EXISTS),
+            ):
                 raise
         # The store takes the version's run from the logged model, as the fluent path does.
         created = self.client.create_model_version(self.model_name, model_uri, model_id=model_id)
