@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking._tracking_service import utils as tracking_utils
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from sands.lake import delta
 from sands.models import tracking
@@ -268,6 +270,12 @@ class Registry:
                 raise
         # The store takes the version's run from the logged model, as the fluent path does.
         created = self.client.create_model_version(self.model_name, model_uri, model_id=model_id)
+        if model_id is not None:
+            # What the fluent path also writes (a remote server writes it itself): the logged
+            # model's link to its version in the MLflow UI. The model was logged just now, so
+            # this version is its only one.
+            link = [{"name": created.name, "version": created.version}]
+            self.client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(link)})
         return str(created.version)
 
     def version(self, version: int) -> ModelVersion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,14 @@ def test_new_versions_are_registered_without_printing_to_stderr(registry, capfd)
     for model, name in ((first, "r1"), (second, "r2")):
         logged = registry.log_ranker(model, model.inputs(EXAMPLES), {}, {}, {}, name)
         assert logged.version.run_id == logged.run_id
+        # The MLflow UI links the logged model to its version, as after fluent registration.
+        model_id = logged.version.source.removeprefix("models:/")
+        tags = registry.client.get_logged_model(model_id).tags
+        assert json.loads(tags["mlflow.modelVersions"]) == [
+            {"name": "sands-ranker", "version": int(logged.version.version)}
+        ]
     assert [int(v.version) for v in registry.versions()] == [1, 2]
     # The CLIs print progress on stderr: MLflow's "Successfully registered model ..." and
     # "Created version ..." lines, two per retrain, would run through it.
-    assert "registered model" not in capfd.readouterr().err.lower()
+    printed = capfd.readouterr().err.lower()
+    assert "registered model" not in printed and "created version" not in printed
