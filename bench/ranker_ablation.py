@@ -255,6 +255,14 @@ def ablation_table(
     return table
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return number
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ranker_ablation")
     parser.add_argument("--events-per-day", type=int, default=20_000)
@@ -270,7 +278,9 @@ def main(argv: list[str]) -> None:
         help="a home `sands replay` filled (any history, real ones too): judge its newest "
         "--last-days landed days with conversions instead of simulating",
     )
-    parser.add_argument("--last-days", type=int, default=7, help="days judged with --home")
+    parser.add_argument(
+        "--last-days", type=positive, default=7, help="days judged with --home (at least 1)"
+    )
     parser.add_argument(
         "--frozen",
         action="store_true",
@@ -291,6 +301,8 @@ def main(argv: list[str]) -> None:
             parser.error(f"{args.home} holds no history: fill it with `sands replay` first")
         data = read_lake(args.home)
         days = converting_days(data.events)[-args.last_days :]
+        if not days:
+            parser.error(f"{args.home} has no landed day with a conversion to judge")
         name = Path(args.home).name
         results, popularity = judge_days(console, name, data, days, chosen, args.frozen)
         console.print(ablation_table([name], chosen, results, popularity))

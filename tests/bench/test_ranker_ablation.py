@@ -5,7 +5,7 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from bench.ranker_ablation import Variant, converting_days, main, paired_gap, variant_params
+from bench.ranker_ablation import Lake, Variant, converting_days, main, paired_gap, variant_params
 
 
 def test_paired_gap_is_the_mean_difference_with_its_standard_error() -> None:
@@ -77,3 +77,22 @@ def test_frozen_trains_each_variant_once_on_the_eve_of_the_first_day(monkeypatch
     judged.clear()
     ranker_ablation.judge_days(console, "h", None, days, chosen)  # retrained each day
     assert [model for *_, model in judged] == [None] * 4
+
+
+def test_a_home_without_a_converting_day_or_no_days_asked_is_told_in_one_line(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    from bench import ranker_ablation
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--home", str(tmp_path), "--last-days", "0"])
+    assert stop.value.code == 2
+    assert "--last-days: 0 is not at least 1" in capsys.readouterr().err
+
+    (tmp_path / "lake" / "bronze" / "interactions").mkdir(parents=True)
+    views = pa.table({"event_type": ["view"], "landing_date": [date(1997, 9, 20)]})
+    monkeypatch.setattr(ranker_ablation, "read_lake", lambda home: Lake(views, *[None] * 3))
+    with pytest.raises(SystemExit) as stop:
+        main(["--home", str(tmp_path), "--frozen"])
+    assert stop.value.code == 2
+    assert "has no landed day with a conversion to judge" in capsys.readouterr().err
