@@ -1,4 +1,4 @@
-"""The ablation's paired gap: mean day-by-day difference and its standard error over days."""
+"""The ranker ablation: its paired gap, the variants' params, frozen mode and one-line refusals."""
 
 from datetime import date
 
