@@ -55,7 +55,14 @@ class EvaluationConfig(Config):
         ge=0,
         lt=1,
         description="Two-sided level of the per-user paired bootstrap interval of the gain over "
-        "each reference, which must lie above zero; 0 compares means only.",
+        "popularity, which must lie above zero; 0 compares means only.",
+    )
+    champion_confidence: float = Field(
+        default=GateRules.champion_confidence,
+        ge=0,
+        lt=1,
+        description="The same for the gain over the champion; 0 compares means, so a tie goes "
+        "to the challenger, which saw newer data.",
     )
     off_policy: bool = Field(
         default=GateRules.off_policy,
@@ -85,6 +92,7 @@ class EvaluationConfig(Config):
             min_slice_users=self.min_slice_users,
             require_behaviour=self.require_behaviour,
             confidence=self.confidence,
+            champion_confidence=self.champion_confidence,
             off_policy=self.off_policy,
         )
 

@@ -75,7 +75,7 @@ def summarise(scenario: str, records: list, shift: int, seconds: float) -> Scena
 
 
 def play_scenario(
-    scenario: str, events_per_day: int, warmup: int, days: int, shift: int, home: str
+    scenario: str, events_per_day: int, warmup: int, days: int, shift: int, home: str, seed: int = 7
 ) -> ScenarioResult:
     shutil.rmtree(home, ignore_errors=True)
     os.environ["SANDS_HOME"] = home
@@ -85,7 +85,7 @@ def play_scenario(
     from sands.sim.marketplace import Scenario, SimulationConfig
 
     config = SimulationConfig(
-        seed=7,
+        seed=seed,
         start=date(2026, 9, 1),
         days=days,
         events_per_day=events_per_day,
@@ -129,6 +129,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--shift-day", type=int, default=3)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--homes", default=tempfile.gettempdir())
+    parser.add_argument("--seed", type=int, default=7, help="the simulation's seed")
     args = parser.parse_args(argv)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     console = Console()
@@ -147,6 +148,7 @@ def main(argv: list[str]) -> None:
                 args.days,
                 args.shift_day,
                 home,
+                args.seed,
             )
         )
     table = Table(

@@ -65,16 +65,36 @@ def test_beating_the_champion_is_not_enough_when_popularity_is_better():
     assert "ndcg_at_10 0.1000 vs popularity 0.2000" in decision.reasons[0]
 
 
-def test_a_gain_within_chance_is_not_promoted():
-    # The mean is 0.012 higher, but one user in ten swings by +-0.5: the interval spans zero.
+def noisy_challenger(ndcg: float) -> Evaluation:
+    """A challenger whose mean is `ndcg` but one user in ten swings by +-0.5, so a gain of about
+    0.01 over a noiseless reference has an interval that spans zero."""
     rng = np.random.default_rng(4)
     swings = np.where(rng.random(100) < 0.1, rng.choice([-0.5, 0.5], 100), 0.0)
-    noisy = evaluation("challenger", 0.122, noise=swings - swings.mean())
-    decision = decide(noisy, evaluation("champion", 0.110), BASELINE, GOOD_BEHAVIOUR, RULES)
-    assert failed(decision) == {"beats champion"}
-    assert "CI" in decision.reasons[0]
-    means_only = GateRules(min_improvement=0.005, confidence=0.0)
-    assert decide(noisy, evaluation("champion", 0.110), BASELINE, GOOD_BEHAVIOUR, means_only).passed
+    return evaluation("challenger", ndcg, noise=swings - swings.mean())
+
+
+def test_a_gain_over_popularity_within_chance_is_not_promoted():
+    popularity = evaluation("popularity", 0.110, auc=0.5)
+    decision = decide(noisy_challenger(0.122), None, popularity, GOOD_BEHAVIOUR, RULES)
+    assert failed(decision) == {"beats popularity"}
+    assert "90% CI" in decision.reasons[0]
+    means_only = replace(RULES, confidence=0.0)
+    assert decide(noisy_challenger(0.122), None, popularity, GOOD_BEHAVIOUR, means_only).passed
+
+
+def test_a_gain_over_the_champion_within_chance_is_held_back_unless_ties_may_pass():
+    champion = evaluation("champion", 0.110)
+    held = decide(noisy_challenger(0.122), champion, BASELINE, GOOD_BEHAVIOUR, RULES)
+    assert failed(held) == {"beats champion"}
+    assert "90% CI" in held.reasons[0]
+    # Ties to the fresher model: it passes on its mean, the interval still shown; a worse mean
+    # still fails.
+    ties = replace(RULES, champion_confidence=0.0)
+    passed = decide(noisy_challenger(0.122), champion, BASELINE, GOOD_BEHAVIOUR, ties)
+    detail = passed.criteria[0].detail
+    assert passed.passed and "gain +0.0120 (90% CI -" in detail and detail.endswith("not required")
+    worse = decide(noisy_challenger(0.108), champion, BASELINE, GOOD_BEHAVIOUR, ties)
+    assert failed(worse) == {"beats champion"}
 
 
 def test_a_challenger_within_the_margin_of_the_champion_fails():
