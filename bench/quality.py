@@ -44,6 +44,11 @@ class ScenarioResult:
     detection_delay: int | None
     popularity_served_days: int
     seconds: float
+    seed: int | None = None  # None: pooled over seeds
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario} ({'pooled' if self.seed is None else f'seed {self.seed}'})"
 
 
 def _mean(values: list[float | None]) -> tuple[float | None, int]:
@@ -51,7 +56,32 @@ def _mean(values: list[float | None]) -> tuple[float | None, int]:
     return (sum(kept) / len(kept) if kept else None), len(values) - len(kept)
 
 
-def summarise(scenario: str, records: list, shift: int, seconds: float) -> ScenarioResult:
+def pooled(runs: list[ScenarioResult]) -> ScenarioResult:
+    """One scenario over several seeds: the runs' means and false-alarm rates averaged (each run
+    plays the same days), days summed, detection the latest run's (none if one run missed it)."""
+
+    def mean(values: list[float | None]) -> float | None:
+        kept = [v for v in values if v is not None]
+        return sum(kept) / len(kept) if kept else None
+
+    delays = [r.detection_delay for r in runs if r.detection_delay is not None]
+    return ScenarioResult(
+        scenario=runs[0].scenario,
+        days=sum(r.days for r in runs),
+        unlabelled_days=sum(r.unlabelled_days for r in runs),
+        served=mean([r.served for r in runs]),
+        frozen=mean([r.frozen for r in runs]),
+        popularity=mean([r.popularity for r in runs]),
+        false_alarm_rate=sum(r.false_alarm_rate for r in runs) / len(runs),
+        detection_delay=max(delays) if len(delays) == len(runs) else None,
+        popularity_served_days=sum(r.popularity_served_days for r in runs),
+        seconds=sum(r.seconds for r in runs),
+    )
+
+
+def summarise(
+    scenario: str, records: list, shift: int, seconds: float, seed: int | None = None
+) -> ScenarioResult:
     """The scenario's figures from its day records (see `dagster_project.scenario.DayRecord`)."""
     after = records[shift:] if scenario != "steady" else records
     served, unlabelled = _mean([r.served_ndcg for r in after])
@@ -71,6 +101,7 @@ def summarise(scenario: str, records: list, shift: int, seconds: float) -> Scena
         detection_delay=None if scenario == "steady" or not flagged else flagged[0],
         popularity_served_days=sum(1 for r in after if r.served_policy == "popularity"),
         seconds=seconds,
+        seed=seed,
     )
 
 
@@ -104,7 +135,7 @@ def play_scenario(
         ),
         warmup_days=warmup,
     )
-    result = summarise(scenario, records, shift, time.perf_counter() - started)
+    result = summarise(scenario, records, shift, time.perf_counter() - started, seed)
     Path(home, "quality.json").write_text(
         json.dumps({"summary": asdict(result), "days": [asdict(r) for r in records]}, default=str)
     )
@@ -129,28 +160,39 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--shift-day", type=int, default=3)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--homes", default=tempfile.gettempdir())
-    parser.add_argument("--seed", type=int, default=7, help="the simulation's seed")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[7],
+        help="simulation seeds; with more than one, each scenario is also pooled over them "
+        "(the model frozen on the eve of the change is one draw per run)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     console = Console()
     results = []
-    for scenario in args.scenarios:
-        console.print(
-            f"{scenario}: {args.events_per_day:,} events/day, {args.warmup_days} warm-up days, "
-            f"{args.days} played, change on day {args.shift_day}"
-        )
-        home = str(Path(args.homes, f"sands-bench-quality-{scenario}"))
-        results.append(
-            play_scenario(
-                scenario,
-                args.events_per_day,
-                args.warmup_days,
-                args.days,
-                args.shift_day,
-                home,
-                args.seed,
+    for seed in args.seeds:
+        for scenario in args.scenarios:
+            console.print(
+                f"{scenario}, seed {seed}: {args.events_per_day:,} events/day, "
+                f"{args.warmup_days} warm-up days, {args.days} played, change on day "
+                f"{args.shift_day}"
             )
-        )
+            name = f"sands-bench-quality-{scenario}" + ("" if seed == 7 else f"-seed{seed}")
+            results.append(
+                play_scenario(
+                    scenario,
+                    args.events_per_day,
+                    args.warmup_days,
+                    args.days,
+                    args.shift_day,
+                    str(Path(args.homes, name)),
+                    seed,
+                )
+            )
+    if len(args.seeds) > 1:
+        results += [pooled([r for r in results if r.scenario == s]) for s in args.scenarios]
     table = Table(
         "scenario",
         "days",
@@ -167,7 +209,7 @@ def main(argv: list[str]) -> None:
     )
     for r in results:
         table.add_row(
-            r.scenario,
+            r.label,
             f"{r.days}" + (f" ({r.unlabelled_days} unlabelled)" if r.unlabelled_days else ""),
             _fmt(r.served),
             _fmt(r.frozen),
@@ -189,22 +231,22 @@ def verdicts(results: list[ScenarioResult]) -> list[str]:
     lines = []
     for r in results:
         if r.served is None or r.popularity is None:
-            lines.append(f"{r.scenario}: no labelled day to judge")
+            lines.append(f"{r.label}: no labelled day to judge")
             continue
         need = TARGETS["steady_vs_popularity"] if r.scenario == "steady" else 1.0
         lines.append(
-            f"{r.scenario}: served {_ratio(r.served, r.popularity)} popularity "
+            f"{r.label}: served {_ratio(r.served, r.popularity)} popularity "
             f"(target >= {need}x): {'met' if r.served >= need * r.popularity else 'MISSED'}"
         )
         if r.scenario != "steady" and r.frozen:
             target = TARGETS["vs_frozen_after_change"]
             met = r.served >= target * r.frozen
             lines.append(
-                f"{r.scenario}: served {_ratio(r.served, r.frozen)} frozen (target >= {target}x): "
+                f"{r.label}: served {_ratio(r.served, r.frozen)} frozen (target >= {target}x): "
                 f"{'met' if met else 'MISSED'}"
             )
         lines.append(
-            f"{r.scenario}: drift false alarms {r.false_alarm_rate:.0%} (target <= "
+            f"{r.label}: drift false alarms {r.false_alarm_rate:.0%} (target <= "
             f"{MAX_FALSE_ALARMS:.0%})"
             + (
                 f", detected {r.detection_delay} day(s) after the change"
