@@ -90,6 +90,23 @@ _CLOCK_WORDS = ("now", "today")
 _TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
 
+# An ISO string's own offset (or Z) at its end.
+_OFFSET = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+
+
+def _iso_to_utc(values: pd.Series) -> pd.Series:
+    """ISO strings to UTC; one without an offset is UTC. Strings with and without an offset are
+    parsed apart: pandas, given both, applies an earlier row's offset to a later naive one."""
+    text = values.astype("string")
+    offset = text.str.strip().str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    for part in (offset, ~offset):
+        if part.any():
+            parsed = pd.to_datetime(values[part], utc=True, errors="coerce", format="ISO8601")
+            out[part] = parsed.astype("datetime64[ns, UTC]")
+    return out
+
+
 def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         converted = values.dt.tz_convert("UTC")
@@ -97,7 +114,7 @@ def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         converted = values.dt.tz_localize("UTC")
     elif pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         readable = values.where(~values.isin(_CLOCK_WORDS))
-        converted = pd.to_datetime(readable, utc=True, errors="coerce", format="ISO8601")
+        converted = _iso_to_utc(readable)
     else:
         # Mixed or numeric values: only real timestamps and ISO strings are accepted.
         def convert(v: object) -> object:
@@ -105,9 +122,7 @@ def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
                 return v
             return v if isinstance(v, str) and v not in _CLOCK_WORDS else None
 
-        converted = pd.to_datetime(
-            values.map(convert, na_action="ignore"), utc=True, errors="coerce", format="ISO8601"
-        )
+        converted = _iso_to_utc(values.map(convert, na_action="ignore"))
     # Parquet's microseconds reach years 1 and 9999; past nanoseconds' range is unreadable here.
     converted = converted.where((converted >= _TS_MIN) & (converted <= _TS_MAX))
     converted = converted.astype("datetime64[ns, UTC]")

@@ -214,3 +214,18 @@ def test_an_integer_past_int64_is_one_quarantined_row(age: object):
     outcome = validate(raw([person, {**person, "user_id": "u2", "age": age}]), USERS)
     assert list(outcome.accepted["user_id"]) == ["u1"]
     assert reasons_by_key(outcome) == {"u2": ["age:invalid_type"]}
+
+
+def test_a_timestamp_without_an_offset_is_utc_even_after_one_with_an_offset():
+    # pandas, parsing both kinds together, gave the naive row the offset of the row before it.
+    rows = raw(
+        [
+            event("india", event_ts="2026-09-02T10:00:00+05:30"),
+            event("chicago", event_ts="2026-09-02T08:30:00-05:00"),
+            event("naive", event_ts="2026-09-02 12:00:00"),
+        ]
+    )
+    accepted = validate(rows, INTERACTIONS, DAY).accepted.set_index("event_id")["event_ts"]
+    assert accepted["india"] == pd.Timestamp("2026-09-02 04:30", tz="UTC")
+    assert accepted["chicago"] == pd.Timestamp("2026-09-02 13:30", tz="UTC")
+    assert accepted["naive"] == pd.Timestamp("2026-09-02 12:00", tz="UTC")
