@@ -7,6 +7,7 @@ commit or a ranker version and applied point in time to historical rows or onlin
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -99,7 +100,10 @@ def fit_segments(rows: pa.Table, k: int, seed: int = 0) -> SegmentModel:
     inputs = segment_inputs(rows, categories)
     if len(inputs) == 0:
         raise ValueError("no user feature rows to segment")
-    medians = np.nan_to_num(np.nanmedian(inputs, axis=0), nan=0.0)
+    # A column with no value at all (every age unknown, which the contract allows) fills with 0.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nan_to_num(np.nanmedian(inputs, axis=0), nan=0.0)
     filled = np.where(np.isnan(inputs), medians, inputs)
     means = filled.mean(axis=0)
     scales = filled.std(axis=0)

@@ -87,3 +87,13 @@ def test_assignment_is_the_nearest_centroid_by_the_same_sums_as_the_broadcast_fo
     broadcast = ((points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
     assert np.array_equal(model.assign(users), broadcast.argmin(axis=1))
     assert len(set(model.assign(users).tolist())) == 3
+
+
+def test_a_column_no_user_has_fits_quietly_as_zero(recwarn):
+    # The contract allows every age to be unknown; that is no reason to warn on every fit.
+    users = vectors_table(
+        [user_vector(f"u{i}", age=None, n_view_28d=i) for i in range(5)], USER_DEFAULTS
+    )
+    model = fit_segments(users, k=2)
+    assert len(model.assign(users)) == 5
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
