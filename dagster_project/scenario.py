@@ -15,7 +15,7 @@ from dagster_project.runner import failed_only_on_reference_budget, instance_for
 from sands.evaluation.backtest import score
 from sands.evaluation.offline import EvaluationSpec
 from sands.features.training_store import has_training_set
-from sands.ingest.partitions import home_partition_range
+from sands.ingest.partitions import home_partition_range, require_before_today
 from sands.models.aliases import POPULARITY_POLICY
 from sands.models.registry import Registry
 from sands.models.tags import TRAIN_CUTOFF_TAG
@@ -134,6 +134,8 @@ def replay(
     the first champion is frozen for comparison. The daily partitions cover the days staged
     (and any already in the home's landing zone), wherever they lie in time. `max_reject_share`:
     the ingestion runs' reject budget (None: the assets' default)."""
+
+    require_before_today([*(history or []), *days])
 
     def arrival(day: date) -> Arrival:
         return Arrival(day, lambda: source.stage(day, paths.landing, paths.storage_options))

@@ -50,6 +50,19 @@ class PartitionRange:
                 raise PartitionsError(outside_message(day, self, today))
 
 
+def require_before_today(days: Iterable[date], today: date | None = None) -> None:
+    """A replay's days must all lie before today (UTC): Dagster hands out no daily partition key
+    for a day that has not ended, whatever the range's end, so such a day would silently not run."""
+    today = today or datetime.now(UTC).date()
+    late = sorted(d for d in days if d >= today)
+    if late:
+        raise PartitionsError(
+            f"{len(late)} day(s) to replay, from {late[0]} on, are not before today ({today}, "
+            "UTC): Dagster's daily partitions hold only days that have ended; replay days up to "
+            f"{date.fromordinal(today.toordinal() - 1)}"
+        )
+
+
 def outside_message(day: date, covered: PartitionRange, today: date | None = None) -> str:
     """One line: which day, which range, and what to do about it."""
     if day < covered.start:

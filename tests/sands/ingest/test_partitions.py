@@ -11,6 +11,7 @@ from sands.ingest.partitions import (
     home_partition_range,
     landing_days,
     partition_range,
+    require_before_today,
 )
 from sands.settings import SettingError, partitions_start
 from sands.sim.marketplace import SimulationConfig
@@ -70,3 +71,14 @@ def test_landing_days_are_the_dated_interaction_folders(paths):
     assert landing_days(paths.landing) == [MAR[0], MAR[2]]
     covered = home_partition_range(paths, env={}, upcoming=[date(2019, 2, 27)])
     assert covered.start == date(2019, 2, 27)
+
+
+def test_a_replay_of_a_day_that_has_not_ended_fails_in_one_line():
+    require_before_today(MAR, TODAY)
+    require_before_today([date(2026, 11, 29)], TODAY)
+    with pytest.raises(PartitionsError) as error:
+        require_before_today([date(2026, 11, 29), TODAY, date(2031, 5, 1)], TODAY)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("2 day(s) to replay, from 2026-11-30 on, are not before today")
+    assert message.endswith("replay days up to 2026-11-29")
