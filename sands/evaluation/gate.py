@@ -155,9 +155,8 @@ def decide(
         same = Criterion("already champion", True, "the challenger is the serving champion")
         return GateDecision(passed=True, reference=champion.name, criteria=[same])
     references = [r for r in (champion, baseline) if r is not None]
-    criteria = [beats(challenger, baseline, rules, rules.confidence)]
-    if champion is not None:
-        criteria.insert(0, beats(challenger, champion, rules, rules.champion_confidence))
+    criteria = [beats(challenger, champion, rules, rules.champion_confidence)] if champion else []
+    criteria.append(beats(challenger, baseline, rules, rules.confidence))
     for name, floor in sorted(rules.floors.items()):
         value = _metric(challenger, name)
         criteria.append(

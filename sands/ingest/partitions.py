@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sands.ingest import landing
 from sands.ingest.contract import INTERACTIONS
@@ -59,7 +59,7 @@ def require_before_today(days: Iterable[date], today: date | None = None) -> Non
         raise PartitionsError(
             f"{len(late)} day(s) to replay, from {late[0]} on, are not before today ({today}, "
             "UTC): Dagster's daily partitions hold only days that have ended; replay days up to "
-            f"{date.fromordinal(today.toordinal() - 1)}"
+            f"{today - timedelta(days=1)}"
         )
 
 
