@@ -129,9 +129,13 @@ class Loop:
                 f"loading the history failed: run(s) {', '.join(failed or [build.run_id])} "
                 "failed (see the Dagster UI)"
             )
-        self._landing_sensor_tick()  # its run requests are for what was just loaded
-        # A first automation evaluation only sets baselines; do it now, not on the first day.
-        last = date.fromisoformat(max(days))
+        self.resume(date.fromisoformat(max(days)))
+
+    def resume(self, last: date) -> None:
+        """Take over a landing zone whose days up to `last` are in: the sensor takes note of
+        their files (its run requests are for what is already loaded), and a first automation
+        evaluation sets baselines now, not on the first day that lands next."""
+        self._landing_sensor_tick()
         self.settle(datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC))
 
     def _landing_sensor_tick(self) -> SensorExecutionData:

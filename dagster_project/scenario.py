@@ -15,7 +15,7 @@ from dagster_project.runner import failed_only_on_reference_budget, instance_for
 from sands.evaluation.backtest import score
 from sands.evaluation.offline import EvaluationSpec
 from sands.features.training_store import has_training_set
-from sands.ingest.partitions import home_partition_range, require_before_today
+from sands.ingest.partitions import home_partition_range, landing_days, require_before_today
 from sands.models.aliases import POPULARITY_POLICY
 from sands.models.registry import Registry
 from sands.models.tags import TRAIN_CUTOFF_TAG
@@ -175,6 +175,7 @@ def play_days(
     from resources import build_resources
 
     paths.ensure_local_dirs()
+    already_in = landing_days(paths.landing, paths.storage_options)
     covered = home_partition_range(paths, upcoming=days, closed=bool(days))
     covered.require(days)
     resources = build_resources()
@@ -185,6 +186,8 @@ def play_days(
         for earlier in history:
             earlier.land()
         loop.preload([a.day.isoformat() for a in history])
+    elif already_in:  # a replay going on in a home that holds the days before
+        loop.resume(max(already_in))
     registry = resources["registry"].open()
     records: list[DayRecord] = []
     frozen: int | None = None

@@ -305,7 +305,8 @@ def replay(
     ] = None,
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
-    from sands.sim.replay import ReplaySource, gaps, replay_days, warm_start
+    from sands.ingest.partitions import landing_days
+    from sands.sim.replay import ReplaySource, gaps, relanded, replay_days, warm_start
 
     first = _day(start, "--start") if start else None  # before the slow imports below
     paths = _paths()
@@ -313,12 +314,17 @@ def replay(
         "://" not in landing and Path(paths.landing).resolve() == Path(landing).resolve()
     ):
         raise typer.BadParameter("--landing must not be SANDS_HOME's own landing zone")
+    if "://" not in landing and not Path(landing).is_dir():
+        raise typer.BadParameter(f"--landing {landing}: no such folder")
     source = ReplaySource(landing, paths.storage_options)
     available = source.days()
     try:
         chosen = replay_days(available, first or warm_start(available, warmup_days), days)
     except ValueError as error:
         raise typer.BadParameter(f"--landing {landing}: {error}") from error
+    landed = landing_days(paths.landing, paths.storage_options)
+    if again := relanded(chosen, landed, available):
+        raise typer.BadParameter(again)
     if missing := source.missing_feeds():
         raise typer.BadParameter(
             f"--landing {landing}: no {' or '.join(f'{m}/' for m in missing)} files; the loop "
@@ -335,7 +341,14 @@ def replay(
         span = first_gap if first_gap == last_gap else f"{first_gap}..{last_gap}"
         _note(f"no interactions landed on {span}: the loop's clock jumps over it")
 
-    history = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
+    before = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
+    if len(before) < warmup_days:
+        _note(
+            f"{_days(len(before))} of history before {chosen[0]} in --landing, not the "
+            f"{_days(warmup_days)} of --warmup-days: early days score on immature features"
+        )
+    # Days already in this home (a replay going on from where it stopped) are not loaded again.
+    history = [d for d in before if d not in set(landed)]
     table = _timeline(f"replay of {landing}: what the loop did by itself")
     # The partitions follow the replayed days, wherever they lie in time: no setting needed.
     with _runs_checked(paths), _one_line_errors(HistoryLoadError):

@@ -86,7 +86,9 @@ class Spark:
         spark = self.session()
         versions = tuple(delta.open_table(uri, storage_options).version() for uri in feature_uris)
         pinned = zip(feature_uris, versions, strict=True)
-        frames = [delta_frame(spark, uri, version, since) for uri, version in pinned]
+        frames = [
+            delta_frame(spark, uri, version, since, storage_options) for uri, version in pinned
+        ]
         return spark_training_examples(spark, labels, *frames, ttl), versions
 
     def fit_ranker(self, fit, segments, params):

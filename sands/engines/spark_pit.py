@@ -36,6 +36,31 @@ def _winners(features: DataFrame, key: str, feature_ts: str, created_ts: str) ->
     return rows.withColumn("__best", best).filter(rank == F.col("__best")).drop("__best")
 
 
+def _current_snapshot(features: DataFrame, feature_ts: str, created_ts: str, label_ts: str):
+    """A column: the newest feature time available at the label's time (unix micros), from the
+    few distinct availability instants, collected (one per snapshot) and inlined."""
+    from pyspark.sql import functions as F
+
+    available = F.unix_micros(F.greatest(F.col(feature_ts), F.col(created_ts)))
+    instants = (
+        features.groupBy(available.alias("at"))
+        .agg(F.max(F.unix_micros(F.col(feature_ts))).alias("newest"))
+        .orderBy("at")
+        .collect()
+    )
+    newest, pairs = None, []
+    for row in instants:
+        newest = row["newest"] if newest is None else max(newest, row["newest"])
+        pairs.append(F.struct(F.lit(row["at"]).alias("at"), F.lit(newest).alias("newest")))
+    if not pairs:
+        return F.lit(None).cast("long")
+    at = F.unix_micros(F.col(f"__label.{label_ts}"))
+    # Running maxima rise with time, so the largest among instants up to the label is the last.
+    return F.array_max(
+        F.transform(F.filter(F.array(*pairs), lambda p: p["at"] <= at), lambda p: p["newest"])
+    )
+
+
 def point_in_time_join(
     labels: DataFrame,
     features: DataFrame,
@@ -47,6 +72,7 @@ def point_in_time_join(
     prefix: str = "",
     feature_key: str | None = None,
     order: str = "__row",
+    snapshots: bool = False,
 ) -> DataFrame:
     """Labels with the feature columns (`prefix + column`) as of label time; `sands.features.pit`
     rules.
@@ -86,8 +112,9 @@ def point_in_time_join(
     )
     picked = stream.withColumn("__win", F.last("__win", ignorenulls=True).over(before))
     ttl_us = int(ttl / timedelta(microseconds=1))
-    fresh = F.unix_micros(F.col(f"__win.{feature_ts}")) >= (
-        F.unix_micros(F.col(f"__label.{label_ts}")) - F.lit(ttl_us)
-    )
+    bound = F.unix_micros(F.col(f"__label.{label_ts}")) - F.lit(ttl_us)
+    if snapshots:
+        bound = F.least(bound, _current_snapshot(features, feature_ts, created_ts, label_ts))
+    fresh = F.unix_micros(F.col(f"__win.{feature_ts}")) >= bound
     columns = [F.when(fresh, F.col(f"__win.{name}")).alias(f"{prefix}{name}") for name in carried]
     return picked.filter(F.col("__kind") == LABEL).select("__label.*", *columns)

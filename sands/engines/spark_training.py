@@ -20,6 +20,7 @@ from sands.features.offline import FEATURE_DATE
 from sands.features.training_set import DRAWN
 from sands.features.training_store import first_feature_date
 from sands.features.warehouse import plain_types
+from sands.lake import delta
 from sands.models.ranking import (
     PRIOR_INPUT,
     RankerModel,
@@ -45,7 +46,11 @@ CALIBRATION_SAMPLE = 200_000
 
 
 def delta_frame(
-    spark: SparkSession, uri: str, version: int | None = None, since: datetime | None = None
+    spark: SparkSession,
+    uri: str,
+    version: int | None = None,
+    since: datetime | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> DataFrame:
     """A Delta table read by Spark at `version` (latest if None); for a feature log, the rows a
     training set starting at `since` reads (as `feature_rows_since` does)."""
@@ -56,7 +61,10 @@ def delta_frame(
     if since is not None:
         from pyspark.sql import functions as F
 
-        frame = frame.filter(F.col(FEATURE_DATE) >= F.lit(first_feature_date(since)))
+        log = delta.open_table(uri, storage_options)
+        if version is not None:
+            log.load_as_version(version)
+        frame = frame.filter(F.col(FEATURE_DATE) >= F.lit(first_feature_date(log, since)))
     return frame
 
 
@@ -72,8 +80,12 @@ def training_examples(
 
     numbered = labels.append_column(ROW, pa.array(np.arange(labels.num_rows), pa.int64()))
     frame = spark.createDataFrame(numbered)
-    joined = point_in_time_join(frame, user_features, "user_id", ttl, prefix="user_")
-    joined = point_in_time_join(joined, artwork_features, "artwork_id", ttl, prefix="artwork_")
+    joined = point_in_time_join(
+        frame, user_features, "user_id", ttl, prefix="user_", snapshots=True
+    )
+    joined = point_in_time_join(
+        joined, artwork_features, "artwork_id", ttl, prefix="artwork_", snapshots=True
+    )
     unknown = F.col("sample_source").isin(*DRAWN) & F.col("artwork_feature_date").isNull()
     result = joined.filter(~unknown).orderBy(ROW).drop(ROW).toArrow()
     return plain_types(result)

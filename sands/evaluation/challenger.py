@@ -28,7 +28,13 @@ from sands.evaluation.policy_value import OffPolicyComparison, OffPolicySpec
 from sands.evaluation.rankings import evaluate_stored
 from sands.evaluation.report import ReportInputs
 from sands.evaluation.served_candidates import ServedCandidates
-from sands.features.offline import ARTWORK_FEATURES, FEATURE_DATE, USER_FEATURES, FeatureTable
+from sands.features.offline import (
+    ARTWORK_FEATURES,
+    FEATURE_DATE,
+    USER_FEATURES,
+    FeatureTable,
+    first_date_to_read,
+)
 from sands.features.training_store import label_events, open_training_set, read_training_set
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
@@ -50,7 +56,8 @@ from sands.serving.snapshot import load_serving_data
 if TYPE_CHECKING:
     from sands.models.registry import Registry
 
-# Feature rows this many days before the split are enough: every entity has a row per day.
+# Feature rows this many days before the split are enough when days land daily: every entity has
+# a row per landed day (after a longer pause, reading reaches back to the last snapshot).
 FEATURE_LOOKBACK = timedelta(days=3)
 
 
@@ -61,12 +68,13 @@ def feature_rows_at(
     since: datetime,
     storage_options: dict[str, str] | None = None,
 ) -> pa.Table:
-    """A feature log at a pinned version, from feature dates shortly before `since` on."""
+    """A feature log at a pinned version, from the snapshot current at `since` (or shortly
+    before it) on."""
     log = delta.open_table(table.uri(lake_root), storage_options)
     if log is None:
         raise FileNotFoundError(f"no feature table at {table.uri(lake_root)}")
     log.load_as_version(version)
-    first = (since - FEATURE_LOOKBACK).date()
+    first = first_date_to_read(log, since, FEATURE_LOOKBACK)
     return log.to_pyarrow_dataset().to_table(filter=pc.field(FEATURE_DATE) >= first)
 
 

@@ -266,6 +266,11 @@ def evaluation_setup(
     listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
     catalogue = entities_as_of(listed, "artwork_id", artwork_features, split, "artwork_")
     catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))
+    if catalogue.num_rows == 0:
+        raise ValueError(
+            f"no artwork has features as of {split:%Y-%m-%d %H:%M} UTC: there is nothing to rank "
+            "(the artwork feature log holds no snapshot before that time)"
+        )
     pairs = spec.max_scored_pairs
     limit = max(pairs // max(catalogue.num_rows, 1), 1) if pairs else None
     relevant = sampled_users(positive_pairs(holdout), limit)

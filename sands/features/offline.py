@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from sands.engines import duck
 from sands.lake import delta, layout, locks
@@ -60,6 +60,21 @@ class PublishOutcome:
     @property
     def committed(self) -> bool:
         return self.rows_appended > 0
+
+
+def snapshot_dates(log: DeltaTable) -> list[date]:
+    """The feature dates the log holds snapshots of, from its partition values (no data read)."""
+    return sorted({date.fromisoformat(p[FEATURE_DATE]) for p in log.partitions()})
+
+
+def first_date_to_read(log: DeltaTable, since: datetime, margin: timedelta) -> date:
+    """The oldest feature date that as-of lookups from `since` on need: `margin` before it, or
+    further back to the snapshot current at `since` when no day landed for longer than that
+    (a snapshot stays the newest knowledge until the next day lands, however long that takes)."""
+    first = (since - margin).date()
+    # Stamped the morning after its date: the snapshot of day d is known from d + 1 on.
+    known = [d for d in snapshot_dates(log) if d < since.date()]
+    return min(first, known[-1]) if known else first
 
 
 def feature_columns(schema: pa.Schema, key: str) -> list[str]:

@@ -3,7 +3,11 @@
 The rules (Feast's `get_historical_features`, plus a created-time cutoff):
 - a feature row is eligible for a label if `feature_ts <= label_ts` and `created_ts <= label_ts`;
 - among eligible rows the latest `feature_ts` wins, ties go to the latest `created_ts`;
-- if the winner is older than the TTL (`feature_ts < label_ts - ttl`) the label gets nulls.
+- if the winner is older than the TTL (`feature_ts < label_ts - ttl`) the label gets nulls;
+- with `snapshots` (every row of a feature time is a complete snapshot of the entities then
+  known), a winner from the newest snapshot before the label is never too old: when no data
+  landed for days, that snapshot is still what serving reads, so training reads it too. An
+  entity missing from it (delisted) still ages out by the TTL.
 
 A row is eligible exactly when `available = greatest(feature_ts, created_ts) <= label_ts`, so the
 eligible rows for a label are a prefix of each entity's rows in `available` order. A row that
@@ -44,6 +48,26 @@ def _columns(con: duck.Connection, name: str) -> list[str]:
     return [row[0] for row in con.execute(f"describe {name}").fetchall()]
 
 
+def _outlives_ttl(
+    con: duck.Connection, label_times: pa.ChunkedArray, feature_ts: str, created_ts: str, ttl
+) -> bool:
+    """Whether some label comes while the newest snapshot is older than the TTL (after a pause
+    in landings): only then does the snapshot rule change anything, and cost its extra join."""
+    instants = con.sql(
+        f'select greatest("{feature_ts}", "{created_ts}") as __at, max("{feature_ts}") '
+        "from features_in group by all order by __at"
+    ).fetchall()
+    newest = None
+    for (_, latest), (following, _) in zip(instants, [*instants[1:], (None, None)], strict=True):
+        newest = latest if newest is None else max(newest, latest)
+        inside = pc.greater(label_times, pa.scalar(newest + ttl, label_times.type))
+        if following is not None:
+            inside = pc.and_(inside, pc.less(label_times, pa.scalar(following, label_times.type)))
+        if pc.any(inside).as_py():
+            return True
+    return False
+
+
 def point_in_time_join(
     labels: Source,
     features: Source,
@@ -55,6 +79,7 @@ def point_in_time_join(
     prefix: str = "",
     feature_key: str | None = None,
     must_match: pa.Array | pa.ChunkedArray | None = None,
+    snapshots: bool = False,
 ) -> pa.Table:
     """Labels (in their order) with the feature columns, named `prefix + column`, as of label time.
 
@@ -76,7 +101,9 @@ def point_in_time_join(
     skip = {feature_key, feature_ts, created_ts}
     values = [c for c in _columns(con, "features_in") if c not in skip]
     ttl_us = int(ttl / timedelta(microseconds=1))
-    fresh = f'r.__ts >= l."{label_ts}" - to_microseconds({ttl_us})'
+    aged = f'l."{label_ts}" - to_microseconds({ttl_us})'
+    snapshots = snapshots and _outlives_ttl(con, narrow[label_ts], feature_ts, created_ts, ttl)
+    fresh = f"r.__ts >= least({aged}, c.__current)" if snapshots else f"r.__ts >= {aged}"
     # The winner's own times travel along, so callers can audit that nothing came from the future.
     picked = ",\n".join(
         f'case when {fresh} then r."{source}" end as "{prefix}{name}"'
@@ -99,6 +126,7 @@ def point_in_time_join(
     )
     # Dropping labels: keep the row numbers of the rest, to take the labels' own columns by.
     kept, row = "", ""
+    current = f'asof left join snapshots as c on l."{label_ts}" >= c.__at' if snapshots else ""
     if must_match is not None:
         matched = f"case when {fresh} then r.__ts end is not null"
         kept = f"where not coalesce(l.__must, false) or {matched}"
@@ -113,9 +141,15 @@ def point_in_time_join(
         -- The default RANGE frame takes in rows available at the same instant, so each instant
         -- keeps only its best row and the ASOF JOIN never faces a tie.
         winners as (select * from candidates {keep}),
+        -- The newest feature time available at each instant: the current snapshot's.
+        snapshots as (
+            select __available as __at, max(max(__ts)) over (order by __available) as __current
+            from candidates group by __available
+        ),
         numbered as (select *, row_number() over () as __row from labels_in)
         select {picked}{row}
         from numbered as l
+        {current}
         asof left join winners as r
             on l."{key}" = r.__key and l."{label_ts}" >= r.__available
         {kept}

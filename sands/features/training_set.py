@@ -188,7 +188,8 @@ def training_labels(events: pa.Table, catalogue: pa.Table, spec: LabelSpec) -> p
 def training_examples(
     labels: pa.Table, user_features: Source, artwork_features: Source, ttl: timedelta
 ) -> pa.Table:
-    """Labels joined to user and artwork features as of each label's time.
+    """Labels joined to user and artwork features as of each label's time (the feature logs hold
+    complete daily snapshots: see `sands.features.pit`).
 
     Drawn negatives whose artwork had no features at that time (not yet listed) are dropped:
     they are not artworks the user could have been shown.
@@ -197,8 +198,16 @@ def training_examples(
     # labels' narrow columns; the user columns then come before the artwork ones, as always.
     drawn = pc.is_in(labels["sample_source"], pa.array(DRAWN))
     known = point_in_time_join(
-        labels, artwork_features, "artwork_id", ttl, prefix="artwork_", must_match=drawn
+        labels,
+        artwork_features,
+        "artwork_id",
+        ttl,
+        prefix="artwork_",
+        must_match=drawn,
+        snapshots=True,
     )
-    joined = point_in_time_join(known, user_features, "user_id", ttl, prefix="user_")
+    joined = point_in_time_join(
+        known, user_features, "user_id", ttl, prefix="user_", snapshots=True
+    )
     works = [c for c in known.column_names if c not in labels.column_names]
     return joined.select([c for c in joined.column_names if c not in works] + works)

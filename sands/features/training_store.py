@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
-from sands.features.offline import FEATURE_DATE
+from sands.features.offline import FEATURE_DATE, first_date_to_read
 from sands.ingest.contract import LANDING_DAY_COLUMN
 from sands.lake import delta, layout
 
@@ -142,19 +142,18 @@ def evidence_days(
 def feature_rows_since(
     uri: str, since: datetime | None, storage_options: dict[str, str] | None = None
 ) -> tuple[pa.Table, int]:
-    """Feature-log rows with feature dates from the day before `since` on, and the version read."""
+    """Feature-log rows a training set starting at `since` reads, and the version read."""
     table = _pinned(uri, storage_options)
     dataset = table.to_pyarrow_dataset()
     if since is None:
         return dataset.to_table(), table.version()
-    return dataset.to_table(filter=pc.field(FEATURE_DATE) >= first_feature_date(since)), (
-        table.version()
-    )
+    first = first_feature_date(table, since)
+    return dataset.to_table(filter=pc.field(FEATURE_DATE) >= first), table.version()
 
 
-def first_feature_date(since: datetime) -> date:
+def first_feature_date(log: DeltaTable, since: datetime) -> date:
     """The oldest feature date a training set starting at `since` reads (a day of margin)."""
-    return (since - timedelta(days=1)).date()
+    return first_date_to_read(log, since, timedelta(days=1))
 
 
 def write_training_set(

@@ -219,3 +219,40 @@ def test_a_replay_from_the_very_first_day_scores_only_days_with_labels_and_tells
     evidence = days["2019-03-02"]
     assert 0 < evidence["judged_users"] <= evidence["positives"]
     assert days["2019-03-01"]["judged_users"] is None  # not scored: no evidence claimed
+
+
+def test_a_replay_across_days_when_nothing_landed_scores_the_day_after_on_the_last_snapshot(
+    paths, tmp_path, monkeypatch
+):
+    """Real histories pause: three days without a landing, then a day lands. Its labels and its
+    evaluation read the features of the last day that landed (serving still holds them), so the
+    day after the pause is judged on a whole catalogue, not on none."""
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    history = str(tmp_path / "history")
+    simulate(history, days=6)
+    for day in ("2019-03-02", "2019-03-03", "2019-03-04"):
+        for drop in Path(history, "interactions", day).iterdir():
+            drop.unlink()
+        Path(history, "interactions", day).rmdir()
+    result = runner.invoke(
+        app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no interactions landed on 2019-03-02..2019-03-04" in result.output
+    (report,) = Path(paths.reports).glob("replay-*.json")
+    after = {row["day"]: row for row in json.loads(report.read_text())["days"]}["2019-03-05"]
+    assert after["judged_users"] > 0
+    # Popularity ranks a whole catalogue: with none (features past their TTL) it scored 0.
+    assert after["popularity_ndcg"] > 0, result.output
+
+    # The same replay again would do nothing on days this home holds: told, and where to go on.
+    again = runner.invoke(
+        app, ["replay", "--landing", history, "--start", "2019-03-01", "--days", "2"]
+    )
+    assert again.exit_code == 2 and "go on from --start 2019-03-06" in again.output
+    # Going on from there: the loop picks up this home and the new day is run and scored.
+    result = runner.invoke(app, ["replay", "--landing", history, "--start", "2019-03-06"])
+    assert result.exit_code == 0, result.output
+    (report,) = set(Path(paths.reports).glob("replay-*.json")) - {report}
+    (going_on,) = json.loads(report.read_text())["days"]
+    assert going_on["day"] == "2019-03-06" and going_on["popularity_ndcg"] is not None

@@ -44,6 +44,7 @@ def lines(result) -> list[str]:
         (["demo", "--scenario", "apocalypse"], "unknown scenario 'apocalypse': use steady"),
         (["train", "--trees", "0"], "--trees 0: Input should be greater than or equal to 1"),
         (["replay", "--landing", "elsewhere", "--start", "03/01/2019"], "--start '03/01/2019'"),
+        (["replay", "--landing", "nowhere/at/all"], "--landing nowhere/at/all: no such folder"),
     ],
 )
 def test_a_bad_argument_is_one_line_naming_it_and_exits_2(paths, args, told):
@@ -64,6 +65,25 @@ def test_a_history_without_reference_feeds_is_one_line_before_anything_runs(path
         "no artworks/ files; the loop reads every event against its user and artwork"
         in (lines(result)[0])
     )
+    assert not Path(paths.lake, "bronze").exists()  # nothing ran
+
+
+def test_replaying_days_this_home_already_landed_is_one_line_before_anything_runs(paths, tmp_path):
+    history = tmp_path / "history"
+    for day in ("1998-03-01", "1998-03-02", "1998-03-03"):
+        for root in (history, Path(paths.landing)):
+            if root == history or day != "1998-03-03":  # the home holds the first two days
+                (root / "interactions" / day).mkdir(parents=True)
+                (root / "interactions" / day / "ratings.csv").write_text("event_id\n")
+    for feed in ("users", "artworks"):
+        (history / feed).mkdir()
+        (history / feed / f"{feed}.csv").write_text(f"{feed[:-1]}_id\n")
+    result = runner.invoke(app, ["replay", "--landing", str(history), "--start", "1998-03-02"])
+    assert result.exit_code == 2 and len(lines(result)) == 1, result.output
+    assert (
+        "1998-03-02 already landed in this SANDS_HOME: the loop would have nothing new to do on "
+        "it; replay into an empty SANDS_HOME, or go on from --start 1998-03-03"
+    ) in lines(result)[0]
     assert not Path(paths.lake, "bronze").exists()  # nothing ran
 
 

@@ -28,21 +28,31 @@ def spark() -> Iterator[object]:
     yield spark_session()
 
 
-def both(spark, feature_rows, label_rows, ttl: timedelta = TTL) -> tuple[pa.Table, pa.Table]:
+def both(
+    spark, feature_rows, label_rows, ttl: timedelta = TTL, snapshots: bool = False
+) -> tuple[pa.Table, pa.Table]:
     """(embedded, Spark) joins of the same rows."""
     left, right = labels(label_rows), features(feature_rows)
-    embedded = pit.point_in_time_join(left, right, "user_id", ttl, prefix="u_")
+    embedded = pit.point_in_time_join(left, right, "user_id", ttl, prefix="u_", snapshots=snapshots)
     numbered = left.append_column("__row", pa.array(range(left.num_rows), pa.int64()))
     joined = spark_pit.point_in_time_join(
-        spark.createDataFrame(numbered), spark.createDataFrame(right), "user_id", ttl, prefix="u_"
+        spark.createDataFrame(numbered),
+        spark.createDataFrame(right),
+        "user_id",
+        ttl,
+        prefix="u_",
+        snapshots=snapshots,
     )
     return embedded, joined.orderBy("__row").drop("__row").toArrow()
 
 
-@pytest.mark.parametrize("restated", [True, False], ids=["restated-log", "plain-log"])
-@pytest.mark.parametrize("seed", range(2))
-def test_spark_matches_the_embedded_join_on_random_logs(spark, seed, restated):
-    embedded, on_spark = both(spark, *random_case(seed, restated))
+@pytest.mark.parametrize(
+    ("seed", "restated", "snapshots"),
+    [(0, True, False), (1, False, False), (1, False, True), (0, True, True)],
+    ids=["restated-log", "plain-log", "plain-snapshots", "restated-snapshots"],
+)
+def test_spark_matches_the_embedded_join_on_random_logs(spark, seed, restated, snapshots):
+    embedded, on_spark = both(spark, *random_case(seed, restated), snapshots=snapshots)
     assert on_spark.schema == embedded.schema
     assert on_spark.equals(embedded)
     assert on_spark.column("u_x").null_count > 0  # the TTL and unknown users were exercised

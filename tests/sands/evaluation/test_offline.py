@@ -117,6 +117,12 @@ def test_the_split_starts_the_last_eval_days_at_midnight():
     assert (train.num_rows, holdout.num_rows) == (2, 5)
 
 
+def test_a_split_before_any_artwork_had_features_is_a_one_line_error_not_a_crash():
+    before = datetime(2026, 9, 4, tzinfo=UTC)
+    with pytest.raises(ValueError, match="no artwork has features as of 2026-09-04 00:00 UTC"):
+        evaluation_setup(EXAMPLES, USER_LOG, ARTWORK_LOG, None, before, EvaluationSpec())
+
+
 def test_a_setup_read_from_a_stored_dataset_is_the_setup_of_the_table(tmp_path):
     # Small row groups, so reading only the holdout's label days can skip some.
     pq.write_table(EXAMPLES, tmp_path / "examples.parquet", row_group_size=2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -11,10 +11,12 @@ from deltalake import DeltaTable
 from sands.features.offline import (
     LogCheck,
     check_log,
+    first_date_to_read,
     latest_snapshot,
     latest_vectors,
     publish_snapshots,
     schema_hash,
+    snapshot_dates,
 )
 from sands.lake.timetravel import read_as_of
 
@@ -148,3 +150,17 @@ def test_a_feature_added_later_extends_the_log_and_restates_rebuilt_rows(uri):
     assert latest["style_share_1d"].to_pylist() == [0.25]
     again = publish_snapshots(uri, wider, "user_id", RESTATED_AT)
     assert not again.committed
+
+
+def test_reading_reaches_back_to_the_last_snapshot_when_days_stopped_landing(uri):
+    for day in (1, 2, 3, 9):  # nothing landed on days 4 to 8
+        publish_snapshots(uri, snapshot(day, {"a": float(day)}), "user_id", RESTATED_AT)
+    log = DeltaTable(uri)
+    assert snapshot_dates(log) == [date(2026, 9, d) for d in (1, 2, 3, 9)]
+    margin = timedelta(days=3)
+    # Days landed daily: the margin is enough. After the pause: back to day 3's snapshot, which
+    # is current from day 4 on. Day 9's own snapshot is not known on day 9.
+    assert first_date_to_read(log, datetime(2026, 9, 4, tzinfo=UTC), margin) == date(2026, 9, 1)
+    assert first_date_to_read(log, datetime(2026, 9, 9, 6, tzinfo=UTC), margin) == date(2026, 9, 3)
+    assert first_date_to_read(log, datetime(2026, 9, 11, tzinfo=UTC), margin) == date(2026, 9, 8)
+    assert first_date_to_read(log, datetime(2026, 8, 1, tzinfo=UTC), margin) == date(2026, 7, 29)

@@ -38,8 +38,12 @@ def labels(rows: list[tuple[str, datetime]]) -> pa.Table:
     return pa.table({"user_id": list(users), "label_ts": pa.array(label_ts, TS)})
 
 
-def joined_x(feature_rows, label_rows, ttl: timedelta = TTL) -> list[float | None]:
-    out = point_in_time_join(labels(label_rows), features(feature_rows), "user_id", ttl)
+def joined_x(
+    feature_rows, label_rows, ttl: timedelta = TTL, snapshots: bool = False
+) -> list[float | None]:
+    out = point_in_time_join(
+        labels(label_rows), features(feature_rows), "user_id", ttl, snapshots=snapshots
+    )
     return out.column("x").to_pylist()
 
 
@@ -79,6 +83,17 @@ def test_features_older_than_the_ttl_count_as_absent_and_the_bound_is_inclusive(
     assert joined_x(rows, [("a", t(3)), ("a", t(3, 1))]) == [1.0, None]
 
 
+def test_the_newest_snapshot_never_ages_while_no_day_lands_but_a_delisted_entity_does():
+    # Snapshots of days 1 and 2 (b gone from day 2's), then nothing lands until day 6.
+    rows = [("a", t(1), t(1), 1.0), ("b", t(1), t(1), 10.0), ("a", t(2), t(2), 2.0)]
+    label_rows = [("a", t(6, 9)), ("b", t(6, 9)), ("b", t(3)), ("b", t(3, 1))]
+    assert joined_x(rows, label_rows, snapshots=True) == [2.0, None, 10.0, None]
+    # Read as an event log (Feast's rule), day 2's row is past the TTL on day 6.
+    assert joined_x(rows, label_rows) == [None, None, 10.0, None]
+    # While days land, the rule changes nothing (and is not even joined for).
+    assert joined_x(rows, label_rows[2:], snapshots=True) == [10.0, None]
+
+
 def test_unknown_entities_get_nulls_and_label_order_and_duplicates_are_kept():
     rows = [("a", t(1), t(1), 1.0), ("b", t(1), t(1), 5.0)]
     label_rows = [("z", t(2)), ("b", t(2)), ("a", t(2)), ("b", t(2))]
@@ -105,9 +120,11 @@ def test_labels_that_must_match_are_dropped_without_a_fresh_row_and_the_rest_kep
     assert kept.num_rows == 6
 
 
-def brute_force(feature_rows, label_rows, ttl):
+def brute_force(feature_rows, label_rows, ttl, snapshots=False):
     answers = []
     for user, label_ts in label_rows:
+        known = [r[1] for r in feature_rows if max(r[1], r[2]) <= label_ts]
+        bound = min(label_ts - ttl, max(known)) if snapshots and known else label_ts - ttl
         eligible = [
             r for r in feature_rows if r[0] == user and r[1] <= label_ts and r[2] <= label_ts
         ]
@@ -115,7 +132,7 @@ def brute_force(feature_rows, label_rows, ttl):
             answers.append(None)
             continue
         best = max(eligible, key=lambda r: (r[1], r[2]))
-        answers.append(best[3] if best[1] >= label_ts - ttl else None)
+        answers.append(best[3] if best[1] >= bound else None)
     return answers
 
 
@@ -138,11 +155,13 @@ def random_case(seed: int, restated: bool) -> tuple[list[tuple], list[tuple]]:
     return feature_rows, label_rows
 
 
+@pytest.mark.parametrize("snapshots", [False, True], ids=["event-log", "snapshots"])
 @pytest.mark.parametrize("restated", [True, False], ids=["restated-log", "plain-log"])
 @pytest.mark.parametrize("seed", range(4))
-def test_matches_a_brute_force_reading_of_the_rules(seed, restated):
+def test_matches_a_brute_force_reading_of_the_rules(seed, restated, snapshots):
     feature_rows, label_rows = random_case(seed, restated)
-    assert joined_x(feature_rows, label_rows) == brute_force(feature_rows, label_rows, TTL)
+    expected = brute_force(feature_rows, label_rows, TTL, snapshots)
+    assert joined_x(feature_rows, label_rows, snapshots=snapshots) == expected
 
 
 def test_labels_from_parquet_or_a_dataset_join_as_the_table_does(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sands.sim.replay import ReplaySource, file_day, gaps, replay_days
+from sands.sim.replay import ReplaySource, file_day, gaps, relanded, replay_days
 from tests.conftest import DAY, drop, events_table, ts
 
 NEXT = DAY + timedelta(days=1)
@@ -65,3 +65,12 @@ def test_gaps_are_the_missing_runs_between_landing_days():
         (date(2003, 6, 7), date(2003, 6, 7)),
     ]
     assert gaps(days[:2]) == [] and gaps([]) == []
+
+
+def test_days_already_landed_in_the_home_are_named_with_where_to_go_on_from():
+    days = [date(2003, 6, d) for d in (1, 2, 5, 6)]
+    assert relanded(days[2:], days[:2], days) is None
+    told = relanded(days, days[:3], days)
+    assert told.startswith("2003-06-01..2003-06-05 already landed in this SANDS_HOME")
+    assert told.endswith("replay into an empty SANDS_HOME, or go on from --start 2003-06-06")
+    assert relanded(days, days, days).endswith("replay into an empty SANDS_HOME")
