@@ -48,10 +48,17 @@ def _first_line(text: str) -> str:
 
 
 def _root_cause(error: SerializableErrorInfo) -> str:
-    """The innermost cause's first line: the user's exception, not Dagster's wrapper."""
+    """The innermost cause's first line: the user's exception, not Dagster's wrapper, named by
+    its class (`ValueError: ...`); a `Failure` raised on purpose is its message alone."""
     while error.cause is not None:
         error = error.cause
-    return _first_line(error.message)
+    line = _first_line(error.message)
+    # The message starts with the class's dotted path (`json.decoder.JSONDecodeError: ...`).
+    qualified = f"{error.cls_name}: "
+    if qualified in line:
+        cause = line.split(qualified, 1)[1]
+        return cause if error.cls_name == "Failure" else qualified + cause
+    return line
 
 
 def _check_reason(metadata: dict) -> str:

@@ -13,6 +13,7 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     Definitions,
+    Failure,
     MaterializeResult,
     asset,
     define_asset_job,
@@ -54,6 +55,18 @@ def boom() -> None:
 
 
 @op
+def refuse() -> None:
+    raise Failure("no purchase events in the last 7 landing days: nothing to label")
+
+
+@op
+def undecodable() -> None:
+    import json
+
+    json.loads("{")
+
+
+@op
 def fine() -> None:
     """Succeeds."""
 
@@ -68,11 +81,18 @@ def calm() -> None:
     fine()
 
 
+@job
+def refused() -> None:
+    refuse()
+    undecodable()
+
+
 DEFS = Definitions(
     assets=[reject_rate_within_budget, promotion_gate],
     jobs=[
         crash,
         calm,
+        refused,
         define_asset_job("budget", ["reject_rate_within_budget"]),
         define_asset_job("gate", ["promotion_gate"]),
     ],
@@ -113,6 +133,22 @@ def test_a_crash_and_a_blocking_check_are_told_in_one_line_each_a_gate_verdict_i
     # The full log is the run's events as text, the failure's stack included.
     log = Path(failures[0].log).read_text()
     assert "STEP_FAILURE" in log and "second line" in log and "Stack Trace" in log
+
+
+def test_a_deliberate_failure_is_its_message_and_other_errors_keep_only_their_class_name(
+    instance, tmp_path
+):
+    launched = LaunchedRuns(instance)
+    run(instance, "refused")
+    lines = {f.what: f.line() for f in launched.failures(tmp_path)}
+    assert (
+        "step refuse failed: no purchase events in the last 7 landing days" in lines["step refuse"]
+    )
+    assert "step undecodable failed: JSONDecodeError: Expecting" in lines["step undecodable"]
+    assert (
+        "dagster._core" not in "".join(lines.values())
+        and "json.decoder" not in lines["step undecodable"]
+    )
 
 
 def started_run(instance: DagsterInstance, pid: int) -> str:
