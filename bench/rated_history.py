@@ -7,6 +7,7 @@ uniform 1-5 read as one event (5 a purchase, 4 a favourite, 3 a click, else a vi
 day. Items carry their genre as style and tag and nothing else (one medium, no colours, price 0).
 
     python -m bench.rated_history DIR [--days 60] [--seed 3]
+    python -m bench.rated_history DIR --items 10000 --users 3000 --events-per-day 30  # sparse
     SANDS_HOME=HOME sands replay --landing DIR --days 8
     python -m bench ranker_ablation --home HOME
 """
@@ -44,30 +45,38 @@ ITEMS, USERS = 1_682, 943
 FIRST_DAY = "1997-09-20"
 
 
-def write_history(folder: Path, days: int, seed: int) -> int:
-    """Write the landing zone into `folder`; the number of events written."""
+def write_history(
+    folder: Path,
+    days: int,
+    seed: int,
+    items: int = ITEMS,
+    users: int = USERS,
+    events_per_day: float = 200.0,
+) -> int:
+    """Write the landing zone into `folder` (`events_per_day` on average, gamma-distributed);
+    the number of events written."""
     rng = np.random.default_rng(seed)
-    genre = rng.integers(0, len(GENRES), ITEMS)
-    popularity = rng.permutation(1 / np.arange(1, ITEMS + 1) ** 0.9)
-    taste = rng.integers(0, len(GENRES), USERS)
-    _reference(folder, genre, rng)
+    genre = rng.integers(0, len(GENRES), items)
+    popularity = rng.permutation(1 / np.arange(1, items + 1) ** 0.9)
+    taste = rng.integers(0, len(GENRES), users)
+    _reference(folder, genre, users, rng)
     written = 0
     for day in pd.date_range(FIRST_DAY, periods=days, freq="D", tz="UTC"):
         if rng.random() < 0.1:  # days without ratings, as real histories have
             continue
-        users = rng.integers(0, USERS, int(rng.gamma(2, 100)) + 1)
-        weights = popularity[None, :] * np.where(genre[None, :] == taste[users, None], 4.0, 1.0)
+        raters = rng.integers(0, users, int(rng.gamma(2, events_per_day / 2)) + 1)
+        weights = popularity[None, :] * np.where(genre[None, :] == taste[raters, None], 4.0, 1.0)
         cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
-        items = (cumulative < rng.random((len(users), 1))).sum(axis=1).clip(max=ITEMS - 1)
-        rating = rng.integers(1, 6, len(users))
+        rated = (cumulative < rng.random((len(raters), 1))).sum(axis=1).clip(max=items - 1)
+        rating = rng.integers(1, 6, len(raters))
         kinds = np.array(["view", "view", "view", "click", "favourite", "purchase"])[rating]
         events = pd.DataFrame(
             {
-                "event_id": [f"r{written + i}" for i in range(len(users))],
-                "user_id": [f"u{u}" for u in users],
-                "artwork_id": [f"m{i}" for i in items],
+                "event_id": [f"r{written + i}" for i in range(len(raters))],
+                "user_id": [f"u{u}" for u in raters],
+                "artwork_id": [f"m{i}" for i in rated],
                 "event_type": kinds,
-                "event_ts": day + pd.to_timedelta(rng.integers(0, 86_400, len(users)), unit="s"),
+                "event_ts": day + pd.to_timedelta(rng.integers(0, 86_400, len(raters)), unit="s"),
             }
         )
         day_folder = folder / "interactions" / day.strftime("%Y-%m-%d")
@@ -77,36 +86,37 @@ def write_history(folder: Path, days: int, seed: int) -> int:
     return written
 
 
-def _reference(folder: Path, genre: np.ndarray, rng: np.random.Generator) -> None:
+def _reference(folder: Path, genre: np.ndarray, users: int, rng: np.random.Generator) -> None:
+    items = len(genre)
     listed = pd.Timestamp("1995-01-01", tz="UTC")
     artworks = pd.DataFrame(
         {
-            "artwork_id": [f"m{i}" for i in range(ITEMS)],
+            "artwork_id": [f"m{i}" for i in range(items)],
             "artist_id": "studio",
             "created_ts": listed,
-            "title": [f"Movie {i}" for i in range(ITEMS)],
+            "title": [f"Movie {i}" for i in range(items)],
             "description": None,
             "style": [GENRES[g] for g in genre],
             "medium": "film",
-            "colours": [[] for _ in range(ITEMS)],
+            "colours": [[] for _ in range(items)],
             "tags": [[GENRES[g]] for g in genre],
             "price": 0.0,
             "updated_ts": listed,
         }
     )
     joined = pd.Timestamp("1997-01-01", tz="UTC")
-    users = pd.DataFrame(
+    people = pd.DataFrame(
         {
-            "user_id": [f"u{i}" for i in range(USERS)],
+            "user_id": [f"u{i}" for i in range(users)],
             "signup_ts": joined,
-            "age": rng.integers(13, 70, USERS).astype("int32"),
-            "gender": rng.choice(["M", "F"], USERS),
+            "age": rng.integers(13, 70, users).astype("int32"),
+            "gender": rng.choice(["M", "F"], users),
             "country": "US",
-            "interests": [[] for _ in range(USERS)],
+            "interests": [[] for _ in range(users)],
             "updated_ts": joined,
         }
     )
-    for feed, table in (("artworks", artworks), ("users", users)):
+    for feed, table in (("artworks", artworks), ("users", people)):
         (folder / feed).mkdir(parents=True, exist_ok=True)
         table.to_parquet(folder / feed / f"{feed}.parquet")
 
@@ -116,8 +126,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("folder", type=Path, help="the landing zone to write (new or empty)")
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--items", type=int, default=ITEMS)
+    parser.add_argument("--users", type=int, default=USERS)
+    parser.add_argument("--events-per-day", type=float, default=200.0, help="mean of a day")
     args = parser.parse_args(argv)
-    events = write_history(args.folder, args.days, args.seed)
+    events = write_history(
+        args.folder, args.days, args.seed, args.items, args.users, args.events_per_day
+    )
     print(f"{events:,} rating events over {args.days} days from {FIRST_DAY} in {args.folder}")
 
 

@@ -2,6 +2,8 @@
 
 from datetime import date
 
+import pyarrow.parquet as pq
+
 from bench.rated_history import write_history
 from sands.ingest.bronze import ingest_day, ingest_reference
 from sands.ingest.contract import ARTWORKS, USERS
@@ -21,3 +23,12 @@ def test_every_row_of_the_rated_history_passes_the_contract(tmp_path):
         assert report.rows_rejected == 0, report.reason_counts
         accepted += report.rows_accepted
     assert accepted == written
+
+
+def test_a_sparse_history_has_the_catalogue_and_users_asked_for_and_few_events(tmp_path):
+    landing = tmp_path / "landing"
+    written = write_history(landing, days=10, seed=0, items=5000, users=2000, events_per_day=30)
+
+    assert pq.read_table(landing / "artworks" / "artworks.parquet").num_rows == 5000
+    assert pq.read_table(landing / "users" / "users.parquet").num_rows == 2000
+    assert 0 < written < 10 * 100  # about 30 a day, on the days that have any
