@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.compute as pc
 
 from sands.ingest.contract import LANDING_DAY_COLUMN, STRING, Entity
 
@@ -91,19 +92,34 @@ _TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_loca
 
 
 # An ISO string's own offset (or Z) at its end.
-_OFFSET = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+_OFFSET = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"
+
+
+def _has_offset(text: pa_arrow.Array) -> np.ndarray:
+    """Per string, whether it ends in a UTC offset (False for nulls): the usual file ends every
+    one in `Z`, which needs no regex."""
+    zulu = pc.ends_with(text, "Z")
+    if not pc.all(pc.fill_null(zulu, True)).as_py():
+        zulu = pc.match_substring_regex(text, _OFFSET)
+    return pc.fill_null(zulu, False).to_numpy(zero_copy_only=False)
 
 
 def _iso_to_utc(values: pd.Series) -> pd.Series:
     """ISO strings to UTC; one without an offset is UTC. Strings with and without an offset are
     parsed apart: pandas, given both, applies an earlier row's offset to a later naive one."""
-    text = values.astype("string")
-    offset = text.str.strip().str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
+    text = pc.utf8_trim_whitespace(pa_arrow.array(values.astype("string"), pa_arrow.string()))
+    if pc.any(pc.ends_with(text, "z")).as_py():  # RFC 3339's lower-case UTC, unknown to pandas
+        text = pc.replace_substring_regex(text, "z$", "Z")
+        values = pd.Series(text.to_pandas(), index=values.index)
+    offset = _has_offset(text)
+    present = values.notna().to_numpy()
+    if not offset.any() or offset[present].all():  # one kind only: one parse
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        return parsed.astype("datetime64[ns, UTC]")
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     for part in (offset, ~offset):
-        if part.any():
-            parsed = pd.to_datetime(values[part], utc=True, errors="coerce", format="ISO8601")
-            out[part] = parsed.astype("datetime64[ns, UTC]")
+        parsed = pd.to_datetime(values[part], utc=True, errors="coerce", format="ISO8601")
+        out[part] = parsed.astype("datetime64[ns, UTC]")
     return out
 
 

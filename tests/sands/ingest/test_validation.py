@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS
-from sands.ingest.validation import SOURCE_FILE, SOURCE_ROW, validate
+from sands.ingest.validation import SOURCE_FILE, SOURCE_ROW, _iso_to_utc, validate
 
 DAY = date(2026, 9, 2)
 
@@ -229,3 +229,22 @@ def test_a_timestamp_without_an_offset_is_utc_even_after_one_with_an_offset():
     assert accepted["india"] == pd.Timestamp("2026-09-02 04:30", tz="UTC")
     assert accepted["chicago"] == pd.Timestamp("2026-09-02 13:30", tz="UTC")
     assert accepted["naive"] == pd.Timestamp("2026-09-02 12:00", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("stamps", "expected"),
+    [
+        # Every present value in `Z` (the usual file), with gaps and padding: one parse.
+        ([" 2026-09-02T10:00:00Z", None, "2026-09-02T11:00:00z "], ["10:00", None, "11:00"]),
+        # Offsets of every kind and none, side by side.
+        (
+            ["2026-09-02T10:00:00Z", "2026-09-02T10:00:00+0100", "2026-09-02T10:00"],
+            ["10:00", "09:00", "10:00"],
+        ),
+        (["2026-09-02T10:00:00", None, "not a time"], ["10:00", None, None]),
+    ],
+)
+def test_iso_strings_with_and_without_offsets_read_as_utc(stamps, expected):
+    parsed = _iso_to_utc(pd.Series(stamps, dtype=object))
+    read = [None if pd.isna(t) else t.strftime("%H:%M") for t in parsed]
+    assert read == expected and str(parsed.dtype) == "datetime64[ns, UTC]"
