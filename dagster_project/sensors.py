@@ -60,9 +60,10 @@ def plan_run_requests(
             )
         else:
             skipped.append(day.isoformat())
-    # Users and artworks are ingested together, so one request covers both feeds.
+    # Users and artworks are ingested together, so one request covers both feeds; it comes
+    # first, so a day's events meet the users and artworks that landed with them.
     reference = [r for r in requests if r.job_name == reference_ingestion_job.name]
-    if len(reference) > 1:
+    if reference:
         keys = "+".join(sorted(r.run_key for r in reference))
         requests = [r for r in requests if r not in reference]
         requests.insert(0, RunRequest(run_key=keys, job_name=reference_ingestion_job.name))

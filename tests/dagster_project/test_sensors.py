@@ -40,6 +40,18 @@ def test_new_days_and_feeds_become_one_run_each_and_a_quiet_tick_requests_nothin
     assert requested(quiet) == [] and quiet.skip_reason is not None
 
 
+def test_a_reference_feed_that_lands_with_a_day_is_ingested_before_the_day(paths):
+    # A day's file of new users sorts after its events ("users" > "interactions"), yet the
+    # day's features need those users: the reference run comes first, even for one feed.
+    first = tick(paths, None)
+    drop(paths.landing, f"interactions/{DAY}/a.parquet", events_table(ONE))
+    drop(paths.landing, f"users/users-{DAY}.jsonl", [{"user_id": "u1"}])
+    assert requested(tick(paths, first.cursor)) == [
+        ("reference_ingestion", None),
+        ("daily_pipeline", str(DAY)),
+    ]
+
+
 def test_a_late_file_retriggers_only_its_day_with_a_new_run_key(paths):
     drop(paths.landing, f"interactions/{DAY}/a.parquet", events_table(ONE))
     drop(paths.landing, f"interactions/{DAY + timedelta(days=1)}/a.parquet", events_table(ONE))
