@@ -148,10 +148,17 @@ def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 def _as_numbers(
     values: pd.Series, integer: bool, limit: float = np.inf
 ) -> tuple[pd.Series, pd.Series]:
-    """Numbers below `limit` in size (int64's range for integers); others are bad."""
-    if values.dtype == object:
-        # Booleans would pass as 0/1 otherwise.
-        values = values.where(~values.map(lambda v: isinstance(v, (bool, np.bool_))))
+    """Numbers below `limit` in size (int64's range for integers); others are bad, booleans
+    too (`true` is not a price of 1)."""
+    booleans = np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        booleans = values.notna().to_numpy()
+    elif values.dtype == object:
+        booleans = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool)
+    if booleans.any():
+        bad = pd.Series(booleans, index=values.index)
+        numbers, also_bad = _as_numbers(values.astype(object).where(~bad), integer, limit)
+        return numbers, bad | also_bad
     converted = pd.to_numeric(values, errors="coerce").astype("float64")
     if integer:
         limit = min(limit, 2.0**63)

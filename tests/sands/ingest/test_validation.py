@@ -61,6 +61,7 @@ def test_good_rows_are_accepted_typed_and_stamped_with_their_landing_day():
         (event("neg", event_type="purchase", price=-3.0), "price:non_negative"),
         (event("mils", event_type="purchase", price=1.005), "price:whole_cents"),
         (event("price-text", price="free"), "price:invalid_type"),
+        (event("price-true", event_type="purchase", price=True), "price:invalid_type"),
         # Past decimal(12, 2): one such price used to fail the whole day's write.
         (event("huge", event_type="purchase", price=12345678901.0), "price:invalid_type"),
         # pandas reads these as the clock's time: a rerun would store another value.
@@ -73,6 +74,14 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason(row: dict, reason: 
     assert list(outcome.accepted["event_id"]) == ["ok"]
     assert reasons_by_key(outcome) == {row["event_id"]: [reason]}
     assert outcome.reason_counts == {reason: 1}
+
+
+def test_a_price_column_of_booleans_is_rejected_not_read_as_ones_and_zeros():
+    rows = raw([event("yes", event_type="purchase", price=True), event("no", price=False)])
+    assert rows["price"].dtype == bool
+    outcome = validate(rows, INTERACTIONS, DAY)
+    assert outcome.accepted.empty
+    assert outcome.reason_counts == {"price:invalid_type": 2}
 
 
 def test_a_row_with_several_faults_lists_every_reason_once():
