@@ -47,6 +47,8 @@ DRIFT_CHECK = "no_dataset_drift"
 OBJECTIVE_CHECK = "champion_meets_objective"
 FRESH_CHECK = "champion_is_fresh"
 ONLINE_CHECK = "online_ctr_meets_objective"
+# Metadata of a check that passes because there was nothing to measure (no champion yet).
+NOT_MEASURED = "not_measured"
 
 
 class DriftConfig(Config):
@@ -137,7 +139,9 @@ def feature_drift(
             metadata={"status": MetadataValue.text("no champion yet: nothing to compare against")},
             check_results=[
                 AssetCheckResult(
-                    check_name=DRIFT_CHECK, passed=True, metadata={"reason": "no champion yet"}
+                    check_name=DRIFT_CHECK,
+                    passed=True,
+                    metadata={"reason": "no champion yet", NOT_MEASURED: True},
                 )
             ],
         )

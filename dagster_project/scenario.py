@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from dagster import ExecuteInProcessResult
 
 from assets.automation import DRIFTED
+from assets.monitoring import DRIFT_CHECK, NOT_MEASURED
 from dagster_project.loop import Loop, TickOutcome
 from dagster_project.runner import failed_only_on_reference_budget, instance_for
 from sands.evaluation.backtest import score
@@ -61,8 +62,16 @@ class DayRecord:
     run_ids: list[str] = field(default_factory=list)
 
 
-def _checks(result: ExecuteInProcessResult) -> dict[str, bool]:
-    return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+def _checks(result: ExecuteInProcessResult) -> dict[str, bool | None]:
+    """Each check's verdict; None for one that passed with nothing to measure."""
+    return {
+        c.check_name: None if _flag(c.metadata.get(NOT_MEASURED)) else c.passed
+        for c in result.get_asset_check_evaluations()
+    }
+
+
+def _flag(value: object) -> bool:
+    return bool(getattr(value, "value", value))
 
 
 def _absorb(record: DayRecord, outcome: TickOutcome) -> None:
@@ -71,8 +80,8 @@ def _absorb(record: DayRecord, outcome: TickOutcome) -> None:
         record.runs += 1
         record.run_ids.append(result.run_id)
         checks = _checks(result)
-        if "no_dataset_drift" in checks:
-            record.drift = not checks["no_dataset_drift"]
+        if checks.get(DRIFT_CHECK) is not None:  # not told when there was no champion to drift from
+            record.drift = not checks[DRIFT_CHECK]
         if "promotion_gate" in checks:
             record.gate = checks["promotion_gate"]
         online = result.asset_materializations_for_node("online_performance")

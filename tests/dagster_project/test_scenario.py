@@ -2,8 +2,12 @@
 
 from datetime import date, timedelta
 
+from dagster import AssetCheckResult, AssetCheckSpec, MaterializeResult, asset, materialize
+
 from assets.automation import DRIFTED, NEW_DATA
-from dagster_project.scenario import DayRecord, play, verdicts
+from assets.monitoring import DRIFT_CHECK, NOT_MEASURED
+from dagster_project.loop import TickOutcome
+from dagster_project.scenario import DayRecord, _absorb, play, verdicts
 from sands.evaluation.backtest import backtest
 from sands.sim.marketplace import Scenario, SimulationConfig
 from tests.builders.runs import assert_made_by_automation
@@ -45,6 +49,28 @@ def test_backtest_averages_only_days_with_a_champion_and_a_frozen_model():
         0.2,
     )
     assert backtest(days[:1]) is None
+
+
+def _drift_run(passed: bool, metadata: dict):
+    @asset(name="feature_drift", check_specs=[AssetCheckSpec(DRIFT_CHECK, asset="feature_drift")])
+    def drift() -> MaterializeResult:
+        check = AssetCheckResult(check_name=DRIFT_CHECK, passed=passed, metadata=metadata)
+        return MaterializeResult(check_results=[check])
+
+    return materialize([drift])
+
+
+def test_the_timeline_tells_drift_only_when_it_was_measured():
+    told = {}
+    for name, passed, metadata in [
+        ("no champion", True, {"reason": "no champion yet", NOT_MEASURED: True}),
+        ("steady", True, {"share": 0.1}),
+        ("drifted", False, {"share": 0.6}),
+    ]:
+        record = DayRecord(day="2026-09-01")
+        _absorb(record, TickOutcome(["feature_drift"], [], [_drift_run(passed, metadata)]))
+        told[name] = record.drift
+    assert told == {"no champion": None, "steady": False, "drifted": True}
 
 
 def test_verdicts_hold_and_break_as_the_scenario_promises():
