@@ -180,6 +180,7 @@ def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -
         "rows_per_file": MetadataValue.json(report.rows_per_file),
         "rows_inserted": MetadataValue.int(report.rows_inserted),
         "rows_updated": MetadataValue.int(report.rows_updated),
+        "rows_repeated": MetadataValue.int(report.rows_repeated),
         "delta_version": MetadataValue.int(report.table_version),
         "quarantine_version": MetadataValue.int(report.quarantine_version),
         "quarantine_uri": MetadataValue.path(quarantine_uri),
@@ -250,7 +251,8 @@ def _reference_asset(entity: Entity, description: str) -> AssetsDefinition:
         report = ingest_reference(entity, landing.root, lake.root, lake.storage_options)
         context.log.info(
             f"{entity.name}: read {report.rows_read:,}, inserted {report.rows_inserted:,}, "
-            f"updated {report.rows_updated:,}, rejected {report.rows_rejected:,}"
+            f"updated {report.rows_updated:,}, rejected {report.rows_rejected:,}, identical "
+            f"copies of an earlier row {report.rows_repeated:,}"
         )
         return _result(context, report, lake, entity, config)
 

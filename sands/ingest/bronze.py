@@ -66,6 +66,7 @@ class IngestReport:
     quarantine_version: int
     rows_inserted: int = 0
     rows_updated: int = 0
+    rows_repeated: int = 0  # identical copies of an earlier reference row: the same fact
     committed: bool = True
     files_digest: str = ""
     rows_per_file: dict[str, int] = field(default_factory=dict)
@@ -79,7 +80,7 @@ class IngestReport:
     @property
     def balanced(self) -> bool:
         """Every row read is accepted or quarantined, and every file is read or rejected."""
-        rows = self.rows_accepted + self.rows_rejected == self.rows_read
+        rows = self.rows_accepted + self.rows_rejected + self.rows_repeated == self.rows_read
         per_file = sum(self.rows_per_file.values()) == self.rows_read
         files = len(self.rows_per_file) + self.files_rejected == len(self.files)
         return rows and per_file and files
@@ -306,6 +307,7 @@ def _report(
         rows_read=outcome.rows_read,
         rows_accepted=len(outcome.accepted),
         rows_rejected=len(outcome.rejected),
+        rows_repeated=outcome.rows_repeated,
         reason_counts=outcome.reason_counts,
         unexpected_columns=outcome.unexpected_columns,
         table_version=written.version,

@@ -40,11 +40,11 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | code | meaning |
 |---|---|
 | `<col>:missing_column` | a required column is absent from the file |
-| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits) |
+| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp, `true` as a price), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits) |
 | `<col>:not_nullable` | a required value is null |
 | `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`; `non_blank` fails a value of only whitespace, no-break or other Unicode spaces and invisible format characters such as a zero-width space or a byte-order mark) |
 | `event_ts:after_landing_day` | the event is dated after the day folder it landed in |
-| `<key>:duplicate` | an earlier row in the same drop has the same key (the first valid one is kept) |
+| `<key>:duplicate` | an earlier row in the same drop has the same key (the first valid one is kept). In `users/` and `artworks/`, whose files are all read as one drop, a row identical to an earlier one in every column (a full snapshot sent again) is the same fact: kept once, counted as `rows_repeated` in the run's metadata, not rejected |
 | `event_id:already_ingested` | the event was already ingested on another landing day |
 | `row:invalid_json` | a JSON line that does not parse (e.g. truncated); the record is its raw text |
 | `row:not_an_object` | a JSON line that is an array, number, string or null, not an object |

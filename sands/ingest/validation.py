@@ -46,10 +46,13 @@ class ValidationOutcome:
     rows_read: int
     reason_counts: dict[str, int] = field(default_factory=dict)
     unexpected_columns: list[str] = field(default_factory=list)
+    # Reference rows identical to an earlier one of the drop (a full snapshot sent again): the
+    # same fact, neither kept twice nor rejected.
+    rows_repeated: int = 0
 
     @property
     def balanced(self) -> bool:
-        return len(self.accepted) + len(self.rejected) == self.rows_read
+        return len(self.accepted) + len(self.rejected) + self.rows_repeated == self.rows_read
 
     @property
     def reject_share(self) -> float:
@@ -246,13 +249,33 @@ def contract_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.Dat
     return pd.DataFrame(columns=_REASONS)
 
 
-def duplicate_rows(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Rows repeating the schema's unique key of an earlier row (the first one is kept)."""
+def duplicate_rows(
+    frame: pd.DataFrame, schema: pa.DataFrameSchema, copies_allowed: bool = False
+) -> tuple[pd.DataFrame, pd.Index]:
+    """Rows repeating the schema's unique key of an earlier row (the first one is kept), and,
+    with `copies_allowed`, apart from them the rows that repeat an earlier row exactly."""
     keys = list(schema.unique or [])
     if not keys:
-        return pd.DataFrame(columns=_REASONS)
-    repeated = frame.index[frame.duplicated(subset=keys, keep="first")]
-    return _reasons(repeated, f"{'+'.join(keys)}:duplicate")
+        return pd.DataFrame(columns=_REASONS), pd.Index([], dtype="int64")
+    repeated = frame.duplicated(subset=keys, keep="first")
+    copies = pd.Index([], dtype="int64")
+    if copies_allowed and repeated.any():
+        shared = frame[frame.duplicated(subset=keys, keep=False)]
+        content = _row_content(shared, [c for c in schema.columns if c in shared.columns])
+        copies = shared.index[content.duplicated(keep="first").to_numpy()]
+    conflicting = frame.index[repeated.to_numpy()].difference(copies)
+    return _reasons(conflicting, f"{'+'.join(keys)}:duplicate"), copies
+
+
+def _row_content(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Each row's values as one comparable string (lists item by item, nulls alike)."""
+
+    def text(v: object) -> str:
+        if isinstance(v, list | tuple | np.ndarray):
+            return repr([text(x) for x in v])
+        return "<null>" if v is None or (not isinstance(v, str) and pd.isna(v)) else repr(v)
+
+    return frame[columns].apply(lambda row: "\x1f".join(text(v) for v in row), axis=1)
 
 
 def _plain(v: object) -> object:
@@ -341,12 +364,13 @@ def validate(
     reasons = [c[1] for c in cast] + [contract_failures(typed, _without_uniqueness(schema))]
     failed = pd.Index(pd.concat(reasons)["row"].unique())
     clean = typed.drop(index=failed)
-    reasons.append(duplicate_rows(clean, schema))
+    repeated, copies = duplicate_rows(clean, schema, copies_allowed=not entity.daily)
+    reasons.append(repeated)
     if known_keys:
         seen = clean.index[clean[entity.key].isin(known_keys)]
         reasons.append(_reasons(seen, f"{entity.key}:already_ingested"))
     all_reasons = _collapse(pd.concat(reasons, ignore_index=True))
-    accepted = typed.drop(index=all_reasons.index)
+    accepted = typed.drop(index=all_reasons.index.union(copies))
     if entity.daily and landing_day is not None:
         accepted[LANDING_DAY_COLUMN] = landing_day
     read_columns = {c for part in parts for c in part.columns}
@@ -357,6 +381,7 @@ def validate(
         rows_read=sum(len(part) for part in parts),
         reason_counts=dict(sorted(counts.items())),
         unexpected_columns=sorted(read_columns - set(schema.columns) - set(INTERNAL_COLUMNS)),
+        rows_repeated=len(copies),
     )
 
 

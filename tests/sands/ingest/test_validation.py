@@ -195,6 +195,13 @@ def test_reference_feeds_accept_several_versions_of_an_id_but_not_the_same_versi
     outcome = validate(raw(rows), ARTWORKS)
     assert sorted(outcome.accepted["price"]) == [90.0, 100.0]
     assert outcome.reason_counts == {"artwork_id+updated_ts:duplicate": 1}
+    # A full snapshot sent again (every file of a feed is read as one drop): its identical rows
+    # are the same facts, counted and kept once, not rejected; a conflicting copy still is.
+    again = [*rows, art, {**art, "colours": ["red"]}, {**art, "colours": ["blue"]}]
+    outcome = validate([raw(rows), raw(again[3:])], ARTWORKS)
+    assert sorted(outcome.accepted["price"]) == [90.0, 100.0]
+    assert outcome.reason_counts == {"artwork_id+updated_ts:duplicate": 2}
+    assert (outcome.rows_repeated, outcome.rows_read, outcome.balanced) == (2, 6, True)
 
 
 def test_timestamps_past_what_nanoseconds_hold_are_quarantined_not_fatal():
