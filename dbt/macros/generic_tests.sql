@@ -26,3 +26,15 @@ where {{ column_name }} < {{ low }} or {{ column_name }} > {{ high }}
 select * from {{ model }}
 where {{ conditions | join(' or ') }}
 {% endtest %}
+
+{# Rows dated before their entity existed (an artwork listed, a user signed up, after the event):
+   features as of the event know nothing of it, so such rows train and score as unknowns. #}
+{% test existed_before(model, column_name, to, field, since, at) %}
+select m.{{ column_name }}, m.{{ at }}, r.first_seen
+from (select * from {{ model }}) as m
+inner join (
+    select {{ field }}, min({{ since }}) as first_seen from {{ to }} group by {{ field }}
+) as r
+    on m.{{ column_name }} = r.{{ field }}
+where r.first_seen > m.{{ at }}
+{% endtest %}

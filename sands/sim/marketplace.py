@@ -241,6 +241,9 @@ class Marketplace:
         self.users = _Population()
         self.artworks = _Population()
         self.n_artists = max(config.initial_artworks // 4, 10)
+        # The day's newcomers: the first index and each one's second of the day it appeared
+        # (negative on the first day: long before), so no event predates its user or artwork.
+        self._born_today: dict[str, tuple[int, np.ndarray]] = {}
 
     # -- population -------------------------------------------------------------------------
     def _new_users(self, n: int, day_index: int, day: date, initial: bool) -> pa.Table:
@@ -272,6 +275,7 @@ class Marketplace:
         gender = GENDERS[rng.choice(3, size=n, p=[0.48, 0.46, 0.06])]
         gender[rng.random(n) < 0.15] = None
         self.users.append(taste=taste, activity=activity)
+        self._born_today["users"] = (start, signup)
         signup_ts = _ts_array(day, signup)
         return pa.table(
             {
@@ -311,6 +315,7 @@ class Marketplace:
         start = self.artworks.size
         self.artworks.append(style=style, popularity=popularity, price=price)
         created = rng.uniform(-86400 * 365, 0, size=n) if initial else rng.uniform(0, 86400, size=n)
+        self._born_today["artworks"] = (start, created)
         created_ts = _ts_array(day, created)
         return pa.table(
             {
@@ -441,7 +446,7 @@ class Marketplace:
         offset = rng.exponential(40.0, size=len(user))
         first = np.r_[0, np.cumsum(lengths)[:-1]]
         offset = np.cumsum(offset) - np.repeat(np.cumsum(offset)[first] - offset[first], lengths)
-        view_s = np.minimum(start[session] + offset, 86400 - 1e-3)
+        view_s = self._after_birth(np.minimum(start[session] + offset, 86400 - 1e-3), user, artwork)
         click_s = np.minimum(view_s + rng.exponential(8.0, len(user)), 86400 - 1e-3)
         fav_s = np.minimum(click_s + rng.exponential(20.0, len(user)), 86400 - 1e-3)
         buy_s = np.minimum(click_s + rng.exponential(90.0, len(user)), 86400 - 1e-3)
@@ -475,6 +480,18 @@ class Marketplace:
                 "price": prices,
             }
         )
+
+    def _after_birth(
+        self, seconds: np.ndarray, user: np.ndarray, artwork: np.ndarray
+    ) -> np.ndarray:
+        """Event seconds moved to just after their user signed up or artwork was listed, when
+        that was later the same day (sessions are drawn over the whole day)."""
+        born = np.full(len(seconds), -np.inf)
+        for population, ids in (("users", user), ("artworks", artwork)):
+            first, appeared = self._born_today[population]
+            today = ids >= first
+            born[today] = np.maximum(born[today], appeared[ids[today] - first])
+        return np.where(born >= seconds, born + np.minimum(1.0, (86400 - born) / 2), seconds)
 
     def _served_views(
         self, day: date, session_user: np.ndarray

@@ -87,7 +87,7 @@ def test_features_and_training_data_carry_blocking_checks_including_every_dbt_te
     assert ("artwork_features", "log_holds_snapshot") in checks
     assert ("training_examples", "features_precede_labels") in checks
     dbt_checks = {c for c in checks if c[0] in ASSETS_BY_GROUP["transform"]}
-    assert len(dbt_checks) == 34
+    assert len(dbt_checks) == 36
     assert GRAPH.get_check_spec(
         AssetCheckKey(AssetKey("training_examples"), "features_precede_labels")
     ).blocking

@@ -71,6 +71,27 @@ def test_events_follow_the_funnel_and_stay_inside_their_day():
         ).null_count == len(events) - len(prices)
 
 
+def test_no_event_comes_before_its_user_signed_up_or_its_artwork_was_listed():
+    # Newcomers appear at any second of their first day; sessions are drawn over the whole day.
+    drops = run(days=3, new_users_per_day=60, new_artworks_per_day=40)
+    born = {}
+    for drop in drops:
+        for table, key, column in (
+            (drop.users, "user_id", "signup_ts"),
+            (drop.artworks, "artwork_id", "created_ts"),
+        ):
+            born.update(zip(table[key].to_pylist(), table[column].to_pylist(), strict=True))
+    early = newcomers = 0
+    for drop in drops[1:]:
+        events = pa.concat_tables([drop.interactions, drop.late_interactions])
+        for user, artwork, at in zip(
+            *(events[c].to_pylist() for c in ("user_id", "artwork_id", "event_ts")), strict=True
+        ):
+            early += born[user] > at or born[artwork] > at
+            newcomers += born[user].date() == at.date() or born[artwork].date() == at.date()
+    assert newcomers > 100 and early == 0
+
+
 def test_a_purchase_is_charged_the_bought_artworks_price():
     # More artworks than events on a day: a price looked up by the wrong index shows at once.
     drop = run(days=1, events_per_day=400, initial_artworks=2_000)[0]
