@@ -49,7 +49,11 @@ def _columns(con: duck.Connection, name: str) -> list[str]:
 
 
 def _outlives_ttl(
-    con: duck.Connection, label_times: pa.ChunkedArray, feature_ts: str, created_ts: str, ttl
+    con: duck.Connection,
+    label_times: pa.ChunkedArray,
+    feature_ts: str,
+    created_ts: str,
+    ttl: timedelta,
 ) -> bool:
     """Whether some label comes while the newest snapshot is older than the TTL (after a pause
     in landings): only then does the snapshot rule change anything, and cost its extra join."""
@@ -60,6 +64,8 @@ def _outlives_ttl(
     newest = None
     for (_, latest), (following, _) in zip(instants, [*instants[1:], (None, None)], strict=True):
         newest = latest if newest is None else max(newest, latest)
+        if following is not None and following <= newest + ttl:
+            continue  # the next snapshot came within the TTL: nothing aged in between
         inside = pc.greater(label_times, pa.scalar(newest + ttl, label_times.type))
         if following is not None:
             inside = pc.and_(inside, pc.less(label_times, pa.scalar(following, label_times.type)))
