@@ -306,7 +306,7 @@ def replay(
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
     from sands.ingest.partitions import landing_days
-    from sands.sim.replay import ReplaySource, gaps, relanded, replay_days, warm_start
+    from sands.sim.replay import ReplaySource, gaps, relanded, replay_days, span, warm_start
 
     first = _day(start, "--start") if start else None  # before the slow imports below
     paths = _paths()
@@ -338,8 +338,9 @@ def replay(
     for line in skipped_notes(landing, paths.storage_options, "replayed"):
         _note(line)
     for first_gap, last_gap in gaps([d for d in available if d <= chosen[-1]]):
-        span = first_gap if first_gap == last_gap else f"{first_gap}..{last_gap}"
-        _note(f"no interactions landed on {span}: the loop's clock jumps over it")
+        _note(
+            f"no interactions landed on {span(first_gap, last_gap)}: the loop's clock jumps over it"
+        )
 
     before = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
     if len(before) < warmup_days:
@@ -348,7 +349,7 @@ def replay(
             f"{_days(warmup_days)} of --warmup-days: early days score on immature features"
         )
     # Days already in this home (a replay going on from where it stopped) are not loaded again.
-    history = [d for d in before if d not in set(landed)]
+    history = sorted(set(before) - set(landed))
     table = _timeline(f"replay of {landing}: what the loop did by itself")
     # The partitions follow the replayed days, wherever they lie in time: no setting needed.
     with _runs_checked(paths), _one_line_errors(HistoryLoadError):

@@ -60,18 +60,23 @@ def warm_start(available: list[date], warmup_days: int) -> date | None:
     return ordered[warmup_days] if len(ordered) > warmup_days else (ordered or [None])[0]
 
 
+def span(first: date, last: date) -> str:
+    """'2003-06-06', or '2003-06-06..2003-06-09'."""
+    return str(first) if first == last else f"{first}..{last}"
+
+
 def relanded(chosen: list[date], landed: list[date], available: list[date]) -> str | None:
     """Why replaying `chosen` into a home whose landing zone holds `landed` would do nothing for
     some of them (their files are in, so no run starts and no day is scored), or None."""
     again = sorted(set(chosen) & set(landed))
     if not again:
         return None
-    span = str(again[0]) if len(again) == 1 else f"{again[0]}..{again[-1]}"
     later = [d for d in available if d > max(landed)]
     go_on = f", or go on from --start {later[0]}" if later else ""
     return (
-        f"{span} already landed in this SANDS_HOME: the loop would have nothing new to do on "
-        f"{'it' if len(again) == 1 else 'them'}; replay into an empty SANDS_HOME{go_on}"
+        f"{span(again[0], again[-1])} already landed in this SANDS_HOME: the loop would have "
+        f"nothing new to do on {'it' if len(again) == 1 else 'them'}; replay into an empty "
+        f"SANDS_HOME{go_on}"
     )
 
 
