@@ -137,8 +137,14 @@ class OffPolicyConfig(Config):
         default=OffPolicySpec.min_support,
         ge=0,
         le=1,
-        description="Judge only when the log could have shown the artworks carrying this share "
-        "of the challenger's examination (estimators are blind to the rest).",
+        description="Below this share of the challenger's examination on artworks the log could "
+        "have shown, the estimators are blind to the rest: the gate reads the challenger's list "
+        "by the champion's click model (`extrapolate`) or does not judge.",
+    )
+    extrapolate: bool = Field(
+        default=OffPolicySpec.extrapolate,
+        description="Below `min_support`, judge by the champion's click model read at the "
+        "challenger's list; false: not judged (the offline gate and the canary decide).",
     )
     k: int = Field(default=10, ge=1)
     popularity_window_days: int = Field(default=7, description="1, 7 or 28 (a feature window).")
@@ -156,6 +162,7 @@ class OffPolicyConfig(Config):
             min_explored_clicks=self.min_explored_clicks,
             min_agreement=self.min_agreement,
             min_support=self.min_support,
+            extrapolate=self.extrapolate,
         )
 
 

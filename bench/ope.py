@@ -11,10 +11,10 @@ demo's). On each judged day:
   users: its realised clicks per list is what an online day would show, and the expectation of
   that (no click noise) is the truth;
 - every estimator estimates each challenger's clicks per list from the champion's log alone;
-- the gate's criterion (challenger minus champion where the log supports it, doubly robust with
-  each model's own calibrated click model, as `sands.evaluation.policy_value` computes it; `pbm`
-  beside it) is checked against the truth, and where the log does not, what doubly robust
-  differences with either model's calibrated click model would say.
+- the gate's criterion (challenger minus champion, doubly robust: with each model's own
+  calibrated click model where the log supports the challenger's list, with the champion's read
+  at that list where it does not, as `sands.evaluation.policy_value` computes it; `pbm` beside it)
+  is checked against the truth, with both click models shown on the unsupported days.
 
 The policies rank the catalogue from the simulator's latent state, so their quality is known:
 the champion knows tastes as they were on the eve of the change (a frozen model), the next
@@ -66,9 +66,13 @@ NEAR = "slightly worse model"
 # Policies added after the others' figures were published draw their sessions and clicks from
 # streams of their own, so adding one leaves every other policy's draws as they were.
 OWN_DRAWS = {NEAR}
-ESTIMATORS = ("ips", "snips", "pbm", "dr")
-# The gate's criterion (`OffPolicySpec.gate_estimator`): each model with its own click model.
+# The gate's criterion (`OffPolicySpec.gate_estimator`) where the log reaches the challenger's
+# list: each model with its own click model; where it does not, the challenger's list read by the
+# champion's click model (`BY_CHAMPION`).
 GATE = "dr, own click model"
+BY_CHAMPION = "dr, champion's click model"
+# Per policy: dr with the champion's click model, and the estimate the gate reads.
+CHAMPION_MODEL, GATE_VALUE = "dr-champion", "gate (dr)"
 # Open Bandit Pipeline's estimators of the same quantities as ours, and its interpreter.
 PEERS = {"ips": "obp iips", "snips": "obp sniips"}
 OBP_PYTHON = Path(__file__).resolve().parent.parent / ".venv-obp" / "bin" / "python"
@@ -96,6 +100,11 @@ class Judged:
     @property
     def supported(self) -> bool:
         return self.support >= OffPolicySpec.min_support
+
+    @property
+    def gate_gap(self) -> Estimate:
+        """Challenger - champion as the gate reads it (own click model where the log sees)."""
+        return self.gaps[GATE if self.supported else BY_CHAMPION]
 
 
 def policies(market: Marketplace, shift_day: int, seed: int) -> dict[str, Policy]:
@@ -210,12 +219,22 @@ def judge_day(
             for of, at in ((scores, shown), (scores, target), (logger_scores, target))
         )
         model = own_click_model(logged, *views[name][:2], theta)
+        by_champion = cross_fitted(logged, views[LOGGER][0], views[name][2], theta)
         estimates = {
             "ips": ips(logged, position, args.clip),
             "snips": snips(logged, position, args.clip),
             "pbm": pbm(logged, position, theta, args.clip),
             "dr": doubly_robust(logged, position, theta, model.shown, model.listed, args.clip),
+            CHAMPION_MODEL: doubly_robust(
+                logged, position, theta, by_champion.shown, by_champion.listed, args.clip
+            ),
         }
+        reached = support(logged, position, theta)
+        # What the gate reads: its own click model where the log sees the list, else the
+        # champion's (`OffPolicyComparison.judged_by`).
+        estimates[GATE_VALUE] = estimates[
+            "dr" if reached >= OffPolicySpec.min_support else CHAMPION_MODEL
+        ]
         own = np.random.default_rng([args.seed, 3, today]) if name in OWN_DRAWS else None
         online_users = sessions(market, args.lists, own or rng)
         online = top_k(policy(today, online_users), K)
@@ -230,7 +249,7 @@ def judge_day(
                 float(expected.sum(axis=1).mean()),
                 estimates,
                 standard_error(per_list, online_users),
-                support(logged, position, theta),
+                reached,
             )
         )
     champion = next(j for j in out if j.policy == LOGGER)
@@ -298,7 +317,7 @@ def gate_gaps(
     return {
         "pbm": paired_difference("pbm", logged, where, there, theta, 1e9),
         GATE: paired_dr_difference(logged, (where, own), (there, champion), theta, 1e9),
-        "dr, champion's click model": paired_dr_difference(
+        BY_CHAMPION: paired_dr_difference(
             logged, (where, by_champion), (there, champion), theta, 1e9
         ),
     }
@@ -357,11 +376,15 @@ def concordance(
     return (agree / total if total else float("nan")), total
 
 
+def apart(a: Judged, b: Judged) -> bool:
+    """The online day itself tells them apart (their realised difference beyond its 95 %
+    interval): otherwise the realised order is a coin flip."""
+    return abs(a.realised - b.realised) > 1.96 * float(np.hypot(a.realised_se, b.realised_se))
+
+
 def separated(a: Judged, b: Judged) -> bool:
-    """Both supported by the log, and the online day itself tells them apart (their realised
-    difference beyond its 95 % interval): otherwise the realised order is a coin flip."""
-    spread = 1.96 * float(np.hypot(a.realised_se, b.realised_se))
-    return a.supported and b.supported and abs(a.realised - b.realised) > spread
+    """Both supported by the log, and the online day tells them apart."""
+    return a.supported and b.supported and apart(a, b)
 
 
 def inside(judged: list[Judged], estimator: str, value: Callable[[Judged], float]) -> float:
@@ -384,12 +407,14 @@ def summary(judged: list[Judged]) -> Table:
     """Per estimator: bias, interval coverage of the realised and true values, ordering; over
     every challenger-day and over those the log supports."""
     # The logger estimates itself from its own greedy slots: not a challenger to cover.
-    supported = [j for j in judged if j.supported and j.policy != LOGGER]
+    challengers = [j for j in judged if j.policy != LOGGER]
+    supported = [j for j in challengers if j.supported]
     pairs = concordance(judged, "pbm", separated)[1]
     table = Table(
         title=f"clicks per list, {len(judged)} policy-days (the logging champion included); "
-        f"{len(supported)} challenger-days the log supports (>= {OffPolicySpec.min_support:.0%} "
-        f"of their examination); {pairs} supported pairs the online day separates"
+        f"{len(supported)} of {len(challengers)} challenger-days the log supports (>= "
+        f"{OffPolicySpec.min_support:.0%} of their examination); {pairs} supported pairs and "
+        f"{concordance(judged, 'pbm', apart)[1]} pairs in all the online day separates"
     )
     for column in (
         "estimator",
@@ -398,6 +423,8 @@ def summary(judged: list[Judged]) -> Table:
         "realised inside 95% interval",
         "truth inside",
         "pairs ordered as realised",
+        "realised inside, every challenger-day",
+        "separated pairs ordered, supported or not",
         "realised inside, supported challenger-days",
         "realised inside prediction interval, supported",
         "supported pairs ordered, separated online",
@@ -414,6 +441,8 @@ def summary(judged: list[Judged]) -> Table:
             f"{inside(judged, name, lambda j: j.realised):.0%}",
             f"{inside(judged, name, lambda j: j.truth):.0%}",
             f"{concordance(judged, name)[0]:.0%}",
+            f"{inside(challengers, name, lambda j: j.realised):.0%}",
+            f"{concordance(judged, name, apart)[0]:.0%}",
             f"{inside(supported, name, lambda j: j.realised):.0%}",
             f"{predicted(supported, name):.0%}",
             f"{concordance(judged, name, separated)[0]:.0%}",
@@ -448,46 +477,52 @@ def peer_agreement(judged: list[Judged]) -> Table:
         table.add_column(column, justify="right" if column not in ("ours", "obp") else "left")
     for ours, theirs in PEERS.items():
         pairs = [(j.estimates[ours], j.estimates[theirs]) for j in judged]
-        apart = max(abs(a.value - b.value) for a, b in pairs)
+        furthest = max(abs(a.value - b.value) for a, b in pairs)
         widths = [(a.high - a.low) / (b.high - b.low) for a, b in pairs if b.high > b.low]
-        table.add_row(ours, theirs, f"{apart:.2e}", f"{np.median(widths):.2f}" if widths else "-")
+        table.add_row(
+            ours, theirs, f"{furthest:.2e}", f"{np.median(widths):.2f}" if widths else "-"
+        )
     return table
 
 
 def gate_table(judged: list[Judged]) -> Table:
-    """Per challenger, challenger - champion as the gate reads it where the log reaches
-    `min_support` of the challenger's examination (doubly robust, each model with its own click
-    model; held back when worse beyond the interval), beside what `pbm` says there; and, where the
-    log does not reach it, what doubly robust estimates with either click model would say."""
+    """Per challenger, challenger - champion as the gate reads it (doubly robust: each model with
+    its own click model where the log reaches `min_support` of the challenger's examination, the
+    challenger's list read by the champion's click model where it does not; held back when worse
+    beyond the interval), beside what `pbm` says on supported days; and, where the log does not
+    reach the list, what doubly robust estimates with either click model say."""
     table = Table(title="the gate's criterion: challenger - champion (clicks per list)")
     columns = (
         "challenger",
         "days (supported)",
         "true gap",
-        f"the gate: {GATE}",
+        "the gate, every day",
         "held back (worse in truth)",
         "held back, not worse",
         "pbm, supported days",
         "unsupported days: true gap",
         GATE,
-        "dr, champion's click model",
+        BY_CHAMPION,
     )
     for column in columns:
         table.add_column(column, justify="right" if column != "challenger" else "left")
     for name in dict.fromkeys(j.policy for j in judged if j.gaps is not None):
         mine = [j for j in judged if j.policy == name]
         seen = [j for j in mine if j.supported]
-        held = [j for j in seen if j.gaps[GATE].high < 0]
+        held = [j for j in mine if j.gate_gap.high < 0]
         blind = [j for j in mine if not j.supported]
 
-        def mean_gap(rows: list[Judged], key: str) -> str:
+        def mean_gap(rows: list[Judged], key: str | None) -> str:
             if not rows:
                 return "-"
-            inside = np.mean([j.gaps[key].low <= j.truth_gap <= j.gaps[key].high for j in rows])
-            worse = sum(j.gaps[key].high < 0 for j in rows)
-            wrong = sum(j.gaps[key].high < 0 <= j.truth_gap for j in rows)
+            gaps = [j.gate_gap if key is None else j.gaps[key] for j in rows]
+            inside = np.mean(
+                [g.low <= j.truth_gap <= g.high for g, j in zip(gaps, rows, strict=True)]
+            )
+            worse = sum(g.high < 0 for g in gaps)
+            wrong = sum(g.high < 0 <= j.truth_gap for g, j in zip(gaps, rows, strict=True))
             return (
-                f"{np.mean([j.gaps[key].value for j in rows]):+.4f} ({inside:.0%} cover, "
+                f"{np.mean([g.value for g in gaps]):+.4f} ({inside:.0%} cover, "
                 f"{worse} worse, {wrong} of them not)"
             )
 
@@ -495,14 +530,31 @@ def gate_table(judged: list[Judged]) -> Table:
             name,
             f"{len(mine)} ({len(seen)})",
             f"{np.mean([j.truth_gap for j in mine]):+.4f}",
-            mean_gap(seen, GATE),
+            mean_gap(mine, None),
             f"{len(held)} ({sum(j.truth_gap < 0 for j in held)})",
             str(sum(j.truth_gap >= 0 for j in held)),
             mean_gap(seen, "pbm"),
             f"{np.mean([j.truth_gap for j in blind]):+.4f}" if blind else "-",
             mean_gap(blind, GATE),
-            mean_gap(blind, "dr, champion's click model"),
+            mean_gap(blind, BY_CHAMPION),
         )
+    return table
+
+
+def pair_table(judged: list[Judged], estimator: str) -> Table:
+    """Per pair of policies: on how many days the online day separates them, and on how many of
+    those `estimator` orders them as realised."""
+    table = Table(title=f"pairs the online day separates, ordered by {estimator}")
+    for column in ("pair", "days separated", "ordered as realised"):
+        table.add_column(column, justify="right" if column != "pair" else "left")
+    names = list(dict.fromkeys(j.policy for j in judged))
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            share, pairs = concordance(
+                [j for j in judged if j.policy in (first, second)], estimator, apart
+            )
+            ordered = f"{share:.0%}" if pairs else "-"
+            table.add_row(f"{first} / {second}", str(pairs), ordered)
     return table
 
 
@@ -558,3 +610,4 @@ def main(argv: list[str] | None = None) -> None:
     else:
         console.print("Open Bandit Pipeline not compared: no --obp interpreter (make obp-venv)")
     console.print(gate_table(judged))
+    console.print(pair_table(judged, GATE_VALUE))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sands.evaluation.behaviour import BehaviourResult
 from sands.evaluation.metrics import paired_gain
 from sands.evaluation.offline import PRIMARY, Evaluation
-from sands.evaluation.policy_value import CTR, OffPolicyComparison
+from sands.evaluation.policy_value import CHALLENGER, CTR, OffPolicyComparison
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,14 @@ def online_estimate(comparison: OffPolicyComparison | None) -> Criterion:
         return Criterion(OFF_POLICY, True, f"not judged: {why_not}")
     mine, theirs, difference = comparison.gate_estimates()
     passed = difference.high >= 0
+    reach = (
+        f", the log reaching {comparison.support[CHALLENGER]:.0%} of its lists"
+        if comparison.unreached
+        else ""
+    )
     detail = (
         f"{CTR} {mine.value:.4f} vs champion {theirs.value:.4f} ({comparison.judged_by} on "
-        f"{comparison.lists:,} logged lists); difference {difference.value:+.4f} "
+        f"{comparison.lists:,} logged lists{reach}); difference {difference.value:+.4f} "
         f"[{difference.low:+.4f}, {difference.high:+.4f}]"
     )
     return Criterion(OFF_POLICY, passed, detail + ("" if passed else ": worse beyond the interval"))

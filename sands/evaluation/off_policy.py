@@ -16,8 +16,9 @@ what the target would have earned:
   click model is a target's own scores `calibrated` to click rates on the logged items
   (`own_click_model`), each list's fitted on other users' lists (`cross_fitted`). Calibrated on
   what the logger showed, it is optimistic about a target's own picks where the logger never
-  looked, so the gate reads it only for targets the log mostly reaches (`min_support`,
-  `docs/ope.md`).
+  looked, so the gate reads it only for targets the log mostly reaches (`min_support`); below
+  that, the logger's own click model read at the target's list (`cross_fitted` on the logger's
+  scores of both) speaks for what the log never showed (`docs/ope.md`).
 
 Every estimate is clicks per list with a normal confidence interval from the per-list
 contributions (the delta method for the self-normalised one), clustered by user when the log says

@@ -11,7 +11,9 @@ is read two ways: its greedy lists as logged (the slots it did not explore), who
 agree with the clicks it earned, and recomputed like the challenger. The challenger is compared
 with the recomputed champion, list by list, so both carry the same recomputation error: by the
 reported estimator and, for the gate, doubly robust with each model's click model calibrated on
-its own scores of the logged artworks.
+its own scores of the logged artworks. A challenger whose lists lie mostly where the log never
+looked is read by the champion's click model instead (`extrapolated_difference`): its own model,
+calibrated on the champion's picks, would credit its list with their click rates.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sands.evaluation.off_policy import (
     ClickModel,
     Estimate,
     LoggedLists,
+    cross_fitted,
     doubly_robust,
     ips,
     own_click_model,
@@ -65,6 +68,10 @@ CTR, CONVERSION = "clicks per list", "conversions per list"
 # (it sees what the log cannot reach through the model, and corrects the model where the log can),
 # or the paired difference by the reported estimator (`OffPolicySpec.estimator`).
 DOUBLY_ROBUST = "dr"
+# Below `min_support`: the challenger's list read by the champion's click model (its scores of the
+# logged artworks calibrated on their clicks, read at the challenger's list), where the log does
+# not reach, corrected by the logged clicks where it does.
+EXTRAPOLATED = "dr, champion's click model"
 # The doubly robust columns of the comparison's tables, beside the reported estimator's.
 DR_COLUMNS = (f"{CTR}, dr", f"{CONVERSION}, dr")
 
@@ -89,6 +96,8 @@ class OffPolicySpec:
     # challenger's examination: every estimator is blind to the rest (`off_policy.support`).
     min_support: float = 0.8
     gate_estimator: str = DOUBLY_ROBUST
+    # Below `min_support`, judge by `EXTRAPOLATED` (True) or not at all (False).
+    extrapolate: bool = True
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -127,6 +136,15 @@ class OffPolicyComparison:
     gate_estimator: str = OffPolicySpec.gate_estimator
     # Conversions per list the same way, each model's conversion chances calibrated on its scores.
     dr_conversions: dict[str, Estimate] = field(default_factory=dict)
+    # The challenger's clicks per list read by the champion's click model, and minus the champion
+    # (its own click model): what the gate reads below `min_support` (None: not computed).
+    extrapolated: Estimate | None = None
+    extrapolated_difference: Estimate | None = None
+
+    @property
+    def unreached(self) -> bool:
+        """The log reaches less than `min_support` of the challenger's examination."""
+        return not self.support.get(CHALLENGER, 1.0) >= self.min_support
 
     def dr_cells(self, policy: str) -> list[str]:
         """The policy's doubly robust clicks and conversions per list, as cells (`DR_COLUMNS`)."""
@@ -136,12 +154,16 @@ class OffPolicyComparison:
     @property
     def judged_by(self) -> str:
         """The estimator whose challenger - champion difference the gate reads."""
+        if self.unreached and self.extrapolated_difference is not None:
+            return EXTRAPOLATED
         dr = self.gate_estimator == DOUBLY_ROBUST and self.dr_difference is not None
         return DOUBLY_ROBUST if dr else self.estimator
 
     def gate_estimates(self) -> tuple[Estimate, Estimate, Estimate]:
         """The challenger's and the champion's clicks per list and their difference, as the gate
         reads them (`judged_by`); only for a comparison with a difference."""
+        if self.judged_by == EXTRAPOLATED:
+            return self.extrapolated, self.dr[CHAMPION], self.extrapolated_difference
         if self.judged_by == DOUBLY_ROBUST:
             return self.dr[CHALLENGER], self.dr[CHAMPION], self.dr_difference
         mine, theirs = (self.estimates[p][CTR] for p in (CHALLENGER, CHAMPION))
@@ -158,14 +180,24 @@ class OffPolicyComparison:
                 f"logged slots where it served them (needs {self.min_agreement:.0%}): the "
                 "targets' lists are not what they would serve"
             )
-        reached = self.support.get(CHALLENGER, 1.0)
-        if not reached >= self.min_support:
+        if self.unreached and self.extrapolated_difference is None:
             return (
-                f"the log reaches only {reached:.0%} of the challenger's examination (needs "
-                f"{self.min_support:.0%}): its lists lie where the champion's exploration never "
-                "showed anything, and no estimate can see them"
+                f"the log reaches only {self.support[CHALLENGER]:.0%} of the challenger's "
+                f"examination (needs {self.min_support:.0%}): its lists lie where the champion's "
+                "exploration never showed anything, and no estimate can see them"
             )
         return None
+
+    @property
+    def reach_note(self) -> str:
+        """How the gate reads a challenger the log mostly cannot see ('' when it can)."""
+        if not (self.unreached and self.extrapolated_difference is not None):
+            return ""
+        return (
+            f"The log reaches only {self.support[CHALLENGER]:.0%} of the challenger's examination "
+            f"(under {self.min_support:.0%}): the gate reads its list by the champion's click "
+            "model, which knows what the champion thinks of artworks it never showed."
+        )
 
     def markdown(self) -> str:
         """The estimates with their intervals as a table, then the log and the difference."""
@@ -184,11 +216,11 @@ class OffPolicyComparison:
             f"Logged by the champion over {self.lists:,} lists: {logged}. Targets recomputed on "
             f"the candidates serving had for {self.replayed:,} of them (the rest: full catalogue).",
         ]
-        for difference in (self.difference, self.dr_difference):
+        for difference in (self.difference, self.dr_difference, self.extrapolated_difference):
             if difference is not None:
                 rows.append(f"Challenger - champion: {difference.describe()}.")
         if self.difference is not None and self.unjudged_reason is None:
-            rows.append(f"The gate reads {self.judged_by}.")
+            rows.append(f"{self.reach_note} The gate reads {self.judged_by}.".lstrip())
         return "\n".join(rows)
 
     def to_json(self) -> str:
@@ -203,7 +235,7 @@ class OffPolicyComparison:
         raw["estimates"] = {
             p: {o: Estimate(**e) for o, e in by.items()} for p, by in raw["estimates"].items()
         }
-        for key in ("difference", "dr_difference"):
+        for key in ("difference", "dr_difference", "extrapolated", "extrapolated_difference"):
             raw[key] = Estimate(**raw[key]) if raw.get(key) else None
         for key in ("dr", "dr_conversions"):
             raw[key] = {p: Estimate(**e) for p, e in (raw.get(key) or {}).items()}
@@ -342,12 +374,18 @@ def _group_lists(
     known = sources is not None and served is not None
     pools = served.pools(sources, mine.split.date(), mine.users) if known else None
     out = {}
-    for name, recommender in recommenders.items():
+    # The challenger first: the champion also scores the challenger's list, so that its click
+    # model can be read there (`EXTRAPOLATED`).
+    for name in sorted(recommenders, key=lambda n: n != CHALLENGER):
         if known and name == POPULARITY:
             popular = served.popular(sources, mine.split.date(), list(shown), setup.spec.k)
             out[name] = (popular, {})
-        else:
-            out[name] = scored_top_k(recommender, mine, pools, shown if name in scored else None)
+            continue
+        wanted = shown if name in scored else None
+        if wanted is not None and name == CHAMPION and CHALLENGER in out:
+            theirs = out[CHALLENGER][0]
+            wanted = {u: {*seen, *theirs.get(u, ())} for u, seen in shown.items()}
+        out[name] = scored_top_k(recommenders[name], mine, pools, wanted)
     return out
 
 
@@ -445,7 +483,7 @@ def compare(
     dr_conversions = {
         name: _dr(spec, converted.lists, positions[name], theta, m) for name, m in buyers.items()
     }
-    difference = dr_difference = None
+    difference = dr_difference = extrapolated = extrapolated_difference = None
     if len(paired) == 2:
         mine, theirs = ((positions[name], models.get(name)) for name in paired)
         difference = paired_difference(
@@ -454,6 +492,23 @@ def compare(
         dr_difference = paired_dr_difference(
             log.lists, mine, theirs, theta, spec.clip, spec.confidence
         )
+        if spec.extrapolate:
+            by_champion = _champion_model_at(log, targets, scores[CHAMPION][0], theta)
+            extrapolated = replace(
+                _dr(spec, log.lists, positions[CHALLENGER], theta, by_champion),
+                estimator=EXTRAPOLATED,
+            )
+            extrapolated_difference = replace(
+                paired_dr_difference(
+                    log.lists,
+                    (positions[CHALLENGER], by_champion),
+                    theirs,
+                    theta,
+                    spec.clip,
+                    spec.confidence,
+                ),
+                estimator=f"dr difference, {EXTRAPOLATED[4:]}",
+            )
     return OffPolicyComparison(
         champion_agreement=_agreement(greedy, positions.get(CHAMPION)),
         estimates=estimates,
@@ -463,6 +518,8 @@ def compare(
         dr=dr,
         dr_difference=dr_difference,
         dr_conversions=dr_conversions,
+        extrapolated=extrapolated,
+        extrapolated_difference=extrapolated_difference,
         **base,
     )
 
@@ -475,10 +532,27 @@ def _score_views(log: LoggedDay, targets: Targets, name: str) -> tuple[np.ndarra
         [[mine.get(a, np.nan) for a in row] for row, mine in zip(log.items, scores, strict=True)],
         dtype=np.float64,
     ).reshape(log.items.shape)
-    listed = np.full(log.items.shape, np.nan)
-    for i, (target, mine) in enumerate(zip(lists, scores, strict=True)):
-        listed[i, : len(target)] = [mine.get(a, np.nan) for a in target[: listed.shape[1]]]
-    return shown, listed
+    return shown, _scores_of_lists(lists, scores, log.items.shape)
+
+
+def _scores_of_lists(
+    lists: list[list[str]], scores: list[dict[str, float]], shape: tuple[int, int]
+) -> np.ndarray:
+    """Per logged list, `scores` of the artworks of a target's list in its order, NaN-padded."""
+    listed = np.full(shape, np.nan)
+    for i, (target, by_artwork) in enumerate(zip(lists, scores, strict=True)):
+        listed[i, : len(target)] = [by_artwork.get(a, np.nan) for a in target[: shape[1]]]
+    return listed
+
+
+def _champion_model_at(
+    log: LoggedDay, targets: Targets, shown: np.ndarray, theta: np.ndarray
+) -> ClickModel:
+    """The champion's click model (its `shown` scores of the logged artworks calibrated on their
+    clicks) read at the challenger's list, through the champion's scores of that list."""
+    lists, champion = targets.lists[CHALLENGER], targets.scores[CHAMPION]
+    listed = _scores_of_lists(lists, champion, log.items.shape)
+    return cross_fitted(log.lists, shown, listed, theta)
 
 
 def _dr(

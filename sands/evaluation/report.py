@@ -145,11 +145,16 @@ def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
     )
     differences = [
         f"Challenger - champion, {CTR}: {d.describe()}."
-        for d in (comparison.difference, comparison.dr_difference)
+        for d in (
+            comparison.difference,
+            comparison.dr_difference,
+            comparison.extrapolated_difference,
+        )
         if d is not None
     ]
     if differences and why_not is None:
-        differences.append(f"The gate reads {comparison.judged_by}.")
+        gate = f"{comparison.reach_note} The gate reads {comparison.judged_by}."
+        differences.append(gate.lstrip())
     return [
         head,
         f"<p>{html.escape(facts + agreement + verdict)}</p>",

@@ -1,4 +1,4 @@
-"""The OPE benchmark's gate table: what the gate's criterion held back and what it left unjudged."""
+"""The OPE benchmark's gate table: what the gate's criterion held back, by which click model."""
 
 import os
 from datetime import date
@@ -6,7 +6,15 @@ from datetime import date
 import numpy as np
 import pytest
 
-from bench.ope import GATE, OBP_PYTHON, Judged, gate_table, peer_estimates
+from bench.ope import (
+    BY_CHAMPION,
+    GATE,
+    OBP_PYTHON,
+    Judged,
+    gate_table,
+    pair_table,
+    peer_estimates,
+)
 from sands.evaluation.off_policy import Estimate, LoggedLists, ips, snips
 
 
@@ -28,14 +36,14 @@ def day(n: int, support: float, gaps: dict[str, float], truth_gap: float) -> Jud
     )
 
 
-def test_supported_days_are_held_back_by_doubly_robust_and_the_others_show_both_click_models():
+def test_the_gate_reads_its_own_click_model_where_the_log_sees_and_the_champion_s_elsewhere():
     rows = [
         # worse beyond the interval: held back (pbm agrees)
-        day(1, 0.9, {GATE: -0.02, "pbm": -0.02, "dr, champion's click model": -0.012}, -0.030),
+        day(1, 0.9, {GATE: -0.02, "pbm": -0.02, BY_CHAMPION: -0.012}, -0.030),
         # within it: passes, though pbm reads it worse beyond its interval
-        day(2, 0.9, {GATE: -0.004, "pbm": -0.03, "dr, champion's click model": -0.012}, 0.001),
-        # the log cannot see it: the gate does not judge
-        day(3, 0.4, {GATE: 0.004, "pbm": -0.03, "dr, champion's click model": -0.012}, -0.010),
+        day(2, 0.9, {GATE: -0.004, "pbm": -0.03, BY_CHAMPION: -0.012}, 0.001),
+        # the log cannot see it: read by the champion's click model, worse beyond its interval
+        day(3, 0.4, {GATE: 0.004, "pbm": -0.03, BY_CHAMPION: -0.012}, -0.010),
     ]
     table = gate_table(rows)
     cells = [next(iter(column.cells)) for column in table.columns]
@@ -43,13 +51,37 @@ def test_supported_days_are_held_back_by_doubly_robust_and_the_others_show_both_
         "worse model",
         "3 (2)",
         "-0.0130",
-        "-0.0120 (50% cover, 1 worse, 0 of them not)",
-        "1 (1)",
+        "-0.0120 (67% cover, 2 worse, 0 of them not)",  # -0.02, -0.004, -0.012
+        "2 (2)",
         "0",
-        "-0.0250 (0% cover, 2 worse, 1 of them not)",  # pbm where the gate judged
+        "-0.0250 (0% cover, 2 worse, 1 of them not)",  # pbm on the supported days
         "-0.0100",
         "+0.0040 (0% cover, 0 worse, 0 of them not)",
         "-0.0120 (100% cover, 1 worse, 0 of them not)",
+    ]
+
+
+def online(n: int, policy: str, realised: float, estimate: float) -> Judged:
+    """A policy-day whose online day has a standard error of 0.001."""
+    return Judged(
+        "steady", date(2026, 9, n), policy, realised, realised, {"pbm": gap(estimate)}, 0.001
+    )
+
+
+def test_pairs_count_only_days_the_online_day_separates_and_whether_the_estimate_agrees():
+    rows = [
+        online(1, "champion", 0.050, 0.050),
+        online(1, "worse", 0.040, 0.045),  # 0.010 apart: separated, ordered
+        online(2, "champion", 0.050, 0.050),
+        online(2, "worse", 0.049, 0.060),  # 0.001 apart, within 1.96 x 0.0014: not counted
+        online(3, "champion", 0.050, 0.040),
+        online(3, "worse", 0.030, 0.045),  # separated, ordered the wrong way
+    ]
+    table = pair_table(rows, "pbm")
+    assert [list(column.cells) for column in table.columns] == [
+        ["champion / worse"],
+        ["2"],
+        ["50%"],
     ]
 
 

@@ -11,13 +11,20 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sands.evaluation.gate import online_estimate
 from sands.evaluation.logged import item_clicks, logged_lists
-from sands.evaluation.off_policy import doubly_robust, own_click_model, paired_dr_difference
+from sands.evaluation.off_policy import (
+    cross_fitted,
+    doubly_robust,
+    own_click_model,
+    paired_dr_difference,
+)
 from sands.evaluation.offline import EvaluationSetup, EvaluationSpec
 from sands.evaluation.policy_value import (
     CHALLENGER,
     CHAMPION,
     CTR,
+    EXTRAPOLATED,
     LOGGED_CHAMPION,
     POPULARITY,
     OffPolicyComparison,
@@ -313,18 +320,61 @@ def test_a_snapshot_that_cannot_be_read_back_leaves_its_lists_to_the_full_catalo
         assert popularity_lead(log, CLICKS, AFTER, served_candidates, SPEC) is None
 
 
-def test_a_challenger_whose_lists_the_log_cannot_reach_is_not_judged():
-    # It puts a4, never shown, first and a1 second: only a1's examination (0.5 of 1.5) is
-    # reachable, seen greedily (0.9) in l1-l3: (3 x 0.5 / 0.9 / 4) / 1.5.
-    elsewhere = Fixed("challenger", {"a4": 5.0, "a1": 4.0, "a2": 3.0, "a3": 0.0})
-    champion = Fixed("champion", {"a1": 3.0, "a2": 2.0, "a3": 1.0, "a4": 0.0})
-    result = judged(
-        recommenders={CHAMPION: champion, CHALLENGER: elsewhere}, artworks=("a1", "a2", "a3", "a4")
-    )
+ELSEWHERE = {
+    CHAMPION: Fixed("champion", {"a1": 3.0, "a2": 2.0, "a3": 1.0, "a4": 0.0}),
+    # It puts a4, never shown, first and a1 second.
+    CHALLENGER: Fixed("challenger", {"a4": 5.0, "a1": 4.0, "a2": 3.0, "a3": 0.0}),
+}
+
+
+def test_a_challenger_whose_lists_the_log_cannot_reach_is_not_judged_when_told_not_to():
+    # Only a1's examination (0.5 of 1.5) is reachable, seen greedily (0.9) in l1-l3:
+    # (3 x 0.5 / 0.9 / 4) / 1.5.
+    spec = replace(SPEC, extrapolate=False)
+    result = judged(spec, recommenders=ELSEWHERE, artworks=("a1", "a2", "a3", "a4"))
     assert result.support[CHALLENGER] == pytest.approx(3 * 0.5 / 0.9 / 4 / 1.5)
     assert result.champion_agreement == 1.0
     assert result.unjudged_reason.startswith("the log reaches only 28% of the challenger's")
+    assert result.extrapolated_difference is None
     assert judged().unjudged_reason is None
+
+
+def test_a_challenger_the_log_cannot_reach_is_read_by_the_champion_s_click_model():
+    result = judged(recommenders=ELSEWHERE, artworks=("a1", "a2", "a3", "a4"))
+    assert result.unjudged_reason is None and result.judged_by == EXTRAPOLATED
+    theta = np.array([1.0, 0.5])
+    log = logged_lists(item_clicks(LOG, CLICKS, AttributionSpec(), AFTER), 2, theta)
+    # The champion's scores of the logged artworks (l1 a1 a3, l2 and l3 a1 a2, l4 a3 a2), of its
+    # own lists (a1 a3 for u1, who bought a2; a1 a2 for the others) and of the challenger's
+    # (a4 a1 for everyone).
+    shown = np.array([[3.0, 1.0], [3.0, 2.0], [3.0, 2.0], [1.0, 2.0]])
+    own = np.array([[3.0, 1.0], [3.0, 2.0], [3.0, 2.0], [3.0, 2.0]])
+    at_challenger = np.array([[0.0, 3.0]] * 4)
+    champion = own_click_model(log.lists, shown, own, theta)
+    by_champion = cross_fitted(log.lists, shown, at_challenger, theta)
+    where = np.array([[2, 0], [2, 0], [2, 0], [0, 0]])  # the challenger's a1 at 2
+    there = np.array([[1, 2], [1, 2], [1, 2], [0, 2]])
+    expected = paired_dr_difference(log.lists, (where, by_champion), (there, champion), theta)
+    difference = result.extrapolated_difference
+    assert (difference.value, difference.low, difference.high) == (
+        expected.value,
+        expected.low,
+        expected.high,
+    )
+    assert result.gate_estimates() == (
+        result.extrapolated,
+        result.dr[CHAMPION],
+        result.extrapolated_difference,
+    )
+    assert "the gate reads its list by the champion's click model" in result.markdown()
+    criterion = online_estimate(result)
+    assert "dr, champion's click model" in criterion.detail
+    assert "the log reaching 28% of its lists" in criterion.detail
+    # A comparison tagged before extrapolation existed reads as not judged, as it did then.
+    old = OffPolicyComparison.from_json(
+        result.to_json().replace('"extrapolated_difference"', '"dropped"')
+    )
+    assert old.unjudged_reason.startswith("the log reaches only 28%")
 
 
 def test_popularity_is_judged_against_the_champion_as_it_served_without_any_model():
