@@ -72,6 +72,7 @@ DOUBLY_ROBUST = "dr"
 # logged artworks calibrated on their clicks, read at the challenger's list), where the log does
 # not reach, corrected by the logged clicks where it does.
 EXTRAPOLATED = "dr, champion's click model"
+EXTRAPOLATED_DIFFERENCE = "dr difference, champion's click model"
 # The doubly robust columns of the comparison's tables, beside the reported estimator's.
 DR_COLUMNS = (f"{CTR}, dr", f"{CONVERSION}, dr")
 
@@ -507,7 +508,7 @@ def compare(
                     spec.clip,
                     spec.confidence,
                 ),
-                estimator=f"dr difference, {EXTRAPOLATED[4:]}",
+                estimator=EXTRAPOLATED_DIFFERENCE,
             )
     return OffPolicyComparison(
         champion_agreement=_agreement(greedy, positions.get(CHAMPION)),
