@@ -181,6 +181,7 @@ def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -
         "rows_inserted": MetadataValue.int(report.rows_inserted),
         "rows_updated": MetadataValue.int(report.rows_updated),
         "rows_repeated": MetadataValue.int(report.rows_repeated),
+        "versions_unchanged": MetadataValue.int(report.versions_unchanged),
         "delta_version": MetadataValue.int(report.table_version),
         "quarantine_version": MetadataValue.int(report.quarantine_version),
         "quarantine_uri": MetadataValue.path(quarantine_uri),
@@ -252,7 +253,8 @@ def _reference_asset(entity: Entity, description: str) -> AssetsDefinition:
         context.log.info(
             f"{entity.name}: read {report.rows_read:,}, inserted {report.rows_inserted:,}, "
             f"updated {report.rows_updated:,}, rejected {report.rows_rejected:,}, identical "
-            f"copies of an earlier row {report.rows_repeated:,}"
+            f"copies of an earlier row {report.rows_repeated:,}, new timestamps on unchanged rows "
+            f"{report.versions_unchanged:,} (no new version)"
         )
         return _result(context, report, lake, entity, config)
 

@@ -15,7 +15,9 @@ from datetime import date
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from sands.engines import duck
 from sands.ingest import landing, quarantine
 from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS, Entity
 from sands.ingest.validation import QUARANTINE_SCHEMA, ValidationOutcome, validate
@@ -67,6 +69,8 @@ class IngestReport:
     rows_inserted: int = 0
     rows_updated: int = 0
     rows_repeated: int = 0  # identical copies of an earlier reference row: the same fact
+    # Reference rows whose only change was their version timestamp: the latest row, no version.
+    versions_unchanged: int = 0
     committed: bool = True
     files_digest: str = ""
     rows_per_file: dict[str, int] = field(default_factory=dict)
@@ -279,7 +283,11 @@ def _ingest_reference(
     key, version = entity.key, entity.version_column or ""
     written = delta.upsert(bronze_uri(lake_root, entity), accepted, key, version, storage_options)
     # Features are computed as of past dates, so they need the version valid then, not the latest.
-    delta.insert_new(history_uri(lake_root, entity), accepted, [key, version], storage_options)
+    history = history_uri(lake_root, entity)
+    fresh, unchanged = new_versions(
+        accepted, stored_versions(history, accepted, key, storage_options), key, version
+    )
+    delta.insert_new(history, fresh, [key, version], storage_options)
     quarantined = delta.replace_where(
         quarantine_uri(lake_root, entity),
         _quarantine_table(outcome, None, unreadable),
@@ -287,7 +295,57 @@ def _ingest_reference(
         [f.path for f in files],
         storage_options,
     )
-    return _report(entity, None, files, reads, outcome, written, quarantined.version, unreadable)
+    report = _report(entity, None, files, reads, outcome, written, quarantined.version, unreadable)
+    return replace(report, versions_unchanged=unchanged)
+
+
+def stored_versions(
+    uri: str, incoming: pa.Table, key: str, storage_options: dict[str, str] | None = None
+) -> pa.Table | None:
+    """The stored versions of the keys in `incoming` (None before the first ingestion)."""
+    table = delta.open_table(uri, storage_options)
+    if table is None or incoming.num_rows == 0:
+        return None
+    stored = table.to_pyarrow_table()
+    # delta-rs reads strings as string views: compared and joined as the contract's types.
+    shared = [f for f in incoming.schema if f.name in stored.column_names]
+    stored = pa.table({f.name: stored.column(f.name).cast(f.type) for f in shared})
+    return stored.filter(pc.is_in(stored.column(key), value_set=incoming.column(key)))
+
+
+def new_versions(
+    incoming: pa.Table, stored: pa.Table | None, key: str, version: str
+) -> tuple[pa.Table, int]:
+    """The rows of `incoming` to keep as versions, and how many were left out for changing
+    nothing but `version` against the version in effect before them (stored, or earlier in the
+    drop). Sources touch `updated_ts` when a field outside the contract changes (views, likes):
+    kept, those would be a version per entity per touch, and every as-of join grows with them."""
+    if incoming.num_rows == 0:
+        return incoming, 0
+    content = ", ".join(f'"{c}" := "{c}"' for c in incoming.column_names if c != version)
+    con = duck.connect()
+    con.register("incoming", incoming.append_column("__row", pa.array(range(incoming.num_rows))))
+    parts = ["select *, 1 as __incoming from incoming"]
+    if stored is not None and stored.num_rows:
+        con.register(
+            "stored", stored.select([c for c in incoming.column_names if c in stored.column_names])
+        )
+        parts.insert(0, "select *, -1 as __row, 0 as __incoming from stored")
+    # A rerun's rows match their own stored version (same timestamp): kept, `insert_new` skips.
+    unchanged = con.sql(
+        f"""with versions as ({" union all by name ".join(parts)})
+            select __row, coalesce(
+                       lag(struct_pack({content})) over w is not distinct from
+                           struct_pack({content})
+                       and lag("{version}") over w < "{version}",
+                       false) as unchanged
+            from versions
+            window w as (partition by "{key}" order by "{version}", __incoming)
+            qualify __incoming = 1
+            order by __row"""
+    ).to_arrow_table()
+    left_out = unchanged.column("unchanged").to_numpy(zero_copy_only=False)
+    return incoming.filter(pa.array(~left_out)), int(left_out.sum())
 
 
 def _report(

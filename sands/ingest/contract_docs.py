@@ -31,6 +31,11 @@ folder named otherwise, a daily file outside a day folder) is not read, and `san
 | users | `landing/users/*.{parquet,csv,jsonl}` | `user_id` | `lake/bronze/users`, MERGE on `user_id`, latest `updated_ts` wins |
 | artworks | `landing/artworks/*.{parquet,csv,jsonl}` | `artwork_id` | `lake/bronze/artworks`, MERGE on `artwork_id`, latest `updated_ts` wins |
 
+Users and artworks also keep every version in `lake/bronze/<feed>_history`, which features read as
+of their own time. A row that changes nothing but its `updated_ts` (a source touching it for a
+field outside this contract) updates the latest row but is no new version there: counted as
+`versions_unchanged` in the run's metadata.
+
 ## What happens to a bad row
 
 Every row is either accepted or quarantined, never dropped: `accepted + rejected = read` is an

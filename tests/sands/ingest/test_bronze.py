@@ -1,6 +1,6 @@
 import hashlib
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,6 +11,7 @@ from sands.ingest.bronze import (
     history_uri,
     ingest_day,
     ingest_reference,
+    new_versions,
     quarantine_uri,
 )
 from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS
@@ -179,6 +180,52 @@ def test_reference_history_keeps_every_version_once_across_reruns(paths):
         (r["user_id"], r["interests"]) for r in history.to_pyarrow_table().to_pylist()
     )
     assert versions == [("u1", ["abstract"]), ("u1", ["pop-art"]), ("u3", [])]
+
+
+def test_a_row_that_changes_only_its_timestamp_is_no_new_version(paths):
+    # A source that touches updated_ts when a field outside the contract changes (views, likes).
+    drop(paths.landing, "users/users-1.jsonl", [user("u1", 1, ["abstract"])])
+    ingest_reference(USERS, paths.landing, paths.lake)
+    drop(
+        paths.landing,
+        "users/users-2.jsonl",
+        [user("u1", 2, ["abstract"]), user("u1", 4, ["pop-art"]), user("u1", 5, ["pop-art"])],
+    )
+    report = ingest_reference(USERS, paths.landing, paths.lake)
+    history = DeltaTable(history_uri(paths.lake, USERS)).to_pyarrow_table().to_pylist()
+    versions = sorted((r["updated_ts"].day, r["interests"]) for r in history)
+    # Day 2 repeats day 1 and day 5 repeats day 4: the interests changed once.
+    assert versions == [(1, ["abstract"]), (4, ["pop-art"])]
+    assert report.versions_unchanged == 2 and report.balanced
+    # The latest row is still the latest sent; a rerun leaves the same two out.
+    assert bronze(paths, USERS).to_pylist()[0]["updated_ts"].day == 5
+    assert ingest_reference(USERS, paths.landing, paths.lake).versions_unchanged == 2
+
+
+def test_a_late_version_is_judged_against_the_one_in_effect_before_it():
+    def users(*rows: tuple[str, str, int]) -> pa.Table:
+        return pa.table(
+            {
+                "user_id": [r[0] for r in rows],
+                "country": [r[1] for r in rows],
+                "updated_ts": pa.array(
+                    [datetime(2026, 9, r[2], tzinfo=UTC) for r in rows], pa.timestamp("us", "UTC")
+                ),
+            }
+        )
+
+    stored = users(("u1", "DE", 1), ("u1", "FR", 5))
+    incoming = users(("u1", "DE", 3), ("u1", "FR", 4), ("u1", "FR", 6), ("u1", "FR", 5))
+    fresh, left_out = new_versions(incoming, stored, "user_id", "updated_ts")
+    # DE on day 3 repeats day 1's; FR on day 4 is a change before day 5's (kept); FR on day 6
+    # repeats day 5's; day 5 itself is the stored version again (kept; the insert skips it).
+    assert [(r["country"], r["updated_ts"].day) for r in fresh.to_pylist()] == [
+        ("FR", 4),
+        ("FR", 5),
+    ]
+    assert left_out == 2
+    # Without a stored history the drop is judged against itself.
+    assert new_versions(incoming, None, "user_id", "updated_ts")[1] == 2
 
 
 def test_an_empty_landing_zone_ingests_nothing_without_failing(paths):
