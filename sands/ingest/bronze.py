@@ -316,10 +316,10 @@ def stored_versions(
 def new_versions(
     incoming: pa.Table, stored: pa.Table | None, key: str, version: str
 ) -> tuple[pa.Table, int]:
-    """The rows of `incoming` to keep as versions, and how many were left out for changing
-    nothing but `version` against the version in effect before them (stored, or earlier in the
-    drop). Sources touch `updated_ts` when a field outside the contract changes (views, likes):
-    kept, those would be a version per entity per touch, and every as-of join grows with them."""
+    """The rows of `incoming` to keep as versions, and how many changed nothing but `version`
+    against the version in effect before them (stored, or earlier in the drop)."""
+    # Sources touch `updated_ts` when a field outside the contract changes (views, likes): kept,
+    # those rows would be a version per entity per touch, and every as-of join grows with them.
     if incoming.num_rows == 0:
         return incoming, 0
     content = ", ".join(f'"{c}" := "{c}"' for c in incoming.column_names if c != version)
