@@ -43,6 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sands.evaluation.off_policy import (
+    ClickModel,
     Estimate,
     LoggedLists,
     cross_fitted,
@@ -206,6 +207,8 @@ def judge_day(
     out = []
     positions: dict[str, np.ndarray] = {}
     views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    # Per policy: its own click model and the champion's read at its list.
+    models: dict[str, tuple[ClickModel, ClickModel]] = {}
     for name, policy in every.items():
         scores = policy(today, users)
         target = top_k(scores, K)
@@ -220,6 +223,7 @@ def judge_day(
         )
         model = own_click_model(logged, *views[name][:2], theta)
         by_champion = cross_fitted(logged, views[LOGGER][0], views[name][2], theta)
+        models[name] = (model, by_champion)
         estimates = {
             "ips": ips(logged, position, args.clip),
             "snips": snips(logged, position, args.clip),
@@ -255,7 +259,7 @@ def judge_day(
     champion = next(j for j in out if j.policy == LOGGER)
     for i, judged in enumerate(out):
         if judged.policy != LOGGER:
-            gaps = gate_gaps(logged, theta, positions, views, judged.policy)
+            gaps = gate_gaps(logged, theta, positions, models, judged.policy)
             out[i] = replace(judged, gaps=gaps, truth_gap=judged.truth - champion.truth)
     if args.obp:
         by_peer = peer_estimates(args.obp, logged, positions)
@@ -302,18 +306,17 @@ def gate_gaps(
     logged: LoggedLists,
     theta: np.ndarray,
     positions: dict[str, np.ndarray],
-    views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    models: dict[str, tuple[ClickModel, ClickModel]],
     name: str,
 ) -> dict[str, Estimate]:
     """Challenger `name` minus the champion recomputed, list by list: doubly robust with each
-    model's own calibrated click model (the gate's criterion), by `pbm` (the reported estimator),
-    and doubly robust with the champion's click model read at the challenger's list (what could
-    judge where the log cannot see). `views`: per policy, its scores of the shown items and of its
-    list, and the champion's of its list."""
+    model's own calibrated click model (the gate's criterion where the log sees), by `pbm` (the
+    reported estimator), and doubly robust with the champion's click model read at the
+    challenger's list (the gate's where it does not). `models`: per policy, its own click model
+    and the champion's read at its list."""
     where, there = positions[name], positions[LOGGER]
-    champion = own_click_model(logged, *views[LOGGER][:2], theta)
-    own = own_click_model(logged, *views[name][:2], theta)
-    by_champion = cross_fitted(logged, views[LOGGER][0], views[name][2], theta)
+    champion = models[LOGGER][0]
+    own, by_champion = models[name]
     return {
         "pbm": paired_difference("pbm", logged, where, there, theta, 1e9),
         GATE: paired_dr_difference(logged, (where, own), (there, champion), theta, 1e9),
