@@ -62,6 +62,7 @@ def variants() -> list[Variant]:
         Variant("4 uniform, no artwork trend inputs", 0, 0, 4, TREND_FEATURES),
         Variant("4 uniform, no style/medium share inputs", 0, 0, 4, SHARE_FEATURES),
         Variant("4 uniform, neither", 0, 0, 4, trends),
+        Variant("4 uniform, no declared style", 0, 0, 4, ("declared_style_match",)),
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
         Variant("4 uniform, 300 trees", 0, 0, 4, trees=300),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),

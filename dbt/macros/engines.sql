@@ -42,3 +42,17 @@
 {% macro spark__struct_of(fields) -%}
     named_struct({% for name, expr in fields %}'{{ name }}', {{ expr }}{{ ", " if not loop.last }}{% endfor %})
 {%- endmacro %}
+
+{# Distinct non-null values of a column as a list, in a group by. #}
+{% macro distinct_list(column) %}{{ return(adapter.dispatch('distinct_list', 'sands')(column)) }}{% endmacro %}
+{% macro default__distinct_list(column) %}list(distinct {{ column }}) filter (where {{ column }} is not null){% endmacro %}
+{% macro spark__distinct_list(column) %}collect_set({{ column }}){% endmacro %}
+
+{# The first element of list `items` that is in list `known`; null if none (or either is null). #}
+{% macro first_known(items, known) %}{{ return(adapter.dispatch('first_known', 'sands')(items, known)) }}{% endmacro %}
+{% macro default__first_known(items, known) -%}
+    list_filter({{ items }}, lambda item: list_contains({{ known }}, item))[1]
+{%- endmacro %}
+{% macro spark__first_known(items, known) -%}
+    try_element_at(filter({{ items }}, item -> array_contains({{ known }}, item)), 1)
+{%- endmacro %}

@@ -62,7 +62,15 @@ PLAIN_FEATURES = (
     "artwork_n_colours",
 )
 # Cross features; the affinities are constrained to raise scores (see `monotone_constraints`).
-CROSS_FEATURES = ("style_affinity", "medium_affinity", "style_match", "price_vs_spend")
+# `declared_style_match`: the artwork's style is the one the user declared (dbt's
+# `declared_style`), which is all there is to know about a newcomer's taste.
+CROSS_FEATURES = (
+    "style_affinity",
+    "medium_affinity",
+    "style_match",
+    "price_vs_spend",
+    "declared_style_match",
+)
 INCREASING = ("style_affinity", "medium_affinity")
 # What is trending, from the artwork's own windowed counts: engagement-weighted popularity (the
 # baseline's score, so the ranker can learn it rather than be judged against it) and how the last
@@ -128,7 +136,15 @@ NUMERIC_INPUTS = tuple(
         ]
     )
 )
-CATEGORY_INPUTS = ("user_top_style", "user_top_medium", "artwork_style", "artwork_medium")
+CATEGORY_INPUTS = (
+    "user_top_style",
+    "user_top_medium",
+    "user_declared_style",
+    "artwork_style",
+    "artwork_medium",
+)
+# Category inputs that feature logs published before they existed lack: they read as unknown.
+LATER_CATEGORY_INPUTS = ("user_declared_style",)
 Inputs = Mapping[str, "np.ndarray | float | str | None"]
 
 
@@ -164,7 +180,8 @@ def feature_matrix(
         column += 1
     style = _same(inputs["user_top_style"], inputs["artwork_style"])
     medium = _same(inputs["user_top_medium"], inputs["artwork_medium"])
-    for values in cross_columns(style, medium, inputs):
+    declared = _same(inputs.get("user_declared_style"), inputs["artwork_style"])
+    for values in cross_columns(style, medium, declared, inputs):
         out[:, column] = values
         column += 1
     for block in (trend_block(inputs, rows), share_block(inputs, rows)):
@@ -177,9 +194,11 @@ def feature_matrix(
     return out
 
 
-def cross_columns(style: np.ndarray, medium: np.ndarray, inputs: Inputs) -> tuple[np.ndarray, ...]:
-    """`CROSS_FEATURES` in order, from whether the user's top style and medium match the
-    artwork's and the inputs they weigh; user and artwork inputs may be shaped to broadcast."""
+def cross_columns(
+    style: np.ndarray, medium: np.ndarray, declared: np.ndarray, inputs: Inputs
+) -> tuple[np.ndarray, ...]:
+    """`CROSS_FEATURES` in order, from whether the user's top style and medium (and declared
+    style) match the artwork's and the inputs they weigh; inputs may be shaped to broadcast."""
     style_share = np.nan_to_num(np.asarray(inputs["user_top_style_share"], np.float64), nan=0.0)
     medium_share = np.nan_to_num(np.asarray(inputs["user_top_medium_share"], np.float64), nan=0.0)
     purchases = np.asarray(inputs["user_n_purchase_28d"], np.float64)
@@ -195,6 +214,7 @@ def cross_columns(style: np.ndarray, medium: np.ndarray, inputs: Inputs) -> tupl
         np.where(medium, medium_share, 0.0),
         style,
         price_vs_spend,
+        declared,
     )
 
 
@@ -238,10 +258,11 @@ def grid_sides(
     user_rows = feature_matrix({**users, **blank_item}, n_users, segment, segments)
     style = _matches(users["user_top_style"], items["artwork_style"])
     medium = _matches(users["user_top_medium"], items["artwork_medium"])
+    declared = _matches(_declared(users, n_users), items["artwork_style"])
     shaped = {name: np.asarray(v)[:, None] for name, v in users.items() if name in NUMERIC_INPUTS}
     shaped |= {name: np.asarray(v)[None, :] for name, v in items.items() if name in NUMERIC_INPUTS}
     crosses = np.empty((len(CROSS_FEATURES), n_users, n_items), np.float32)
-    for index, values in enumerate(cross_columns(style, medium, shaped)):
+    for index, values in enumerate(cross_columns(style, medium, declared, shaped)):
         crosses[index] = values
     return user_rows, item_rows, crosses
 
@@ -320,9 +341,19 @@ def side_inputs(rows: pa.Table, prefix: str) -> dict[str, np.ndarray]:
         for name in names
     }
     for name in CATEGORY_INPUTS:
-        if name.startswith(prefix):
+        if not name.startswith(prefix):
+            continue
+        if name in rows.column_names or name not in LATER_CATEGORY_INPUTS:
             columns[name] = rows[name].to_numpy(zero_copy_only=False)
+        else:
+            columns[name] = np.full(rows.num_rows, None, object)
     return columns
+
+
+def _declared(users: Inputs, n_users: int) -> np.ndarray:
+    """The users' declared styles (unknown for inputs built before there were any)."""
+    declared = users.get("user_declared_style")
+    return np.full(n_users, None, object) if declared is None else np.asarray(declared, object)
 
 
 def ranker_features(rows: pa.Table, segments: SegmentModel | None) -> pd.DataFrame:

@@ -38,7 +38,8 @@ def write_marketplace(lake_root: str) -> None:
                 "user_id": "u1",
                 "signup_ts": datetime(2026, 8, 1, tzinfo=UTC),
                 "age": 40,
-                "interests": ["art", "music"],
+                # "art" is no style; street-art is first listed on day 2 (a3).
+                "interests": ["art", "street-art", "pop-art"],
             },
             {"user_id": "u2", "signup_ts": at(2, 10)},
         ],
@@ -61,7 +62,16 @@ def write_marketplace(lake_root: str) -> None:
         "tags": ["urban"],
         "price": 50.0,
     }
-    write_artworks(lake_root, [a1, a2])
+    a3 = {
+        "artwork_id": "a3",
+        "created_ts": at(2, 15),
+        "style": "street-art",
+        "medium": "digital",
+        "colours": [],
+        "tags": [],
+        "price": 20.0,
+    }
+    write_artworks(lake_root, [a1, a2, a3])
     # a1 is repriced on day 2: day 1's snapshot must keep the old price (no leak from the future).
     a1_repriced = {**a1, "price": 80.0, "updated_ts": at(2, 12)}
     write_artworks(lake_root, [a1_repriced])
@@ -131,8 +141,16 @@ def test_user_activity_counts_recency_spend_and_tenure(built):
     assert u1["days_since_view"] == pytest.approx(11 / 24)
     assert u1["days_since_purchase"] == pytest.approx(14 / 24)
     assert u1["days_since_favourite"] is None
-    assert (u1["active_days_28d"], u1["n_interests"], u1["age"]) == (1, 2, 40)
+    assert (u1["active_days_28d"], u1["n_interests"], u1["age"]) == (1, 3, 40)
     assert u1["tenure_days"] == pytest.approx(32.0)
+
+
+def test_the_declared_style_is_the_first_interest_the_catalogue_knows_as_a_style_by_then(built):
+    paths, _ = built
+    users = rows(paths, USER_FEATURES, "user_id")
+    assert users[("u1", DAY1)]["declared_style"] == "pop-art"  # street-art is not listed yet
+    assert users[("u1", DAY2)]["declared_style"] == "street-art"
+    assert users[("u2", DAY2)]["declared_style"] is None  # declared nothing
 
 
 def test_late_events_count_from_the_day_they_landed(built):

@@ -109,11 +109,13 @@ def planted_examples(
     days: int = 6,
     seed: int = 0,
     first: date = date(2026, 9, 1),
+    declared: bool = False,
 ) -> pa.Table:
     """Labelled rows where users favour artworks of their top style (a learnable signal).
 
     Each user has a top style; each day they see 6 artworks and convert with probability 0.6
-    when the style matches and 0.05 otherwise.
+    when the style matches and 0.05 otherwise. With `declared`, every other user also declared
+    another style (`user_declared_style`), converting on it with probability 0.35.
     """
     rng = np.random.default_rng(seed)
     user_vectors = [
@@ -145,16 +147,25 @@ def planted_examples(
             for j in rng.choice(artworks, size=6, replace=False):
                 a = art_vectors[j]
                 match = u["top_style"] == a["style"]
-                labels.append(int(rng.random() < (0.6 if match else 0.05)))
+                said = declared and _declared_style(u) == a["style"]
+                labels.append(int(rng.random() < (0.6 if match else 0.35 if said else 0.05)))
                 times.append(day + timedelta(hours=int(rng.integers(0, 24))))
                 pairs.append((u, a))
                 sources.append("viewed")
+    extra = {"user_declared_style": [_declared_style(u) for u, _ in pairs]} if declared else {}
     return joined_rows(
         pairs,
+        **extra,
         label=pa.array(labels, pa.int8()),
         label_ts=pa.array(times, pa.timestamp("us", tz="UTC")),
         sample_source=pa.array(sources, pa.string()),
     )
+
+
+def _declared_style(user: dict[str, object]) -> str | None:
+    """The style every other planted user declared: the one after their top style."""
+    number = int(str(user["user_id"])[1:])
+    return None if number % 2 else STYLES[(STYLES.index(user["top_style"]) + 1) % len(STYLES)]
 
 
 def one_row_per(rows: pa.Table, key: str, prefix: str) -> pa.Table:

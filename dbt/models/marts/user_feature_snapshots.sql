@@ -45,6 +45,23 @@ known_users as (
     inner join {{ ref('stg_users') }} as u
         on u.signup_ts < {{ feature_ts('d.feature_date') }}
         and {{ current_at('u', feature_ts('d.feature_date')) }}
+),
+
+-- Styles some artwork had by the end of each feature date: a declared interest names a style
+-- only once the catalogue knows it (interests mix styles, tags and free words). One row per
+-- style first, so the join is dates x styles, not dates x artwork versions.
+style_first_seen as (
+    select style, min(valid_from) as first_seen
+    from {{ ref('stg_artworks') }}
+    where style is not null
+    group by style
+),
+
+known_styles as (
+    select d.feature_date, {{ distinct_list('s.style') }} as styles
+    from feature_dates as d
+    inner join style_first_seen as s on s.first_seen < {{ feature_ts('d.feature_date') }}
+    group by d.feature_date
 )
 
 select
@@ -68,7 +85,11 @@ select
     u.gender,
     u.country,
     {{ list_length('u.interests') }} as n_interests,
+    -- The first style the user declared (in their own order): what a newcomer without history
+    -- said they like, matched against each artwork's style by the ranker.
+    {{ first_known('u.interests', 's.styles') }} as declared_style,
     {{ days_between('u.signup_ts', feature_ts('u.feature_date')) }} as tenure_days
 from known_users as u
 left join activity as a on u.feature_date = a.feature_date and u.user_id = a.user_id
 left join top_values as t on u.feature_date = t.feature_date and u.user_id = t.user_id
+left join known_styles as s on u.feature_date = s.feature_date

@@ -7,6 +7,7 @@ import xgboost as xgb
 from sands.models import grid_scoring, ranking
 from sands.models.grid_scoring import MAX_DEPTH, grid_margins, padded_trees
 from sands.models.ranking import (
+    CROSS_FEATURES,
     RankerParams,
     feature_names,
     feature_side,
@@ -23,7 +24,7 @@ from tests.builders.models import one_row_per, planted_examples, with_nulls
 @pytest.fixture(scope="module")
 def grid():
     """A model with segments and a left-out input, and sides with missing inputs."""
-    examples = planted_examples(users=14, artworks=11, days=3)
+    examples = planted_examples(users=14, artworks=11, days=3, declared=True)
     users = with_nulls(one_row_per(examples, "user_id", "user_"), "user_top_style", [0])
     users = with_nulls(users, "user_spend_28d", [1, 2])
     items = with_nulls(one_row_per(examples, "artwork_id", "artwork_"), "artwork_price", [0, 3])
@@ -56,6 +57,9 @@ def test_margins_are_bit_identical_to_xgboost_on_the_pair_matrix(grid):
         assert margins.dtype == np.float32
         assert np.array_equal(margins, expected)
     assert np.unique(expected).size > 20  # pairs differ, so the test compares something
+    # Every cross is tested by some split, the declared style's too.
+    splits = model.booster.get_score(importance_type="weight")
+    assert all(splits.get(name) for name in CROSS_FEATURES)
 
 
 @pytest.mark.parametrize("grouping", ["none", "all"])

@@ -78,6 +78,20 @@ def test_cross_features_follow_the_users_tastes_and_budget():
     assert features["artwork_n_view_7d"].iloc[0] == pytest.approx(np.log1p(40), rel=1e-6)
 
 
+def test_a_declared_style_matches_the_artworks_style_and_old_logs_read_unknown():
+    pairs = [
+        (user_vector("u1"), artwork_vector("a1", style="cubism")),
+        (user_vector("u1"), artwork_vector("a2", style="abstract")),
+        (user_vector("u2"), artwork_vector("a1", style="cubism")),
+        (user_vector("u3"), artwork_vector("a3", style=None)),
+    ]
+    rows = joined_rows(pairs, user_declared_style=["cubism", "cubism", None, None])
+    assert ranker_features(rows, None)["declared_style_match"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    # A feature log published before users had a declared style: nothing matches.
+    older = ranker_features(rows.drop_columns(["user_declared_style"]), None)
+    assert older["declared_style_match"].tolist() == [0.0] * 4
+
+
 def test_segments_enter_as_one_hot_columns():
     users = vectors_table(
         [user_vector(f"u{i}", n_view_28d=v) for i, v in enumerate([1, 2, 500, 600])],
@@ -260,7 +274,7 @@ def test_the_ranker_learns_the_planted_taste_and_shuffled_labels_do_not():
 
 @pytest.mark.parametrize("prior", [1.0, 0.3])  # a weight other than 1 tests its float32 order
 def test_grid_scores_equal_the_scores_of_every_crossed_row(prior):
-    examples = planted_examples(users=12, artworks=9, days=3)
+    examples = planted_examples(users=12, artworks=9, days=3, declared=True)
     users = with_nulls(one_row_per(examples, "user_id", "user_"), "user_top_style", [0])
     # A missing style matches nothing, not even another missing one.
     items = with_nulls(one_row_per(examples, "artwork_id", "artwork_"), "artwork_style", [0])
