@@ -180,7 +180,7 @@ def feature_matrix(
         column += 1
     style = _same(inputs["user_top_style"], inputs["artwork_style"])
     medium = _same(inputs["user_top_medium"], inputs["artwork_medium"])
-    declared = _same(inputs.get("user_declared_style"), inputs["artwork_style"])
+    declared = _same(inputs["user_declared_style"], inputs["artwork_style"])
     for values in cross_columns(style, medium, declared, inputs):
         out[:, column] = values
         column += 1
@@ -258,7 +258,7 @@ def grid_sides(
     user_rows = feature_matrix({**users, **blank_item}, n_users, segment, segments)
     style = _matches(users["user_top_style"], items["artwork_style"])
     medium = _matches(users["user_top_medium"], items["artwork_medium"])
-    declared = _matches(_declared(users, n_users), items["artwork_style"])
+    declared = _matches(users["user_declared_style"], items["artwork_style"])
     shaped = {name: np.asarray(v)[:, None] for name, v in users.items() if name in NUMERIC_INPUTS}
     shaped |= {name: np.asarray(v)[None, :] for name, v in items.items() if name in NUMERIC_INPUTS}
     crosses = np.empty((len(CROSS_FEATURES), n_users, n_items), np.float32)
@@ -348,12 +348,6 @@ def side_inputs(rows: pa.Table, prefix: str) -> dict[str, np.ndarray]:
         else:
             columns[name] = np.full(rows.num_rows, None, object)
     return columns
-
-
-def _declared(users: Inputs, n_users: int) -> np.ndarray:
-    """The users' declared styles (unknown for inputs built before there were any)."""
-    declared = users.get("user_declared_style")
-    return np.full(n_users, None, object) if declared is None else np.asarray(declared, object)
 
 
 def ranker_features(rows: pa.Table, segments: SegmentModel | None) -> pd.DataFrame:
