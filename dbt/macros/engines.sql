@@ -48,6 +48,18 @@
 {% macro default__distinct_list(column) %}list(distinct {{ column }}) filter (where {{ column }} is not null){% endmacro %}
 {% macro spark__distinct_list(column) %}collect_set({{ column }}){% endmacro %}
 
+{# A name as typed by people, compared without case or surrounding spaces ("Pop-Art " is "pop-art"). #}
+{% macro name_key(expr) %}lower(trim({{ expr }})){% endmacro %}
+
+{# Each element of list `items` as `name_key` of it. #}
+{% macro name_keys(items) %}{{ return(adapter.dispatch('name_keys', 'sands')(items)) }}{% endmacro %}
+{% macro default__name_keys(items) -%}
+    list_transform({{ items }}, lambda item: {{ name_key('item') }})
+{%- endmacro %}
+{% macro spark__name_keys(items) -%}
+    transform({{ items }}, item -> {{ name_key('item') }})
+{%- endmacro %}
+
 {# The first element of list `items` that is in list `known`; null if none (or either is null). #}
 {% macro first_known(items, known) %}{{ return(adapter.dispatch('first_known', 'sands')(items, known)) }}{% endmacro %}
 {% macro default__first_known(items, known) -%}

@@ -38,8 +38,9 @@ def write_marketplace(lake_root: str) -> None:
                 "user_id": "u1",
                 "signup_ts": datetime(2026, 8, 1, tzinfo=UTC),
                 "age": 40,
-                # "art" is no style; street-art is first listed on day 2 (a3).
-                "interests": ["art", "street-art", "pop-art"],
+                # "art" is no style; street-art is first listed on day 2 (a3). Typed by a
+                # person: case and surrounding spaces do not matter.
+                "interests": ["art", " Street-Art", "POP-ART"],
             },
             {"user_id": "u2", "signup_ts": at(2, 10)},
         ],
@@ -148,6 +149,7 @@ def test_user_activity_counts_recency_spend_and_tenure(built):
 def test_the_declared_style_is_the_first_interest_the_catalogue_knows_as_a_style_by_then(built):
     paths, _ = built
     users = rows(paths, USER_FEATURES, "user_id")
+    # In the catalogue's spelling, which the ranker matches against each artwork's style.
     assert users[("u1", DAY1)]["declared_style"] == "pop-art"  # street-art is not listed yet
     assert users[("u1", DAY2)]["declared_style"] == "street-art"
     assert users[("u2", DAY2)]["declared_style"] is None  # declared nothing

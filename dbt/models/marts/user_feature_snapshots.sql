@@ -48,19 +48,23 @@ known_users as (
 ),
 
 -- Styles some artwork had by the end of each feature date: a declared interest names a style
--- only once the catalogue knows it (interests mix styles, tags and free words). One row per
--- style first, so the join is dates x styles, not dates x artwork versions.
+-- only once the catalogue knows it (interests mix styles, tags and free words). Interests are
+-- typed by people, so they match a style without case or surrounding spaces; the declared style
+-- is then the catalogue's first spelling of it, the one its artworks carry. One row per style
+-- key first, so the join is dates x styles, not dates x artwork versions.
 style_first_seen as (
-    select style, min(valid_from) as first_seen
+    select
+        {{ name_key('style') }} as style_key,
+        min({{ struct_of([('first_seen', 'valid_from'), ('style', 'style')]) }}) as earliest
     from {{ ref('stg_artworks') }}
     where style is not null
-    group by style
+    group by {{ name_key('style') }}
 ),
 
 known_styles as (
-    select d.feature_date, {{ distinct_list('s.style') }} as styles
+    select d.feature_date, {{ distinct_list('s.style_key') }} as style_keys
     from feature_dates as d
-    inner join style_first_seen as s on s.first_seen < {{ feature_ts('d.feature_date') }}
+    inner join style_first_seen as s on s.earliest.first_seen < {{ feature_ts('d.feature_date') }}
     group by d.feature_date
 )
 
@@ -87,9 +91,11 @@ select
     {{ list_length('u.interests') }} as n_interests,
     -- The first style the user declared (in their own order): what a newcomer without history
     -- said they like, matched against each artwork's style by the ranker.
-    {{ first_known('u.interests', 's.styles') }} as declared_style,
+    k.earliest.style as declared_style,
     {{ days_between('u.signup_ts', feature_ts('u.feature_date')) }} as tenure_days
 from known_users as u
 left join activity as a on u.feature_date = a.feature_date and u.user_id = a.user_id
 left join top_values as t on u.feature_date = t.feature_date and u.user_id = t.user_id
 left join known_styles as s on u.feature_date = s.feature_date
+left join style_first_seen as k
+    on k.style_key = {{ first_known(name_keys('u.interests'), 's.style_keys') }}
