@@ -325,6 +325,9 @@ def later(built):
     """Four weeks on, two more landing days built in one dbt call: day 1's events (and the late
     favourite, which happened on day 1) have left the 28-day window on 09-29, day 2's on 09-30."""
     paths, _ = built
+    # A second spelling of street-art (first listed on day 2 as a3's) and a user who types it so.
+    write_artworks(paths.lake, [{"artwork_id": "a4", "created_ts": at(28), "style": "Street-Art"}])
+    write_users(paths.lake, [{"user_id": "u3", "signup_ts": at(28), "interests": ["STREET-ART"]}])
     write_events(paths.lake, LATE1, [("e8", "u1", "a1", "click", at(29, 8), None)])
     write_events(
         paths.lake,
@@ -360,3 +363,8 @@ def test_engagement_leaves_the_affinities_when_its_day_leaves_the_window(later):
         "pop-art",
         1.0,
     )
+
+
+def test_a_style_spelt_two_ways_is_declared_in_the_spelling_the_catalogue_had_first(later):
+    # Its artworks carry that spelling, and the ranker compares the declared style exactly.
+    assert later[("u3", LATE1)]["declared_style"] == "street-art"
