@@ -61,6 +61,8 @@ def _outlives_ttl(
         f'select greatest("{feature_ts}", "{created_ts}") as __at, max("{feature_ts}") '
         "from features_in group by all order by __at"
     ).fetchall()
+    if not instants:  # no feature row at all (every profile rejected): nothing can age
+        return False
     newest = None
     for (_, latest), (following, _) in zip(instants, [*instants[1:], (None, None)], strict=True):
         newest = latest if newest is None else max(newest, latest)

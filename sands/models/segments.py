@@ -99,7 +99,10 @@ def fit_segments(rows: pa.Table, k: int, seed: int = 0) -> SegmentModel:
     categories = sorted({v for v in rows[CATEGORY_COLUMN].to_pylist() if v is not None})
     inputs = segment_inputs(rows, categories)
     if len(inputs) == 0:
-        raise ValueError("no user feature rows to segment")
+        raise ValueError(
+            "no user feature rows to segment: no user profile is in bronze (none landed, or the "
+            "contract rejected them all: the users feed's reject line names the rules)"
+        )
     # A column with no value at all (every age unknown, which the contract allows) fills with 0.
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -94,6 +94,16 @@ def test_the_newest_snapshot_never_ages_while_no_day_lands_but_a_delisted_entity
     assert joined_x(rows, label_rows[2:], snapshots=True) == [10.0, None]
 
 
+def test_labels_join_to_nulls_when_there_is_no_feature_row_at_all():
+    # A users feed rejected whole leaves an empty feature log: every label joins to nothing.
+    empty = features([("a", t(1), t(1), 1.0)]).slice(0, 0)
+    label_rows = labels([("a", t(2)), ("b", t(3))])
+    for snapshots in (False, True):
+        out = point_in_time_join(label_rows, empty, "user_id", TTL, snapshots=snapshots)
+        assert out.column("user_id").to_pylist() == ["a", "b"]
+        assert out.column("x").to_pylist() == [None, None]
+
+
 def test_unknown_entities_get_nulls_and_label_order_and_duplicates_are_kept():
     rows = [("a", t(1), t(1), 1.0), ("b", t(1), t(1), 5.0)]
     label_rows = [("z", t(2)), ("b", t(2)), ("a", t(2)), ("b", t(2))]

@@ -1,6 +1,7 @@
 """Segments: clear clusters are found, stored as numbers and applied to any row."""
 
 import numpy as np
+import pytest
 
 from sands.models.segments import (
     SegmentModel,
@@ -36,6 +37,11 @@ def test_two_obvious_groups_become_two_segments_largest_first():
     segments = model.assign(users)
     assert segments.tolist() == [0] * 6 + [1] * 4
     assert model.categories == ["female", "male"]
+
+
+def test_no_user_rows_fail_in_one_line_that_points_at_the_users_feed():
+    with pytest.raises(ValueError, match="no user profile is in bronze.*users feed"):
+        fit_segments(_users().slice(0, 0), k=2)
 
 
 def test_the_model_round_trips_through_json_and_applies_to_prefixed_rows():
