@@ -40,7 +40,7 @@ def test_two_obvious_groups_become_two_segments_largest_first():
 
 
 def test_no_user_rows_fail_in_one_line_that_points_at_the_users_feed():
-    with pytest.raises(ValueError, match="no user profile is in bronze.*users feed"):
+    with pytest.raises(ValueError, match=r"no user profile is in bronze.*users feed"):
         fit_segments(_users().slice(0, 0), k=2)
 
 
