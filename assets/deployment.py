@@ -1,5 +1,8 @@
 """Deployment layer: the `champion` alias follows the gate; candidate lists for serving."""
 
+from datetime import timedelta
+
+import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
     AssetSpec,
@@ -21,6 +24,7 @@ from resources.online import OnlineStoreResource
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
+from sands.features.engagement import engaged_lists, events_before, histories_with_engaged
 from sands.features.training_store import label_events
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
 from sands.models import model_store
@@ -141,6 +145,11 @@ def serving_candidates(
         lake.bronze(INTERACTIONS), lake.bronze(ARTWORKS), config.recent_days, options
     )
     histories = user_histories(events, config.seeds)
+    if events.num_rows:
+        # The ranker's pair input for the day after the newest one landed: the day served next.
+        at = pc.max(events["event_ts"]).as_py() + timedelta(days=1)
+        window = events_before(lake.root, at, versions["interactions"], options)
+        histories = histories_with_engaged(histories, engaged_lists(window, at))
     store = online.open()
     try:
         store.write(USER_HISTORY, "user_id", histories)

@@ -63,6 +63,7 @@ def variants() -> list[Variant]:
         Variant("4 uniform, no style/medium share inputs", 0, 0, 4, SHARE_FEATURES),
         Variant("4 uniform, neither", 0, 0, 4, trends),
         Variant("4 uniform, no declared style", 0, 0, 4, ("declared_style_match",)),
+        Variant("4 uniform, no engaged input", 0, 0, 4, ("engaged_before",)),
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
         Variant("4 uniform, 300 trees", 0, 0, 4, trees=300),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
@@ -115,6 +116,7 @@ def read_lake(home: str) -> Lake:
 def judged_examples(data: Lake, day, variant: Variant, label_days: int = 7) -> pa.Table:
     """The training examples of the `label_days` landed days up to `day`, negatives as the
     variant draws them."""
+    from sands.features.engagement import with_engaged
     from sands.features.training_set import LabelSpec, training_examples, training_labels
     from sands.ingest.contract import LANDING_DAY_COLUMN
 
@@ -127,7 +129,7 @@ def judged_examples(data: Lake, day, variant: Variant, label_days: int = 7) -> p
         popular_negatives=variant.popular,
         uniform_negatives=variant.uniform,
     )
-    labels = training_labels(events, data.catalogue, spec)
+    labels = with_engaged(training_labels(events, data.catalogue, spec), data.events)
     return training_examples(labels, data.users, data.artworks, timedelta(hours=48))
 
 
@@ -161,7 +163,9 @@ def judge_day(data: Lake, day, variant: Variant, model=None) -> dict[str, float]
     examples = judged_examples(data, day, variant)
     model = model if model is not None else train_before(data, day, variant, examples)
     split = _midnight(day)
-    setup = evaluation_setup(examples, data.users, data.artworks, None, split, EvaluationSpec())
+    setup = evaluation_setup(
+        examples, data.users, data.artworks, None, split, EvaluationSpec(), events=data.events
+    )
     ranked = evaluate(RankerRecommender("ranker", model), setup).overall
     popular = evaluate(PopularityRecommender(), setup).overall
     return {"ranker": ranked[PRIMARY], "popularity": popular[PRIMARY], "users": ranked["users"]}

@@ -28,6 +28,7 @@ from sands.evaluation.policy_value import OffPolicyComparison, OffPolicySpec
 from sands.evaluation.rankings import evaluate_stored
 from sands.evaluation.report import ReportInputs
 from sands.evaluation.served_candidates import ServedCandidates
+from sands.features.engagement import events_before
 from sands.features.offline import (
     ARTWORK_FEATURES,
     FEATURE_DATE,
@@ -133,14 +134,15 @@ def evaluate_challenger(
         raise LookupError(f"{registry.model_name} has no challenger: materialize `ranker` first")
     version, tags = int(entry.version), dict(entry.tags)
     split = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
-    examples, _, _ = open_training_set(
+    examples, _, sources = open_training_set(
         lake_root, _version_tag(tags, "training_examples"), storage_options
     )
     users, works = _pinned_features(tags, lake_root, split, storage_options)
     segments, _ = model_store.read_segment_model(
         lake_root, _version_tag(tags, "user_segments"), storage_options
     )
-    setup = evaluation_setup(examples, users, works, segments, split, spec)
+    events = events_before(lake_root, split, sources.interactions, storage_options)
+    setup = evaluation_setup(examples, users, works, segments, split, spec, events=events)
     model = registry.load_ranker(version)
     # Stored: once promoted, the guard ranks it on this same setup at once (`deployed_ranker`).
     challenger = evaluate_stored(

@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 
 from sands.evaluation import metrics
 from sands.features.dbt_vars import event_weights
+from sands.features.engagement import engaged_by_user, engaged_grid
 from sands.features.pit import point_in_time_join
 from sands.models.ranking import RankerModel, platt_probabilities, side_inputs
 from sands.models.segments import SegmentModel
@@ -85,7 +86,7 @@ class RankerRecommender:
         return platt_probabilities(self.scores(rows), self.model.spec.calibration)
 
     def grid_scores(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray:
-        return self.model.grid_scores(users, setup.catalogue_inputs)
+        return self.model.grid_scores(users, setup.catalogue_inputs, setup.engaged_grid(users))
 
 
 @dataclass
@@ -204,11 +205,25 @@ class EvaluationSetup:
     percentile: dict[str, float]
     holdout: pa.Table
     spec: EvaluationSpec = field(default_factory=EvaluationSpec)
+    # Each user's events per artwork in the window before the split (the ranker's pair input);
+    # None where no events were given: then it is unknown (NaN) to every model.
+    engaged: dict[str, dict[str, float]] | None = None
 
     @cached_property
     def catalogue_inputs(self) -> dict[str, np.ndarray]:
         """The catalogue's ranker inputs, read once for every recommender and user batch."""
         return side_inputs(self.catalogue, "artwork_")
+
+    @cached_property
+    def catalogue_position(self) -> dict[str, int]:
+        return {a: i for i, a in enumerate(self.catalogue["artwork_id"].to_pylist())}
+
+    def engaged_grid(self, users: pa.Table) -> np.ndarray | None:
+        """The pair input of `users` against the catalogue, (users, catalogue); None: unknown."""
+        if self.engaged is None:
+            return None
+        ids = users["user_id"].to_pylist()
+        return engaged_grid(self.engaged, ids, self.catalogue_position, self.catalogue.num_rows)
 
 
 def sampled_users(relevant: dict[str, set[str]], limit: int | None) -> dict[str, set[str]]:
@@ -256,9 +271,11 @@ def evaluation_setup(
     split: datetime,
     spec: EvaluationSpec,
     until: datetime | None = None,
+    events: pa.Table | None = None,
 ) -> EvaluationSetup:
     """Split the examples at `split` and gather users and catalogue as of that time; with `until`,
-    the holdout ends before it."""
+    the holdout ends before it. `events` (user, artwork, time; `engagement_events`) give the
+    pair input as of the split."""
     # Training rows only say what each user had converted on: three columns, not the feature
     # rows (filtering those costs seconds at a million rows).
     train = labelled_between(examples, None, split, ["user_id", "artwork_id", "label"])
@@ -311,6 +328,7 @@ def evaluation_setup(
         ),
         holdout=holdout,
         spec=spec,
+        engaged=None if events is None else engaged_by_user(events, relevant, split),
     )
 
 

@@ -53,6 +53,7 @@ from sands.evaluation.offline import (
     scored_top_k,
 )
 from sands.evaluation.served_candidates import ServedCandidates
+from sands.features.engagement import engaged_by_user
 from sands.models import aliases
 from sands.monitoring.online_quality import AttributionSpec
 
@@ -284,9 +285,11 @@ def day_setup(
     artwork_features: pa.Table,
     history: pa.Table,
     spec: EvaluationSpec,
+    events: pa.Table | None = None,
 ) -> EvaluationSetup:
     """Logged users and the catalogue as of the start of `day`, without what each user had
-    converted on before it: what any target ranks for that day's lists."""
+    converted on before it: what any target ranks for that day's lists. `events` give the
+    ranker's pair input as of that day."""
     start = datetime.combine(day, time(), UTC)
     listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
     catalogue = entities_as_of(listed, "artwork_id", artwork_features, start, "artwork_")
@@ -305,6 +308,7 @@ def day_setup(
         percentile={},
         holdout=history.slice(0, 0),
         spec=spec,
+        engaged=None if events is None else engaged_by_user(events, users, start),
     )
 
 
@@ -327,6 +331,7 @@ def target_lists(
     sources: Sequence[str | None] | None = None,
     served: ServedCandidates | None = None,
     scored: Collection[str] = (),
+    events: pa.Table | None = None,
 ) -> Targets:
     """Each recommender's list for every logged list (its user, as of its day). A list whose
     snapshot `sources` were logged is recomputed as serving would have made it: a model ranks the
@@ -345,7 +350,7 @@ def target_lists(
     for day in sorted(set(log.served)):
         rows = [i for i, served_on in enumerate(log.served) if served_on == day]
         users = [log.users[i] for i in rows]
-        setup = day_setup(day, users, user_features, artwork_features, history, spec)
+        setup = day_setup(day, users, user_features, artwork_features, history, spec, events)
         for key in dict.fromkeys(keys[i] for i in rows):
             group = [i for i in rows if keys[i] == key]
             shown: dict[str, set[str]] = {}
@@ -463,6 +468,7 @@ def compare(
         sources,
         served,
         scored=paired,
+        events=interactions,
     )
     replayed = sum(served.readable(key) for key in sources) if served is not None else 0
     positions = {name: positions_in(log, lists) for name, lists in targets.lists.items()}

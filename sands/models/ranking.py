@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from sands.engines.cores import usable_cores
 from sands.features.dbt_vars import event_weights
+from sands.features.engagement import ENGAGED_INPUT
 from sands.models.segments import SegmentModel
 
 if TYPE_CHECKING:
@@ -63,13 +64,16 @@ PLAIN_FEATURES = (
 )
 # Cross features; the affinities are constrained to raise scores (see `monotone_constraints`).
 # `declared_style_match`: the artwork's style is the one the user declared (dbt's
-# `declared_style`), which is all there is to know about a newcomer's taste.
+# `declared_style`), which is all there is to know about a newcomer's taste. `engaged_before`:
+# log1p of the user's own events on the artwork (`sands.features.engagement`), the one input of
+# the pair itself; NaN where it is not known (rows of training sets written before it).
 CROSS_FEATURES = (
     "style_affinity",
     "medium_affinity",
     "style_match",
     "price_vs_spend",
     "declared_style_match",
+    "engaged_before",
 )
 INCREASING = ("style_affinity", "medium_affinity")
 # What is trending, from the artwork's own windowed counts: engagement-weighted popularity (the
@@ -133,6 +137,7 @@ NUMERIC_INPUTS = tuple(
             *("user_spend_28d", "artwork_price"),
             *(f"artwork_n_{e}_{d}d" for e in event_weights() for d in _WINDOWS),
             *SHARE_INPUTS,
+            ENGAGED_INPUT,
         ]
     )
 )
@@ -209,12 +214,14 @@ def cross_columns(
         price_vs_spend = np.log1p(np.asarray(inputs["artwork_price"], np.float64)) - np.log1p(
             average_spend
         )
+    engaged = np.log1p(np.asarray(inputs.get(ENGAGED_INPUT, np.nan), np.float64))
     return (
         np.where(style, style_share, 0.0),
         np.where(medium, medium_share, 0.0),
         style,
         price_vs_spend,
         declared,
+        np.broadcast_to(engaged, np.broadcast_shapes(engaged.shape, price_vs_spend.shape)),
     )
 
 
@@ -249,7 +256,10 @@ def grid_sides(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each side's inputs once, in `feature_names(segments)` layout (float32): the users' rows,
     the items' rows (cross columns blank in both; `grid_item_rows`, unless given), and the
-    crosses as (crosses, users, items)."""
+    crosses as (crosses, users, items). The pair input, when known, is a (users, items) array
+    under `ENGAGED_INPUT` in `users`."""
+    pair = users.get(ENGAGED_INPUT)
+    users = {name: v for name, v in users.items() if name != ENGAGED_INPUT}
     n_users = len(next(iter(users.values())))
     n_items = len(next(iter(items.values())))
     blank_item = {name: (np.nan if name in NUMERIC_INPUTS else None) for name in items}
@@ -261,6 +271,8 @@ def grid_sides(
     declared = _matches(users["user_declared_style"], items["artwork_style"])
     shaped = {name: np.asarray(v)[:, None] for name, v in users.items() if name in NUMERIC_INPUTS}
     shaped |= {name: np.asarray(v)[None, :] for name, v in items.items() if name in NUMERIC_INPUTS}
+    if pair is not None:
+        shaped[ENGAGED_INPUT] = np.asarray(pair, np.float64).reshape(n_users, n_items)
     crosses = np.empty((len(CROSS_FEATURES), n_users, n_items), np.float32)
     for index, values in enumerate(cross_columns(style, medium, declared, shaped)):
         crosses[index] = values
@@ -336,7 +348,7 @@ def side_inputs(rows: pa.Table, prefix: str) -> dict[str, np.ndarray]:
     names = [n for n in NUMERIC_INPUTS if n.startswith(prefix)]
     columns = {
         name: np.asarray(rows[name].cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
-        if name in rows.column_names or name not in SHARE_INPUTS
+        if name in rows.column_names or name not in (*SHARE_INPUTS, ENGAGED_INPUT)
         else np.full(rows.num_rows, np.nan)
         for name in names
     }
@@ -509,10 +521,16 @@ class RankerModel:
         trees = self.booster.inplace_predict(inputs, predict_type="margin")
         return trees + self.spec.prior_margins(inputs)
 
-    def grid_scores(self, users: pa.Table, items: Mapping[str, np.ndarray]) -> np.ndarray:
+    def grid_scores(
+        self,
+        users: pa.Table,
+        items: Mapping[str, np.ndarray],
+        engaged: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Scores of every user (`user_*` rows) against every item (`side_inputs` of the
-        artwork side), shape (users, items); equal to `scores` of the crossed rows."""
-        trees = self._tree_grid(users, items)
+        artwork side), shape (users, items); equal to `scores` of the crossed rows. `engaged`:
+        each user's events on each item (`sands.features.engagement.engaged_grid`)."""
+        trees = self._tree_grid(users, items, engaged)
         weight = self.spec.prior()
         if not weight:
             return trees
@@ -520,12 +538,16 @@ class RankerModel:
         popularity = trend_block(items, n_items)[:, TREND_FEATURES.index(PRIOR_INPUT)]
         return trees + prior_term(weight, popularity)[None, :]
 
-    def _tree_grid(self, users: pa.Table, items: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _tree_grid(
+        self, users: pa.Table, items: Mapping[str, np.ndarray], engaged: np.ndarray | None
+    ) -> np.ndarray:
         segments = self.spec.segments()
         k = segments.k if segments else 0
         n_items = len(next(iter(items.values())))
         assigned = segments.assign(users, prefix="user_") if segments else None
-        inputs = side_inputs(users, "user_")
+        inputs: dict[str, np.ndarray] = side_inputs(users, "user_")
+        if engaged is not None:
+            inputs[ENGAGED_INPUT] = engaged
         if users.num_rows * n_items >= GRID_KERNEL_PAIRS:
             trees = self.kernel_trees(inputs, items, assigned, k)
             if trees is not None:

@@ -23,6 +23,7 @@ from sands.evaluation.offline import (
     evaluation_setup,
 )
 from sands.evaluation.rankings import evaluate_stored
+from sands.features.engagement import events_before
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_store import open_training_set
 from sands.models.tags import HOLDOUT_UNTIL_TAG, TRAIN_CUTOFF_TAG, TRAINING_EXAMPLES_VERSION_TAG
@@ -138,7 +139,8 @@ def _latest_day_setup(
     works = feature_rows_at(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
     )
-    return evaluation_setup(examples, users, works, None, split, spec)
+    events = events_before(lake_root, split, versions["interactions"], storage_options)
+    return evaluation_setup(examples, users, works, None, split, spec, events=events)
 
 
 def evidence_days(
@@ -199,11 +201,12 @@ def champion_quality(
     works = feature_rows_at(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options
     )
+    events = events_before(lake_root, first, versions["interactions"], storage_options)
     served, baseline = [], []
     for day in days:
         split = datetime.combine(day, time(), tzinfo=UTC)
         setup = evaluation_setup(
-            examples, users, works, None, split, spec, split + timedelta(days=1)
+            examples, users, works, None, split, spec, split + timedelta(days=1), events
         )
         champion_ranker = RankerRecommender("champion", model)
         served.append((day, evaluate_stored(champion_ranker, setup, lake_root, storage_options)))

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sands.features.engagement import ENGAGED_INPUT, engaged_map
 from sands.features.offline import ARTWORK_FEATURES, FEATURE_TS, latest_snapshot
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import USERS
@@ -139,10 +140,20 @@ class ArmModel:
         columns = input_columns(ranker.spec.features, k)
         return cls(version, ranker, segments, columns, registered_at)
 
-    def inputs(self, vector: Vector, catalogue: Catalogue, rows: np.ndarray) -> np.ndarray:
-        """The model input matrix for one user against catalogue rows."""
+    def inputs(
+        self,
+        vector: Vector,
+        catalogue: Catalogue,
+        rows: np.ndarray,
+        engaged: Mapping[str, float] | None = None,
+    ) -> np.ndarray:
+        """The model input matrix for one user against catalogue rows; `engaged`: the user's
+        events per artwork (`engaged_map`; None: unknown)."""
         k = self.segments.model.k if self.segments.model else 0
         raw = {**user_inputs(vector), **catalogue.take(rows)}
+        if engaged is not None:
+            ids = catalogue.ids
+            raw[ENGAGED_INPUT] = np.array([engaged.get(ids[r], 0.0) for r in rows], np.float64)
         matrix = feature_matrix(raw, len(rows), self.segments.segment(vector), k)
         return matrix if self.columns is None else matrix[:, self.columns]
 
@@ -150,9 +161,15 @@ class ArmModel:
         """Ranking scores of model-input rows."""
         return self.ranker.margins(matrix)
 
-    def scores(self, vector: Vector, catalogue: Catalogue, rows: np.ndarray) -> np.ndarray:
+    def scores(
+        self,
+        vector: Vector,
+        catalogue: Catalogue,
+        rows: np.ndarray,
+        engaged: Mapping[str, float] | None = None,
+    ) -> np.ndarray:
         """Ranking scores (margins) for one user against catalogue rows."""
-        return self.margins(self.inputs(vector, catalogue, rows))
+        return self.margins(self.inputs(vector, catalogue, rows, engaged))
 
 
 @dataclass(frozen=True)
@@ -353,7 +370,8 @@ def recommend(
             SEGMENT,
         )
     rows = candidate_rows(data, vector, seeds, converted, total_candidates)
-    scores = model.scores(vector, data.catalogue, rows)
+    engaged = engaged_map(history)
+    scores = model.scores(vector, data.catalogue, rows, engaged)
     order = np.argsort(-scores, kind="stable")
     if exploration is None or rng is None or not exploration.active(len(order), k):
         top = order[:k]
@@ -372,7 +390,7 @@ def recommend(
     unscored = [a for a in shown.artwork_ids if a not in score_of]  # popular, not a candidate
     if unscored:
         extra = data.catalogue.rows(unscored)
-        found = model.scores(vector, data.catalogue, extra)
+        found = model.scores(vector, data.catalogue, extra, engaged)
         score_of |= {data.catalogue.ids[r]: float(f) for r, f in zip(extra, found, strict=True)}
     return Recommendation(
         shown.artwork_ids,

@@ -42,6 +42,12 @@ def test_training_data_builds_leak_free_examples_pinned_to_versions_and_fills_th
         paths.lake,
         [{"artwork_id": a, "created_ts": at(1), "style": "cubism"} for a in ("a1", "a2", "a3")],
     )
+    # The day before: u1 looked at a2 twice (the pair input of every a2 row labelled on day 2).
+    write_events(
+        paths.lake,
+        date(2026, 9, 1),
+        [("e0", "u1", "a2", "view", at(1, 8), None), ("e00", "u1", "a2", "click", at(1, 9), None)],
+    )
     write_events(
         paths.lake,
         DAY,
@@ -75,9 +81,12 @@ def test_training_data_builds_leak_free_examples_pinned_to_versions_and_fills_th
     drawn = [r for r in examples if r["sample_source"] == "uniform"]
     assert drawn and all(r["label"] == 0 and r["label_ts"] == at(2, 10) for r in drawn)
     assert {(r["artwork_id"], r["artwork_score"]) for r in drawn} <= {("a2", 6.0), ("a3", 7.0)}
+    # The user's events on the artwork before the label's day (not e1, the same day).
+    assert positive["pair_engaged_28d"] == 0.0
+    assert {(r["artwork_id"], r["pair_engaged_28d"]) for r in drawn} == {("a2", 2.0)}
     assert {r["user_score"] for r in examples} == {1.0}
 
-    versions = {"interactions": 1, "artworks": 1, "user_features": 3, "artwork_features": 1}
+    versions = {"interactions": 2, "artworks": 1, "user_features": 3, "artwork_features": 1}
     history = DeltaTable(TRAINING_EXAMPLES.uri(paths.lake)).history(1)[0]
     assert json.loads(history["sands.source_versions"]) == versions
     meta = {

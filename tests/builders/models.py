@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
+from sands.features.engagement import ENGAGED_INPUT
+
 STYLES = ("abstract", "cubism", "pop-art")
 MEDIA = ("oil", "digital")
 
@@ -140,7 +142,9 @@ def planted_examples(
         )
         for j in range(artworks)
     ]
-    pairs, labels, times, sources = [], [], [], []
+    pairs, labels, times, sources, engaged = [], [], [], [], []
+    # The pair input as training sets carry it: the days the user saw the artwork before.
+    seen: dict[tuple[object, object], int] = {}
     for d in range(days):
         day = datetime.combine(first + timedelta(days=d), datetime.min.time(), tzinfo=UTC)
         for u in user_vectors:
@@ -152,6 +156,9 @@ def planted_examples(
                 times.append(day + timedelta(hours=int(rng.integers(0, 24))))
                 pairs.append((u, a))
                 sources.append("viewed")
+                key = (u["user_id"], a["artwork_id"])
+                engaged.append(float(seen.get(key, 0)))
+                seen[key] = seen.get(key, 0) + 1
     extra = {"user_declared_style": [_declared_style(u) for u, _ in pairs]} if declared else {}
     return joined_rows(
         pairs,
@@ -159,6 +166,7 @@ def planted_examples(
         label=pa.array(labels, pa.int8()),
         label_ts=pa.array(times, pa.timestamp("us", tz="UTC")),
         sample_source=pa.array(sources, pa.string()),
+        **{ENGAGED_INPUT: pa.array(engaged, pa.float64())},
     )
 
 

@@ -150,6 +150,9 @@ def build_home(home: Path, redis_url: str | None = None) -> SandsPaths:
                 "user_id": list(HISTORY),
                 "seeds": [seeds for seeds, _ in HISTORY.values()],
                 "converted": [converted for _, converted in HISTORY.values()],
+                # The pair input: each seed engaged with once.
+                "engaged": [seeds for seeds, _ in HISTORY.values()],
+                "engaged_n": [[1.0] * len(seeds) for seeds, _ in HISTORY.values()],
             }
         ),
     )

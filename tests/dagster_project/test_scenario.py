@@ -9,6 +9,8 @@ from assets.monitoring import DRIFT_CHECK, NOT_MEASURED
 from dagster_project.loop import TickOutcome
 from dagster_project.scenario import DayRecord, _absorb, play, verdicts
 from sands.evaluation.backtest import backtest
+from sands.features.online_store import SqliteOnlineStore
+from sands.models.candidates import USER_HISTORY
 from sands.sim.marketplace import Scenario, SimulationConfig
 from tests.builders.runs import assert_made_by_automation
 
@@ -136,3 +138,8 @@ def test_a_taste_shift_is_detected_retrained_on_and_beats_the_frozen_model(paths
     assert_made_by_automation(
         paths, "training_examples", "feature_drift", "ranker", "evaluation_report"
     )
+    # Serving reads each user's events per artwork (the ranker's pair input) from the store.
+    store = SqliteOnlineStore(paths.online_db)
+    histories = [h for h in store.get(USER_HISTORY, [f"u{i:07d}" for i in range(300)]) if h]
+    assert histories and all(len(h["engaged"]) == len(h["engaged_n"]) for h in histories)
+    assert sum(len(h["engaged"]) for h in histories) > len(histories)

@@ -1,9 +1,11 @@
 """The grid kernel scores every (user, artwork) pair exactly as XGBoost does on the pair matrix."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import xgboost as xgb
 
+from sands.features.engagement import ENGAGED_INPUT
 from sands.models import grid_scoring, ranking
 from sands.models.grid_scoring import MAX_DEPTH, grid_margins, padded_trees
 from sands.models.ranking import (
@@ -32,7 +34,12 @@ def grid():
     params = RankerParams(trees=40, threads=2, excluded_features=("style_share_1d",))
     model = train_ranker(examples, segments, params)
     assigned = segments.assign(users, prefix="user_")
-    return model, side_inputs(users, "user_"), side_inputs(items, "artwork_"), assigned, users
+    user_inputs = side_inputs(users, "user_")
+    # The pair input: each user's events on each item, most pairs none.
+    rng = np.random.default_rng(1)
+    pair = rng.integers(0, 4, (users.num_rows, items.num_rows)) * (rng.random((14, 11)) < 0.4)
+    user_inputs[ENGAGED_INPUT] = pair.astype(np.float64)
+    return model, user_inputs, side_inputs(items, "artwork_"), assigned, users
 
 
 def _xgboost_margins(model, users, items, assigned, prior: bool = False) -> np.ndarray:
@@ -60,6 +67,22 @@ def test_margins_are_bit_identical_to_xgboost_on_the_pair_matrix(grid):
     # Every cross is tested by some split, the declared style's too.
     splits = model.booster.get_score(importance_type="weight")
     assert all(splits.get(name) for name in CROSS_FEATURES)
+
+
+def test_the_grid_scores_each_pair_as_its_crossed_row_with_the_pair_input(grid):
+    model, users, items, _, user_table = grid
+    pair = users[ENGAGED_INPUT]
+    item_table = pa.table(dict(items))
+    n_users, n_items = pair.shape
+    rows = user_table.take(np.repeat(np.arange(n_users), n_items))
+    for name in item_table.column_names:
+        rows = rows.append_column(name, item_table[name].take(np.tile(np.arange(n_items), n_users)))
+    rows = rows.append_column(ENGAGED_INPUT, pa.array(pair.ravel()))
+    expected = model.scores(rows).reshape(n_users, n_items)
+    assert np.array_equal(model.grid_scores(user_table, items, pair), expected)
+    # Unknown (NaN) is not "never engaged": a model that learnt the input scores them apart.
+    unknown = model.grid_scores(user_table, items)
+    assert not np.array_equal(unknown, expected)
 
 
 @pytest.mark.parametrize("grouping", ["none", "all"])
@@ -144,7 +167,7 @@ def test_a_kernel_that_disagrees_with_xgboost_on_a_first_user_is_never_used(grid
     exact = grid_scoring.grid_margins
     monkeypatch.setattr(grid_scoring, "grid_margins", lambda *a, **k: exact(*a, **k) + off)
     expected = _xgboost_margins(model, *grid[1:4], prior=True)
-    assert np.array_equal(trained.grid_scores(user_table, items), expected)
+    assert np.array_equal(trained.grid_scores(user_table, items, grid[1][ENGAGED_INPUT]), expected)
     assert trained._kernel_checked and trained._kernel is None
 
 
