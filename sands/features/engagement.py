@@ -94,14 +94,8 @@ def with_engaged(labels: pa.Table, events: pa.Table) -> pa.Table:
 def engaged_by_user(events: pa.Table, users: Collection[str], at: datetime) -> dict:
     """Per user of `users` with any: their events per artwork in the `WINDOW` before `at`'s UTC
     day."""
-    start = window_start(at)
-    ts = events["event_ts"]
-    within = pc.and_(
-        pc.greater_equal(ts, pa.scalar(start, ts.type)),
-        pc.less(ts, pa.scalar(start + WINDOW, ts.type)),
-    )
-    wanted = pc.is_in(events["user_id"], pa.array(sorted(users), pa.string()))
-    chosen = events.filter(pc.and_(within, wanted))
+    recent = _within(events, at)
+    chosen = recent.filter(pc.is_in(recent["user_id"], pa.array(sorted(users), pa.string())))
     counts = chosen.group_by(["user_id", "artwork_id"]).aggregate([([], "count_all")])
     out: dict[str, dict[str, float]] = {}
     for user, artwork, n in zip(
@@ -118,18 +112,24 @@ def engaged_lists(events: pa.Table, at: datetime) -> pa.Table:
     """Per user with any, for the online store: the artworks they engaged with in the `WINDOW`
     before `at`'s UTC day (`engaged`, by id) and how often (`engaged_n`, in the same order)."""
     con = duck.connect()
-    con.register("events", events.select(EVENT_COLUMNS))
-    start = pa.scalar(window_start(at), pa.timestamp("us", tz="UTC"))
-    end = pa.scalar(window_start(at) + WINDOW, pa.timestamp("us", tz="UTC"))
-    return con.execute(
-        """with pairs as (
-               select user_id, artwork_id, count(*) as n from events
-               where event_ts >= $start and event_ts < $end group by all)
+    con.register("events", _within(events.select(EVENT_COLUMNS), at))
+    return con.sql(
+        """with pairs as (select user_id, artwork_id, count(*) as n from events group by all)
            select user_id, list(artwork_id order by artwork_id) as engaged,
                   list(cast(n as double) order by artwork_id) as engaged_n
-           from pairs group by user_id order by user_id""",
-        {"start": start.as_py(), "end": end.as_py()},
+           from pairs group by user_id order by user_id"""
     ).to_arrow_table()
+
+
+def _within(events: pa.Table, at: datetime) -> pa.Table:
+    """The events in the `WINDOW` before `at`'s UTC day."""
+    start, ts = window_start(at), events["event_ts"]
+    return events.filter(
+        pc.and_(
+            pc.greater_equal(ts, pa.scalar(start, ts.type)),
+            pc.less(ts, pa.scalar(start + WINDOW, ts.type)),
+        )
+    )
 
 
 def histories_with_engaged(histories: pa.Table, lists: pa.Table) -> pa.Table:

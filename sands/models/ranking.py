@@ -76,6 +76,9 @@ CROSS_FEATURES = (
     "engaged_before",
 )
 INCREASING = ("style_affinity", "medium_affinity")
+# Having engaged with an artwork may only lower its score: a list is for what the user would not
+# find again on their own (EXPERIMENT: measured against the input left free).
+DECREASING = ("engaged_before",)
 # What is trending, from the artwork's own windowed counts: engagement-weighted popularity (the
 # baseline's score, so the ranker can learn it rather than be judged against it) and how the last
 # day compares with the 7- and 28-day daily rates (log ratios: scale-free across volumes).
@@ -385,7 +388,8 @@ def input_columns(features: list[str], segments: int) -> np.ndarray | None:
 
 def monotone_constraints(names: list[str]) -> str:
     """XGBoost's constraint string: scores may only rise with the affinity inputs."""
-    return "(" + ",".join("1" if n in INCREASING else "0" for n in names) + ")"
+    signs = {**dict.fromkeys(INCREASING, "1"), **dict.fromkeys(DECREASING, "-1")}
+    return "(" + ",".join(signs.get(n, "0") for n in names) + ")"
 
 
 @dataclass(frozen=True)
