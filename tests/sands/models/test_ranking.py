@@ -92,6 +92,32 @@ def test_a_declared_style_matches_the_artworks_style_and_old_logs_read_unknown()
     assert older["declared_style_match"].tolist() == [0.0] * 4
 
 
+def test_the_pair_input_enters_as_log1p_and_training_sets_without_it_read_unknown():
+    pairs = [(user_vector("u1"), artwork_vector(a)) for a in ("a1", "a2", "a3")]
+    rows = joined_rows(pairs, pair_engaged_28d=[0.0, 1.0, 5.0])
+    engaged = ranker_features(rows, None)["engaged_before"].tolist()
+    assert engaged == pytest.approx([0.0, math.log(2), math.log(6)])
+    older = ranker_features(rows.drop_columns(["pair_engaged_28d"]), None)["engaged_before"]
+    assert older.isna().all()
+
+
+def test_engaging_with_an_artwork_can_only_lower_its_score():
+    # Planted: artworks the user engaged with before convert far more often.
+    examples = planted_examples(users=60, artworks=12, days=5)
+    rng = np.random.default_rng(4)
+    engaged = rng.integers(0, 3, examples.num_rows).astype(float)
+    label = (rng.random(examples.num_rows) < np.where(engaged > 0, 0.7, 0.1)).astype(np.int8)
+    examples = examples.set_column(
+        examples.column_names.index("pair_engaged_28d"), "pair_engaged_28d", pa.array(engaged)
+    ).set_column(examples.column_names.index("label"), "label", pa.array(label))
+    model = train_ranker(examples, None, SMALL)
+    rows = examples.slice(0, 200)
+    column = rows.column_names.index("pair_engaged_28d")
+    never = model.scores(rows.set_column(column, "pair_engaged_28d", pa.array([0.0] * 200)))
+    twice = model.scores(rows.set_column(column, "pair_engaged_28d", pa.array([2.0] * 200)))
+    assert (twice <= never + 1e-6).all()
+
+
 def test_segments_enter_as_one_hot_columns():
     users = vectors_table(
         [user_vector(f"u{i}", n_view_28d=v) for i, v in enumerate([1, 2, 500, 600])],
