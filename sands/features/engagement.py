@@ -150,13 +150,16 @@ def histories_with_engaged(histories: pa.Table, lists: pa.Table) -> pa.Table:
 
 def engaged_map(history: Mapping[str, object] | None) -> dict[str, float] | None:
     """A user's online-store history as artwork -> events; None when it predates the pair input
-    (unknown), empty when the user engaged with nothing."""
+    or is damaged (unknown), empty when the user engaged with nothing."""
     if history is None:
         return {}
-    if "engaged" not in history:
+    ids, counts = history.get("engaged"), history.get("engaged_n")
+    if not isinstance(ids, list) or not isinstance(counts, list) or len(ids) != len(counts):
+        return None  # published before the input, or not as written: unknown, never a failure
+    try:
+        return {str(a): float(n) for a, n in zip(ids, counts, strict=True)}
+    except (TypeError, ValueError):
         return None
-    ids, counts = history.get("engaged") or [], history.get("engaged_n") or []
-    return {str(a): float(n) for a, n in zip(ids, counts, strict=True)}
 
 
 def engaged_grid(

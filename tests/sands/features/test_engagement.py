@@ -80,6 +80,10 @@ def test_online_histories_gain_the_lists_and_read_back_as_a_map():
     assert engaged_map(by_user["u3"]) == {}
     assert engaged_map(None) == {}  # no history: engaged with nothing
     assert engaged_map({"seeds": ["a1"], "converted": []}) is None  # published before: unknown
+    # A damaged record serves as unknown rather than failing the request.
+    assert engaged_map({"engaged": ["a1", "a2"], "engaged_n": [1.0]}) is None
+    assert engaged_map({"engaged": ["a1"], "engaged_n": ["many"]}) is None
+    assert engaged_map({"engaged": "a1", "engaged_n": [1.0]}) is None
 
 
 def test_bronze_events_are_read_from_a_time_on_at_a_version(tmp_path):
