@@ -93,19 +93,9 @@ def with_engaged(labels: pa.Table, events: pa.Table) -> pa.Table:
 
 def engaged_by_user(events: pa.Table, users: Collection[str], at: datetime) -> dict:
     """Per user of `users` with any: their events per artwork in the `WINDOW` before `at`'s UTC
-    day."""
-    recent = _within(events, at)
-    chosen = recent.filter(pc.is_in(recent["user_id"], pa.array(sorted(users), pa.string())))
-    counts = chosen.group_by(["user_id", "artwork_id"]).aggregate([([], "count_all")])
-    out: dict[str, dict[str, float]] = {}
-    for user, artwork, n in zip(
-        counts["user_id"].to_pylist(),
-        counts["artwork_id"].to_pylist(),
-        counts["count_all"].to_pylist(),
-        strict=True,
-    ):
-        out.setdefault(user, {})[artwork] = float(n)
-    return out
+    day, counted as serving's `engaged_lists` count them."""
+    wanted = events.filter(pc.is_in(events["user_id"], pa.array(sorted(users), pa.string())))
+    return {row["user_id"]: engaged_map(row) for row in engaged_lists(wanted, at).to_pylist()}
 
 
 def engaged_lists(events: pa.Table, at: datetime) -> pa.Table:
