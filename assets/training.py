@@ -27,7 +27,7 @@ from assets.ingestion import artworks, raw_interactions
 from assets.step_resources import k8s_step
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
-from sands.features.engagement import engagement_events, window_start, with_engaged
+from sands.features.engagement import events_before, with_engaged
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_set import LabelSpec, training_labels
 from sands.features.training_store import (
@@ -145,10 +145,8 @@ def training_examples(
     labels = training_labels(events, catalogue, config.spec())
     if labels.num_rows:
         # The pair input reaches back a window before the first label: read on the same version.
-        first = window_start(pc.min(labels["label_ts"]).as_py())
-        history = engagement_events(
-            lake.bronze(INTERACTIONS), first, bronze_versions["interactions"], options
-        )
+        first = pc.min(labels["label_ts"]).as_py()
+        history = events_before(lake.root, first, bronze_versions["interactions"], options)
         labels = with_engaged(labels, history)
     uris = [USER_FEATURES.uri(lake.root), ARTWORK_FEATURES.uri(lake.root)]
     examples, (user_version, artwork_version) = warehouse.compute().training_examples(
