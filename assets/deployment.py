@@ -18,12 +18,14 @@ from pydantic import Field
 from assets.automation import after_updates_of, after_upstream_updates
 from assets.evaluation import evaluation_report
 from assets.ingestion import artworks, raw_interactions
-from assets.models import user_segments
+from assets.models import refit_ranker, user_segments
 from assets.monitoring import QualityConfig
+from assets.step_resources import k8s_step
 from resources.online import OnlineStoreResource
 from resources.registry import RegistryResource
 from resources.storage import LakeResource
 from resources.tracking import MLFLOW_HOOKS, MlFlow, mlflow_links
+from resources.warehouse import WarehouseResource
 from sands.features.engagement import engaged_lists, events_before, histories_with_engaged
 from sands.features.training_store import label_events
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
@@ -47,21 +49,36 @@ served_impressions = AssetSpec(
 )
 
 
+class DeploymentConfig(QualityConfig):
+    """The serving guard's settings, and whether a passed challenger serves as its refit."""
+
+    refit: bool = Field(
+        default=True,
+        description="Serve the passed challenger's recipe refit on every label day, its holdout "
+        "included (a new version tagged `sands.refit_of`), not the model the gate judged, which "
+        "never saw the newest labels (up to max_eval_days on sparse data; docs/models.md).",
+    )
+    spark_workers: int = Field(default=2, ge=1, description="XGBoost tasks of a refit on Spark.")
+
+
 @asset(
     deps=[evaluation_report],
     group_name=GROUP,
     automation_condition=after_updates_of("evaluation_report"),
-    kinds={"mlflow"},
+    kinds={"mlflow", "xgboost"},
+    op_tags=k8s_step("heavy"),
     hooks=MLFLOW_HOOKS,
-    description="The serving model: moves MLflow's `champion` alias to the challenger only when "
-    "its promotion gate passed, and records why it did or did not (also on the Dagster run's "
-    "MLflow run). A new champion then faces the serving guard on the newest label days.",
+    description="The serving model: when the challenger's promotion gate passed, refits its "
+    "recipe on every label day and moves MLflow's `champion` alias to the refit; records why it "
+    "did or did not (also on the Dagster run's MLflow run). A new champion then faces the "
+    "serving guard on the newest label days.",
 )
 def deployed_ranker(
     context: AssetExecutionContext,
-    config: QualityConfig,
+    config: DeploymentConfig,
     registry: RegistryResource,
     lake: LakeResource,
+    warehouse: WarehouseResource,
     mlflow: ResourceParam[MlFlow],
 ) -> MaterializeResult:
     client = registry.open()
@@ -76,12 +93,23 @@ def deployed_ranker(
         )
     reasons = challenger.tags.get(GATE_REASONS_TAG, "")
     current = client.champion_version()
-    if verdict == "passed" and current != version:
+    judged = client.judged_version(current) if current is not None else None
+    parent = mlflow.mlflow_run_id
+    if verdict == "passed" and judged != version:
+        serving = version
+        if config.refit:
+            serving = refit_ranker(
+                context, version, registry, lake, warehouse, parent, config.spark_workers
+            )
+        refit = f"; serving v{serving}, its refit on every label day" if serving != version else ""
         change = client.promote(
-            version, f"dagster run {context.run.run_id}", f"gate passed: {reasons}", "gate_promote"
+            serving,
+            f"dagster run {context.run.run_id}",
+            f"gate passed v{version}: {reasons}{refit}",
+            "gate_promote",
         )
         previous = f"v{change.previous}" if change.previous is not None else "none"
-        outcome = f"promoted v{version} (previous champion: {previous})"
+        outcome = f"promoted v{version}{refit} (previous champion: {previous})"
         if config.guard:
             actor = f"dagster run {context.run.run_id}"
             policy, guarded = guard_new_champion(
@@ -90,12 +118,13 @@ def deployed_ranker(
             if guarded is not None:
                 outcome += f"; the champion arm serves {policy} ({guarded.guard_reason()})"
     elif verdict == "passed":
-        outcome = f"v{version} is already the champion"
+        outcome = f"v{version} is already the champion" + (
+            f" (serving as its refit v{current})" if current != version else ""
+        )
     else:
         outcome = f"kept champion v{current}; v{version} was rejected: {reasons}"
     context.log.info(outcome)
     champion = client.champion_version()
-    parent = mlflow.mlflow_run_id
     client.tag_run(parent, {DECISION_TAG: outcome, CHAMPION_VERSION_TAG: str(champion)})
     return MaterializeResult(
         metadata={

@@ -49,6 +49,7 @@ from sands.models.ranking import (
     trees_chosen_on,
     with_shuffled_labels,
 )
+from sands.models.refit import refit_cutoff, refit_params, refit_tags
 from sands.models.segments import (
     assignments,
     fit_segments,
@@ -492,3 +493,50 @@ def ranker(
         },
         data_version=DataVersion(hashlib.sha256(model.model_bytes()).hexdigest()[:16]),
     )
+
+
+def refit_ranker(
+    context: AssetExecutionContext,
+    judged: int,
+    registry: RegistryResource,
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    parent_run_id: str | None,
+    spark_workers: int = 2,
+) -> int:
+    """Register the judged version's recipe refit on every label day of its training set (the
+    version to serve, `sands.models.refit`); the judged version itself when it held nothing
+    out."""
+    client = registry.open()
+    tags = dict(client.version(judged).tags)
+    cutoff = refit_cutoff(tags)
+    if cutoff is None:
+        return judged
+    model = client.load_ranker(judged)
+    examples, training_version, _ = read_training_set(
+        lake.root, int(tags[TRAINING_EXAMPLES_VERSION_TAG]), lake.storage_options
+    )
+    fit = RankerFit(examples, TRAINING_EXAMPLES.uri(lake.root), training_version, cutoff)
+    engine = warehouse.compute("auto", spark_workers)
+    fitted = engine.fit_ranker(fit, model.spec.segments(), refit_params(model))
+    refit = fitted.model
+    auc = roc_auc(fitted.rows["label"].to_numpy(zero_copy_only=False), fitted.row_margins())
+    logged = client.log_ranker(
+        refit,
+        example=fitted.row_inputs(),
+        params={**refit.spec.params, "refit_of": judged},
+        metrics={"train_auc": auc, "train_rows": float(fitted.rows.num_rows)},
+        tags={
+            **refit_tags(tags, judged, cutoff),
+            **dagster_tags(registry.dagster_ui_url, context.run.run_id),
+        },
+        run_name=f"refit of v{judged}",
+        parent_run_id=parent_run_id,
+        alias=None,
+    )
+    version = int(logged.version.version)
+    context.log.info(
+        f"refit v{judged} on labels up to {cutoff:%Y-%m-%d}: v{version}, "
+        f"{refit.booster.num_boosted_rounds()} trees, {fitted.rows.num_rows:,} rows"
+    )
+    return version

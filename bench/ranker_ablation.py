@@ -46,6 +46,9 @@ class Variant:
     early_stopping_rounds: int | None = None
     # The weight of log1p(7-day popularity) the margins start from; None: the default's.
     popularity_prior: float | None = None
+    # Train on labels up to this many days before the judged day: what holding out the newest
+    # label days for the gate costs a model that serves as trained.
+    stale_days: int = 0
 
 
 def variants() -> list[Variant]:
@@ -64,6 +67,8 @@ def variants() -> list[Variant]:
         Variant("4 uniform, neither", 0, 0, 4, trends),
         Variant("4 uniform, no declared style", 0, 0, 4, ("declared_style_match",)),
         Variant("4 uniform, no engaged input", 0, 0, 4, ("engaged_before",)),
+        Variant("4 uniform, trained 1 day stale", 0, 0, 4, stale_days=1),
+        Variant("4 uniform, trained 7 days stale", 0, 0, 4, stale_days=7),
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
         Variant("4 uniform, 300 trees", 0, 0, 4, trees=300),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
@@ -144,7 +149,7 @@ def train_before(data: Lake, day, variant: Variant, examples: pa.Table | None = 
     from sands.models.ranking import train_ranker
 
     examples = examples if examples is not None else judged_examples(data, day, variant)
-    train, _ = temporal_split(examples, _midnight(day))
+    train, _ = temporal_split(examples, _midnight(day - timedelta(days=variant.stale_days)))
     return train_ranker(train, None, variant_params(variant))
 
 
@@ -160,7 +165,7 @@ def judge_day(data: Lake, day, variant: Variant, model=None) -> dict[str, float]
         evaluation_setup,
     )
 
-    examples = judged_examples(data, day, variant)
+    examples = judged_examples(data, day, variant, 7 + variant.stale_days)
     model = model if model is not None else train_before(data, day, variant, examples)
     split = _midnight(day)
     setup = evaluation_setup(

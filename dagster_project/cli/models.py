@@ -19,7 +19,7 @@ from dagster_project.cli.common import (
     _runs_checked,
     console,
 )
-from sands.models.tags import GATE_TAG, TRAIN_CUTOFF_TAG
+from sands.models.tags import GATE_TAG, REFIT_OF_TAG, TRAIN_CUTOFF_TAG
 from sands.settings import SandsPaths
 
 
@@ -135,7 +135,7 @@ def models() -> None:
         table.add_row(
             str(version.version),
             ", ".join(sorted(a for a, v in aliases.items() if v == int(version.version))),
-            tags.get(GATE_TAG, "not evaluated"),
+            _gate_column(tags),
             tags.get("sands.eval.ndcg_at_10", "")[:6],
             tags.get(TRAIN_CUTOFF_TAG, "")[:10],
             datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).strftime(
@@ -145,6 +145,13 @@ def models() -> None:
     console.print(table)
     _version_links(registry, aliases)
     console.print(f"The champion arm serves: {_serving_line(registry, aliases, policy)}")
+
+
+def _gate_column(tags: dict[str, str]) -> str:
+    """The gate's verdict, or which judged version a refit serves for."""
+    if REFIT_OF_TAG in tags:
+        return f"refit of v{tags[REFIT_OF_TAG]}"
+    return tags.get(GATE_TAG, "not evaluated")
 
 
 def _serving_line(registry, aliases: dict[str, int], policy: str) -> str:

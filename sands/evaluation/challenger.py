@@ -120,6 +120,19 @@ def _pinned_features(
     )
 
 
+def champion_reference(
+    registry: Registry, champion: int, split: datetime
+) -> tuple[int, str | None]:
+    """The version that stands for the champion on a holdout from `split`, and its training
+    cutoff: the champion, unless it is a refit that saw those labels; then the version the gate
+    judged (trained before its own holdout, so a fair rival)."""
+    cutoff = registry.version(champion).tags.get(TRAIN_CUTOFF_TAG)
+    judged = registry.judged_version(champion)
+    if judged == champion or (cutoff and datetime.fromisoformat(cutoff) <= split):
+        return champion, cutoff
+    return judged, registry.version(judged).tags.get(TRAIN_CUTOFF_TAG)
+
+
 def evaluate_challenger(
     registry: Registry,
     lake_root: str,
@@ -152,14 +165,22 @@ def evaluate_challenger(
     baseline = evaluate(PopularityRecommender(popularity_window_days), setup)
     champion_version = registry.champion_version()
     champion, notes = None, []
-    if champion_version == version:
+    if champion_version is not None and registry.judged_version(champion_version) == version:
+        # The champion, or its refit: the gate judged this very model already.
         champion = replace(challenger, name="champion")
     elif champion_version is not None:
-        served = RankerRecommender("champion", registry.load_ranker(champion_version))
+        reference, cutoff = champion_reference(registry, champion_version, split)
+        if reference != champion_version:
+            notes.append(
+                f"The champion (v{champion_version}) refits v{reference} on the labels before "
+                f"{registry.version(champion_version).tags[TRAIN_CUTOFF_TAG][:10]}, which "
+                f"overlap the evaluation window: v{reference}, the recipe as the gate judged it, "
+                "stands in for it here."
+            )
+        served = RankerRecommender("champion", registry.load_ranker(reference))
         # Champion monitoring ranks the champion on the same newest day: computed once.
         champion = evaluate_stored(served, setup, lake_root, storage_options)
         champion.version = champion_version
-        cutoff = registry.version(champion_version).tags.get(TRAIN_CUTOFF_TAG)
         if cutoff and datetime.fromisoformat(cutoff) > split:
             notes.append(
                 f"The champion (v{champion_version}) was trained on labels up to {cutoff}, which "

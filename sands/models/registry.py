@@ -40,6 +40,7 @@ from sands.models.tags import (
     MODEL_VERSION_TAG,
     PARENT_RUN_TAG,
     POLICY_TAG,
+    REFIT_OF_TAG,
     REUSED_VERSION_TAG,
 )
 
@@ -191,19 +192,22 @@ class Registry:
         tags: dict[str, str],
         run_name: str,
         parent_run_id: str | None = None,
+        alias: str | None = CHALLENGER,
     ) -> LoggedRanker:
         """`register_ranker`, and the run that logged it: a child of `parent_run_id` if given.
 
         A model identical to a registered version reuses that version; under a parent it still
         logs a run there (params, metrics, tags, no model) tagged with the version it reused, so
-        every training run's parent holds its ranker run.
+        every training run's parent holds its ranker run. The version takes `alias` (a refit
+        takes none: the gate's alias stays on the version it judged).
         """
         digest = model_digest(model)
         for existing in self.versions():
             if existing.tags.get(DIGEST_TAG) == digest:
-                self.client.set_registered_model_alias(
-                    self.model_name, CHALLENGER, str(existing.version)
-                )
+                if alias:
+                    self.client.set_registered_model_alias(
+                        self.model_name, alias, str(existing.version)
+                    )
                 if parent_run_id is None:
                     return LoggedRanker(existing, existing.run_id)
                 reused = {**tags, REUSED_VERSION_TAG: str(existing.version)}
@@ -250,7 +254,8 @@ class Registry:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
         self.client.set_tag(run.info.run_id, MODEL_VERSION_TAG, version)
-        self.client.set_registered_model_alias(self.model_name, CHALLENGER, version)
+        if alias:
+            self.client.set_registered_model_alias(self.model_name, alias, version)
         registered = self.client.get_model_version(self.model_name, version)
         return LoggedRanker(registered, run.info.run_id)
 
@@ -372,6 +377,10 @@ class Registry:
         """Every registered version, oldest first."""
         found = self.client.search_model_versions(f"name = '{self.model_name}'")
         return sorted(found, key=lambda v: int(v.version))
+
+    def judged_version(self, version: int) -> int:
+        """The version the gate judged for `version`: the one it refits, or itself."""
+        return int(self.version(version).tags.get(REFIT_OF_TAG, version))
 
     def load_ranker(self, version: int) -> RankerModel:
         """The booster and spec of a registered version."""

@@ -10,6 +10,8 @@ USER_SEGMENTS_VERSION_TAG = "sands.delta.user_segments"
 DBT_MANIFEST_TAG = "sands.dbt_manifest"
 GIT_COMMIT_TAG = "sands.git_commit"
 DIGEST_TAG = "sands.model_sha256"
+# On a version refit on every label day once the gate passed the version it names: what serves.
+REFIT_OF_TAG = "sands.refit_of"
 
 # On a model version: the gate's verdict, its evaluation and its time as champion.
 GATE_TAG = "sands.gate"  # passed | rejected

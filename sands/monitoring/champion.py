@@ -183,16 +183,21 @@ def champion_quality(
     labelled = examples.to_table(columns=["label", "label_ts"])
     tags = registry.version(champion).tags
     cutoff = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
-    days = []
+    judged, days = champion, []
     if HOLDOUT_UNTIL_TAG in tags:
         # Days its gate never saw: on its own holdout it was selected for doing well.
         unseen = date.fromisoformat(tags[HOLDOUT_UNTIL_TAG]) + timedelta(days=1)
         after = datetime.combine(unseen, time(), tzinfo=UTC)
         days = evidence_days(labelled, after, objective.min_positives, objective.max_days)
-    days = days or evidence_days(labelled, cutoff, objective.min_positives, objective.max_days)
+    if not days:
+        # Nothing after the holdout yet (just promoted): a refit trained on every day there is,
+        # so the version its gate judged, trained before its holdout, stands in for it.
+        judged = registry.judged_version(champion)
+        since = datetime.fromisoformat(registry.version(judged).tags[TRAIN_CUTOFF_TAG])
+        days = evidence_days(labelled, since, objective.min_positives, objective.max_days)
     # A champion older than every labelled day: judge it on the newest ones all the same.
     days = days or evidence_days(labelled, None, objective.min_positives, objective.max_days)
-    model = registry.load_ranker(champion)
+    model = registry.load_ranker(judged)
     versions = sources.as_dict()
     first = datetime.combine(min(days), time(), tzinfo=UTC) if days else cutoff
     users = feature_rows_at(

@@ -81,7 +81,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def shuffled(world):
-    """Version 2: a challenger trained on shuffled labels, which the gate rejects; the drills
+    """Version 3: a challenger trained on shuffled labels, which the gate rejects; the drills
     below push it to champion. Each test that needs it asks, so it also runs alone."""
     _, instance, _ = world
     return run_model_training(instance, {"ranker": {"shuffle_labels": True}})
@@ -117,8 +117,32 @@ def test_the_first_ranker_beats_popularity_and_becomes_champion(world):
     gate = next(c for c in checks if c.check_name == "promotion_gate")
     assert gate.passed
     reg = registry()
-    assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 1}
-    assert reg.history()[-1].action == "gate_promote"
+    # v1 passed; v2, its recipe refit on every label day (the holdout too), serves.
+    assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 2}
+    assert (reg.history()[-1].action, reg.history()[-1].version) == ("gate_promote", 2)
+    assert reg.judged_version(2) == 1 and reg.judged_version(1) == 1
+
+
+def test_the_passed_recipe_is_refit_on_every_label_day_and_that_serves(world):
+    _, _, first = world
+    reg = registry()
+    judged, refit = reg.version(1).tags, reg.version(2).tags
+    last_label = date.fromisoformat(judged["sands.holdout_until"])
+    assert refit["sands.refit_of"] == "1"
+    assert refit["sands.train_cutoff"] == f"{last_label + timedelta(days=1)}T00:00:00+00:00"
+    assert judged["sands.train_cutoff"] < refit["sands.train_cutoff"]
+    for key in ("sands.delta.training_examples", "sands.delta.user_segments", "sands.git_commit"):
+        assert refit[key] == judged[key], key
+    assert "sands.gate" not in refit  # the verdict belongs to the version the gate judged
+    model, served = reg.load_ranker(1), reg.load_ranker(2)
+    assert served.booster.num_boosted_rounds() == model.booster.num_boosted_rounds()
+    assert served.spec.features == model.spec.features
+    assert served.spec.segment_model == model.spec.segment_model
+    assert served.spec.params["trained_rows"] > model.spec.params["trained_rows"]
+    deployed = materialized(first, "deployed_ranker")
+    assert deployed["decision"].startswith("promoted v1; serving v2, its refit")
+    listing = CliRunner().invoke(app, ["models"])
+    assert "refit of v1" in listing.output
 
 
 def test_the_gate_ranks_a_challenger_once_and_keeps_its_lists(world):
@@ -180,8 +204,9 @@ def test_one_dagster_run_is_one_mlflow_run_holding_the_ranker_and_evaluation_run
     assert parent.info.status == "FINISHED"  # ended by the hook after deployed_ranker
     reg = registry()
     version = reg.version(1)
-    assert set(children) == {"ranker", "evaluation"}
+    assert set(children) == {"ranker", "evaluation", "refit"}
     assert children["ranker"].info.run_id == version.run_id  # the run that logged the model
+    assert children["refit"].info.run_id == reg.version(2).run_id
     assert children["evaluation"].info.run_id == version.tags[EVALUATION_RUN_TAG]
     for child in children.values():
         assert child.data.tags["dagster.run_url"] == tags["dagster.run_url"]
@@ -199,11 +224,11 @@ def test_one_dagster_run_is_one_mlflow_run_holding_the_ranker_and_evaluation_run
     assert report["mlflow_model_version"] == model
     deployed = materialized(first, "deployed_ranker")
     assert deployed["mlflow_parent_run"] == runs + parent.info.run_id
-    assert deployed["mlflow_champion_version"] == model
-    # `sands models` prints the same links for the champion.
+    assert deployed["mlflow_champion_version"] == model[:-1] + "2"
+    # `sands models` prints the same links for the champion (the refit) and the challenger.
     listing = CliRunner().invoke(app, ["models"])
     assert listing.exit_code == 0, listing.output
-    assert "champion, challenger v1:" in listing.output
+    assert "champion v2:" in listing.output and "challenger v1:" in listing.output
     for link in (model, runs + version.run_id, tags["dagster.run_url"]):
         assert link in listing.output
 
@@ -220,17 +245,15 @@ def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world, shuffl
     result = shuffled
     # Monitoring ran first against champion v1 and its training rows.
     drift = materialized(result, "feature_drift")
-    assert drift["champion_version"] == 1 and Path(drift["report"]).read_text().count("<svg") > 1
+    assert drift["champion_version"] == 2 and Path(drift["report"]).read_text().count("<svg") > 1
     quality = materialized(result, "champion_performance")
-    assert quality["champion_version"] == 1 and quality["ndcg_at_10"] > 0
-    # Its training labels end where its held-out window starts: the newest day, or earlier on
-    # days too sparse to judge alone (min_eval_positives), and its age counts from there.
-    cutoff = date.fromisoformat(registry().version(1).tags["sands.train_cutoff"][:10])
-    assert quality["age_days"] == (START + timedelta(days=DAYS - 1) - cutoff).days
+    assert quality["champion_version"] == 2 and quality["ndcg_at_10"] > 0
+    # The refit was trained on every label day there is: no day newer than its data.
+    assert quality["age_days"] == 0
     assert not result.success  # the blocking gate stops the run before deployed_ranker
     parent, children = mlflow_tree(result.run_id)
     assert parent.info.status == "FAILED"  # the hook failed the MLflow run with the step
-    assert set(children) == {"ranker", "evaluation"}
+    assert set(children) == {"ranker", "evaluation"}  # nothing refit: nothing passed
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
     assert not gate.passed
     criteria = gate.metadata["criteria"].value
@@ -238,11 +261,11 @@ def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world, shuffl
     assert "beats popularity | **FAIL**" in criteria  # popularity is always a contender
     assert not result.asset_materializations_for_node("deployed_ranker")
     reg = registry()
-    assert reg.aliases() == {CHALLENGER: 2, CHAMPION: 1}
-    assert reg.version(2).tags["sands.gate"] == "rejected"
-    assert reg.version(2).tags["sands.shuffled_labels"] == "true"
+    assert reg.aliases() == {CHALLENGER: 3, CHAMPION: 2}
+    assert reg.version(3).tags["sands.gate"] == "rejected"
+    assert reg.version(3).tags["sands.shuffled_labels"] == "true"
     last = reg.history()[-1]
-    assert (last.action, last.version, last.previous) == ("gate_reject", 2, 1)
+    assert (last.action, last.version, last.previous) == ("gate_reject", 3, 2)
     assert instance.get_latest_materialization_event(AssetKey("deployed_ranker")) is not None
 
 
@@ -251,10 +274,10 @@ def test_rerunning_on_unchanged_data_reuses_the_version_and_keeps_the_champion(w
     result = run_model_training(instance)
     assert result.success
     reg = registry()
-    assert [int(v.version) for v in reg.versions()] == [1, 2]
-    assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 1}
+    assert [int(v.version) for v in reg.versions()] == [1, 2, 3]
+    assert reg.aliases() == {CHALLENGER: 1, CHAMPION: 2}
     deployed = materialized(result, "deployed_ranker")
-    assert deployed["decision"] == "v1 is already the champion"
+    assert deployed["decision"] == "v1 is already the champion (serving as its refit v2)"
     # No new version, but this run's MLflow run still holds its ranker run, naming v1.
     _, children = mlflow_tree(result.run_id)
     assert children["ranker"].data.tags[REUSED_VERSION_TAG] == "1"
@@ -277,19 +300,21 @@ def test_a_history_too_short_for_the_held_out_window_skips_training_without_fail
 def test_popularity_serves_while_it_beats_the_champion_until_a_new_champion_passes(world, shuffled):
     _, instance, _ = world
     reg = registry()
-    reg.promote(2, "tests", "drill: the shuffled-label model serves")
+    reg.promote(3, "tests", "drill: the shuffled-label model serves")
     result = run_model_training(instance)
     quality = materialized(result, "champion_performance")
-    assert quality["champion_version"] == 2
+    assert quality["champion_version"] == 3
     assert quality["popularity_ndcg_at_10"] > quality["ndcg_at_10"]
     assert quality["positives"] >= 1 and quality["users"] >= 1
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["champion_meets_objective"] is False  # the degradation trigger
     actions = [(c.action, c.version) for c in reg.history()]
-    guard = actions.index(("serving_policy_popularity", 2))
-    # The retrained challenger beats both the shuffled champion and popularity: it serves again.
-    assert actions[guard + 1 :] == [("gate_promote", 1), ("serving_policy_champion", 1)]
-    assert reg.serving_policy() == "champion" and reg.champion_version() == 1
+    guard = actions.index(("serving_policy_popularity", 3))
+    # The retrained challenger (v1 again) beats both the shuffled champion and popularity: its
+    # refit (v2 again: the same data and recipe) serves again.
+    assert actions[guard + 1 :] == [("gate_promote", 2), ("serving_policy_champion", 2)]
+    assert reg.serving_policy() == "champion" and reg.champion_version() == 2
+    assert [int(v.version) for v in reg.versions()] == [1, 2, 3]
     guard_reason = next(c.reason for c in reg.history() if c.action == "serving_policy_popularity")
     assert guard_reason.startswith("popularity ") and "CI" in guard_reason
 
@@ -298,12 +323,13 @@ def test_a_new_champion_that_popularity_beats_on_the_newest_days_does_not_serve(
     """What deployed_ranker does after a promotion: the guard judges the new champion at once."""
     paths, _, _ = world
     reg = registry()
-    reg.promote(2, "tests", "drill: the shuffled-label model is pushed")
+    reg.promote(3, "tests", "drill: the shuffled-label model is pushed")
     assert reg.serving_policy() == CHAMPION_POLICY  # a push alone would serve it
     policy, verdict = guard_new_champion(reg, paths.lake, Objective(), "tests")
     assert policy == POPULARITY_POLICY == reg.serving_policy()
-    assert verdict.popularity_ndcg > verdict.ndcg and reg.history()[-1].version == 2
-    reg.promote(1, "tests", "drill over")
+    assert verdict.popularity_ndcg > verdict.ndcg and reg.history()[-1].version == 3
+    # The refit saw every label day: v1, the version its gate judged, is ranked in its place.
+    reg.promote(2, "tests", "drill over")
     policy, verdict = guard_new_champion(reg, paths.lake, Objective(), "tests")
     assert (
         policy == CHAMPION_POLICY == reg.serving_policy() and verdict.ndcg > verdict.popularity_ndcg
@@ -316,7 +342,8 @@ def test_the_champion_s_logged_lists_judge_the_challenger_before_it_serves(world
     paths, instance, _ = world
     reg = registry()
     champion = reg.champion_version()
-    cutoff = datetime.fromisoformat(reg.version(champion).tags["sands.train_cutoff"])
+    judged = reg.judged_version(champion)
+    cutoff = datetime.fromisoformat(reg.version(judged).tags["sands.train_cutoff"])
     events = DeltaTable(bronze_uri(paths.lake, INTERACTIONS)).to_pyarrow_table(
         columns=["user_id", "artwork_id", "event_type", "event_ts"]
     )
@@ -358,7 +385,7 @@ def test_the_champion_s_logged_lists_judge_the_challenger_before_it_serves(world
         instance, {"ranker": {"shuffle_labels": True}, "off_policy_estimate": {"min_lists": 10}}
     )
     estimate = materialized(result, "off_policy_estimate")
-    assert estimate["challenger_version"] == 2 and estimate["lists"] == len(clicks)
+    assert estimate["challenger_version"] == 3 and estimate["lists"] == len(clicks)
     for policy in ("| challenger |", "| champion |", "| popularity |", "(as logged)"):
         assert policy in estimate["estimates"], policy
     # Doubly robust beside pbm for the two models (the gate would read it, had it judged).
