@@ -259,6 +259,9 @@ def test_a_shuffled_label_model_is_rejected_and_the_champion_stays(world, shuffl
     criteria = gate.metadata["criteria"].value
     assert "beats champion | **FAIL**" in criteria
     assert "beats popularity | **FAIL**" in criteria  # popularity is always a contender
+    # The champion (v2) refits v1 on this very holdout: v1, as the gate judged it, is the rival.
+    report = Path(materialized(result, "evaluation_report")["report"]).read_text()
+    assert "v1, the recipe as the gate judged it, stands in for it here" in report
     assert not result.asset_materializations_for_node("deployed_ranker")
     reg = registry()
     assert reg.aliases() == {CHALLENGER: 3, CHAMPION: 2}
