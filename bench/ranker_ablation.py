@@ -49,6 +49,27 @@ class Variant:
     # Train on labels up to this many days before the judged day: what holding out the newest
     # label days for the gate costs a model that serves as trained.
     stale_days: int = 0
+    # XGBoost's row/column subsampling seed; with `bagged` > 1, that many models on seeds from
+    # here, their margins averaged: how much of a day's score is the draw of one model.
+    seed: int = 0
+    bagged: int = 1
+
+
+@dataclass
+class Bag:
+    """Models of one recipe on several seeds, ranking by their mean margin."""
+
+    models: list
+
+    @property
+    def spec(self):
+        return self.models[0].spec
+
+    def scores(self, rows: pa.Table) -> np.ndarray:
+        return np.mean([m.scores(rows) for m in self.models], axis=0)
+
+    def grid_scores(self, users: pa.Table, items, engaged=None) -> np.ndarray:
+        return np.mean([m.grid_scores(users, items, engaged) for m in self.models], axis=0)
 
 
 def variants() -> list[Variant]:
@@ -69,6 +90,9 @@ def variants() -> list[Variant]:
         Variant("4 uniform, no engaged input", 0, 0, 4, ("engaged_before",)),
         Variant("4 uniform, trained 1 day stale", 0, 0, 4, stale_days=1),
         Variant("4 uniform, trained 7 days stale", 0, 0, 4, stale_days=7),
+        Variant("4 uniform, seed 1", 0, 0, 4, seed=1),
+        Variant("4 uniform, seed 2", 0, 0, 4, seed=2),
+        Variant("4 uniform, 3 seeds averaged", 0, 0, 4, bagged=3),
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
         Variant("4 uniform, 300 trees", 0, 0, 4, trees=300),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
@@ -150,7 +174,11 @@ def train_before(data: Lake, day, variant: Variant, examples: pa.Table | None = 
 
     examples = examples if examples is not None else judged_examples(data, day, variant)
     train, _ = temporal_split(examples, _midnight(day - timedelta(days=variant.stale_days)))
-    return train_ranker(train, None, variant_params(variant))
+    params = variant_params(variant)
+    if variant.bagged == 1:
+        return train_ranker(train, None, params)
+    seeds = range(variant.seed, variant.seed + variant.bagged)
+    return Bag([train_ranker(train, None, replace(params, seed=seed)) for seed in seeds])
 
 
 def judge_day(data: Lake, day, variant: Variant, model=None) -> dict[str, float]:
@@ -185,6 +213,7 @@ def variant_params(variant: Variant) -> RankerParams:
         excluded_features=variant.excluded,
         half_life_days=variant.half_life_days,
         early_stopping_rounds=variant.early_stopping_rounds,
+        seed=variant.seed,
     )
     if variant.trees is not None:
         params = replace(params, trees=variant.trees)

@@ -85,8 +85,8 @@ def _text(
     )
 
 
-def _tags(description: str) -> pa.Column:
-    return _column(object, STRING_LIST, description, LIST_OF_STRINGS)
+def _tags(description: str, required: bool = True) -> pa.Column:
+    return _column(object, STRING_LIST, description, LIST_OF_STRINGS, required=required)
 
 
 def _not_after(landing_day: date) -> pa.Check:
@@ -137,10 +137,21 @@ USERS_SCHEMA = pa.DataFrameSchema(
             "Age in years, when given.",
             pa.Check.in_range(13, 120),
             nullable=True,
+            required=False,
         ),
-        "gender": _text("Self-described gender, when given.", nullable=True),
-        "country": _text("ISO 3166-1 alpha-2 country code.", pa.Check.str_matches(r"^[A-Z]{2}$")),
-        "interests": _tags("Declared interests (`|`-separated in CSV)."),
+        "gender": _text("Self-described gender, when given.", nullable=True, required=False),
+        # Optional like age and gender: many real histories know nothing of where users live,
+        # and nothing trains on it (the evaluation slices it, null as `unknown`).
+        "country": _text(
+            "ISO 3166-1 alpha-2 country code, when known.",
+            pa.Check.str_matches(r"^[A-Z]{2}$"),
+            nullable=True,
+            required=False,
+        ),
+        "interests": _tags(
+            "Declared interests (`|`-separated in CSV); an absent column is no interests.",
+            required=False,
+        ),
         "updated_ts": _ts("When this version of the record was produced; the latest wins."),
     },
     unique=["user_id", "updated_ts"],
@@ -154,11 +165,15 @@ ARTWORKS_SCHEMA = pa.DataFrameSchema(
         "artist_id": _id("The artist who made it."),
         "created_ts": _ts("When the artwork was listed (UTC)."),
         "title": _text("Title.", NON_BLANK),
-        "description": _text("Free-text description.", nullable=True),
+        "description": _text("Free-text description.", nullable=True, required=False),
         "style": _text("Art style (open vocabulary: new styles appear).", NON_BLANK),
         "medium": _text("Medium, such as oil, digital or photography.", NON_BLANK),
-        "colours": _tags("Dominant colours (`|`-separated in CSV)."),
-        "tags": _tags("Free tags (`|`-separated in CSV)."),
+        "colours": _tags(
+            "Dominant colours (`|`-separated in CSV); an absent column is none.", required=False
+        ),
+        "tags": _tags(
+            "Free tags (`|`-separated in CSV); an absent column is none.", required=False
+        ),
         "price": _column(
             float, PRICE_TYPE, "Listed price (decimal, 2 places).", NON_NEGATIVE, WHOLE_CENTS
         ),

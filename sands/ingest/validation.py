@@ -216,7 +216,9 @@ def coerce_to_contract(
     for name, column in schema.columns.items():
         arrow_type = column.metadata["arrow"]
         if name not in raw.columns:
-            placeholder = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+            # An optional list column left out holds empty lists, as an empty CSV cell does.
+            empty = "" if pa_arrow.types.is_list(arrow_type) and not column.nullable else None
+            placeholder = pd.Series([empty] * len(raw), index=raw.index, dtype=object)
             coerced[name] = _coerce_column(placeholder, arrow_type)[0]
             if column.required:
                 reasons.append(_reasons(raw.index, f"{name}:missing_column"))

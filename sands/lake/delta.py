@@ -6,6 +6,7 @@ with the same input converges to the same table content.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -73,6 +74,33 @@ def ensure_table(
         if table is None:
             raise
         return table
+
+
+def allow_nulls(uri: str, schema: pa.Schema, storage_options: dict[str, str] | None = None) -> None:
+    """Rewrite the table once, in one commit, if `schema` lets a column it stores as required
+    hold nulls (the contract made it optional): Delta cannot relax a column in place."""
+    table = open_table(uri, storage_options)
+    if table is None:
+        return
+    stored = pa.schema(table.schema().to_arrow())
+    relaxed = [
+        f.name
+        for f in stored
+        if not f.nullable and f.name in schema.names and schema.field(f.name).nullable
+    ]
+    if not relaxed:
+        return
+    widened = pa.schema([f.with_nullable(True) if f.name in relaxed else f for f in stored])
+    marker = CommitProperties(custom_metadata={"sands.nullable_now": ",".join(relaxed)})
+    with contextlib.suppress(CommitFailedError):  # another writer relaxed it first
+        write_deltalake(
+            table,
+            table.to_pyarrow_table().cast(widened),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=table.metadata().partition_columns or None,
+            commit_properties=marker,
+        )
 
 
 # Writers on other hosts share no lock, so two of them can commit at once; delta-rs then fails

@@ -346,11 +346,11 @@ def test_an_empty_list_cell_in_csv_is_an_empty_list_and_other_empty_cells_are_nu
 
 
 def test_a_reference_drop_whose_every_row_is_rejected_is_quarantined_not_a_crash(paths):
-    # No country and an unknown age on every row: nothing to accept, typed or not.
-    bad = USERS_CSV.replace(",US,", ",,").replace(",30,", ",old,").replace(",41,", ",old,")
+    # A country by name and an unknown age on every row: nothing to accept, typed or not.
+    bad = USERS_CSV.replace(",US,", ",USA,").replace(",30,", ",old,").replace(",41,", ",old,")
     Path(paths.landing, "users").mkdir(parents=True)
     Path(paths.landing, "users", "export.csv").write_text(bad)
     report = ingest_reference(USERS, paths.landing, paths.lake)
     assert (report.rows_accepted, report.rows_rejected) == (0, 2)
-    assert report.reason_counts == {"age:invalid_type": 2, "country:not_nullable": 2}
+    assert report.reason_counts == {"age:invalid_type": 2, "country:str_matches": 2}
     assert bronze(paths, USERS).num_rows == 0 and quarantine(paths, USERS).num_rows == 2

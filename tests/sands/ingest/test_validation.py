@@ -173,6 +173,33 @@ def test_csv_style_strings_are_read_as_the_contract_types():
     assert reasons_by_key(outcome) == {"u2": ["age:invalid_type"]}
 
 
+def test_profiles_of_a_history_that_knows_only_ids_and_dates_are_accepted():
+    # A converted public history rarely knows country, age or interests: before, an empty
+    # country rejected every user, and the loop ran without user features.
+    bare = {"user_id": "u1", "signup_ts": "2019-01-01T00:00:00Z", "updated_ts": "2019-01-01"}
+    outcome = validate(raw([bare, {**bare, "user_id": "u2", "country": None}]), USERS)
+    assert outcome.reason_counts == {}
+    rows = outcome.accepted.set_index("user_id")
+    assert rows["interests"].tolist() == [[], []]
+    assert rows[["age", "gender", "country"]].isna().all().all()
+    # What is given is still checked.
+    outcome = validate(raw([{**bare, "country": "Brazil", "age": 7}]), USERS)
+    assert reasons_by_key(outcome) == {"u1": ["age:in_range", "country:str_matches"]}
+    item = {
+        "artwork_id": "a1",
+        "artist_id": "r1",
+        "created_ts": "2019-01-01T00:00:00Z",
+        "title": "T",
+        "style": "drama",
+        "medium": "film",
+        "price": 0,
+        "updated_ts": "2019-01-01T00:00:00Z",
+    }
+    accepted = validate(raw([item]), ARTWORKS).accepted.iloc[0]
+    assert (accepted["colours"], accepted["tags"]) == ([], [])
+    assert pd.isna(accepted["description"])
+
+
 def test_reference_feeds_accept_several_versions_of_an_id_but_not_the_same_version_twice():
     art = {
         "artwork_id": "a1",

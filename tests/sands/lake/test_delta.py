@@ -84,6 +84,23 @@ def test_merge_with_nothing_new_commits_nothing(tmp_path):
     assert not again.committed and DeltaTable(uri).version() == version
 
 
+def test_a_column_the_contract_made_optional_takes_nulls_in_a_table_stored_before(tmp_path):
+    uri = str(tmp_path / "users")
+    required = pa.schema([f.with_nullable(f.name != "name") for f in REF])
+    stored = pa.table({"id": ["a"], "name": ["Ann"], "updated_ts": [at(1)]}, schema=required)
+    delta.upsert(uri, stored, "id", "updated_ts")
+    delta.allow_nulls(uri, required)  # nothing relaxed: no commit
+    assert DeltaTable(uri).version() == 1
+    delta.allow_nulls(uri, REF)
+    delta.allow_nulls(uri, REF)  # once
+    assert DeltaTable(uri).version() == 2
+    unnamed = pa.table({"id": ["b"], "name": [None], "updated_ts": [at(2)]}, schema=REF)
+    delta.upsert(uri, unnamed, "id", "updated_ts")
+    assert [(r["id"], r["name"]) for r in rows(uri)] == [("a", "Ann"), ("b", None)]
+    # What was stored before stays readable as it was.
+    assert DeltaTable(uri, version=1).to_pyarrow_table().column("name").to_pylist() == ["Ann"]
+
+
 def test_keys_present_ignores_the_excluded_partition(tmp_path):
     uri = str(tmp_path / "t")
     for day, ids in ((1, ["a", "b"]), (2, ["c"])):
