@@ -299,6 +299,18 @@ class RankerConfig(Config):
     reg_lambda: float = Field(default=1.0, ge=0)
     seed: int = 0
     threads: int = Field(default=2, ge=1)
+    parallel_trees: int = Field(
+        default=RankerParams.parallel_trees,
+        ge=1,
+        description="Trees grown per round on their own samples and averaged (a boosted "
+        "forest): steadier models on sparse data; 1: plain boosting.",
+    )
+    forest_max_rows: int | None = Field(
+        default=RankerParams.forest_max_rows,
+        ge=1,
+        description="Past this many training rows, one tree a round (a compute budget); "
+        "None: parallel_trees at any size.",
+    )
     half_life_days: float | None = Field(
         default=1.5, gt=0, description="Training weight halves per this many days of label age."
     )
@@ -356,6 +368,8 @@ class RankerConfig(Config):
             reg_lambda=self.reg_lambda,
             seed=self.seed,
             threads=self.threads,
+            parallel_trees=self.parallel_trees,
+            forest_max_rows=self.forest_max_rows,
             half_life_days=self.half_life_days,
             max_rows=self.max_rows,
             popularity_prior=self.popularity_prior,

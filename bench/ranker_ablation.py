@@ -53,6 +53,8 @@ class Variant:
     # here, their margins averaged: how much of a day's score is the draw of one model.
     seed: int = 0
     bagged: int = 1
+    # Trees a round; None: the default's.
+    parallel_trees: int | None = None
 
 
 @dataclass
@@ -90,9 +92,12 @@ def variants() -> list[Variant]:
         Variant("4 uniform, no engaged input", 0, 0, 4, ("engaged_before",)),
         Variant("4 uniform, trained 1 day stale", 0, 0, 4, stale_days=1),
         Variant("4 uniform, trained 7 days stale", 0, 0, 4, stale_days=7),
-        Variant("4 uniform, seed 1", 0, 0, 4, seed=1),
-        Variant("4 uniform, seed 2", 0, 0, 4, seed=2),
-        Variant("4 uniform, 3 seeds averaged", 0, 0, 4, bagged=3),
+        Variant("4 uniform, one tree a round, seed 1", 0, 0, 4, seed=1, parallel_trees=1),
+        Variant("4 uniform, one tree a round, seed 2", 0, 0, 4, seed=2, parallel_trees=1),
+        Variant(
+            "4 uniform, one tree a round, 3 seeds averaged", 0, 0, 4, bagged=3, parallel_trees=1
+        ),
+        Variant("4 uniform, one tree a round", 0, 0, 4, parallel_trees=1),
         # Scoring cost grows with the trees: the gate and monitoring rank the full catalogue.
         Variant("4 uniform, 300 trees", 0, 0, 4, trees=300),
         Variant("4 uniform, 50 trees", 0, 0, 4, trees=50),
@@ -215,6 +220,8 @@ def variant_params(variant: Variant) -> RankerParams:
         early_stopping_rounds=variant.early_stopping_rounds,
         seed=variant.seed,
     )
+    if variant.parallel_trees is not None:
+        params = replace(params, parallel_trees=variant.parallel_trees)
     if variant.trees is not None:
         params = replace(params, trees=variant.trees)
     if variant.max_depth is not None:

@@ -151,8 +151,8 @@ def train_ranker(
     Recency weights are not applied: the Spark estimator takes weights per row, and XGBoost's
     ranking objectives need one per query group, so the spec records `half_life_days` None; nor
     is the recency sample (`max_rows` None): Spark is there for sets too big to sample away; nor
-    early stopping: it trains `trees` trees. The popularity prior is the estimator's base margin
-    column, as it is the local trainer's base margin.
+    early stopping: it trains `trees` trees, one a round. The popularity prior is the
+    estimator's base margin column, as it is the local trainer's base margin.
     """
     from pyspark.sql import functions as F
     from xgboost.spark import SparkXGBRanker
@@ -172,7 +172,12 @@ def train_ranker(
     fitted = estimator.fit(inputs)
     booster = fitted.get_booster()
     used = replace(
-        params, half_life_days=None, max_rows=None, threads=workers, early_stopping_rounds=None
+        params,
+        half_life_days=None,
+        max_rows=None,
+        threads=workers,
+        early_stopping_rounds=None,
+        parallel_trees=1,
     )
     rows = train.sample(fraction=min(1.0, CALIBRATION_SAMPLE / max(train.count(), 1)), seed=0)
     sample = plain_types(rows.toArrow())

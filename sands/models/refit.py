@@ -38,12 +38,20 @@ def refit_cutoff(judged_tags: dict[str, str]) -> datetime | None:
 
 
 def refit_params(judged: RankerModel) -> RankerParams:
-    """The judged model's recipe with its number of trees fixed: no search on the holdout."""
+    """The judged model's recipe with its number of trees (rounds, and trees a round) fixed: no
+    search on the holdout."""
     recorded = judged.spec.params
     known = {f.name: recorded[f.name] for f in fields(RankerParams) if f.name in recorded}
     known["excluded_features"] = tuple(known.get("excluded_features") or ())
+    known.setdefault("parallel_trees", 1)  # recorded before forests: one tree a round
     params = RankerParams(**known)
-    return replace(params, trees=judged.booster.num_boosted_rounds(), early_stopping_rounds=None)
+    # The judged trees a round, even where the refit's extra day crosses the forest budget.
+    return replace(
+        params,
+        trees=judged.booster.num_boosted_rounds(),
+        early_stopping_rounds=None,
+        forest_max_rows=None,
+    )
 
 
 def refit_tags(
