@@ -1,5 +1,6 @@
 """The ranker's inputs, training determinism, calibration and that it learns a planted signal."""
 
+import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -275,6 +276,24 @@ def test_within_max_rows_nothing_is_sampled_and_the_model_is_unchanged():
     free = train_ranker(examples, None, RankerParams(trees=10, max_rows=None))
     assert capped.model_bytes() == free.model_bytes()
     assert capped.spec.params["trained_rows"] == examples.num_rows
+
+
+def _trees_a_round(model) -> float:
+    trees = json.loads(model.booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
+    return len(trees["trees"]) / model.booster.num_boosted_rounds()
+
+
+def test_a_round_grows_three_trees_until_the_rows_pass_the_forest_budget():
+    examples = planted_examples(users=20, days=3)
+    forest = train_ranker(examples, None, RankerParams(trees=10))
+    assert _trees_a_round(forest) == 3 and forest.spec.params["parallel_trees"] == 3
+    budget = RankerParams(trees=10, forest_max_rows=examples.num_rows - 1)
+    plain = train_ranker(examples, None, budget)
+    assert _trees_a_round(plain) == 1 and plain.spec.params["parallel_trees"] == 1
+    assert (
+        plain.model_bytes()
+        == train_ranker(examples, None, RankerParams(trees=10, parallel_trees=1)).model_bytes()
+    )
 
 
 def test_a_ranker_trained_on_the_recency_sample_still_learns_the_planted_taste():

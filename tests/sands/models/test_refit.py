@@ -64,3 +64,16 @@ def test_the_refit_repeats_the_judged_recipe_with_its_trees_fixed():
     # The same rows and recipe give the judged model's bytes: nothing else changes in a refit.
     again = train_ranker(planted_examples(), None, params)
     assert again.model_bytes() == judged.model_bytes()
+
+
+def test_the_refit_keeps_the_judged_trees_a_round_across_the_forest_budget():
+    examples = planted_examples()
+    judged = train_ranker(examples, None, RankerParams(trees=10, threads=2))
+    assert judged.spec.params["parallel_trees"] == 3
+    # A refit's extra day may hold more rows than the budget: it still grows three a round.
+    params = refit_params(judged)
+    assert (params.parallel_trees, params.forest_max_rows) == (3, None)
+    # A model recorded before forests grew one tree a round, and its refit does too.
+    recorded = {k: v for k, v in judged.spec.params.items() if k != "parallel_trees"}
+    legacy = RankerModel(booster=judged.booster, spec=replace(judged.spec, params=recorded))
+    assert refit_params(legacy).parallel_trees == 1
