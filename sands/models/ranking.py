@@ -422,13 +422,13 @@ class RankerParams:
     seed: int = 0
     threads: int = 2
     # Trees grown per round on their own row/column samples and averaged (a boosted forest):
-    # less of a model's score is the luck of one draw. On the sparse ratings histories 3 gained
-    # +0.003 and +0.004 NDCG@10 over one (docs/models.md, "Three trees a round").
+    # less of a model's score is the luck of one draw. On ratings histories of 13,000 training
+    # rows, 3 gained +0.003 and +0.004 NDCG@10 over one (docs/models.md, "Three trees a round").
     parallel_trees: int = 3
-    # A compute budget, as `max_rows`: past this many training rows, one tree a round. There a
-    # draw's luck averages out over the rows, and three times the trees would cost the loop's
-    # latency target at 1M events a day.
-    forest_max_rows: int | None = 200_000
+    # Past this many training rows, one tree a round: at 55,000 (20k events a day) the forest
+    # was a wash in the loop and made its days slower (three times the trees to fit and to
+    # rank the catalogue with), and at 1M events a day it would cost the latency target.
+    forest_max_rows: int | None = 30_000
     # Inputs left out of the model; scoring selects the spec's columns by name.
     excluded_features: tuple[str, ...] = ()
     # Newer days count more, so a retrain after tastes change learns the new ones; None: equal.
