@@ -207,6 +207,10 @@ def _coerce_column(values: pd.Series, arrow_type: pa_arrow.DataType) -> tuple[pd
     return _as_strings(values)
 
 
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def coerce_to_contract(
     raw: pd.DataFrame, schema: pa.DataFrameSchema
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -215,15 +219,17 @@ def coerce_to_contract(
     reasons = []
     for name, column in schema.columns.items():
         arrow_type = column.metadata["arrow"]
+        # A list column left out, or a null in it, holds empty lists, as an empty CSV cell does.
+        as_empty = pa_arrow.types.is_list(arrow_type) and not column.nullable
         if name not in raw.columns:
-            # An optional list column left out holds empty lists, as an empty CSV cell does.
-            empty = "" if pa_arrow.types.is_list(arrow_type) and not column.nullable else None
+            empty = "" if as_empty else None
             placeholder = pd.Series([empty] * len(raw), index=raw.index, dtype=object)
             coerced[name] = _coerce_column(placeholder, arrow_type)[0]
             if column.required:
                 reasons.append(_reasons(raw.index, f"{name}:missing_column"))
             continue
-        coerced[name], bad = _coerce_column(raw[name], arrow_type)
+        values = raw[name].map(lambda v: "" if _missing(v) else v) if as_empty else raw[name]
+        coerced[name], bad = _coerce_column(values, arrow_type)
         reasons.append(_reasons(raw.index[bad.to_numpy(dtype=bool)], f"{name}:invalid_type"))
     frame = pd.DataFrame(coerced, index=raw.index)
     return frame, pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(

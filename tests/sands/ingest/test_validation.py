@@ -182,6 +182,11 @@ def test_profiles_of_a_history_that_knows_only_ids_and_dates_are_accepted():
     rows = outcome.accepted.set_index("user_id")
     assert rows["interests"].tolist() == [[], []]
     assert rows[["age", "gender", "country"]].isna().all().all()
+    # A null list is an empty one, as an empty CSV cell is; a value missing from a JSON line too.
+    listed = raw([{**bare, "interests": None}, {**bare, "user_id": "u2", "interests": ["x"]}])
+    listed.loc[0, "interests"] = float("nan")
+    outcome = validate(listed, USERS)
+    assert outcome.accepted["interests"].tolist() == [[], ["x"]] and not outcome.reason_counts
     # What is given is still checked.
     outcome = validate(raw([{**bare, "country": "Brazil", "age": 7}]), USERS)
     assert reasons_by_key(outcome) == {"u1": ["age:in_range", "country:str_matches"]}
