@@ -14,8 +14,9 @@ schemas disagree. Edit the schemas, then regenerate._
 Upstream systems (and `sands simulate`) drop files into the landing zone under `SANDS_HOME/landing`
 (or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
 `|`-separated and an empty cell is an empty list; other empty cells are nulls) and JSON lines;
-one feed may mix formats. A list that is null, or a list column left out, is an empty list. In CSV and JSON a timestamp is an ISO 8601 string
-(`2026-09-01T12:00:00Z`; without an offset it is read as UTC). A number, such as a Unix epoch,
+one feed may mix formats. A list that is null, or a list column left out, is an empty list.
+In CSV and JSON a timestamp is an ISO 8601 string (`2026-09-01T12:00:00Z`; without an offset it
+is read as UTC). A number, such as a Unix epoch,
 is rejected (`invalid_type`): seconds, milliseconds and microseconds cannot be told apart. Files
 whose names start with `.` or `_` are treated as in-flight and ignored, so write to a temporary
 name and rename.
