@@ -281,10 +281,10 @@ def _ingest_reference(
     outcome = _validated(reads, entity, None, None)
     accepted = to_arrow(outcome.accepted, entity.arrow_schema())
     key, version = entity.key, entity.version_column or ""
-    history = history_uri(lake_root, entity)
-    for uri in (bronze_uri(lake_root, entity), history):  # homes from before a column was optional
+    latest, history = bronze_uri(lake_root, entity), history_uri(lake_root, entity)
+    for uri in (latest, history):  # tables stored before a column became optional
         delta.allow_nulls(uri, accepted.schema, storage_options)
-    written = delta.upsert(bronze_uri(lake_root, entity), accepted, key, version, storage_options)
+    written = delta.upsert(latest, accepted, key, version, storage_options)
     # Features are computed as of past dates, so they need the version valid then, not the latest.
     fresh, unchanged = new_versions(
         accepted, stored_versions(history, accepted, key, storage_options), key, version
