@@ -330,8 +330,17 @@ class RankerConfig(Config):
         description="Hold out more label days until the evaluation holds this many positives: "
         "on sparse data one day is too few to judge a model.",
     )
+    min_eval_users: int = Field(
+        default=100,
+        ge=0,
+        description="Hold out more label days until this many users with a positive (counted "
+        "per day) are judged: the gate's intervals are over users, and a ratings history packs "
+        "300 positives into 20 users.",
+    )
     max_eval_days: int = Field(
-        default=7, ge=1, description="The most label days held out for min_eval_positives."
+        default=7,
+        ge=1,
+        description="The most label days held out for min_eval_positives and min_eval_users.",
     )
     shuffle_labels: bool = Field(
         default=False, description="Sabotage for gate drills: train on permuted labels."
@@ -437,7 +446,11 @@ def ranker(
         return
     segments, segments_version = model_store.read_segment_model(lake.root, None, options)
     cutoff, held_out = evaluation_split(
-        examples, config.eval_days, config.min_eval_positives, config.max_eval_days
+        examples,
+        config.eval_days,
+        config.min_eval_positives,
+        config.max_eval_days,
+        config.min_eval_users,
     )
     context.log.info(f"holding out labels from {cutoff:%Y-%m-%d} on ({held_out:,} positives)")
     # A mask, not a copy: the trainer takes the rows it keeps once (`training_rows`).

@@ -204,6 +204,12 @@ class QualityConfig(Config):
         "they hold this many positives.",
     )
     max_days: int = Field(default=Objective.max_days, ge=1, description="At most this many.")
+    min_users: int = Field(
+        default=Objective.min_users,
+        ge=0,
+        description="...and until they hold this many users with a positive (counted per day): "
+        "a verdict averages over users.",
+    )
     guard: bool = Field(
         default=True,
         description="Serve popularity instead of the champion while popularity is clearly "
@@ -240,6 +246,7 @@ class QualityConfig(Config):
             self.max_days,
             self.guard_margin,
             self.guard_confidence,
+            self.min_users,
         )
 
 

@@ -140,24 +140,33 @@ def split_time(examples: pa.Table, eval_days: int) -> datetime:
 
 
 def evaluation_split(
-    examples: pa.Table, min_days: int, min_positives: int, max_days: int
+    examples: pa.Table, min_days: int, min_positives: int, max_days: int, min_users: int = 0
 ) -> tuple[datetime, int]:
     """The split holding out the newest label days: at least `min_days`, more until the held-out
-    days hold `min_positives` positives, at most `max_days` and at most half the label days (the
-    rest must be enough to train on). Returns the split and the positives held out."""
+    days hold `min_positives` positives and `min_users` users with a positive (counted per day:
+    the units a per-user verdict averages), at most `max_days` and at most half the label days
+    (the rest must be enough to train on). Returns the split and the positives held out."""
     from sands.features.training_store import days_holding
 
-    labelled = examples.select(["label_ts"]).filter(pc.equal(examples["label"], 1))
+    labelled = examples.select(["label_ts", "user_id"]).filter(pc.equal(examples["label"], 1))
     days = pc.cast(labelled["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
-    grouped = pa.table({"day": days}).group_by("day").aggregate([([], "count_all")])
+    grouped = (
+        pa.table({"day": days, "user_id": labelled["user_id"]})
+        .group_by("day")
+        .aggregate([([], "count_all"), ("user_id", "count_distinct")])
+    )
     counts = {row["day"]: row["count_all"] for row in grouped.to_pylist()}
+    users = {row["day"]: row["user_id_count_distinct"] for row in grouped.to_pylist()}
     first, last = pc.min(examples["label_ts"]).as_py(), pc.max(examples["label_ts"]).as_py()
     if last is None:
         raise ValueError("no training examples to split")
     span = (last.date() - first.date()).days + 1
-    per_day = [counts.get(last.date() - timedelta(days=i), 0) for i in range(span)]
+    newest_first = [last.date() - timedelta(days=i) for i in range(span)]
+    per_day = [counts.get(day, 0) for day in newest_first]
+    users_per_day = [users.get(day, 0) for day in newest_first]
     # At most half the label days: a young history must keep enough to train on.
-    held = days_holding(per_day, min_days, min_positives, max(min(max_days, span // 2), 1))
+    most = max(min(max_days, span // 2), 1)
+    held = days_holding(per_day, min_days, min_positives, most, users_per_day, min_users)
     return split_time(examples, held), sum(per_day[:held])
 
 

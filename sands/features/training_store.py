@@ -99,14 +99,24 @@ def label_events(
 
 
 def days_holding(
-    positives_by_day: list[int], min_days: int, min_positives: int, max_days: int
+    positives_by_day: list[int],
+    min_days: int,
+    min_positives: int,
+    max_days: int,
+    users_by_day: list[int] | None = None,
+    min_users: int = 0,
 ) -> int:
     """How many of the newest days (counts newest first, one per landing day) to take: at least
-    `min_days`, more until they hold `min_positives` positives, at most `max_days`."""
-    held, days = 0, 0
-    for days, count in enumerate(positives_by_day[:max_days], start=1):
+    `min_days`, more until they hold `min_positives` positives and `min_users` users with a
+    positive (counted per day), at most `max_days`."""
+    users = users_by_day if users_by_day is not None else [0] * len(positives_by_day)
+    held, judged, days = 0, 0, 0
+    for days, (count, people) in enumerate(
+        zip(positives_by_day[:max_days], users[:max_days], strict=False), start=1
+    ):
         held += count
-        if days >= min_days and held >= min_positives:
+        judged += people
+        if days >= min_days and held >= min_positives and judged >= min_users:
             break
     return max(min(max(days, min_days), max_days), 1)
 

@@ -144,21 +144,33 @@ def _latest_day_setup(
 
 
 def evidence_days(
-    examples: pa.Table, after: datetime | None, min_positives: int, max_days: int
+    examples: pa.Table,
+    after: datetime | None,
+    min_positives: int,
+    max_days: int,
+    min_users: int = 0,
 ) -> list[date]:
     """The newest label days from `after` on, newest first, that hold positives: added until
-    they hold `min_positives`, at most `max_days`. Days without positives are skipped."""
-    labelled = examples.select(["label", "label_ts"]).filter(pc.equal(examples["label"], 1))
+    they hold `min_positives` and `min_users` users with a positive (counted per day), at most
+    `max_days`. Days without positives are skipped."""
+    labelled = examples.select(["user_id", "label", "label_ts"])
+    labelled = labelled.filter(pc.equal(labelled["label"], 1))
     if after is not None:
         stamp = pa.scalar(after, pa.timestamp("us", tz="UTC"))
         labelled = labelled.filter(pc.greater_equal(labelled["label_ts"], stamp))
     days = pc.cast(labelled["label_ts"], pa.timestamp("us", tz="UTC")).cast(pa.date32())
-    counts = pa.table({"day": days}).group_by("day").aggregate([([], "count_all")]).to_pylist()
-    chosen, held = [], 0
+    counts = (
+        pa.table({"day": days, "user_id": labelled["user_id"]})
+        .group_by("day")
+        .aggregate([([], "count_all"), ("user_id", "count_distinct")])
+        .to_pylist()
+    )
+    chosen, held, judged = [], 0, 0
     for row in sorted(counts, key=lambda r: r["day"], reverse=True)[:max_days]:
         chosen.append(row["day"])
         held += row["count_all"]
-        if held >= min_positives:
+        judged += row["user_id_count_distinct"]
+        if held >= min_positives and judged >= min_users:
             break
     return chosen
 
@@ -180,23 +192,24 @@ def champion_quality(
     if champion is None:
         return None
     examples, _, sources = open_training_set(lake_root, None, storage_options)
-    labelled = examples.to_table(columns=["label", "label_ts"])
+    labelled = examples.to_table(columns=["user_id", "label", "label_ts"])
     tags = registry.version(champion).tags
     cutoff = datetime.fromisoformat(tags[TRAIN_CUTOFF_TAG])
     judged, days = champion, []
+    enough = (objective.min_positives, objective.max_days, objective.min_users)
     if HOLDOUT_UNTIL_TAG in tags:
         # Days its gate never saw: on its own holdout it was selected for doing well.
         unseen = date.fromisoformat(tags[HOLDOUT_UNTIL_TAG]) + timedelta(days=1)
         after = datetime.combine(unseen, time(), tzinfo=UTC)
-        days = evidence_days(labelled, after, objective.min_positives, objective.max_days)
+        days = evidence_days(labelled, after, *enough)
     if not days:
         # Nothing after the holdout yet (just promoted): a refit trained on every day there is,
         # so the version its gate judged, trained before its holdout, stands in for it.
         judged = registry.judged_version(champion)
         since = datetime.fromisoformat(registry.version(judged).tags[TRAIN_CUTOFF_TAG])
-        days = evidence_days(labelled, since, objective.min_positives, objective.max_days)
+        days = evidence_days(labelled, since, *enough)
     # A champion older than every labelled day: judge it on the newest ones all the same.
-    days = days or evidence_days(labelled, None, objective.min_positives, objective.max_days)
+    days = days or evidence_days(labelled, None, *enough)
     model = registry.load_ranker(judged)
     versions = sources.as_dict()
     first = datetime.combine(min(days), time(), tzinfo=UTC) if days else cutoff

@@ -369,6 +369,10 @@ class Objective:
     # or a new champion passes the gate. The asymmetry keeps noisy days from flip-flopping.
     guard_margin: float = 0.0
     guard_confidence: float = 0.9
+    # The evidence window also grows until it holds this many users with a positive (counted
+    # per day): a verdict averages over users, and a ratings history packs 300 positives into
+    # 20 of them.
+    min_users: int = 100
 
 
 @dataclass(frozen=True)

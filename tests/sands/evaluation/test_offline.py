@@ -159,6 +159,9 @@ def test_the_evaluation_window_grows_until_it_holds_enough_positives():
     # Four label days (09-03 .. 09-06): two may be held out, holding 3 positives.
     assert evaluation_split(longer, 1, 3, 7) == (day(5), 3)
     assert evaluation_split(longer, 1, 100, 1) == (day(6), 2)
+    # Two positives of 09-06 are two users: asking for three users holds out 09-05 (u1) too.
+    assert evaluation_split(longer, 1, 0, 7, min_users=2) == (day(6), 2)
+    assert evaluation_split(longer, 1, 0, 7, min_users=3) == (day(5), 3)
 
 
 def test_users_and_catalogue_are_taken_as_of_the_split():

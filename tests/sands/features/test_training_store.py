@@ -26,6 +26,15 @@ def test_the_reach_is_capped_and_never_below_one_day():
     assert days_holding([0, 0], min_days=7, min_positives=0, max_days=28) == 7
 
 
+def test_a_window_also_reaches_back_until_enough_users_hold_the_positives():
+    # A ratings history: each user-day holds many positives, so 300 positives can be 20 users.
+    positives, users = [200, 150, 120, 90], [12, 10, 9, 6]
+    assert days_holding(positives, min_days=1, min_positives=300, max_days=7) == 2
+    assert days_holding(positives, 1, 300, 7, users, min_users=30) == 3
+    assert days_holding(positives, 1, 300, 7, users, min_users=100) == 4
+    assert days_holding(positives, 1, 300, 3, users, min_users=100) == 3
+
+
 def _day_rows(day: date, n: int) -> pa.Table:
     return pa.table(
         {

@@ -214,10 +214,11 @@ def test_a_clear_lead_on_the_newest_day_alone_moves_the_arm_though_the_window_do
 
 
 def test_evidence_days_reach_back_from_the_newest_after_the_cutoff():
-    # Positives per day: 09-01: 3, 09-02: 0 (negatives only), 09-03: 1, 09-04: 2.
+    # Positives per day: 09-01: 3, 09-02: 0 (negatives only), 09-03: 1, 09-04: 2 (one user's).
     rows = [(1, 1), (1, 1), (1, 1), (2, 0), (3, 1), (3, 0), (4, 1), (4, 1)]
     examples = pa.table(
         {
+            "user_id": ["u1", "u2", "u3", "u1", "u2", "u4", "u5", "u5"],
             "label": pa.array([label for _, label in rows], pa.int8()),
             "label_ts": pa.array(
                 [datetime(2026, 9, d, 12, tzinfo=UTC) for d, _ in rows], pa.timestamp("us", "UTC")
@@ -234,3 +235,7 @@ def test_evidence_days_reach_back_from_the_newest_after_the_cutoff():
     cutoff = datetime(2026, 9, 3, tzinfo=UTC)
     assert evidence_days(examples, cutoff, 100, 7) == [date(2026, 9, 4), date(2026, 9, 3)]
     assert evidence_days(examples, cutoff, 100, 1) == [date(2026, 9, 4)]
+    # Two positives of 09-04 are one user: two users need 09-03 as well, four reach 09-01.
+    assert evidence_days(examples, None, 2, 7, min_users=1) == [date(2026, 9, 4)]
+    assert evidence_days(examples, None, 2, 7, min_users=2) == [date(2026, 9, 4), date(2026, 9, 3)]
+    assert evidence_days(examples, None, 2, 7, min_users=4)[-1] == date(2026, 9, 1)
