@@ -422,7 +422,7 @@ def _show(table: Table, r) -> None:
 
 
 def _summary(records, when: str) -> None:
-    from sands.evaluation.backtest import backtest, describe, split
+    from sands.evaluation.backtest import backtest, describe, describe_served, split
 
     retrains = [r.day for r in records if r.triggers]
     on_drift = [r.day for r in records if "drift detected" in r.triggers]
@@ -431,8 +431,9 @@ def _summary(records, when: str) -> None:
     )
     if backtest(records) is None and not split(records)[1]:
         console.print("No day had both a serving champion and a frozen model to compare.")
-        return
-    console.print(f"Next-day NDCG@10 {when}, {describe(records)}.")
+    else:
+        console.print(f"Next-day NDCG@10 {when}, {describe(records)}.")
+    console.print(f"What served, every day: {describe_served(records)}.")
 
 
 def _write_report(paths: SandsPaths, records, kind: str, **context) -> None:

@@ -140,6 +140,58 @@ def describe(records: Sequence[Any]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ServedMeans:
+    """What served against popularity on every labelled day, a champion or not: a history no
+    challenger beat still says how well its users were served."""
+
+    days: int
+    served: float
+    popularity: float
+    popularity_served: int  # of those days, how many popularity served
+    judged_users: int | None = None
+
+
+def served_means(records: Sequence[Any]) -> ServedMeans | None:
+    """Mean NDCG@10 of what served and of popularity over the days both were scored on; None
+    when no day was."""
+    scored = [
+        r
+        for r in records
+        if score(_get(r, "served_ndcg")) is not None
+        and score(_get(r, "popularity_ndcg")) is not None
+    ]
+    if not scored:
+        return None
+    return ServedMeans(
+        days=len(scored),
+        served=math.fsum(score(_get(r, "served_ndcg")) for r in scored) / len(scored),
+        popularity=math.fsum(score(_get(r, "popularity_ndcg")) for r in scored) / len(scored),
+        popularity_served=sum(1 for r in scored if _get(r, "served_policy") == "popularity"),
+        judged_users=_judged_users(scored),
+    )
+
+
+def describe_served(records: Sequence[Any]) -> str:
+    """One line on what served, never `nan`: "mean of 29 labelled days (230 user-days with a
+    positive; popularity served on 29): served 0.1652, popularity 0.1652 (1.00x)"."""
+    result = served_means(records)
+    if result is None:
+        return "no labelled day to score"
+    notes = (
+        []
+        if result.judged_users is None
+        else [f"{result.judged_users:,} user-days with a positive"]
+    )
+    notes.append(f"popularity served on {result.popularity_served}")
+    labelled = "labelled day" if result.days == 1 else "labelled days"
+    ratio = f" ({result.served / result.popularity:.2f}x)" if result.popularity > 0 else ""
+    return (
+        f"mean of {result.days} {labelled} ({'; '.join(notes)}): served {result.served:.4f}, "
+        f"popularity {result.popularity:.4f}{ratio}"
+    )
+
+
 def fmt(value: Any) -> str:
     """A score for people: four decimals, or "-" when there is none."""
     number = score(value)
@@ -162,6 +214,8 @@ def _means(records: Sequence[Any]) -> dict[str, Any]:
         "frozen": result.frozen if result else None,
         "popularity": result.popularity if result else None,
         "line": describe(records),
+        "every_labelled_day": _plain(asdict(every)) if (every := served_means(records)) else None,
+        "served_line": describe_served(records),
     }
 
 
@@ -399,6 +453,20 @@ def _summary_rows(summary: dict[str, Any]) -> list[list[str]]:
         means = summary.get(key)
         if not means:
             continue
+        every = means.get("every_labelled_day")
+        if every and every["days"] > means["labelled_days"]:
+            # Days without a champion (or a frozen model) still served someone: popularity.
+            out.append(
+                [
+                    f"{when}, what served (popularity on {every['popularity_served']})",
+                    str(means["days"]),
+                    str(every["days"]),
+                    str(means["days_without_labels"]),
+                    fmt(every["served"]),
+                    MISSING,
+                    fmt(every["popularity"]),
+                ]
+            )
         out.append(
             [
                 when,

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from sands.evaluation.backtest import (
     backtest,
     describe,
+    describe_served,
     fmt,
+    served_means,
     summarise,
     to_csv,
     to_html,
@@ -33,6 +35,7 @@ class Day:
     serving: int | None = None
     serving_trained_until: str | None = None
     champion_ndcg: float | None = None
+    served_ndcg: float | None = None
     frozen: int | None = None
     frozen_ndcg: float | None = None
     popularity_ndcg: float | None = None
@@ -94,6 +97,33 @@ def test_means_skip_days_without_labels_and_count_them():
     assert backtest(DAYS[2:4]) is None
     assert describe(DAYS[2:4]) == "no labelled day to score (2 days without labels skipped)"
     assert "nan" not in describe(DAYS[:1]) and fmt(math.nan) == "-"
+
+
+def test_what_served_is_averaged_over_every_labelled_day_champion_or_not():
+    # No challenger beat popularity on the first two days: popularity served, no frozen model.
+    early = [
+        Day(day=f"2026-09-0{i}", served_policy="popularity", served_ndcg=v, popularity_ndcg=v)
+        for i, v in ((1, 0.1), (2, 0.3))
+    ]
+    for day in early:
+        day.judged_users = 4
+    days = [*early, *DAYS[1:]]
+    assert describe(days).startswith("mean of 2 labelled days")  # the frozen comparison
+    result = served_means(days)
+    # 0.1, 0.3, then the champion's 0.2 and 0.4 against popularity's 0.1, 0.3, 0.3 and 0.1.
+    assert (result.days, result.popularity_served) == (4, 2)
+    assert (round(result.served, 6), round(result.popularity, 6)) == (0.25, 0.2)
+    assert describe_served(days) == (
+        "mean of 4 labelled days (popularity served on 2): served 0.2500, popularity 0.2000 (1.25x)"
+    )
+    assert describe_served(early) == (
+        "mean of 2 labelled days (8 user-days with a positive; popularity served on 2): "
+        "served 0.2000, popularity 0.2000 (1.00x)"
+    )
+    assert describe_served(DAYS[2:4]) == "no labelled day to score"
+    summary = summarise(days)
+    assert summary["all_days"]["every_labelled_day"]["days"] == 4
+    assert "what served (popularity on 2)" in to_html(days, summary, "t")
 
 
 def test_the_summary_counts_days_and_means_from_the_change_on():
