@@ -37,6 +37,25 @@ TRIGGERS = (SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED, DEGRADED)
 SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+# Past this many days without a landing, history is built as separate feature runs: nothing
+# windowed reaches across (the longest feature window is 28 days), and one run over a stray
+# day decades early would plan every partition in between (15,000 for a 1956 timestamp).
+MAX_BUILD_GAP_DAYS = 28
+
+
+def spans(days: list[str], max_gap_days: int = MAX_BUILD_GAP_DAYS) -> list[tuple[str, str]]:
+    """The landed days (ISO dates) as (first, last) runs, split where more than `max_gap_days`
+    days in a row landed nothing."""
+    ordered = sorted({date.fromisoformat(d) for d in days})
+    runs: list[list[date]] = []
+    for day in ordered:
+        if runs and (day - runs[-1][-1]).days <= max_gap_days + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [(r[0].isoformat(), r[-1].isoformat()) for r in runs]
+
+
 class HistoryLoadError(RuntimeError):
     """The bulk-loaded history did not load; the message is one line."""
 
@@ -123,11 +142,15 @@ class Loop:
         failed = [
             r.run_id for r in ingested if not r.success and not failed_only_on_reject_budget(r)
         ]
-        build = run_feature_build(min(days), max(days), self.instance, defs=self.defs)
-        if failed or not build.success:
+        builds = [
+            run_feature_build(first, last, self.instance, defs=self.defs)
+            for first, last in spans(days)
+        ]
+        failed += [b.run_id for b in builds if not b.success]
+        if failed:
             raise HistoryLoadError(
-                f"loading the history failed: run(s) {', '.join(failed or [build.run_id])} "
-                "failed (see the Dagster UI)"
+                f"loading the history failed: run(s) {', '.join(failed)} failed (see the "
+                "Dagster UI)"
             )
         self.resume(date.fromisoformat(max(days)))
 
