@@ -173,7 +173,7 @@ def served_means(records: Sequence[Any]) -> ServedMeans | None:
 
 
 def describe_served(records: Sequence[Any]) -> str:
-    """One line on what served, never `nan`: "mean of 29 labelled days (230 user-days with a
+    """One line on what served, never `nan`: "mean of 29 labelled days (249 user-days with a
     positive; popularity served on 29): served 0.1652, popularity 0.1652 (1.00x)"."""
     result = served_means(records)
     if result is None:
