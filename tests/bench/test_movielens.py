@@ -3,8 +3,9 @@
 from datetime import date
 
 import pandas as pd
+import pytest
 
-from bench.movielens import GENRES, write_zone
+from bench.movielens import GENRES, main, write_zone
 from sands.ingest.bronze import ingest_day, ingest_reference
 from sands.ingest.contract import ARTWORKS, USERS
 
@@ -45,3 +46,10 @@ def test_each_rating_is_a_view_with_a_click_at_four_and_a_favourite_at_five(tmp_
     assert ingest_reference(ARTWORKS, str(landing), lake).rows_rejected == 0
     for day in ("1997-09-20", "1997-09-21"):
         assert ingest_day(str(landing), lake, date.fromisoformat(day)).rows_rejected == 0
+
+
+def test_a_folder_without_the_data_is_one_line_and_a_failed_exit(tmp_path):
+    with pytest.raises(SystemExit) as stopped:
+        main([str(tmp_path / "nothing"), str(tmp_path / "landing")])
+    assert str(stopped.value).startswith("error: ") and "u.data" in str(stopped.value)
+    assert not (tmp_path / "landing").exists()
