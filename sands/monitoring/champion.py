@@ -25,7 +25,7 @@ from sands.evaluation.offline import (
 from sands.evaluation.rankings import evaluate_stored
 from sands.features.engagement import events_before
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
-from sands.features.training_store import open_training_set
+from sands.features.training_store import days_holding, open_training_set
 from sands.models.tags import HOLDOUT_UNTIL_TAG, TRAIN_CUTOFF_TAG, TRAINING_EXAMPLES_VERSION_TAG
 from sands.monitoring.drift import DriftRule
 from sands.monitoring.verdicts import (
@@ -165,14 +165,18 @@ def evidence_days(
         .aggregate([([], "count_all"), ("user_id", "count_distinct")])
         .to_pylist()
     )
-    chosen, held, judged = [], 0, 0
-    for row in sorted(counts, key=lambda r: r["day"], reverse=True)[:max_days]:
-        chosen.append(row["day"])
-        held += row["count_all"]
-        judged += row["user_id_count_distinct"]
-        if held >= min_positives and judged >= min_users:
-            break
-    return chosen
+    if not counts:
+        return []
+    newest = sorted(counts, key=lambda r: r["day"], reverse=True)
+    taken = days_holding(
+        [r["count_all"] for r in newest],
+        1,
+        min_positives,
+        max_days,
+        [r["user_id_count_distinct"] for r in newest],
+        min_users,
+    )
+    return [r["day"] for r in newest[:taken]]
 
 
 def _pooled(evaluations: list[tuple[date, Evaluation]]) -> dict[str, float]:
