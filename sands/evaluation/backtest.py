@@ -116,6 +116,16 @@ def _judged_users(scored: Sequence[Any]) -> int | None:
     return sum(counts) if counts and all(isinstance(c, int) for c in counts) else None
 
 
+def per_user_day(scored: Sequence[Any], name: str) -> float | None:
+    """The mean over every judged user-day (each day weighted by its judged users), when the
+    records count them: on sparse histories a day of one user weighs as much as a day of fifty
+    in the mean of days."""
+    total = _judged_users(scored)
+    if not total:
+        return None
+    return math.fsum(score(_get(r, name)) * _get(r, "judged_users") for r in scored) / total
+
+
 def _days(n: int) -> str:
     return f"{n} day" + ("" if n == 1 else "s")
 
@@ -150,6 +160,9 @@ class ServedMeans:
     popularity: float
     popularity_served: int  # of those days, how many popularity served
     judged_users: int | None = None
+    # Over every judged user-day (`per_user_day`), when the records count the users.
+    served_per_user: float | None = None
+    popularity_per_user: float | None = None
 
 
 def served_means(records: Sequence[Any]) -> ServedMeans | None:
@@ -169,12 +182,19 @@ def served_means(records: Sequence[Any]) -> ServedMeans | None:
         popularity=math.fsum(score(_get(r, "popularity_ndcg")) for r in scored) / len(scored),
         popularity_served=sum(1 for r in scored if _get(r, "served_policy") == "popularity"),
         judged_users=_judged_users(scored),
+        served_per_user=per_user_day(scored, "served_ndcg"),
+        popularity_per_user=per_user_day(scored, "popularity_ndcg"),
     )
+
+
+def _ratio(served: float, popularity: float) -> str:
+    return f" ({served / popularity:.2f}x)" if popularity > 0 else ""
 
 
 def describe_served(records: Sequence[Any]) -> str:
     """One line on what served, never `nan`: "mean of 29 labelled days (249 user-days with a
-    positive; popularity served on 29): served 0.1652, popularity 0.1652 (1.00x)"."""
+    positive; popularity served on 29): served 0.1652, popularity 0.1652 (1.00x); over the
+    user-days: served 0.1700, popularity 0.1700 (1.00x)"."""
     result = served_means(records)
     if result is None:
         return "no labelled day to score"
@@ -185,10 +205,16 @@ def describe_served(records: Sequence[Any]) -> str:
     )
     notes.append(f"popularity served on {result.popularity_served}")
     labelled = "labelled day" if result.days == 1 else "labelled days"
-    ratio = f" ({result.served / result.popularity:.2f}x)" if result.popularity > 0 else ""
-    return (
+    line = (
         f"mean of {result.days} {labelled} ({'; '.join(notes)}): served {result.served:.4f}, "
-        f"popularity {result.popularity:.4f}{ratio}"
+        f"popularity {result.popularity:.4f}{_ratio(result.served, result.popularity)}"
+    )
+    if result.served_per_user is None or result.popularity_per_user is None:
+        return line
+    return (
+        f"{line}; over the user-days: served {result.served_per_user:.4f}, popularity "
+        f"{result.popularity_per_user:.4f}"
+        f"{_ratio(result.served_per_user, result.popularity_per_user)}"
     )
 
 
@@ -465,6 +491,18 @@ def _summary_rows(summary: dict[str, Any]) -> list[list[str]]:
                     fmt(every["served"]),
                     MISSING,
                     fmt(every["popularity"]),
+                ]
+            )
+        if every and every.get("served_per_user") is not None:
+            out.append(
+                [
+                    f"{when}, what served, over the {every['judged_users']:,} user-days",
+                    str(means["days"]),
+                    str(every["days"]),
+                    str(means["days_without_labels"]),
+                    fmt(every["served_per_user"]),
+                    MISSING,
+                    fmt(every["popularity_per_user"]),
                 ]
             )
         out.append(

@@ -118,8 +118,17 @@ def test_what_served_is_averaged_over_every_labelled_day_champion_or_not():
     )
     assert describe_served(early) == (
         "mean of 2 labelled days (8 user-days with a positive; popularity served on 2): "
-        "served 0.2000, popularity 0.2000 (1.00x)"
+        "served 0.2000, popularity 0.2000 (1.00x); over the user-days: served 0.2000, "
+        "popularity 0.2000 (1.00x)"
     )
+    # One user on the first day, nine on the second: the user-days weigh the second day 9 to 1.
+    early[0].judged_users, early[1].judged_users = 1, 9
+    uneven = served_means(early)
+    assert (uneven.served, round(uneven.served_per_user, 6)) == (0.2, 0.28)
+    assert describe_served(early).endswith(
+        "over the user-days: served 0.2800, popularity 0.2800 (1.00x)"
+    )
+    assert "what served, over the 10 user-days" in to_html(early, summarise(early), "t")
     assert describe_served(DAYS[2:4]) == "no labelled day to score"
     summary = summarise(days)
     assert summary["all_days"]["every_labelled_day"]["days"] == 4
