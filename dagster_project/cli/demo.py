@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from dagster_project.cli.common import (
     _day,
@@ -33,6 +32,7 @@ from dagster_project.cli.data import (
 )
 from dagster_project.cli.models import _train
 from dagster_project.cli.ops import SERVE_COMMAND
+from dagster_project.cli.timeline import Timeline
 from sands.features.dbt_vars import longest_feature_window
 from sands.settings import SandsPaths
 
@@ -197,15 +197,6 @@ def _served_day(paths: SandsPaths, market, drops) -> bool:
     return ok
 
 
-SHORT_TRIGGERS = {
-    "scheduled": "cron",
-    "new training data": "data",
-    "champion below objective or stale": "quality",
-    "drift detected": "drift",
-    "online CTR below objective": "online",
-}
-
-
 def _play(
     paths: SandsPaths,
     days: int,
@@ -228,7 +219,7 @@ def _play(
         scenario=chosen,
         scenario_day=shift_day,
     )
-    table = _timeline(f"{scenario}: what the loop did by itself")
+    table = Timeline(f"{scenario}: what the loop did by itself")
 
     def run(recommender=None):
         return _quietly(
@@ -258,7 +249,7 @@ def _play(
         console.print(f"The service served {recommender.served:,} lists to simulated users.")
     else:
         records = run()
-    console.print(table)
+    _print_timeline(table)
     shift = config.shift_day
     promises = []
     if shift < len(records):
@@ -350,7 +341,7 @@ def replay(
         )
     # Days already in this home (a replay going on from where it stopped) are not loaded again.
     history = sorted(set(before) - set(landed))
-    table = _timeline(f"replay of {landing}: what the loop did by itself")
+    table = Timeline(f"replay of {landing}: what the loop did by itself")
     # The partitions follow the replayed days, wherever they lie in time: no setting needed.
     with _runs_checked(paths), _one_line_errors(HistoryLoadError):
         records = _quietly(
@@ -367,57 +358,26 @@ def replay(
                 max_reject_share,
             ),
         )
-        console.print(table)
+        _print_timeline(table)
         _summary(records, "while a frozen model existed")
         _write_report(paths, records, "replay", landing=landing, history_days=len(history))
         _report_failures(records)
 
 
-def _timeline(title: str) -> Table:
-    return Table(
-        "day",
-        "runs",
-        "retrain trigger",
-        "drift",
-        "gate",
-        "champion",
-        "served by",
-        "NDCG@10",
-        "frozen",
-        "popularity",
-        "users (positives)",
-        "online CTR",
-        "s",
-        title=title,
-    )
+def _print_timeline(timeline: Timeline) -> None:
+    """The timeline at the terminal's width, saying which columns it left out."""
+    table, left_out = timeline.render(console.width)
+    console.print(table)
+    if left_out:
+        console.print(
+            f"Left out at {console.width} columns: {', '.join(left_out)} "
+            "(every column is in the report's CSV and HTML page)."
+        )
 
 
-def _show(table: Table, r) -> None:
+def _show(timeline: Timeline, r) -> None:
     """Add a day to the timeline and say one line about it while the play goes on."""
-
-    from sands.evaluation.backtest import fmt, unlabelled
-
-    def score(value: float | None) -> str:
-        return fmt(value)
-
-    # A day without labelled users has no score: "-", with the reason, never nan.
-    served = score(r.served_ndcg if r.served_ndcg is not None else r.champion_ndcg)
-    served += " (no labels)" if unlabelled(r) and r.serving else ""
-    table.add_row(
-        r.day,
-        f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),
-        ", ".join(SHORT_TRIGGERS.get(t, t) for t in r.triggers) or "-",
-        {None: "-", True: "[red]drifted[/]", False: "ok"}[r.drift],
-        {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
-        f"v{r.champion}" if r.champion else "-",
-        r.served_policy or (f"v{r.serving}" if r.serving else "-"),
-        served,
-        f"{score(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
-        score(r.popularity_ndcg),
-        "-" if r.judged_users is None else f"{r.judged_users:,} ({r.positives:,})",
-        score(r.online_ctr),
-        f"{r.seconds:.0f}",
-    )
+    timeline.add(r)
     _say(f"{r.day}: {r.runs} runs, triggers: {', '.join(r.triggers) or 'none'}")
 
 
