@@ -3,8 +3,9 @@ option parsing, and running jobs quietly with their failures told."""
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from datetime import date
 from pathlib import Path
@@ -167,6 +168,41 @@ def _note(line: str) -> None:
     (_live[-1] if _live else console).print(
         line, style="yellow", markup=False, highlight=False, soft_wrap=True
     )
+
+
+# "raw_interactions 1997-09-21: columns not in the contract ...": a note about one landing day.
+_DAY_NOTE = re.compile(r"^(?P<feed>\S+) (?P<day>\d{4}-\d{2}-\d{2}): (?P<said>.*)$")
+
+
+class RepeatedNotes:
+    """Notes about one day each, said once per feed and wording: a history whose every file
+    carries the same extra column said so on every one of its hundreds of days. The first is
+    said as it comes; `close` names the other days it held back."""
+
+    def __init__(self, say: Callable[[str], None] = _note) -> None:
+        self._say = say
+        self._later: dict[tuple[str, str], list[str]] = {}
+
+    def __call__(self, line: str) -> None:
+        match = _DAY_NOTE.match(line)
+        if match is None:
+            self._say(line)
+            return
+        key = (match["feed"], match["said"])
+        if key in self._later:
+            self._later[key].append(match["day"])
+        else:
+            self._later[key] = []
+            self._say(line)
+
+    def close(self) -> None:
+        """One line per note held back: the same on how many more days, from when to when."""
+        for (feed, said), days in self._later.items():
+            if days:
+                span = days[0] if len(days) == 1 else f"{min(days)}..{max(days)}"
+                more = "1 more day" if len(days) == 1 else f"{len(days):,} more days"
+                self._say(f"{feed}: the same on {more} ({span}): {said}")
+        self._later.clear()
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from rich.table import Column, Table
 
 from dagster_project.cli.common import (
     Refusal,
+    RepeatedNotes,
     _day,
     _materializations,
     _note,
@@ -193,8 +194,10 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
         notes: list[str] = []
         run_ingestion(chosen, instance, done)
     console.print(summary)
+    told = RepeatedNotes()
     for line in notes + skipped_notes(paths.landing, paths.storage_options):
-        _note(line)
+        told(line)
+    told.close()
     return ok
 
 

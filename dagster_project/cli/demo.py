@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dagster_project.cli.common import (
+    RepeatedNotes,
     _day,
     _note,
     _one_line_errors,
@@ -343,21 +344,25 @@ def replay(
     history = sorted(set(before) - set(landed))
     table = Timeline(f"replay of {landing}: what the loop did by itself")
     # The partitions follow the replayed days, wherever they lie in time: no setting needed.
+    notes = RepeatedNotes()
     with _runs_checked(paths), _one_line_errors(HistoryLoadError):
-        records = _quietly(
-            paths,
-            f"replaying {_days(len(chosen))} ({chosen[0]}..{chosen[-1]}) after "
-            f"{_days(len(history))} of history",
-            lambda: replay_days_through_loop(
+        try:
+            records = _quietly(
                 paths,
-                source,
-                chosen,
-                lambda r: _show(table, r),
-                history,
-                _note,
-                max_reject_share,
-            ),
-        )
+                f"replaying {_days(len(chosen))} ({chosen[0]}..{chosen[-1]}) after "
+                f"{_days(len(history))} of history",
+                lambda: replay_days_through_loop(
+                    paths,
+                    source,
+                    chosen,
+                    lambda r: _show(table, r),
+                    history,
+                    notes,
+                    max_reject_share,
+                ),
+            )
+        finally:
+            notes.close()
         _print_timeline(table)
         _summary(records, "while a frozen model existed")
         _write_report(paths, records, "replay", landing=landing, history_days=len(history))

@@ -60,7 +60,8 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 Late events (dated before their landing day) are accepted and keep their own `event_ts`.
 Columns not in the contract are reported as `unexpected_columns` in the materialization metadata
 and in one line by `sands ingest` and `sands replay`, and dropped from the bronze table (they stay
-in the quarantined records).
+in the quarantined records). The same note on many days is said once, then counted: "raw_interactions:
+the same on 29 more days (1997-09-21..1997-10-19): columns not in the contract ...".
 
 ## What happens to an unreadable file or a damaged line
 
