@@ -4,10 +4,14 @@ The baseline ranks artworks by engagement-weighted events over the last `popular
 (7). On a sparse history seven days hold a couple of events an artwork and its top ten is noise;
 after a change of taste a long window lags. Each judged day, every window's list is scored as the
 evaluation scores popularity (NDCG@10 of the day's conversions over every artwork the zone's
-events name, each user's conversions of the last 28 days left out), with no pipeline: only the
-landing zone.
+events name, each user's conversions of the training set's earlier label days left out, and a
+second conversion on an artwork no positive), with no pipeline: only the landing zone.
 
     python -m bench.popularity_windows DIR --start 1997-10-18 --days 30 [--windows 3 7 14 28]
+        [--evidence-users 100]
+
+`--evidence-users` adds the rule the open question of `docs/models.md` asks for, scored the same
+way: serve 7 days unless another window won beyond chance on the newest labelled days.
 """
 
 from __future__ import annotations
@@ -22,10 +26,23 @@ from rich.console import Console
 from rich.table import Table
 
 from sands.features.dbt_vars import event_weights
-from sands.features.engagement import WINDOW
+from sands.features.training_store import days_holding
 from sands.ingest.contract import CONVERSION_EVENTS
 
 K = 10
+
+
+def label_days(conversions_per_day: pd.Series, day: pd.Timestamp) -> int:
+    """How many landing days up to `day` the training set labels (`training_examples`, with its
+    defaults): the evaluation's positives are the first conversion of a pair among them."""
+    from assets.training import TrainingSetConfig
+
+    config = TrainingSetConfig()
+    most = max(config.max_label_days, config.label_days)
+    newest_first = [
+        int(conversions_per_day.get(day - pd.Timedelta(days=i), 0)) for i in range(most)
+    ]
+    return days_holding(newest_first, config.label_days, config.min_positives, most)
 
 
 def read_events(folder: Path) -> pd.DataFrame:
@@ -56,6 +73,7 @@ def judge(events: pd.DataFrame, days: pd.DatetimeIndex, windows: list[int]) -> p
         weight=events["event_type"].map(event_weights()).fillna(0.0),
         converted=events["event_type"].isin(CONVERSION_EVENTS),
     )
+    per_day = events[events["converted"]].groupby("day").size()
     rows = []
     for day in days:
         before, today = events[events["day"] < day], events[events["day"] == day]
@@ -66,19 +84,60 @@ def judge(events: pd.DataFrame, days: pd.DatetimeIndex, windows: list[int]) -> p
         for window in windows:
             recent = before[before["day"] >= day - pd.Timedelta(days=window)]
             counts[window] = np.bincount(recent["item"], recent["weight"], len(items))
-        # As the evaluation and serving: conversions within the engagement window are not
-        # ranked again (older ones are forgotten).
-        recent = before[before["day"] >= day - WINDOW]
+        # As the evaluation: conversions of the training set's other label days are not ranked
+        # again (older ones are forgotten), and a second conversion among them is no positive.
+        held = label_days(per_day, day)
+        recent = before[before["day"] > day - pd.Timedelta(days=held)]
         done = recent[recent["converted"]].groupby("user_id")["item"].apply(np.unique)
         for user, theirs in labels.groupby("user_id"):
+            # A second conversion on an artwork (a favourite bought later) is no new positive:
+            # it cannot be recommended, and the training labels leave it out.
+            wanted = np.setdiff1d(theirs["item"].unique(), done.get(user, []))
+            if len(wanted) == 0:
+                continue
             row = {"day": day, "user": user}
             for window, count in counts.items():
                 # Ties by artwork id, as the baseline breaks them.
                 scores = np.log1p(count) - 1e-9 * np.arange(len(items))
                 scores[done.get(user, [])] = -np.inf
-                row[window] = ndcg(scores, theirs["item"].unique())
+                row[window] = ndcg(scores, wanted)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def chosen_by_evidence(
+    scored: pd.DataFrame,
+    day: pd.Timestamp,
+    windows: list[int],
+    default: int = 7,
+    min_users: int = 100,
+    max_days: int = 28,
+    z: float = 1.645,
+) -> int:
+    """The window a rule would serve on `day`: the default, unless another scored better on the
+    newest labelled days before `day` holding `min_users` user-days (at most `max_days`), by a
+    paired gain whose 90 % interval (normal, per user-day) lies above zero; the largest such."""
+    before = scored[scored["day"] < day]
+    days = sorted(before["day"].unique(), reverse=True)[:max_days]
+    counts = before.groupby("day").size()
+    held, users = [], 0
+    for d in days:
+        held.append(d)
+        users += int(counts[d])
+        if users >= min_users:
+            break
+    if users < min_users:
+        return default
+    pool = before[before["day"].isin(held)]
+    best, gain = default, 0.0
+    for window in windows:
+        if window == default:
+            continue
+        diff = (pool[window] - pool[default]).to_numpy()
+        spread = diff.std(ddof=1) / np.sqrt(len(diff))
+        if spread > 0 and diff.mean() / spread > z and diff.mean() > gain:
+            best, gain = window, float(diff.mean())
+    return best
 
 
 def main(argv: list[str]) -> None:
@@ -87,15 +146,38 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--start", required=True, help="first judged day (YYYY-MM-DD)")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--windows", type=int, nargs="+", default=[3, 7, 14, 28])
+    parser.add_argument(
+        "--evidence-users",
+        type=int,
+        default=0,
+        help="also score a rule that serves 7 days unless another window won beyond chance on "
+        "the newest labelled days holding this many user-days (0: not scored)",
+    )
     args = parser.parse_args(argv)
     days = pd.date_range(args.start, periods=args.days, freq="D", tz="UTC")
-    scored = judge(read_events(args.folder), days, args.windows)
-    by_day = scored.groupby("day")[args.windows].mean()
+    # The rule looks back up to 28 days: those are scored too, not averaged.
+    before = pd.date_range(end=days[0] - pd.Timedelta(days=1), periods=28, freq="D", tz="UTC")
+    looked_at = before.append(days) if args.evidence_users else days
+    everything = judge(read_events(args.folder), looked_at, args.windows)
+    scored = everything[everything["day"] >= days[0]].copy()
+    rows = [(str(w), w) for w in args.windows]
+    if args.evidence_users:
+        chosen = {
+            d: chosen_by_evidence(everything, d, args.windows, min_users=args.evidence_users)
+            for d in scored["day"].unique()
+        }
+        picked = scored["day"].map(chosen)
+        scored["rule"] = [scored.at[i, w] for i, w in zip(scored.index, picked, strict=True)]
+        served = pd.Series(chosen).value_counts().sort_index()
+        rows.append(
+            (f"by evidence ({', '.join(f'{w} d on {n}' for w, n in served.items())})", "rule")
+        )
+    by_day = scored.groupby("day")[[column for _, column in rows]].mean()
     table = Table(title=f"popularity windows, {len(by_day)} labelled days from {args.start}")
     for column in ("window (days)", "mean of days", "mean of user-days"):
         table.add_column(column, justify="right")
-    for window in args.windows:
-        table.add_row(str(window), f"{by_day[window].mean():.4f}", f"{scored[window].mean():.4f}")
+    for label, column in rows:
+        table.add_row(label, f"{by_day[column].mean():.4f}", f"{scored[column].mean():.4f}")
     Console().print(table)
     print(f"{len(scored):,} user-days with a conversion judged")
 

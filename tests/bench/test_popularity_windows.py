@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from bench.popularity_windows import judge, read_events
+from bench.popularity_windows import chosen_by_evidence, judge, read_events
 
 
 def _zone(folder, rows):
@@ -42,3 +42,29 @@ def test_a_short_window_follows_the_newest_days_and_conversions_are_not_ranked_a
     # and is second by id, and second after a1 over 28 days.
     assert scored.loc["u9", 7] == second and scored.loc["u9", 28] == second
     assert len(scored) == 2
+
+
+def _scored(days: dict[str, list[tuple[float, float]]]) -> pd.DataFrame:
+    """User-days with the 7- and 28-day windows' NDCG@10, as `judge` returns them."""
+    return pd.DataFrame(
+        [
+            {"day": pd.Timestamp(day, tz="UTC"), "user": f"u{i}", 7: short, 28: long}
+            for day, pairs in days.items()
+            for i, (short, long) in enumerate(pairs)
+        ]
+    )
+
+
+def test_the_rule_leaves_7_days_only_for_a_window_that_won_beyond_chance_on_enough_users():
+    today = pd.Timestamp("2026-09-11", tz="UTC")
+    # 28 days better for every one of 4 user-days on each of the two days before: chosen.
+    steady = _scored({"2026-09-09": [(0.1, 0.3)] * 4, "2026-09-10": [(0.2, 0.3)] * 4})
+    assert chosen_by_evidence(steady, today, [7, 28], min_users=8) == 28
+    # Too few user-days before today to judge: the default.
+    assert chosen_by_evidence(steady, today, [7, 28], min_users=9) == 7
+    # Better on average, but by one user-day of eight: within chance.
+    lucky = _scored({"2026-09-10": [(0.1, 0.9), *[(0.2, 0.19)] * 7]})
+    assert chosen_by_evidence(lucky, today, [7, 28], min_users=8) == 7
+    # The newest days are enough: an older day where 7 won is not looked at.
+    older = _scored({"2026-09-01": [(0.9, 0.0)] * 20, "2026-09-10": [(0.1, 0.3), (0.2, 0.3)]})
+    assert chosen_by_evidence(older, today, [7, 28], min_users=2) == 28
