@@ -82,6 +82,8 @@ class Backtest:
     skipped: int = 0
     skipped_days: tuple[str, ...] = field(default_factory=tuple)
     judged_users: int | None = None  # summed over the scored days, when the records say
+    # (served, frozen, popularity) over every judged user-day (`per_user_day`), when counted.
+    per_user: tuple[float, float, float] | None = None
 
 
 def split(records: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -108,7 +110,13 @@ def backtest(records: Sequence[Any]) -> Backtest | None:
         skipped=len(skipped),
         skipped_days=tuple(str(_get(r, "day")) for r in skipped),
         judged_users=_judged_users(scored),
+        per_user=_per_user_days(scored, ("served_ndcg", "frozen_ndcg", "popularity_ndcg")),
     )
+
+
+def _per_user_days(scored: Sequence[Any], names: Sequence[str]) -> tuple[float, ...] | None:
+    means = tuple(per_user_day(scored, name) for name in names)
+    return None if None in means else means
 
 
 def _judged_users(scored: Sequence[Any]) -> int | None:
@@ -144,9 +152,16 @@ def describe(records: Sequence[Any]) -> str:
         notes.append(f"{result.judged_users:,} user-days with a positive")
     note = f" ({'; '.join(notes)})" if notes else ""
     labelled = "labelled day" if result.days == 1 else "labelled days"
-    return (
+    line = (
         f"mean of {result.days} {labelled}{note}: served {result.champion:.4f}, "
         f"frozen {result.frozen:.4f}, popularity {result.popularity:.4f}"
+    )
+    if result.per_user is None:
+        return line
+    served, frozen, popularity = result.per_user
+    return (
+        f"{line}; over the user-days: served {served:.4f}, frozen {frozen:.4f}, "
+        f"popularity {popularity:.4f}"
     )
 
 
@@ -473,6 +488,14 @@ def plot(records: Sequence[Any], shift: int | None = None, title: str = "") -> s
     return svg(figure)
 
 
+def _served_row(
+    label: str, means: dict[str, Any], every: dict[str, Any], served: str, popularity: str
+) -> list[str]:
+    """A row of what served on every labelled day (no frozen model to show)."""
+    days = (str(means["days"]), str(every["days"]), str(means["days_without_labels"]))
+    return [label, *days, fmt(every[served]), MISSING, fmt(every[popularity])]
+
+
 def _summary_rows(summary: dict[str, Any]) -> list[list[str]]:
     out = []
     for key, when in (("all_days", "every played day"), ("after_change", "from the change on")):
@@ -482,29 +505,11 @@ def _summary_rows(summary: dict[str, Any]) -> list[list[str]]:
         every = means.get("every_labelled_day")
         if every and every["days"] > means["labelled_days"]:
             # Days without a champion (or a frozen model) still served someone: popularity.
-            out.append(
-                [
-                    f"{when}, what served (popularity on {every['popularity_served']})",
-                    str(means["days"]),
-                    str(every["days"]),
-                    str(means["days_without_labels"]),
-                    fmt(every["served"]),
-                    MISSING,
-                    fmt(every["popularity"]),
-                ]
-            )
+            label = f"{when}, what served (popularity on {every['popularity_served']})"
+            out.append(_served_row(label, means, every, "served", "popularity"))
         if every and every.get("served_per_user") is not None:
-            out.append(
-                [
-                    f"{when}, what served, over the {every['judged_users']:,} user-days",
-                    str(means["days"]),
-                    str(every["days"]),
-                    str(means["days_without_labels"]),
-                    fmt(every["served_per_user"]),
-                    MISSING,
-                    fmt(every["popularity_per_user"]),
-                ]
-            )
+            label = f"{when}, what served, over the {every['judged_users']:,} user-days"
+            out.append(_served_row(label, means, every, "served_per_user", "popularity_per_user"))
         out.append(
             [
                 when,

@@ -90,9 +90,10 @@ def test_means_skip_days_without_labels_and_count_them():
         "popularity 0.2000"
     )
     counted = [_day(1, 0.2, 0.1, 0.3, judged_users=10), _day(2, 0.4, 0.1, 0.1, judged_users=5)]
+    # Over the user-days the first day counts twice: served (2 x 0.2 + 0.4) / 3.
     assert describe(counted) == (
         "mean of 2 labelled days (15 user-days with a positive): served 0.3000, frozen 0.1000, "
-        "popularity 0.2000"
+        "popularity 0.2000; over the user-days: served 0.2667, frozen 0.1000, popularity 0.2333"
     )
     assert backtest(DAYS[2:4]) is None
     assert describe(DAYS[2:4]) == "no labelled day to score (2 days without labels skipped)"
