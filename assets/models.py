@@ -67,6 +67,7 @@ from sands.models.tags import (
     USER_SEGMENTS_VERSION_TAG,
 )
 from sands.models.tracking import DEFAULT_DAGSTER_UI, dagster_tags
+from sands.monitoring.popularity_window import WindowRule, popularity_window
 
 GROUP = "models"
 
@@ -214,18 +215,43 @@ def artwork_similarity(
 
 
 class PopularityConfig(Config):
-    """The trailing window popularity is counted over (one of the dbt feature windows)."""
+    """The trailing window the served popularity list counts over: chosen by evidence, or fixed."""
 
-    window_days: int = Field(default=7, description="1, 7 or 28: a feature window.")
+    window_days: int | None = Field(
+        default=None,
+        description="1, 7 or 28 (a feature window) to fix it; unset, 7 unless another window "
+        "ranked the newest labelled days better beyond chance "
+        "(`sands.monitoring.popularity_window`).",
+    )
+    min_evidence_users: int = Field(
+        default=WindowRule.min_users, ge=1, description="User-days to judge the windows on."
+    )
+    max_evidence_days: int = Field(
+        default=WindowRule.max_days, ge=1, description="The newest label days searched for them."
+    )
+    confidence: float = Field(
+        default=WindowRule.confidence,
+        gt=0,
+        lt=1,
+        description="Level of the paired interval a window's gain over 7 days must clear.",
+    )
+
+    def rule(self) -> WindowRule:
+        return WindowRule(
+            min_users=self.min_evidence_users,
+            max_days=self.max_evidence_days,
+            confidence=self.confidence,
+        )
 
 
 @asset(
-    deps=[artwork_features],
+    deps=[artwork_features, training_examples],
     group_name=GROUP,
     automation_condition=after_upstream_updates(),
     kinds={"delta"},
     description="Recent popularity: weighted view/click/favourite/purchase counts over the "
-    "trailing window, from the latest artwork features. The baseline every model must beat.",
+    "trailing window, from the latest artwork features: what serving falls back to. The window "
+    "is the one that ranked the newest labelled days best beyond chance (7 days by default).",
 )
 def popularity_baseline(
     context: AssetExecutionContext, config: PopularityConfig, lake: LakeResource
@@ -233,11 +259,21 @@ def popularity_baseline(
     snapshot, version = latest_snapshot(
         ARTWORK_FEATURES.uri(lake.root), ARTWORK_FEATURES.key, storage_options=lake.storage_options
     )
-    scores = popularity_scores(snapshot, config.window_days)
+    choice = None
+    window = config.window_days
+    if window is None:
+        choice = popularity_window(lake.root, config.rule(), lake.storage_options)
+        window = choice.window
+        context.log.info(f"popularity window: {choice.describe()}")
+    scores = popularity_scores(snapshot, window)
     order = np.lexsort((np.asarray(snapshot["artwork_id"].to_pylist(), dtype=object), -scores))
     ranked = snapshot.select(["artwork_id", "feature_date"]).take(order)
-    ranked = ranked.append_column("score", [scores[order]]).append_column(
-        "rank", [np.arange(1, len(order) + 1, dtype=np.int32)]
+    ranked = (
+        ranked.append_column("score", [scores[order]])
+        .append_column("rank", [np.arange(1, len(order) + 1, dtype=np.int32)])
+        .append_column(
+            model_store.POPULARITY_WINDOW_COLUMN, [np.full(len(order), window, dtype=np.int32)]
+        )
     )
     written = model_store.write_model_table(
         lake.root,
@@ -254,6 +290,15 @@ def popularity_baseline(
             ),
             "dagster/row_count": MetadataValue.int(ranked.num_rows),
             "delta_version": MetadataValue.int(written),
+            "window_days": MetadataValue.int(window),
+            **(
+                {
+                    "window_choice": MetadataValue.text(choice.describe()),
+                    "windows_judged": MetadataValue.md(choice.markdown()),
+                }
+                if choice is not None and choice.users
+                else {}
+            ),
             "top_10": MetadataValue.md(
                 _markdown(
                     ["rank", "artwork", "score"],

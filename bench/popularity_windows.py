@@ -10,8 +10,9 @@ second conversion on an artwork no positive), with no pipeline: only the landing
     python -m bench.popularity_windows DIR --start 1997-10-18 --days 30 [--windows 3 7 14 28]
         [--evidence-users 100]
 
-`--evidence-users` adds the rule the open question of `docs/models.md` asks for, scored the same
-way: serve 7 days unless another window won beyond chance on the newest labelled days.
+`--evidence-users` adds the rule the popularity asset serves by (`sands.monitoring.
+popularity_window`), scored the same way: 7 days unless another window won beyond chance on the
+newest labelled days holding that many user-days.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rich.table import Table
 from sands.features.dbt_vars import event_weights
 from sands.features.training_store import days_holding
 from sands.ingest.contract import CONVERSION_EVENTS
+from sands.monitoring.popularity_window import WindowRule, choose_window
 
 K = 10
 
@@ -106,38 +108,25 @@ def judge(events: pd.DataFrame, days: pd.DatetimeIndex, windows: list[int]) -> p
 
 
 def chosen_by_evidence(
-    scored: pd.DataFrame,
-    day: pd.Timestamp,
-    windows: list[int],
-    default: int = 7,
-    min_users: int = 100,
-    max_days: int = 28,
-    z: float = 1.645,
+    scored: pd.DataFrame, day: pd.Timestamp, windows: list[int], rule: WindowRule
 ) -> int:
-    """The window a rule would serve on `day`: the default, unless another scored better on the
-    newest labelled days before `day` holding `min_users` user-days (at most `max_days`), by a
-    paired gain whose 90 % interval (normal, per user-day) lies above zero; the largest such."""
+    """The window the popularity asset would serve on `day` (`choose_window`): judged on the
+    newest labelled days before `day` holding `rule.min_users` user-days."""
     before = scored[scored["day"] < day]
-    days = sorted(before["day"].unique(), reverse=True)[:max_days]
+    days = sorted(before["day"].unique(), reverse=True)[: rule.max_days]
     counts = before.groupby("day").size()
     held, users = [], 0
     for d in days:
         held.append(d)
         users += int(counts[d])
-        if users >= min_users:
+        if users >= rule.min_users:
             break
-    if users < min_users:
-        return default
+    if users < rule.min_users or rule.default not in windows:
+        return rule.default
     pool = before[before["day"].isin(held)]
-    best, gain = default, 0.0
-    for window in windows:
-        if window == default:
-            continue
-        diff = (pool[window] - pool[default]).to_numpy()
-        spread = diff.std(ddof=1) / np.sqrt(len(diff))
-        if spread > 0 and diff.mean() / spread > z and diff.mean() > gain:
-            best, gain = window, float(diff.mean())
-    return best
+    keys = [f"{d}|{u}" for d, u in zip(pool["day"], pool["user"], strict=True)]
+    user_ndcg = {w: dict(zip(keys, pool[w], strict=True)) for w in windows}
+    return choose_window(user_ndcg, rule)[0]
 
 
 def main(argv: list[str]) -> None:
@@ -163,7 +152,9 @@ def main(argv: list[str]) -> None:
     rows = [(str(w), w) for w in args.windows]
     if args.evidence_users:
         chosen = {
-            d: chosen_by_evidence(everything, d, args.windows, min_users=args.evidence_users)
+            d: chosen_by_evidence(
+                everything, d, args.windows, WindowRule(min_users=args.evidence_users)
+            )
             for d in scored["day"].unique()
         }
         picked = scored["day"].map(chosen)

@@ -18,9 +18,10 @@ from sands.evaluation.offline import EvaluationSpec
 from sands.features.training_store import has_training_set
 from sands.ingest.partitions import home_partition_range, landing_days, require_before_today
 from sands.models.aliases import POPULARITY_POLICY
+from sands.models.model_store import served_popularity_window
 from sands.models.registry import Registry
 from sands.models.tags import TRAIN_CUTOFF_TAG
-from sands.monitoring.champion import latest_day_ndcg
+from sands.monitoring.champion import SERVED_POPULARITY, latest_day_ndcg
 from sands.settings import SandsPaths
 from sands.sim.marketplace import (
     DayDrop,
@@ -53,7 +54,9 @@ class DayRecord:
     champion_ndcg: float | None = None  # of `serving`, on this day's labels
     frozen: int | None = None
     frozen_ndcg: float | None = None
-    popularity_ndcg: float | None = None
+    popularity_ndcg: float | None = None  # the 7-day baseline every target compares with
+    # The days the popularity list counted when the day began (what serving fell back to).
+    popularity_window: int | None = None
     # The evidence behind the day's scores: users with a positive that day, and their positives.
     judged_users: int | None = None
     positives: int | None = None
@@ -203,6 +206,7 @@ def play_days(
     for index, arrival in enumerate(arrivals):
         serving = registry.champion_version()
         guarded = registry.serving_policy() == POPULARITY_POLICY
+        window = served_popularity_window(paths.lake, paths.storage_options)
         arrival.land()
         landed = time_module.perf_counter()
         record = DayRecord(
@@ -211,6 +215,7 @@ def play_days(
             serving_trained_until=_trained_until(registry, serving),
             frozen=frozen,
             served_policy=POPULARITY_POLICY if guarded or serving is None else f"v{serving}",
+            popularity_window=window,
         )
         for result in loop.landing_tick():
             record.runs += 1
@@ -251,6 +256,7 @@ def served_day_record(
         serving=serving,
         serving_trained_until=_trained_until(registry, serving),
         served_policy=POPULARITY_POLICY if guarded or serving is None else f"v{serving}",
+        popularity_window=served_popularity_window(paths.lake, paths.storage_options),
         frozen=serving,  # nothing retrained since: the champion is its own frozen model
         online_ctr=online_ctr,
     )
@@ -269,7 +275,12 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
         return  # nothing labelled yet (a replay's first days without warm-up): not scored
     versions = sorted({v for v in (record.serving, record.frozen) if v})
     latest = latest_day_ndcg(
-        registry, paths.lake, versions, EvaluationSpec(), paths.storage_options
+        registry,
+        paths.lake,
+        versions,
+        EvaluationSpec(),
+        paths.storage_options,
+        record.popularity_window,
     )
     scores = latest.scores
     if latest.day != record.day:
@@ -281,7 +292,8 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     record.champion_ndcg = score(scores[f"v{record.serving}"]) if record.serving else None
     record.frozen_ndcg = score(scores[f"v{record.frozen}"]) if record.frozen else None
     record.popularity_ndcg = score(scores["popularity"])
-    served = record.popularity_ndcg if record.served_policy == POPULARITY_POLICY else None
+    fell_back = score(scores.get(SERVED_POPULARITY, scores["popularity"]))
+    served = fell_back if record.served_policy == POPULARITY_POLICY else None
     record.served_ndcg = served if served is not None else record.champion_ndcg
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from sands.models.aliases import POPULARITY_POLICY
+
 SHORT_TRIGGERS = {
     "scheduled": "cron",
     "new training data": "data",
@@ -69,7 +71,7 @@ def day_cells(r: Any) -> dict[str, str]:
         "drift": {None: "-", True: "[red]drifted[/]", False: "ok"}[r.drift],
         "gate": {None: "-", True: "[green]pass[/]", False: "[yellow]reject[/]"}[r.gate],
         "champion": f"v{r.champion}" if r.champion else "-",
-        "served by": r.served_policy or (f"v{r.serving}" if r.serving else "-"),
+        "served by": _served_by(r),
         "NDCG@10": served,
         "frozen": f"{fmt(r.frozen_ndcg)} (v{r.frozen})" if r.frozen else "-",
         "popularity": fmt(r.popularity_ndcg),
@@ -79,6 +81,19 @@ def day_cells(r: Any) -> dict[str, str]:
         "online CTR": fmt(r.online_ctr),
         "s": f"{r.seconds:.0f}",
     }
+
+
+def _served_by(r: Any) -> str:
+    """The policy that served: `v3`, `popularity`, or `popularity (28 d)` when its list counted
+    other than the baseline's 7 days."""
+    from sands.monitoring.popularity_window import DEFAULT_WINDOW  # heavy: on use, not at `--help`
+
+    if not r.served_policy:
+        return f"v{r.serving}" if r.serving else "-"
+    window = getattr(r, "popularity_window", None)
+    if r.served_policy == POPULARITY_POLICY and window not in (None, DEFAULT_WINDOW):
+        return f"popularity ({window} d)"
+    return r.served_policy
 
 
 def fitting(widths: dict[str, int], width: int) -> list[str]:

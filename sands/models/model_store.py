@@ -23,6 +23,8 @@ def model_uri(lake_root: str, name: str) -> str:
 
 USER_SEGMENTS, ARTWORK_SIMILARITY, POPULARITY = "user_segments", "artwork_similarity", "popularity"
 SEGMENT_FAVOURITES = "segment_favourites"
+# The trailing days the served popularity list counted over (one value per table version).
+POPULARITY_WINDOW_COLUMN = "window_days"
 
 
 def read_model_table(
@@ -79,3 +81,18 @@ def read_segment_model(
     return SegmentModel.from_json(
         delta.commit_metadata(uri, pinned, storage_options)[SEGMENT_MODEL_KEY]
     ), pinned
+
+
+def served_popularity_window(
+    lake_root: str, storage_options: dict[str, str] | None = None
+) -> int | None:
+    """The window of the popularity list serving falls back to now; None before there is one (or
+    for a list written before the window was recorded)."""
+    table = delta.open_table(model_uri(lake_root, POPULARITY), storage_options)
+    if table is None:
+        return None
+    rows = table.to_pyarrow_dataset()
+    if POPULARITY_WINDOW_COLUMN not in rows.schema.names:
+        return None
+    column = rows.head(1, columns=[POPULARITY_WINDOW_COLUMN]).column(0)
+    return column[0].as_py() if len(column) else None

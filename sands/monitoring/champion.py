@@ -101,15 +101,21 @@ class DayScores:
     positives: int = 0
 
 
+# `DayScores.scores` key: the popularity list serving fell back to (its own window).
+SERVED_POPULARITY = "served popularity"
+
+
 def latest_day_ndcg(
     registry: Registry,
     lake_root: str,
     versions: list[int],
     spec: EvaluationSpec,
     storage_options: dict[str, str] | None = None,
+    served_window: int | None = None,
 ) -> DayScores:
     """NDCG@10 of registered versions and popularity over the full catalogue on the newest label
-    day, with that day and how many users and positives it held."""
+    day, with that day and how many users and positives it held. With `served_window`, also the
+    popularity list serving fell back to (`SERVED_POPULARITY`), when it counts other days."""
     setup = _latest_day_setup(lake_root, spec, storage_options)
     if setup is None:
         return DayScores("", {})
@@ -121,6 +127,10 @@ def latest_day_ndcg(
         ]
     popularity = evaluate(PopularityRecommender(spec.popularity_window_days), setup)
     scores["popularity"] = popularity.overall[PRIMARY]
+    scores[SERVED_POPULARITY] = scores["popularity"]
+    if served_window is not None and served_window != spec.popularity_window_days:
+        served = evaluate(PopularityRecommender(served_window), setup)
+        scores[SERVED_POPULARITY] = served.overall[PRIMARY]
     return DayScores(setup.split.date().isoformat(), scores, popularity.users, popularity.positives)
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from bench.popularity_windows import chosen_by_evidence, judge, read_events
+from sands.monitoring.popularity_window import WindowRule
 
 
 def _zone(folder, rows):
@@ -59,12 +60,12 @@ def test_the_rule_leaves_7_days_only_for_a_window_that_won_beyond_chance_on_enou
     today = pd.Timestamp("2026-09-11", tz="UTC")
     # 28 days better for every one of 4 user-days on each of the two days before: chosen.
     steady = _scored({"2026-09-09": [(0.1, 0.3)] * 4, "2026-09-10": [(0.2, 0.3)] * 4})
-    assert chosen_by_evidence(steady, today, [7, 28], min_users=8) == 28
+    assert chosen_by_evidence(steady, today, [7, 28], WindowRule(min_users=8)) == 28
     # Too few user-days before today to judge: the default.
-    assert chosen_by_evidence(steady, today, [7, 28], min_users=9) == 7
+    assert chosen_by_evidence(steady, today, [7, 28], WindowRule(min_users=9)) == 7
     # Better on average, but by one user-day of eight: within chance.
     lucky = _scored({"2026-09-10": [(0.1, 0.9), *[(0.2, 0.19)] * 7]})
-    assert chosen_by_evidence(lucky, today, [7, 28], min_users=8) == 7
+    assert chosen_by_evidence(lucky, today, [7, 28], WindowRule(min_users=8)) == 7
     # The newest days are enough: an older day where 7 won is not looked at.
     older = _scored({"2026-09-01": [(0.9, 0.0)] * 20, "2026-09-10": [(0.1, 0.3), (0.2, 0.3)]})
-    assert chosen_by_evidence(older, today, [7, 28], min_users=2) == 28
+    assert chosen_by_evidence(older, today, [7, 28], WindowRule(min_users=2)) == 28

@@ -124,7 +124,8 @@ def test_the_online_store_and_training_set_follow_new_features_automatically():
 def test_models_train_on_features_and_promotion_waits_for_a_blocking_gate():
     assert parents("user_segments") == {"user_features"}
     assert parents("artwork_similarity") == {"artworks", "raw_interactions"}
-    assert parents("popularity_baseline") == {"artwork_features"}
+    # The window it serves is judged on the training set's newest labelled days.
+    assert parents("popularity_baseline") == {"artwork_features", "training_examples"}
     assert parents("ranker") == {
         "training_examples",
         "user_segments",
