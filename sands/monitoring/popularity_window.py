@@ -54,19 +54,21 @@ class WindowChoice:
     days: int
     means: dict[int, float]
     gain: PairedGain | None  # of the chosen window over the default; None when it is the default
+    level: float = WindowRule.confidence  # of the gain's interval
 
     def describe(self) -> str:
         """One line: "28 days (over 7: gain +0.0123 (90% CI ...), 104 user-days of 17 days)"."""
         if not self.users:
-            return f"{self.window} days (the default: no labelled day to judge by yet)"
+            return f"{days_text(self.window)} (the default: no labelled day to judge by yet)"
         evidence = f"{self.users:,} user-days of {self.days} label days"
         if self.gain is None:
-            return f"{self.window} days (the default: no window ranked better, {evidence})"
-        return f"{self.window} days (over {self.default}: {self.gain.describe(0.9)}, {evidence})"
+            return f"{days_text(self.window)} (the default: no window ranked better, {evidence})"
+        over = f"over {self.default}: {self.gain.describe(self.level)}"
+        return f"{days_text(self.window)} ({over}, {evidence})"
 
     def markdown(self) -> str:
         rows = "\n".join(
-            f"| {w} days{' (served)' if w == self.window else ''} | {m:.4f} |"
+            f"| {days_text(w)}{' (served)' if w == self.window else ''} | {m:.4f} |"
             for w, m in sorted(self.means.items())
         )
         return f"| window | NDCG@10 over {self.users:,} user-days |\n|---|---|\n{rows}"
@@ -85,6 +87,11 @@ def choose_window(
         if gain.significant() and (best_gain is None or gain.mean > best_gain.mean):
             best, best_gain = window, gain
     return best, best_gain
+
+
+def days_text(window: int) -> str:
+    """ "1 day", "7 days"."""
+    return f"{window} day" + ("" if window == 1 else "s")
 
 
 def _midnight(day: date) -> datetime:
@@ -123,4 +130,5 @@ def popularity_window(
             user_ndcg[window].update({f"{day}|{u}": v for u, v in judged.items()})
     window, gain = choose_window(user_ndcg, rule)
     means = {w: float(np.mean(list(s.values()))) for w, s in user_ndcg.items() if s}
-    return WindowChoice(window, rule.default, len(user_ndcg[rule.default]), len(days), means, gain)
+    users = len(user_ndcg[rule.default])
+    return WindowChoice(window, rule.default, users, len(days), means, gain, rule.confidence)
