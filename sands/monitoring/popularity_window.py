@@ -130,5 +130,5 @@ def popularity_window(
             user_ndcg[window].update({f"{day}|{u}": v for u, v in judged.items()})
     window, gain = choose_window(user_ndcg, rule)
     means = {w: float(np.mean(list(s.values()))) for w, s in user_ndcg.items() if s}
-    users = len(user_ndcg[rule.default])
-    return WindowChoice(window, rule.default, users, len(days), means, gain, rule.confidence)
+    user_days = len(user_ndcg[rule.default])
+    return WindowChoice(window, rule.default, user_days, len(days), means, gain, rule.confidence)
