@@ -3,10 +3,10 @@
 No one window serves every history: a sparse steady one wants a long window (28 days ranked
 MovieLens-100k's first month 11 % better by user-days than 7), a busy moving one a short one (1
 day, 10 % at 20,000 simulated events a day), and after a change of taste a long window lags
-(`docs/models.md`, the popularity baseline's window). The list serving falls back to counts 7
-days unless another feature window ranked the newest labelled days better beyond chance, judged
-as the gate judges: per user-day NDCG@10 over the full catalogue, a paired bootstrap interval
-above zero. The gate's and the guard's popularity contender stays the 7-day baseline.
+(`docs/models.md`, "The popularity list serving falls back to"). So the list counts 7 days
+unless another feature window ranked the newest labelled days better beyond chance, judged as
+the gate judges: per user-day NDCG@10 over the full catalogue, a paired bootstrap interval above
+zero. The gate's and the guard's popularity contender stays the 7-day baseline.
 """
 
 from __future__ import annotations
