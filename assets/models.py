@@ -15,7 +15,7 @@ from dagster import (
     ResourceParam,
     asset,
 )
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from assets.automation import after_upstream_updates, retrain
 from assets.features import artwork_features, user_features
@@ -67,7 +67,7 @@ from sands.models.tags import (
     USER_SEGMENTS_VERSION_TAG,
 )
 from sands.models.tracking import DEFAULT_DAGSTER_UI, dagster_tags
-from sands.monitoring.popularity_window import WindowRule, popularity_window
+from sands.monitoring.popularity_window import WINDOWS, WindowRule, popularity_window
 
 GROUP = "models"
 
@@ -235,6 +235,13 @@ class PopularityConfig(Config):
         lt=1,
         description="Level of the paired interval a window's gain over 7 days must clear.",
     )
+
+    @field_validator("window_days")
+    @classmethod
+    def _a_feature_window(cls, days: int | None) -> int | None:
+        if days is not None and days not in WINDOWS:
+            raise ValueError(f"window_days {days}: popularity counts over {WINDOWS} days only")
+        return days
 
     def rule(self) -> WindowRule:
         return WindowRule(

@@ -410,3 +410,14 @@ def test_the_ranker_config_defaults_are_the_trainers_and_reach_it():
     chosen = RankerConfig(popularity_prior=0.0, trend_inputs=False, trees=7).params()
     assert chosen.popularity_prior == 0.0 and chosen.trees == 7
     assert chosen.excluded_features == TRENDING_INPUTS
+
+
+def test_the_popularity_window_is_chosen_unless_fixed_to_a_feature_window():
+    import pydantic
+
+    from assets.models import PopularityConfig
+
+    assert PopularityConfig().window_days is None  # chosen by evidence
+    assert PopularityConfig(window_days=28).window_days == 28
+    with pytest.raises(pydantic.ValidationError, match="window_days 14"):
+        PopularityConfig(window_days=14)
