@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
+import pyarrow.compute as pc
 
 from sands.evaluation.challenger import feature_rows_at
 from sands.evaluation.metrics import PairedGain, paired_gain
@@ -24,7 +25,7 @@ from sands.evaluation.offline import (
     evaluate,
     evaluation_setup,
 )
-from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
+from sands.features.offline import ARTWORK_FEATURES, CREATED_TS, FEATURE_TS, USER_FEATURES
 from sands.features.training_store import has_training_set, open_training_set
 from sands.monitoring.champion import evidence_days
 
@@ -118,6 +119,11 @@ def popularity_window(
     works = feature_rows_at(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options
     )
+    # A history's first label day has no artwork features before it: nothing was ranked then.
+    stamped, created = works[FEATURE_TS], works[CREATED_TS]
+    available = pc.if_else(pc.fill_null(pc.greater(created, stamped), False), created, stamped)
+    ranked_from = pc.min(available).as_py()
+    days = [d for d in days if ranked_from is not None and _midnight(d) >= ranked_from]
     spec = EvaluationSpec()
     user_ndcg: dict[int, dict[str, float]] = {w: {} for w in WINDOWS}
     for day in days:
@@ -128,6 +134,8 @@ def popularity_window(
         for window in WINDOWS:
             judged = evaluate(PopularityRecommender(window), setup).user_ndcg
             user_ndcg[window].update({f"{day}|{u}": v for u, v in judged.items()})
+    if not user_ndcg[rule.default]:
+        return WindowChoice(rule.default, rule.default, 0, 0, {}, None)
     window, gain = choose_window(user_ndcg, rule)
     means = {w: float(np.mean(list(s.values()))) for w, s in user_ndcg.items() if s}
     user_days = len(user_ndcg[rule.default])
