@@ -143,6 +143,8 @@ def main(argv: list[str]) -> None:
         "the newest labelled days holding this many user-days (0: not scored)",
     )
     args = parser.parse_args(argv)
+    if not any((args.folder / "interactions").glob("*/*")):
+        parser.error(f"{args.folder} holds no interactions/<day>/ files: not a landing zone")
     days = pd.date_range(args.start, periods=args.days, freq="D", tz="UTC")
     # The rule looks back up to 28 days: those are scored too, not averaged.
     before = pd.date_range(end=days[0] - pd.Timedelta(days=1), periods=28, freq="D", tz="UTC")

@@ -69,3 +69,12 @@ def test_the_rule_leaves_7_days_only_for_a_window_that_won_beyond_chance_on_enou
     # The newest days are enough: an older day where 7 won is not looked at.
     older = _scored({"2026-09-01": [(0.9, 0.0)] * 20, "2026-09-10": [(0.1, 0.3), (0.2, 0.3)]})
     assert chosen_by_evidence(older, today, [7, 28], WindowRule(min_users=2)) == 28
+
+
+def test_a_folder_that_is_no_landing_zone_is_one_line(tmp_path, capsys):
+    from bench.popularity_windows import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main([str(tmp_path), "--start", "2026-09-11", "--days", "1"])
+    assert stopped.value.code == 2
+    assert "holds no interactions/<day>/ files" in capsys.readouterr().err
