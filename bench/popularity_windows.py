@@ -111,17 +111,14 @@ def chosen_by_evidence(
     scored: pd.DataFrame, day: pd.Timestamp, windows: list[int], rule: WindowRule
 ) -> int:
     """The window the popularity asset would serve on `day` (`choose_window`): judged on the
-    newest labelled days before `day` holding `rule.min_users` user-days."""
+    newest labelled days before `day` holding `rule.min_users` user-days. Stricter than the asset
+    where fewer are found within `rule.max_days`: the default, where the asset judges them."""
     before = scored[scored["day"] < day]
-    days = sorted(before["day"].unique(), reverse=True)[: rule.max_days]
-    counts = before.groupby("day").size()
-    held, users = [], 0
-    for d in days:
-        held.append(d)
-        users += int(counts[d])
-        if users >= rule.min_users:
-            break
-    if users < rule.min_users or rule.default not in windows:
+    counts = before.groupby("day").size().sort_index(ascending=False)
+    users = [int(n) for n in counts]
+    taken = days_holding(users, 1, 0, rule.max_days, users, rule.min_users) if users else 0
+    held = list(counts.index[:taken])
+    if sum(users[:taken]) < rule.min_users or rule.default not in windows:
         return rule.default
     pool = before[before["day"].isin(held)]
     keys = [f"{d}|{u}" for d, u in zip(pool["day"], pool["user"], strict=True)]

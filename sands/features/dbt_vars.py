@@ -23,9 +23,14 @@ def event_weights() -> dict[str, float]:
     return {k: float(v) for k, v in dbt_vars()["event_weights"].items()}
 
 
+def feature_windows() -> tuple[int, ...]:
+    """Days of the trailing feature windows (`n_<event>_<days>d`), shortest first."""
+    return tuple(sorted(int(w) for w in dbt_vars()["feature_windows"]))
+
+
 def longest_feature_window() -> int:
     """Days of the longest trailing feature window: history that long makes features mature."""
-    return max(int(w) for w in dbt_vars()["feature_windows"])
+    return feature_windows()[-1]
 
 
 # The landing-day window a `dbt build` (re)builds, inclusive; `dbt/macros/windows.sql` reads them.

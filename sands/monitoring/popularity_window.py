@@ -25,13 +25,15 @@ from sands.evaluation.offline import (
     evaluate,
     evaluation_setup,
 )
+from sands.features.dbt_vars import feature_windows
 from sands.features.offline import ARTWORK_FEATURES, CREATED_TS, FEATURE_TS, USER_FEATURES
 from sands.features.training_store import has_training_set, open_training_set
 from sands.monitoring.champion import evidence_days
 
-# The artwork feature windows popularity can count over (dbt's `n_<event>_<days>d` columns).
-WINDOWS = (1, 7, 28)
-DEFAULT_WINDOW = 7
+# The artwork feature windows popularity can count over (dbt's `n_<event>_<days>d` columns), and
+# the baseline's own.
+WINDOWS = feature_windows()
+DEFAULT_WINDOW = EvaluationSpec.popularity_window_days
 
 
 @dataclass(frozen=True)
