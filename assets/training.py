@@ -37,7 +37,8 @@ from sands.features.training_store import (
     label_events,
     write_training_set,
 )
-from sands.ingest.contract import ARTWORKS, INTERACTIONS
+from sands.ingest.contract import ARTWORKS, EVENT_TYPES, INTERACTIONS, positive_events
+from sands.settings import POSITIVE_EVENTS_VAR
 
 GROUP = "training"
 NO_FUTURE = "features_precede_labels"
@@ -46,7 +47,11 @@ NO_FUTURE = "features_precede_labels"
 class TrainingSetConfig(Config):
     """What counts as a positive, how negatives are drawn, and how stale a feature may be."""
 
-    positive_events: list[str] = Field(default=["favourite", "purchase"])
+    positive_events: list[str] | None = Field(
+        default=None,
+        description="Event types that make a positive; default: SANDS_POSITIVE_EVENTS, or "
+        "favourite and purchase.",
+    )
     viewed_negatives_per_positive: int = Field(default=LabelSpec.viewed_negatives, ge=0)
     popular_negatives_per_positive: int = Field(
         default=LabelSpec.popular_negatives, ge=0, description="Catalogue draws by popularity."
@@ -67,9 +72,20 @@ class TrainingSetConfig(Config):
     feature_ttl_hours: int = Field(default=48, ge=1, description="Older features count as absent.")
     seed: int = 0
 
+    def positives(self) -> tuple[str, ...]:
+        """The configured positive events, else the home's (`positive_events`)."""
+        if self.positive_events is None:
+            return positive_events()
+        if unknown := set(self.positive_events) - set(EVENT_TYPES) or not self.positive_events:
+            raise Failure(
+                f"positive_events {self.positive_events}: {sorted(unknown) or 'none'} not among "
+                f"the event types {', '.join(EVENT_TYPES)}"
+            )
+        return tuple(self.positive_events)
+
     def spec(self) -> LabelSpec:
         return LabelSpec(
-            positive_events=tuple(self.positive_events),
+            positive_events=self.positives(),
             viewed_negatives=self.viewed_negatives_per_positive,
             popular_negatives=self.popular_negatives_per_positive,
             uniform_negatives=self.uniform_negatives_per_positive,
@@ -122,9 +138,11 @@ def training_examples(
     warehouse: WarehouseResource,
 ) -> MaterializeResult:
     options = lake.storage_options
+    wanted = config.positives()
+    settings = {**config.model_dump(), "positive_events": list(wanted)}
     days, positives = evidence_days(
         lake.bronze(INTERACTIONS),
-        tuple(config.positive_events),
+        wanted,
         config.label_days,
         config.min_positives,
         max(config.max_label_days, config.label_days),
@@ -133,8 +151,9 @@ def training_examples(
     if positives == 0:
         # An empty training set would pass for one: every model step after it would fail on it.
         raise Failure(
-            f"no {' or '.join(config.positive_events)} events in the last {days} landing days: "
-            "nothing to label, so no training set is written (the last one stays)"
+            f"no {' or '.join(wanted)} events in the last {days} landing days: nothing to "
+            "label, so no training set is written (the last one stays); for a click or view "
+            f"log, set {POSITIVE_EVENTS_VAR} (e.g. click,favourite,purchase)"
         )
     events, catalogue, bronze_versions = label_events(
         lake.bronze(INTERACTIONS), lake.bronze(ARTWORKS), days, options
@@ -157,10 +176,10 @@ def training_examples(
         user_features=user_version,
         artwork_features=artwork_version,
     )
-    written = write_training_set(lake.root, examples, versions, config.model_dump(), options)
+    written = write_training_set(lake.root, examples, versions, settings, options)
     leaks = leaked_rows(examples)
     context.log.info(f"{examples.num_rows:,} examples -> Delta v{written}; sources {versions}")
-    fingerprint = json.dumps([versions.as_dict(), config.model_dump()], sort_keys=True)
+    fingerprint = json.dumps([versions.as_dict(), settings], sort_keys=True)
     return MaterializeResult(
         metadata={
             "dagster/uri": MetadataValue.path(TRAINING_EXAMPLES.uri(lake.root)),
@@ -169,6 +188,7 @@ def training_examples(
             "source_versions": MetadataValue.md(versions.markdown()),
             "composition": MetadataValue.md(composition_markdown(examples)),
             "label_days": MetadataValue.int(days),
+            "positive_events": MetadataValue.text(", ".join(wanted)),
             "positive_share": MetadataValue.float(
                 round(float(pc.mean(examples["label"]).as_py() or 0.0), 4)
             ),

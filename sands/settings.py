@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 DEFAULT_HOME = "./.sands"
 PARTITIONS_START_VAR = "SANDS_PARTITIONS_START"
+POSITIVE_EVENTS_VAR = "SANDS_POSITIVE_EVENTS"
 
 # Object-store settings are read from the conventional AWS variables so that the same
 # values drive delta-rs, fsspec/s3fs and boto3 alike.
@@ -166,3 +169,38 @@ def partitions_start(env: dict[str, str] | None = None) -> date | None:
         f"{PARTITIONS_START_VAR}={value!r} is not a day: expected YYYY-MM-DD (e.g. 2019-03-01), "
         "or leave it unset to start the partitions at the first landing day"
     )
+
+
+def positive_events_setting(
+    known: tuple[str, ...], env: dict[str, str] | None = None
+) -> tuple[str, ...] | None:
+    """The event types `SANDS_POSITIVE_EVENTS` names (comma-separated, each one of `known`), or
+    None when it is unset."""
+    env = os.environ if env is None else env
+    value = env.get(POSITIVE_EVENTS_VAR, "").strip()
+    if not value:
+        return None
+    named = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    if named and set(named) <= set(known):
+        return named
+    raise SettingError(
+        f"{POSITIVE_EVENTS_VAR}={value!r}: expected event types from {', '.join(known)}, "
+        "comma-separated (e.g. click,favourite,purchase), or leave it unset for favourite and "
+        "purchase"
+    )
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` set in this process's environment while the block runs, restored after (dbt
+    in process, and a replay's runs, read their settings from there)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

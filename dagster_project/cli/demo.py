@@ -35,7 +35,7 @@ from dagster_project.cli.models import _train
 from dagster_project.cli.ops import SERVE_COMMAND
 from dagster_project.cli.timeline import Timeline
 from sands.features.dbt_vars import longest_feature_window
-from sands.settings import SandsPaths
+from sands.settings import SandsPaths, environment
 
 if TYPE_CHECKING:
     from sands.sim.marketplace import Scenario
@@ -335,6 +335,7 @@ def replay(
         )
 
     before = [d for d in available if d < chosen[0]][-warmup_days:] if warmup_days else []
+    positives = _positives_by_what_landed(source, [*before, *chosen])
     if len(before) < warmup_days:
         _note(
             f"{_days(len(before))} of history before {chosen[0]} in --landing, not the "
@@ -345,7 +346,7 @@ def replay(
     table = Timeline(f"replay of {landing}: what the loop did by itself")
     # The partitions follow the replayed days, wherever they lie in time: no setting needed.
     notes = RepeatedNotes()
-    with _runs_checked(paths), _one_line_errors(HistoryLoadError):
+    with _runs_checked(paths), _one_line_errors(HistoryLoadError), environment(positives):
         try:
             records = _quietly(
                 paths,
@@ -367,6 +368,26 @@ def replay(
         _summary(records, "while a frozen model existed")
         _write_report(paths, records, "replay", landing=landing, history_days=len(history))
         _report_failures(records)
+
+
+def _positives_by_what_landed(source, days: list[date]) -> dict[str, str]:
+    """A click or view log has no conversion to learn from: unless `SANDS_POSITIVE_EVENTS` says
+    what a positive is, the replay labels its strongest funnel step, and says so. The setting
+    for the replay's runs."""
+    from sands.ingest.contract import EVENT_TYPES, strongest_positives
+    from sands.settings import POSITIVE_EVENTS_VAR, positive_events_setting
+
+    if positive_events_setting(EVENT_TYPES) is not None:
+        return {}
+    chosen = strongest_positives(source.event_types(days))
+    if not chosen:
+        return {}
+    value = ",".join(chosen)
+    _note(
+        f"no favourite or purchase in the replayed days: a {chosen[0]} or any later funnel step "
+        f"is a positive ({POSITIVE_EVENTS_VAR}={value}; set it to choose)"
+    )
+    return {POSITIVE_EVENTS_VAR: value}
 
 
 def _print_timeline(timeline: Timeline) -> None:

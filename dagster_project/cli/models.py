@@ -145,6 +145,22 @@ def models() -> None:
     console.print(table)
     _version_links(registry, aliases)
     console.print(f"The champion arm serves: {_serving_line(registry, aliases, policy)}")
+    console.print(_popularity_line())
+
+
+def _popularity_line() -> str:
+    """How many days the served popularity list counts over, as `popularity_baseline` chose."""
+    from sands.models.model_store import served_popularity_window
+    from sands.monitoring.popularity_window import days_text
+
+    paths = _paths()
+    window = served_popularity_window(paths.lake, paths.storage_options)
+    if window is None:
+        return "Popularity: no list yet (`popularity_baseline` writes it)"
+    return (
+        f"Popularity, where it serves, counts the last [bold]{days_text(window)}[/] (the window "
+        "`popularity_baseline` chose by evidence: its window_choice metadata)"
+    )
 
 
 def _gate_column(tags: dict[str, str]) -> str:

@@ -14,9 +14,12 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
 
+from sands.settings import positive_events_setting
+
+# The funnel, weakest step first.
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "favourite", "purchase")
-# The events that mean a user wanted the artwork: training positives, never recommended again,
-# and online conversions.
+# The events that mean a user wanted the artwork: online conversions, and by default training
+# positives and never recommended again (`positive_events`).
 CONVERSION_EVENTS: tuple[str, ...] = ("favourite", "purchase")
 LANDING_DAY_COLUMN = "landing_date"
 TS = "datetime64[ns, UTC]"
@@ -24,6 +27,22 @@ TS = "datetime64[ns, UTC]"
 STRING = pd.StringDtype("pyarrow")
 PRICE_TYPE = pa_arrow.decimal128(12, 2)
 STRING_LIST = pa_arrow.list_(pa_arrow.string())
+
+
+def positive_events(env: dict[str, str] | None = None) -> tuple[str, ...]:
+    """What makes a training positive (and is not recommended again): `SANDS_POSITIVE_EVENTS`,
+    or the conversions."""
+    return positive_events_setting(EVENT_TYPES, env) or CONVERSION_EVENTS
+
+
+def strongest_positives(present: set[str]) -> tuple[str, ...] | None:
+    """For a history holding the event types `present` and no conversion (a click or view log):
+    its strongest funnel step and every step above it; None when it holds a conversion (the
+    default serves) or no event at all."""
+    if present & set(CONVERSION_EVENTS):
+        return None
+    steps = [e for e in EVENT_TYPES if e in present]
+    return EVENT_TYPES[EVENT_TYPES.index(steps[-1]) :] if steps else None
 
 
 def _list_of_strings(values: pd.Series) -> pd.Series:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from sands.engines import duck
 from sands.features.dbt_vars import event_weights
-from sands.ingest.contract import CONVERSION_EVENTS
+from sands.ingest.contract import positive_events
 from sands.models.popularity import weights_sql
 
 USER_HISTORY = "user_history"  # the online-store entity holding each user's seeds and conversions
@@ -34,12 +34,16 @@ class CandidateSpec:
 
 
 def user_histories(
-    events: pa.Table, seeds: int, weights: dict[str, float] | None = None
+    events: pa.Table,
+    seeds: int,
+    weights: dict[str, float] | None = None,
+    positives: tuple[str, ...] | None = None,
 ) -> pa.Table:
-    """Per user: up to `seeds` engaged artworks, most recent first, and every converted one."""
+    """Per user: up to `seeds` engaged artworks, most recent first, and every one converted on
+    (a `positives` event: default the home's, `positive_events`)."""
     con = duck.connect()
     con.register("events", events)
-    conversions = ", ".join(f"'{e}'" for e in CONVERSION_EVENTS)
+    conversions = ", ".join(f"'{e}'" for e in positives or positive_events())
     return con.sql(
         f"""with engaged as (
                 select user_id, artwork_id, max(event_ts) as last_ts,

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from itertools import pairwise
 
 from sands.ingest import landing
-from sands.ingest.contract import ARTWORKS, INTERACTIONS, USERS
+from sands.ingest.contract import ARTWORKS, CONVERSION_EVENTS, INTERACTIONS, USERS
 
 _DATED = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
@@ -92,6 +92,20 @@ class ReplaySource:
         """Every landing day with interaction files."""
         fs, root = landing.filesystem(self.root, self.storage_options)
         return sorted({f.day for f in landing.list_files(fs, root, INTERACTIONS) if f.day})
+
+    def event_types(self, days: list[date]) -> set[str]:
+        """The event types the interaction files of `days` hold, read until a conversion shows
+        (a history with conversions is known by its first file)."""
+        fs, root = landing.filesystem(self.root, self.storage_options)
+        found: set[str] = set()
+        for day in sorted(days):
+            for item in landing.list_files(fs, root, INTERACTIONS, day):
+                frame = landing.read_file(fs, item.path, item.size).frame
+                if "event_type" in frame.columns:
+                    found |= {str(v) for v in frame["event_type"].dropna().unique()}
+                if found & set(CONVERSION_EVENTS):
+                    return found
+        return found
 
     def missing_feeds(self) -> list[str]:
         """Reference feeds with no file at all: the loop cannot make features without them."""

@@ -229,6 +229,7 @@ def test_one_dagster_run_is_one_mlflow_run_holding_the_ranker_and_evaluation_run
     listing = CliRunner().invoke(app, ["models"])
     assert listing.exit_code == 0, listing.output
     assert "champion v2:" in listing.output and "challenger v1:" in listing.output
+    assert "Popularity, where it serves, counts the last 7 days" in listing.output
     for link in (model, runs + version.run_id, tags["dagster.run_url"]):
         assert link in listing.output
 

@@ -102,7 +102,9 @@ def test_training_data_builds_leak_free_examples_pinned_to_versions_and_fills_th
     assert meta["online_features"]["user_features_delta_version"] == 3
 
 
-def test_a_history_without_positives_fails_in_one_line_and_writes_no_training_set(paths):
+def test_a_history_without_positives_fails_in_one_line_and_writes_no_training_set(
+    paths, monkeypatch
+):
     write_artworks(paths.lake, [{"artwork_id": "a1", "created_ts": at(1), "style": "cubism"}])
     write_events(paths.lake, DAY, [("e1", "u1", "a1", "view", at(2, 9), None)])
     publish_snapshots(
@@ -121,4 +123,21 @@ def test_a_history_without_positives_fails_in_one_line_and_writes_no_training_se
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.message
     assert "no favourite or purchase events in the last" in message
+    assert "set SANDS_POSITIVE_EVENTS" in message  # the way out, for a view or click log
     assert DeltaTable.is_deltatable(TRAINING_EXAMPLES.uri(paths.lake)) is False
+
+    # A view log labelled on its views: the one viewed pair is the positive.
+    monkeypatch.setenv("SANDS_POSITIVE_EVENTS", "view")
+    result = run_training_data(DagsterInstance.ephemeral())
+    assert result.success
+    examples = DeltaTable(TRAINING_EXAMPLES.uri(paths.lake)).to_pyarrow_table()
+    positives = examples.filter(pa.compute.equal(examples["label"], 1))
+    assert positives.select(["user_id", "artwork_id"]).to_pylist() == [
+        {"user_id": "u1", "artwork_id": "a1"}
+    ]
+    (materialized,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "training_examples"
+    ]
+    assert materialized.metadata["positive_events"].value == "view"

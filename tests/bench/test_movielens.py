@@ -53,3 +53,13 @@ def test_a_folder_without_the_data_is_one_line_and_a_failed_exit(tmp_path):
         main([str(tmp_path / "nothing"), str(tmp_path / "landing")])
     assert str(stopped.value).startswith("error: ") and "u.data" in str(stopped.value)
     assert not (tmp_path / "landing").exists()
+
+
+def test_a_click_log_and_a_view_log_stop_the_funnel_at_their_step(tmp_path):
+    _grouplens(tmp_path / "ml-100k")
+    assert write_zone(tmp_path / "ml-100k", tmp_path / "clicks", up_to="click") == 3 + 2
+    assert write_zone(tmp_path / "ml-100k", tmp_path / "views", up_to="view") == 3
+    first = pd.read_csv(tmp_path / "clicks" / "interactions" / "1997-09-20" / "ratings.csv")
+    assert sorted(first["event_type"]) == ["click", "view", "view"]
+    second = pd.read_csv(tmp_path / "views" / "interactions" / "1997-09-21" / "ratings.csv")
+    assert list(second["event_type"]) == ["view"]

@@ -2,6 +2,7 @@
 or too-late `SANDS_PARTITIONS_START` and rejected reference rows are told in one line."""
 
 import json
+import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -256,3 +257,33 @@ def test_a_replay_across_days_when_nothing_landed_scores_the_day_after_on_the_la
     (report,) = set(Path(paths.reports).glob("replay-*.json")) - {report}
     (going_on,) = json.loads(report.read_text())["days"]
     assert going_on["day"] == "2019-03-06" and going_on["popularity_ndcg"] is not None
+
+
+def test_a_click_log_replays_labelled_on_its_clicks_with_no_setting(paths, tmp_path, monkeypatch):
+    """A history without a favourite or purchase (a click log) has nothing the default labels
+    count: the replay labels clicks, says so in one line, and scores its days; the setting is
+    the replay's own and does not outlive it."""
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    monkeypatch.delenv("SANDS_POSITIVE_EVENTS", raising=False)
+    history = str(tmp_path / "history")
+    simulate(history, days=3)
+    for drop in Path(history, "interactions").glob("*/*.parquet"):
+        events = pq.read_table(drop)
+        pq.write_table(
+            events.filter(pc.is_in(events["event_type"], pa.array(["view", "click"]))), drop
+        )
+    result = runner.invoke(
+        app, ["replay", "--landing", history, "--start", "2019-03-02", "--days", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    told = [line for line in result.output.splitlines() if "no favourite or purchase" in line]
+    assert len(told) == 1 and "SANDS_POSITIVE_EVENTS=click,favourite,purchase" in told[0]
+    (report,) = Path(paths.reports).glob("replay-*.json")
+    days = json.loads(report.read_text())["days"]
+    assert all(day["judged_users"] and day["popularity_ndcg"] is not None for day in days)
+    instance = instance_for(paths)
+    latest = instance.get_latest_materialization_event(AssetKey("training_examples"))
+    assert latest.asset_materialization.metadata["positive_events"].value == (
+        "click, favourite, purchase"
+    )
+    assert "SANDS_POSITIVE_EVENTS" not in os.environ

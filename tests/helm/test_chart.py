@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from resources import build_resources
+from sands.ingest.contract import CONVERSION_EVENTS, positive_events
 from tests.helm.schemas import validate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,6 +253,15 @@ def test_links_in_metadata_and_mlflow_use_the_urls_people_browse(tmp_path) -> No
     registry = build_resources(env)["registry"]
     assert registry.dagster_ui_url == "https://dagster.example.com"
     assert registry.mlflow_ui_url == "https://ml.example.com"
+
+
+def test_a_source_without_conversions_sets_what_a_positive_is_for_every_step() -> None:
+    """`positiveEvents` reaches every container through the config map, as the platform reads
+    it; unset, the contract's conversions hold."""
+    plain = find(render(), "ConfigMap", "sands-config")["data"]
+    assert "SANDS_POSITIVE_EVENTS" not in plain and positive_events(plain) == CONVERSION_EVENTS
+    env = find(render("positiveEvents={click,favourite,purchase}"), "ConfigMap", "sands-config")
+    assert positive_events(env["data"]) == ("click", "favourite", "purchase")
 
 
 def test_dagster_values_point_at_what_the_sands_chart_creates(docs) -> None:

@@ -1,9 +1,10 @@
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from sands.settings import SandsPaths, SettingError, storage_options_from_env
+from sands.settings import SandsPaths, SettingError, environment, storage_options_from_env
 
 
 def test_everything_lives_under_sands_home_by_default(tmp_path):
@@ -42,3 +43,12 @@ def test_sands_home_must_be_a_folder_this_process_can_write(tmp_path):
     with pytest.raises(SettingError, match="does not exist"):
         SandsPaths.from_env({"SANDS_HOME": str(tmp_path / "typo")}).require_home(create=False)
     assert not (tmp_path / "typo").exists()
+
+
+def test_environment_sets_values_for_the_block_and_restores_them_after_a_failure(monkeypatch):
+    monkeypatch.setenv("SANDS_TEST_KEPT", "before")
+    monkeypatch.delenv("SANDS_TEST_NEW", raising=False)
+    with pytest.raises(RuntimeError), environment({"SANDS_TEST_KEPT": "x", "SANDS_TEST_NEW": "y"}):
+        assert os.environ["SANDS_TEST_KEPT"] == "x" and os.environ["SANDS_TEST_NEW"] == "y"
+        raise RuntimeError
+    assert os.environ["SANDS_TEST_KEPT"] == "before" and "SANDS_TEST_NEW" not in os.environ

@@ -74,3 +74,22 @@ def test_days_already_landed_in_the_home_are_named_with_where_to_go_on_from():
     assert told.startswith("2003-06-01..2003-06-05 already landed in this SANDS_HOME")
     assert told.endswith("replay into an empty SANDS_HOME, or go on from --start 2003-06-06")
     assert relanded(days, days, days).endswith("replay into an empty SANDS_HOME")
+
+
+def test_event_types_are_read_until_a_conversion_shows(tmp_path):
+    source = str(tmp_path / "history")
+    drop(
+        source,
+        f"interactions/{DAY}/a.parquet",
+        events_table([("e1", "u1", "a1", "view", ts(DAY, 9), None)]),
+    )
+    drop(
+        source, f"interactions/{NEXT}/b.jsonl", [{"event_type": "purchase"}, {"event_type": "view"}]
+    )
+    later = NEXT + timedelta(days=1)
+    drop(source, f"interactions/{later}/c.jsonl", [{"event_type": "click"}])
+    replay = ReplaySource(source)
+    # The purchase on the second day settles it: the third day is never read.
+    assert replay.event_types([later, DAY, NEXT]) == {"view", "purchase"}
+    assert replay.event_types([DAY, later]) == {"view", "click"}
+    assert replay.event_types([]) == set()
