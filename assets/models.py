@@ -36,12 +36,10 @@ from sands.evaluation.offline import (
     popularity_scores,
 )
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES, latest_snapshot
-from sands.features.training_store import TRAINING_EXAMPLES, label_events, read_training_set
+from sands.features.training_store import TRAINING_EXAMPLES, read_training_set
 from sands.ingest.contract import ARTWORKS, INTERACTIONS
-from sands.lake import delta
 from sands.models import model_store
 from sands.models.lineage import dbt_manifest_hash, git_commit
-from sands.models.popularity import engagement
 from sands.models.ranking import (
     TRENDING_INPUTS,
     RankerParams,
@@ -56,7 +54,7 @@ from sands.models.segments import (
     profile_markdown,
     segment_profile,
 )
-from sands.models.similarity import SimilaritySpec, similarity_table
+from sands.models.similarity import SimilaritySpec, similarity_inputs, similarity_table
 from sands.models.tags import (
     DBT_MANIFEST_TAG,
     GIT_COMMIT_TAG,
@@ -133,6 +131,12 @@ class SimilarityConfig(Config):
         "reduced to it by a truncated SVD.",
     )
     neighbours: int = Field(default=20, ge=1)
+    exact_up_to: int = Field(
+        default=SimilaritySpec.exact_up_to,
+        ge=1,
+        description="Past this many artworks, neighbours come from a clustered search (about 97 "
+        "% of the exact ones, docs/benchmarks.md#similarity).",
+    )
     engagement_days: int = Field(default=28, ge=1)
     seed: int = 0
 
@@ -144,6 +148,7 @@ class SimilarityConfig(Config):
             content_dims=self.content_dims,
             neighbours=self.neighbours,
             seed=self.seed,
+            exact_up_to=self.exact_up_to,
         )
 
 
@@ -160,16 +165,10 @@ def artwork_similarity(
     context: AssetExecutionContext, config: SimilarityConfig, lake: LakeResource
 ) -> MaterializeResult:
     options = lake.storage_options
-    events, _, versions = label_events(
-        lake.bronze(INTERACTIONS),
-        lake.bronze(ARTWORKS),
-        config.engagement_days,
-        options,
+    catalogue, engaged, versions = similarity_inputs(
+        lake.bronze(INTERACTIONS), lake.bronze(ARTWORKS), config.engagement_days, options
     )
-    catalogue_table = delta.open_table(lake.bronze(ARTWORKS), options)
-    catalogue_table.load_as_version(versions["artworks"])
-    catalogue = catalogue_table.to_pyarrow_dataset().to_table()
-    table = similarity_table(catalogue, engagement(events), config.spec())
+    table = similarity_table(catalogue, engaged, config.spec())
     written = model_store.write_model_table(
         lake.root, model_store.ARTWORK_SIMILARITY, table, versions, options
     )

@@ -36,6 +36,9 @@ class SimilaritySpec:
     content_dims: int = 128
     neighbours: int = 20
     seed: int = 0
+    # Above this many artworks, neighbours come from a clustered search (`clustered_neighbours`):
+    # the exact one grows with the square of the catalogue (54 s at 108k artworks, 2 cores).
+    exact_up_to: int = 50_000
 
 
 def _normalised(matrix: np.ndarray) -> np.ndarray:
@@ -133,16 +136,19 @@ def embeddings(artworks: pa.Table, engagement: pa.Table, spec: SimilaritySpec) -
     return _normalised(combined).astype(np.float32)
 
 
+def _empty_lists(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour indices and similarities to fill, k per row."""
+    return np.zeros((n, max(k, 0)), dtype=np.int64), np.zeros((n, max(k, 0)), dtype=np.float32)
+
+
 def nearest_neighbours(
     vectors: np.ndarray, k: int, block: int = 1024, threads: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosine similarities of each row's k nearest other rows, best first, ties to
     the lower index (also at the k-th place). Blocks of rows run on `threads` threads (default:
     the usable cores)."""
-    n = len(vectors)
-    k = min(k, n - 1)
-    indices = np.zeros((n, max(k, 0)), dtype=np.int64)
-    scores = np.zeros((n, max(k, 0)), dtype=np.float32)
+    n, k = len(vectors), min(k, len(vectors) - 1)
+    indices, scores = _empty_lists(n, k)
     if k <= 0:
         return indices, scores
 
@@ -183,11 +189,107 @@ def _block_neighbours(
     return row[keep], place[keep], column[keep], score[keep]
 
 
+@dataclass(frozen=True)
+class ClusterSearch:
+    """The clustered search's shape: `lists_per_root` x sqrt(n) clusters by spherical k-means on
+    a sample, each row compared with the rows of its `probes` nearest clusters."""
+
+    lists_per_root: float = 3.0
+    probes: int = 8
+    iterations: int = 8
+    sample_per_list: int = 64
+
+
+def _kmeans(vectors: np.ndarray, lists: int, search: ClusterSearch, seed: int) -> np.ndarray:
+    """Unit-length centroids of a sample of the rows, by spherical k-means."""
+    rng = np.random.default_rng(seed)
+    sample = vectors[
+        rng.choice(len(vectors), min(len(vectors), search.sample_per_list * lists), replace=False)
+    ]
+    centroids = sample[rng.choice(len(sample), lists, replace=False)].copy()
+    for _ in range(search.iterations):
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, np.argmax(sample @ centroids.T, axis=1), sample)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        # A cluster left empty keeps its centroid.
+        centroids = np.where(norms > 0, sums / np.where(norms > 0, norms, 1.0), centroids)
+    return centroids
+
+
+def _probed(vectors: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
+    """Per row, its `probes` nearest centroids, nearest first."""
+    out = []
+    for start in range(0, len(vectors), 8192):
+        sims = vectors[start : start + 8192] @ centroids.T
+        near = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
+        order = np.lexsort((near, -np.take_along_axis(sims, near, axis=1)), axis=1)
+        out.append(np.take_along_axis(near, order, axis=1))
+    return np.concatenate(out)
+
+
+def clustered_neighbours(
+    vectors: np.ndarray,
+    k: int,
+    search: ClusterSearch | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """As `nearest_neighbours`, from the rows of each row's nearest clusters only (an inverted
+    file): on 108k simulated artworks 5x faster, 97 % of the exact neighbours. Where the
+    clusters would not save a third of the work, the exact search."""
+    search = search or ClusterSearch()
+    n, k = len(vectors), min(k, len(vectors) - 1)
+    indices, scores = _empty_lists(n, k)
+    if k <= 0:
+        return indices, scores
+    lists = max(1, min(n, int(search.lists_per_root * np.sqrt(n))))
+    probed = _probed(vectors, _kmeans(vectors, lists, search, seed), min(search.probes, lists))
+    order = np.argsort(probed[:, 0], kind="stable")
+    bounds = np.searchsorted(probed[order, 0], np.arange(lists + 1))
+    members = [order[bounds[c] : bounds[c + 1]] for c in range(lists)]
+    # Per cluster, the union of what its rows probe: each row sees its own nearest clusters.
+    pools = [
+        np.sort(np.concatenate([members[p] for p in np.unique(probed[rows])]))
+        if len(rows)
+        else rows
+        for rows in members
+    ]
+    # Rows without kinds to cluster (random ones) probe most of the catalogue: exact costs as
+    # little then, and finds every neighbour.
+    if sum(len(r) * len(p) for r, p in zip(members, pools, strict=True)) > n * n / 3:
+        return nearest_neighbours(vectors, k, threads=threads)
+
+    def cluster(c: int) -> None:
+        rows, pool = members[c], pools[c]
+        if not len(rows):
+            return
+        if len(pool) <= k:
+            pool = np.arange(n)
+        sims = vectors[rows] @ vectors[pool].T
+        sims[pool[None, :] == rows[:, None]] = -np.inf  # never your own neighbour
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top, ids = np.take_along_axis(sims, part, axis=1), pool[part]
+        best = np.lexsort((ids, -top), axis=1)  # best first, ties to the lower index
+        indices[rows] = np.take_along_axis(ids, best, axis=1)
+        scores[rows] = np.take_along_axis(top, best, axis=1)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads or usable_cores())) as pool:
+        list(pool.map(cluster, range(lists)))
+    return indices, scores
+
+
+def neighbours_of(vectors: np.ndarray, spec: SimilaritySpec) -> tuple[np.ndarray, np.ndarray]:
+    """Exact neighbours up to `spec.exact_up_to` rows, the clustered search past it."""
+    if len(vectors) > spec.exact_up_to:
+        return clustered_neighbours(vectors, spec.neighbours, seed=spec.seed)
+    return nearest_neighbours(vectors, spec.neighbours)
+
+
 def similarity_table(artworks: pa.Table, engagement: pa.Table, spec: SimilaritySpec) -> pa.Table:
     """artwork_id, embedding, and the ids and scores of its nearest neighbours."""
     artworks = artworks.sort_by("artwork_id")
     vectors = embeddings(artworks, engagement, spec)
-    index, scores = nearest_neighbours(vectors, spec.neighbours)
+    index, scores = neighbours_of(vectors, spec)
     ids = np.asarray(artworks["artwork_id"].to_pylist(), dtype=object)
     return pa.table(
         {
@@ -197,3 +299,23 @@ def similarity_table(artworks: pa.Table, engagement: pa.Table, spec: SimilarityS
             "neighbour_scores": pa.array(list(scores), pa.list_(pa.float32())),
         }
     )
+
+
+def similarity_inputs(
+    interactions_uri: str,
+    artworks_uri: str,
+    engagement_days: int,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """The catalogue, the summed engagement of its last `engagement_days` landing days, and the
+    bronze versions both were read at."""
+    from sands.features.training_store import label_events
+    from sands.lake import delta
+    from sands.models.popularity import engagement
+
+    events, _, versions = label_events(
+        interactions_uri, artworks_uri, engagement_days, storage_options
+    )
+    table = delta.open_table(artworks_uri, storage_options)
+    table.load_as_version(versions["artworks"])
+    return table.to_pyarrow_dataset().to_table(), engagement(events), versions

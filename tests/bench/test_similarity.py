@@ -1,6 +1,6 @@
 import numpy as np
 
-from bench.similarity import peer
+from bench.similarity import peer, recall
 from sands.models.similarity import nearest_neighbours
 
 
@@ -12,3 +12,9 @@ def test_the_peer_finds_the_same_neighbours_without_the_artwork_itself():
     assert theirs.shape == (200, 5) and not (theirs == np.arange(200)[:, None]).any()
     assert (np.sort(theirs, axis=1) == np.sort(ours, axis=1)).all()
     assert np.allclose(np.sort(their_scores, axis=1), np.sort(our_scores, axis=1), atol=1e-6)
+
+
+def test_recall_counts_found_neighbours_at_least_as_similar_as_the_exact_kth():
+    exact = np.array([[0.9, 0.6], [0.8, 0.8]], dtype=np.float32)
+    found = np.array([[0.9, 0.5], [0.8, 0.8]], dtype=np.float32)  # one miss, one tie found
+    assert recall(found, exact) == 0.75

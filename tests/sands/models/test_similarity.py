@@ -4,8 +4,10 @@ import numpy as np
 import pyarrow as pa
 
 from sands.models.similarity import (
+    ClusterSearch,
     SimilaritySpec,
     behaviour_vectors,
+    clustered_neighbours,
     nearest_neighbours,
     similarity_table,
 )
@@ -166,3 +168,52 @@ def test_behaviour_factors_do_not_depend_on_the_order_of_the_engagement_rows():
     shuffled = engaged.take(rng.permutation(engaged.num_rows))
     same = behaviour_vectors(ids, shuffled, dims=3, seed=0)
     assert np.array_equal(behaviour_vectors(ids, engaged, dims=3, seed=0), same)
+
+
+def _clustered_rows(groups: int, size: int, seed: int = 0) -> np.ndarray:
+    """`groups` tight bunches of `size` unit rows, far apart: a catalogue of clear kinds."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(groups, 16, dtype=np.float32)
+    rows = np.repeat(centres, size, axis=0) + rng.normal(0, 0.05, (groups * size, 16))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_clustered_search_finds_the_exact_neighbours_where_kinds_are_clear():
+    vectors = _clustered_rows(groups=12, size=40)
+    exact, exact_scores = nearest_neighbours(vectors, k=10)
+    # 65 clusters, about five to a kind: the 8 probed are the row's own kind's.
+    found, scores = clustered_neighbours(vectors, k=10)
+    assert np.array_equal(found, exact) and np.allclose(scores, exact_scores)
+    assert not np.any(found == np.arange(len(vectors))[:, None])
+    # Run again, the same lists: the k-means sample and its start are seeded.
+    assert np.array_equal(clustered_neighbours(vectors, 10)[0], found)
+    # Probing fewer clusters than a kind spans misses some: the search is approximate.
+    fewer, _ = clustered_neighbours(vectors, k=10, search=ClusterSearch(probes=1))
+    assert not np.array_equal(fewer, exact)
+
+
+def test_the_clustered_search_orders_ties_by_index_and_widens_a_pool_too_small():
+    # Twenty identical rows and one apart: ties everywhere, and a lone row whose own cluster
+    # holds nobody else still gets k neighbours.
+    vectors = np.vstack([np.tile([[0.6, 0.8]], (20, 1)), [[1.0, 0.0]]]).astype(np.float32)
+    index, scores = clustered_neighbours(vectors, k=3, search=ClusterSearch(probes=1))
+    assert index[0].tolist() == [1, 2, 3] and index[19].tolist() == [0, 1, 2]
+    assert index[20].tolist() == [0, 1, 2] and np.allclose(scores[20], 0.6)
+
+
+def test_past_the_exact_size_the_table_comes_from_the_clustered_search():
+    spec = SimilaritySpec(neighbours=1, exact_up_to=2)
+    table = similarity_table(ARTWORKS, NO_ENGAGEMENT, spec)
+    neighbours = dict(
+        zip(table["artwork_id"].to_pylist(), table["neighbour_ids"].to_pylist(), strict=True)
+    )
+    assert neighbours["a1"] == ["a2"] and neighbours["a4"] == ["a3"]
+
+
+def test_rows_without_kinds_to_cluster_get_the_exact_search():
+    # Random directions: every row's probed clusters hold most of the catalogue.
+    vectors = np.random.default_rng(5).normal(size=(400, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    found, scores = clustered_neighbours(vectors, k=5)
+    exact, exact_scores = nearest_neighbours(vectors, k=5)
+    assert np.array_equal(found, exact) and np.array_equal(scores, exact_scores)
