@@ -76,10 +76,11 @@ class TrainingSetConfig(Config):
         """The configured positive events, else the home's (`positive_events`)."""
         if self.positive_events is None:
             return positive_events()
-        if unknown := set(self.positive_events) - set(EVENT_TYPES) or not self.positive_events:
+        unknown = sorted(set(self.positive_events) - set(EVENT_TYPES))
+        if unknown or not self.positive_events:
             raise Failure(
-                f"positive_events {self.positive_events}: {sorted(unknown) or 'none'} not among "
-                f"the event types {', '.join(EVENT_TYPES)}"
+                f"positive_events {self.positive_events}: expected one or more of "
+                f"{', '.join(EVENT_TYPES)}{f', not {unknown}' if unknown else ''}"
             )
         return tuple(self.positive_events)
 

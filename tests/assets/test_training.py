@@ -7,9 +7,11 @@ import json
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
-from dagster import DagsterInstance
+import pytest
+from dagster import DagsterInstance, Failure
 from deltalake import DeltaTable
 
+from assets.training import TrainingSetConfig
 from dagster_project.runner import run_training_data
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES, publish_snapshots
 from sands.features.online_store import SqliteOnlineStore
@@ -141,3 +143,12 @@ def test_a_history_without_positives_fails_in_one_line_and_writes_no_training_se
         if e.asset_key.to_user_string() == "training_examples"
     ]
     assert materialized.metadata["positive_events"].value == "view"
+
+
+def test_configured_positive_events_are_event_types_or_the_run_fails_in_one_line(monkeypatch):
+    monkeypatch.setenv("SANDS_POSITIVE_EVENTS", "click,purchase")
+    assert TrainingSetConfig().positives() == ("click", "purchase")  # the home's setting
+    assert TrainingSetConfig(positive_events=["favourite"]).positives() == ("favourite",)
+    for bad in ([], ["buy", "view"]):
+        with pytest.raises(Failure, match="expected one or more of view, click"):
+            TrainingSetConfig(positive_events=bad).positives()
