@@ -134,7 +134,7 @@ class SimilarityConfig(Config):
     exact_up_to: int = Field(
         default=SimilaritySpec.exact_up_to,
         ge=1,
-        description="Past this many artworks, neighbours come from a clustered search (about 97 "
+        description="Past this many artworks, neighbours come from a clustered search (about 98 "
         "% of the exact ones, docs/benchmarks.md#similarity).",
     )
     engagement_days: int = Field(default=28, ge=1)

@@ -37,8 +37,9 @@ class SimilaritySpec:
     neighbours: int = 20
     seed: int = 0
     # Above this many artworks, neighbours come from a clustered search (`clustered_neighbours`):
-    # the exact one grows with the square of the catalogue (54 s at 108k artworks, 2 cores).
-    exact_up_to: int = 50_000
+    # the exact one grows with the square of the catalogue (54 s at 108k artworks, 2 cores), the
+    # clustered one misses some co-engagement neighbours (3 % fewer next-day hits at 108k).
+    exact_up_to: int = 100_000
 
 
 def _normalised(matrix: np.ndarray) -> np.ndarray:
@@ -195,7 +196,9 @@ class ClusterSearch:
     a sample, each row compared with the rows of its `probes` nearest clusters."""
 
     lists_per_root: float = 3.0
-    probes: int = 8
+    # 8 probes were 5x faster than exact at 108k artworks but missed 6 % of the next-day positives
+    # the exact neighbours held; 16: 2.7x and 3 %; 32: 1.4x and 1.4 % (docs/benchmarks.md).
+    probes: int = 16
     iterations: int = 8
     sample_per_list: int = 64
 
@@ -235,7 +238,7 @@ def clustered_neighbours(
     threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """As `nearest_neighbours`, from the rows of each row's nearest clusters only (an inverted
-    file): on 108k simulated artworks 5x faster, 97 % of the exact neighbours. Where the
+    file): on 108k simulated artworks 2.7x faster, 98 % of the exact neighbours. Where the
     clusters would not save a third of the work, the exact search."""
     search = search or ClusterSearch()
     n, k = len(vectors), min(k, len(vectors) - 1)

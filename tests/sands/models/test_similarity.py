@@ -181,7 +181,7 @@ def _clustered_rows(groups: int, size: int, seed: int = 0) -> np.ndarray:
 def test_the_clustered_search_finds_the_exact_neighbours_where_kinds_are_clear():
     vectors = _clustered_rows(groups=12, size=40)
     exact, exact_scores = nearest_neighbours(vectors, k=10)
-    # 65 clusters, about five to a kind: the 8 probed are the row's own kind's.
+    # 65 clusters, about five to a kind: the row's own kind's are the nearest of those probed.
     found, scores = clustered_neighbours(vectors, k=10)
     assert np.array_equal(found, exact) and np.allclose(scores, exact_scores)
     assert not np.any(found == np.arange(len(vectors))[:, None])
