@@ -201,14 +201,15 @@ class ClusterSearch:
     probes: int = 16
     iterations: int = 8
     sample_per_list: int = 64
+    max_sample: int = 65_536  # k-means on more rows costs memory (rows x clusters) for little
+    block: int = 1_024  # rows compared at once: a cluster of many alike artworks stays bounded
 
 
 def _kmeans(vectors: np.ndarray, lists: int, search: ClusterSearch, seed: int) -> np.ndarray:
     """Unit-length centroids of a sample of the rows, by spherical k-means."""
     rng = np.random.default_rng(seed)
-    sample = vectors[
-        rng.choice(len(vectors), min(len(vectors), search.sample_per_list * lists), replace=False)
-    ]
+    size = min(len(vectors), search.sample_per_list * lists, max(search.max_sample, lists))
+    sample = vectors[rng.choice(len(vectors), size, replace=False)]
     centroids = sample[rng.choice(len(sample), lists, replace=False)].copy()
     for _ in range(search.iterations):
         sums = np.zeros_like(centroids)
@@ -263,21 +264,19 @@ def clustered_neighbours(
         return nearest_neighbours(vectors, k, threads=threads)
 
     def cluster(c: int) -> None:
-        rows, pool = members[c], pools[c]
-        if not len(rows):
-            return
-        if len(pool) <= k:
-            pool = np.arange(n)
-        sims = vectors[rows] @ vectors[pool].T
-        sims[pool[None, :] == rows[:, None]] = -np.inf  # never your own neighbour
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top, ids = np.take_along_axis(sims, part, axis=1), pool[part]
-        best = np.lexsort((ids, -top), axis=1)  # best first, ties to the lower index
-        indices[rows] = np.take_along_axis(ids, best, axis=1)
-        scores[rows] = np.take_along_axis(top, best, axis=1)
+        pool = pools[c] if len(pools[c]) > k else np.arange(n)
+        for start in range(0, len(members[c]), search.block):
+            rows = members[c][start : start + search.block]
+            sims = vectors[rows] @ vectors[pool].T
+            sims[pool[None, :] == rows[:, None]] = -np.inf  # never your own neighbour
+            part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            top, ids = np.take_along_axis(sims, part, axis=1), pool[part]
+            best = np.lexsort((ids, -top), axis=1)  # best first, ties to the lower index
+            indices[rows] = np.take_along_axis(ids, best, axis=1)
+            scores[rows] = np.take_along_axis(top, best, axis=1)
 
-    with ThreadPoolExecutor(max_workers=max(1, threads or usable_cores())) as pool:
-        list(pool.map(cluster, range(lists)))
+    with ThreadPoolExecutor(max_workers=max(1, threads or usable_cores())) as workers:
+        list(workers.map(cluster, range(lists)))
     return indices, scores
 
 

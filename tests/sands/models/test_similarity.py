@@ -196,9 +196,11 @@ def test_the_clustered_search_orders_ties_by_index_and_widens_a_pool_too_small()
     # Twenty identical rows and one apart: ties everywhere, and a lone row whose own cluster
     # holds nobody else still gets k neighbours.
     vectors = np.vstack([np.tile([[0.6, 0.8]], (20, 1)), [[1.0, 0.0]]]).astype(np.float32)
-    index, scores = clustered_neighbours(vectors, k=3, search=ClusterSearch(probes=1))
-    assert index[0].tolist() == [1, 2, 3] and index[19].tolist() == [0, 1, 2]
-    assert index[20].tolist() == [0, 1, 2] and np.allclose(scores[20], 0.6)
+    for block in (3, 1024):  # a cluster's rows compared a few at a time, or all at once
+        search = ClusterSearch(probes=1, block=block)
+        index, scores = clustered_neighbours(vectors, k=3, search=search)
+        assert index[0].tolist() == [1, 2, 3] and index[19].tolist() == [0, 1, 2]
+        assert index[20].tolist() == [0, 1, 2] and np.allclose(scores[20], 0.6)
 
 
 def test_past_the_exact_size_the_table_comes_from_the_clustered_search():
