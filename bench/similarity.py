@@ -94,8 +94,12 @@ def home_rows(home: str) -> tuple[str, np.ndarray]:
     from sands.settings import SandsPaths
 
     lake = SandsPaths.from_env({"SANDS_HOME": home}).lake
+    from assets.models import SimilarityConfig
+
     catalogue, engaged, _ = similarity_inputs(
-        bronze(lake, INTERACTIONS.name), bronze(lake, ARTWORKS.name), 28
+        bronze(lake, INTERACTIONS.name),
+        bronze(lake, ARTWORKS.name),
+        SimilarityConfig().engagement_days,
     )
     vectors = embeddings(catalogue.sort_by("artwork_id"), engaged, SimilaritySpec())
     return f"{len(vectors):,} ({home}, {vectors.shape[1]} dims)", vectors

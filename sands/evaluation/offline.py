@@ -107,11 +107,16 @@ class PopularityRecommender:
         return np.tile(scores, (users.num_rows, 1))
 
 
+def popularity_column(event: str, window_days: int, prefix: str = "") -> str:
+    """The feature column counting `event`s over the trailing `window_days` (dbt's naming)."""
+    return f"{prefix}n_{event}_{window_days}d"
+
+
 def popularity_scores(rows: pa.Table, window_days: int, prefix: str = "") -> np.ndarray:
     """Sum over event types of weight x count in the trailing `window_days` (a feature window)."""
     total = np.zeros(rows.num_rows)
     for event, weight in event_weights().items():
-        counts = rows[f"{prefix}n_{event}_{window_days}d"].cast(pa.float64())
+        counts = rows[popularity_column(event, window_days, prefix)].cast(pa.float64())
         total += weight * np.nan_to_num(counts.to_numpy(zero_copy_only=False), nan=0.0)
     return total
 

@@ -24,6 +24,7 @@ from sands.evaluation.offline import (
     PopularityRecommender,
     evaluate,
     evaluation_setup,
+    popularity_column,
 )
 from sands.features.dbt_vars import event_weights, feature_windows
 from sands.features.offline import ARTWORK_FEATURES, CREATED_TS, FEATURE_TS, USER_FEATURES
@@ -111,7 +112,7 @@ def popularity_window(
     dataset, _, sources = open_training_set(lake_root, None, storage_options)
     # Read once, only what ranking popularity touches: each day's split reads it again otherwise
     # (two reads a label day, a second each on MovieLens-100k's 17 days).
-    counts = [f"artwork_n_{e}_{w}d" for e in event_weights() for w in WINDOWS]
+    counts = [popularity_column(e, w, "artwork_") for e in event_weights() for w in WINDOWS]
     examples = dataset.to_table(columns=["user_id", "artwork_id", "label", "label_ts", *counts])
     days = evidence_days(examples, None, 0, rule.max_days, rule.min_users)
     if not days:
