@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, reduce
+from itertools import pairwise
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -191,17 +192,34 @@ def positive_pairs(rows: pa.Table) -> dict[str, set[str]]:
     return dict(pairs)
 
 
+# Catalogue rows one join of several evaluation windows gathers at most (a few hundred MB of
+# features at the widest catalogue; a join per window was most of judging popularity on 14 days).
+JOINED_ROWS = 1_000_000
+
+
 def entities_as_of(
     ids: list[str], key: str, features: pa.Table, split: datetime, prefix: str
 ) -> pa.Table:
     """One row per id with its newest feature row at or before `split` (nulls when none)."""
+    return entities_as_of_each([(ids, split)], key, features, prefix)[0]
+
+
+def entities_as_of_each(
+    requests: Sequence[tuple[list[str], datetime]], key: str, features: pa.Table, prefix: str
+) -> list[pa.Table]:
+    """`entities_as_of` for each (ids, time) request, joined in one pass: a join per request
+    was most of judging several days (two joins a day, 28 of them on a 14-day window)."""
+    ids = [i for wanted, _ in requests for i in wanted]
+    times = [at for wanted, at in requests for _ in wanted]
     entities = pa.table(
         {
             key: pa.array(ids, pa.string()),
-            "label_ts": pa.array([split] * len(ids), pa.timestamp("us", tz="UTC")),
+            "label_ts": pa.array(times, pa.timestamp("us", tz="UTC")),
         }
     )
-    return point_in_time_join(entities, features, key, timedelta(days=3650), prefix=prefix)
+    joined = point_in_time_join(entities, features, key, timedelta(days=3650), prefix=prefix)
+    offsets = np.cumsum([0, *(len(wanted) for wanted, _ in requests)]).tolist()
+    return [joined.slice(a, b - a) for a, b in pairwise(offsets)]
 
 
 @dataclass
@@ -290,22 +308,86 @@ def evaluation_setup(
     """Split the examples at `split` and gather users and catalogue as of that time; with `until`,
     the holdout ends before it. `events` (user, artwork, time; `engagement_events`) give the
     pair input as of the split."""
-    # Training rows only say what each user had converted on: three columns, not the feature
-    # rows (filtering those costs seconds at a million rows).
-    train = labelled_between(examples, None, split, ["user_id", "artwork_id", "label"])
-    holdout = labelled_between(examples, split, until)
+    return next(
+        evaluation_setups(
+            examples, user_features, artwork_features, segments, [(split, until)], spec, events
+        )
+    )
+
+
+def day_windows(days: Sequence[date]) -> list[tuple[datetime, datetime]]:
+    """Each label day as an evaluation window: from its UTC midnight to the next."""
+    starts = [datetime.combine(d, time(), tzinfo=UTC) for d in days]
+    return [(start, start + timedelta(days=1)) for start in starts]
+
+
+def evaluation_setups(
+    examples: pa.Table | ds.Dataset,
+    user_features: pa.Table,
+    artwork_features: pa.Table,
+    segments: SegmentModel | None,
+    windows: Sequence[tuple[datetime, datetime | None]],
+    spec: EvaluationSpec,
+    events: pa.Table | None = None,
+) -> Iterator[EvaluationSetup]:
+    """`evaluation_setup` at each (split, until) window, in order, the users and catalogues of
+    several windows gathered in one join per side (at most `JOINED_ROWS` catalogue rows)."""
     listed = sorted(set(artwork_features["artwork_id"].to_pylist()))
-    catalogue = entities_as_of(listed, "artwork_id", artwork_features, split, "artwork_")
+    per_join = max(JOINED_ROWS // max(len(listed), 1), 1)
+    for first in range(0, len(windows), per_join):
+        chunk = windows[first : first + per_join]
+        catalogues = entities_as_of_each(
+            [(listed, split) for split, _ in chunk], "artwork_id", artwork_features, "artwork_"
+        )
+        parts = [
+            _window(examples, split, until, catalogue, spec)
+            for (split, until), catalogue in zip(chunk, catalogues, strict=True)
+        ]
+        users = entities_as_of_each(
+            [(sorted(relevant), split) for split, _, _, relevant in parts],
+            "user_id",
+            user_features,
+            "user_",
+        )
+        for (split, catalogue, holdout, relevant), people in zip(parts, users, strict=True):
+            # Training rows only say what each user had converted on: three columns, not the
+            # feature rows (filtering those costs seconds at a million rows).
+            train = labelled_between(examples, None, split, ["user_id", "artwork_id", "label"])
+            yield _setup(split, catalogue, train, holdout, relevant, people, segments, spec, events)
+
+
+def _window(
+    examples: pa.Table | ds.Dataset,
+    split: datetime,
+    until: datetime | None,
+    catalogue: pa.Table,
+    spec: EvaluationSpec,
+) -> tuple[datetime, pa.Table, pa.Table, dict[str, set[str]]]:
+    """A window's catalogue (what has features by the split), holdout and judged users."""
     catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))
     if catalogue.num_rows == 0:
         raise ValueError(
-            f"no artwork has features as of {split:%Y-%m-%d %H:%M} UTC: there is nothing to rank "
-            "(the artwork feature log holds no snapshot before that time)"
+            f"no artwork has features as of {split:%Y-%m-%d %H:%M} UTC: there is nothing to "
+            "rank (the artwork feature log holds no snapshot before that time)"
         )
+    holdout = labelled_between(examples, split, until)
     pairs = spec.max_scored_pairs
     limit = max(pairs // max(catalogue.num_rows, 1), 1) if pairs else None
-    relevant = sampled_users(positive_pairs(holdout), limit)
-    users = entities_as_of(sorted(relevant), "user_id", user_features, split, "user_")
+    return split, catalogue, holdout, sampled_users(positive_pairs(holdout), limit)
+
+
+def _setup(
+    split: datetime,
+    catalogue: pa.Table,
+    train: pa.Table,
+    holdout: pa.Table,
+    relevant: dict[str, set[str]],
+    users: pa.Table,
+    segments: SegmentModel | None,
+    spec: EvaluationSpec,
+    events: pa.Table | None,
+) -> EvaluationSetup:
+    """One window's setup from its parts."""
     by_day: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     positives = holdout.filter(pc.equal(holdout["label"], 1))
     for user, item, ts in zip(

@@ -19,8 +19,10 @@ from sands.evaluation.offline import (
     EvaluationSpec,
     PopularityRecommender,
     RankerRecommender,
+    day_windows,
     evaluate,
     evaluation_setup,
+    evaluation_setups,
 )
 from sands.evaluation.rankings import evaluate_stored
 from sands.features.engagement import events_before
@@ -235,11 +237,8 @@ def champion_quality(
     )
     events = events_before(lake_root, first, versions["interactions"], storage_options)
     served, baseline = [], []
-    for day in days:
-        split = datetime.combine(day, time(), tzinfo=UTC)
-        setup = evaluation_setup(
-            examples, users, works, None, split, spec, split + timedelta(days=1), events
-        )
+    setups = evaluation_setups(examples, users, works, None, day_windows(days), spec, events)
+    for day, setup in zip(days, setups, strict=True):
         champion_ranker = RankerRecommender("champion", model)
         served.append((day, evaluate_stored(champion_ranker, setup, lake_root, storage_options)))
         baseline.append((day, evaluate(PopularityRecommender(spec.popularity_window_days), setup)))

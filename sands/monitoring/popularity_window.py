@@ -12,7 +12,7 @@ zero. The gate's and the guard's popularity contender stays the 7-day baseline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 import numpy as np
 import pyarrow.compute as pc
@@ -22,8 +22,9 @@ from sands.evaluation.metrics import PairedGain, paired_gain
 from sands.evaluation.offline import (
     EvaluationSpec,
     PopularityRecommender,
+    day_windows,
     evaluate,
-    evaluation_setup,
+    evaluation_setups,
     popularity_column,
 )
 from sands.features.dbt_vars import event_weights, feature_windows
@@ -132,11 +133,8 @@ def popularity_window(
     days = [d for d in days if ranked_from is not None and _midnight(d) >= ranked_from]
     spec = EvaluationSpec()
     user_ndcg: dict[int, dict[str, float]] = {w: {} for w in WINDOWS}
-    for day in days:
-        split = _midnight(day)
-        setup = evaluation_setup(
-            examples, users, works, None, split, spec, split + timedelta(days=1)
-        )
+    setups = evaluation_setups(examples, users, works, None, day_windows(days), spec)
+    for day, setup in zip(days, setups, strict=True):
         for window in WINDOWS:
             judged = evaluate(PopularityRecommender(window), setup).user_ndcg
             user_ndcg[window].update({f"{day}|{u}": v for u, v in judged.items()})

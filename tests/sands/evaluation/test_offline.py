@@ -9,13 +9,16 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from sands.evaluation import offline
 from sands.evaluation.offline import (
     EvaluationSpec,
     PopularityRecommender,
     RankerRecommender,
     best_first,
+    day_windows,
     evaluate,
     evaluation_setup,
+    evaluation_setups,
     evaluation_split,
     labelled_between,
     scored_top_k,
@@ -121,6 +124,41 @@ def test_a_split_before_any_artwork_had_features_is_a_one_line_error_not_a_crash
     before = datetime(2026, 9, 4, tzinfo=UTC)
     with pytest.raises(ValueError, match="no artwork has features as of 2026-09-04 00:00 UTC"):
         evaluation_setup(EXAMPLES, USER_LOG, ARTWORK_LOG, None, before, EvaluationSpec())
+
+
+def _gathered(setup) -> tuple:
+    return (
+        setup.split,
+        setup.catalogue.to_pylist(),
+        setup.users.to_pylist(),
+        setup.relevant,
+        setup.relevant_by_day,
+        setup.exclude,
+    )
+
+
+@pytest.mark.parametrize("joined_rows", [offline.JOINED_ROWS, 1])
+def test_days_gathered_in_one_join_are_each_day_gathered_alone(monkeypatch, joined_rows):
+    # 1: a join per day (the catalogue of 5 artworks is over the cap), the chunked path.
+    monkeypatch.setattr(offline, "JOINED_ROWS", joined_rows)
+    days = [date(2026, 9, 5), date(2026, 9, 6)]
+    spec = EvaluationSpec()
+    together = list(
+        evaluation_setups(EXAMPLES, USER_LOG, ARTWORK_LOG, None, day_windows(days), spec)
+    )
+    alone = [
+        evaluation_setup(EXAMPLES, USER_LOG, ARTWORK_LOG, None, split, spec, until)
+        for split, until in day_windows(days)
+    ]
+    assert [_gathered(s) for s in together] == [_gathered(s) for s in alone]
+    first, second = together
+    assert first.catalogue["artwork_id"].to_pylist() == ["a1", "a2", "a3", "a4"]
+    assert second.catalogue["artwork_id"].to_pylist() == ["a1", "a2", "a3", "a4", "a5"]
+    assert first.relevant == {"u1": {"a2"}} and second.relevant == {"u1": {"a5"}, "u2": {"a3"}}
+    # u1 as of each day: the row of 09-05 (GB), then the one of 09-06 (FR).
+    assert first.users["user_country"].to_pylist() == ["GB"]
+    assert second.users["user_country"].to_pylist() == ["FR", "JP"]
+    assert second.exclude == {"u1": {"a1", "a2"}}
 
 
 def test_a_setup_read_from_a_stored_dataset_is_the_setup_of_the_table(tmp_path):
