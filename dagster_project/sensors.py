@@ -23,7 +23,7 @@ from assets.ingestion import covered_range, daily_partitions, raw_interactions
 from dagster_project.jobs import daily_pipeline_job, reference_ingestion_job
 from resources.storage import LandingZoneResource
 from sands.ingest.contract import ENTITIES
-from sands.ingest.landing import LandingFile, changed_groups, files_digest
+from sands.ingest.landing import LandingFile, changed_groups, files_digest, unlisted_notes
 from sands.ingest.partitions import outside_message
 
 # The digest of the files a group's latest ingestion read, whichever path ran it (the sensor, the
@@ -108,6 +108,8 @@ def landing_zone_sensor(
 ) -> SensorResult | SkipReason:
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     files = [f for entity in ENTITIES.values() for f in landing.files(entity)]
+    for line in unlisted_notes(landing.root, landing.storage_options):
+        context.log.warning(line)  # its files wait until the folder can be listed
     partitions = loaded_partitions(context)
     valid_days = set(partitions.get_partition_keys())
     requests, skipped = plan_run_requests(files, seen, valid_days, ingested_digests(context))

@@ -16,6 +16,7 @@ from dagster_project.cli.common import (
     Refusal,
     RepeatedNotes,
     _day,
+    _error,
     _materializations,
     _note,
     _paths,
@@ -125,7 +126,8 @@ def ingest(
     paths = _paths()
     chosen = _landing_day_options(paths, day or [])
     with _runs_checked(paths):
-        _ingest(paths, chosen or None)
+        if not _ingest(paths, chosen or None):
+            raise typer.Exit(1)
 
 
 def _landing_span(days: list[str]) -> str:
@@ -139,6 +141,7 @@ def _landing_day_options(paths: SandsPaths, values: list[str]) -> list[str]:
     chosen = [_day(value, "--day").isoformat() for value in values]
     present = _landing_days(paths) if chosen else []
     for day in chosen:
+        _require_listed(paths, day)
         if day not in present:
             raise typer.BadParameter(
                 f"--day {day} has no landing files in {paths.landing}: {_landing_span(present)}"
@@ -146,11 +149,21 @@ def _landing_day_options(paths: SandsPaths, values: list[str]) -> list[str]:
     return chosen
 
 
+def _require_listed(paths: SandsPaths, day: str) -> None:
+    """Exit 1 with one line when the day's folder (or its feed's) cannot be listed."""
+    from sands.ingest.landing import unlisted_notes
+
+    for line in unlisted_notes(paths.landing, paths.storage_options):
+        if line.startswith((f"interactions/{day}:", "interactions:")):
+            _error(line)
+            raise typer.Exit(1)
+
+
 def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
     from dagster import AssetCheckSeverity
 
     from dagster_project.runner import ingestion_notes, instance_for, run_ingestion
-    from sands.ingest.landing import skipped_notes
+    from sands.ingest.landing import skipped_notes, unlisted_notes
     from sands.ingest.partitions import home_partition_range
 
     chosen = days or _landing_days(paths)
@@ -198,7 +211,11 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
     for line in notes + skipped_notes(paths.landing, paths.storage_options):
         told(line)
     told.close()
-    return ok
+    # Files nobody could list are files not ingested: said, and the command fails.
+    unlisted = unlisted_notes(paths.landing, paths.storage_options)
+    for line in unlisted:
+        _error(line)
+    return ok and not unlisted
 
 
 def features(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dagster_project.cli.common import (
+    Refusal,
     RepeatedNotes,
     _day,
     _note,
@@ -297,6 +298,7 @@ def replay(
     ] = None,
 ) -> None:
     """Backtest the retraining loop: feed a recorded landing zone through it day by day."""
+    from sands.ingest.landing import unlisted_notes
     from sands.ingest.partitions import landing_days
     from sands.sim.replay import ReplaySource, gaps, relanded, replay_days, span, warm_start
 
@@ -308,6 +310,9 @@ def replay(
         raise typer.BadParameter("--landing must not be SANDS_HOME's own landing zone")
     if "://" not in landing and not Path(landing).is_dir():
         raise typer.BadParameter(f"--landing {landing}: no such folder")
+    # A backtest missing a day it cannot see would measure another history: stop first.
+    if unlisted := unlisted_notes(landing, paths.storage_options, "replayed"):
+        raise Refusal(unlisted[0])
     source = ReplaySource(landing, paths.storage_options)
     available = source.days()
     try:

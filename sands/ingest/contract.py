@@ -13,6 +13,7 @@ from functools import cached_property
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.compute as pc
 
 from sands.settings import positive_events_setting
 
@@ -59,6 +60,18 @@ def _non_blank(values: pd.Series) -> pd.Series:
     return ~values.astype(STRING).str.fullmatch(_BLANK)
 
 
+# A space (of any kind above) at either end of an id with something else in it: `' u5'` would
+# be another user than `'u5'` (a blank id fails `non_blank` alone).
+_OUTER_SPACE = r"^[\s\p{Z}\p{Cf}]+[^\s\p{Z}\p{Cf}]|[^\s\p{Z}\p{Cf}][\s\p{Z}\p{Cf}]+\z"
+
+
+def _trimmed(values: pd.Series) -> pd.Series:
+    # Arrow's RE2 on the strings themselves: a third of the time of pandas' `str` methods.
+    outer = pc.match_substring_regex(pa_arrow.array(values.astype(STRING)), _OUTER_SPACE)
+    kept = pc.fill_null(pc.invert(outer), True)  # a null is `not_nullable`'s to judge
+    return pd.Series(kept.to_numpy(zero_copy_only=False), index=values.index)
+
+
 def _column(
     dtype: object,
     arrow: pa_arrow.DataType,
@@ -78,6 +91,7 @@ def _column(
 
 
 NON_BLANK = pa.Check(_non_blank, name="non_blank", element_wise=False)
+TRIMMED = pa.Check(_trimmed, name="trimmed", element_wise=False)
 LIST_OF_STRINGS = pa.Check(_list_of_strings, name="list_of_strings", element_wise=False)
 NON_NEGATIVE = pa.Check(lambda s: s >= 0, name="non_negative", element_wise=False)
 # Prices are stored as decimal(12, 2); a third decimal place would be rounded away silently.
@@ -89,7 +103,7 @@ AFTER_EPOCH = pa.Check(lambda s: s >= TS_CHECK_FLOOR, name="after_1970", element
 
 
 def _id(description: str) -> pa.Column:
-    return _column(STRING, pa_arrow.string(), description, NON_BLANK)
+    return _column(STRING, pa_arrow.string(), description, NON_BLANK, TRIMMED)
 
 
 def _ts(description: str, *checks: pa.Check) -> pa.Column:

@@ -21,7 +21,7 @@ is rejected (`invalid_type`): seconds, milliseconds and microseconds cannot be t
 whose names start with `.` or `_` are treated as in-flight and ignored, so write to a temporary
 name and rename.
 Extensions may be in any case, and `.csv.gz`/`.jsonl.gz` are read through gzip; links to files are
-followed (a change to the target counts as a change to the file). Day folders are `YYYY-MM-DD` from 1678-01-01 to 2261-12-31 (the span of a nanosecond
+followed (a change to the target counts as a change to the file), links to day folders are not. Day folders are `YYYY-MM-DD` from 1678-01-01 to 2261-12-31 (the span of a nanosecond
 timestamp). Anything else under a feed's folder (another extension, a folder inside a day, a day
 folder named otherwise, a daily file outside a day folder) is not read, and `sands ingest` and
 `sands replay` name each such entry in one line.
@@ -46,9 +46,9 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | code | meaning |
 |---|---|
 | `<col>:missing_column` | a required column is absent from the file |
-| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp, `true` as a price), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits) |
+| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp, `true` as a price; a NaN in any format, which is no number and not a null either), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits) |
 | `<col>:not_nullable` | a required value is null |
-| `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`; `non_blank` fails a value of only whitespace, no-break or other Unicode spaces and invisible format characters such as a zero-width space or a byte-order mark) |
+| `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`; `non_blank` fails a value of only whitespace, no-break or other Unicode spaces and invisible format characters such as a zero-width space or a byte-order mark; `trimmed` fails an id with such a character at either end, which would otherwise be another id than the same without it) |
 | `event_ts:after_landing_day` | the event is dated after the day folder it landed in |
 | `<key>:duplicate` | an earlier row in the same drop has the same key (the first valid one is kept). In `users/` and `artworks/`, whose files are all read as one drop, a row identical to an earlier one in every column (a full snapshot sent again) is the same fact: kept once, counted as `rows_repeated` in the run's metadata, not rejected |
 | `event_id:already_ingested` | the event was already ingested on another landing day |
@@ -68,7 +68,7 @@ the same on 29 more days (1997-09-21..1997-10-19): columns not in the contract .
 One bad file never stops its day, and is never silently skipped:
 
 - **Unreadable file** (a corrupt Parquet file, a CSV that is not UTF-8 or has a row with more
-  fields than its header): quarantined whole as one record with `source_row` null, reason
+  fields than its header, a header that names a column twice): quarantined whole as one record with `source_row` null, reason
   `file:unreadable` (`file:unopenable` if it is gone or access is denied; a network error
   fails the run instead, to be retried) and, as the record, JSON with its `path`, `size`,
   `sha256`, `reason`, the parser's one-line `message` and `kept_at`: its bytes, copied
@@ -79,6 +79,10 @@ One bad file never stops its day, and is never silently skipped:
 - **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`; bytes that
   are not UTF-8 damage only their line): that line alone is quarantined, its raw text as the
   record; the other lines are validated as usual.
+- **A folder that cannot be listed** (a feed's folder, or a day folder, without read permission,
+  or a file where the folder should be): its files cannot even be counted. `sands ingest` ingests
+  everything else, then names the folder in one line and exits 1; `sands replay` stops before
+  it starts; the landing sensor warns on every tick until the folder can be listed.
 - **Empty file** (no bytes; for CSV and JSON lines also only blank lines): zero rows, no
   rejection. Blank lines (and lines of only spaces) are not rows in either format.
 

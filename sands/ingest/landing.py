@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
 import uuid
@@ -22,12 +23,16 @@ from datetime import date
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from sands.ingest.contract import ENTITIES, FILE_FORMATS, STRING, Entity
 from sands.ingest.validation import SOURCE_FILE, SOURCE_ROW
 
 _ARROW_STRINGS = {pa.string(): STRING, pa.large_string(): STRING}
+# JSON's non-standard constants, which Python's parser reads as floats.
+_NON_FINITE = re.compile(rb"NaN|Infinity")
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,8 @@ def skipped_entries(
             if not entity.daily:
                 if len(parts) == 1 and (why := _why_unread(fs, path, info, _FOLDER_IN_FEED)):
                     skipped.append((path, why))
+            elif len(parts) == 1 and info.get("islink") and fs.isdir(path):
+                skipped.append((path, "a link to a folder: day folders are read, not followed"))
             elif len(parts) == 1 and info.get("type") != "directory":
                 skipped.append((path, "a daily feed's files go in a YYYY-MM-DD folder"))
             elif len(parts) == 1 and parse_day(parts[0]) is None:
@@ -198,6 +205,45 @@ def skipped_notes(
     return [
         f"{posixpath.relpath(path, root)}: {why}; not {doing}"
         for path, why in skipped_entries(fs, root, list(ENTITIES.values()))
+    ]
+
+
+def unlisted_folders(
+    fs: fsspec.AbstractFileSystem, root: str, entities: list[Entity]
+) -> list[tuple[str, str]]:
+    """(path, why) for each feed folder, or day folder of a daily feed, whose files cannot be
+    listed: a listing skips such a folder without a word, and its files would be missed. Only
+    local folders can deny a listing (an object store lists by prefix)."""
+    if not isinstance(fs, LocalFileSystem):
+        return []
+    unlisted: list[tuple[str, str]] = []
+    for entity in entities:
+        base = posixpath.join(root, entity.name)
+        if not os.path.lexists(base):
+            continue
+        folders = [base]
+        if entity.daily and os.path.isdir(base):
+            try:
+                with os.scandir(base) as entries:
+                    folders += [e.path for e in entries if parse_day(e.name) and e.is_dir()]
+            except OSError:
+                pass  # the feed folder itself is reported below
+        for folder in folders:
+            try:
+                os.scandir(folder).close()
+            except OSError as exc:
+                unlisted.append((folder, f"cannot be listed ({_message(exc)})"))
+    return unlisted
+
+
+def unlisted_notes(
+    uri: str, storage_options: dict[str, str] | None = None, doing: str = "ingested"
+) -> list[str]:
+    """One line per landing folder whose files cannot be listed: `<path>: <why>; ...`."""
+    fs, root = filesystem(uri, storage_options)
+    return [
+        f"{posixpath.relpath(path, root)}: {why}; its files are not {doing}"
+        for path, why in unlisted_folders(fs, root, list(ENTITIES.values()))
     ]
 
 
@@ -261,9 +307,10 @@ def _rejected(
 
 
 def _json_line(line: bytes) -> tuple[dict | None, str | None]:
-    """A line's record, or the reason it is not one."""
+    """A line's record, or the reason it is not one. `NaN` and `Infinity` stay text: as a
+    float, NaN would read as a null, and a broken amount would land as no amount."""
     try:
-        value = json.loads(line.decode("utf-8"))
+        value = json.loads(line.decode("utf-8"), parse_constant=str)
     except (ValueError, RecursionError):
         return None, BAD_LINE
     return (value, None) if isinstance(value, dict) else (None, NOT_OBJECT)
@@ -271,6 +318,8 @@ def _json_line(line: bytes) -> tuple[dict | None, str | None]:
 
 def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
     try:
+        if _NON_FINITE.search(payload):
+            raise ValueError("NaN or Infinity: read line by line")
         frame = pd.read_json(io.BytesIO(payload), lines=True, dtype=False, convert_dates=False)
         # Lines that are arrays come back as numbered columns: they are not records.
         if all(isinstance(column, str) for column in frame.columns):
@@ -289,6 +338,24 @@ def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRo
     return pd.DataFrame.from_records(records), rows, damaged
 
 
+def _unique_names(names: list[str]) -> None:
+    """Raise when a column name repeats: which of the two columns is the data is not known
+    (pandas would keep the first and rename the other `<name>.1`)."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"the header names {', '.join(repr(n) for n in repeated)} more than once")
+
+
+def _nan_as_text(table: pa.Table) -> pa.Table:
+    """Float columns holding NaN as text ("NaN", numbers as they print): pandas reads a NaN as
+    a null, so a broken amount would land as no amount instead of being rejected."""
+    for i, column in enumerate(table.schema):
+        if pa.types.is_floating(column.type) and pc.any(pc.is_nan(table[i])).as_py():
+            text = pc.if_else(pc.is_nan(table[i]), "NaN", pc.cast(table[i], pa.string()))
+            table = table.set_column(i, column.name, text)
+    return table
+
+
 def _parse(
     fmt: str, payload: bytes, list_columns: tuple[str, ...] = ()
 ) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
@@ -300,13 +367,16 @@ def _parse(
         return pd.DataFrame(), [], []
     if fmt == "parquet":
         # Without pandas' metadata an index written by `to_parquet` stays a column.
-        frame = pq.read_table(io.BytesIO(payload)).to_pandas(
-            types_mapper=_ARROW_STRINGS.get, ignore_metadata=True
-        )
+        table = pq.read_table(io.BytesIO(payload))
+        _unique_names(table.column_names)
+        table = _nan_as_text(table)
+        frame = table.to_pandas(types_mapper=_ARROW_STRINGS.get, ignore_metadata=True)
     elif fmt == "csv":
         if (nul := payload.find(b"\x00")) >= 0:
             # The parser would cut the value at it: the file is kept whole instead.
             raise ValueError(f"a NUL byte at offset {nul}: not a text file")
+        header = pd.read_csv(io.BytesIO(payload), dtype=str, header=None, nrows=1)
+        _unique_names([str(name) for name in header.iloc[0]] if len(header) else [])
         frame = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, na_values=[""])
         for column in (c for c in list_columns if c in frame.columns):
             frame[column] = frame[column].fillna("")

@@ -293,6 +293,8 @@ def _plain(v: object) -> object:
         return v.isoformat()
     if v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return None
+    if isinstance(v, float) and np.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"  # JSON has no infinity
     return v
 
 

@@ -103,6 +103,23 @@ def test_a_day_over_the_reject_budget_is_one_failed_row_and_one_line_naming_its_
     assert "1 of 2 rows rejected (50.0%, budget 5.0%): event_type:isin 1" in error
 
 
+def test_a_feed_folder_that_cannot_be_listed_fails_ingest_after_the_rest_lands(paths):
+    day = Path(paths.landing, "interactions", "2026-09-02")
+    day.mkdir(parents=True)
+    (day / "events.csv").write_text(
+        "event_id,user_id,artwork_id,event_type,event_ts\ne1,u1,a1,view,2026-09-02T10:00:00Z\n"
+    )
+    Path(paths.landing, "users").write_text("a file where the feed's folder should be")
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 1, result.output
+    (row,) = [line for line in lines(result) if line.startswith("│ 2026-09-02")]
+    assert "ok" in row  # the day landed; only the unlisted feed failed the command
+    (error,) = [line for line in lines(result) if line.startswith("error: ")]
+    assert error.startswith("error: users: cannot be listed (NotADirectoryError")
+    assert error.endswith("; its files are not ingested")
+    assert Path(paths.lake, "bronze", "interactions").exists()
+
+
 def test_a_day_without_landing_files_or_an_empty_window_is_one_line(paths):
     assert runner.invoke(app, ["simulate", "--days", "2", *TINY]).exit_code == 0
     missing = runner.invoke(app, ["ingest", "--day", "2030-01-01"])

@@ -354,3 +354,70 @@ def test_a_reference_drop_whose_every_row_is_rejected_is_quarantined_not_a_crash
     assert (report.rows_accepted, report.rows_rejected) == (0, 2)
     assert report.reason_counts == {"age:invalid_type": 2, "country:str_matches": 2}
     assert bronze(paths, USERS).num_rows == 0 and quarantine(paths, USERS).num_rows == 2
+
+
+def test_a_nan_amount_in_parquet_or_json_is_rejected_like_in_csv_not_read_as_no_amount(paths):
+    # pandas reads a float NaN as a null: a broken price would land as no price at all.
+    purchases = pa.table(
+        {
+            "event_id": ["p1", "p2", "p3"],
+            "user_id": ["u1"] * 3,
+            "artwork_id": ["a1"] * 3,
+            "event_type": ["purchase"] * 3,
+            "event_ts": [datetime(2026, 9, 2, 9, tzinfo=UTC)] * 3,
+            "price": [12.5, float("nan"), None],
+        }
+    )
+    drop(paths.landing, f"interactions/{DAY}/sales.parquet", purchases)
+    line = '{{"event_id": "{}", "user_id": "u1", "artwork_id": "a1", "event_type": "purchase", '
+    line += '"event_ts": "2026-09-02T10:00:00Z", "price": {}}}'
+    lines = [line.format("j1", "NaN"), line.format("j2", "null"), line.format("j3", "Infinity")]
+    Path(paths.landing, "interactions", str(DAY), "sales.jsonl").write_text("\n".join(lines))
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert report.reason_counts == {"price:invalid_type": 3}
+    assert sorted(bronze(paths)["event_id"].to_pylist()) == ["j2", "p1", "p3"]
+    stored = {r["record_key"]: json.loads(r["record"]) for r in quarantine(paths).to_pylist()}
+    assert (stored["p2"]["price"], stored["j1"]["price"], stored["j3"]["price"]) == (
+        "NaN",
+        "NaN",
+        "Infinity",
+    )
+
+
+def test_an_id_with_a_space_at_either_end_is_rejected_not_taken_for_another_id(paths):
+    drop(
+        paths.landing,
+        f"interactions/{DAY}/events.csv",
+        events_table(
+            [
+                ("e1", "u1", "a1", "view", ts(DAY, 9), None),
+                ("e1 ", "u1", "a1", "view", ts(DAY, 9), None),  # e1 again, padded
+                ("e2", " u1", "a1", "view", ts(DAY, 9), None),
+                ("e3", "u1", "a1\u00a0", "view", ts(DAY, 9), None),
+                ("e4", "u 1", "a1", "view", ts(DAY, 9), None),  # inside: an id like any
+                ("e5", "  ", "a1", "view", ts(DAY, 9), None),
+            ]
+        ),
+    )
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert report.reason_counts == {
+        "event_id:trimmed": 1,
+        "user_id:trimmed": 1,
+        "artwork_id:trimmed": 1,
+        "user_id:non_blank": 1,
+    }
+    assert sorted(bronze(paths)["event_id"].to_pylist()) == ["e1", "e4"]
+
+
+def test_a_file_naming_a_column_twice_is_quarantined_whole(paths):
+    folder = Path(paths.landing, "interactions", str(DAY))
+    folder.mkdir(parents=True)
+    (folder / "events.csv").write_text(
+        "event_id,user_id,artwork_id,event_type,event_ts,event_id\n"
+        "e1,u1,a1,view,2026-09-02T09:00:00Z,e9\n"
+    )
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert (report.rows_read, report.files_rejected) == (0, 1)
+    record = json.loads(quarantine(paths)["record"][0].as_py())
+    assert record["reason"] == "file:unreadable"
+    assert "the header names 'event_id' more than once" in record["message"]

@@ -30,6 +30,10 @@ def test_listing_skips_in_flight_files_and_names_everything_else_it_does_not_rea
     ):
         Path(paths.landing, name).parent.mkdir(parents=True, exist_ok=True)
         Path(paths.landing, name).write_text("x")
+    os.symlink(
+        Path(paths.landing, "interactions", str(DAY)),
+        Path(paths.landing, "interactions", "2026-09-03"),
+    )
     fs, root = landing.filesystem(paths.landing)
     files = landing.list_files(fs, root, INTERACTIONS)
     assert [(Path(f.path).name, f.day) for f in files] == [("events.parquet", DAY)]
@@ -43,6 +47,7 @@ def test_listing_skips_in_flight_files_and_names_everything_else_it_does_not_rea
         (f"interactions/{DAY}/notes.txt", "not .parquet, .csv or .jsonl"),
         ("interactions/0001-01-01", "not a YYYY-MM-DD day folder from 1678-01-01"),
         ("interactions/20260902", "not a YYYY-MM-DD day folder"),
+        ("interactions/2026-09-03", "a link to a folder: day folders are read, not followed"),
         ("interactions/2026-W36-3", "not a YYYY-MM-DD day folder"),
         ("interactions/loose.csv", "a daily feed's files go in a YYYY-MM-DD folder"),
         ("interactions/not-a-day", "not a YYYY-MM-DD day folder"),
@@ -204,3 +209,30 @@ def test_the_files_digest_is_the_same_wherever_the_landing_zone_lives_and_change
     assert landing.files_digest(files("bucket/landing")) == here
     assert landing.files_digest(files("/home/me/.sands/landing", "11:2")) != here
     assert landing.files_digest(files("/home/me/.sands/landing")[:1]) != here
+
+
+def test_a_folder_that_cannot_be_listed_is_named_not_skipped(paths, monkeypatch):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(ONE))
+    denied = Path(paths.landing, "interactions", "2026-09-03")
+    drop(paths.landing, f"interactions/{denied.name}/events.parquet", events_table(ONE))
+    Path(paths.landing, "users").write_text("a file where the feed's folder should be")
+    scandir = os.scandir
+
+    def refusing(path):  # a folder without read permission (root reads any, so pretend)
+        if os.fspath(path) == str(denied):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    fs, root = landing.filesystem(paths.landing)
+    unlisted = {
+        str(Path(path).relative_to(paths.landing)): why
+        for path, why in landing.unlisted_folders(fs, root, [INTERACTIONS, USERS])
+    }
+    assert sorted(unlisted) == ["interactions/2026-09-03", "users"]
+    assert unlisted["interactions/2026-09-03"].startswith("cannot be listed (PermissionError")
+    assert "NotADirectoryError" in unlisted["users"]
+    assert landing.unlisted_notes(paths.landing)[0] == (
+        "interactions/2026-09-03: cannot be listed (PermissionError: [Errno 13] Permission "
+        f"denied: '{denied}'); its files are not ingested"
+    )
