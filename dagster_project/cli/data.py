@@ -162,7 +162,12 @@ def _require_listed(paths: SandsPaths, day: str) -> None:
 def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
     from dagster import AssetCheckSeverity
 
-    from dagster_project.runner import ingestion_notes, instance_for, run_ingestion
+    from dagster_project.runner import (
+        ingestion_notes,
+        instance_for,
+        rejected_files,
+        run_ingestion,
+    )
     from sands.ingest.landing import skipped_notes, unlisted_notes
     from sands.ingest.partitions import home_partition_range
 
@@ -189,9 +194,13 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
             for event in result.get_asset_materialization_events():
                 m = event.materialization
                 meta = {k: v.value for k, v in m.metadata.items()}
+                files = len(meta.get("rejected_files") or [])
+                status = "[red]failed[/]" if m.asset_key in checked else "[green]ok[/]"
+                if files and m.asset_key not in checked:
+                    status = f"[red]{files} file{'s' if files > 1 else ''} unread[/]"
                 summary.add_row(
                     m.asset_key.to_user_string() if m.partition is None else label,
-                    "[red]failed[/]" if m.asset_key in checked else "[green]ok[/]",
+                    status,
                     f"{meta.get('rows_read', 0):,}",
                     f"{meta.get('rows_accepted', 0):,}",
                     f"{meta.get('rows_rejected', 0):,}",
@@ -202,20 +211,24 @@ def _ingest(paths: SandsPaths, days: list[str] | None) -> bool:
                 # already marks its feed's row).
                 summary.add_row(label, "[red]failed[/]", "", "", "", "")
             notes.extend(ingestion_notes(result))
+            # A file quarantined whole is data not ingested: named, and the command fails.
+            unread.extend(rejected_files(result))
             progress.advance(task)
 
         notes: list[str] = []
+        unread: list[str] = []
         run_ingestion(chosen, instance, done)
     console.print(summary)
     told = RepeatedNotes()
     for line in notes + skipped_notes(paths.landing, paths.storage_options):
-        told(line)
+        if line not in unread:
+            told(line)
     told.close()
-    # Files nobody could list are files not ingested: said, and the command fails.
+    # Files nobody could read or list are files not ingested: said, and the command fails.
     unlisted = unlisted_notes(paths.landing, paths.storage_options)
-    for line in unlisted:
+    for line in unread + unlisted:
         _error(line)
-    return ok and not unlisted
+    return ok and not unread and not unlisted
 
 
 def features(

@@ -74,8 +74,9 @@ One bad file never stops its day, and is never silently skipped:
   `sha256`, `reason`, the parser's one-line `message` and `kept_at`: its bytes, copied
   unchanged to `lake/quarantine/files/<feed>/[<day>/]<sha256 prefix>-<name>`. The day's other
   files are ingested. Its rows cannot be counted; the file is counted in `files_rejected`, the
-  non-blocking `files_readable` check warns, `sands ingest` prints one line naming it, and
-  `sands status` shows files rejected per feed.
+  non-blocking `files_readable` check warns (what depends on the day still runs), `sands
+  ingest` shows the day as `1 file unread`, names the file in one line and exits 1 after
+  ingesting the rest, and `sands status` shows files rejected per feed.
 - **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`; bytes that
   are not UTF-8 damage only their line): that line alone is quarantined, its raw text as the
   record; the other lines are validated as usual.

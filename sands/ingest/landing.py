@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -377,7 +378,21 @@ def _parse(
             raise ValueError(f"a NUL byte at offset {nul}: not a text file")
         header = pd.read_csv(io.BytesIO(payload), dtype=str, header=None, nrows=1)
         _unique_names([str(name) for name in header.iloc[0]] if len(header) else [])
-        frame = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, na_values=[""])
+        with warnings.catch_warnings():
+            # Rows all one field longer than the header would make pandas read the first
+            # column as an index, shifting every value one column left; with `index_col=False`
+            # it warns instead, and drops the extra field: the file is unreadable either way.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            try:
+                frame = pd.read_csv(
+                    io.BytesIO(payload),
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                    index_col=False,
+                )
+            except pd.errors.ParserWarning as exc:
+                raise ValueError("a row holds more fields than the header names") from exc
         for column in (c for c in list_columns if c in frame.columns):
             frame[column] = frame[column].fillna("")
     else:

@@ -120,6 +120,23 @@ def test_a_feed_folder_that_cannot_be_listed_fails_ingest_after_the_rest_lands(p
     assert Path(paths.lake, "bronze", "interactions").exists()
 
 
+def test_a_file_quarantined_whole_fails_ingest_after_the_rest_of_its_day_lands(paths):
+    day = Path(paths.landing, "interactions", "2026-09-02")
+    day.mkdir(parents=True)
+    (day / "good.csv").write_text(
+        "event_id,user_id,artwork_id,event_type,event_ts\ne1,u1,a1,view,2026-09-02T10:00:00Z\n"
+    )
+    (day / "bad.csv").write_text(
+        "event_id,user_id,artwork_id,event_type,event_ts\ne2,u1,a1,view,2026-09-02T10:00:00Z,x\n"
+    )
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 1, result.output
+    (row,) = [line for line in lines(result) if line.startswith("│ 2026-09-02")]
+    assert "1 file unread" in row and "│ 1 " in row  # e1 landed
+    (error,) = [line for line in lines(result) if line.startswith("error: ")]
+    assert "bad.csv" in error and "file:unreadable" in error
+
+
 def test_a_day_without_landing_files_or_an_empty_window_is_one_line(paths):
     assert runner.invoke(app, ["simulate", "--days", "2", *TINY]).exit_code == 0
     missing = runner.invoke(app, ["ingest", "--day", "2030-01-01"])

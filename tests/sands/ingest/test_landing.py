@@ -236,3 +236,15 @@ def test_a_folder_that_cannot_be_listed_is_named_not_skipped(paths, monkeypatch)
         "interactions/2026-09-03: cannot be listed (PermissionError: [Errno 13] Permission "
         f"denied: '{denied}'); its files are not ingested"
     )
+
+
+def test_csv_rows_longer_than_the_header_make_the_file_unreadable_not_shifted(paths):
+    # Every row one field longer: pandas would read the first column as an index, and every
+    # value would land one column to the left of its name.
+    header = b"event_id,user_id,artwork_id\n"
+    for name, rows in [("all.csv", b"e1,u1,a1,x\ne2,u2,a2,y\n"), ("first.csv", b"e1,u1,a1,x\n")]:
+        rejection = read(paths, name, header + rows).rejection
+        assert rejection is not None and rejection.reason == "file:unreadable"
+        assert "a row holds more fields than the header names" in rejection.message
+    later = read(paths, "later.csv", header + b"e1,u1,a1\ne2,u2,a2,x\n").rejection
+    assert later is not None and "Expected 3 fields in line 3, saw 4" in later.message
