@@ -217,6 +217,12 @@ def rejected_rows(result: ExecuteInProcessResult) -> list[str]:
         feed = event.materialization.asset_key.to_user_string()
         meta = {k: v.value for k, v in event.materialization.metadata.items()}
         budget_failed = feed in over
+        if repeated := meta.get("rows_repeated"):
+            # read = accepted + rejected + repeated: the table's columns leave these out.
+            lines.append(
+                f"{feed}: {repeated:,} of {meta['rows_read']:,} rows repeated an earlier row in "
+                "every column (the same fact sent again): kept once, not rejected"
+            )
         if not meta.get("rows_rejected") or "reason_counts" not in meta:
             continue
         rules = sorted((meta.get("reason_counts") or {}).items(), key=lambda kv: (-kv[1], kv[0]))

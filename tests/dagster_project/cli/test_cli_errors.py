@@ -137,6 +137,21 @@ def test_a_file_quarantined_whole_fails_ingest_after_the_rest_of_its_day_lands(p
     assert "bad.csv" in error and "file:unreadable" in error
 
 
+def test_a_reference_row_sent_twice_is_told_so_the_ingest_table_adds_up(paths):
+    users = Path(paths.landing, "users")
+    users.mkdir(parents=True)
+    row = "u1,2026-01-01T00:00:00Z,2026-01-01T00:00:00Z\n"
+    (users / "users.csv").write_text("user_id,signup_ts,updated_ts\n" + row + row)
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 0, result.output
+    (table_row,) = [line for line in lines(result) if line.startswith("│ users")]
+    assert [cell.strip() for cell in table_row.split("│")[2:5]] == ["ok", "2", "1"]
+    assert (
+        "users: 1 of 2 rows repeated an earlier row in every column (the same fact sent "
+        "again): kept once, not rejected" in lines(result)
+    )
+
+
 def test_a_day_without_landing_files_or_an_empty_window_is_one_line(paths):
     assert runner.invoke(app, ["simulate", "--days", "2", *TINY]).exit_code == 0
     missing = runner.invoke(app, ["ingest", "--day", "2030-01-01"])
