@@ -18,6 +18,7 @@ from bench import (
     newcomers,
     online,
     ope,
+    partition_reads,
     pit,
     quality,
     ranker_ablation,
@@ -28,6 +29,7 @@ from bench import (
 BENCHMARKS = {
     "ingestion": ingestion.main,
     "pit": pit.main,
+    "partition_reads": partition_reads.main,
     "feature_build": feature_build.main,
     "online": online.main,
     "drift": drift.main,

@@ -76,7 +76,8 @@ def feature_rows_at(
         raise FileNotFoundError(f"no feature table at {table.uri(lake_root)}")
     log.load_as_version(version)
     first = first_date_to_read(log, since, FEATURE_LOOKBACK)
-    return log.to_pyarrow_dataset().to_table(filter=pc.field(FEATURE_DATE) >= first)
+    files = delta.files_where(log, FEATURE_DATE, ">=", first)
+    return files.to_table(filter=pc.field(FEATURE_DATE) >= first)
 
 
 @dataclass

@@ -46,7 +46,7 @@ def engagement_events(
         table.load_as_version(version)
     stamp = pa.scalar(since, pa.timestamp("us", tz="UTC"))
     first: date = since.date()
-    return table.to_pyarrow_dataset().to_table(
+    return delta.files_where(table, LANDING_DAY_COLUMN, ">=", first).to_table(
         columns=EVENT_COLUMNS,
         filter=(pc.field(LANDING_DAY_COLUMN) >= first) & (pc.field("event_ts") >= stamp),
     )

@@ -64,7 +64,9 @@ class PublishOutcome:
 
 def snapshot_dates(log: DeltaTable) -> list[date]:
     """The feature dates the log holds snapshots of, from its partition values (no data read)."""
-    return sorted({date.fromisoformat(p[FEATURE_DATE]) for p in log.partitions()})
+    return sorted(
+        {date.fromisoformat(p[FEATURE_DATE]) for p in log.partitions() if p.get(FEATURE_DATE)}
+    )
 
 
 def first_date_to_read(log: DeltaTable, since: datetime, margin: timedelta) -> date:
@@ -108,7 +110,8 @@ def _latest_stored(uri: str, dates: list[date], storage_options: dict[str, str] 
     if table is None:
         return pa.table({})
     condition = pc.field(FEATURE_DATE).isin(pa.array(dates, pa.date32()))
-    return table.to_pyarrow_dataset().to_table(filter=condition)
+    files = delta.files_where(table, FEATURE_DATE, "in", list(dates))
+    return files.to_table(filter=condition)
 
 
 def rows_to_append(
@@ -259,10 +262,14 @@ def latest_snapshot(
         raise FileNotFoundError(f"no feature table at {uri}")
     if version is not None:
         table.load_as_version(version)
-    dataset = table.to_pyarrow_dataset()
-    dates = dataset.to_table(columns=[FEATURE_DATE]).column(FEATURE_DATE)
-    if len(dates) == 0:
-        return dataset.to_table(), table.version()
-    newest = pc.max(dates)
-    rows = dataset.to_table(filter=pc.field(FEATURE_DATE) == newest)
+    dates = snapshot_dates(table)  # from the partition values: no data read
+    newest = pa.scalar(dates[-1], pa.date32()) if dates else None
+    files = delta.files_where(table, FEATURE_DATE, "=", dates[-1]) if dates else None
+    rows = files.to_table(filter=pc.field(FEATURE_DATE) == newest) if files else None
+    if rows is None or rows.num_rows == 0:  # not partitioned, or an empty newest file
+        dataset = table.to_pyarrow_dataset()
+        column = dataset.to_table(columns=[FEATURE_DATE]).column(FEATURE_DATE)
+        if len(column) == 0:
+            return dataset.to_table(), table.version()
+        rows = dataset.to_table(filter=pc.field(FEATURE_DATE) == pc.max(column))
     return latest_vectors(rows, key), table.version()

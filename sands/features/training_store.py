@@ -83,13 +83,12 @@ def label_events(
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
     """Interactions of the last `label_days` landing days, the artwork ids, and their versions."""
     interactions = _pinned(interactions_uri, storage_options)
-    dataset = interactions.to_pyarrow_dataset()
     newest = newest_landing_day(interactions)
     if newest is None:
-        events = dataset.to_table(columns=LABEL_EVENT_COLUMNS)
+        events = interactions.to_pyarrow_dataset().to_table(columns=LABEL_EVENT_COLUMNS)
     else:
         first = newest - timedelta(days=label_days - 1)
-        events = dataset.to_table(
+        events = delta.files_where(interactions, LANDING_DAY_COLUMN, ">=", first).to_table(
             columns=LABEL_EVENT_COLUMNS, filter=pc.field(LANDING_DAY_COLUMN) >= first
         )
     artworks = _pinned(artworks_uri, storage_options)
@@ -132,12 +131,11 @@ def evidence_days(
     """Landing days to label so a sparse history still yields enough positives: the window
     (see `days_holding`) and the positives it holds."""
     interactions = _pinned(interactions_uri, storage_options)
-    dataset = interactions.to_pyarrow_dataset()
     newest = newest_landing_day(interactions)
     if newest is None:
         return min_days, 0
     first = newest - timedelta(days=max_days - 1)
-    rows = dataset.to_table(
+    rows = delta.files_where(interactions, LANDING_DAY_COLUMN, ">=", first).to_table(
         columns=[LANDING_DAY_COLUMN],
         filter=(pc.field(LANDING_DAY_COLUMN) >= first)
         & pc.field("event_type").isin(list(positive_events)),
@@ -154,11 +152,11 @@ def feature_rows_since(
 ) -> tuple[pa.Table, int]:
     """Feature-log rows a training set starting at `since` reads, and the version read."""
     table = _pinned(uri, storage_options)
-    dataset = table.to_pyarrow_dataset()
     if since is None:
-        return dataset.to_table(), table.version()
+        return table.to_pyarrow_dataset().to_table(), table.version()
     first = first_feature_date(table, since)
-    return dataset.to_table(filter=pc.field(FEATURE_DATE) >= first), table.version()
+    files = delta.files_where(table, FEATURE_DATE, ">=", first)
+    return files.to_table(filter=pc.field(FEATURE_DATE) >= first), table.version()
 
 
 def first_feature_date(log: DeltaTable, since: datetime) -> date:

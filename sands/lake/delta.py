@@ -50,6 +50,17 @@ def open_table(uri: str, storage_options: dict[str, str] | None = None) -> Delta
         return None
 
 
+def files_where(table: DeltaTable, column: str, op: str, value: object) -> ds.Dataset:
+    """The table as a dataset of only the files whose partition `column` passes `op` `value`
+    (every file when it is not a partition column); rows still need the same filter, exact.
+    delta-rs builds each file's fragment in Python (0.65 ms a file), so a daily-partitioned log
+    a year old costs a quarter second a read otherwise, and the loop reads such logs ~30 times
+    a day."""
+    if column not in table.metadata().partition_columns:
+        return table.to_pyarrow_dataset()
+    return table.to_pyarrow_dataset(file_pruning_predicate=[(column, op, value)])
+
+
 def ensure_table(
     uri: str,
     schema: pa.Schema,

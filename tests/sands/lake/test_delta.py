@@ -140,3 +140,15 @@ def test_a_partition_write_that_loses_a_commit_race_is_retried_on_the_new_snapsh
     assert len(calls) == 2  # the first commit conflicted and was retried
     assert [r["id"] for r in rows(uri)] == ["a", "b", "z"]
     assert outcome.version == DeltaTable(uri).version() == 3
+
+
+def test_files_where_reads_only_the_partitions_that_pass_and_every_file_otherwise(tmp_path):
+    days = [date(2026, 9, d) for d in (1, 2, 3)]
+    rows = pa.table({"day": days, "n": [1, 2, 3]})
+    delta.write_deltalake(str(tmp_path / "log"), rows, partition_by=["day"])
+    log = DeltaTable(str(tmp_path / "log"))
+    recent = delta.files_where(log, "day", ">=", date(2026, 9, 2))
+    assert len(recent.files) == 2 and sorted(recent.to_table()["n"].to_pylist()) == [2, 3]
+    assert delta.files_where(log, "day", "in", [days[0]]).to_table()["n"].to_pylist() == [1]
+    everything = delta.files_where(log, "n", ">=", 3)  # not a partition column: no pruning
+    assert len(everything.files) == 3
