@@ -67,7 +67,7 @@ class RetrainPolicy:
 SCHEDULED, NEW_DATA, UNHEALTHY, DRIFTED, DEGRADED = (
     "scheduled",
     "new training data",
-    "champion below objective or stale",
+    "champion missing, below objective or stale",
     "drift detected",
     "online CTR below objective",
 )

@@ -19,7 +19,7 @@ from sands.models.aliases import POPULARITY_POLICY
 SHORT_TRIGGERS = {
     "scheduled": "cron",
     "new training data": "data",
-    "champion below objective or stale": "quality",
+    "champion missing, below objective or stale": "quality",
     "drift detected": "drift",
     "online CTR below objective": "online",
 }

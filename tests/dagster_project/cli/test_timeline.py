@@ -12,7 +12,7 @@ def _timeline() -> Timeline:
         DayRecord(
             day="1997-10-18",
             runs=3,
-            triggers=["new training data", "champion below objective or stale"],
+            triggers=["new training data", "champion missing, below objective or stale"],
             gate=False,
             served_policy="popularity",
             served_ndcg=0.2264,
