@@ -26,10 +26,11 @@ from sands.evaluation.challenger import estimate_off_policy, evaluate_challenger
 from sands.evaluation.gate import GateRules
 from sands.evaluation.metrics import finite
 from sands.evaluation.off_policy import DEFAULT_CLIP, ESTIMATORS
-from sands.evaluation.offline import PRIMARY, EvaluationSpec
+from sands.evaluation.offline import PRIMARY, EvaluationSpec, NothingToRank
 from sands.evaluation.policy_value import OffPolicySpec
 from sands.evaluation.report import render_html, summary_markdown
 from sands.models.aliases import CHALLENGER
+from sands.models.registry import Registry
 from sands.models.tags import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, OFF_POLICY_TAG
 from sands.models.tracking import dagster_tags
 from sands.monitoring.online_quality import AttributionSpec
@@ -258,14 +259,17 @@ def evaluation_report(
     mlflow: ResourceParam[MlFlow],
 ) -> MaterializeResult:
     client = registry.open()
-    run = evaluate_challenger(
-        client,
-        lake.root,
-        config.spec(),
-        config.rules(),
-        config.popularity_window_days,
-        lake.storage_options,
-    )
+    try:
+        run = evaluate_challenger(
+            client,
+            lake.root,
+            config.spec(),
+            config.rules(),
+            config.popularity_window_days,
+            lake.storage_options,
+        )
+    except NothingToRank as why:
+        return _not_judged(context, client, str(why))
     version = run.challenger_version
     path = registry.report_path(f"evaluation-v{version}.html")
     with open(path, "w") as handle:
@@ -317,6 +321,29 @@ def evaluation_report(
                     "reference": MetadataValue.text(run.decision.reference),
                     "criteria": MetadataValue.md(run.decision.markdown()),
                 },
+            )
+        ],
+    )
+
+
+def _not_judged(context: AssetExecutionContext, client: Registry, why: str) -> MaterializeResult:
+    """The gate's verdict on a challenger whose holdout nothing could be ranked on: rejected,
+    with the reason, so nothing is deployed ungated and the loop goes on."""
+    version = int(client.aliased(CHALLENGER).version)
+    reason = f"not judged: {why}"
+    client.record_rejection(version, f"dagster run {context.run.run_id}", reason)
+    context.log.warning(f"v{version} {reason}")
+    return MaterializeResult(
+        metadata={
+            "challenger_version": MetadataValue.int(version),
+            "not_judged": MetadataValue.text(why),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=GATE,
+                passed=False,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"reason": MetadataValue.text(reason)},
             )
         ],
     )

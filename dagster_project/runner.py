@@ -5,6 +5,7 @@ Runs land in the same instance `dagster dev` shows, so CLI work appears in the U
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -42,6 +43,17 @@ RANGE_END = "dagster/asset_partition_range_end"
 # The CLI shows its own progress and one line per failure; Dagster's log, tracebacks included,
 # stays in the instance (and in SANDS_HOME/logs/runs/<run id>.log for a failed run).
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _not_a_gate_bypass(record: logging.LogRecord) -> bool:
+    # Dagster warns that the gate's blocking check "emitted no result" and `deployed_ranker`
+    # "will proceed without gating on it" when `ranker` skipped (a young history): then
+    # `evaluation_report` and `deployed_ranker` are skipped too, and nothing deploys. A failed
+    # `evaluation_report` stops its dependants without this warning.
+    return "will proceed without gating on it" not in record.getMessage()
+
+
+logging.getLogger("dagster._core.execution.plan.active").addFilter(_not_a_gate_bypass)
 
 
 def instance_config(paths: SandsPaths) -> Path:

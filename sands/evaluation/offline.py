@@ -192,6 +192,24 @@ def positive_pairs(rows: pa.Table) -> dict[str, set[str]]:
     return dict(pairs)
 
 
+class NothingToRank(ValueError):
+    """No artwork had features by an evaluation's split: labels older than the feature log
+    (a history whose events are all dated before their landing days, say)."""
+
+
+def rankable_days(days: Sequence[date], artwork_features: pa.Table) -> list[date]:
+    """The label days by whose midnight some artwork's features were available: a history's
+    first label day has none before it, so nothing was ranked then."""
+    stamped, created = artwork_features["feature_ts"], artwork_features["created_ts"]
+    available = pc.if_else(pc.fill_null(pc.greater(created, stamped), False), created, stamped)
+    first = pc.min(available).as_py()
+    return [d for d in days if first is not None and _midnight(d) >= first]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
 # Catalogue rows one join of several evaluation windows gathers at most (a few hundred MB of
 # features at the widest catalogue; a join per window was most of judging popularity on 14 days).
 JOINED_ROWS = 1_000_000
@@ -317,8 +335,7 @@ def evaluation_setup(
 
 def day_windows(days: Sequence[date]) -> list[tuple[datetime, datetime]]:
     """Each label day as an evaluation window: from its UTC midnight to the next."""
-    starts = [datetime.combine(d, time(), tzinfo=UTC) for d in days]
-    return [(start, start + timedelta(days=1)) for start in starts]
+    return [(_midnight(d), _midnight(d) + timedelta(days=1)) for d in days]
 
 
 def evaluation_setups(
@@ -366,7 +383,7 @@ def _window(
     """A window's catalogue (what has features by the split), holdout and judged users."""
     catalogue = catalogue.filter(pc.is_valid(catalogue["artwork_feature_date"]))
     if catalogue.num_rows == 0:
-        raise ValueError(
+        raise NothingToRank(
             f"no artwork has features as of {split:%Y-%m-%d %H:%M} UTC: there is nothing to "
             "rank (the artwork feature log holds no snapshot before that time)"
         )

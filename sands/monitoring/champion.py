@@ -17,12 +17,14 @@ from sands.evaluation.offline import (
     Evaluation,
     EvaluationSetup,
     EvaluationSpec,
+    NothingToRank,
     PopularityRecommender,
     RankerRecommender,
     day_windows,
     evaluate,
     evaluation_setup,
     evaluation_setups,
+    rankable_days,
 )
 from sands.evaluation.rankings import evaluate_stored
 from sands.features.engagement import events_before
@@ -152,7 +154,10 @@ def _latest_day_setup(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
     )
     events = events_before(lake_root, split, versions["interactions"], storage_options)
-    return evaluation_setup(examples, users, works, None, split, spec, events=events)
+    try:
+        return evaluation_setup(examples, users, works, None, split, spec, events=events)
+    except NothingToRank:
+        return None  # labels older than every artwork snapshot: the day is not scored
 
 
 def evidence_days(
@@ -236,6 +241,7 @@ def champion_quality(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options
     )
     events = events_before(lake_root, first, versions["interactions"], storage_options)
+    days = rankable_days(days, works)
     served, baseline = [], []
     setups = evaluation_setups(examples, users, works, None, day_windows(days), spec, events)
     for day, setup in zip(days, setups, strict=True):

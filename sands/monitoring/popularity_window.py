@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 import numpy as np
-import pyarrow.compute as pc
 
 from sands.evaluation.challenger import feature_rows_at
 from sands.evaluation.metrics import PairedGain, paired_gain
@@ -26,9 +25,10 @@ from sands.evaluation.offline import (
     evaluate,
     evaluation_setups,
     popularity_column,
+    rankable_days,
 )
 from sands.features.dbt_vars import event_weights, feature_windows
-from sands.features.offline import ARTWORK_FEATURES, CREATED_TS, FEATURE_TS, USER_FEATURES
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_store import has_training_set, open_training_set
 from sands.monitoring.champion import evidence_days
 
@@ -126,11 +126,7 @@ def popularity_window(
     works = feature_rows_at(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options
     )
-    # A history's first label day has no artwork features before it: nothing was ranked then.
-    stamped, created = works[FEATURE_TS], works[CREATED_TS]
-    available = pc.if_else(pc.fill_null(pc.greater(created, stamped), False), created, stamped)
-    ranked_from = pc.min(available).as_py()
-    days = [d for d in days if ranked_from is not None and _midnight(d) >= ranked_from]
+    days = rankable_days(days, works)
     spec = EvaluationSpec()
     user_ndcg: dict[int, dict[str, float]] = {w: {} for w in WINDOWS}
     setups = evaluation_setups(examples, users, works, None, day_windows(days), spec)

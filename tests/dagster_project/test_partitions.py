@@ -3,7 +3,7 @@ or too-late `SANDS_PARTITIONS_START` and rejected reference rows are told in one
 
 import json
 import os
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context
+from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from dagster_project.cli import app
@@ -287,3 +288,58 @@ def test_a_click_log_replays_labelled_on_its_clicks_with_no_setting(paths, tmp_p
         "click, favourite, purchase"
     )
     assert "SANDS_POSITIVE_EVENTS" not in os.environ
+
+
+def test_a_history_whose_events_all_predate_its_feature_log_replays_without_scores(
+    paths, tmp_path, monkeypatch
+):
+    """Every event dated on the first day, landing on later days too (late events): no label day
+    has an artwork snapshot before it, so nothing can be ranked and no day is scored. The replay
+    says so and finishes; before, scoring the first such day ended it with a ValueError."""
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    history = str(tmp_path / "history")
+    simulate(history, days=3)
+    first_noon = datetime(START.year, START.month, START.day, 12, tzinfo=UTC)
+    for drop in Path(history, "interactions").glob("*/*.parquet"):
+        events = pq.read_table(drop)
+        stamps = pa.array([first_noon] * events.num_rows, events["event_ts"].type)
+        events = events.set_column(events.schema.get_field_index("event_ts"), "event_ts", stamps)
+        pq.write_table(events, drop)
+    result = runner.invoke(
+        app, ["replay", "--landing", history, "--start", str(DAYS[1]), "--days", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "What served, every day: no labelled day to score." in result.output
+    assert "emitted no result" not in result.output
+    (report,) = Path(paths.reports).glob("replay-*.json")
+    days = json.loads(report.read_text())["days"]
+    assert [row["popularity_ndcg"] for row in days] == [None, None]
+
+
+def test_a_challenger_whose_holdout_predates_every_artwork_snapshot_is_rejected_unjudged(
+    paths, tmp_path, monkeypatch
+):
+    """Events dated two and one days before the history's first landing day: the ranker has
+    two label days to train and hold out, but no artwork had features by its holdout, so the
+    gate cannot rank anything. It rejects the challenger with that reason; nothing deploys."""
+    monkeypatch.setenv("DAGSTER_HOME", paths.dagster_home)
+    history = str(tmp_path / "history")
+    simulate(history, days=3)
+    for back, folder in ((2, DAYS[0]), (1, DAYS[1]), (1, DAYS[2])):
+        noon = datetime(START.year, START.month, START.day, 12, tzinfo=UTC) - timedelta(back)
+        for drop in Path(history, "interactions", str(folder)).glob("*.parquet"):
+            events = pq.read_table(drop)
+            stamps = pa.array([noon] * events.num_rows, events["event_ts"].type)
+            index = events.schema.get_field_index("event_ts")
+            pq.write_table(events.set_column(index, "event_ts", stamps), drop)
+    result = runner.invoke(
+        app, ["replay", "--landing", history, "--start", str(DAYS[1]), "--days", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    (report,) = Path(paths.reports).glob("replay-*.json")
+    days = json.loads(report.read_text())["days"]
+    assert [row["champion"] for row in days] == [None, None]
+    history = DeltaTable(str(Path(paths.lake, "registry", "champion_history")))
+    history = history.to_pyarrow_table().to_pylist()
+    rejected = [c["reason"] for c in history if c["action"] == "gate_reject"]
+    assert rejected and all(r.startswith("not judged: no artwork has features") for r in rejected)

@@ -21,6 +21,7 @@ from sands.evaluation.offline import (
     evaluation_setups,
     evaluation_split,
     labelled_between,
+    rankable_days,
     scored_top_k,
     split_time,
     temporal_split,
@@ -159,6 +160,13 @@ def test_days_gathered_in_one_join_are_each_day_gathered_alone(monkeypatch, join
     assert first.users["user_country"].to_pylist() == ["GB"]
     assert second.users["user_country"].to_pylist() == ["FR", "JP"]
     assert second.exclude == {"u1": {"a1", "a2"}}
+
+
+def test_only_label_days_after_the_first_artwork_snapshot_can_be_ranked():
+    # The log's first snapshot is available at 09-05 00:00: a day from then on is rankable.
+    days = [date(2026, 9, 4), date(2026, 9, 5), date(2026, 9, 6)]
+    assert rankable_days(days, ARTWORK_LOG) == days[1:]
+    assert rankable_days(days, ARTWORK_LOG.slice(0, 0)) == []
 
 
 def test_a_setup_read_from_a_stored_dataset_is_the_setup_of_the_table(tmp_path):
