@@ -334,6 +334,10 @@ def replay(
 
     for line in skipped_notes(landing, paths.storage_options, "replayed"):
         _note(line)
+    if first and first not in available:
+        _note(f"no interactions landed on --start {first}: the replay starts at {chosen[0]}")
+    if days and len(chosen) < days:
+        _note(f"--days {days}: the landing zone holds {len(chosen)} from {chosen[0]} on")
     for first_gap, last_gap in gaps([d for d in available if d <= chosen[-1]]):
         _note(
             f"no interactions landed on {span(first_gap, last_gap)}: the loop's clock jumps over it"

@@ -306,9 +306,10 @@ def test_a_history_whose_events_all_predate_its_feature_log_replays_without_scor
         events = events.set_column(events.schema.get_field_index("event_ts"), "event_ts", stamps)
         pq.write_table(events, drop)
     result = runner.invoke(
-        app, ["replay", "--landing", history, "--start", str(DAYS[1]), "--days", "2"]
+        app, ["replay", "--landing", history, "--start", str(DAYS[1]), "--days", "5"]
     )
     assert result.exit_code == 0, result.output
+    assert f"--days 5: the landing zone holds 2 from {DAYS[1]} on" in result.output
     assert "What served, every day: no labelled day to score." in result.output
     assert "emitted no result" not in result.output
     (report,) = Path(paths.reports).glob("replay-*.json")
