@@ -18,6 +18,7 @@ import posixpath
 import re
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -202,10 +203,19 @@ def skipped_notes(
     uri: str, storage_options: dict[str, str] | None = None, doing: str = "ingested"
 ) -> list[str]:
     """One line per landing entry that is never read: `<path>: <why>; not <doing>`."""
+    return _lines(uri, storage_options, skipped_entries, f"not {doing}")
+
+
+def _lines(
+    uri: str,
+    storage_options: dict[str, str] | None,
+    entries: Callable[[fsspec.AbstractFileSystem, str, list[Entity]], list[tuple[str, str]]],
+    ending: str,
+) -> list[str]:
     fs, root = filesystem(uri, storage_options)
     return [
-        f"{posixpath.relpath(path, root)}: {why}; not {doing}"
-        for path, why in skipped_entries(fs, root, list(ENTITIES.values()))
+        f"{posixpath.relpath(path, root)}: {why}; {ending}"
+        for path, why in entries(fs, root, list(ENTITIES.values()))
     ]
 
 
@@ -241,11 +251,7 @@ def unlisted_notes(
     uri: str, storage_options: dict[str, str] | None = None, doing: str = "ingested"
 ) -> list[str]:
     """One line per landing folder whose files cannot be listed: `<path>: <why>; ...`."""
-    fs, root = filesystem(uri, storage_options)
-    return [
-        f"{posixpath.relpath(path, root)}: {why}; its files are not {doing}"
-        for path, why in unlisted_folders(fs, root, list(ENTITIES.values()))
-    ]
+    return _lines(uri, storage_options, unlisted_folders, f"its files are not {doing}")
 
 
 UNREADABLE = "file:unreadable"  # the bytes are not a file of the format its name says
