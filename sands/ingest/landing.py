@@ -18,6 +18,7 @@ import posixpath
 import re
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,8 +34,9 @@ from sands.ingest.contract import ENTITIES, FILE_FORMATS, STRING, Entity
 from sands.ingest.validation import SOURCE_FILE, SOURCE_ROW
 
 _ARROW_STRINGS = {pa.string(): STRING, pa.large_string(): STRING}
-# JSON's non-standard constants, which Python's parser reads as floats.
-_NON_FINITE = re.compile(rb"NaN|Infinity")
+# JSON's non-standard constants as a value (not inside a string such as "Infinity Pool"),
+# which Python's parser reads as floats.
+_NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity)\s*[,}\]]")
 
 
 @dataclass(frozen=True)
@@ -348,7 +350,7 @@ def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRo
 def _unique_names(names: list[str]) -> None:
     """Raise when a column name repeats: which of the two columns is the data is not known
     (pandas would keep the first and rename the other `<name>.1`)."""
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
     if repeated:
         raise ValueError(f"the header names {', '.join(repr(n) for n in repeated)} more than once")
 
