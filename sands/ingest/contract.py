@@ -102,8 +102,8 @@ TS_CHECK_FLOOR = pd.Timestamp("1970-01-01", tz="UTC")
 AFTER_EPOCH = pa.Check(lambda s: s >= TS_CHECK_FLOOR, name="after_1970", element_wise=False)
 
 
-def _id(description: str) -> pa.Column:
-    return _column(STRING, pa_arrow.string(), description, NON_BLANK, TRIMMED)
+def _id(description: str, *checks: pa.Check) -> pa.Column:
+    return _column(STRING, pa_arrow.string(), description, NON_BLANK, *checks)
 
 
 def _ts(description: str, *checks: pa.Check) -> pa.Column:
@@ -132,9 +132,11 @@ def interactions_schema(landing_day: date | None = None) -> pa.DataFrameSchema:
     late_guard = [_not_after(landing_day)] if landing_day else []
     return pa.DataFrameSchema(
         {
-            "event_id": _id("Globally unique id of the event; later duplicates are rejected."),
-            "user_id": _id("The user who acted."),
-            "artwork_id": _id("The artwork acted on."),
+            "event_id": _id(
+                "Globally unique id of the event; later duplicates are rejected.", TRIMMED
+            ),
+            "user_id": _id("The user who acted.", TRIMMED),
+            "artwork_id": _id("The artwork acted on.", TRIMMED),
             "event_type": _text(
                 "Funnel step: " + ", ".join(EVENT_TYPES) + ".", pa.Check.isin(list(EVENT_TYPES))
             ),
@@ -162,7 +164,7 @@ def interactions_schema(landing_day: date | None = None) -> pa.DataFrameSchema:
 
 USERS_SCHEMA = pa.DataFrameSchema(
     {
-        "user_id": _id("User id; the MERGE key (one row per id and `updated_ts`)."),
+        "user_id": _id("User id; the MERGE key (one row per id and `updated_ts`).", TRIMMED),
         "signup_ts": _ts("When the user signed up (UTC)."),
         "age": _column(
             "Int64",
@@ -194,7 +196,9 @@ USERS_SCHEMA = pa.DataFrameSchema(
 
 ARTWORKS_SCHEMA = pa.DataFrameSchema(
     {
-        "artwork_id": _id("Artwork id; the MERGE key (one row per id and `updated_ts`)."),
+        "artwork_id": _id("Artwork id; the MERGE key (one row per id and `updated_ts`).", TRIMMED),
+        # Not `TRIMMED`: an attribute, not a key; a padded artist name costs an artwork nothing
+        # worse than a second artist, where rejecting it would drop the artwork.
         "artist_id": _id("The artist who made it."),
         "created_ts": _ts("When the artwork was listed (UTC)."),
         "title": _text("Title.", NON_BLANK),
