@@ -204,10 +204,11 @@ def rankable_days(days: Sequence[date], artwork_features: pa.Table) -> list[date
     stamped, created = artwork_features[FEATURE_TS], artwork_features[CREATED_TS]
     available = pc.if_else(pc.fill_null(pc.greater(created, stamped), False), created, stamped)
     first = pc.min(available).as_py()
-    return [d for d in days if first is not None and _midnight(d) >= first]
+    return [d for d in days if first is not None and utc_midnight(d) >= first]
 
 
-def _midnight(day: date) -> datetime:
+def utc_midnight(day: date) -> datetime:
+    """The UTC instant a day starts: where its labels begin and what is known by them."""
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
@@ -338,7 +339,7 @@ def evaluation_setup(
 
 def day_windows(days: Sequence[date]) -> list[tuple[datetime, datetime]]:
     """Each label day as an evaluation window: from its UTC midnight to the next."""
-    return [(_midnight(d), _midnight(d) + timedelta(days=1)) for d in days]
+    return [(utc_midnight(d), utc_midnight(d) + timedelta(days=1)) for d in days]
 
 
 def evaluation_setups(

@@ -12,7 +12,6 @@ zero. The gate's and the guard's popularity contender stays the 7-day baseline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from sands.evaluation.offline import (
     evaluation_setups,
     popularity_column,
     rankable_days,
+    utc_midnight,
 )
 from sands.features.dbt_vars import event_weights, feature_windows
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
@@ -99,10 +99,6 @@ def days_text(window: int) -> str:
     return f"{window} day" + ("" if window == 1 else "s")
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def popularity_window(
     lake_root: str, rule: WindowRule, storage_options: dict[str, str] | None = None
 ) -> WindowChoice:
@@ -119,7 +115,7 @@ def popularity_window(
     if not days:
         return WindowChoice(rule.default, rule.default, 0, 0, {}, None)
     versions = sources.as_dict()
-    first = _midnight(min(days))
+    first = utc_midnight(min(days))
     users = feature_rows_at(
         USER_FEATURES, lake_root, versions["user_features"], first, storage_options
     )
