@@ -184,6 +184,14 @@ def ingest_day(
         return _ingest_day(files, reads, lake_root, day, storage_options)
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    """The values as strings, without nulls and bytes that are not text (rejected anyway)."""
+    values = values.dropna()
+    if values.dtype == object:
+        values = values[[not isinstance(v, bytes) for v in values]]
+    return values.astype(str)
+
+
 def _known_keys(
     table_uri: str,
     reads: list[landing.FileRead],
@@ -193,7 +201,7 @@ def _known_keys(
 ) -> set[str]:
     """The day's event ids that bronze holds on other days, as of `version`."""
     key = INTERACTIONS.key
-    keys = [r.frame[key].dropna().astype(str) for r in reads if key in r.frame]
+    keys = [_as_text(r.frame[key]) for r in reads if key in r.frame]
     candidates = pa.array(pd.concat(keys).unique() if keys else [], pa.string())
     other_days = (LANDING_DAY_COLUMN, day)
     return delta.keys_present(table_uri, key, candidates, other_days, storage_options, version)

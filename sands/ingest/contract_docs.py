@@ -13,8 +13,9 @@ schemas disagree. Edit the schemas, then regenerate._
 
 Upstream systems (and `sands simulate`) drop files into the landing zone under `SANDS_HOME/landing`
 (or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
-`|`-separated and an empty cell is an empty list; other empty cells are nulls) and JSON lines;
-one feed may mix formats. A list that is null, or a list column left out, is an empty list.
+`|`-separated and an empty cell is an empty list; other empty cells are nulls) and JSON lines
+(a `.jsonl` file holding one JSON array of objects, as `to_json(orient="records")` writes, is read
+as those records); one feed may mix formats. A list that is null, or a list column left out, is an empty list.
 In CSV and JSON a timestamp is an ISO 8601 string (`2026-09-01T12:00:00Z`; without an offset it
 is read as UTC). A number, such as a Unix epoch,
 is rejected (`invalid_type`): seconds, milliseconds and microseconds cannot be told apart. Files
@@ -46,7 +47,7 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | code | meaning |
 |---|---|
 | `<col>:missing_column` | a required column is absent from the file |
-| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp, `true` as a price; a NaN in any format, which is no number and not a null either), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits) |
+| `<col>:invalid_type` | the value cannot be read as the column's type (e.g. `"yesterday"` or `"now"` as a timestamp, `true` as a price; a NaN in any format, which is no number and not a null either), or the type cannot hold it (a timestamp outside 1677-2262, a price of 10^10 or more, an integer past 64 bits); a text value whose bytes are not UTF-8 (a Parquet writer that skipped the check; the record shows them as `b'...'`); an id written as a float past 2^53, which is a rounded integer (integer ids are read exactly, nulls among them or not) |
 | `<col>:not_nullable` | a required value is null |
 | `<col>:<check>` | the value fails a column check listed below (e.g. `event_type:isin`; `non_blank` fails a value of only whitespace, no-break or other Unicode spaces and invisible format characters such as a zero-width space or a byte-order mark; `trimmed` fails an event, user or artwork id with such a character at either end, which would otherwise be another id than the same without it) |
 | `event_ts:after_landing_day` | the event is dated after the day folder it landed in |
@@ -54,6 +55,7 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | `event_id:already_ingested` | the event was already ingested on another landing day |
 | `row:invalid_json` | a JSON line that does not parse (e.g. truncated); the record is its raw text |
 | `row:not_an_object` | a JSON line that is an array, number, string or null, not an object |
+| `row:invalid_unicode` | a JSON line whose string escapes half of a UTF-16 surrogate pair (`"\\udfa8"` alone: an emoji cut in two), which is no text any table can store |
 | `file:unreadable` | the whole file is not readable as its format (one record per file, below) |
 | `file:unopenable` | the file's bytes could not be fetched at all (one record per file) |
 
@@ -77,7 +79,8 @@ One bad file never stops its day, and is never silently skipped:
   non-blocking `files_readable` check warns (what depends on the day still runs), `sands
   ingest` shows the day as `1 file unread`, names the file in one line and exits 1 after
   ingesting the rest, and `sands status` shows files rejected per feed.
-- **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`; bytes that
+- **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`,
+  `row:invalid_unicode`; bytes that
   are not UTF-8 damage only their line): that line alone is quarantined, its raw text as the
   record; the other lines are validated as usual.
 - **A folder that cannot be listed** (a feed's folder, or a day folder, without read permission,

@@ -31,12 +31,18 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from sands.ingest.contract import ENTITIES, FILE_FORMATS, STRING, Entity
-from sands.ingest.validation import SOURCE_FILE, SOURCE_ROW
+from sands.ingest.validation import EXACT_FLOAT_INT, SOURCE_FILE, SOURCE_ROW
 
 _ARROW_STRINGS = {pa.string(): STRING, pa.large_string(): STRING}
 # JSON's non-standard constants as a value (not inside a string such as "Infinity Pool"),
 # which Python's parser reads as floats.
 _NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity)\s*[,}\]]")
+# Half of a UTF-16 surrogate pair escaped on its own (an emoji cut in two before encoding): not
+# text. pandas' reader drops a lone high half and keeps a lone low half, which no table can store.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,24 @@ def file_format(path: str) -> str | None:
     return extension if extension in FILE_FORMATS else None
 
 
+def _is_text(path: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (a Latin-1 `café.csv`): no table, digest or
+    object store key can hold it as it is."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(path: str) -> str:
+    """A path as one line of text: bytes that are not UTF-8 and control characters escaped."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _is_data_file(path: str) -> bool:
-    return not _hidden(path) and file_format(path) is not None
+    return not _hidden(path) and _is_text(path) and file_format(path) is not None
 
 
 def _file_info(fs: fsspec.AbstractFileSystem, path: str, info: dict) -> dict | None:
@@ -148,6 +170,8 @@ def list_files(
     return files
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_TEXT = "a name that is not UTF-8 text: rename it to be read"
 _NOT_A_DAY = f"not a YYYY-MM-DD day folder from {FIRST_DAY} to {LAST_DAY}"
 _FOLDER_IN_FEED = "a folder: a feed's files are read from its top"
 _FOLDER_IN_DAY = "a folder inside a day folder is not read"
@@ -162,6 +186,8 @@ def _why_unread(fs: fsspec.AbstractFileSystem, path: str, info: dict, folder: st
     """Why an entry of a folder that holds data files is not read (None: it is read)."""
     if info.get("type") == "directory":
         return folder
+    if not _is_text(path):
+        return _NOT_TEXT
     if not _is_data_file(path):
         return _NOT_A_FORMAT
     return None if _file_info(fs, path, info) else "a link to nothing, or not a regular file"
@@ -216,7 +242,7 @@ def _lines(
 ) -> list[str]:
     fs, root = filesystem(uri, storage_options)
     return [
-        f"{posixpath.relpath(path, root)}: {why}; {ending}"
+        f"{printable(posixpath.relpath(path, root))}: {why}; {ending}"
         for path, why in entries(fs, root, list(ENTITIES.values()))
     ]
 
@@ -259,6 +285,7 @@ def unlisted_notes(
 UNREADABLE = "file:unreadable"  # the bytes are not a file of the format its name says
 UNOPENABLE = "file:unopenable"  # the bytes could not be fetched at all
 BAD_LINE = "row:invalid_json"  # a JSON line that does not parse (e.g. truncated)
+NOT_TEXT = "row:invalid_unicode"  # a JSON line whose string escapes half a surrogate pair
 NOT_OBJECT = "row:not_an_object"  # a JSON line that parses to an array, number, string or null
 # Fetch errors a retry would not cure. Others (connection resets, timeouts) fail the run, so it
 # is retried, rather than quarantining a good file for a network blip the sensor never revisits.
@@ -322,21 +349,41 @@ def _json_line(line: bytes) -> tuple[dict | None, str | None]:
         value = json.loads(line.decode("utf-8"), parse_constant=str)
     except (ValueError, RecursionError):
         return None, BAD_LINE
-    return (value, None) if isinstance(value, dict) else (None, NOT_OBJECT)
+    if not isinstance(value, dict):
+        return None, NOT_OBJECT
+    if _LONE_SURROGATE.search(line):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return None, NOT_TEXT
+    return value, None
 
 
-def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
+def _exact(frame: pd.DataFrame) -> bool:
+    """False when a column came back as floats holding integers past float64's exact range:
+    pandas reads integers with a null among them as floats, rounding a 64-bit id."""
+    floats = frame.select_dtypes("float")
+    return not (floats.abs() >= EXACT_FLOAT_INT).any().any()
+
+
+def _json_array(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]] | None:
+    """A file holding one JSON array of objects (`to_json(orient="records")`, named .jsonl):
+    its elements are the rows. None when the bytes are not such an array."""
+    if not payload.lstrip().startswith(b"["):
+        return None
     try:
-        if _NON_FINITE.search(payload):
-            raise ValueError("NaN or Infinity: read line by line")
-        frame = pd.read_json(io.BytesIO(payload), lines=True, dtype=False, convert_dates=False)
-        # Lines that are arrays come back as numbered columns: they are not records.
-        if all(isinstance(column, str) for column in frame.columns):
-            return frame, list(range(len(frame))), []
-    except (ValueError, AttributeError, TypeError):
-        pass  # some line is damaged: go line by line, so only that line is quarantined
+        values = json.loads(payload.decode("utf-8"), parse_constant=str)
+    except (ValueError, RecursionError):
+        return None
+    if not values or not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+        return None  # not records: its lines are judged one by one
+    # Each element as an ASCII line, lone surrogates escaped as they landed.
+    return _records([json.dumps(v).encode() for v in values])
+
+
+def _records(lines: list[bytes]) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
+    """Each line's record (values as parsed, integers exact) or why it is damaged."""
     records, rows, damaged = [], [], []
-    lines = [line for line in payload.splitlines() if line.strip()]
     for number, line in enumerate(lines):
         record, reason = _json_line(line)
         if reason is None:
@@ -344,7 +391,23 @@ def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRo
             rows.append(number)
         else:
             damaged.append(DamagedRow(number, reason, line.decode("utf-8", "backslashreplace")))
-    return pd.DataFrame.from_records(records), rows, damaged
+    return pd.DataFrame(records, dtype=object), rows, damaged
+
+
+def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
+    try:
+        if _NON_FINITE.search(payload) or _LONE_SURROGATE.search(payload):
+            raise ValueError("NaN, Infinity or half a surrogate pair: read line by line")
+        frame = pd.read_json(io.BytesIO(payload), lines=True, dtype=False, convert_dates=False)
+        # Lines that are arrays come back as numbered columns: they are not records.
+        if all(isinstance(column, str) for column in frame.columns) and _exact(frame):
+            return frame, list(range(len(frame))), []
+    except (ValueError, AttributeError, TypeError):
+        pass  # some line is damaged: go line by line, so only that line is quarantined
+    whole = _json_array(payload)
+    if whole is not None:
+        return whole
+    return _records([line for line in payload.splitlines() if line.strip()])
 
 
 def _unique_names(names: list[str]) -> None:
@@ -365,6 +428,43 @@ def _nan_as_text(table: pa.Table) -> pa.Table:
     return table
 
 
+def _binary_type(kind: pa.DataType) -> pa.DataType:
+    """The type with its text as bytes (a cast that checks nothing)."""
+    if pa.types.is_dictionary(kind):
+        return _binary_type(kind.value_type)
+    if pa.types.is_string(kind):
+        return pa.binary()
+    if pa.types.is_large_string(kind):
+        return pa.large_binary()
+    if pa.types.is_list(kind):
+        return pa.list_(_binary_type(kind.value_type))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(_binary_type(kind.value_type))
+    return kind
+
+
+def _decoded(value: object) -> object:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return [_decoded(v) for v in value] if isinstance(value, list) else value
+
+
+def _undecodable(table: pa.Table) -> dict[str, pd.Series]:
+    """Columns holding bytes that are not UTF-8 (a writer that skipped the check), with those
+    values as `bytes`: not text, so the contract rejects their rows and keeps them."""
+    columns = {}
+    for field_, column in zip(table.schema, table.columns, strict=True):
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            raw = column.cast(_binary_type(field_.type)).to_pylist()
+            columns[field_.name] = pd.Series([_decoded(v) for v in raw], dtype=object)
+    return columns
+
+
 def _parse(
     fmt: str, payload: bytes, list_columns: tuple[str, ...] = ()
 ) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
@@ -379,7 +479,16 @@ def _parse(
         table = pq.read_table(io.BytesIO(payload))
         _unique_names(table.column_names)
         table = _nan_as_text(table)
-        frame = table.to_pandas(types_mapper=_ARROW_STRINGS.get, ignore_metadata=True)
+        undecodable = _undecodable(table)
+        for name in undecodable:  # pandas cannot take them as text: set in afterwards
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, pa.nulls(table.num_rows))
+        # Integers with a null among them stay Python ints: as floats a 64-bit id is rounded.
+        frame = table.to_pandas(
+            types_mapper=_ARROW_STRINGS.get, ignore_metadata=True, integer_object_nulls=True
+        )
+        for name, values in undecodable.items():
+            frame[name] = values
     elif fmt == "csv":
         if (nul := payload.find(b"\x00")) >= 0:
             # The parser would cut the value at it: the file is kept whole instead.

@@ -29,6 +29,19 @@ def files_uri(lake_root: str, entity: Entity, day: date | None = None) -> str:
     return join(folder, day.isoformat()) if day is not None else folder
 
 
+# Bytes a file name may take on common file systems (ext4, APFS, NTFS in UTF-16 units).
+_NAME_BYTES = 255
+
+
+def kept_name(sha256: str, path: str) -> str:
+    """`<sha256 prefix>-<name>`, the name's end kept (its extension) when both are too long."""
+    prefix = f"{sha256[:16]}-"
+    name = posixpath.basename(path).encode()
+    room = _NAME_BYTES - len(prefix)
+    # A cut through a multi-byte character drops its remaining bytes.
+    return prefix + name[-room:].decode("utf-8", "ignore")
+
+
 def keep_bytes(
     folder: str, rejection: FileRejection, storage_options: dict[str, str] | None = None
 ) -> str | None:
@@ -38,7 +51,7 @@ def keep_bytes(
     """
     if rejection.payload is None or rejection.sha256 is None:
         return None
-    name = f"{rejection.sha256[:16]}-{posixpath.basename(rejection.path)}"
+    name = kept_name(rejection.sha256, rejection.path)
     fs, base = landing.filesystem(folder, storage_options)
     target = posixpath.join(base, name)
     if not fs.exists(target):
@@ -61,7 +74,7 @@ def file_details(rejection: FileRejection, kept_at: str | None) -> dict[str, obj
 def rejected_file_line(details: dict[str, object]) -> str:
     """One line saying which file could not be read, why, and where its bytes are."""
     kept = f"bytes kept at {details['kept_at']}" if details.get("kept_at") else "no bytes to keep"
-    return (
+    return landing.printable(
         f"{details['path']} ({details['size']} bytes) could not be read: {details['message']}; "
         f"quarantined as one {details['reason']} record, {kept}"
     )

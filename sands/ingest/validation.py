@@ -23,6 +23,8 @@ from sands.ingest.contract import LANDING_DAY_COLUMN, STRING, Entity
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
 INTERNAL_COLUMNS = (SOURCE_FILE, SOURCE_ROW)
+# The largest integer a float64 holds exactly: an id read through a float past it is rounded.
+EXACT_FLOAT_INT = 2**53
 _REASONS = ["row", "reason"]
 
 QUARANTINE_SCHEMA = pa_arrow.schema(
@@ -79,7 +81,9 @@ def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             return v
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             return str(v)
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        # Past 2^53 a float is a rounded integer: not the id the upstream sent.
+        exact = isinstance(v, (float, np.floating)) and abs(v) < EXACT_FLOAT_INT
+        if exact and float(v).is_integer():
             return str(int(v))
         return _BAD
 

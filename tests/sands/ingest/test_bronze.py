@@ -421,3 +421,39 @@ def test_a_file_naming_a_column_twice_is_quarantined_whole(paths):
     record = json.loads(quarantine(paths)["record"][0].as_py())
     assert record["reason"] == "file:unreadable"
     assert "the header names 'event_id' more than once" in record["message"]
+
+
+def test_64_bit_ids_bytes_that_are_not_utf8_and_cut_emoji_lose_no_row_and_no_digit(paths):
+    big = 2**53 + 1  # a float would store it as 2^53
+    table = events_table(GOOD[:3])
+    ids = pa.array([b"e1", b"e\xff", b"e3"], pa.binary()).view(pa.string())
+    sessions = pa.array([big, None, big + 2], pa.int64())
+    table = table.set_column(0, "event_id", ids).set_column(5, "session_id", sessions)
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", table)
+    cut = BAD_JSON[2] | {"event_id": "j3\udfa8", "event_ts": "2026-09-02T12:00:00Z"}
+    folder = Path(paths.landing, "interactions", str(DAY))
+    (folder / "feed.jsonl").write_text(json.dumps(cut) + "\n")
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert (report.rows_accepted, report.rows_rejected) == (2, 2)
+    assert report.reason_counts == {"event_id:invalid_type": 1, "row:invalid_unicode": 1}
+    stored = bronze(paths).sort_by("event_id").select(["event_id", "session_id"]).to_pylist()
+    assert stored == [
+        {"event_id": "e1", "session_id": str(big)},
+        {"event_id": "e3", "session_id": str(big + 2)},
+    ]
+    kept = {r["reasons"][0]: r["record"] for r in quarantine(paths).to_pylist()}
+    assert json.loads(kept["event_id:invalid_type"])["event_id"] == "b'e\\xff'"
+    assert "j3\\udfa8" in kept["row:invalid_unicode"]
+
+
+def test_an_unreadable_file_with_a_name_of_250_bytes_is_kept_under_a_name_that_fits(paths):
+    name = "x" * 240 + ".parquet"  # with the checksum prefix, past a file system's 255 bytes
+    folder = Path(paths.landing, "interactions", str(DAY))
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(CORRUPT)
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert (report.rows_accepted, report.files_rejected) == (len(GOOD), 1)
+    kept = Path(report.rejected_files[0]["kept_at"])
+    assert kept.read_bytes() == CORRUPT and len(kept.name.encode()) == 255
+    assert kept.name.endswith("xx.parquet")

@@ -6,6 +6,9 @@ import os
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from sands.ingest import landing
 from sands.ingest.contract import INTERACTIONS, USERS
 from tests.conftest import DAY, drop, events_table, ts
@@ -175,12 +178,53 @@ def test_damaged_json_lines_are_set_aside_one_by_one_and_the_rest_keep_their_row
     assert got.rows == 5
 
 
-def test_a_json_array_in_a_json_lines_file_is_one_line_that_is_not_a_record(paths):
-    # Every line parses, so pandas would read it as one row of numbered columns.
-    text = "[" + RECORD + ", " + RECORD.replace("j1", "j2") + "]"
+def test_a_json_lines_file_holding_one_array_of_records_is_read_as_those_records(paths):
+    # `to_json(orient="records")` named .jsonl: one value spanning the file, not lines.
+    text = "[\n  " + RECORD + ",\n  " + RECORD.replace("j1", "j2") + "\n]\n"
     got = read(paths, "feed.jsonl", text.encode())
+    assert got.frame["event_id"].tolist() == ["j1", "j2"]
+    assert (got.frame["_source_row"].tolist(), got.damaged) == ([0, 1], [])
+    # An array of anything else is one line that is not a record.
+    got = read(paths, "values.jsonl", b'["e0", "u1", "a1"]')
     assert [(d.row, d.reason) for d in got.damaged] == [(0, "row:not_an_object")]
-    assert got.damaged[0].text == text and len(got.frame) == 0
+
+
+def test_integer_ids_past_2_to_the_53_with_a_null_among_them_are_read_exactly(paths):
+    # pandas reads such a column as floats, which would round 2^53 + 1 to 2^53.
+    big = 2**53 + 1
+    lines = [f'{{"event_id": {big}, "user_id": "u1"}}', '{"event_id": null, "user_id": "u2"}']
+    got = read(paths, "ids.jsonl", "\n".join(lines).encode())
+    assert got.frame["event_id"].tolist()[0] == big
+    table = pa.table({"event_id": pa.array([big, None], pa.int64())})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    got = read(paths, "ids.parquet", sink.getvalue().to_pybytes())
+    assert got.frame["event_id"].tolist() == [big, None]
+
+
+def test_a_json_line_escaping_half_a_surrogate_pair_is_damaged_and_a_whole_pair_is_text(paths):
+    cut = RECORD.replace('"j1"', '"j1\\udfa8"')  # the low half alone: no table can store it
+    high = RECORD.replace('"j1"', '"j3\\ud83c"')  # the high half alone: pandas would drop it
+    emoji = RECORD.replace('"j1"', '"j2\\ud83d\\ude00"')
+    got = read(paths, "feed.jsonl", "\n".join([cut, emoji, high]).encode())
+    assert [(d.row, d.reason, d.text) for d in got.damaged] == [
+        (0, "row:invalid_unicode", cut),
+        (2, "row:invalid_unicode", high),
+    ]
+    assert got.frame["event_id"].tolist() == ["j2\U0001f600"]
+
+
+def test_parquet_text_that_is_not_utf8_comes_back_as_its_bytes(paths):
+    # A writer that skipped the check: Arrow reads the bytes without looking at them.
+    ids = pa.array([b"e1", b"e\xff"], pa.binary()).view(pa.string())
+    tags = pa.array([["ok"], ["fine"]], pa.list_(pa.string()))
+    bad_tags = pa.ListArray.from_arrays([0, 1, 2], pa.array([b"ok", b"\xfe"]).view(pa.string()))
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"event_id": ids, "tags": tags, "more": bad_tags}), sink)
+    got = read(paths, "feed.parquet", sink.getvalue().to_pybytes())
+    assert got.frame["event_id"].tolist() == ["e1", b"e\xff"]
+    assert [list(v) for v in got.frame["tags"]] == [["ok"], ["fine"]]
+    assert got.frame["more"].tolist() == [["ok"], [b"\xfe"]]
 
 
 def test_a_file_with_columns_named_like_the_source_stamps_keeps_its_values(paths):
@@ -248,3 +292,17 @@ def test_csv_rows_longer_than_the_header_make_the_file_unreadable_not_shifted(pa
         assert "a row holds more fields than the header names" in rejection.message
     later = read(paths, "later.csv", header + b"e1,u1,a1\ne2,u2,a2,x\n").rejection
     assert later is not None and "Expected 3 fields in line 3, saw 4" in later.message
+
+
+def test_a_file_name_that_is_not_utf8_is_named_on_one_line_and_not_read(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(ONE))
+    folder = os.fsencode(Path(paths.landing, "interactions", str(DAY)))
+    Path(os.fsdecode(folder + b"/caf\xe9.csv")).write_text("event_id\ne9\n")  # Latin-1 bytes
+    fs, root = landing.filesystem(paths.landing)
+    files = landing.list_files(fs, root, INTERACTIONS)
+    assert [Path(f.path).name for f in files] == ["events.parquet"]
+    assert landing.skipped_notes(paths.landing) == [
+        f"interactions/{DAY}/caf\\xe9.csv: a name that is not UTF-8 text: rename it to be read;"
+        " not ingested"
+    ]
+    assert landing.printable("a\nb\x7f/c\udce9") == "a\\nb\\x7f/c\\xe9"
