@@ -15,6 +15,9 @@ class ServiceConfig:
     """Limits, polling and logging of one service process."""
 
     max_k: int = 100
+    # A request body past this is refused (413) before it is read whole: 16 MiB of JSON is some
+    # 40,000 feature rows to score at once, more than any one list needs.
+    max_body_bytes: int = 16 * 2**20
     candidates: int = 200
     poll_seconds: float = 5.0
     # One Delta commit per batch: bigger batches cost the request path less; a crash loses at

@@ -144,8 +144,11 @@ def listen(host: str, port: int, workers: int) -> list[socket.socket]:
 
 
 def _socket(host: str, port: int, reuse_port: bool, listening: bool = False) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
+        # Accepted connections inherit it: with Nagle's algorithm on, asyncio's loop held each
+        # small response 40 ms for the client's delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # SO_REUSEADDR: a restart may bind while the last run's connections sit in TIME_WAIT.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(reuse_port))
@@ -165,6 +168,9 @@ def serve_app(factory: str, sock: socket.socket) -> None:
         factory=True,
         log_level="warning",
         access_log=False,
+        # uvloop accepts about one connection per turn of a busy loop: at 128 connections new
+        # ones waited up to 10 s (p99 7.8 s); asyncio's loop, same requests/s, p99 0.19 s.
+        loop="asyncio",
     )
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -12,7 +12,9 @@ from fastapi.responses import Response
 from sands.models.registry import RegistryError
 from sands.serving.config import ADMIN_TOKEN_ENV
 from sands.serving.routes.common import (
+    BodyTooLarge,
     Service,
+    bounded_body,
     describe,
     error_response,
     json_response,
@@ -41,8 +43,13 @@ async def canary(
     if denied:
         return denied
     try:
-        share = float(orjson.loads(await request.body())["share"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        share = orjson.loads(await bounded_body(request, service.config.max_body_bytes))["share"]
+    except BodyTooLarge as error:
+        return error_response(413, str(error))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        share = None
+    # `true` would be a share of 1 (everyone to the challenger), "0.5" a string: neither is one.
+    if type(share) not in (int, float):
         return error_response(400, 'body must be {"share": <number between 0 and 1>}')
     try:
         await asyncio.to_thread(

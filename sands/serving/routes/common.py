@@ -26,9 +26,15 @@ from sands.serving.watcher import SnapshotWatcher
 
 ECHO_CHARS = 64  # of client input quoted back in an error
 
+
+class BodyTooLarge(ValueError):
+    """A request body past the service's `max_body_bytes` (answered 413)."""
+
+
 # HTTP status of each typed error a route can meet, in one place (the first match in the
 # exception's class hierarchy wins; anything else is the counted 500).
 ERROR_STATUS: dict[type[Exception], int] = {
+    BodyTooLarge: 413,
     NoChallenger: 409,
     NothingToRollBack: 409,
     UnknownVersion: 404,
@@ -74,6 +80,21 @@ def json_response(content: object, status: int = 200) -> Response:
 def error_response(status: int, message: str) -> Response:
     """The one shape of every error body: {"error": message}."""
     return json_response({"error": message}, status)
+
+
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The request's body, or BodyTooLarge as soon as it passes `limit` bytes (a declared
+    length is trusted to refuse at once; a streamed body is counted as it arrives)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"request body of {int(declared):,} bytes; the limit is {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body past the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def echo(value: object) -> str:

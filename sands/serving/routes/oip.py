@@ -12,9 +12,11 @@ from sands.models.ranking import platt_probabilities
 from sands.serving.routes.common import (
     Service,
     ServiceState,
+    bounded_body,
     echo,
     error_response,
     json_response,
+    status_for,
 )
 from sands.serving.snapshot import ArmModel, ServingSnapshot
 
@@ -62,10 +64,10 @@ async def infer(name: str, request: Request, service: Service) -> Response:
         return found
     _, champion = found
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(await bounded_body(request, service.config.max_body_bytes))
         matrix = _oip_matrix(body, len(champion.ranker.spec.features))
-    except ValueError as error:  # orjson.JSONDecodeError is one
-        return error_response(400, f"bad inference request: {error}")
+    except ValueError as error:  # orjson.JSONDecodeError is one, BodyTooLarge (413) too
+        return error_response(status_for(error), f"bad inference request: {error}")
     scores = champion.margins(matrix)
     probabilities = platt_probabilities(scores, champion.ranker.spec.calibration)
     rows = len(matrix)
@@ -110,17 +112,23 @@ def _oip_matrix(body: object, features: int) -> np.ndarray:
         raise ValueError("shape must be [rows, features]: two integers")
     if shape[1] != features:
         raise ValueError(f"the model takes {features} features per row, not {shape[1]}")
-    values = _tensor_values(tensor.get("data"))
+    values = _tensor_values(tensor.get("data"), features)
     if shape[0] < 0 or values.size != shape[0] * shape[1]:
         raise ValueError(f"data holds {values.size} values; shape {shape} needs rows x {features}")
     return values.reshape(shape)
 
 
-def _tensor_values(data: object) -> np.ndarray:
-    """The tensor's values, flat or as rows: finite JSON numbers that fit FP32, or ValueError."""
+def _tensor_values(data: object, features: int) -> np.ndarray:
+    """The tensor's values, flat or as rows of `features`: finite JSON numbers that fit FP32,
+    or ValueError."""
     if not isinstance(data, list):
         raise ValueError("data must be a list of numbers")
     if data and all(type(row) is list for row in data):
+        # Rows of other lengths would be re-cut into rows, each taking the next one's values.
+        lengths = [len(row) for row in data]
+        if any(n != features for n in lengths):
+            row = next(i for i, n in enumerate(lengths) if n != features)
+            raise ValueError(f"row {row} holds {lengths[row]} values, not {features}")
         data = [value for row in data for value in row]
     # numpy would read true as 1, null as NaN and "1.5" as 1.5: only JSON numbers are features.
     if not set(map(type, data)) <= {int, float}:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
@@ -245,6 +246,8 @@ def _counted(client: TestClient) -> Counter[str]:
         _tensor([1, WIDTH], [1e39] * WIDTH),  # beyond FP32: would score as infinity
         _tensor([1, WIDTH], {"a": 1}),
         _tensor([1, WIDTH], [[[0.5]] * WIDTH]),
+        # Ragged rows would be re-cut: the second row's first value as the first row's last.
+        _tensor([2, WIDTH], [[0.5] * (WIDTH - 1), [1] * (WIDTH + 1)]),
     ],
 )
 def test_hostile_inference_bodies_are_counted_400s(app: TestClient, body: dict) -> None:
@@ -253,6 +256,21 @@ def test_hostile_inference_bodies_are_counted_400s(app: TestClient, body: dict) 
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"].startswith("bad inference request")
     assert _counted(app) - before == Counter({"400": 1})
+
+
+def test_a_body_past_the_limit_is_a_counted_413_declared_or_streamed(home: SandsPaths) -> None:
+    body = orjson.dumps(_tensor([2, WIDTH], [0.5] * 2 * WIDTH))
+    config = ServiceConfig(poll_seconds=60, admin_token=ADMIN_TOKEN, max_body_bytes=len(body))
+    with in_process(home, config) as client:
+        assert client.post(INFER, content=body).status_code == 200
+        too_big = orjson.dumps(_tensor([3, WIDTH], [0.5] * 3 * WIDTH))
+        before = _counted(client)
+        assert client.post(INFER, content=too_big).status_code == 413
+        streamed = client.post(INFER, content=iter([too_big[:100], too_big[100:]]))
+        assert streamed.status_code == 413 and "limit" in streamed.json()["error"]
+        share = b'{"share": 0.5' + b" " * len(body) + b"}"
+        assert client.put("/admin/canary", content=share, headers=AUTH).status_code == 413
+        assert _counted(client) - before == Counter({"413": 3})
 
 
 def test_zero_rows_and_rows_as_lists_are_valid_tensors(app: TestClient) -> None:
@@ -444,6 +462,10 @@ def test_admin_endpoints_need_the_bearer_token(server: Server) -> None:
         assert client.post("/admin/reload", headers=AUTH).status_code == 200
         assert client.put("/admin/canary", json={"share": 2}, headers=AUTH).status_code == 400
         assert client.put("/admin/canary", content=b"{", headers=AUTH).status_code == 400
+        for share in (True, "0.5", None, [0.5]):  # `true` is no share of 1
+            assert (
+                client.put("/admin/canary", json={"share": share}, headers=AUTH).status_code == 400
+            )
 
 
 def test_a_second_serve_on_the_same_port_refuses_to_start(server: Server, tmp_path: Path) -> None:

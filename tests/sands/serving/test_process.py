@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dagster_project.cli import app
-from sands.serving.process import ServeError, listen
+from sands.serving.process import ServeError, free_port, listen
 
 runner = CliRunner()
 
@@ -88,6 +88,14 @@ def test_listening_sockets_share_the_port() -> None:
     finally:
         for s in sockets:
             s.close()
+
+
+def test_accepted_connections_send_small_responses_without_waiting_for_an_ack() -> None:
+    (sock,) = listen("127.0.0.1", free_port(), 1)
+    with sock, socket.create_connection(sock.getsockname()):
+        accepted, _ = sock.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 def _worker(sock: socket.socket) -> None:
