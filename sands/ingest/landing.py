@@ -517,6 +517,24 @@ def _parse(
     return frame, list(range(len(frame))), []
 
 
+# Text compresses some 3-20 times; gzip cannot pass about 1,000. A file inflating past both
+# bounds is a decompression bomb: refused before it takes the worker's memory.
+_MAX_INFLATION, _ALWAYS_INFLATES = 200, 256 * 2**20
+
+
+def _gunzip(payload: bytes) -> bytes:
+    """The gzip file's bytes (every member), or ValueError once they pass the inflation bound."""
+    limit = max(_ALWAYS_INFLATES, _MAX_INFLATION * len(payload))
+    with gzip.GzipFile(fileobj=io.BytesIO(payload)) as stream:
+        content = stream.read(limit + 1)
+    if len(content) > limit:
+        raise ValueError(
+            f"inflates past {limit:,} bytes ({_MAX_INFLATION} times its size): a decompression "
+            "bomb, or a file to land uncompressed"
+        )
+    return content
+
+
 def read_file(
     fs: fsspec.AbstractFileSystem,
     path: str,
@@ -535,7 +553,7 @@ def read_file(
         return _rejected(path, UNOPENABLE, exc, None, size)
     try:
         # Decompressed apart: an unreadable file keeps the bytes it landed with.
-        content = gzip.decompress(payload) if path.lower().endswith(GZIP) else payload
+        content = _gunzip(payload) if path.lower().endswith(GZIP) else payload
         frame, rows, damaged = _parse(file_format(path) or "", content, list_columns)
     except Exception as exc:  # parsers raise many types
         return _rejected(path, UNREADABLE, exc, payload, len(payload))

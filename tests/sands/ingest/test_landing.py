@@ -306,3 +306,15 @@ def test_a_file_name_that_is_not_utf8_is_named_on_one_line_and_not_read(paths):
         " not ingested"
     ]
     assert landing.printable("a\nb\x7f/c\udce9") == "a\\nb\\x7f/c\\xe9"
+
+
+def test_a_gzip_file_inflating_past_the_bound_is_unreadable_and_kept(paths, monkeypatch):
+    monkeypatch.setattr(landing, "_ALWAYS_INFLATES", 1000)
+    header = b"event_id,user_id\n"
+    bomb = gzip.compress(header + b"\n" * 100_000)  # ~100 bytes inflating a thousandfold
+    got = read(paths, "bomb.csv.gz", bomb)
+    assert got.rejection is not None and got.rejection.payload == bomb
+    assert "decompression bomb" in got.rejection.message
+    # Two members, as `cat a.gz b.gz` makes, within the bound: both read.
+    two = gzip.compress(header + b"e1,u1\n") + gzip.compress(b"e2,u2\n")
+    assert read(paths, "two.csv.gz", two).frame["event_id"].tolist() == ["e1", "e2"]
