@@ -72,7 +72,8 @@ the same on 29 more days (1997-09-21..1997-10-19): columns not in the contract .
 One bad file never stops its day, and is never silently skipped:
 
 - **Unreadable file** (a corrupt Parquet file, a CSV that is not UTF-8 or has a row with more
-  fields than its header, a header that names a column twice, a `.gz` file that inflates past
+  fields than its header, a header that names a column twice, a CSV separated by `;`, tabs or
+  `|` instead of commas, a `.gz` file that inflates past
   200 times its size and 256 MiB, a decompression bomb that would take the worker's memory): quarantined whole as one record with `source_row` null, reason
   `file:unreadable` (`file:unopenable` if it is gone or access is denied; a network error
   fails the run instead, to be retried) and, as the record, JSON with its `path`, `size`,

@@ -418,6 +418,14 @@ def _unique_names(names: list[str]) -> None:
         raise ValueError(f"the header names {', '.join(repr(n) for n in repeated)} more than once")
 
 
+def _comma_separated(names: list[str]) -> None:
+    """Raise when the header is one name holding another separator (a `;` export of a
+    spreadsheet set to a comma-decimal locale, or a tab-separated file): every row would be
+    rejected for missing columns, which names nothing of the cause."""
+    if len(names) == 1 and (separator := next((s for s in ";\t|" if s in names[0]), None)):
+        raise ValueError(f"the header {names[0][:60]!r} is separated by {separator!r}, not commas")
+
+
 def _nan_as_text(table: pa.Table) -> pa.Table:
     """Float columns holding NaN as text ("NaN", numbers as they print): pandas reads a NaN as
     a null, so a broken amount would land as no amount instead of being rejected."""
@@ -494,7 +502,9 @@ def _parse(
             # The parser would cut the value at it: the file is kept whole instead.
             raise ValueError(f"a NUL byte at offset {nul}: not a text file")
         header = pd.read_csv(io.BytesIO(payload), dtype=str, header=None, nrows=1)
-        _unique_names([str(name) for name in header.iloc[0]] if len(header) else [])
+        names = [str(name) for name in header.iloc[0]] if len(header) else []
+        _unique_names(names)
+        _comma_separated(names)
         with warnings.catch_warnings():
             # Rows all one field longer than the header would make pandas read the first
             # column as an index, shifting every value one column left; with `index_col=False`

@@ -318,3 +318,10 @@ def test_a_gzip_file_inflating_past_the_bound_is_unreadable_and_kept(paths, monk
     # Two members, as `cat a.gz b.gz` makes, within the bound: both read.
     two = gzip.compress(header + b"e1,u1\n") + gzip.compress(b"e2,u2\n")
     assert read(paths, "two.csv.gz", two).frame["event_id"].tolist() == ["e1", "e2"]
+
+
+def test_a_csv_separated_by_semicolons_or_tabs_is_unreadable_saying_so(paths):
+    for name, separator in (("excel.csv", b";"), ("tabs.csv", b"\t")):
+        got = read(paths, name, separator.join([b"event_id", b"user_id"]) + b"\ne1" + separator)
+        assert got.rejection is not None and "not commas" in got.rejection.message
+    assert read(paths, "one.csv", b"user_id\nu1\n").frame["user_id"].tolist() == ["u1"]
