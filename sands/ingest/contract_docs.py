@@ -23,8 +23,11 @@ whose names start with `.` or `_` are treated as in-flight and ignored, so write
 name and rename.
 Extensions may be in any case, and `.csv.gz`/`.jsonl.gz` are read through gzip; links to files are
 followed (a change to the target counts as a change to the file), links to day folders are not. Day folders are `YYYY-MM-DD` from 1678-01-01 to 2261-12-31 (the span of a nanosecond
-timestamp). Anything else under a feed's folder (another extension, a folder inside a day, a day
-folder named otherwise, a daily file outside a day folder, a file whose name is not UTF-8 text,
+timestamp). A folder inside a day folder, or at the top of `users/` or `artworks/`, is one
+dataset as Spark, Hive or a warehouse export writes it (`events.parquet/part-00000-….snappy.parquet`):
+its files of these formats are read, each on its own like any other file (names starting with `.`
+or `_`, such as `_SUCCESS` and `_temporary/`, ignored). Anything else under a feed's folder
+(another extension, a folder inside a dataset folder, a day folder named otherwise, a daily file outside a day folder, a file whose name is not UTF-8 text,
 such as Latin-1 bytes from an old share, which no table or object store key can hold) is not
 read, and `sands ingest` and `sands replay` name each such entry in one line (bytes that are not
 text and control characters escaped: `caf\\xe9.csv`).

@@ -156,16 +156,22 @@ def list_files(
     if not fs.exists(base):
         return []
     fs.invalidate_cache()
-    found = fs.find(base, detail=True, maxdepth=2 if entity.daily and day is None else 1)
+    by_day = entity.daily and day is None
+    # One level deeper than the files: a dataset folder's parts.
+    found = fs.find(base, detail=True, maxdepth=3 if by_day else 2)
     files = []
     for path, info in sorted(found.items()):
-        if not _is_data_file(path) or (info := _file_info(fs, path, info)) is None:
-            continue
-        file_day = None
-        if entity.daily:
-            file_day = parse_day(posixpath.basename(posixpath.dirname(path)))
+        parts = posixpath.relpath(path, base).split("/")
+        if by_day:
+            file_day, parts = parse_day(parts[0]), parts[1:]
             if file_day is None:
                 continue
+        else:
+            file_day = day
+        if any(_hidden(p) for p in parts[:-1]) or not _is_data_file(path):
+            continue
+        if (info := _file_info(fs, path, info)) is None:
+            continue
         files.append(LandingFile(path, entity.name, file_day, _fingerprint(info), info.get("size")))
     return files
 
@@ -173,8 +179,7 @@ def list_files(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NOT_TEXT = "a name that is not UTF-8 text: rename it to be read"
 _NOT_A_DAY = f"not a YYYY-MM-DD day folder from {FIRST_DAY} to {LAST_DAY}"
-_FOLDER_IN_FEED = "a folder: a feed's files are read from its top"
-_FOLDER_IN_DAY = "a folder inside a day folder is not read"
+_FOLDER_IN_DATASET = "a folder inside a dataset folder is not read"
 _NOT_A_FORMAT = (
     "not "
     + ", ".join(f".{f}" for f in FILE_FORMATS[:-1])
@@ -204,27 +209,34 @@ def skipped_entries(
             continue
         fs.invalidate_cache(base)
         # One listing of the whole feed (one paginated call on an object store).
-        found = fs.find(base, detail=True, withdirs=True, maxdepth=2)
+        found = fs.find(base, detail=True, withdirs=True, maxdepth=3)
         for path, info in sorted(found.items()):
             parts = posixpath.relpath(path, base).split("/")
             if path.rstrip("/") == base.rstrip("/") or any(_hidden(p) for p in parts):
                 continue
-            if not entity.daily:
-                if len(parts) == 1 and (why := _why_unread(fs, path, info, _FOLDER_IN_FEED)):
-                    skipped.append((path, why))
-            elif len(parts) == 1 and info.get("islink") and fs.isdir(path):
-                skipped.append((path, "a link to a folder: day folders are read, not followed"))
-            elif len(parts) == 1 and info.get("type") != "directory":
-                skipped.append((path, "a daily feed's files go in a YYYY-MM-DD folder"))
-            elif len(parts) == 1 and parse_day(parts[0]) is None:
-                skipped.append((path, _NOT_A_DAY))
-            elif (
-                len(parts) == 2
-                and parse_day(parts[0]) is not None
-                and (why := _why_unread(fs, path, info, _FOLDER_IN_DAY))
-            ):
+            if entity.daily:
+                if len(parts) == 1 and info.get("islink") and fs.isdir(path):
+                    skipped.append((path, "a link to a folder: day folders are read, not followed"))
+                elif len(parts) == 1 and info.get("type") != "directory":
+                    skipped.append((path, "a daily feed's files go in a YYYY-MM-DD folder"))
+                elif len(parts) == 1 and parse_day(parts[0]) is None:
+                    skipped.append((path, _NOT_A_DAY))
+                if len(parts) == 1 or parse_day(parts[0]) is None:
+                    continue
+                parts = parts[1:]
+            if len(parts) <= 2 and (why := _in_folder_unread(fs, path, info, len(parts) == 1)):
                 skipped.append((path, why))
     return skipped
+
+
+def _in_folder_unread(
+    fs: fsspec.AbstractFileSystem, path: str, info: dict, top: bool
+) -> str | None:
+    """Why an entry of a feed's (or day's) folder, or of a dataset folder in it, is not read.
+    A folder at the top is a dataset (Spark's and Hive's output: part files), read whole."""
+    if info.get("type") == "directory":
+        return None if top else _FOLDER_IN_DATASET
+    return _why_unread(fs, path, info, _FOLDER_IN_DATASET)
 
 
 def skipped_notes(

@@ -22,13 +22,18 @@ def test_listing_skips_in_flight_files_and_names_everything_else_it_does_not_rea
         f"interactions/{DAY}/.part.tmp",  # in flight: ignored without a word
         f"interactions/{DAY}/_started",
         f"interactions/{DAY}/notes.txt",
-        f"interactions/{DAY}/nested/more.csv",
+        f"interactions/{DAY}/spark.parquet/part-00000.csv",  # a dataset folder: its parts are read
+        f"interactions/{DAY}/spark.parquet/_SUCCESS",
+        f"interactions/{DAY}/spark.parquet/part-00001.crc",
+        f"interactions/{DAY}/spark.parquet/deeper/more.csv",
+        f"interactions/{DAY}/_temporary/0/part-00002.csv",  # in flight: ignored
         "interactions/not-a-day/events.parquet",
         "interactions/20260902/events.csv",  # Python's date.fromisoformat reads these two
         "interactions/2026-W36-3/events.csv",
         "interactions/0001-01-01/events.csv",  # Dagster's partition key would be "1-01-01"
         "interactions/loose.csv",
-        "users/old/users.csv",
+        "users/export/users.csv",
+        "users/export/old/users.csv",
         "users/readme.md",
     ):
         Path(paths.landing, name).parent.mkdir(parents=True, exist_ok=True)
@@ -39,22 +44,30 @@ def test_listing_skips_in_flight_files_and_names_everything_else_it_does_not_rea
     )
     fs, root = landing.filesystem(paths.landing)
     files = landing.list_files(fs, root, INTERACTIONS)
-    assert [(Path(f.path).name, f.day) for f in files] == [("events.parquet", DAY)]
-    assert landing.list_files(fs, root, USERS) == []
+    names = [(str(Path(f.path).relative_to(paths.landing, "interactions")), f.day) for f in files]
+    assert names == [(f"{DAY}/events.parquet", DAY), (f"{DAY}/spark.parquet/part-00000.csv", DAY)]
+    assert [f.path for f in landing.list_files(fs, root, INTERACTIONS, DAY)] == [
+        f.path for f in files
+    ]
+    users = landing.list_files(fs, root, USERS)
+    assert [str(Path(f.path).relative_to(paths.landing)) for f in users] == [
+        "users/export/users.csv"
+    ]
     skipped = [
         (str(Path(path).relative_to(paths.landing)), why)
         for path, why in landing.skipped_entries(fs, root, [INTERACTIONS, USERS])
     ]
     expected = [
-        (f"interactions/{DAY}/nested", "a folder inside a day folder"),
         (f"interactions/{DAY}/notes.txt", "not .parquet, .csv or .jsonl"),
+        (f"interactions/{DAY}/spark.parquet/deeper", "a folder inside a dataset folder"),
+        (f"interactions/{DAY}/spark.parquet/part-00001.crc", "not .parquet, .csv or .jsonl"),
         ("interactions/0001-01-01", "not a YYYY-MM-DD day folder from 1678-01-01"),
         ("interactions/20260902", "not a YYYY-MM-DD day folder"),
         ("interactions/2026-09-03", "a link to a folder: day folders are read, not followed"),
         ("interactions/2026-W36-3", "not a YYYY-MM-DD day folder"),
         ("interactions/loose.csv", "a daily feed's files go in a YYYY-MM-DD folder"),
         ("interactions/not-a-day", "not a YYYY-MM-DD day folder"),
-        ("users/old", "a folder"),
+        ("users/export/old", "a folder inside a dataset folder"),
         ("users/readme.md", "not .parquet, .csv or .jsonl"),
     ]
     expected.sort()
