@@ -190,7 +190,10 @@ def artwork_similarity(
             ),
             "dagster/row_count": MetadataValue.int(table.num_rows),
             "delta_version": MetadataValue.int(written),
-            "neighbour_same_style_share": MetadataValue.float(round(float(np.mean(same_style)), 4)),
+            # An empty catalogue (every artwork rejected) has no neighbours, not a NaN share.
+            "neighbour_same_style_share": MetadataValue.float(
+                round(float(np.mean(same_style)), 4) if same_style else 0.0
+            ),
             "examples": MetadataValue.md(
                 _markdown(
                     ["artwork", "style", "top neighbours (similarity)"],

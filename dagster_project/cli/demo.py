@@ -388,13 +388,22 @@ def _positives_by_what_landed(source, days: list[date]) -> dict[str, str]:
 
     if positive_events_setting(EVENT_TYPES) is not None:
         return {}
-    chosen = strongest_positives(source.event_types(days))
+    landed = source.event_types(days)
+    chosen = strongest_positives(landed)
     if not chosen:
         return {}
     value = ",".join(chosen)
+    # `FAVOURITE` is rejected by the contract: said here, or views would quietly become labels.
+    cased = sorted(t for t in landed if t not in EVENT_TYPES and t.strip().lower() in EVENT_TYPES)
+    spelt = (
+        f"; {', '.join(repr(t) for t in cased)} landed too, which the contract rejects "
+        f"(event types are {', '.join(EVENT_TYPES)}, lower case)"
+        if cased
+        else ""
+    )
     _note(
         f"no favourite or purchase in the replayed days: a {chosen[0]} or any later funnel step "
-        f"is a positive ({POSITIVE_EVENTS_VAR}={value}; set it to choose)"
+        f"is a positive ({POSITIVE_EVENTS_VAR}={value}; set it to choose){spelt}"
     )
     return {POSITIVE_EVENTS_VAR: value}
 

@@ -92,6 +92,15 @@
 {%- endmacro %}
 
 {# Version intervals for reference data: [valid_from, valid_to), the first from its birth time. #}
+{# When a reference row's entity is known: its declared birth (signup, listing), or its first
+   event if that came earlier (a null first event: none yet). #}
+{% macro known_from(born, first_event) -%}
+    cast(least(
+        cast({{ born }} as {{ type_utc_timestamp() }}),
+        coalesce({{ first_event }}, cast({{ born }} as {{ type_utc_timestamp() }}))
+    ) as {{ type_utc_timestamp() }})
+{%- endmacro %}
+
 {% macro valid_from(key, born) -%}
     case
         when row_number() over (partition by {{ key }} order by updated_ts) = 1

@@ -318,6 +318,7 @@ def test_long_windows_are_cut_into_consecutive_dbt_calls_oldest_first():
 
 
 LATE1, LATE2 = date(2026, 9, 29), date(2026, 9, 30)
+EXPORTED = datetime(2026, 10, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +329,17 @@ def later(built):
     # A second spelling of street-art (first listed on day 2 as a3's) and a user who types it so.
     write_artworks(paths.lake, [{"artwork_id": "a4", "created_ts": at(28), "style": "Street-Art"}])
     write_users(paths.lake, [{"user_id": "u3", "signup_ts": at(28), "interests": ["STREET-ART"]}])
-    write_events(paths.lake, LATE1, [("e8", "u1", "a1", "click", at(29, 8), None)])
+    # A profile and a listing stamped with a later export date, as converted histories have.
+    write_users(paths.lake, [{"user_id": "u4", "signup_ts": EXPORTED}])
+    write_artworks(paths.lake, [{"artwork_id": "a5", "created_ts": EXPORTED, "style": "cubism"}])
+    write_events(
+        paths.lake,
+        LATE1,
+        [
+            ("e8", "u1", "a1", "click", at(29, 8), None),
+            ("e11", "u4", "a5", "view", at(29, 10), None),
+        ],
+    )
     write_events(
         paths.lake,
         LATE2,
@@ -368,3 +379,15 @@ def test_engagement_leaves_the_affinities_when_its_day_leaves_the_window(later):
 def test_a_style_spelt_two_ways_is_declared_in_the_spelling_the_catalogue_had_first(later):
     # Its artworks carry that spelling, and the ranker compares the declared style exactly.
     assert later[("u3", LATE1)]["declared_style"] == "street-art"
+
+
+def test_a_user_and_an_artwork_stamped_after_their_first_event_are_known_from_that_event(
+    built, later
+):
+    # Without it, nobody in such a history ever has features, and every day's models fail.
+    paths, _ = built
+    assert ("u4", date(2026, 9, 28)) not in later
+    assert later[("u4", LATE1)]["tenure_days"] == pytest.approx(14 / 24)
+    artworks = rows(paths, ARTWORK_FEATURES, "artwork_id")
+    assert ("a5", date(2026, 9, 28)) not in artworks
+    assert artworks[("a5", LATE1)]["n_view_1d"] == 1

@@ -28,7 +28,7 @@ listed as (
     select d.feature_date, w.*
     from feature_dates as d
     inner join {{ ref('stg_artworks') }} as w
-        on w.created_ts < {{ feature_ts('d.feature_date') }}
+        on w.known_from < {{ feature_ts('d.feature_date') }}
         and {{ current_at('w', feature_ts('d.feature_date')) }}
 ),
 
@@ -78,7 +78,7 @@ select
     {{ safe_ratio('coalesce(a.n_purchase_' ~ days ~ 'd, 0)', 'coalesce(a.n_view_' ~ days ~ 'd, 0)') }}
         as purchase_rate_{{ days }}d,
     {%- endfor %}
-    {{ days_between('w.created_ts', feature_ts('w.feature_date')) }} as age_days,
+    {{ days_between('w.known_from', feature_ts('w.feature_date')) }} as age_days,
     w.price,
     w.style,
     w.medium,

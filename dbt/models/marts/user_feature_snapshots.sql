@@ -43,7 +43,7 @@ known_users as (
     select d.feature_date, u.*
     from feature_dates as d
     inner join {{ ref('stg_users') }} as u
-        on u.signup_ts < {{ feature_ts('d.feature_date') }}
+        on u.known_from < {{ feature_ts('d.feature_date') }}
         and {{ current_at('u', feature_ts('d.feature_date')) }}
 ),
 
@@ -92,7 +92,7 @@ select
     -- The first style the user declared (in their own order): what a newcomer without history
     -- said they like, matched against each artwork's style by the ranker.
     k.earliest.style as declared_style,
-    {{ days_between('u.signup_ts', feature_ts('u.feature_date')) }} as tenure_days
+    {{ days_between('u.known_from', feature_ts('u.feature_date')) }} as tenure_days
 from known_users as u
 left join activity as a on u.feature_date = a.feature_date and u.user_id = a.user_id
 left join top_values as t on u.feature_date = t.feature_date and u.user_id = t.user_id

@@ -32,3 +32,26 @@ def test_one_more_day_is_named():
     notes(f"raw_interactions 1997-09-22: {EXTRA}")
     notes.close()
     assert said[-1] == f"raw_interactions: the same on 1 more day (1997-09-22): {EXTRA}"
+
+
+class _Landed:
+    """A landing zone that holds these event types."""
+
+    def __init__(self, *types: str) -> None:
+        self.types = set(types)
+
+    def event_types(self, days: list) -> set[str]:
+        return self.types
+
+
+def test_conversions_landed_in_another_case_are_named_when_views_become_the_labels(
+    capsys, monkeypatch
+):
+    from dagster_project.cli.demo import _positives_by_what_landed
+
+    monkeypatch.delenv("SANDS_POSITIVE_EVENTS", raising=False)
+    chosen = _positives_by_what_landed(_Landed("view", "Click ", "FAVOURITE"), [])
+    assert chosen == {"SANDS_POSITIVE_EVENTS": "view,click,favourite,purchase"}
+    told = capsys.readouterr().out
+    assert "'Click ', 'FAVOURITE' landed too, which the contract rejects" in told
+    assert _positives_by_what_landed(_Landed("view", "purchase"), []) == {}
