@@ -180,7 +180,17 @@ def _block_neighbours(
     sims[rows, start + rows] = -np.inf  # never your own neighbour
     sample = sims[:, :: NEIGHBOUR_SAMPLE if n // NEIGHBOUR_SAMPLE > k else 1]
     floor = np.partition(sample, sample.shape[1] - k, axis=1)[:, sample.shape[1] - k]
-    row, column = np.nonzero(sims >= floor[:, None])
+    row, column = np.nonzero(sims > floor[:, None])
+    # Columns at the floor come after every column above it, by index: only the first few a row
+    # still needs are kept. A catalogue of many alike artworks (no content, no engagement) puts
+    # thousands at the floor of every row, which sorting whole took minutes at 50k artworks.
+    needed = k - np.bincount(row, minlength=len(rows))
+    short = np.nonzero(needed > 0)[0]  # most rows have k above the sample's floor already
+    tied = (sims if len(short) == len(rows) else sims[short]) == floor[short, None]
+    tied &= np.cumsum(tied, axis=1, dtype=np.int32) <= needed[short, None]
+    tied_row, tied_column = np.nonzero(tied)
+    row = np.concatenate([row, short[tied_row]])
+    column = np.concatenate([column, tied_column])
     score = sims[row, column]
     # Per row: best first, ties by index; then the first k of each row.
     order = np.lexsort((column, -score, row))

@@ -110,6 +110,23 @@ def test_neighbours_equal_a_full_sort_of_every_row():
         assert scores[row].tolist() == sims[row, expected].tolist()
 
 
+def test_a_catalogue_of_many_alike_rows_gets_the_same_neighbours_as_a_full_sort():
+    # Three kinds repeated (artworks without content or engagement) and some other rows: most
+    # rows have hundreds of ties at their k-th place, a few have k above it, in one block.
+    rng = np.random.default_rng(5)
+    kinds = rng.integers(-2, 3, size=(3, 6))
+    alike = kinds[rng.integers(0, 3, size=300)]
+    vectors = np.vstack([alike, np.zeros((30, 6)), rng.integers(-2, 3, size=(40, 6))])
+    vectors = vectors.astype(np.float32)[rng.permutation(370)]
+    index, scores = nearest_neighbours(vectors, k=7, block=128)
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    for row in range(len(vectors)):
+        expected = sorted(range(len(vectors)), key=lambda j: (-sims[row, j], j))[:7]
+        assert index[row].tolist() == expected
+        assert scores[row].tolist() == sims[row, expected].tolist()
+
+
 def test_behaviour_factors_ignore_engagement_with_artworks_outside_the_catalogue():
     ids = ARTWORKS["artwork_id"].to_pylist()
     users = [f"u{i}" for i in range(6)]
