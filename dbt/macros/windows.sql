@@ -92,6 +92,13 @@
 {%- endmacro %}
 
 {# Version intervals for reference data: [valid_from, valid_to), the first from its birth time. #}
+{# Each user's (or artwork's) first event time, as `first_event_ts`, keyed by `key`. #}
+{% macro first_events(key) -%}
+    select {{ key }}, min(cast(event_ts as {{ type_utc_timestamp() }})) as first_event_ts
+    from {{ source('bronze', 'interactions') }}
+    group by {{ key }}
+{%- endmacro %}
+
 {# When a reference row's entity is known: its declared birth (signup, listing), or its first
    event if that came earlier (a null first event: none yet). #}
 {% macro known_from(born, first_event) -%}

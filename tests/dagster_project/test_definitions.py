@@ -52,7 +52,9 @@ def test_the_asset_graph_is_one_lineage_from_landing_to_training_examples():
         by_group.setdefault(GRAPH.get(key).group_name, set()).add(key.to_user_string())
     assert by_group == ASSETS_BY_GROUP
     assert parents("stg_interactions") == {"raw_interactions"}
-    assert parents("stg_users") == {"users"}
+    # A profile is known from its first event when its signup is stamped later (an export date).
+    assert parents("stg_users") == {"users", "raw_interactions"}
+    assert parents("stg_artworks") == {"artworks", "raw_interactions"}
     assert parents("user_features") == {"user_feature_snapshots"}
     assert parents("online_features") == {"user_features", "artwork_features"}
     assert parents("training_examples") == {

@@ -1,9 +1,7 @@
 -- Every version of each artwork (reprices, edits) with the interval it was current, like stg_users;
 -- an artwork is known from its listing, or from its first event if that came earlier.
 with first_events as (
-    select artwork_id, min(cast(event_ts as {{ type_utc_timestamp() }})) as first_event_ts
-    from {{ source('bronze', 'interactions') }}
-    group by artwork_id
+    {{ first_events('artwork_id') }}
 ),
 
 versions as (

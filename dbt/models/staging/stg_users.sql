@@ -4,9 +4,7 @@
 -- A user is known from signup, or from their first event if that came earlier: a converted
 -- history often stamps every profile with its export date, and the events prove the user existed.
 with first_events as (
-    select user_id, min(cast(event_ts as {{ type_utc_timestamp() }})) as first_event_ts
-    from {{ source('bronze', 'interactions') }}
-    group by user_id
+    {{ first_events('user_id') }}
 ),
 
 profiles as (

@@ -97,17 +97,24 @@ def test_ties_at_the_kth_place_go_to_the_lower_indices_in_any_block_size():
         assert index[5].tolist() == [0, 1] and np.allclose(scores, 1.0)
 
 
+def assert_a_full_sort(vectors: np.ndarray, index: np.ndarray, scores: np.ndarray) -> None:
+    """Each row's neighbours are what sorting every other row would give: best first, ties to
+    the lower index."""
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    k = index.shape[1]
+    for row in range(len(vectors)):
+        expected = sorted(range(len(vectors)), key=lambda j: (-sims[row, j], j))[:k]
+        assert index[row].tolist() == expected
+        assert scores[row].tolist() == sims[row, expected].tolist()
+
+
 def test_neighbours_equal_a_full_sort_of_every_row():
     # Small integers: every dot product is exact in any summation order, and many are equal,
     # so there are ties at every place, the k-th included.
     vectors = np.random.default_rng(3).integers(-2, 3, size=(340, 6)).astype(np.float32)
     index, scores = nearest_neighbours(vectors, k=7, block=64)
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    for row in range(len(vectors)):
-        expected = sorted(range(len(vectors)), key=lambda j: (-sims[row, j], j))[:7]
-        assert index[row].tolist() == expected
-        assert scores[row].tolist() == sims[row, expected].tolist()
+    assert_a_full_sort(vectors, index, scores)
 
 
 def test_a_catalogue_of_many_alike_rows_gets_the_same_neighbours_as_a_full_sort():
@@ -119,12 +126,7 @@ def test_a_catalogue_of_many_alike_rows_gets_the_same_neighbours_as_a_full_sort(
     vectors = np.vstack([alike, np.zeros((30, 6)), rng.integers(-2, 3, size=(40, 6))])
     vectors = vectors.astype(np.float32)[rng.permutation(370)]
     index, scores = nearest_neighbours(vectors, k=7, block=128)
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    for row in range(len(vectors)):
-        expected = sorted(range(len(vectors)), key=lambda j: (-sims[row, j], j))[:7]
-        assert index[row].tolist() == expected
-        assert scores[row].tolist() == sims[row, expected].tolist()
+    assert_a_full_sort(vectors, index, scores)
 
 
 def test_behaviour_factors_ignore_engagement_with_artworks_outside_the_catalogue():
