@@ -72,6 +72,17 @@ def _trimmed(values: pd.Series) -> pd.Series:
     return pd.Series(kept.to_numpy(zero_copy_only=False), index=values.index)
 
 
+# A control character in an id (a newline, a tab, a NUL): no one typed it, and it breaks every
+# line, URL and CSV the id is written to later. CSV files holding NUL are unreadable already.
+_CONTROL = r"[\x00-\x1f\x7f]"
+
+
+def _printable(values: pd.Series) -> pd.Series:
+    control = pc.match_substring_regex(pa_arrow.array(values.astype(STRING)), _CONTROL)
+    kept = pc.fill_null(pc.invert(control), True)
+    return pd.Series(kept.to_numpy(zero_copy_only=False), index=values.index)
+
+
 def _column(
     dtype: object,
     arrow: pa_arrow.DataType,
@@ -92,6 +103,7 @@ def _column(
 
 NON_BLANK = pa.Check(_non_blank, name="non_blank", element_wise=False)
 TRIMMED = pa.Check(_trimmed, name="trimmed", element_wise=False)
+PRINTABLE = pa.Check(_printable, name="printable", element_wise=False)
 LIST_OF_STRINGS = pa.Check(_list_of_strings, name="list_of_strings", element_wise=False)
 NON_NEGATIVE = pa.Check(lambda s: s >= 0, name="non_negative", element_wise=False)
 # Prices are stored as decimal(12, 2); a third decimal place would be rounded away silently.
@@ -133,10 +145,12 @@ def interactions_schema(landing_day: date | None = None) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             "event_id": _id(
-                "Globally unique id of the event; later duplicates are rejected.", TRIMMED
+                "Globally unique id of the event; later duplicates are rejected.",
+                TRIMMED,
+                PRINTABLE,
             ),
-            "user_id": _id("The user who acted.", TRIMMED),
-            "artwork_id": _id("The artwork acted on.", TRIMMED),
+            "user_id": _id("The user who acted.", TRIMMED, PRINTABLE),
+            "artwork_id": _id("The artwork acted on.", TRIMMED, PRINTABLE),
             "event_type": _text(
                 "Funnel step: " + ", ".join(EVENT_TYPES) + ".", pa.Check.isin(list(EVENT_TYPES))
             ),
@@ -164,7 +178,9 @@ def interactions_schema(landing_day: date | None = None) -> pa.DataFrameSchema:
 
 USERS_SCHEMA = pa.DataFrameSchema(
     {
-        "user_id": _id("User id; the MERGE key (one row per id and `updated_ts`).", TRIMMED),
+        "user_id": _id(
+            "User id; the MERGE key (one row per id and `updated_ts`).", TRIMMED, PRINTABLE
+        ),
         "signup_ts": _ts("When the user signed up (UTC)."),
         "age": _column(
             "Int64",
@@ -196,7 +212,9 @@ USERS_SCHEMA = pa.DataFrameSchema(
 
 ARTWORKS_SCHEMA = pa.DataFrameSchema(
     {
-        "artwork_id": _id("Artwork id; the MERGE key (one row per id and `updated_ts`).", TRIMMED),
+        "artwork_id": _id(
+            "Artwork id; the MERGE key (one row per id and `updated_ts`).", TRIMMED, PRINTABLE
+        ),
         # Not `TRIMMED`: an attribute, not a key; a padded artist name costs an artwork nothing
         # worse than a second artist, where rejecting it would drop the artwork.
         "artist_id": _id("The artist who made it."),

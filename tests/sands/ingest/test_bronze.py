@@ -396,6 +396,8 @@ def test_an_id_with_a_space_at_either_end_is_rejected_not_taken_for_another_id(p
                 ("e3", "u1", "a1\u00a0", "view", ts(DAY, 9), None),
                 ("e4", "u 1", "a1", "view", ts(DAY, 9), None),  # inside: an id like any
                 ("e5", "  ", "a1", "view", ts(DAY, 9), None),
+                ("e6", "u\n1", "a1", "view", ts(DAY, 9), None),  # control characters anywhere
+                ("e7\x1b", "u1", "a1\t2", "view", ts(DAY, 9), None),
             ]
         ),
     )
@@ -405,6 +407,9 @@ def test_an_id_with_a_space_at_either_end_is_rejected_not_taken_for_another_id(p
         "user_id:trimmed": 1,
         "artwork_id:trimmed": 1,
         "user_id:non_blank": 1,
+        "user_id:printable": 1,
+        "event_id:printable": 1,
+        "artwork_id:printable": 1,
     }
     assert sorted(bronze(paths)["event_id"].to_pylist()) == ["e1", "e4"]
 
