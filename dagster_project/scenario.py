@@ -61,6 +61,7 @@ class DayRecord:
     judged_users: int | None = None
     positives: int | None = None
     online_ctr: float | None = None  # the champion's CTR on yesterday's served lists (if served)
+    unscored: str | None = None  # why the day has no score, when it has none
     seconds: float = 0.0  # files landing -> loop at rest (ingest ... promotion)
     run_ids: list[str] = field(default_factory=list)
 
@@ -272,7 +273,9 @@ def _trained_until(registry: Registry, version: int | None) -> str | None:
 
 def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     if not has_training_set(paths.lake, paths.storage_options):
-        return  # nothing labelled yet (a replay's first days without warm-up): not scored
+        # Nothing labelled yet (a replay's first days without warm-up): not scored.
+        record.unscored = "no training set yet"
+        return
     versions = sorted({v for v in (record.serving, record.frozen) if v})
     latest = latest_day_ndcg(
         registry,
@@ -286,12 +289,15 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     if latest.day != record.day:
         # No label landed this day (only views, or every row rejected): the newest label day is
         # an earlier one, and scoring it again would count that day twice.
+        record.unscored = latest.unscored or "no positive landed on this day"
         return
     record.judged_users, record.positives = latest.users, latest.positives
     # A day without labelled users scores nan: stored as None (no score), never averaged.
     record.champion_ndcg = score(scores[f"v{record.serving}"]) if record.serving else None
     record.frozen_ndcg = score(scores[f"v{record.frozen}"]) if record.frozen else None
     record.popularity_ndcg = score(scores["popularity"])
+    if record.popularity_ndcg is None:
+        record.unscored = "no user with a positive could be ranked"
     fell_back = score(scores.get(SERVED_POPULARITY, scores["popularity"]))
     served = fell_back if record.served_policy == POPULARITY_POLICY else None
     record.served_ndcg = served if served is not None else record.champion_ndcg

@@ -16,6 +16,7 @@ import html
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
@@ -206,13 +207,23 @@ def _ratio(served: float, popularity: float) -> str:
     return f" ({served / popularity:.2f}x)" if popularity > 0 else ""
 
 
+def unscored_note(records: Sequence[Any]) -> str:
+    """Why days went unscored, most common first (then alphabetically): " (no training set
+    yet: 2 days)"."""
+    reasons = Counter(_get(r, "unscored") for r in records if _get(r, "unscored"))
+    if not reasons:
+        return ""
+    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    return f" ({'; '.join(f'{why}: {_days(n)}' for why, n in ranked)})"
+
+
 def describe_served(records: Sequence[Any]) -> str:
     """One line on what served, never `nan`: "mean of 29 labelled days (249 user-days with a
     positive; popularity served on 29): served 0.1652, popularity 0.1652 (1.00x); over the
     user-days: served 0.1700, popularity 0.1700 (1.00x)"."""
     result = served_means(records)
     if result is None:
-        return "no labelled day to score"
+        return "no labelled day to score" + unscored_note(records)
     notes = (
         []
         if result.judged_users is None

@@ -103,7 +103,12 @@ class DayScores:
     scores: dict[str, float]
     users: int = 0  # users with a positive that day: what each NDCG@10 averages over
     positives: int = 0
+    unscored: str = ""  # why no day was scored (`day` empty)
 
+
+# Why a day has no score, when nothing could be ranked: most often a history whose artworks
+# have no snapshot before the labels (its first day, or listings dated after their events).
+NO_CATALOGUE = "no artwork had features before the day's labels"
 
 # `DayScores.scores` key: the popularity list serving fell back to (its own window).
 SERVED_POPULARITY = "served popularity"
@@ -120,9 +125,12 @@ def latest_day_ndcg(
     """NDCG@10 of registered versions and popularity over the full catalogue on the newest label
     day, with that day and how many users and positives it held. With `served_window`, also the
     popularity list serving fell back to (`SERVED_POPULARITY`), when it counts other days."""
-    setup = _latest_day_setup(lake_root, spec, storage_options)
+    try:
+        setup = _latest_day_setup(lake_root, spec, storage_options)
+    except NothingToRank:  # labels older than every artwork snapshot
+        return DayScores("", {}, unscored=NO_CATALOGUE)
     if setup is None:
-        return DayScores("", {})
+        return DayScores("", {}, unscored="the training set holds no labels")
     scores = {}
     for v in versions:
         ranker = RankerRecommender(f"v{v}", registry.load_ranker(v))
@@ -154,10 +162,7 @@ def _latest_day_setup(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
     )
     events = events_before(lake_root, split, versions["interactions"], storage_options)
-    try:
-        return evaluation_setup(examples, users, works, None, split, spec, events=events)
-    except NothingToRank:
-        return None  # labels older than every artwork snapshot: the day is not scored
+    return evaluation_setup(examples, users, works, None, split, spec, events=events)
 
 
 def evidence_days(

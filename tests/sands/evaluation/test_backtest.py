@@ -46,6 +46,7 @@ class Day:
     run_ids: list[str] = field(default_factory=list)
     served_policy: str | None = None
     labelled_users: int | None = None
+    unscored: str | None = None
 
 
 def _day(i: int, served=None, frozen=None, pop=None, compared=False, **more) -> Day:
@@ -131,6 +132,14 @@ def test_what_served_is_averaged_over_every_labelled_day_champion_or_not():
     )
     assert "what served, over the 10 user-days" in to_html(early, summarise(early), "t")
     assert describe_served(DAYS[2:4]) == "no labelled day to score"
+    # Why, when the days say: most common first, so a history's cause is named in the summary.
+    unscored = [
+        _day(n, None, None, None, unscored=why)
+        for n, why in enumerate(["no training set yet", "no listings", "no listings"])
+    ]
+    assert describe_served(unscored) == (
+        "no labelled day to score (no listings: 2 days; no training set yet: 1 day)"
+    )
     summary = summarise(days)
     assert summary["all_days"]["every_labelled_day"]["days"] == 4
     assert "what served (popularity on 2)" in to_html(days, summary, "t")
