@@ -91,7 +91,6 @@
     {%- endfor %}
 {%- endmacro %}
 
-{# Version intervals for reference data: [valid_from, valid_to), the first from its birth time. #}
 {# Each user's (or artwork's) first event time, as `first_event_ts`, keyed by `key`. #}
 {% macro first_events(key) -%}
     select {{ key }}, min(cast(event_ts as {{ type_utc_timestamp() }})) as first_event_ts
@@ -108,6 +107,7 @@
     ) as {{ type_utc_timestamp() }})
 {%- endmacro %}
 
+{# Version intervals for reference data: [valid_from, valid_to), the first from its birth time. #}
 {% macro valid_from(key, born) -%}
     case
         when row_number() over (partition by {{ key }} order by updated_ts) = 1
