@@ -108,7 +108,8 @@ def reject_line(report: IngestReport, budget: float) -> str:
         f"{report.rows_rejected:,} of {report.rows_read:,} rows rejected "
         f"({report.reject_share:.1%}, budget {budget:.1%})"
     )
-    return f"{head}: {rules}{more} (rules: docs/data-contract.md)" if rules else head
+    hints = "".join(f"; {hint}" for hint in report.hints)
+    return f"{head}: {rules}{more}{hints} (rules: docs/data-contract.md)" if rules else head
 
 
 def reasons_markdown(reason_counts: dict[str, int]) -> str:
@@ -187,6 +188,7 @@ def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -
         "quarantine_uri": MetadataValue.path(quarantine_uri),
         "reasons": MetadataValue.md(reasons_markdown(report.reason_counts)),
         "reason_counts": MetadataValue.json(report.reason_counts),
+        "hints": MetadataValue.json(report.hints),
         "unexpected_columns": MetadataValue.json(report.unexpected_columns),
         "files": MetadataValue.md("\n".join(f"- `{f}`" for f in report.files) or "No files."),
     }

@@ -245,6 +245,7 @@ def rejected_rows(result: ExecuteInProcessResult) -> list[str]:
             f"contract ({', '.join(f'{code} {n:,}' for code, n in rules)}), quarantined in "
             f"{meta['quarantine_uri']}"
         )
+        line += "".join(f"; {hint}" for hint in meta.get("hints") or [])
         if budget_failed:
             line += (
                 f"; over the reject budget, so the run failed its check, but the "

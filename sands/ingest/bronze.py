@@ -76,6 +76,7 @@ class IngestReport:
     rows_per_file: dict[str, int] = field(default_factory=dict)
     # One dict per unreadable file: path, size, sha256, reason, message, kept_at.
     rejected_files: list[dict[str, object]] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)  # what a pattern in the rejections suggests
 
     @property
     def files_rejected(self) -> int:
@@ -386,4 +387,5 @@ def _report(
         files_digest=landing.files_digest(files),
         rows_per_file={r.path: r.rows for r in reads if r.rejection is None},
         rejected_files=[quarantine.file_details(r, kept) for r, kept in unreadable],
+        hints=outcome.hints,
     )

@@ -51,6 +51,8 @@ class ValidationOutcome:
     # Reference rows identical to an earlier one of the drop (a full snapshot sent again): the
     # same fact, neither kept twice nor rejected.
     rows_repeated: int = 0
+    # What a pattern in the rejections suggests about the source (e.g. folders cut on local days).
+    hints: list[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -396,7 +398,33 @@ def validate(
         reason_counts=dict(sorted(counts.items())),
         unexpected_columns=sorted(read_columns - set(schema.columns) - set(INTERNAL_COLUMNS)),
         rows_repeated=len(copies),
+        hints=_dated_after_hint(typed, all_reasons, landing_day),
     )
+
+
+# The widest offset of any time zone: further past the day than this, no zone explains it.
+_WIDEST_OFFSET = pd.Timedelta(hours=14)
+
+
+def _dated_after_hint(
+    typed: pd.DataFrame, reasons: pd.Series, landing_day: date | None
+) -> list[str]:
+    """How far past its day folder the rejected events lie: within a day's time-zone offset, the
+    folders were most likely cut on local days while `event_ts` is read as UTC."""
+    code = "event_ts:after_landing_day"
+    rows = reasons.index[reasons.map(lambda codes: code in codes)] if len(reasons) else []
+    if landing_day is None or not len(rows):
+        return []
+    day_end = pd.Timestamp(landing_day, tz=UTC) + pd.Timedelta(days=1)
+    past = typed.loc[rows, "event_ts"].max() - day_end
+    hours = past / pd.Timedelta(hours=1)
+    if past >= _WIDEST_OFFSET:
+        return [f"{code} rows lie up to {hours / 24:.1f} days past their folder's day"]
+    return [
+        f"{code} rows lie up to {hours:.1f} h past their folder's day (its end is midnight UTC): "
+        "event_ts is read as UTC (a time without an offset too), so folders cut on local days "
+        "west of UTC put each evening here; name the folders by the UTC day"
+    ]
 
 
 def _without_uniqueness(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:

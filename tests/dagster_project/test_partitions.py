@@ -118,11 +118,14 @@ def test_rejected_reference_rows_and_unread_landing_entries_are_told(paths):
     (day,) = [p for p in Path(paths.landing, "interactions").iterdir() if "-" in p.name]
     (day / "late.csv").write_text(
         "event_id,user_id,artwork_id,event_type,event_ts\nx1,u1,a1,hover,2019-03-01T10:00:00Z\n"
+        # The evening of the folder's day in New York: the next day in UTC.
+        f"x2,u1,a1,view,{day.name}T21:15:00-05:00\n"
     )
     result = runner.invoke(app, ["ingest"])
     (interactions,) = [line for line in result.output.splitlines() if "raw_interactions" in line]
-    assert interactions.startswith(f"raw_interactions {day.name}: 1 of ")
-    assert "rows rejected by the contract (event_type:isin 1)" in interactions
+    assert interactions.startswith(f"raw_interactions {day.name}: 2 of ")
+    assert "by the contract (event_ts:after_landing_day 1, event_type:isin 1)" in interactions
+    assert "up to 2.2 h past their folder's day (its end is midnight UTC)" in interactions
     unread = [line for line in result.output.splitlines() if "; not ingested" in line]
     assert unread == [
         "interactions/20190301: not a YYYY-MM-DD day folder from 1678-01-01 to 2261-12-31; not "

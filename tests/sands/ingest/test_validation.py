@@ -76,6 +76,23 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason(row: dict, reason: 
     assert outcome.reason_counts == {reason: 1}
 
 
+def test_events_a_time_zone_past_their_day_folder_are_told_as_local_day_folders():
+    # An evening in New York (UTC-5) written with its offset, in the folder of its local day.
+    evening = [event(f"ny{h}", event_ts=f"2026-09-02T{h}:30:00-05:00") for h in (20, 23)]
+    outcome = validate(raw([event("ok"), *evening]), INTERACTIONS, DAY)
+    assert outcome.reason_counts == {"event_ts:after_landing_day": 2}
+    (hint,) = outcome.hints
+    assert hint.startswith("event_ts:after_landing_day rows lie up to 4.5 h past their folder")
+    assert "name the folders by the UTC day" in hint
+
+
+def test_events_days_past_their_day_folder_are_not_blamed_on_time_zones():
+    outcome = validate(raw([event("late", event_ts="2026-09-05T12:00:00Z")]), INTERACTIONS, DAY)
+    (hint,) = outcome.hints
+    assert hint == "event_ts:after_landing_day rows lie up to 2.5 days past their folder's day"
+    assert validate(raw([event("ok")]), INTERACTIONS, DAY).hints == []
+
+
 def test_a_price_column_of_booleans_is_rejected_not_read_as_ones_and_zeros():
     rows = raw([event("yes", event_type="purchase", price=True), event("no", price=False)])
     assert rows["price"].dtype == bool
