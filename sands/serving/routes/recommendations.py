@@ -4,6 +4,7 @@ impression."""
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -17,6 +18,8 @@ from sands.serving.routes.common import Service, echo, error_response, json_resp
 from sands.serving.snapshot import Recommendation, recommend
 
 SIMULATED_CLOCK_HEADER = "X-Sands-Served-At"
+# Plain ASCII digits: `int()` would also take `5_0`, ` 5`, `+5` and full-width digits.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 router = APIRouter()
 
@@ -25,12 +28,15 @@ router = APIRouter()
 async def recommendations(
     user_id: str,
     service: Service,
-    k: int = Query(10),
+    k: str = Query("10", description="how many artworks: a whole number from 1 to max_k"),
     served_at: str | None = Header(None, alias=SIMULATED_CLOCK_HEADER),
 ) -> Response:
     config, snapshot = service.config, service.watcher.snapshot
-    if not 1 <= k <= config.max_k:
-        return error_response(422, f"k must be between 1 and {config.max_k}, not {echo(k)}")
+    if not _WHOLE_NUMBER.fullmatch(k) or not 1 <= int(k) <= config.max_k:
+        return error_response(
+            422, f"k must be a whole number from 1 to {config.max_k}, not {echo(k)}"
+        )
+    count = int(k)
     if snapshot is None:
         return error_response(503, f"nothing to serve yet: {service.watcher.last_error}")
     if user_id not in snapshot.data.known_users:
@@ -42,7 +48,7 @@ async def recommendations(
     # between concurrent requests.
     rng = random.Random(int(impression_id, 16)) if config.exploration.rate else None
     served = recommend(
-        snapshot, user_id, vector, history, k, config.candidates, config.exploration, rng
+        snapshot, user_id, vector, history, count, config.candidates, config.exploration, rng
     )
     now = _serving_time(served_at if config.simulated_clock else None)
     if now is None:

@@ -189,6 +189,12 @@ def test_users_without_history_or_features_get_fallbacks(server: Server) -> None
         ("/recommendations/u000?k=0", 422),
         ("/recommendations/u000?k=101", 422),
         ("/recommendations/u000?k=ten", 422),
+        # Python's int() reads each of these as a number; a client that sends them has a bug.
+        ("/recommendations/u000?k=5_0", 422),
+        ("/recommendations/u000?k=%2B5", 422),
+        ("/recommendations/u000?k=%205", 422),
+        ("/recommendations/u000?k=%EF%BC%95", 422),
+        ("/recommendations/u000?k=5.0", 422),
         ("/v2/models/other-model", 404),
     ],
 )
