@@ -208,6 +208,7 @@ def evaluate_challenger(
         behaviour=behaviour,
         split=split,
         catalogue_size=setup.catalogue.num_rows,
+        labelled_users=setup.labelled_users,
         lineage={k: v for k, v in tags.items() if k.startswith(("sands.", "dagster."))},
         flagged=flagged,
         notes=notes,

@@ -44,10 +44,25 @@ class EvaluationSpec:
     new_user_days: float = 7.0
     popularity_window_days: int = 7
     user_batch: int = 256
+    # Users of a batch times the catalogue: a batch's score grid (8 bytes a pair) stays ~32 MB.
+    batch_pairs: int = 4_000_000
     reliability_bins: int = 10
     # Full-catalogue ranking costs users x catalogue scores: past this many pairs, a stable hash
-    # sample of the labelled users is evaluated (the same users for every recommender).
+    # sample of the labelled users is evaluated (the same users for every recommender)...
     max_scored_pairs: int | None = 10_000_000
+    # ...but never fewer than these: a verdict on 42 users (10M pairs of a 235,000-artwork
+    # catalogue) could pass no gate, whose intervals are over users.
+    min_sampled_users: int = 300
+
+    def user_limit(self, catalogue: int) -> int | None:
+        """How many judged users to rank against a catalogue of this size (None: all)."""
+        if not self.max_scored_pairs:
+            return None
+        return max(self.max_scored_pairs // max(catalogue, 1), self.min_sampled_users, 1)
+
+    def batch_users(self, catalogue: int) -> int:
+        """Users scored at once against a catalogue of this size."""
+        return max(1, min(self.user_batch, self.batch_pairs // max(catalogue, 1)))
 
 
 class Recommender(Protocol):
@@ -264,6 +279,12 @@ class EvaluationSetup:
     engaged: dict[str, dict[str, float]] | None = None
 
     @cached_property
+    def labelled_users(self) -> int:
+        """Users with a positive in the holdout: `relevant` is a sample of them past the budget."""
+        positives = self.holdout.filter(pc.equal(self.holdout["label"], 1))
+        return len(pc.unique(positives["user_id"]))
+
+    @cached_property
     def catalogue_inputs(self) -> dict[str, np.ndarray]:
         """The catalogue's ranker inputs, read once for every recommender and user batch."""
         return side_inputs(self.catalogue, "artwork_")
@@ -392,8 +413,7 @@ def _window(
             "rank (the artwork feature log holds no snapshot before that time)"
         )
     holdout = labelled_between(examples, split, until)
-    pairs = spec.max_scored_pairs
-    limit = max(pairs // max(catalogue.num_rows, 1), 1) if pairs else None
+    limit = spec.user_limit(catalogue.num_rows)
     return split, catalogue, holdout, sampled_users(positive_pairs(holdout), limit)
 
 
@@ -524,8 +544,9 @@ def scored_top_k(
     position = {item: i for i, item in enumerate(items)}
     ranked: dict[str, list[str]] = {}
     scored: dict[str, dict[str, float]] = {}
-    for start in range(0, setup.users.num_rows, setup.spec.user_batch):
-        batch = setup.users.slice(start, setup.spec.user_batch)
+    step = setup.spec.batch_users(len(items))
+    for start in range(0, setup.users.num_rows, step):
+        batch = setup.users.slice(start, step)
         scores = np.array(_batch_scores(recommender, batch, setup), dtype=np.float64)
         raw = scores.copy() if wanted is not None else scores
         users = batch["user_id"].to_pylist()

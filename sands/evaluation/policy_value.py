@@ -418,7 +418,7 @@ def compare(
     `served`, lists that logged their snapshot's sources are recomputed on its candidates."""
     attribution = AttributionSpec(window_hours=spec.window_hours)
     catalogue = len(set(artwork_features["artwork_id"].to_pylist()))
-    impressions = _sampled(impressions, catalogue, evaluation.max_scored_pairs)
+    impressions = _sampled(impressions, evaluation.user_limit(catalogue))
     rows = item_clicks(impressions, interactions, attribution, as_of)
     theta, source = examination_from_log(
         rows, spec.k, spec.examination_prior, spec.min_explored_clicks
@@ -649,11 +649,10 @@ def _estimate(
     return pbm(logged, where, theta, spec.clip, spec.confidence)
 
 
-def _sampled(impressions: pa.Table, catalogue: int, max_pairs: int | None) -> pa.Table:
-    """The lists of at most `max_pairs / catalogue` users (the evaluation's stable hash sample):
-    every target ranks the full catalogue for each logged user."""
+def _sampled(impressions: pa.Table, limit: int | None) -> pa.Table:
+    """The lists of at most `limit` users (the evaluation's stable hash sample): every target
+    ranks the full catalogue for each logged user."""
     users = sorted(set(impressions["user_id"].to_pylist()))
-    limit = max(max_pairs // max(catalogue, 1), 1) if max_pairs else None
     kept = sampled_users({u: set() for u in users}, limit)
     if len(kept) == len(users):
         return impressions

@@ -39,6 +39,7 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)
     history: list[tuple[str, float]] = field(default_factory=list)
     off_policy: OffPolicyComparison | None = None
+    labelled_users: int | None = None  # users with a positive, before any sampling
 
     @property
     def evaluations(self) -> list[Evaluation]:
@@ -111,6 +112,18 @@ def off_policy_plot(comparison: OffPolicyComparison) -> str:
     axis.set(xlabel=f"{CTR} (95 % interval)")
     axis.legend()
     return svg(figure)
+
+
+def _judged(inputs: ReportInputs) -> str:
+    """'284 users', or how the sample relates to everyone with a positive."""
+    judged = int(inputs.challenger.overall.get("users", 0))
+    if inputs.labelled_users is None or inputs.labelled_users <= judged:
+        return f"{judged:,} users"
+    return (
+        f"{judged:,} users, a stable sample of the {inputs.labelled_users:,} with a positive "
+        "(past `EvaluationSpec.max_scored_pairs` scored pairs, never fewer than "
+        "`min_sampled_users`)"
+    )
 
 
 def off_policy_section(comparison: OffPolicyComparison | None) -> list[str]:
@@ -266,7 +279,7 @@ def render_html(inputs: ReportInputs) -> str:
         f"<h1>{html.escape(inputs.title)}</h1>",
         f"<p>Temporal split at {inputs.split.isoformat()}: trained before it, evaluated after it. "
         f"Full-catalogue ranking of {inputs.catalogue_size:,} artworks for "
-        f"{int(inputs.challenger.overall.get('users', 0)):,} users.</p>",
+        f"{_judged(inputs)}.</p>",
         *[f"<p class='note'>{html.escape(n)}</p>" for n in inputs.notes],
         verdict,
         criteria,

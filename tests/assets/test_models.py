@@ -25,6 +25,7 @@ from sands.evaluation.challenger import evaluate_challenger
 from sands.evaluation.gate import GateRules
 from sands.evaluation.offline import EvaluationSpec
 from sands.evaluation.rankings import KEY, ranking_key, rankings_uri
+from sands.evaluation.report import render_html
 from sands.ingest.bronze import bronze_uri
 from sands.ingest.contract import INTERACTIONS
 from sands.lake import delta
@@ -161,6 +162,19 @@ def test_the_gate_ranks_a_challenger_once_and_keeps_its_lists(world):
     again = evaluate_challenger(reg, paths.lake, EvaluationSpec(), GateRules(), 7)
     assert delta.current_version(uri) == version  # read back, not ranked again
     assert again.challenger.overall == run.challenger.overall
+
+
+def test_an_evaluation_of_a_sample_of_users_says_of_how_many(world):
+    paths, _, _ = world
+    reg = registry()
+    small = EvaluationSpec(max_scored_pairs=1, min_sampled_users=2)
+    run = evaluate_challenger(reg, paths.lake, small, GateRules(), 7)
+    everyone = run.setup.labelled_users
+    assert run.challenger.overall["users"] == 2 < everyone
+    page = render_html(run.report)
+    assert f"for 2 users, a stable sample of the {everyone:,} with a positive" in page
+    full = evaluate_challenger(reg, paths.lake, EvaluationSpec(), GateRules(), 7)
+    assert f"for {everyone:,} users.</p>" in render_html(full.report)
 
 
 def test_the_registered_version_carries_lineage_signature_and_its_report(world):

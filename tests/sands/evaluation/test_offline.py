@@ -249,6 +249,21 @@ def test_metrics_by_day_and_by_slice():
     assert slices[("artwork_style", "unlisted")] == (1, 0.0)
 
 
+def test_the_pair_budget_never_samples_fewer_users_than_a_verdict_needs():
+    spec = EvaluationSpec(max_scored_pairs=10_000_000, min_sampled_users=300)
+    assert spec.user_limit(4_000) == 2_500  # the budget is the limit on a small catalogue
+    # 10M pairs of a Retailrocket-sized catalogue are 42 users: too few to pass any gate.
+    assert spec.user_limit(235_061) == 300
+    assert EvaluationSpec(max_scored_pairs=None).user_limit(235_061) is None
+
+
+def test_a_batch_holds_fewer_users_the_larger_the_catalogue():
+    spec = EvaluationSpec(user_batch=256, batch_pairs=4_000_000)
+    assert spec.batch_users(4_000) == 256
+    assert spec.batch_users(235_061) == 17
+    assert spec.batch_users(10_000_000) == 1
+
+
 def test_sampled_users_are_a_stable_subset_only_past_the_limit():
     from sands.evaluation.offline import sampled_users
 

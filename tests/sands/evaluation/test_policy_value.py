@@ -264,7 +264,7 @@ def test_position_bias_is_fitted_from_explored_clicks_once_there_are_enough():
 
 def test_a_large_log_is_judged_on_a_stable_sample_of_its_users():
     # 3 artworks: 6 scored pairs allow 2 users' lists, the same 2 every time.
-    capped = EvaluationSpec(k=2, max_scored_pairs=6)
+    capped = EvaluationSpec(k=2, max_scored_pairs=6, min_sampled_users=1)
     first, again = judged(evaluation=capped), judged(evaluation=capped)
     assert first.lists == 2 and first == again
 
