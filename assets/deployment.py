@@ -16,7 +16,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.automation import after_updates_of, after_upstream_updates
-from assets.evaluation import evaluation_report
+from assets.evaluation import evaluation_report, optional_version
 from assets.ingestion import artworks, raw_interactions
 from assets.models import refit_ranker, user_segments
 from assets.monitoring import QualityConfig
@@ -128,7 +128,7 @@ def deployed_ranker(
     client.tag_run(parent, {DECISION_TAG: outcome, CHAMPION_VERSION_TAG: str(champion)})
     return MaterializeResult(
         metadata={
-            "champion_version": MetadataValue.int(champion or 0),
+            "champion_version": optional_version(champion),
             "challenger_version": MetadataValue.int(version),
             "decision": MetadataValue.text(outcome),
             "serving_policy": MetadataValue.text(client.serving_policy()),

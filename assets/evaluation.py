@@ -167,6 +167,11 @@ class OffPolicyConfig(Config):
         )
 
 
+def optional_version(version: int | None) -> MetadataValue:
+    """A model version for the UI: null, not 0, when there is none."""
+    return MetadataValue.null() if version is None else MetadataValue.int(version)
+
+
 @asset(
     deps=[ranker, popularity_baseline, "served_impressions", raw_interactions],
     group_name=GROUP,
@@ -302,7 +307,7 @@ def evaluation_report(
     return MaterializeResult(
         metadata={
             "challenger_version": MetadataValue.int(version),
-            "champion_version": MetadataValue.int(run.champion_version or 0),
+            "champion_version": optional_version(run.champion_version),
             "report": MetadataValue.path(path),
             "report_in_mlflow": MetadataValue.url(logged.artifacts["evaluation"]),
             **mlflow_links(client, logged.run_id, parent, version),
