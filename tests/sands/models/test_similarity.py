@@ -5,10 +5,12 @@ import pyarrow as pa
 
 from sands.models.similarity import (
     ClusterSearch,
+    DistinctRows,
     SimilaritySpec,
     behaviour_vectors,
     clustered_neighbours,
     nearest_neighbours,
+    neighbours_of,
     similarity_table,
 )
 
@@ -195,6 +197,33 @@ def _clustered_rows(groups: int, size: int, seed: int = 0) -> np.ndarray:
     centres = np.eye(groups, 16, dtype=np.float32)
     rows = np.repeat(centres, size, axis=0) + rng.normal(0, 0.05, (groups * size, 16))
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _alike_catalogue(seed: int, kinds: int = 3) -> np.ndarray:
+    """Mostly copies of a few rows (items of a category, no engagement), zeros and some others."""
+    rng = np.random.default_rng(seed)
+    alike = rng.integers(-2, 3, size=(kinds, 6))[rng.integers(0, kinds, size=300)]
+    vectors = np.vstack([alike, np.zeros((30, 6)), rng.integers(-2, 3, size=(40, 6))])
+    return vectors.astype(np.float32)[rng.permutation(370)]
+
+
+def test_repeated_rows_are_searched_once_and_get_the_lists_of_a_full_sort():
+    for seed, k in [(5, 7), (6, 20), (7, 1)]:
+        vectors = _alike_catalogue(seed)
+        distinct = DistinctRows.of(vectors)
+        assert len(distinct.vectors) < 0.2 * len(vectors)  # the distinct search is taken
+        assert np.array_equal(distinct.vectors[distinct.inverse], vectors)
+        index, scores = neighbours_of(vectors, SimilaritySpec(neighbours=k))
+        assert_a_full_sort(vectors, index, scores)
+
+
+def test_a_catalogue_of_few_distinct_rows_still_gets_k_neighbours_each():
+    # Two distinct rows, one of them once: its neighbours are all copies of the other.
+    vectors = np.array([[1.0, 0.0]] * 5 + [[0.0, 1.0]], dtype=np.float32)
+    index, scores = neighbours_of(vectors, SimilaritySpec(neighbours=4))
+    assert index[5].tolist() == [0, 1, 2, 3] and scores[5].tolist() == [0.0] * 4
+    assert index[0].tolist() == [1, 2, 3, 4] and index[4].tolist() == [0, 1, 2, 3]
+    assert_a_full_sort(vectors, index, scores)
 
 
 def test_the_clustered_search_finds_the_exact_neighbours_where_kinds_are_clear():
