@@ -379,6 +379,26 @@ def replay(
         _report_failures(records)
 
 
+def _conversions_told(source, days: list[date]) -> None:
+    """Which events the models learn from, and how rare they are: on a session log most events
+    are clicks, which then only feed the inputs."""
+    from sands.ingest.contract import CONVERSION_EVENTS, EVENT_TYPES
+    from sands.settings import POSITIVE_EVENTS_VAR
+
+    day, counts = source.event_counts(days)
+    if day is None:
+        return
+    positives, events = sum(counts[t] for t in CONVERSION_EVENTS), sum(counts.values())
+    inputs = [t for t in EVENT_TYPES if t not in CONVERSION_EVENTS and counts[t]]
+    others = f"; {' and '.join(inputs)} events are inputs only" if inputs else ""
+    _note(
+        f"positives (what models learn and are judged on) are {' and '.join(CONVERSION_EVENTS)} "
+        f"events: {positives:,} of {events:,} events ({positives / events:.1%}) on {day}, the "
+        f"first day of the replay holding one{others} ({POSITIVE_EVENTS_VAR}="
+        f"{','.join(EVENT_TYPES[1:])} would label clicks too)"
+    )
+
+
 def _positives_by_what_landed(source, days: list[date]) -> dict[str, str]:
     """A click or view log has no conversion to learn from: unless `SANDS_POSITIVE_EVENTS` says
     what a positive is, the replay labels its strongest funnel step, and says so. The setting
@@ -391,6 +411,7 @@ def _positives_by_what_landed(source, days: list[date]) -> dict[str, str]:
     landed = source.event_types(days)
     chosen = strongest_positives(landed)
     if not chosen:
+        _conversions_told(source, days)
         return {}
     value = ",".join(chosen)
     # `FAVOURITE` is rejected by the contract: said here, or views would quietly become labels.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import pairwise
@@ -95,17 +96,24 @@ class ReplaySource:
 
     def event_types(self, days: list[date]) -> set[str]:
         """The event types the interaction files of `days` hold, read until a conversion shows
-        (a history with conversions is known by its first file)."""
+        (a history with conversions is known by its first day holding one)."""
+        return set(self.event_counts(days)[1])
+
+    def event_counts(self, days: list[date]) -> tuple[date | None, Counter[str]]:
+        """The first of `days` holding a conversion and its events by type; without one, None
+        and the events of every day by type."""
         fs, root = landing.filesystem(self.root, self.storage_options)
-        found: set[str] = set()
+        every: Counter[str] = Counter()
         for day in sorted(days):
+            found: Counter[str] = Counter()
             for item in landing.list_files(fs, root, INTERACTIONS, day):
                 frame = landing.read_file(fs, item.path, item.size).frame
                 if "event_type" in frame.columns:
-                    found |= {str(v) for v in frame["event_type"].dropna().unique()}
-                if found & set(CONVERSION_EVENTS):
-                    return found
-        return found
+                    found.update(str(v) for v in frame["event_type"].dropna())
+            if set(found) & set(CONVERSION_EVENTS):
+                return day, found
+            every.update(found)
+        return None, every
 
     def missing_feeds(self) -> list[str]:
         """Reference feeds with no file at all: the loop cannot make features without them."""

@@ -1,3 +1,6 @@
+from collections import Counter
+from datetime import date
+
 from dagster_project.cli.common import RepeatedNotes
 
 EXTRA = "columns not in the contract were not written to bronze: 'rating'"
@@ -35,13 +38,17 @@ def test_one_more_day_is_named():
 
 
 class _Landed:
-    """A landing zone that holds these event types."""
+    """A landing zone that holds these events (its first day with a conversion: 1997-09-21)."""
 
     def __init__(self, *types: str) -> None:
-        self.types = set(types)
+        self.counts = Counter(types)
 
     def event_types(self, days: list) -> set[str]:
-        return self.types
+        return set(self.counts)
+
+    def event_counts(self, days: list) -> tuple[date | None, Counter]:
+        converted = {"favourite", "purchase"} & set(self.counts)
+        return (date(1997, 9, 21) if converted else None), self.counts
 
 
 def test_conversions_landed_in_another_case_are_named_when_views_become_the_labels(
@@ -55,3 +62,19 @@ def test_conversions_landed_in_another_case_are_named_when_views_become_the_labe
     told = capsys.readouterr().out
     assert "'Click ', 'FAVOURITE' landed too, which the contract rejects" in told
     assert _positives_by_what_landed(_Landed("view", "purchase"), []) == {}
+
+
+def test_a_history_with_conversions_is_told_what_its_positives_are_and_how_rare(
+    capsys, monkeypatch
+):
+    from dagster_project.cli.demo import _positives_by_what_landed
+
+    monkeypatch.delenv("SANDS_POSITIVE_EVENTS", raising=False)
+    sessions = _Landed(*["click"] * 47, "purchase", "purchase", "view")
+    assert _positives_by_what_landed(sessions, []) == {}
+    told = capsys.readouterr().out
+    assert "are favourite and purchase events: 2 of 50 events (4.0%) on 1997-09-21" in told
+    assert "view and click events are inputs only" in told
+    monkeypatch.setenv("SANDS_POSITIVE_EVENTS", "click,purchase")
+    assert _positives_by_what_landed(sessions, []) == {}
+    assert capsys.readouterr().out == ""
