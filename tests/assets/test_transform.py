@@ -6,7 +6,7 @@ the day-1 features must not see (it had not landed) and the day-2 features must.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 
 from assets.transform import day_windows
 from dagster_project.definitions import build_defs
-from dagster_project.runner import run_feature_build
+from dagster_project.runner import DBT_FAILED_ROWS, run_feature_build
 from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.warehouse import model_rows
 from sands.settings import SandsPaths
@@ -322,7 +322,12 @@ EXPORTED = datetime(2026, 10, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def later(built):
+def later(later_build):
+    return later_build[1]
+
+
+@pytest.fixture(scope="module")
+def later_build(built):
     """Four weeks on, two more landing days built in one dbt call: day 1's events (and the late
     favourite, which happened on day 1) have left the 28-day window on 09-29, day 2's on 09-30."""
     paths, _ = built
@@ -332,6 +337,8 @@ def later(built):
     # A profile and a listing stamped with a later export date, as converted histories have.
     write_users(paths.lake, [{"user_id": "u4", "signup_ts": EXPORTED}])
     write_artworks(paths.lake, [{"artwork_id": "a5", "created_ts": EXPORTED, "style": "cubism"}])
+    # A signup kept more finely than its first event: half a second after it.
+    write_users(paths.lake, [{"user_id": "u5", "signup_ts": at(30, 9) + timedelta(seconds=0.5)}])
     write_events(
         paths.lake,
         LATE1,
@@ -347,6 +354,7 @@ def later(built):
             ("e9", "u2", "a2", "click", at(30, 9), None),
             # Landed after its day had left the window: counts for no feature date.
             ("e10", "u2", "a1", "purchase", at(1, 20), 100.0),
+            ("e12", "u5", "a2", "view", at(30, 9), None),
         ],
     )
     with pytest.MonkeyPatch.context() as patch:
@@ -355,7 +363,7 @@ def later(built):
             LATE1.isoformat(), LATE2.isoformat(), DagsterInstance.ephemeral()
         )
     assert result.success
-    return rows(paths, USER_FEATURES, "user_id")
+    return result, rows(paths, USER_FEATURES, "user_id")
 
 
 def test_engagement_leaves_the_affinities_when_its_day_leaves_the_window(later):
@@ -391,3 +399,12 @@ def test_a_user_and_an_artwork_stamped_after_their_first_event_are_known_from_th
     artworks = rows(paths, ARTWORK_FEATURES, "artwork_id")
     assert ("a5", date(2026, 9, 28)) not in artworks
     assert artworks[("a5", LATE1)]["n_view_1d"] == 1
+
+
+def test_an_event_a_moment_before_its_declared_signup_is_precision_not_a_warning(later_build):
+    result, _ = later_build
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    signed_up = checks["events_before_their_user_signed_up"]
+    # u4's view, 14 hours before its export date, and u2's late purchase, 14 hours before its
+    # signup; not u5's view, half a second before.
+    assert not signed_up.passed and signed_up.metadata[DBT_FAILED_ROWS].value == 2
