@@ -60,6 +60,7 @@ class DayRecord:
     # The evidence behind the day's scores: users with a positive that day, and their positives.
     judged_users: int | None = None
     positives: int | None = None
+    without_history: int | None = None  # judged users with no event in the 28 days before
     online_ctr: float | None = None  # the champion's CTR on yesterday's served lists (if served)
     unscored: str | None = None  # why the day has no score, when it has none
     seconds: float = 0.0  # files landing -> loop at rest (ingest ... promotion)
@@ -292,6 +293,7 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
         record.unscored = latest.unscored or "no positive landed on this day"
         return
     record.judged_users, record.positives = latest.users, latest.positives
+    record.without_history = latest.without_history
     # A day without labelled users scores nan: stored as None (no score), never averaged.
     record.champion_ndcg = score(scores[f"v{record.serving}"]) if record.serving else None
     record.frozen_ndcg = score(scores[f"v{record.frozen}"]) if record.frozen else None

@@ -121,8 +121,7 @@ def _per_user_days(scored: Sequence[Any], names: Sequence[str]) -> tuple[float, 
 
 
 def _judged_users(scored: Sequence[Any]) -> int | None:
-    counts = [_get(r, "judged_users") for r in scored]
-    return sum(counts) if counts and all(isinstance(c, int) for c in counts) else None
+    return _summed(scored, "judged_users")
 
 
 def per_user_day(scored: Sequence[Any], name: str) -> float | None:
@@ -179,6 +178,8 @@ class ServedMeans:
     # Over every judged user-day (`per_user_day`), when the records count the users.
     served_per_user: float | None = None
     popularity_per_user: float | None = None
+    # Of the judged user-days, those without an event in the 28 days before: no history to rank.
+    without_history: int | None = None
 
 
 def served_means(records: Sequence[Any]) -> ServedMeans | None:
@@ -200,7 +201,13 @@ def served_means(records: Sequence[Any]) -> ServedMeans | None:
         judged_users=_judged_users(scored),
         served_per_user=per_user_day(scored, "served_ndcg"),
         popularity_per_user=per_user_day(scored, "popularity_ndcg"),
+        without_history=_summed(scored, "without_history"),
     )
+
+
+def _summed(scored: Sequence[Any], name: str) -> int | None:
+    counts = [_get(r, name) for r in scored]
+    return sum(counts) if counts and all(isinstance(c, int) for c in counts) else None
 
 
 def _ratio(served: float, popularity: float) -> str:
@@ -240,7 +247,19 @@ def describe_served(records: Sequence[Any]) -> str:
     return (
         f"{line}; over the user-days: served {result.served_per_user:.4f}, popularity "
         f"{result.popularity_per_user:.4f}"
-        f"{_ratio(result.served_per_user, result.popularity_per_user)}"
+        f"{_ratio(result.served_per_user, result.popularity_per_user)}{_history_note(result)}"
+    )
+
+
+def _history_note(result: ServedMeans) -> str:
+    """How many judged user-days no model could rank from the user's own history."""
+    if not result.without_history or not result.judged_users:
+        return ""
+    share = result.without_history / result.judged_users
+    return (
+        f"; {result.without_history:,} of those user-days ({share:.0%}) had no event in the 28 "
+        "days before (a first visit, or back after a month): serving has no history to rank for "
+        "them, and popularity is most of what any model can offer"
     )
 
 
@@ -392,6 +411,7 @@ KNOWN = {
     "frozen_ndcg",
     "popularity_ndcg",
     "judged_users",
+    "without_history",
     "positives",
     "online_ctr",
     "seconds",

@@ -104,6 +104,9 @@ class DayScores:
     users: int = 0  # users with a positive that day: what each NDCG@10 averages over
     positives: int = 0
     unscored: str = ""  # why no day was scored (`day` empty)
+    # Of `users`, those without an event in the 28 days before the day (a first visit, or back
+    # after a month): serving has no history to rank for them, nor does any model.
+    without_history: int | None = None
 
 
 # Why a day has no score, when nothing could be ranked: most often a history whose artworks
@@ -143,7 +146,20 @@ def latest_day_ndcg(
     if served_window is not None and served_window != spec.popularity_window_days:
         served = evaluate(PopularityRecommender(served_window), setup)
         scores[SERVED_POPULARITY] = served.overall[PRIMARY]
-    return DayScores(setup.split.date().isoformat(), scores, popularity.users, popularity.positives)
+    return DayScores(
+        setup.split.date().isoformat(),
+        scores,
+        popularity.users,
+        popularity.positives,
+        without_history=users_without_history(setup),
+    )
+
+
+def users_without_history(setup: EvaluationSetup) -> int | None:
+    """Judged users with no event in the window before the split (unknown without events)."""
+    if setup.engaged is None:
+        return None
+    return sum(1 for user in setup.relevant if not setup.engaged.get(user))
 
 
 def _latest_day_setup(

@@ -41,6 +41,7 @@ class Day:
     popularity_ndcg: float | None = None
     judged_users: int | None = None
     positives: int | None = None
+    without_history: int | None = None
     online_ctr: float | None = None
     seconds: float = 0.0
     run_ids: list[str] = field(default_factory=list)
@@ -131,6 +132,15 @@ def test_what_served_is_averaged_over_every_labelled_day_champion_or_not():
         "over the user-days: served 0.2800, popularity 0.2800 (1.00x)"
     )
     assert "what served, over the 10 user-days" in to_html(early, summarise(early), "t")
+    # Seven of the ten had no event before their day: said, as the share no history could help.
+    early[0].without_history, early[1].without_history = 1, 6
+    assert describe_served(early).endswith(
+        "(1.00x); 7 of those user-days (70%) had no event in the 28 days before (a first visit, "
+        "or back after a month): serving has no history to rank for them, and popularity is most "
+        "of what any model can offer"
+    )
+    early[1].without_history = None  # a record from before the count: nothing said
+    assert describe_served(early).endswith("(1.00x)")
     assert describe_served(DAYS[2:4]) == "no labelled day to score"
     # Why, when the days say: most common first, so a history's cause is named in the summary.
     unscored = [
