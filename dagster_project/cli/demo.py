@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -379,15 +380,12 @@ def replay(
         _report_failures(records)
 
 
-def _conversions_told(source, days: list[date]) -> None:
+def _conversions_told(day: date, counts: Counter[str]) -> None:
     """Which events the models learn from, and how rare they are: on a session log most events
     are clicks, which then only feed the inputs."""
     from sands.ingest.contract import CONVERSION_EVENTS, EVENT_TYPES
     from sands.settings import POSITIVE_EVENTS_VAR
 
-    day, counts = source.event_counts(days)
-    if day is None:
-        return
     positives, events = sum(counts[t] for t in CONVERSION_EVENTS), sum(counts.values())
     inputs = [t for t in EVENT_TYPES if t not in CONVERSION_EVENTS and counts[t]]
     others = f"; {' and '.join(inputs)} events are inputs only" if inputs else ""
@@ -408,10 +406,12 @@ def _positives_by_what_landed(source, days: list[date]) -> dict[str, str]:
 
     if positive_events_setting(EVENT_TYPES) is not None:
         return {}
-    landed = source.event_types(days)
+    first, counts = source.event_counts(days)
+    landed = set(counts)
     chosen = strongest_positives(landed)
     if not chosen:
-        _conversions_told(source, days)
+        if first is not None:
+            _conversions_told(first, counts)
         return {}
     value = ",".join(chosen)
     # `FAVOURITE` is rejected by the contract: said here, or views would quietly become labels.

@@ -94,11 +94,6 @@ class ReplaySource:
         fs, root = landing.filesystem(self.root, self.storage_options)
         return sorted({f.day for f in landing.list_files(fs, root, INTERACTIONS) if f.day})
 
-    def event_types(self, days: list[date]) -> set[str]:
-        """The event types the interaction files of `days` hold, read until a conversion shows
-        (a history with conversions is known by its first day holding one)."""
-        return set(self.event_counts(days)[1])
-
     def event_counts(self, days: list[date]) -> tuple[date | None, Counter[str]]:
         """The first of `days` holding a conversion and its events by type; without one, None
         and the events of every day by type."""

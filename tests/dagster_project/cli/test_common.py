@@ -43,9 +43,6 @@ class _Landed:
     def __init__(self, *types: str) -> None:
         self.counts = Counter(types)
 
-    def event_types(self, days: list) -> set[str]:
-        return set(self.counts)
-
     def event_counts(self, days: list) -> tuple[date | None, Counter]:
         converted = {"favourite", "purchase"} & set(self.counts)
         return (date(1997, 9, 21) if converted else None), self.counts

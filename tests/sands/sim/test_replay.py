@@ -1,5 +1,6 @@
 """Staging a recorded landing zone day by day, as if each day arrived live."""
 
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def test_event_types_are_read_until_a_conversion_shows(tmp_path):
     later = NEXT + timedelta(days=1)
     drop(source, f"interactions/{later}/c.jsonl", [{"event_type": "click"}])
     replay = ReplaySource(source)
-    # The purchase on the second day settles it: the third day is never read.
-    assert replay.event_types([later, DAY, NEXT]) == {"view", "purchase"}
-    assert replay.event_types([DAY, later]) == {"view", "click"}
-    assert replay.event_types([]) == set()
+    # The purchase on the second day settles it (its day's events counted, by type): the third
+    # day is never read. Without a conversion, every day's events are counted.
+    assert replay.event_counts([later, DAY, NEXT]) == (NEXT, Counter(purchase=1, view=1))
+    assert replay.event_counts([DAY, later]) == (None, Counter(view=1, click=1))
+    assert replay.event_counts([]) == (None, Counter())
