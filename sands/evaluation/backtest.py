@@ -258,8 +258,9 @@ def _history_note(result: ServedMeans) -> str:
     share = result.without_history / result.judged_users
     return (
         f"; {result.without_history:,} of those user-days ({share:.0%}) had no event in the 28 "
-        "days before (a first visit, or back after a month): serving has no history to rank for "
-        "them, and popularity is most of what any model can offer"
+        "days before (in the history loaded: a first visit, or a return after a month): serving "
+        "ranks no history for them (they get the segment or popularity list), and a model knows "
+        "little more of them than their profile"
     )
 
 

@@ -402,8 +402,8 @@ def validate(
     )
 
 
-# The widest offset of any time zone: further past the day than this, no zone explains it.
-_WIDEST_OFFSET = pd.Timedelta(hours=14)
+# The widest offset west of UTC (UTC-12): a local day ends at most this long after the UTC one.
+_WIDEST_OFFSET = pd.Timedelta(hours=12)
 
 
 def _dated_after_hint(
@@ -416,15 +416,22 @@ def _dated_after_hint(
     if landing_day is None or not len(rows):
         return []
     day_end = pd.Timestamp(landing_day, tz=UTC) + pd.Timedelta(days=1)
-    past = typed.loc[rows, "event_ts"].max() - day_end
-    hours = past / pd.Timedelta(hours=1)
-    if past >= _WIDEST_OFFSET:
-        return [f"{code} rows lie up to {hours / 24:.1f} days past their folder's day"]
+    past = typed.loc[rows, "event_ts"] - day_end
+    near = past[past <= _WIDEST_OFFSET]
+    if len(near) * 2 < len(past):  # mostly further than any zone: not a time-zone pattern
+        return [f"{code} rows lie up to {_span(past.max())} past their folder's day"]
+    beyond = len(past) - len(near)
+    rest = f" ({beyond:,} further, up to {_span(past.max())})" if beyond else ""
     return [
-        f"{code} rows lie up to {hours:.1f} h past their folder's day (its end is midnight UTC): "
-        "event_ts is read as UTC (a time without an offset too), so folders cut on local days "
-        "west of UTC put each evening here; name the folders by the UTC day"
+        f"{code} rows lie up to {_span(near.max())} past their folder's day{rest} (its end is "
+        "midnight UTC): event_ts is read as UTC (a time without an offset too), so folders cut "
+        "on local days west of UTC put each evening here; name the folders by the UTC day"
     ]
+
+
+def _span(past: pd.Timedelta) -> str:
+    hours = past / pd.Timedelta(hours=1)
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def _without_uniqueness(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:

@@ -291,8 +291,10 @@ def clustered_neighbours(
 
 
 def neighbours_of(vectors: np.ndarray, spec: SimilaritySpec) -> tuple[np.ndarray, np.ndarray]:
-    """Exact neighbours up to `spec.exact_up_to` distinct rows, the clustered search past it;
-    rows repeated many times are searched once (`_neighbours_of_distinct`)."""
+    """Exact neighbours up to `spec.exact_up_to` rows searched, the clustered search past it;
+    a catalogue of many repeated rows searches its distinct rows (`_neighbours_of_distinct`)."""
+    if vectors.shape[1] == 0:  # no content and no engagement: every row alike, nothing to dedupe
+        return _search(vectors, spec.neighbours, spec)
     distinct = DistinctRows.of(vectors)
     if len(distinct.vectors) <= DEDUPLICATE_BELOW * len(vectors):
         return _neighbours_of_distinct(distinct, spec.neighbours, spec)
@@ -343,10 +345,11 @@ class DistinctRows:
 def _neighbours_of_distinct(
     distinct: DistinctRows, k: int, spec: SimilaritySpec, block: int = 4096
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's k neighbours as the search over all rows gives them, from a search over the
-    distinct rows. A row's k best others are among its distinct row's k + 1 best rows (itself
-    included); those are rows of the distinct row itself or of its k best other distinct rows
-    (ties to the first to occur), each through its k + 1 lowest row indices."""
+    """Each row's k neighbours as the search over all rows gives them (up to float32 rounding of
+    the similarities), from a search over the distinct rows. A row's k best others are among its
+    distinct row's k + 1 best rows (itself included); those are rows of the distinct row itself
+    or of its k best other distinct rows (ties to the first to occur), each through its k + 1
+    lowest row indices."""
     n, m = len(distinct.inverse), len(distinct.vectors)
     k = min(k, n - 1)
     if k <= 0:

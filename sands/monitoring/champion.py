@@ -104,8 +104,8 @@ class DayScores:
     users: int = 0  # users with a positive that day: what each NDCG@10 averages over
     positives: int = 0
     unscored: str = ""  # why no day was scored (`day` empty)
-    # Of `users`, those without an event in the 28 days before the day (a first visit, or back
-    # after a month): serving has no history to rank for them, nor does any model.
+    # Of `users`, those without an event in the 28 days before the day (in bronze: a first visit,
+    # or a return after a month): serving ranks no history for them, only their profile is known.
     without_history: int | None = None
 
 

@@ -104,7 +104,8 @@ class ReplaySource:
             for item in landing.list_files(fs, root, INTERACTIONS, day):
                 frame = landing.read_file(fs, item.path, item.size).frame
                 if "event_type" in frame.columns:
-                    found.update(str(v) for v in frame["event_type"].dropna())
+                    counted = frame["event_type"].dropna().astype(str).value_counts()
+                    found.update({kind: int(n) for kind, n in counted.items()})
             if set(found) & set(CONVERSION_EVENTS):
                 return day, found
             every.update(found)

@@ -91,6 +91,21 @@ def test_events_days_past_their_day_folder_are_not_blamed_on_time_zones():
     (hint,) = outcome.hints
     assert hint == "event_ts:after_landing_day rows lie up to 2.5 days past their folder's day"
     assert validate(raw([event("ok")]), INTERACTIONS, DAY).hints == []
+    # 13 hours past is further than any zone west of UTC reaches.
+    far = validate(raw([event("far", event_ts="2026-09-03T13:00:00Z")]), INTERACTIONS, DAY)
+    assert far.hints == ["event_ts:after_landing_day rows lie up to 13.0 h past their folder's day"]
+
+
+def test_one_stray_event_does_not_hide_an_evening_of_local_time():
+    rows = [event(f"ny{m}", event_ts=f"2026-09-02T23:{m}:00-04:00") for m in (10, 20, 30)]
+    outcome = validate(
+        raw([*rows, event("stray", event_ts="2026-09-09T00:00:00Z")]), INTERACTIONS, DAY
+    )
+    (hint,) = outcome.hints
+    assert hint.startswith(
+        "event_ts:after_landing_day rows lie up to 3.5 h past their folder's day "
+        "(1 further, up to 6.0 days)"
+    )
 
 
 def test_a_price_column_of_booleans_is_rejected_not_read_as_ones_and_zeros():

@@ -226,6 +226,13 @@ def test_a_catalogue_of_few_distinct_rows_still_gets_k_neighbours_each():
     assert_a_full_sort(vectors, index, scores)
 
 
+def test_embeddings_without_columns_still_give_every_row_its_neighbours():
+    # No content and no engagement yet: every artwork alike, neighbours by index.
+    index, scores = neighbours_of(np.zeros((5, 0), np.float32), SimilaritySpec(neighbours=3))
+    assert index.tolist() == [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2], [0, 1, 2]]
+    assert not scores.any()
+
+
 def test_the_clustered_search_finds_the_exact_neighbours_where_kinds_are_clear():
     vectors = _clustered_rows(groups=12, size=40)
     exact, exact_scores = nearest_neighbours(vectors, k=10)
