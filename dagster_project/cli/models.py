@@ -176,10 +176,7 @@ def _serving_line(registry, aliases: dict[str, int], policy: str) -> str:
     from sands.models.aliases import CHAMPION
 
     if CHAMPION not in aliases:
-        return (
-            "[bold]segment favourites and popularity[/] (no champion yet: no version has "
-            "passed the gate)"
-        )
+        return "[bold]popularity[/] (no champion yet: no version has passed the gate)"
     guard = [c for c in registry.history() if c.action.startswith("serving_policy_")]
     why = f" since {guard[-1].ts:%Y-%m-%d %H:%M}: {guard[-1].reason}" if guard else ""
     return f"[bold]{policy}[/]{why}"

@@ -259,8 +259,8 @@ def _history_note(result: ServedMeans) -> str:
     return (
         f"; {result.without_history:,} of those user-days ({share:.0%}) had no event in the 28 "
         "days before (in the history loaded: a first visit, or a return after a month): serving "
-        "ranks no history for them (they get the segment or popularity list), and a model knows "
-        "little more of them than their profile"
+        "has no neighbours of their history to rank for them (a champion ranks their segment's "
+        "favourites and popularity), and a model knows little more of them than their profile"
     )
 
 

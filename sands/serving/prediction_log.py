@@ -52,8 +52,9 @@ SCHEMA = pa.schema(
 )
 
 
-# How a served list was made: ranked by a model, or a fallback.
-RANKED, SEGMENT, POPULAR = "ranked", "segment", "popularity"
+# How a served list was made: ranked by a model, or the popularity fallback. Logs written before
+# 2026-12-05 also hold "segment" (segment favourites, served to users without recent engagement).
+RANKED, POPULAR = "ranked", "popularity"
 GREEDY = "greedy"  # the policy that serves the ranking's top k as it is
 
 
@@ -71,7 +72,7 @@ class Impression:
     model_version: int | None
     arm: str
     served_ts: datetime
-    strategy: str = RANKED  # or the fallback that made the list (SEGMENT, POPULAR)
+    strategy: str = RANKED  # or the fallback that made the list (POPULAR)
     propensities: list[float] | None = None  # None: every item was certain (greedy)
     explored: list[bool] | None = None
     policy: str = GREEDY

@@ -36,7 +36,7 @@ from sands.models.ranking import (
 )
 from sands.models.segments import SegmentModel
 from sands.serving.exploration import Exploration, Uniform
-from sands.serving.prediction_log import POPULAR, RANKED, SEGMENT, sources_key
+from sands.serving.prediction_log import POPULAR, RANKED, sources_key
 
 Vector = Mapping[str, object]
 
@@ -345,31 +345,24 @@ def recommend(
     exploration: Exploration | None = None,
     rng: Uniform | None = None,
 ) -> Recommendation:
-    """Top-k artworks for one user: ranked candidates, or a segment/popularity fallback for users
-    without features (new since the last build) or without recent engagement. With `exploration`
-    and an `rng`, ranked lists explore some slots and carry each item's propensity."""
+    """Top-k artworks for one user: the arm's model ranks the user's candidates, or, without a
+    model or a feature vector (new since the last build), the popularity list. With
+    `exploration` and an `rng`, ranked lists explore some slots and carry each item's
+    propensity."""
     data = snapshot.data
     arm, model = snapshot.model_for(arm_for(user_id, snapshot.canary_share))
     seeds = list(history.get("seeds") or []) if history else []
     converted = set(history.get("converted") or []) if history else set()
     guarded = arm == CHAMPION and snapshot.policy == POPULARITY_POLICY
-    if vector is None or guarded:
+    # The fallback is the popularity list every challenger is judged against, so a replay's
+    # "popularity served" is what users saw; segment favourites alone lost to it (docs/serving.md).
+    if vector is None or guarded or model is None:
         return _popularity(data, arm, k, converted)
-    if not seeds or model is None:
-        segment = data.segments.segment(vector)
-        favourites = [a for a in data.segment_top.get(segment, []) if a not in converted][:k]
-        if not favourites:
-            return _popularity(data, arm, k, converted)
-        fill = _popularity(data, arm, k - len(favourites), converted | set(favourites))
-        scores = [1.0 / (position + 1) for position in range(len(favourites))]
-        return Recommendation(
-            favourites + fill.artwork_ids,
-            scores + [0.0] * len(fill.artwork_ids),
-            arm,
-            None,
-            SEGMENT,
-        )
+    # Without recent engagement there are no seeds: the model ranks segment favourites and
+    # popularity, as the gate judged it on such users.
     rows = candidate_rows(data, vector, seeds, converted, total_candidates)
+    if not len(rows):  # every candidate converted on or delisted
+        return _popularity(data, arm, k, converted)
     engaged = engaged_map(history)
     scores = model.scores(vector, data.catalogue, rows, engaged)
     order = np.argsort(-scores, kind="stable")

@@ -48,7 +48,7 @@ STAMP = datetime(2026, 9, 8, tzinfo=UTC)
 ARTWORKS = [f"a{j:03d}" for j in range(30)]
 USERS_WITH_FEATURES = [f"u{i:03d}" for i in range(60)]
 NEW_USER = "u999"  # signed up, no feature vector yet: popularity fallback
-QUIET_USER = "u001"  # features, but no engagement: segment fallback
+QUIET_USER = "u001"  # features, but no engagement: no seeds for candidates
 HISTORY = {"u000": (["a001", "a004"], ["a004"]), "u002": (["a002"], [])}
 ADMIN_TOKEN = "s3cret"
 

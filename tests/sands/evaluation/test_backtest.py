@@ -136,9 +136,9 @@ def test_what_served_is_averaged_over_every_labelled_day_champion_or_not():
     early[0].without_history, early[1].without_history = 1, 6
     assert describe_served(early).endswith(
         "(1.00x); 7 of those user-days (70%) had no event in the 28 days before (in the history "
-        "loaded: a first visit, or a return after a month): serving ranks no history for them "
-        "(they get the segment or popularity list), and a model knows little more of them than "
-        "their profile"
+        "loaded: a first visit, or a return after a month): serving has no neighbours of their "
+        "history to rank for them (a champion ranks their segment's favourites and popularity), "
+        "and a model knows little more of them than their profile"
     )
     early[1].without_history = None  # a record from before the count: nothing said
     assert describe_served(early).endswith("(1.00x)")

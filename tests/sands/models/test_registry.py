@@ -109,7 +109,7 @@ def test_the_cli_promotes_and_rolls_back_by_hand(paths, monkeypatch):
         reg.register_ranker(model, model.inputs(EXAMPLES), {}, {}, {}, f"s{seed}")
     runner = CliRunner()
     before = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
-    assert "serves: segment favourites and popularity (no champion yet" in before.output
+    assert "serves: popularity (no champion yet" in before.output
     assert "Popularity: no list yet" in before.output
     assert runner.invoke(app, ["promote", "1"]).exit_code == 0
     result = runner.invoke(app, ["promote", "2", "--reason", "hotfix"])

@@ -24,8 +24,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from sands.features.offline import USER_FEATURES
+from sands.features.online_store import SqliteOnlineStore
 from sands.models import model_store
 from sands.models.aliases import CHALLENGER, CHAMPION
+from sands.models.candidates import USER_HISTORY
 from sands.models.ranking import RankerParams, ranker_features, trained_features
 from sands.models.registry import (
     InvalidSetting,
@@ -49,7 +52,13 @@ from sands.serving.prediction_log import (
     sources_key,
 )
 from sands.serving.routes.common import status_for
-from sands.serving.snapshot import arm_for, data_versions, load_serving_data
+from sands.serving.snapshot import (
+    ServingSnapshot,
+    arm_for,
+    data_versions,
+    load_serving_data,
+    recommend,
+)
 from sands.settings import SandsPaths
 from tests.builders.models import planted_examples
 from tests.builders.serving import (
@@ -168,18 +177,40 @@ def test_a_logged_snapshot_loads_again_after_its_tables_moved_on(
     assert again.sources == before.sources == sources_key(versions)
 
 
-def test_users_without_history_or_features_get_fallbacks(server: Server) -> None:
+def test_a_user_without_recent_engagement_gets_the_champion_s_ranking(server: Server) -> None:
     with server.client() as client:
         quiet = client.get(f"/recommendations/{QUIET_USER}", params={"k": 4}).json()
         new = client.get(f"/recommendations/{NEW_USER}", params={"k": 3}).json()
-    assert quiet["strategy"] == "segment" and quiet["fallback"] is True
-    assert quiet["model_version"] is None
-    # The segment's two favourites (a00s, a01s of build_home), then the most popular.
-    favourites = [i["artwork_id"] for i in quiet["items"]][:2]
-    assert favourites[1] == f"a0{int(favourites[0][1:]) + 10:02d}"
-    assert [i["artwork_id"] for i in quiet["items"]][2:] == ["a029", "a028"]
-    assert new["strategy"] == "popularity"
+    # No seeds: the champion ranks the segment's favourites and popularity, and its learned
+    # taste for the user's top style wins over the popularity order (a029 is another style).
+    assert quiet["strategy"] == "ranked" and quiet["fallback"] is False
+    assert quiet["model_version"] == 1
+    items = [i["artwork_id"] for i in quiet["items"]]
+    assert all(_style(a) == STYLES[1] for a in items[:3])
+    assert [i["score"] for i in quiet["items"]] == sorted(
+        (i["score"] for i in quiet["items"]), reverse=True
+    )
+    # No feature vector yet: the popularity list.
+    assert new["strategy"] == "popularity" and new["model_version"] is None
     assert [i["artwork_id"] for i in new["items"]] == ["a029", "a028", "a027"]
+
+
+def test_without_a_champion_every_user_gets_the_popularity_list(home: SandsPaths) -> None:
+    data = load_serving_data(home.lake)
+    store = SqliteOnlineStore(home.online_db)
+    users = ["u000", QUIET_USER]
+    vectors = store.get(USER_FEATURES.name, users)
+    histories = store.get(USER_HISTORY, users)
+    store.close()
+    snapshot = ServingSnapshot(data, champion=None, challenger=None, canary_share=0.0)
+
+    pairs = zip(users, vectors, histories, strict=True)
+    served = [recommend(snapshot, u, v, h, 3, 200) for u, v, h in pairs]
+
+    # The list every challenger is judged against, without what the user converted on.
+    assert [s.strategy for s in served] == ["popularity", "popularity"]
+    assert [s.artwork_ids for s in served] == [["a029", "a028", "a027"]] * 2
+    assert {s.model_version for s in served} == {None}
 
 
 @pytest.mark.parametrize(
@@ -619,7 +650,7 @@ def test_production_reads_features_from_redis(tmp_path: Path, redis_url: str) ->
         quiet = client.get(f"/recommendations/{QUIET_USER}").json()
     assert ranked["strategy"] == "ranked" and ranked["model_version"] == 1
     assert "a004" not in [i["artwork_id"] for i in ranked["items"]]  # history came from Redis
-    assert quiet["strategy"] == "segment"
+    assert quiet["strategy"] == "ranked"
 
 
 def test_the_log_survives_kill_9_with_every_flushed_impression(tmp_path: Path) -> None:
