@@ -2,8 +2,10 @@
 
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -87,16 +89,19 @@ def _feature_asset(table: FeatureTable) -> AssetsDefinition:
         context: AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
     ) -> MaterializeResult:
         start, end = window_dates(context)
-        snapshot = warehouse.model_rows(table.model, start, end)
+
+        def snapshot() -> Iterator[pa.Table]:  # in parts: a window can outgrow memory
+            return warehouse.model_parts(table.model, start, end)
+
         uri = table.uri(lake.root)
         outcome = publish_snapshots(
-            uri, snapshot, table.key, datetime.now(UTC), lake.storage_options
+            uri, snapshot(), table.key, datetime.now(UTC), lake.storage_options
         )
         context.log.info(
             f"{table.name} {start}..{end}: {outcome.snapshot_rows:,} snapshot rows, "
             f"{outcome.rows_appended:,} appended -> Delta v{outcome.version}"
         )
-        readback = check_log(uri, snapshot, table.key, lake.storage_options)
+        readback = check_log(uri, snapshot(), table.key, lake.storage_options)
         return MaterializeResult(
             metadata=publish_metadata(outcome, uri),
             data_version=feature_data_version(outcome),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -12,7 +13,14 @@ from pydantic import Field
 
 from sands.engines.compute import Compute, Embedded, Spark
 from sands.engines.spark import SparkSettings, spark_session
-from sands.features.warehouse import delta_model_rows, model_rows
+from sands.features.warehouse import (
+    PART_ROWS,
+    day_parts,
+    delta_model_day_counts,
+    delta_model_rows,
+    model_day_counts,
+    model_rows,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -36,6 +44,18 @@ class WarehouseResource(ConfigurableResource):
         if self.on_spark:
             return delta_model_rows(f"{self.spark_models}/{model}", start, end, column)
         return model_rows(self.path, model, start, end, column)
+
+    def model_parts(
+        self, model: str, start: date, end: date, column: str = "feature_date"
+    ) -> Iterator[pa.Table]:
+        """`model_rows` of [start, end] in parts of whole days, at most `PART_ROWS` rows each
+        (unless one day holds more), read one at a time."""
+        if self.on_spark:
+            counts = delta_model_day_counts(f"{self.spark_models}/{model}", start, end, column)
+        else:
+            counts = model_day_counts(self.path, model, start, end, column)
+        for first, last in day_parts(counts, start, end, PART_ROWS):
+            yield self.model_rows(model, first, last, column)
 
     @property
     def on_spark(self) -> bool:

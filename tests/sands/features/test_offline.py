@@ -66,6 +66,38 @@ def test_rerunning_the_same_snapshot_commits_nothing(uri):
     assert len(stored(uri)) == 1
 
 
+def test_a_window_published_in_parts_is_one_commit_of_what_the_whole_would_append(uri, tmp_path):
+    publish_snapshots(uri, snapshot(1, {"a": 1.0}), "user_id", RESTATED_AT)
+    before = DeltaTable(uri).version()
+    parts = [snapshot(1, {"a": 1.0}), snapshot(2, {"a": 2.0, "b": 3.0}), snapshot(3, {"a": 4.0})]
+
+    outcome = publish_snapshots(uri, iter(parts), "user_id", RESTATED_AT)
+
+    assert DeltaTable(uri).version() == before + 1
+    assert (outcome.snapshot_rows, outcome.rows_appended, outcome.rows_restated) == (4, 3, 0)
+    assert outcome.feature_dates == (date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3))
+    whole = str(tmp_path / "whole")
+    publish_snapshots(whole, snapshot(1, {"a": 1.0}), "user_id", RESTATED_AT)
+    publish_snapshots(whole, pa.concat_tables(parts), "user_id", RESTATED_AT)
+    assert stored(uri) == stored(whole)
+    assert check_log(uri, iter(parts), "user_id") == LogCheck(0, 0)
+    assert check_log(uri, iter([parts[0], snapshot(2, {"a": 9.0})]), "user_id") == LogCheck(1, 1)
+
+
+def test_a_part_that_cannot_be_read_commits_nothing(uri):
+    publish_snapshots(uri, snapshot(1, {"a": 1.0}), "user_id", RESTATED_AT)
+    before = DeltaTable(uri).version()
+
+    def parts():
+        yield snapshot(2, {"a": 2.0})
+        raise OSError("the warehouse went away")
+
+    with pytest.raises(Exception, match="the warehouse went away"):
+        publish_snapshots(uri, parts(), "user_id", RESTATED_AT)
+    assert DeltaTable(uri).version() == before
+    assert snapshot_dates(DeltaTable(uri)) == [date(2026, 9, 1)]
+
+
 def test_a_changed_value_is_appended_as_a_restatement_and_the_original_kept(uri):
     publish_snapshots(uri, snapshot(1, {"a": 1.0, "b": 2.0}), "user_id", RESTATED_AT)
     outcome = publish_snapshots(uri, snapshot(1, {"a": 1.0, "b": 5.0}), "user_id", RESTATED_AT)
