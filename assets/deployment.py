@@ -122,10 +122,13 @@ def deployed_ranker(
             f" (serving as its refit v{current})" if current != version else ""
         )
     else:
-        outcome = f"kept champion v{current}; v{version} was rejected: {reasons}"
+        kept = f"kept champion v{current}" if current is not None else "no champion yet"
+        outcome = f"{kept}; v{version} was rejected: {reasons}"
     context.log.info(outcome)
     champion = client.champion_version()
-    client.tag_run(parent, {DECISION_TAG: outcome, CHAMPION_VERSION_TAG: str(champion)})
+    # Empty, not "None", without a champion: as the evaluation's champion tag.
+    tag = "" if champion is None else str(champion)
+    client.tag_run(parent, {DECISION_TAG: outcome, CHAMPION_VERSION_TAG: tag})
     return MaterializeResult(
         metadata={
             "champion_version": optional_version(champion),
