@@ -14,6 +14,7 @@ import pyarrow as pa
 from sands.engines.spark_training import delta_frame
 from sands.engines.spark_training import train_ranker as train_spark_ranker
 from sands.engines.spark_training import training_examples as spark_training_examples
+from sands.features.offline import ARTWORK_FEATURES, USER_FEATURES
 from sands.features.training_set import training_examples as join_training_examples
 from sands.features.training_store import feature_rows_since
 from sands.lake import delta
@@ -65,8 +66,13 @@ class Embedded:
     name = "embedded"
 
     def training_examples(self, labels, feature_uris, since, ttl, storage_options):
+        # Only the labels' users and artworks: the logs hold complete daily snapshots, so each
+        # entity's own rows decide its as-of row, and the newest snapshot before a label is
+        # among them whenever the entity existed then (`sands.features.pit`).
+        keys = (USER_FEATURES.key, ARTWORK_FEATURES.key)
         (users, user_version), (works, artwork_version) = (
-            feature_rows_since(uri, since, storage_options) for uri in feature_uris
+            feature_rows_since(uri, since, storage_options, (key, labels[key]))
+            for uri, key in zip(feature_uris, keys, strict=True)
         )
         return join_training_examples(labels, users, works, ttl), (user_version, artwork_version)
 

@@ -148,15 +148,23 @@ def evidence_days(
 
 
 def feature_rows_since(
-    uri: str, since: datetime | None, storage_options: dict[str, str] | None = None
+    uri: str,
+    since: datetime | None,
+    storage_options: dict[str, str] | None = None,
+    keys: tuple[str, pa.Array | pa.ChunkedArray] | None = None,
 ) -> tuple[pa.Table, int]:
-    """Feature-log rows a training set starting at `since` reads, and the version read."""
+    """Feature-log rows a training set starting at `since` reads, and the version read; with
+    `keys` (a key column and its values), only those entities' rows."""
     table = _pinned(uri, storage_options)
+    # The log holds a row per entity per day (users x days): the labels' entities are a few
+    # thousand of them, and reading everyone's rows held 6.8 GB at 338,000 users.
+    wanted = None if keys is None else pc.field(keys[0]).isin(pc.unique(keys[1]))
     if since is None:
-        return table.to_pyarrow_dataset().to_table(), table.version()
+        return table.to_pyarrow_dataset().to_table(filter=wanted), table.version()
     first = first_feature_date(table, since)
     files = delta.files_where(table, FEATURE_DATE, ">=", first)
-    return files.to_table(filter=pc.field(FEATURE_DATE) >= first), table.version()
+    window = pc.field(FEATURE_DATE) >= first
+    return files.to_table(filter=window if wanted is None else window & wanted), table.version()
 
 
 def first_feature_date(log: DeltaTable, since: datetime) -> date:
