@@ -101,6 +101,7 @@ def _feature_asset(table: FeatureTable) -> AssetsDefinition:
             f"{table.name} {start}..{end}: {outcome.snapshot_rows:,} snapshot rows, "
             f"{outcome.rows_appended:,} appended -> Delta v{outcome.version}"
         )
+        # Read again from the warehouse: dbt cannot rebuild it meanwhile (WAREHOUSE_POOL).
         readback = check_log(uri, snapshot(), table.key, lake.storage_options)
         return MaterializeResult(
             metadata=publish_metadata(outcome, uri),

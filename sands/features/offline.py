@@ -243,8 +243,9 @@ def _publish(
         appended = _appended(uri, parts, key, restated_at, storage_options, tally)
         for number, rows in enumerate(appended):
             pq.write_table(rows, os.path.join(staging, f"{number:06d}.parquet"))
-        if tally.schema is not None:
-            delta.ensure_table(uri, tally.schema, [FEATURE_DATE], storage_options)
+        if tally.schema is None:
+            raise ValueError(f"nothing to publish to {uri}: the snapshot has no parts")
+        delta.ensure_table(uri, tally.schema, [FEATURE_DATE], storage_options)
         if tally.appended:
             staged = ds.dataset(staging, schema=tally.schema, format="parquet")
             write_deltalake(
@@ -261,7 +262,7 @@ def _publish(
         snapshot_rows=tally.snapshot_rows,
         rows_appended=tally.appended,
         rows_restated=tally.restated,
-        schema_hash=schema_hash(tally.schema) if tally.schema is not None else "",
+        schema_hash=schema_hash(tally.schema),
         feature_dates=tuple(sorted(tally.dates)),
     )
 

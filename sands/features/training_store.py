@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
-from sands.features.offline import FEATURE_DATE, first_date_to_read
+from sands.features.offline import CREATED_TS, FEATURE_DATE, FEATURE_TS, first_date_to_read
 from sands.ingest.contract import LANDING_DAY_COLUMN
 from sands.lake import delta, layout
 
@@ -154,17 +154,36 @@ def feature_rows_since(
     keys: tuple[str, pa.Array | pa.ChunkedArray] | None = None,
 ) -> tuple[pa.Table, int]:
     """Feature-log rows a training set starting at `since` reads, and the version read; with
-    `keys` (a key column and its values), only those entities' rows."""
+    `keys` (a key column and its values), only those entities' rows, plus `instants`."""
     table = _pinned(uri, storage_options)
+    if since is None:
+        files, window = table.to_pyarrow_dataset(), None
+    else:
+        first = first_feature_date(table, since)
+        files = delta.files_where(table, FEATURE_DATE, ">=", first)
+        window = pc.field(FEATURE_DATE) >= first
+    if keys is None:
+        return files.to_table(filter=window), table.version()
     # The log holds a row per entity per day (users x days): the labels' entities are a few
     # thousand of them, and reading everyone's rows held 6.8 GB at 338,000 users.
-    wanted = None if keys is None else pc.field(keys[0]).isin(pc.unique(keys[1]))
-    if since is None:
-        return table.to_pyarrow_dataset().to_table(filter=wanted), table.version()
-    first = first_feature_date(table, since)
-    files = delta.files_where(table, FEATURE_DATE, ">=", first)
-    window = pc.field(FEATURE_DATE) >= first
-    return files.to_table(filter=window if wanted is None else window & wanted), table.version()
+    wanted = pc.field(keys[0]).isin(pc.unique(keys[1]))
+    rows = files.to_table(filter=wanted if window is None else window & wanted)
+    times = files.to_table(columns=[FEATURE_TS, CREATED_TS], filter=window)
+    nullable = pa.schema([f.with_nullable(True) for f in rows.schema])
+    return pa.concat_tables([rows.cast(nullable), instants(times, nullable)]), table.version()
+
+
+def instants(times: pa.Table, schema: pa.Schema) -> pa.Table:
+    """One row of `schema` (nullable) without a key or values per distinct (feature_ts,
+    created_ts) of a log: the point-in-time join takes the newest snapshot at each instant from
+    every row it is given (`sands.features.pit`), so the rows of some entities, read with these,
+    join as the whole log would (an entity missing from the newest snapshots ages out)."""
+    pairs = times.group_by([FEATURE_TS, CREATED_TS]).aggregate([])
+    columns = {
+        name: pairs[name] if name in (FEATURE_TS, CREATED_TS) else pa.nulls(pairs.num_rows)
+        for name in schema.names
+    }
+    return pa.table(columns).cast(schema, safe=False)
 
 
 def first_feature_date(log: DeltaTable, since: datetime) -> date:

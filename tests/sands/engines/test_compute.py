@@ -62,10 +62,37 @@ def test_the_labels_entities_alone_give_the_join_of_every_row(tmp_path):
     examples, versions = Embedded().training_examples(labels, uris, since, TTL, {})
 
     read, _ = feature_rows_since(uris[0], since, None, ("user_id", labels["user_id"]))
-    assert set(read["user_id"].to_pylist()) == {"u1", "u2", "u3"}
+    assert set(read["user_id"].to_pylist()) == {"u1", "u2", "u3", None}  # None: the instants
     everyone = [feature_rows_since(uri, since)[0] for uri in uris]
     assert examples.equals(join_training_examples(labels, *everyone, TTL))
     assert versions == (0, 0)
     # As-of rows: day 2's for u1; day 4's for u2 in the pause, past the TTL but still the newest
     # snapshot (one with the labels' entities only must not lose it); u3 from day 7's on.
     assert examples["user_feature_ts"].to_pylist() == [t(3), t(5), t(5), t(8), None]
+
+
+def test_an_entity_missing_from_the_newest_snapshots_ages_out_as_with_every_row(tmp_path):
+    # a1 was delisted after day 2 while a9, in no label, stayed listed: no pause in landings,
+    # so a1's day-2 row is older than the TTL on day 6 and joins nothing.
+    users = snapshots("user_id", {d: ["u1", "u9"] for d in range(1, 7)})
+    works = snapshots("artwork_id", {d: ["a1", "a9"] if d < 3 else ["a9"] for d in range(1, 7)})
+    uris = [str(tmp_path / "users"), str(tmp_path / "works")]
+    for uri, log in zip(uris, (users, works), strict=True):
+        write_deltalake(uri, log, partition_by=["feature_date"])
+    labels = pa.table(
+        {
+            "user_id": ["u1"],
+            "artwork_id": ["a1"],
+            "label_ts": pa.array([t(6, 12)], TS),
+            "label": pa.array([1], pa.int8()),
+            "sample_source": [POSITIVE],
+        }
+    )
+    since = t(6, 12) - timedelta(days=6)
+
+    examples, _ = Embedded().training_examples(labels, uris, since, TTL, {})
+
+    everyone = [feature_rows_since(uri, since)[0] for uri in uris]
+    assert examples.equals(join_training_examples(labels, *everyone, TTL))
+    assert examples["artwork_feature_ts"].to_pylist() == [None]
+    assert examples["user_feature_ts"].to_pylist() == [t(6)]  # day 5's, the newest by then

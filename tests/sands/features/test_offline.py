@@ -96,6 +96,9 @@ def test_a_part_that_cannot_be_read_commits_nothing(uri):
         publish_snapshots(uri, parts(), "user_id", RESTATED_AT)
     assert DeltaTable(uri).version() == before
     assert snapshot_dates(DeltaTable(uri)) == [date(2026, 9, 1)]
+    with pytest.raises(ValueError, match="the snapshot has no parts"):
+        publish_snapshots(uri, iter([]), "user_id", RESTATED_AT)
+    assert DeltaTable(uri).version() == before
 
 
 def test_a_changed_value_is_appended_as_a_restatement_and_the_original_kept(uri):

@@ -202,6 +202,7 @@ def test_without_a_champion_every_user_gets_the_popularity_list(home: SandsPaths
     vectors = store.get(USER_FEATURES.name, users)
     histories = store.get(USER_HISTORY, users)
     store.close()
+    histories[1] = {"seeds": [], "converted": ["a029"]}  # bought the most popular artwork
     snapshot = ServingSnapshot(data, champion=None, challenger=None, canary_share=0.0)
 
     pairs = zip(users, vectors, histories, strict=True)
@@ -209,7 +210,7 @@ def test_without_a_champion_every_user_gets_the_popularity_list(home: SandsPaths
 
     # The list every challenger is judged against, without what the user converted on.
     assert [s.strategy for s in served] == ["popularity", "popularity"]
-    assert [s.artwork_ids for s in served] == [["a029", "a028", "a027"]] * 2
+    assert [s.artwork_ids for s in served] == [["a029", "a028", "a027"], ["a028", "a027", "a026"]]
     assert {s.model_version for s in served} == {None}
 
 
