@@ -66,9 +66,8 @@ class Embedded:
     name = "embedded"
 
     def training_examples(self, labels, feature_uris, since, ttl, storage_options):
-        # Only the labels' users and artworks: the logs hold complete daily snapshots, so each
-        # entity's own rows decide its as-of row, and the newest snapshot before a label is
-        # among them whenever the entity existed then (`sands.features.pit`).
+        # Only the labels' users and artworks (and the logs' instants): the logs hold complete
+        # daily snapshots, so each entity's own rows decide its as-of row (`feature_rows_since`).
         keys = (USER_FEATURES.key, ARTWORK_FEATURES.key)
         (users, user_version), (works, artwork_version) = (
             feature_rows_since(uri, since, storage_options, (key, labels[key]))

@@ -23,7 +23,7 @@ MODEL_TABLES = {
 
 
 # Rows of a window read and published at once: about 1.5 GB at the peak of publishing them (a
-# 28-day warm-up of 300,000 users, read whole, peaked at 14 GB).
+# 28-day warm-up of 300,000 users, read whole, peaked at 11.5 GB: docs/benchmarks.md).
 PART_ROWS = 1_000_000
 
 
