@@ -50,31 +50,34 @@ def _normalised(matrix: np.ndarray) -> np.ndarray:
     return np.where(tiny, 0.0, matrix / np.where(tiny, 1.0, norms))
 
 
-def _one_hot(values: list[str | None]) -> sparse.csr_matrix:
-    return _multi_hot([None if v is None else [v] for v in values])
-
-
-def _multi_hot(lists: list[list[str] | None]) -> sparse.csr_matrix:
+def one_hot_columns(column: pa.ChunkedArray) -> sparse.csr_matrix:
+    """A 0/1 column per distinct value (sorted) of a string or list-of-strings column; a value
+    listed twice in a row is still one. Arrow kernels: a Python loop took 2.6 s at 235k rows."""
     from scipy import sparse  # imported on use, as the other heavy modules here
 
-    vocabulary = sorted({v for items in lists for v in items or []})
-    index = {v: i for i, v in enumerate(vocabulary)}
-    # A set per row: a tag listed twice is still one tag.
-    cells = [(row, index[v]) for row, items in enumerate(lists) for v in set(items or [])]
-    rows, columns = zip(*cells, strict=True) if cells else ((), ())
-    values = np.ones(len(cells))
-    return sparse.csr_matrix((values, (rows, columns)), shape=(len(lists), len(vocabulary)))
+    array = column.combine_chunks()
+    n = len(array)
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        rows, values = pc.list_parent_indices(array), pc.list_flatten(array)
+    else:
+        rows, values = pa.array(np.arange(n)), array
+    valid = pc.is_valid(values)
+    rows, values = rows.filter(valid), values.filter(valid)
+    vocabulary = pc.unique(values)
+    vocabulary = vocabulary.take(pc.array_sort_indices(vocabulary))
+    width = len(vocabulary)
+    cells = np.unique(
+        rows.to_numpy().astype(np.int64) * width + pc.index_in(values, vocabulary).to_numpy()
+    )
+    return sparse.csr_matrix(
+        (np.ones(len(cells)), (cells // max(width, 1), cells % max(width, 1))), shape=(n, width)
+    )
 
 
 def content_vectors(artworks: pa.Table, dims: int = 128, seed: int = 0) -> np.ndarray:
     """Concatenated, separately normalised content blocks, one row per artwork, at most `dims`
     columns (wider blocks are reduced together by a truncated SVD)."""
-    blocks = [
-        _one_hot(artworks["style"].to_pylist()),
-        _one_hot(artworks["medium"].to_pylist()),
-        _multi_hot(artworks["colours"].to_pylist()),
-        _multi_hot(artworks["tags"].to_pylist()),
-    ]
+    blocks = [one_hot_columns(artworks[name]) for name in ("style", "medium", "colours", "tags")]
     # Imported on use: heavy, and the code location is loaded by every step process.
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -94,7 +97,38 @@ def content_vectors(artworks: pa.Table, dims: int = 128, seed: int = 0) -> np.nd
 
     stacked = sparse.hstack([normalize(b) for b in kept], format="csr") / scale
     # Randomized, not arpack: half the time for 128 of 25k columns, and seeded, so repeatable.
-    return TruncatedSVD(n_components=components, random_state=seed).fit_transform(stacked)
+    svd = TruncatedSVD(n_components=components, random_state=seed)
+    first, inverse, counts = _distinct_sparse_rows(stacked)
+    if len(first) > DEDUPLICATE_BELOW * stacked.shape[0]:
+        return svd.fit_transform(stacked)
+    # A catalogue whose content is mostly its category (Retailrocket-sized: 1,669 distinct rows
+    # of 235,061) is fitted on its distinct rows, each weighted by the square root of its count:
+    # the same Gram matrix, so the same factors, in a tenth of a second instead of ten seconds.
+    distinct = stacked[first]
+    svd.fit(sparse.diags(np.sqrt(counts)) @ distinct)
+    reduced = np.zeros((len(first), components))  # fewer distinct rows than columns: zeros pad
+    reduced[:, : len(svd.components_)] = distinct @ svd.components_.T
+    return reduced[inverse]
+
+
+def _distinct_sparse_rows(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sparse matrix's distinct rows: the first index of each, each row's distinct row, and
+    how many rows each stands for."""
+    # A canonical copy (sorted indices, no repeats: equal rows are equal bytes); sorting the
+    # caller's would change the order of its sums, and its SVD in the last bits.
+    matrix = matrix.copy()
+    matrix.sum_duplicates()
+    pointers, columns, values = matrix.indptr, matrix.indices, matrix.data
+    seen: dict[bytes, int] = {}
+    inverse = np.empty(matrix.shape[0], np.int64)
+    for row in range(matrix.shape[0]):
+        start, end = pointers[row], pointers[row + 1]
+        # Fixed widths (columns then values), so the key splits one way only.
+        key = columns[start:end].tobytes() + values[start:end].tobytes()
+        inverse[row] = seen.setdefault(key, len(seen))
+    first = np.full(len(seen), matrix.shape[0], np.int64)
+    np.minimum.at(first, inverse, np.arange(matrix.shape[0]))
+    return first, inverse, np.bincount(inverse, minlength=len(seen))
 
 
 def behaviour_vectors(

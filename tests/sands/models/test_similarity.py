@@ -9,8 +9,10 @@ from sands.models.similarity import (
     SimilaritySpec,
     behaviour_vectors,
     clustered_neighbours,
+    content_vectors,
     nearest_neighbours,
     neighbours_of,
+    one_hot_columns,
     similarity_table,
 )
 
@@ -174,6 +176,44 @@ def test_a_narrow_catalogue_keeps_every_content_column():
 
 
 WORDS = [f"w{chr(97 + n // 26)}{chr(97 + n % 26)}" for n in range(30)]
+
+
+def test_a_catalogue_of_repeated_content_is_reduced_as_its_every_row_would_be():
+    # Styles A, B, C on 100, 10 and 1 artworks, each tagged with its style: three distinct rows,
+    # seven columns, two kept. The two most common styles hold the two largest directions.
+    counts = {"A": 100, "B": 10, "C": 1}
+    styles = [style for style, n in counts.items() for _ in range(n)]
+    rows = [(f"a{i:03d}", s, "oil", [], [s], None) for i, s in enumerate(styles)]
+    reduced = content_vectors(_artworks(rows), dims=2)
+    # By hand: style (3), medium (1), tags (3) one-hot, each block of norm 1, over sqrt(4)
+    # blocks (colours are empty); the exact rank-2 reduction of every row.
+    full = np.zeros((len(styles), 7))
+    for row, style in enumerate(styles):
+        place = "ABC".index(style)
+        full[row, [place, 3, 4 + place]] = 0.5
+    u, sigma, _ = np.linalg.svd(full, full_matrices=False)
+    exact = u[:, :2] * sigma[:2]
+    assert reduced.shape == (111, 2) and reduced.flags.c_contiguous
+    assert np.allclose(reduced @ reduced.T, exact @ exact.T, atol=1e-9)
+    assert np.linalg.norm(reduced[-1]) < 0.5 < np.linalg.norm(reduced[0])
+
+
+def test_one_hot_columns_count_a_repeated_value_once_and_skip_missing_ones():
+    table = _artworks(
+        [
+            ("a1", "cubism", "oil", ["red", "red", "blue"], [], None),
+            ("a2", "cubism", "ink", [], ["calm"], None),
+            ("a3", "abstract", "oil", ["blue"], ["calm", "city"], None),
+        ]
+    )
+    assert one_hot_columns(table["colours"]).toarray().tolist() == [
+        [1, 1],
+        [0, 0],
+        [1, 0],
+    ]  # blue, red
+    assert one_hot_columns(table["style"]).toarray().tolist() == [[0, 1], [0, 1], [1, 0]]
+    nulls = pa.chunked_array([pa.array([["x"], None, [None, "x"]], pa.list_(pa.string()))])
+    assert one_hot_columns(nulls).toarray().tolist() == [[1], [0], [1]]
 
 
 def test_behaviour_factors_do_not_depend_on_the_order_of_the_engagement_rows():
