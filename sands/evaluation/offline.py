@@ -26,7 +26,7 @@ from sands.features.dbt_vars import event_weights
 from sands.features.engagement import engaged_by_user, engaged_grid
 from sands.features.offline import CREATED_TS, FEATURE_TS
 from sands.features.pit import point_in_time_join
-from sands.models.ranking import RankerModel, platt_probabilities, side_inputs
+from sands.models.ranking import GRID_KERNEL_PAIRS, RankerModel, platt_probabilities, side_inputs
 from sands.models.segments import SegmentModel
 
 PRIMARY = "ndcg_at_10"
@@ -104,6 +104,20 @@ class RankerRecommender:
 
     def grid_scores(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray:
         return self.model.grid_scores(users, setup.catalogue_inputs, setup.engaged_grid(users))
+
+    def grid_scores_at(
+        self, users: pa.Table, setup: EvaluationSetup, columns: np.ndarray
+    ) -> np.ndarray:
+        """`grid_scores` of the catalogue's `columns` only."""
+        items = {name: values[columns] for name, values in setup.catalogue_inputs.items()}
+        engaged = setup.engaged_grid(users)
+        return self.model.grid_scores(
+            users, items, None if engaged is None else engaged[:, columns]
+        )
+
+    def grid_bounds(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray | None:
+        """Per catalogue artwork, a score no user reaches (`RankerModel.score_bounds`)."""
+        return self.model.score_bounds(users, setup.catalogue_inputs)
 
 
 @dataclass
@@ -545,31 +559,97 @@ def scored_top_k(
     ranked: dict[str, list[str]] = {}
     scored: dict[str, dict[str, float]] = {}
     step = setup.spec.batch_users(len(items))
+    bounds = _score_bounds(recommender, setup)
+    order = None if bounds is None else np.argsort(-bounds, kind="stable")
     for start in range(0, setup.users.num_rows, step):
         batch = setup.users.slice(start, step)
-        scores = np.array(_batch_scores(recommender, batch, setup), dtype=np.float64)
-        raw = scores.copy() if wanted is not None else scores
         users = batch["user_id"].to_pylist()
+        eligible = np.ones((len(users), len(items)), bool)
         for row, user in enumerate(users):
+            if allowed is not None:
+                eligible[row] = False
+                eligible[row, [position[i] for i in allowed.get(user, ()) if i in position]] = True
             seen = [position[i] for i in setup.exclude.get(user, ()) if i in position]
-            scores[row, seen] = -np.inf
-            if allowed is not None:
-                keep = [position[i] for i in allowed.get(user, ()) if i in position]
-                masked = np.full(len(items), -np.inf)
-                masked[keep] = scores[row, keep]
-                scores[row] = masked
-        order = best_first(scores, k)
+            eligible[row, seen] = False
+        wished = [[position[i] for i in (wanted or {}).get(u, ()) if i in position] for u in users]
+        if order is None:
+            raw = np.array(_batch_scores(recommender, batch, setup), dtype=np.float64)
+        else:
+            raw = _pruned_scores(recommender, batch, setup, (bounds, order), eligible, wished)
+        scores = np.where(eligible, raw, -np.inf)
+        chosen = best_first(scores, k)
+        if order is not None and wanted is not None:
+            # Only a user with fewer than k eligible artworks lists unscored ones.
+            listed = raw[np.arange(len(users))[:, None], chosen]
+            missing = np.unique(chosen[np.isneginf(listed)])
+            if len(missing):
+                raw[:, missing] = recommender.grid_scores_at(batch, setup, missing)
         for row, user in enumerate(users):
-            chosen = order[row]
+            mine = chosen[row]
             if allowed is not None:
-                chosen = chosen[np.isfinite(scores[row, chosen])]
-            ranked[user] = list(items[chosen])
+                mine = mine[np.isfinite(scores[row, mine])]
+            ranked[user] = list(items[mine])
             if wanted is not None:
-                at = {
-                    i: position[i] for i in (*ranked[user], *wanted.get(user, ())) if i in position
-                }
-                scored[user] = {i: float(raw[row, j]) for i, j in at.items()}
+                at = dict.fromkeys([*mine.tolist(), *wished[row]])
+                scored[user] = {items[j]: float(raw[row, j]) for j in at}
     return ranked, scored
+
+
+@runtime_checkable
+class BoundedRecommender(Protocol):
+    """A recommender that bounds each artwork's score over all users, and scores a few."""
+
+    def grid_bounds(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray | None: ...
+
+    def grid_scores_at(
+        self, users: pa.Table, setup: EvaluationSetup, columns: np.ndarray
+    ) -> np.ndarray: ...
+
+
+def _score_bounds(recommender: Recommender, setup: EvaluationSetup) -> np.ndarray | None:
+    """The recommender's bounds where ranking the whole catalogue for every user would take the
+    grid kernel (below that, scoring everything is as quick); None: score everything."""
+    pairs = setup.users.num_rows * setup.catalogue.num_rows
+    if not isinstance(recommender, BoundedRecommender) or pairs < GRID_KERNEL_PAIRS:
+        return None
+    return recommender.grid_bounds(setup.users.slice(0, 1), setup)
+
+
+def _pruned_scores(
+    recommender: BoundedRecommender,
+    users: pa.Table,
+    setup: EvaluationSetup,
+    bounded: tuple[np.ndarray, np.ndarray],
+    eligible: np.ndarray,
+    wished: list[list[int]],
+) -> np.ndarray:
+    """The batch's scores where they can matter, -inf elsewhere: each user's eligible artworks
+    by falling bound until the next bound is below the user's k-th best score (twice as far
+    each time it is not), and the wished ones. Nothing left unscored could reach the k-th place
+    or tie with it, so the top k is the top k of every score; at 235,061 artworks about 20 a
+    user are scored, not all (`docs/benchmarks.md`)."""
+    bounds, order = bounded
+    k = setup.spec.k
+    raw = np.full(eligible.shape, -np.inf)
+    scored = np.zeros(eligible.shape[1], bool)
+    candidates = [order[row[order]] for row in eligible]
+    reach = [2 * k] * len(candidates)
+    pending = list(range(len(candidates)))
+    extra = np.asarray([j for row in wished for j in row], np.int64)
+    while pending:
+        columns = np.unique(np.concatenate([extra, *(candidates[u][: reach[u]] for u in pending)]))
+        columns = columns[~scored[columns]]
+        if len(columns):
+            raw[:, columns] = recommender.grid_scores_at(users, setup, columns)
+            scored[columns] = True
+        extra, still = extra[:0], []
+        for u in pending:
+            mine, m = candidates[u], reach[u]
+            if m < len(mine) and bounds[mine[m]] >= np.partition(raw[u, mine[:m]], m - k)[m - k]:
+                reach[u] = 2 * m
+                still.append(u)
+        pending = still
+    return raw
 
 
 @dataclass(frozen=True)

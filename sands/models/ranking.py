@@ -574,6 +574,30 @@ class RankerModel:
                 return grid_margins(trees, *sides, threads=usable_cores(), outcomes=outcomes)
         return self._xgboost_grid(inputs, items, assigned, k)
 
+    def score_bounds(self, users: pa.Table, items: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """Per item, a score above any `grid_scores` of it for any user (the trees' best leaves
+        its own splits leave open, plus the prior), so a top-k need not score the rest; None
+        where the trees are not the kernel's (`users`: any, for the kernel's first check)."""
+        segments = self.spec.segments()
+        k = segments.k if segments else 0
+        assigned = segments.assign(users, prefix="user_") if segments else None
+        inputs: dict[str, np.ndarray] = side_inputs(users, "user_")
+        trees = self.kernel_trees(inputs, items, assigned, k)
+        if trees is None:
+            return None
+        from sands.models.grid_scoring import margin_bounds
+
+        bounds = margin_bounds(trees, self._catalogue_side(trees, inputs, items, k)[1])
+        weight = self.spec.prior()
+        if weight:
+            n_items = len(next(iter(items.values())))
+            prior = prior_term(
+                weight, trend_block(items, n_items)[:, TREND_FEATURES.index(PRIOR_INPUT)]
+            )
+            # The float32 sum of margin and prior rounds once more.
+            bounds = bounds + prior + 2.0**-22 * (np.abs(bounds) + np.abs(prior))
+        return None if np.isnan(bounds).any() else bounds
+
     def _catalogue_side(
         self, trees: PaddedTrees, users: Inputs, items: Inputs, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -609,9 +633,12 @@ class RankerModel:
             if trees is not None:
                 one = {name: np.asarray(values)[:1] for name, values in users.items()}
                 first = None if assigned is None else assigned[:1]
-                margins = grid_margins(trees, *grid_sides(one, items, first, k), threads=1)
+                # The catalogue's side once, for this check and what follows it.
+                rows, outcomes = self._catalogue_side(trees, users, items, k)
+                sides = grid_sides(one, items, first, k, rows)
+                margins = grid_margins(trees, *sides, threads=1, outcomes=outcomes)
                 if not np.array_equal(margins, self._xgboost_grid(one, items, first, k)):
-                    trees = None
+                    trees, self._catalogue = None, None
             self._kernel, self._kernel_checked = trees, True
         return self._kernel
 

@@ -1,6 +1,6 @@
 """Temporal split and full-catalogue evaluation on a world small enough to rank by hand."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -307,6 +307,83 @@ def test_a_ranker_scores_the_same_rows_once_and_new_rows_afresh():
     assert np.array_equal(ranker.scores(second), model.scores(second))
     assert np.array_equal(ranker.probabilities(second), model.probabilities(second))
     assert not np.array_equal(model.scores(first)[:50], model.scores(second)[:50])
+
+
+@dataclass
+class Bounded:
+    """Scores from a table (rows in the setup's user order) under given bounds, noting which
+    artworks it was asked to score."""
+
+    table: np.ndarray
+    bounds: np.ndarray
+    name: str = "bounded"
+    asked: list[int] = field(default_factory=list)
+
+    def scores(self, rows: pa.Table) -> np.ndarray:
+        raise AssertionError("the grid is enough")
+
+    def probabilities(self, rows: pa.Table) -> None:
+        return None
+
+    def _rows(self, users: pa.Table, setup) -> np.ndarray:
+        order = setup.users["user_id"].to_pylist()
+        return self.table[[order.index(u) for u in users["user_id"].to_pylist()]]
+
+    def grid_scores(self, users: pa.Table, setup) -> np.ndarray:
+        return self._rows(users, setup)
+
+    def grid_scores_at(self, users: pa.Table, setup, columns: np.ndarray) -> np.ndarray:
+        self.asked.extend(columns.tolist())
+        return self._rows(users, setup)[:, columns]
+
+    def grid_bounds(self, users: pa.Table, setup) -> np.ndarray:
+        return self.bounds
+
+
+def test_artworks_whose_bound_is_below_the_kth_score_are_never_scored(monkeypatch):
+    monkeypatch.setattr(offline, "GRID_KERNEL_PAIRS", 0)
+    # a1..a4; u1 has converted on a1 (excluded). Top 1 of each, the two best bounds first.
+    table = np.array([[9.0, 5.0, 5.0, 1.0], [2.0, 6.0, 5.0, 1.0]])
+    bounded = Bounded(table, bounds=np.array([9.0, 6.0, 5.0, 1.0]))
+    ranked, scores = scored_top_k(bounded, setup(k=1), wanted={"u2": {"a4"}})
+    # u1: a2 and a3 tie at 5 (the lower index wins) and a4's bound (1) is below 5; u2: a2.
+    assert ranked == {"u1": ["a2"], "u2": ["a2"]}
+    assert sorted(set(bounded.asked)) == [0, 1, 2, 3]  # a4 only because u2 asked for it
+    assert scores["u2"] == {"a2": 6.0, "a4": 1.0}
+    plain = Bounded(table, bounds=np.array([9.0, 6.0, 5.0, 1.0]))
+    assert scored_top_k(plain, setup(k=1))[0] == ranked and 3 not in plain.asked
+
+
+def test_an_unscored_artwork_whose_bound_ties_the_kth_score_is_scored_for_the_tie():
+    # u2's two best bounds (a3, a4) give a k-th score of 6; a2 may still reach 6, and does:
+    # as in a sort of every score, the tie goes to the lower index.
+    table = np.array([[0.0, 2.0, 3.0, 1.0], [0.0, 6.0, 6.0, 1.0]])
+    bounded = Bounded(table, bounds=np.array([0.0, 6.0, 9.0, 8.0]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(offline, "GRID_KERNEL_PAIRS", 0)
+        ranked = top_k(bounded, setup(k=1))
+    assert ranked == {"u1": ["a3"], "u2": ["a2"]} == top_k(Bounded(table, None), setup(k=1))
+
+
+def test_a_ranker_spared_most_of_the_catalogue_by_its_bounds_ranks_as_scoring_all(monkeypatch):
+    model = train_ranker(planted_examples(), None, RankerParams(trees=20, threads=1))
+    asked = {"u1": {"a1", "a4"}, "u2": {"a2"}}
+    allowed = {"u1": {"a2", "a4", "a1"}, "u2": {"a1", "a3"}}
+    everything = {
+        (k, a is None): scored_top_k(RankerRecommender("r", model), setup(k=k), a, asked)
+        for k in (1, 2, 4)
+        for a in (None, allowed)
+    }
+    monkeypatch.setattr(offline, "GRID_KERNEL_PAIRS", 0)
+    calls = []
+    at = RankerRecommender.grid_scores_at
+    monkeypatch.setattr(RankerRecommender, "grid_scores_at", lambda *a: calls.append(1) or at(*a))
+    for (k, whole), expected in everything.items():
+        pruned = scored_top_k(
+            RankerRecommender("r", model), setup(k=k), None if whole else allowed, asked
+        )
+        assert pruned == expected
+    assert calls  # the bounds were used
 
 
 @pytest.mark.parametrize("blank", [None, -np.inf, np.nan])

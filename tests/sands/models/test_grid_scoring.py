@@ -7,7 +7,16 @@ import xgboost as xgb
 
 from sands.features.engagement import ENGAGED_INPUT
 from sands.models import grid_scoring, ranking
-from sands.models.grid_scoring import MAX_DEPTH, grid_margins, padded_trees
+from sands.models.grid_scoring import (
+    ARTWORK,
+    MAX_DEPTH,
+    PAD,
+    USER,
+    PaddedTrees,
+    grid_margins,
+    margin_bounds,
+    padded_trees,
+)
 from sands.models.ranking import (
     CROSS_FEATURES,
     RankerParams,
@@ -194,3 +203,32 @@ def test_batches_ranked_against_one_catalogue_compute_its_side_once(grid, monkey
     assert np.array_equal(np.vstack([first, second]), whole)
     batched.grid_scores(user_table.slice(7), dict(items))  # another catalogue object
     assert len(computed) == once + 1
+
+
+def test_an_artworks_bound_is_the_best_leaf_its_own_splits_leave_open():
+    # One tree of depth 2: a user split at the root; on the left an artwork split (node 1), on
+    # the right a padded leaf (node 2 always goes left, so leaf 3 is never reached).
+    trees = PaddedTrees(
+        column=np.zeros((1, 3), np.int64),
+        threshold=np.zeros((1, 3), np.float32),
+        default_left=np.ones((1, 3), np.bool_),
+        kind=np.array([[USER, ARTWORK, PAD]], np.int8),
+        cross=np.zeros((1, 3), np.int64),
+        leaf=np.array([[1.0, 5.0, 2.0, 9.0]], np.float32),
+        depth=2,
+        base=np.float32(0.5),
+    )
+    # Artwork 0 goes left at node 1 (leaf 0 or, for other users, leaf 2), artwork 1 right.
+    outcomes = np.array([[0, 1 << 1]], np.uint16)
+    bounds = margin_bounds(trees, outcomes)
+    assert np.all(bounds >= [2.5, 5.5]) and np.allclose(bounds, [2.5, 5.5], atol=1e-5)
+
+
+def test_no_user_scores_an_artwork_above_its_bound(grid):
+    model, user_inputs, items, _, user_table = grid
+    fresh = ranking.RankerModel(model.booster, model.spec)
+    bounds = fresh.score_bounds(user_table, items)
+    scores = fresh.grid_scores(user_table, items, user_inputs[ENGAGED_INPUT])
+    assert bounds is not None and np.all(scores <= bounds[None, :])
+    # Each artwork its own bound, from its own splits and prior, not one bound for all.
+    assert len(np.unique(bounds)) == len(bounds)
