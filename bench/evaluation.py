@@ -1,6 +1,7 @@
 """Full-catalogue evaluation on a played home: the gate's evaluation of the challenger and champion
 monitoring, timed in one process, with the metrics they produced (so a speed change can be checked
-to leave them identical). Run `python -m bench loop --home DIR` first; no peer, seconds.
+to leave them identical). Run `python -m bench loop --home DIR` first; no peer, seconds. A played
+home holds the lists the loop ranked, which a run only reads: `--cold` ranks them afresh.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench evaluation")
     parser.add_argument("--home", help="a SANDS_HOME the loop has played (bench loop --home)")
     parser.add_argument("--json", help="write the timings and metrics here, to compare runs")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="rank afresh: do not read the lists the loop stored (`ranked_lists`)",
+    )
     args = parser.parse_args(argv)
     console = Console()
     if not args.home:
@@ -34,6 +40,10 @@ def main(argv: list[str]) -> None:
     from sands.monitoring.champion import champion_quality
     from sands.monitoring.verdicts import Objective
 
+    if args.cold:
+        from sands.evaluation import rankings
+
+        rankings._read = lambda *_: {}  # the lists are ranked and stored again, never read
     resources = build_resources()
     registry, lake = resources["registry"].open(), resources["lake"]
     started = time.perf_counter()
