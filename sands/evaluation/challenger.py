@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from sands.evaluation import policy_value
 from sands.evaluation.behaviour import BehaviourResult, behaviour_tests
@@ -23,6 +24,7 @@ from sands.evaluation.offline import (
     RankerRecommender,
     evaluate,
     evaluation_setup,
+    labelled_between,
 )
 from sands.evaluation.policy_value import OffPolicyComparison, OffPolicySpec
 from sands.evaluation.rankings import evaluate_stored
@@ -68,16 +70,28 @@ def feature_rows_at(
     version: int,
     since: datetime,
     storage_options: dict[str, str] | None = None,
+    keys: pa.Array | pa.ChunkedArray | None = None,
 ) -> pa.Table:
     """A feature log at a pinned version, from the snapshot current at `since` (or shortly
-    before it) on."""
+    before it) on; with `keys`, only those entities' rows, which is all an as-of lookup of
+    them reads (`entities_as_of_each` looks each entity up alone, with no snapshot rule)."""
     log = delta.open_table(table.uri(lake_root), storage_options)
     if log is None:
         raise FileNotFoundError(f"no feature table at {table.uri(lake_root)}")
     log.load_as_version(version)
     first = first_date_to_read(log, since, FEATURE_LOOKBACK)
     files = delta.files_where(log, FEATURE_DATE, ">=", first)
-    return files.to_table(filter=pc.field(FEATURE_DATE) >= first)
+    window = pc.field(FEATURE_DATE) >= first
+    if keys is not None:
+        # The user log holds a row per user per day: 1.5M rows read to judge 300 users took
+        # 4.8 s at 338,000 users, most of an evaluation's reading.
+        window = window & pc.field(table.key).isin(pc.unique(keys))
+    return files.to_table(filter=window)
+
+
+def judged_users(examples: pa.Table | ds.Dataset, since: datetime) -> pa.ChunkedArray:
+    """The users of the labels from `since` on: every user an evaluation from then can judge."""
+    return labelled_between(examples, since, None, ["user_id"])["user_id"]
 
 
 @dataclass
@@ -104,12 +118,18 @@ def _pinned_features(
     lake_root: str,
     split: datetime,
     storage_options: dict[str, str] | None,
+    users: pa.ChunkedArray,
 ) -> tuple[pa.Table, pa.Table]:
-    """The user and artwork feature rows the challenger's lineage pins, from shortly before
-    `split` on."""
+    """The feature rows the challenger's lineage pins, from shortly before `split` on: of
+    `users`, and of every artwork."""
     return (
         feature_rows_at(
-            USER_FEATURES, lake_root, _version_tag(tags, "user_features"), split, storage_options
+            USER_FEATURES,
+            lake_root,
+            _version_tag(tags, "user_features"),
+            split,
+            storage_options,
+            users,
         ),
         feature_rows_at(
             ARTWORK_FEATURES,
@@ -151,7 +171,9 @@ def evaluate_challenger(
     examples, _, sources = open_training_set(
         lake_root, _version_tag(tags, "training_examples"), storage_options
     )
-    users, works = _pinned_features(tags, lake_root, split, storage_options)
+    users, works = _pinned_features(
+        tags, lake_root, split, storage_options, judged_users(examples, split)
+    )
     segments, _ = model_store.read_segment_model(
         lake_root, _version_tag(tags, "user_segments"), storage_options
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sands.evaluation.challenger import feature_rows_at
+from sands.evaluation.challenger import feature_rows_at, judged_users
 from sands.evaluation.metrics import PairedGain, paired_gain
 from sands.evaluation.offline import (
     PRIMARY,
@@ -172,7 +172,12 @@ def _latest_day_setup(
     split = datetime.combine(last.date(), time(), tzinfo=UTC)
     versions = sources.as_dict()
     users = feature_rows_at(
-        USER_FEATURES, lake_root, versions["user_features"], split, storage_options
+        USER_FEATURES,
+        lake_root,
+        versions["user_features"],
+        split,
+        storage_options,
+        judged_users(examples, split),
     )
     works = feature_rows_at(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], split, storage_options
@@ -256,7 +261,12 @@ def champion_quality(
     versions = sources.as_dict()
     first = datetime.combine(min(days), time(), tzinfo=UTC) if days else cutoff
     users = feature_rows_at(
-        USER_FEATURES, lake_root, versions["user_features"], first, storage_options
+        USER_FEATURES,
+        lake_root,
+        versions["user_features"],
+        first,
+        storage_options,
+        judged_users(labelled, first),
     )
     works = feature_rows_at(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options

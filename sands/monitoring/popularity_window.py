@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sands.evaluation.challenger import feature_rows_at
+from sands.evaluation.challenger import feature_rows_at, judged_users
 from sands.evaluation.metrics import PairedGain, paired_gain
 from sands.evaluation.offline import (
     EvaluationSpec,
@@ -117,7 +117,12 @@ def popularity_window(
     versions = sources.as_dict()
     first = utc_midnight(min(days))
     users = feature_rows_at(
-        USER_FEATURES, lake_root, versions["user_features"], first, storage_options
+        USER_FEATURES,
+        lake_root,
+        versions["user_features"],
+        first,
+        storage_options,
+        judged_users(examples, first),
     )
     works = feature_rows_at(
         ARTWORK_FEATURES, lake_root, versions["artwork_features"], first, storage_options

@@ -3,9 +3,15 @@ saw the labels, else the version the gate judged."""
 
 from datetime import UTC, datetime
 
-from sands.evaluation.challenger import champion_reference
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from sands.evaluation.challenger import champion_reference, feature_rows_at, judged_users
+from sands.evaluation.offline import entities_as_of
+from sands.features.offline import USER_FEATURES, publish_snapshots
 from sands.models.aliases import CHALLENGER
 from sands.models.ranking import RankerParams, train_ranker
+from tests.sands.features.test_offline import RESTATED_AT, snapshot
 from tests.sands.models.test_registry import EXAMPLES, registry  # noqa: F401 (the fixture)
 
 
@@ -39,3 +45,23 @@ def test_a_refit_stands_for_itself_only_after_the_holdout_it_trained_on(registry
     after = champion_reference(registry, refit, datetime(2026, 10, 8, tzinfo=UTC))
     assert after == (refit, "2026-10-08T00:00:00+00:00")
     assert champion_reference(registry, judged, datetime(2026, 10, 6, tzinfo=UTC))[0] == judged
+
+
+def test_the_judged_users_rows_alone_give_their_features_as_the_whole_log_does(tmp_path):
+    lake = str(tmp_path)
+    uri = USER_FEATURES.uri(lake)
+    for day, values in [(1, {"a": 1.0, "b": 2.0, "c": 3.0}), (2, {"a": 4.0, "c": 5.0})]:
+        publish_snapshots(uri, snapshot(day, values), "user_id", RESTATED_AT)
+    version = DeltaTable(uri).version()
+    since = datetime(2026, 9, 3, tzinfo=UTC)
+    whole = feature_rows_at(USER_FEATURES, lake, version, since)
+    keyed = feature_rows_at(
+        USER_FEATURES, lake, version, since, None, pa.chunked_array([["c", "b"]])
+    )
+    assert sorted(keyed["user_id"].to_pylist()) == ["b", "c", "c"]
+    at = datetime(2026, 9, 4, tzinfo=UTC)
+    assert entities_as_of(["b", "c"], "user_id", keyed, at, "user_").to_pylist() == (
+        entities_as_of(["b", "c"], "user_id", whole, at, "user_").to_pylist()
+    )
+    labels = pa.table({"user_id": ["a", "c"], "label_ts": [since, at]})
+    assert judged_users(labels, at).to_pylist() == ["c"]
