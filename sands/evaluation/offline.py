@@ -116,8 +116,14 @@ class RankerRecommender:
         )
 
     def grid_bounds(self, users: pa.Table, setup: EvaluationSetup) -> np.ndarray | None:
-        """Per catalogue artwork, a score no user reaches (`RankerModel.score_bounds`)."""
-        return self.model.score_bounds(users, setup.catalogue_inputs)
+        """Per catalogue artwork, a score no user reaches (`RankerModel.score_bounds`); None for
+        a model that cannot bound its scores (an ensemble of rankers, say)."""
+        bounds = getattr(self.model, "score_bounds", None)
+        return (
+            None
+            if bounds is None
+            else bounds(users, setup.catalogue_inputs, setup.engaged_grid(users))
+        )
 
 
 @dataclass
@@ -610,7 +616,8 @@ def _score_bounds(recommender: Recommender, setup: EvaluationSetup) -> np.ndarra
     """The recommender's bounds where ranking the whole catalogue for every user would take the
     grid kernel (below that, scoring everything is as quick); None: score everything."""
     pairs = setup.users.num_rows * setup.catalogue.num_rows
-    if not isinstance(recommender, BoundedRecommender) or pairs < GRID_KERNEL_PAIRS:
+    bounded = isinstance(recommender, BoundedRecommender) and setup.spec.k > 0
+    if not bounded or pairs < GRID_KERNEL_PAIRS:
         return None
     return recommender.grid_bounds(setup.users.slice(0, 1), setup)
 

@@ -574,14 +574,22 @@ class RankerModel:
                 return grid_margins(trees, *sides, threads=usable_cores(), outcomes=outcomes)
         return self._xgboost_grid(inputs, items, assigned, k)
 
-    def score_bounds(self, users: pa.Table, items: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    def score_bounds(
+        self,
+        users: pa.Table,
+        items: Mapping[str, np.ndarray],
+        engaged: np.ndarray | None = None,
+    ) -> np.ndarray | None:
         """Per item, a score above any `grid_scores` of it for any user (the trees' best leaves
         its own splits leave open, plus the prior), so a top-k need not score the rest; None
-        where the trees are not the kernel's (`users`: any, for the kernel's first check)."""
+        where the trees are not the kernel's (`users` and `engaged`, as for `grid_scores`: any
+        users, for the kernel's first check)."""
         segments = self.spec.segments()
         k = segments.k if segments else 0
         assigned = segments.assign(users, prefix="user_") if segments else None
         inputs: dict[str, np.ndarray] = side_inputs(users, "user_")
+        if engaged is not None:
+            inputs[ENGAGED_INPUT] = engaged
         trees = self.kernel_trees(inputs, items, assigned, k)
         if trees is None:
             return None

@@ -384,6 +384,20 @@ def test_a_ranker_spared_most_of_the_catalogue_by_its_bounds_ranks_as_scoring_al
         )
         assert pruned == expected
     assert calls  # the bounds were used
+    # A model without bounds (the ablation's bag of seeds) scores everything, as before.
+    bag = RankerRecommender("bag", Unbounded(model))
+    assert top_k(bag, setup(k=2)) == everything[(2, True)][0]
+    assert top_k(RankerRecommender("r", model), setup(k=0)) == {"u1": [], "u2": []}
+
+
+@dataclass
+class Unbounded:
+    """A ranker's scores without its bounds."""
+
+    model: object
+
+    def grid_scores(self, users, items, engaged=None) -> np.ndarray:
+        return self.model.grid_scores(users, items, engaged)
 
 
 @pytest.mark.parametrize("blank", [None, -np.inf, np.nan])
