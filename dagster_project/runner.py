@@ -235,11 +235,13 @@ def rejected_rows(result: ExecuteInProcessResult) -> list[str]:
                 f"{feed}: {repeated:,} of {meta['rows_read']:,} rows repeated an earlier row in "
                 "every column (the same fact sent again): kept once, not rejected"
             )
-        if not meta.get("rows_rejected") or "reason_counts" not in meta:
-            continue
-        rules = sorted((meta.get("reason_counts") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
         if event.materialization.partition:
             feed = f"{feed} {event.materialization.partition}"
+        if not meta.get("rows_rejected") or "reason_counts" not in meta:
+            # A hint with nothing rejected (a day none of whose files could be read) stands alone.
+            lines.extend(f"{feed}: {hint}" for hint in meta.get("hints") or [])
+            continue
+        rules = sorted((meta.get("reason_counts") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
         line = (
             f"{feed}: {meta['rows_rejected']:,} of {meta['rows_read']:,} rows rejected by the "
             f"contract ({', '.join(f'{code} {n:,}' for code, n in rules)}), quarantined in "
@@ -297,7 +299,7 @@ def dropped_columns(result: ExecuteInProcessResult) -> list[str]:
         feed = event.materialization.asset_key.to_user_string()
         if event.materialization.partition:
             feed = f"{feed} {event.materialization.partition}"
-        named = ", ".join(map(repr, columns[:NAMED_COLUMNS]))
+        named = ", ".join(map(_unexpected, columns[:NAMED_COLUMNS]))
         if len(columns) > NAMED_COLUMNS:
             named += f" and {len(columns) - NAMED_COLUMNS:,} more"
         lines.append(
@@ -305,6 +307,17 @@ def dropped_columns(result: ExecuteInProcessResult) -> list[str]:
             "(the contract: docs/data-contract.md)"
         )
     return lines
+
+
+def _unexpected(column: str) -> str:
+    """A column the contract does not know, cut to a readable length, and the contract's
+    column it differs from only in case or spaces (a header written `Price`), if any."""
+    from sands.ingest.contract import ENTITIES  # imported on use, as the CLI's other imports
+
+    shown = repr(column if len(column) <= 60 else column[:60] + "...")
+    known = {name for entity in ENTITIES.values() for name in entity.arrow_schema().names}
+    like = column.strip().lower()
+    return f"{shown} (the contract's {like!r}?)" if like in known and like != column else shown
 
 
 def ingestion_notes(result: ExecuteInProcessResult) -> list[str]:

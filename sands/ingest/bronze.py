@@ -234,7 +234,14 @@ def _ingest_day(
     seen = delta.table_version(table_uri, storage_options)
     known = _known_keys(table_uri, reads, day, seen, storage_options)
     outcome = _validated(reads, INTERACTIONS, day, known)
-    written = _replace_day(table_uri, outcome, day, storage_options)
+    if seen >= 0 and reads and all(r.rejection is not None for r in reads):
+        # Not one file of the day could be read (a broken re-upload over a good one): the
+        # rows bronze holds for it stay, rather than being replaced by none.
+        kept = f"no file of {day} could be read: bronze keeps the rows it held for the day"
+        outcome = replace(outcome, hints=[*outcome.hints, kept])
+        written = delta.WriteOutcome(seen, 0, committed=False)
+    else:
+        written = _replace_day(table_uri, outcome, day, storage_options)
     # A gap means a writer that does not share our lock (another host) committed between our
     # lookup and our commit. Copies committed before ours win, so we quarantine ours; copies
     # committed after ours are theirs to quarantine: they see ours at their own commit.

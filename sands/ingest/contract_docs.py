@@ -88,8 +88,15 @@ One bad file never stops its day, and is never silently skipped:
   ingesting the rest, and `sands status` shows files rejected per feed.
 - **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`,
   `row:invalid_unicode`; bytes that
-  are not UTF-8 damage only their line): that line alone is quarantined, its raw text as the
+  are not UTF-8 damage only their line), or a CSV row with fewer fields than its header
+  (`row:missing_fields`: an upload cut off mid-line, whose last event would otherwise land with
+  a truncated time and nulls): that line alone is quarantined, its raw text as the
   record; the other lines are validated as usual.
+- **A file of no row whose header names none of the feed's columns** (an error page or other
+  text saved under the file's name): `file:unreadable`, as above, not an empty drop.
+- **A day none of whose files can be read** (a broken re-upload over a good day): the rows
+  bronze holds for that day stay as they were, and `sands ingest` says so in its line for the
+  day; the files are quarantined and the command exits 1 as above.
 - **A folder that cannot be listed** (a feed's folder, or a day folder, without read permission,
   or a file where the folder should be): its files cannot even be counted. `sands ingest` ingests
   everything else, then names the folder in one line and exits 1; `sands replay` stops before

@@ -3,7 +3,7 @@ from pathlib import Path
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
 from assets.ingestion import IngestionConfig, artworks, raw_interactions, reasons_markdown, users
-from dagster_project.runner import dropped_columns, rejected_files
+from dagster_project.runner import dropped_columns, rejected_files, rejected_rows
 from resources import build_resources
 from tests.conftest import DAY, drop, events_table, ts
 
@@ -77,16 +77,19 @@ def test_columns_outside_the_contract_are_named_in_one_line_and_not_written(path
     drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
     # A header mangled on export: a duplicate `user_id` column read back as `user_id.1`.
     mangled = Path(paths.landing, "interactions", str(DAY), "feed-c.csv")
+    # And a column named in another case, and one of 70 characters.
+    long = "x" * 70
     mangled.write_text(
-        "event_id,user_id,artwork_id,event_type,event_ts,user_id.1\n"
-        "e3,u2,a1,view,2026-09-02T11:00:00Z,u2\n"
+        f"event_id,user_id,artwork_id,event_type,event_ts,user_id.1,Price,{long}\n"
+        "e3,u2,a1,view,2026-09-02T11:00:00Z,u2,12.5,y\n"
     )
     result = run_day(paths)
     assert result.success
     (line,) = dropped_columns(result)
     assert line == (
         f"raw_interactions {DAY}: columns not in the contract were not written to bronze: "
-        "'user_id.1' (the contract: docs/data-contract.md)"
+        f"'Price' (the contract's 'price'?), 'user_id.1', '{long[:60]}...' "
+        "(the contract: docs/data-contract.md)"
     )
 
 
@@ -167,3 +170,14 @@ def test_reasons_render_as_a_markdown_table_most_frequent_first():
         "| `b:y` | 5 |",
         "| `a:x` | 1 |",
     ]
+
+
+def test_a_broken_re_upload_of_a_day_keeps_its_rows_and_says_so_in_one_line(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    assert run_day(paths).success
+    Path(paths.landing, "interactions", str(DAY), "events.parquet").write_bytes(b"PAR1 broken")
+    result = run_day(paths)
+    (materialization,) = result.asset_materializations_for_node("raw_interactions")
+    assert materialization.metadata["rows_read"].value == 0
+    kept = f"no file of {DAY} could be read: bronze keeps the rows it held for the day"
+    assert f"raw_interactions {DAY}: {kept}" in rejected_rows(result)

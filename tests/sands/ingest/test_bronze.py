@@ -462,3 +462,19 @@ def test_an_unreadable_file_with_a_name_of_250_bytes_is_kept_under_a_name_that_f
     kept = Path(report.rejected_files[0]["kept_at"])
     assert kept.read_bytes() == CORRUPT and len(kept.name.encode()) == 255
     assert kept.name.endswith("xx.parquet")
+
+
+def test_a_broken_re_upload_of_a_whole_day_leaves_its_rows_in_bronze(paths):
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", events_table(GOOD))
+    ingest_day(paths.landing, paths.lake, DAY)
+    held = sorted(bronze(paths).column("event_id").to_pylist())
+    # The provider re-sends the day, and the upload breaks: nothing of it can be read.
+    Path(paths.landing, "interactions", str(DAY), "events.parquet").write_bytes(CORRUPT)
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert report.files_rejected == 1 and not report.committed
+    assert sorted(bronze(paths).column("event_id").to_pylist()) == held
+    assert (
+        report.hints[-1]
+        == f"no file of {DAY} could be read: bronze keeps the rows it held for the day"
+    )
+    assert [r["reasons"] for r in quarantine(paths).to_pylist()] == [["file:unreadable"]]

@@ -338,3 +338,31 @@ def test_a_csv_separated_by_semicolons_or_tabs_is_unreadable_saying_so(paths):
         got = read(paths, name, separator.join([b"event_id", b"user_id"]) + b"\ne1" + separator)
         assert got.rejection is not None and "not commas" in got.rejection.message
     assert read(paths, "one.csv", b"user_id\nu1\n").frame["user_id"].tolist() == ["u1"]
+
+
+def test_csv_rows_shorter_than_the_header_are_damaged_and_the_rest_keep_their_numbers(paths):
+    header = "event_id,user_id,artwork_id,event_type,event_ts,session_id,price\n"
+    whole = "e1,u1,a1,view,2026-09-02T09:00:00Z,s1,\n"
+    quoted = 'e2,u1,a1,view,2026-09-02T09:01:00Z,"s\n2",\n'
+    # An upload cut off mid-line: its last event would land with a cut time and no session.
+    cut = "e3,u1,a1,view,2026-09-02T09:02:00.18"
+    got = read(paths, "events.csv", (header + whole + "   \n" + quoted + cut).encode())
+    assert [(d.row, d.reason, d.text) for d in got.damaged] == [(2, "row:missing_fields", cut)]
+    assert got.frame["event_id"].tolist() == ["e1", "e2"]
+    assert got.frame["session_id"].tolist() == ["s1", "s\n2"]
+    assert got.frame["_source_row"].tolist() == [0, 1] and got.rows == 3
+
+
+def test_a_file_of_no_row_whose_header_is_no_column_of_the_feed_is_unreadable_not_empty(paths):
+    page = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>'
+    path = Path(paths.landing, "interactions", str(DAY), "events.csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(page)
+    fs, _ = landing.filesystem(paths.landing)
+    columns = ("event_id", "user_id")
+    rejection = landing.read_file(fs, str(path), columns=columns).rejection
+    assert rejection is not None and rejection.reason == "file:unreadable"
+    assert "names none of the feed's columns" in rejection.message
+    # A header of the feed's own columns and no row is an empty drop, as before.
+    path.write_bytes(b"event_id,user_id\n")
+    assert landing.read_file(fs, str(path), columns=columns).rejection is None
