@@ -253,6 +253,8 @@ def _ingest_day(
     if raced:
         outcome = _validated(reads, INTERACTIONS, day, known | raced)
         written = _replace_day(table_uri, outcome, day, storage_options)
+    if written.committed and (orphans := _orphaned(lake_root, outcome, day, seen, storage_options)):
+        outcome = replace(outcome, hints=[*outcome.hints, orphans])
     quarantined = delta.replace_partition(
         quarantine_uri(lake_root, INTERACTIONS),
         _quarantine_table(outcome, day, unreadable),
@@ -262,6 +264,48 @@ def _ingest_day(
     )
     version = quarantined.version
     return _report(INTERACTIONS, day, files, reads, outcome, written, version, unreadable)
+
+
+def _orphaned(
+    lake_root: str,
+    outcome: ValidationOutcome,
+    day: date,
+    version: int,
+    storage_options: dict[str, str] | None,
+) -> str | None:
+    """What to rerun when the day no longer holds events that other days rejected as already
+    ingested here (a day repaired by removing re-sent copies): those events are in no day's
+    rows until their own day is ingested again."""
+    key = INTERACTIONS.key
+    here = (LANDING_DAY_COLUMN, day)
+    held = delta.open_table(bronze_uri(lake_root, INTERACTIONS), storage_options)
+    if held is None or version < 0:
+        return None
+    held.load_as_version(version)
+    before = held.to_pyarrow_dataset().to_table(
+        columns=[key], filter=pc.field(here[0]) == pa.scalar(day)
+    )[key]
+    kept = pa.array(outcome.accepted[key].astype(str), pa.string())
+    gone = pc.filter(before, pc.invert(pc.is_in(before, kept)))
+    log = delta.open_table(quarantine_uri(lake_root, INTERACTIONS), storage_options)
+    if len(gone) == 0 or log is None:
+        return None
+    rows = (
+        log.to_pyarrow_dataset()
+        .to_table(
+            columns=[LANDING_DAY_COLUMN, "reasons"],
+            filter=pc.field("record_key").isin(gone) & (pc.field(here[0]) != pa.scalar(day)),
+        )
+        .to_pylist()
+    )
+    days = Counter(r[LANDING_DAY_COLUMN] for r in rows if f"{key}:already_ingested" in r["reasons"])
+    if not days:
+        return None
+    named = ", ".join(f"{d} ({n:,})" for d, n in sorted(days.items()))
+    return (
+        f"{sum(days.values()):,} events this day no longer holds were rejected as already "
+        f"ingested here on {named}: ingest those days again to take them in"
+    )
 
 
 def _replace_day(

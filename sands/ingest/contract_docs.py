@@ -94,6 +94,10 @@ One bad file never stops its day, and is never silently skipped:
   record; the other lines are validated as usual.
 - **A file of no row whose header names none of the feed's columns** (an error page or other
   text saved under the file's name): `file:unreadable`, as above, not an empty drop.
+- **A day repaired by removing events other days rejected as already ingested there** (copies
+  re-sent on the wrong day, taken out again): those events are then on no day, and the day's
+  line names the days that rejected them (`2 events this day no longer holds were rejected as
+  already ingested here on 2026-09-01 (2): ingest those days again to take them in`).
 - **A day none of whose files can be read** (a broken re-upload over a good day): the rows
   bronze holds for that day stay as they were, and `sands ingest` says so in its line for the
   day; the files are quarantined and the command exits 1 as above.

@@ -478,3 +478,24 @@ def test_a_broken_re_upload_of_a_whole_day_leaves_its_rows_in_bronze(paths):
         == f"no file of {DAY} could be read: bronze keeps the rows it held for the day"
     )
     assert [r["reasons"] for r in quarantine(paths).to_pylist()] == [["file:unreadable"]]
+
+
+def test_a_day_repaired_by_removing_resent_events_names_the_days_that_rejected_them(paths):
+    earlier = date(2026, 9, 1)
+    ids = (1, 2, 3)
+    sent = events_table([(f"e{i}", "u1", "a1", "view", ts(earlier, 10, i), None) for i in ids])
+    # Three events of the day before, sent on their own day and again, by mistake, on DAY.
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", sent)
+    drop(paths.landing, f"interactions/{earlier}/events.parquet", sent)
+    ingest_day(paths.landing, paths.lake, DAY)
+    assert ingest_day(paths.landing, paths.lake, earlier).rows_rejected == 3
+    # The provider repairs DAY by removing the copies: they are now on no day at all.
+    drop(paths.landing, f"interactions/{DAY}/events.parquet", sent.slice(2))
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert report.hints == [
+        f"2 events this day no longer holds were rejected as already ingested here on "
+        f"{earlier} (2): ingest those days again to take them in"
+    ]
+    assert ingest_day(paths.landing, paths.lake, earlier).rows_accepted == 2
+    assert sorted(bronze(paths).column("event_id").to_pylist()) == ["e1", "e2", "e3"]
+    assert ingest_day(paths.landing, paths.lake, DAY).hints == []
