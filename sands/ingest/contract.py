@@ -275,4 +275,6 @@ INTERACTIONS = Entity("interactions", key="event_id", daily=True, version_column
 USERS = Entity("users", key="user_id", daily=False, version_column="updated_ts")
 ARTWORKS = Entity("artworks", key="artwork_id", daily=False, version_column="updated_ts")
 ENTITIES: dict[str, Entity] = {e.name: e for e in (INTERACTIONS, USERS, ARTWORKS)}
-FILE_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
+# `.json` is read as `.jsonl` is (JSON lines, or one array of records): the name exports most
+# often carry, which was only named and skipped, its events lost to the day with exit 0.
+FILE_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl", "json")

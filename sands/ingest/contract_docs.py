@@ -15,13 +15,13 @@ Upstream systems (and `sands simulate`) drop files into the landing zone under `
 (or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
 `|`-separated and an empty cell is an empty list; other empty cells are nulls) and JSON lines
 (a `.jsonl` file holding one JSON array of objects, as `to_json(orient="records")` writes, is read
-as those records); one feed may mix formats. A list that is null, or a list column left out, is an empty list.
+as those records; a `.json` file is read the same way, as either); one feed may mix formats. A list that is null, or a list column left out, is an empty list.
 In CSV and JSON a timestamp is an ISO 8601 string (`2026-09-01T12:00:00Z`; without an offset it
 is read as UTC). A number, such as a Unix epoch,
 is rejected (`invalid_type`): seconds, milliseconds and microseconds cannot be told apart. Files
 whose names start with `.` or `_` are treated as in-flight and ignored, so write to a temporary
 name and rename.
-Extensions may be in any case, and `.csv.gz`/`.jsonl.gz` are read through gzip; links to files are
+Extensions may be in any case, and `.csv.gz`/`.jsonl.gz`/`.json.gz` are read through gzip; links to files are
 followed (a change to the target counts as a change to the file), links to day folders are not. Day folders are `YYYY-MM-DD` from 1678-01-01 to 2261-12-31 (the span of a nanosecond
 timestamp). A folder inside a day folder, or at the top of `users/` or `artworks/`, is one
 dataset as Spark, Hive or a warehouse export writes it (`events.parquet/part-00000-….snappy.parquet`):
@@ -34,9 +34,9 @@ text and control characters escaped: `caf\\xe9.csv`).
 
 | feed | path | key | written to |
 |---|---|---|---|
-| interactions | `landing/interactions/<YYYY-MM-DD>/*.{parquet,csv,jsonl}` | `event_id` | `lake/bronze/interactions`, partition `landing_date` replaced per day |
-| users | `landing/users/*.{parquet,csv,jsonl}` | `user_id` | `lake/bronze/users`, MERGE on `user_id`, latest `updated_ts` wins |
-| artworks | `landing/artworks/*.{parquet,csv,jsonl}` | `artwork_id` | `lake/bronze/artworks`, MERGE on `artwork_id`, latest `updated_ts` wins |
+| interactions | `landing/interactions/<YYYY-MM-DD>/*.{parquet,csv,jsonl,json}` | `event_id` | `lake/bronze/interactions`, partition `landing_date` replaced per day |
+| users | `landing/users/*.{parquet,csv,jsonl,json}` | `user_id` | `lake/bronze/users`, MERGE on `user_id`, latest `updated_ts` wins |
+| artworks | `landing/artworks/*.{parquet,csv,jsonl,json}` | `artwork_id` | `lake/bronze/artworks`, MERGE on `artwork_id`, latest `updated_ts` wins |
 
 Users and artworks also keep every version in `lake/bronze/<feed>_history`, which features read as
 of their own time. A row that changes nothing but its `updated_ts` (a source touching it for a

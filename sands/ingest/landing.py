@@ -1,6 +1,6 @@
 """The landing zone: list drops, fingerprint them for the sensor, read them into raw frames.
 
-Layout: `interactions/<YYYY-MM-DD>/*.{parquet,csv,jsonl}`, `users/*.<ext>`, `artworks/*.<ext>`;
+Layout: `interactions/<YYYY-MM-DD>/*.{parquet,csv,jsonl,json}`, `users/*.<ext>`, `artworks/*.<ext>`;
 extensions in any case, optionally gzipped (`.csv.gz`). Files whose name starts with `.` or `_`
 are in-flight temporaries and are ignored; anything else that is not read is named by
 `skipped_entries`, so nothing is skipped silently.

@@ -130,7 +130,7 @@ def test_rejected_reference_rows_and_unread_landing_entries_are_told(paths):
     assert unread == [
         "interactions/20190301: not a YYYY-MM-DD day folder from 1678-01-01 to 2261-12-31; not "
         "ingested",
-        "users/users.xlsx: not .parquet, .csv or .jsonl (or one of them .gz); not ingested",
+        "users/users.xlsx: not .parquet, .csv, .jsonl or .json (or one of them .gz); not ingested",
     ]
     told = [line for line in result.output.splitlines() if line.startswith("users: ")]
     assert len(told) == 1, result.output

@@ -58,9 +58,9 @@ def test_listing_skips_in_flight_files_and_names_everything_else_it_does_not_rea
         for path, why in landing.skipped_entries(fs, root, [INTERACTIONS, USERS])
     ]
     expected = [
-        (f"interactions/{DAY}/notes.txt", "not .parquet, .csv or .jsonl"),
+        (f"interactions/{DAY}/notes.txt", "not .parquet, .csv, .jsonl or .json"),
         (f"interactions/{DAY}/spark.parquet/deeper", "a folder inside a dataset folder"),
-        (f"interactions/{DAY}/spark.parquet/part-00001.crc", "not .parquet, .csv or .jsonl"),
+        (f"interactions/{DAY}/spark.parquet/part-00001.crc", "not .parquet, .csv, .jsonl or .json"),
         ("interactions/0001-01-01", "not a YYYY-MM-DD day folder from 1678-01-01"),
         ("interactions/20260902", "not a YYYY-MM-DD day folder"),
         ("interactions/2026-09-03", "a link to a folder: day folders are read, not followed"),
@@ -68,7 +68,7 @@ def test_listing_skips_in_flight_files_and_names_everything_else_it_does_not_rea
         ("interactions/loose.csv", "a daily feed's files go in a YYYY-MM-DD folder"),
         ("interactions/not-a-day", "not a YYYY-MM-DD day folder"),
         ("users/export/old", "a folder inside a dataset folder"),
-        ("users/readme.md", "not .parquet, .csv or .jsonl"),
+        ("users/readme.md", "not .parquet, .csv, .jsonl or .json"),
     ]
     expected.sort()
     assert [path for path, _ in skipped] == [path for path, _ in expected]
@@ -366,3 +366,13 @@ def test_a_file_of_no_row_whose_header_is_no_column_of_the_feed_is_unreadable_no
     # A header of the feed's own columns and no row is an empty drop, as before.
     path.write_bytes(b"event_id,user_id\n")
     assert landing.read_file(fs, str(path), columns=columns).rejection is None
+
+
+def test_a_json_file_is_read_as_json_lines_or_as_one_array_of_records(paths):
+    array = "[" + RECORD + ", " + RECORD.replace("j1", "j2") + "]"
+    lines = RECORD.replace("j1", "j3") + "\n" + RECORD.replace("j1", "j4") + "\n"
+    assert read(paths, "export.json", array.encode()).frame["event_id"].tolist() == ["j1", "j2"]
+    assert read(paths, "lines.JSON", lines.encode()).frame["event_id"].tolist() == ["j3", "j4"]
+    fs, root = landing.filesystem(paths.landing)
+    listed = [Path(f.path).name for f in landing.list_files(fs, root, INTERACTIONS, DAY)]
+    assert listed == ["export.json", "lines.JSON"]
