@@ -83,6 +83,18 @@ def _printable(values: pd.Series) -> pd.Series:
     return pd.Series(kept.to_numpy(zero_copy_only=False), index=values.index)
 
 
+# A missing value written as a word by the export that made the file (`NULL` from a database
+# client, `None` from Python, `nan` from pandas): as an id it would be one user or artwork
+# that every such row shares.
+_NULL_WORD = r"(?i)[\s\p{Z}\p{Cf}]*(null|none|nan)[\s\p{Z}\p{Cf}]*"
+
+
+def _not_a_null_word(values: pd.Series) -> pd.Series:
+    word = pc.match_substring_regex(pa_arrow.array(values.astype(STRING)), f"^{_NULL_WORD}$")
+    kept = pc.fill_null(pc.invert(word), True)
+    return pd.Series(kept.to_numpy(zero_copy_only=False), index=values.index)
+
+
 def _column(
     dtype: object,
     arrow: pa_arrow.DataType,
@@ -102,6 +114,7 @@ def _column(
 
 
 NON_BLANK = pa.Check(_non_blank, name="non_blank", element_wise=False)
+NOT_A_NULL_WORD = pa.Check(_not_a_null_word, name="not_a_null_word", element_wise=False)
 TRIMMED = pa.Check(_trimmed, name="trimmed", element_wise=False)
 PRINTABLE = pa.Check(_printable, name="printable", element_wise=False)
 LIST_OF_STRINGS = pa.Check(_list_of_strings, name="list_of_strings", element_wise=False)
@@ -115,7 +128,7 @@ AFTER_EPOCH = pa.Check(lambda s: s >= TS_CHECK_FLOOR, name="after_1970", element
 
 
 def _id(description: str, *checks: pa.Check) -> pa.Column:
-    return _column(STRING, pa_arrow.string(), description, NON_BLANK, *checks)
+    return _column(STRING, pa_arrow.string(), description, NON_BLANK, NOT_A_NULL_WORD, *checks)
 
 
 def _ts(description: str, *checks: pa.Check) -> pa.Column:

@@ -499,3 +499,20 @@ def test_a_day_repaired_by_removing_resent_events_names_the_days_that_rejected_t
     assert ingest_day(paths.landing, paths.lake, earlier).rows_accepted == 2
     assert sorted(bronze(paths).column("event_id").to_pylist()) == ["e1", "e2", "e3"]
     assert ingest_day(paths.landing, paths.lake, DAY).hints == []
+
+
+def test_an_id_that_is_a_missing_value_written_as_a_word_is_rejected(paths):
+    rows = [
+        ("e1", "NULL", "a1", "view", ts(DAY, 9), None),  # a database client's export
+        ("e2", "u1", "nan", "view", ts(DAY, 9), None),  # pandas'
+        ("e3", "u1", " None", "view", ts(DAY, 9), None),  # Python's
+        ("e4", "nullable", "nonesuch", "view", ts(DAY, 9), None),  # words holding one: ids
+    ]
+    drop(paths.landing, f"interactions/{DAY}/events.csv", events_table(rows))
+    report = ingest_day(paths.landing, paths.lake, DAY)
+    assert report.reason_counts == {
+        "user_id:not_a_null_word": 1,
+        "artwork_id:not_a_null_word": 2,
+        "artwork_id:trimmed": 1,
+    }
+    assert bronze(paths)["event_id"].to_pylist() == ["e4"]
