@@ -546,23 +546,33 @@ class RankerModel:
         artwork side), shape (users, items); equal to `scores` of the crossed rows. `engaged`:
         each user's events on each item (`sands.features.engagement.engaged_grid`)."""
         trees = self._tree_grid(users, items, engaged)
+        prior = self._item_prior(items)
+        return trees if prior is None else trees + prior[None, :]
+
+    def _item_prior(self, items: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """What the popularity prior adds to each item's margins; None without a prior."""
         weight = self.spec.prior()
         if not weight:
-            return trees
+            return None
         n_items = len(next(iter(items.values())))
-        popularity = trend_block(items, n_items)[:, TREND_FEATURES.index(PRIOR_INPUT)]
-        return trees + prior_term(weight, popularity)[None, :]
+        return prior_term(weight, trend_block(items, n_items)[:, TREND_FEATURES.index(PRIOR_INPUT)])
 
-    def _tree_grid(
-        self, users: pa.Table, items: Mapping[str, np.ndarray], engaged: np.ndarray | None
-    ) -> np.ndarray:
+    def _user_side(
+        self, users: pa.Table, engaged: np.ndarray | None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None, int]:
+        """The users' inputs (with the pair input, when given), segments and segment count."""
         segments = self.spec.segments()
-        k = segments.k if segments else 0
-        n_items = len(next(iter(items.values())))
         assigned = segments.assign(users, prefix="user_") if segments else None
         inputs: dict[str, np.ndarray] = side_inputs(users, "user_")
         if engaged is not None:
             inputs[ENGAGED_INPUT] = engaged
+        return inputs, assigned, segments.k if segments else 0
+
+    def _tree_grid(
+        self, users: pa.Table, items: Mapping[str, np.ndarray], engaged: np.ndarray | None
+    ) -> np.ndarray:
+        inputs, assigned, k = self._user_side(users, engaged)
+        n_items = len(next(iter(items.values())))
         if users.num_rows * n_items >= GRID_KERNEL_PAIRS:
             trees = self.kernel_trees(inputs, items, assigned, k)
             if trees is not None:
@@ -584,24 +594,15 @@ class RankerModel:
         its own splits leave open, plus the prior), so a top-k need not score the rest; None
         where the trees are not the kernel's (`users` and `engaged`, as for `grid_scores`: any
         users, for the kernel's first check)."""
-        segments = self.spec.segments()
-        k = segments.k if segments else 0
-        assigned = segments.assign(users, prefix="user_") if segments else None
-        inputs: dict[str, np.ndarray] = side_inputs(users, "user_")
-        if engaged is not None:
-            inputs[ENGAGED_INPUT] = engaged
+        inputs, assigned, k = self._user_side(users, engaged)
         trees = self.kernel_trees(inputs, items, assigned, k)
         if trees is None:
             return None
         from sands.models.grid_scoring import margin_bounds
 
         bounds = margin_bounds(trees, self._catalogue_side(trees, inputs, items, k)[1])
-        weight = self.spec.prior()
-        if weight:
-            n_items = len(next(iter(items.values())))
-            prior = prior_term(
-                weight, trend_block(items, n_items)[:, TREND_FEATURES.index(PRIOR_INPUT)]
-            )
+        prior = self._item_prior(items)
+        if prior is not None:
             # The float32 sum of margin and prior rounds once more.
             bounds = bounds + prior + 2.0**-22 * (np.abs(bounds) + np.abs(prior))
         return None if np.isnan(bounds).any() else bounds
