@@ -54,7 +54,12 @@ from sands.models.segments import (
     profile_markdown,
     segment_profile,
 )
-from sands.models.similarity import SimilaritySpec, similarity_inputs, similarity_table
+from sands.models.similarity import (
+    SimilaritySpec,
+    same_style_share,
+    similarity_inputs,
+    similarity_table,
+)
 from sands.models.tags import (
     DBT_MANIFEST_TAG,
     GIT_COMMIT_TAG,
@@ -172,16 +177,10 @@ def artwork_similarity(
     written = model_store.write_model_table(
         lake.root, model_store.ARTWORK_SIMILARITY, table, versions, options
     )
+    sample = table.slice(0, 5).to_pylist()
     styles = dict(
         zip(catalogue["artwork_id"].to_pylist(), catalogue["style"].to_pylist(), strict=True)
     )
-    same_style = [
-        np.mean([styles[n] == styles[a] for n in neighbours]) if neighbours else 0.0
-        for a, neighbours in zip(
-            table["artwork_id"].to_pylist(), table["neighbour_ids"].to_pylist(), strict=True
-        )
-    ]
-    sample = table.slice(0, 5).to_pylist()
     context.log.info(f"{table.num_rows:,} artwork embeddings -> Delta v{written}")
     return MaterializeResult(
         metadata={
@@ -190,9 +189,8 @@ def artwork_similarity(
             ),
             "dagster/row_count": MetadataValue.int(table.num_rows),
             "delta_version": MetadataValue.int(written),
-            # An empty catalogue (every artwork rejected) has no neighbours, not a NaN share.
             "neighbour_same_style_share": MetadataValue.float(
-                round(float(np.mean(same_style)), 4) if same_style else 0.0
+                round(same_style_share(table, catalogue), 4)
             ),
             "examples": MetadataValue.md(
                 _markdown(

@@ -416,15 +416,41 @@ def similarity_table(artworks: pa.Table, engagement: pa.Table, spec: SimilarityS
     artworks = artworks.sort_by("artwork_id")
     vectors = embeddings(artworks, engagement, spec)
     index, scores = neighbours_of(vectors, spec)
-    ids = np.asarray(artworks["artwork_id"].to_pylist(), dtype=object)
+    ids = artworks["artwork_id"].combine_chunks()
     return pa.table(
         {
-            "artwork_id": artworks["artwork_id"],
-            "embedding": pa.array(list(vectors), pa.list_(pa.float32())),
-            "neighbour_ids": pa.array([list(ids[row]) for row in index], pa.list_(pa.string())),
-            "neighbour_scores": pa.array(list(scores), pa.list_(pa.float32())),
+            "artwork_id": ids,
+            "embedding": _rows_as_lists(vectors.astype(np.float32, copy=False)),
+            "neighbour_ids": _rows_as_lists(index, ids.cast(pa.string())),
+            "neighbour_scores": _rows_as_lists(scores.astype(np.float32, copy=False)),
         }
     )
+
+
+def _rows_as_lists(matrix: np.ndarray, values: pa.Array | None = None) -> pa.ListArray:
+    """Each row of a matrix as one list (of `values` at its indices, if given), built in Arrow:
+    a Python list per row took 1.8 s for 235k artworks' neighbour ids."""
+    n, width = matrix.shape
+    offsets = pa.array(np.arange(n + 1, dtype=np.int64) * width, pa.int32())  # raises past 2^31
+    flat = matrix.ravel()
+    return pa.ListArray.from_arrays(offsets, values.take(flat) if values is not None else flat)
+
+
+def same_style_share(table: pa.Table, catalogue: pa.Table) -> float:
+    """Mean over the table's artworks of the share of their neighbours in their own style (0 for
+    an artwork without neighbours; a missing style matches a missing one)."""
+    if table.num_rows == 0:
+        return 0.0
+    ids = catalogue["artwork_id"]
+    style = pc.dictionary_encode(catalogue["style"].combine_chunks(), null_encoding="encode")
+    code = style.indices.to_numpy(zero_copy_only=False)
+    neighbours = table["neighbour_ids"].combine_chunks()
+    row = pc.list_parent_indices(neighbours).to_numpy(zero_copy_only=False)
+    theirs = code[pc.index_in(neighbours.flatten(), value_set=ids).to_numpy(zero_copy_only=False)]
+    own = code[pc.index_in(table["artwork_id"], value_set=ids).to_numpy(zero_copy_only=False)]
+    same = np.bincount(row, weights=theirs == own[row], minlength=table.num_rows)
+    lengths = pc.list_value_length(neighbours).to_numpy(zero_copy_only=False)
+    return float(np.mean(same / np.maximum(lengths, 1)))
 
 
 def similarity_inputs(

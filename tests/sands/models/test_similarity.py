@@ -13,6 +13,7 @@ from sands.models.similarity import (
     nearest_neighbours,
     neighbours_of,
     one_hot_columns,
+    same_style_share,
     similarity_table,
 )
 
@@ -314,3 +315,29 @@ def test_rows_without_kinds_to_cluster_get_the_exact_search():
     found, scores = clustered_neighbours(vectors, k=5)
     exact, exact_scores = nearest_neighbours(vectors, k=5)
     assert np.array_equal(found, exact) and np.array_equal(scores, exact_scores)
+
+
+def test_a_catalogue_of_one_artwork_gets_an_empty_list_and_its_embedding():
+    table = similarity_table(ARTWORKS.slice(0, 1), NO_ENGAGEMENT, SimilaritySpec(neighbours=3))
+    assert table["artwork_id"].to_pylist() == [ARTWORKS["artwork_id"][0].as_py()]
+    assert table["neighbour_ids"].to_pylist() == [[]]
+    assert table["neighbour_scores"].to_pylist() == [[]]
+    assert len(table["embedding"].to_pylist()[0]) > 0
+
+
+def test_same_style_share_averages_each_artworks_share_and_counts_no_neighbours_as_none():
+    catalogue = pa.table(
+        {"artwork_id": ["a", "b", "c", "d", "e"], "style": ["x", "x", "y", None, None]}
+    )
+    table = pa.table(
+        {
+            "artwork_id": ["a", "c", "d", "e"],
+            "neighbour_ids": pa.array(
+                [["b", "c"], ["a", "b", "c"], ["e"], []], pa.list_(pa.string())
+            ),
+        }
+    )
+    # a: 1 of 2 (b); c: 1 of 3 (itself, as listed); d: its one neighbour has no style either: 1;
+    # e: none listed: 0.
+    assert abs(same_style_share(table, catalogue) - (0.5 + 1 / 3 + 1.0 + 0.0) / 4) < 1e-12
+    assert same_style_share(table.slice(0, 0), catalogue) == 0.0
