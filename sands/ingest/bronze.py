@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -19,7 +19,15 @@ import pyarrow.compute as pc
 
 from sands.engines import duck
 from sands.ingest import landing, quarantine
-from sands.ingest.contract import ARTWORKS, INTERACTIONS, LANDING_DAY_COLUMN, USERS, Entity
+from sands.ingest.contract import (
+    ARTWORKS,
+    INTERACTIONS,
+    LANDING_DAY_COLUMN,
+    USERS,
+    Entity,
+    reference_horizon,
+)
+from sands.ingest.partitions import landing_days
 from sands.ingest.validation import QUARANTINE_SCHEMA, ValidationOutcome, validate
 from sands.lake import delta, layout, locks
 from sands.settings import join
@@ -126,11 +134,15 @@ def _keep_unreadable(
 
 
 def _validated(
-    reads: list[landing.FileRead], entity: Entity, day: date | None, known: set[str] | None
+    reads: list[landing.FileRead],
+    entity: Entity,
+    day: date | None,
+    known: set[str] | None,
+    horizon: pd.Timestamp | None = None,
 ) -> ValidationOutcome:
     """Validate the readable rows; damaged lines join the rejected rows with their reasons."""
     frames = [r.frame for r in reads if r.rejection is None]
-    outcome = validate(frames, entity, landing_day=day, known_keys=known)
+    outcome = validate(frames, entity, landing_day=day, known_keys=known, horizon=horizon)
     damaged = quarantine.damaged_rows(reads)
     if damaged.empty:
         return outcome
@@ -325,9 +337,11 @@ def ingest_reference(
     fs, root = landing.filesystem(landing_root, storage_options)
     files = landing.list_files(fs, root, entity)
     reads = landing.read_files(fs, files)
+    days = landing_days(landing_root, storage_options)
+    horizon = reference_horizon(datetime.now(UTC), days[-1] if days else None)
     with bronze_lock(lake_root):
         _sweep(lake_root)
-        return _ingest_reference(entity, files, reads, lake_root, storage_options)
+        return _ingest_reference(entity, files, reads, lake_root, storage_options, horizon)
 
 
 def _ingest_reference(
@@ -336,9 +350,10 @@ def _ingest_reference(
     reads: list[landing.FileRead],
     lake_root: str,
     storage_options: dict[str, str] | None,
+    horizon: pd.Timestamp,
 ) -> IngestReport:
     unreadable = _keep_unreadable(reads, lake_root, entity, None, storage_options)
-    outcome = _validated(reads, entity, None, None)
+    outcome = _validated(reads, entity, None, None, horizon)
     accepted = to_arrow(outcome.accepted, entity.arrow_schema())
     key, version = entity.key, entity.version_column or ""
     latest, history = bronze_uri(lake_root, entity), history_uri(lake_root, entity)

@@ -28,6 +28,7 @@ TS = "datetime64[ns, UTC]"
 STRING = pd.StringDtype("pyarrow")
 PRICE_TYPE = pa_arrow.decimal128(12, 2)
 STRING_LIST = pa_arrow.list_(pa_arrow.string())
+TS_ARROW = pa_arrow.timestamp("us", tz="UTC")
 
 
 def positive_events(env: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -124,7 +125,8 @@ WHOLE_CENTS = pa.Check(
     lambda s: ((s * 100) - (s * 100).round()).abs() < 1e-6, name="whole_cents", element_wise=False
 )
 TS_CHECK_FLOOR = pd.Timestamp("1970-01-01", tz="UTC")
-AFTER_EPOCH = pa.Check(lambda s: s >= TS_CHECK_FLOOR, name="after_1970", element_wise=False)
+# Strictly after: the epoch itself is what a zero or an unset field becomes in most exports.
+AFTER_EPOCH = pa.Check(lambda s: s > TS_CHECK_FLOOR, name="after_1970", element_wise=False)
 
 
 def _id(description: str, *checks: pa.Check) -> pa.Column:
@@ -132,7 +134,7 @@ def _id(description: str, *checks: pa.Check) -> pa.Column:
 
 
 def _ts(description: str, *checks: pa.Check) -> pa.Column:
-    return _column(TS, pa_arrow.timestamp("us", tz="UTC"), description, AFTER_EPOCH, *checks)
+    return _column(TS, TS_ARROW, description, AFTER_EPOCH, *checks)
 
 
 def _text(
@@ -150,6 +152,19 @@ def _tags(description: str, required: bool = True) -> pa.Column:
 def _not_after(landing_day: date) -> pa.Check:
     end = pd.Timestamp(datetime.combine(landing_day + timedelta(days=1), time(), tzinfo=UTC))
     return pa.Check(lambda s: s < end, name="after_landing_day", element_wise=False)
+
+
+def _not_in_future(horizon: pd.Timestamp) -> pa.Check:
+    return pa.Check(lambda s: s <= horizon, name="in_the_future", element_wise=False)
+
+
+def reference_horizon(now: datetime, newest_day: date | None) -> pd.Timestamp:
+    """The latest time a user or artwork row may carry: a day past both the clock and the end of
+    the newest landing day (a played scenario runs ahead of the clock). A row dated later would,
+    as the latest version, win over every real update to come."""
+    if newest_day is not None:
+        now = max(now, datetime.combine(newest_day + timedelta(days=1), time(), tzinfo=UTC))
+    return pd.Timestamp(now) + pd.Timedelta(days=1)
 
 
 def interactions_schema(landing_day: date | None = None) -> pa.DataFrameSchema:
@@ -262,9 +277,19 @@ class Entity:
     daily: bool
     version_column: str | None
 
-    def schema(self, landing_day: date | None = None) -> pa.DataFrameSchema:
-        return (
-            interactions_schema(landing_day) if self.name == "interactions" else _STATIC[self.name]
+    def schema(
+        self, landing_day: date | None = None, horizon: pd.Timestamp | None = None
+    ) -> pa.DataFrameSchema:
+        """The feed's contract; events are bounded by their landing day, a reference feed's
+        times by `horizon` (`reference_horizon`) when given."""
+        if self.name == "interactions":
+            return interactions_schema(landing_day)
+        schema = _STATIC[self.name]
+        if horizon is None:
+            return schema
+        dated = [n for n, c in schema.columns.items() if c.metadata["arrow"] == TS_ARROW]
+        return schema.update_columns(
+            {n: {"checks": [*schema.columns[n].checks, _not_in_future(horizon)]} for n in dated}
         )
 
     @cached_property  # read once per landing file: a day may hold thousands

@@ -363,6 +363,7 @@ def validate(
     entity: Entity,
     landing_day: date | None = None,
     known_keys: set[str] | None = None,
+    horizon: pd.Timestamp | None = None,
 ) -> ValidationOutcome:
     """Validate raw rows (a frame per source file) against the contract; none dropped silently.
 
@@ -370,7 +371,7 @@ def validate(
     slow Python objects; all rows are then checked together (uniqueness spans the files).
     """
     parts = _numbered([raw] if isinstance(raw, pd.DataFrame) else list(raw))
-    schema = entity.schema(landing_day)
+    schema = entity.schema(landing_day, horizon)
     cast = [coerce_to_contract(part, schema) for part in _alike(parts)]
     typed = (
         pd.concat([c[0] for c in cast]) if cast else coerce_to_contract(pd.DataFrame(), schema)[0]

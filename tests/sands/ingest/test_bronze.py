@@ -1,6 +1,6 @@
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -166,6 +166,25 @@ def test_reference_feeds_merge_across_drops_with_the_latest_version_winning(path
     again = ingest_reference(USERS, paths.landing, paths.lake)
     assert not again.committed and DeltaTable(bronze_uri(paths.lake, USERS)).version() == version
     assert quarantine(paths, USERS).num_rows == 1
+
+
+def test_a_version_dated_past_the_clock_and_every_landing_day_cannot_pin_a_user(paths):
+    pinned = {**user("u1", 1, ["abstract"]), "updated_ts": "2099-01-01T00:00:00Z"}
+    unborn = {**user("u2", 1, ["cubism"]), "signup_ts": "2099-01-01T00:00:00Z"}
+    drop(paths.landing, "users/users-1.jsonl", [pinned, unborn, user("u3", 1, [])])
+    drop(paths.landing, "users/users-2.jsonl", [user("u1", 2, ["pop-art"])])
+    report = ingest_reference(USERS, paths.landing, paths.lake)
+    assert report.reason_counts == {"signup_ts:in_the_future": 1, "updated_ts:in_the_future": 1}
+    stored = {r["user_id"]: r["interests"] for r in bronze(paths, USERS).to_pylist()}
+    assert stored == {"u1": ["pop-art"], "u3": []}  # the real update of u1 is the latest
+
+
+def test_a_played_day_ahead_of_the_clock_takes_in_the_users_of_that_day(paths):
+    ahead = datetime.now(UTC).date() + timedelta(days=5)
+    drop(paths.landing, f"interactions/{ahead}/events.parquet", events_table(GOOD[:1]))
+    row = {**user("u1", 1, []), "signup_ts": f"{ahead}T10:00Z", "updated_ts": f"{ahead}T23:00Z"}
+    drop(paths.landing, "users/users.jsonl", [row])
+    assert ingest_reference(USERS, paths.landing, paths.lake).rows_accepted == 1
 
 
 def test_reference_history_keeps_every_version_once_across_reruns(paths):

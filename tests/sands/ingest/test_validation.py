@@ -67,6 +67,9 @@ def test_good_rows_are_accepted_typed_and_stamped_with_their_landing_day():
         # pandas reads these as the clock's time: a rerun would store another value.
         (event("clock", event_ts="now"), "event_ts:invalid_type"),
         (event("clock-2", event_ts="today"), "event_ts:invalid_type"),
+        # The epoch itself is a zero or an unset field, not a time anyone acted at.
+        (event("epoch", event_ts="1970-01-01T00:00:00Z"), "event_ts:after_1970"),
+        (event("pre-epoch", event_ts="1969-12-31T23:59:59Z"), "event_ts:after_1970"),
     ],
 )
 def test_each_kind_of_bad_row_is_quarantined_with_its_reason(row: dict, reason: str):
