@@ -130,7 +130,14 @@ AFTER_EPOCH = pa.Check(lambda s: s > TS_CHECK_FLOOR, name="after_1970", element_
 
 
 def _id(description: str, *checks: pa.Check) -> pa.Column:
-    return _column(STRING, pa_arrow.string(), description, NON_BLANK, NOT_A_NULL_WORD, *checks)
+    column = _column(STRING, pa_arrow.string(), description, NON_BLANK, NOT_A_NULL_WORD, *checks)
+    column.metadata["id"] = True
+    return column
+
+
+def is_id(column: pa.Column) -> bool:
+    """An id column: text, whose value written as an integer float means that integer."""
+    return bool((column.metadata or {}).get("id"))
 
 
 def _ts(description: str, *checks: pa.Check) -> pa.Column:

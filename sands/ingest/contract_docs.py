@@ -67,6 +67,9 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | `file:unopenable` | the file's bytes could not be fetched at all (one record per file) |
 
 Late events (dated before their landing day) are accepted and keep their own `event_ts`.
+An id written as an integer float (`42.0`, up to 15 digits: what pandas writes to CSV for a column
+of integer ids holding a null) is the id `42`, as the JSON or Parquet number 42.0 is, so one export
+in any format lands on the same users and artworks.
 Columns not in the contract are reported as `unexpected_columns` in the materialization metadata
 and in one line by `sands ingest` and `sands replay`, and dropped from the bronze table (they stay
 in the quarantined records). The same note on many days is said once, then counted: "raw_interactions:

@@ -18,7 +18,7 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.compute as pc
 
-from sands.ingest.contract import LANDING_DAY_COLUMN, STRING, Entity
+from sands.ingest.contract import LANDING_DAY_COLUMN, STRING, Entity, is_id
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
@@ -92,6 +92,18 @@ def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     converted = values.map(convert, na_action="ignore")
     bad = converted.map(lambda v: v is _BAD)
     return converted.where(~bad & converted.notna(), None).astype(STRING), bad
+
+
+# An integer written as a float ("42.0"): what pandas writes to CSV for a column of integer ids
+# with a null among them. Up to 15 digits, which a float holds exactly.
+_INTEGER_FLOAT = r"^(-?\d{1,15})\.0+$"
+
+
+def _integer_float_text(ids: pd.Series) -> pd.Series:
+    """Ids written as integer floats read as the integers, as JSON and Parquet numbers are."""
+    if not ids.str.contains(".", regex=False).any():
+        return ids
+    return ids.str.replace(_INTEGER_FLOAT, r"\1", regex=True)
 
 
 # What pandas reads as the clock's current time (exactly these): a rerun would store another time.
@@ -236,6 +248,8 @@ def coerce_to_contract(
             continue
         values = raw[name].map(lambda v: "" if _missing(v) else v) if as_empty else raw[name]
         coerced[name], bad = _coerce_column(values, arrow_type)
+        if is_id(column):
+            coerced[name] = _integer_float_text(coerced[name])
         reasons.append(_reasons(raw.index[bad.to_numpy(dtype=bool)], f"{name}:invalid_type"))
     frame = pd.DataFrame(coerced, index=raw.index)
     return frame, pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(

@@ -191,6 +191,21 @@ def test_quarantined_rows_keep_their_original_values_and_unexpected_columns_are_
     assert outcome.unexpected_columns == ["colour"]
 
 
+def test_ids_written_as_integer_floats_are_the_integers_as_json_numbers_are():
+    # pandas writes a column of integer ids holding a null as 1.0, 2.0 ... to CSV.
+    rows = [
+        event("10.0", user_id="1.0", artwork_id="-3.00"),
+        event("11", user_id=2.0, artwork_id="1.5"),
+        event("12", user_id="v1.0", artwork_id="1.0e3"),
+    ]
+    accepted = validate(raw(rows), INTERACTIONS, DAY).accepted
+    assert accepted[["event_id", "user_id", "artwork_id"]].values.tolist() == [
+        ["10", "1", "-3"],
+        ["11", "2", "1.5"],
+        ["12", "v1.0", "1.0e3"],
+    ]
+
+
 def test_csv_style_strings_are_read_as_the_contract_types():
     user = {
         "user_id": "u1",
