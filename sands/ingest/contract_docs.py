@@ -13,9 +13,12 @@ schemas disagree. Edit the schemas, then regenerate._
 
 Upstream systems (and `sands simulate`) drop files into the landing zone under `SANDS_HOME/landing`
 (or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
-`|`-separated and an empty cell is an empty list; other empty cells are nulls) and JSON lines
+`|`-separated, or written as a JSON or Python list, `["a", "b"]` or `['a', 'b']` as pandas'
+`to_csv` writes a list column, and a bracketed cell that is no list of text is `invalid_type`;
+an empty cell is an empty list; other empty cells are nulls) and JSON lines
 (a `.jsonl` file holding one JSON array of objects, as `to_json(orient="records")` writes, is read
-as those records; a `.json` file is read the same way, as either); one feed may mix formats. A list that is null, or a list column left out, is an empty list.
+as those records; a `.json` file is read the same way, as either); one feed may mix formats. A list that is null, or a list column left out, is an empty list;
+a list's items are trimmed, and blank ones (empty or only spaces) dropped.
 In CSV and JSON a timestamp is an ISO 8601 string (`2026-09-01T12:00:00Z`; without an offset it
 is read as UTC). A number, such as a Unix epoch,
 is rejected (`invalid_type`): seconds, milliseconds and microseconds cannot be told apart. Files

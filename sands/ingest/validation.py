@@ -6,6 +6,7 @@ Reason codes read `<column>:<what failed>`, e.g. `event_ts:invalid_type`, `event
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 from collections import Counter
@@ -193,13 +194,42 @@ def _as_numbers(
     return converted, bad
 
 
+def _list_items(items: list) -> object:
+    """The items, trimmed, without blank ones (a tag of spaces is no tag); _BAD if not text."""
+    if not all(isinstance(x, str) for x in items):
+        return _BAD
+    return [x.strip() for x in items if x.strip()]
+
+
+# A bracketed list in a text cell longer than this is not parsed (a hostile one could be deep).
+_LIST_TEXT_LIMIT = 100_000
+
+
+def _bracketed(text: str) -> list | None:
+    """A list written in a text cell as JSON (`["a", "b"]`) or as Python writes one
+    (`['a', 'b']`: pandas' `to_csv` of a list column), or None."""
+    if len(text) > _LIST_TEXT_LIMIT:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+    return parsed if isinstance(parsed, list) else None
+
+
 def _as_string_lists(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     def convert(v: object) -> object:
         if isinstance(v, str):
-            return [part for part in v.split("|") if part] if v else []
+            text = v.strip()
+            if text.startswith("[") and text.endswith("]"):
+                items = _bracketed(text)
+                return _BAD if items is None else _list_items(items)
+            return _list_items(text.split("|"))
         if isinstance(v, (list, tuple, np.ndarray)):
-            items = list(v)
-            return items if all(isinstance(x, str) for x in items) else _BAD
+            return _list_items(list(v))
         return _BAD
 
     converted = values.map(convert, na_action="ignore")

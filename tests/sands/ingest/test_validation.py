@@ -206,6 +206,30 @@ def test_ids_written_as_integer_floats_are_the_integers_as_json_numbers_are():
     ]
 
 
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("['surrealism', 'pop-art']", ["surrealism", "pop-art"]),  # pandas' to_csv of a list
+        ('["surrealism", "pop-art"]', ["surrealism", "pop-art"]),  # JSON in a cell
+        (" [] ", []),
+        ("a| |b|", ["a", "b"]),  # a tag of spaces is no tag
+        ("a | b", ["a", "b"]),
+        (["a", "", " b "], ["a", "b"]),
+    ],
+)
+def test_a_list_written_into_a_cell_reads_as_its_items_without_blank_ones(cell, expected):
+    user = {"user_id": "u1", "signup_ts": "2026-01-01", "updated_ts": "2026-01-01"}
+    outcome = validate(raw([{**user, "interests": cell}]), USERS)
+    assert outcome.accepted["interests"].tolist() == [expected] and not outcome.reason_counts
+
+
+@pytest.mark.parametrize("cell", ["[abstract]", "[1, 2]", "['a', ['b']]", "[" * 200 + "]" * 200])
+def test_a_bracketed_cell_that_is_no_list_of_text_is_rejected_not_kept_as_one_tag(cell):
+    user = {"user_id": "u1", "signup_ts": "2026-01-01", "updated_ts": "2026-01-01"}
+    outcome = validate(raw([{**user, "interests": cell}]), USERS)
+    assert outcome.reason_counts == {"interests:invalid_type": 1}
+
+
 def test_csv_style_strings_are_read_as_the_contract_types():
     user = {
         "user_id": "u1",
