@@ -65,6 +65,7 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | `event_id:already_ingested` | the event was already ingested on another landing day |
 | `row:invalid_json` | a JSON line that does not parse (e.g. truncated); the record is its raw text |
 | `row:not_an_object` | a JSON line that is an array, number, string or null, not an object |
+| `row:duplicate_key` | a JSON object (at any depth) that names a field twice (`{"user_id": "u1", "user_id": "u2"}`): JSON readers keep the last value, so which one the source meant is not known; a CSV header naming a column twice makes its file unreadable for the same reason |
 | `row:invalid_unicode` | a JSON line whose string escapes half of a UTF-16 surrogate pair (`"\\udfa8"` alone: an emoji cut in two), which is no text any table can store |
 | `file:unreadable` | the whole file is not readable as its format (one record per file, below) |
 | `file:unopenable` | the file's bytes could not be fetched at all (one record per file) |
@@ -95,7 +96,7 @@ One bad file never stops its day, and is never silently skipped:
   ingest` shows the day as `1 file unread`, names the file in one line and exits 1 after
   ingesting the rest, and `sands status` shows files rejected per feed.
 - **Damaged line** in a JSON-lines file (`row:invalid_json`, `row:not_an_object`,
-  `row:invalid_unicode`; bytes that
+  `row:duplicate_key`, `row:invalid_unicode`; bytes that
   are not UTF-8 damage only their line), or a CSV row with fewer fields than its header
   (`row:missing_fields`: an upload cut off mid-line, whose last event would otherwise land with
   a truncated time and nulls): that line alone is quarantined, its raw text as the

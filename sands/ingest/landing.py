@@ -27,6 +27,7 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -300,6 +301,7 @@ BAD_LINE = "row:invalid_json"  # a JSON line that does not parse (e.g. truncated
 NOT_TEXT = "row:invalid_unicode"  # a JSON line whose string escapes half a surrogate pair
 NOT_OBJECT = "row:not_an_object"  # a JSON line that parses to an array, number, string or null
 SHORT_ROW = "row:missing_fields"  # a CSV row with fewer fields than its header (a cut upload)
+REPEATED_KEY = "row:duplicate_key"  # a JSON object naming a field twice: which one is meant?
 # Fetch errors a retry would not cure. Others (connection resets, timeouts) fail the run, so it
 # is retried, rather than quarantining a good file for a network blip the sensor never revisits.
 _LASTING_FETCH_ERRORS = (PermissionError, FileNotFoundError, IsADirectoryError)
@@ -355,15 +357,32 @@ def _rejected(
     return FileRead(path, pd.DataFrame(), rejection=rejection)
 
 
+class _RepeatedKeys(dict):
+    """An object that named a field twice (JSON keeps the last; the data meant is not known)."""
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    value = dict(pairs)
+    return value if len(value) == len(pairs) else _RepeatedKeys(value)
+
+
+def _repeats_keys(value: object) -> bool:
+    if isinstance(value, dict):
+        return isinstance(value, _RepeatedKeys) or any(map(_repeats_keys, value.values()))
+    return isinstance(value, list) and any(map(_repeats_keys, value))
+
+
 def _json_line(line: bytes) -> tuple[dict | None, str | None]:
     """A line's record, or the reason it is not one. `NaN` and `Infinity` stay text: as a
     float, NaN would read as a null, and a broken amount would land as no amount."""
     try:
-        value = json.loads(line.decode("utf-8"), parse_constant=str)
+        value = json.loads(line.decode("utf-8"), parse_constant=str, object_pairs_hook=_object)
     except (ValueError, RecursionError):
         return None, BAD_LINE
     if not isinstance(value, dict):
         return None, NOT_OBJECT
+    if _repeats_keys(value):
+        return None, REPEATED_KEY
     if _LONE_SURROGATE.search(line):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -385,13 +404,21 @@ def _json_array(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRo
     if not payload.lstrip().startswith(b"["):
         return None
     try:
-        values = json.loads(payload.decode("utf-8"), parse_constant=str)
+        values = json.loads(payload.decode("utf-8"), parse_constant=str, object_pairs_hook=_object)
     except (ValueError, RecursionError):
         return None
     if not values or not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
         return None  # not records: its lines are judged one by one
-    # Each element as an ASCII line, lone surrogates escaped as they landed.
-    return _records([json.dumps(v).encode() for v in values])
+    # Each element as an ASCII line, lone surrogates escaped as they landed; one that named a
+    # field twice keeps the last value of each, and is quarantined as such.
+    lines = [json.dumps(v).encode() for v in values]
+    frame, rows, damaged = _records(lines)
+    repeated = {i for i, v in enumerate(values) if _repeats_keys(v)}
+    if not repeated:
+        return frame, rows, damaged
+    kept = [i for i, row in enumerate(rows) if row not in repeated]
+    damaged += [DamagedRow(i, REPEATED_KEY, lines[i].decode()) for i in sorted(repeated)]
+    return frame.iloc[kept].reset_index(drop=True), [rows[i] for i in kept], damaged
 
 
 def _records(lines: list[bytes]) -> tuple[pd.DataFrame, list[int], list[DamagedRow]]:
@@ -413,7 +440,8 @@ def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRo
             raise ValueError("NaN, Infinity or half a surrogate pair: read line by line")
         frame = pd.read_json(io.BytesIO(payload), lines=True, dtype=False, convert_dates=False)
         # Lines that are arrays come back as numbered columns: they are not records.
-        if all(isinstance(column, str) for column in frame.columns) and _exact(frame):
+        records = all(isinstance(column, str) for column in frame.columns) and _exact(frame)
+        if records and not _may_repeat_keys(payload):
             return frame, list(range(len(frame))), []
     except (ValueError, AttributeError, TypeError):
         pass  # some line is damaged: go line by line, so only that line is quarantined
@@ -421,6 +449,19 @@ def _json_lines(payload: bytes) -> tuple[pd.DataFrame, list[int], list[DamagedRo
     if whole is not None:
         return whole
     return _records([line for line in payload.splitlines() if line.strip()])
+
+
+def _may_repeat_keys(payload: bytes) -> bool:
+    """Whether some line may name a field twice, which pandas reads silently as the last value:
+    Arrow's reader (a tenth of pandas' time) says so, unless another fault, such as a field
+    whose type changes, stops it first; then each line is parsed to know."""
+    try:
+        pa_json.read_json(io.BytesIO(payload))
+    except pa.ArrowException as exc:
+        if "specified twice" in str(exc):
+            return True
+        return any(_json_line(line)[1] == REPEATED_KEY for line in payload.splitlines())
+    return False
 
 
 def _unique_names(names: list[str]) -> None:

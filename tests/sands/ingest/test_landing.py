@@ -202,6 +202,22 @@ def test_a_json_lines_file_holding_one_array_of_records_is_read_as_those_records
     assert [(d.row, d.reason) for d in got.damaged] == [(0, "row:not_an_object")]
 
 
+def test_a_json_object_naming_a_field_twice_is_damaged_in_lines_and_in_an_array(paths):
+    twice = '{"event_id": "j2", "user_id": "u1", "user_id": "u2"}'  # JSON keeps the last
+    nested = '{"event_id": "j4", "user_id": {"id": 1, "id": 2}}'
+    typed = RECORD.replace('"j1"', "5")  # an id whose type changes: Arrow's reader stops there
+    for name, lines in (("clean.jsonl", [RECORD, twice]), ("mixed.jsonl", [RECORD, typed, twice])):
+        got = read(paths, name, "\n".join([*lines, nested]).encode())
+        assert [(d.row, d.reason, d.text) for d in got.damaged] == [
+            (len(lines) - 1, "row:duplicate_key", twice),
+            (len(lines), "row:duplicate_key", nested),
+        ]
+        assert got.rows == len(lines) + 1
+    got = read(paths, "array.jsonl", f"[{RECORD},\n{twice}]".encode())
+    assert [(d.row, d.reason) for d in got.damaged] == [(1, "row:duplicate_key")]
+    assert got.frame["event_id"].tolist() == ["j1"] and got.frame["_source_row"].tolist() == [0]
+
+
 def test_integer_ids_past_2_to_the_53_with_a_null_among_them_are_read_exactly(paths):
     # pandas reads such a column as floats, which would round 2^53 + 1 to 2^53.
     big = 2**53 + 1
