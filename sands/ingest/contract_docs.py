@@ -15,7 +15,8 @@ Upstream systems (and `sands simulate`) drop files into the landing zone under `
 (or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
 `|`-separated, or written as a JSON or Python list, `["a", "b"]` or `['a', 'b']` as pandas'
 `to_csv` writes a list column, and a bracketed cell that is no list of text is `invalid_type`;
-an empty cell is an empty list; other empty cells are nulls) and JSON lines
+an empty cell is an empty list; other empty cells are nulls; spaces around a header's names, as
+in `event_id, user_id`, are no part of them, while a value's are kept) and JSON lines
 (a `.jsonl` file holding one JSON array of objects, as `to_json(orient="records")` writes, is read
 as those records; a `.json` file is read the same way, as either); one feed may mix formats. A list that is null, or a list column left out, is an empty list;
 a list's items are trimmed, and blank ones (empty or only spaces) dropped.
@@ -83,7 +84,8 @@ the same on 29 more days (1997-09-21..1997-10-19): columns not in the contract .
 
 One bad file never stops its day, and is never silently skipped:
 
-- **Unreadable file** (a corrupt Parquet file, a CSV that is not UTF-8 or has a row with more
+- **Unreadable file** (a corrupt Parquet file, a CSV that is not UTF-8 (UTF-16, a spreadsheet's
+  "Unicode text", is named as such) or has a row with more
   fields than its header, a header that names a column twice, a CSV separated by `;`, tabs or
   `|` instead of commas, a `.gz` file that inflates past
   200 times its size and 256 MiB, a decompression bomb that would take the worker's memory): quarantined whole as one record with `source_row` null, reason

@@ -472,6 +472,16 @@ def _unique_names(names: list[str]) -> None:
         raise ValueError(f"the header names {', '.join(repr(n) for n in repeated)} more than once")
 
 
+def _nul_message(payload: bytes, nul: int) -> str:
+    """Why a CSV holding a NUL byte is not read: UTF-16 (a spreadsheet's "Unicode text") named
+    as such, since every other byte of it is NUL."""
+    if payload[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or (
+        nul <= 1 and payload[nul : nul + 5 : 2] == b"\x00\x00\x00"
+    ):
+        return "UTF-16 text, not UTF-8: save or export the file as UTF-8 CSV"
+    return f"a NUL byte at offset {nul}: not a text file"
+
+
 def _comma_separated(names: list[str]) -> None:
     """Raise when the header is one name holding another separator (a `;` export of a
     spreadsheet set to a comma-decimal locale, or a tab-separated file): every row would be
@@ -554,9 +564,11 @@ def _parse(
     elif fmt == "csv":
         if (nul := payload.find(b"\x00")) >= 0:
             # The parser would cut the value at it: the file is kept whole instead.
-            raise ValueError(f"a NUL byte at offset {nul}: not a text file")
+            raise ValueError(_nul_message(payload, nul))
+        # "event_id, user_id": spaces around a column's name are no part of it. A value's are
+        # kept (an id with them is rejected, `trimmed`, not taken for another id).
         header = pd.read_csv(io.BytesIO(payload), dtype=str, header=None, nrows=1)
-        names = [str(name) for name in header.iloc[0]] if len(header) else []
+        names = [str(name).strip() for name in header.iloc[0]] if len(header) else []
         _unique_names(names)
         _comma_separated(names)
         with warnings.catch_warnings():
@@ -574,6 +586,7 @@ def _parse(
                 )
             except pd.errors.ParserWarning as exc:
                 raise ValueError("a row holds more fields than the header names") from exc
+        frame.columns = [str(name).strip() for name in frame.columns]
         for column in (c for c in list_columns if c in frame.columns):
             frame[column] = frame[column].fillna("")
         short = _short_rows(payload, len(names), len(frame))

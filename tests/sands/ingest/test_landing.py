@@ -218,6 +218,26 @@ def test_a_json_object_naming_a_field_twice_is_damaged_in_lines_and_in_an_array(
     assert got.frame["event_id"].tolist() == ["j1"] and got.frame["_source_row"].tolist() == [0]
 
 
+def test_spaces_around_a_csv_column_name_are_no_part_of_it_and_a_values_are_kept(paths):
+    text = "event_id, user_id ,artwork_id\ne1,u1, a1\n"
+    got = read(paths, "spaced.csv", text.encode())
+    assert got.rejection is None
+    assert got.frame.drop(columns=["_source_file", "_source_row"]).to_dict("records") == [
+        {"event_id": "e1", "user_id": "u1", "artwork_id": " a1"}  # rejected later: `trimmed`
+    ]
+
+
+def test_a_utf16_csv_is_named_as_such(paths):
+    text = "event_id,user_id\ne1,u1\n"
+    for name, payload in (
+        ("bom.csv", codecs.BOM_UTF16_LE + text.encode("utf-16-le")),
+        ("plain.csv", text.encode("utf-16-be")),
+    ):
+        got = read(paths, name, payload)
+        assert "UTF-16 text, not UTF-8" in got.rejection.message
+    assert "offset 3" in read(paths, "nul.csv", b"a,b\x00\n1,2\n").rejection.message
+
+
 def test_integer_ids_past_2_to_the_53_with_a_null_among_them_are_read_exactly(paths):
     # pandas reads such a column as floats, which would round 2^53 + 1 to 2^53.
     big = 2**53 + 1
