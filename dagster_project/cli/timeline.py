@@ -60,10 +60,10 @@ _CELL_EXTRA = 3
 
 def day_cells(r: Any) -> dict[str, str]:
     """One played day as the table's cells (rich markup); a day without labels reads `-`."""
-    from sands.evaluation.backtest import fmt, unlabelled
+    from sands.evaluation.backtest import fmt, without_labels
 
     served = fmt(r.served_ndcg if r.served_ndcg is not None else r.champion_ndcg)
-    served += " (no labels)" if unlabelled(r) and r.serving else ""
+    served += " (no labels)" if without_labels(r) else ""
     return {
         "day": str(r.day),
         "runs": f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),

@@ -70,6 +70,12 @@ def unlabelled(record: Any) -> bool:
     return any(score(_get(record, name)) is None for name, _ in SERIES)
 
 
+def without_labels(record: Any) -> bool:
+    """No score for what served that day for want of a labelled user (a day unscored for
+    another reason names it in `unscored`)."""
+    return score(_get(record, "served_ndcg")) is None and not _get(record, "unscored")
+
+
 @dataclass(frozen=True)
 class Backtest:
     """Mean next-day NDCG@10 over a run of days: the serving champion, the frozen model and
@@ -280,8 +286,10 @@ def _means(records: Sequence[Any]) -> dict[str, Any]:
         "days": len(records),
         "compared_days": len(scored) + len(skipped),
         "labelled_days": len(scored),
-        "days_without_labels": len(skipped),
-        "days_without_labels_list": [str(_get(r, "day")) for r in skipped],
+        # Every played day without a labelled user, a champion or not; and of the compared days.
+        "days_without_labels": len(unlabelled_days := [r for r in records if without_labels(r)]),
+        "days_without_labels_list": [str(_get(r, "day")) for r in unlabelled_days],
+        "compared_days_without_labels": len(skipped),
         "served": result.champion if result else None,
         "frozen": result.frozen if result else None,
         "popularity": result.popularity if result else None,
@@ -447,13 +455,13 @@ def day_table(records: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
     body = []
     for r in records:
         frozen = _get(r, "frozen")
-        note = f" ({NO_LABELS})" if unlabelled(r) else ""
+        note = f" ({NO_LABELS})" if without_labels(r) else ""
         body.append(
             [
                 str(_get(r, "day", MISSING)),
                 _served_by(r),
                 _version(_get(r, "champion")),
-                fmt(_get(r, "served_ndcg")) + (note if _get(r, "serving") is not None else ""),
+                fmt(_get(r, "served_ndcg")) + note,
                 f"{fmt(_get(r, 'frozen_ndcg'))} (v{frozen})" if frozen is not None else MISSING,
                 fmt(_get(r, "popularity_ndcg")),
                 _evidence(r),
@@ -506,7 +514,7 @@ def plot(records: Sequence[Any], shift: int | None = None, title: str = "") -> s
             color="#cf222e",
             fontsize=8,
         )
-    shaded = [i for i, r in enumerate(records) if unlabelled(r)]
+    shaded = [i for i, r in enumerate(records) if without_labels(r)]
     for n, i in enumerate(shaded):
         axis.axvspan(
             i - 0.4, i + 0.4, color="#eeeeee", zorder=0, label=NO_LABELS if n == 0 else None
@@ -547,7 +555,7 @@ def _summary_rows(summary: dict[str, Any]) -> list[list[str]]:
                 when,
                 str(means["days"]),
                 str(means["labelled_days"]),
-                str(means["days_without_labels"]),
+                str(means["compared_days_without_labels"]),
                 fmt(means["served"]),
                 fmt(means["frozen"]),
                 fmt(means["popularity"]),

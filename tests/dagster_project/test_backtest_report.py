@@ -59,7 +59,7 @@ def test_the_report_is_a_runless_materialization_and_tags_the_plays_runs(tmp_pat
         assert metadata["report_url"].value == files.html.resolve().as_uri()
         assert metadata["csv"].value == str(files.csv)
         assert metadata["labelled_days"].value == 1
-        assert metadata["days_without_labels"].value == 1
+        assert metadata["days_without_labels"].value == 2  # the first day's too
         assert metadata["ndcg_served"].value == 0.2
         assert "| every played day | 3 | 1 | 1 | 0.2000 | 0.1000 | 0.0500 |" in (
             metadata["summary"].value

@@ -156,11 +156,30 @@ def test_what_served_is_averaged_over_every_labelled_day_champion_or_not():
     assert "what served (popularity on 2)" in to_html(days, summary, "t")
 
 
+def test_days_popularity_served_without_labels_are_counted_and_shaded():
+    # A sparse history: no champion ever, and two of three days without a labelled user.
+    days = [
+        Day(day="2026-09-01", served_policy="popularity", served_ndcg=0.1, popularity_ndcg=0.1),
+        Day(day="2026-09-02", served_policy="popularity"),
+        Day(day="2026-09-03", served_policy="popularity", served_ndcg=math.nan),
+    ]
+    summary = summarise(days)
+    assert summary["all_days"]["days_without_labels"] == 2
+    assert summary["all_days"]["compared_days_without_labels"] == 0
+    page = to_html(days, summary, "t")
+    assert "what served (popularity on 1)</td><td>3</td><td>1</td><td>2</td>" in page
+    assert page.count("(no labels)") == 2
+
+
 def test_the_summary_counts_days_and_means_from_the_change_on():
     summary = summarise(DAYS, shift=2, verdicts=[("a promise", True)], scenario="taste-shift")
     assert summary["scenario"] == "taste-shift" and summary["shift_date"] == "2026-09-03"
     assert summary["all_days"]["labelled_days"] == 2
-    assert summary["all_days"]["days_without_labels"] == 2
+    # Every played day without a labelled user (the first, before any score, too); and of those,
+    # the days that had a champion and a frozen model to compare.
+    unlabelled = ["2026-09-01", "2026-09-03", "2026-09-04"]
+    assert summary["all_days"]["days_without_labels_list"] == unlabelled
+    assert summary["all_days"]["compared_days_without_labels"] == 2
     after = summary["after_change"]
     assert (after["days"], after["labelled_days"], after["days_without_labels"]) == (3, 1, 2)
     assert round(after["served"], 6) == 0.4
@@ -190,7 +209,7 @@ def test_csv_and_json_carry_every_field_of_every_day(tmp_path):
 
     document = json.loads(files.json.read_text())
     assert document["summary"]["landing"] == "/data/history"
-    assert document["summary"]["all_days"]["days_without_labels"] == 2
+    assert document["summary"]["all_days"]["days_without_labels"] == 3
     assert [list(d) for d in document["days"]] == [names] * len(DAYS)
     assert document["days"][2]["champion_ndcg"] is None  # nan, stored as null
     assert document["days"][0]["run_ids"] == ["a", "b"]
