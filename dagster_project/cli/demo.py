@@ -279,13 +279,20 @@ def replay(
         str, typer.Option(help="A landing zone (path or s3:// URI) holding a history.")
     ],
     start: Annotated[str | None, typer.Option(help="First day to replay (YYYY-MM-DD).")] = None,
-    days: Annotated[int | None, typer.Option(min=1, help="How many days to replay.")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="How many landing days to replay: days with an interactions/<day>/ folder (the "
+            "loop's clock jumps over days without one).",
+        ),
+    ] = None,
     warmup_days: Annotated[
         int,
         typer.Option(
             min=0,
-            help="Days before the first replayed one loaded in bulk as history (default "
-            "start: the first day after them).",
+            help="Landing days before the first replayed one loaded in bulk as history "
+            "(default start: the first day after them).",
         ),
     ] = WARMUP_DAYS,
     max_reject_share: Annotated[
@@ -360,8 +367,7 @@ def replay(
         try:
             records = _quietly(
                 paths,
-                f"replaying {_days(len(chosen))} ({chosen[0]}..{chosen[-1]}) after "
-                f"{_days(len(history))} of history",
+                f"replaying {_landing_days(chosen)} after {_landing_days(history)} of history",
                 lambda: replay_days_through_loop(
                     paths,
                     source,
@@ -380,6 +386,17 @@ def replay(
         _report_failures(records)
 
 
+def _landing_days(days: list[date]) -> str:
+    """ "9 days (2000-12-16..2000-12-30)", saying how many calendar days they span when some
+    between them landed nothing: "9 landing days (2000-12-16..2000-12-30, 15 calendar days)"."""
+    if not days:
+        return _days(0)
+    calendar = (days[-1] - days[0]).days + 1
+    if calendar == len(days):
+        return f"{_days(len(days))} ({days[0]}..{days[-1]})"
+    return f"{len(days)} landing days ({days[0]}..{days[-1]}, {calendar} calendar days)"
+
+
 def _conversions_told(day: date, counts: Counter[str]) -> None:
     """Which events the models learn from, and how rare they are: on a session log most events
     are clicks, which then only feed the inputs."""
@@ -392,7 +409,7 @@ def _conversions_told(day: date, counts: Counter[str]) -> None:
     _note(
         f"positives (what models learn and are judged on) are {' and '.join(CONVERSION_EVENTS)} "
         f"events: {positives:,} of {events:,} events ({positives / events:.1%}) on {day}, the "
-        f"first day of the replay holding one{others} ({POSITIVE_EVENTS_VAR}="
+        f"first day of the history loaded or replayed holding one{others} ({POSITIVE_EVENTS_VAR}="
         f"{','.join(EVENT_TYPES[1:])} would label clicks too)"
     )
 

@@ -6,7 +6,7 @@ from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from dagster_project.cli import app, quiet_library_warnings
-from dagster_project.cli.demo import _days
+from dagster_project.cli.demo import _days, _landing_days
 from sands.features.offline import USER_FEATURES
 from sands.features.online_store import SqliteOnlineStore
 from sands.features.training_store import TRAINING_EXAMPLES
@@ -149,3 +149,12 @@ def test_the_cli_hides_library_chatter_and_keeps_other_warnings() -> None:
 
 def test_replay_progress_counts_days_in_words() -> None:
     assert (_days(1), _days(0), _days(28)) == ("1 day", "0 days", "28 days")
+
+
+def test_landing_days_say_the_calendar_they_span_when_days_between_landed_nothing():
+    both = [date(2000, 12, 1), date(2000, 12, 2)]
+    assert _landing_days(both) == "2 days (2000-12-01..2000-12-02)"
+    assert _landing_days([date(2000, 12, 16), date(2000, 12, 19), date(2000, 12, 30)]) == (
+        "3 landing days (2000-12-16..2000-12-30, 15 calendar days)"
+    )
+    assert _landing_days([]) == "0 days"
