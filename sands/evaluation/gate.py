@@ -114,7 +114,11 @@ def beats(
     level = confidence or rules.confidence
     if level and primary == PRIMARY:
         gain = paired_gain(challenger.user_ndcg, reference.user_ndcg, level)
-        passed = passed and (gain.significant() or not confidence)
+        if passed and confidence and not gain.significant():
+            # Past the margin on the mean, yet within chance: said first, or the line reads as
+            # a pass ("0.18 vs 0.05, needs > 0.05").
+            passed = False
+            detail = f"not beyond chance: the gain's {level:.0%} interval reaches 0; {detail}"
         detail += f"; {gain.describe(level)}" + ("" if confidence else ", not required")
     return Criterion(f"beats {reference.name}", passed, detail)
 

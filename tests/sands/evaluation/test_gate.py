@@ -77,6 +77,8 @@ def test_a_gain_over_popularity_within_chance_is_not_promoted():
     popularity = evaluation("popularity", 0.110, auc=0.5)
     decision = decide(noisy_challenger(0.122), None, popularity, GOOD_BEHAVIOUR, RULES)
     assert failed(decision) == {"beats popularity"}
+    # Past the margin on the mean: why it failed comes first, not a line that reads as a pass.
+    assert decision.reasons[0].startswith("not beyond chance: the gain's 90% interval reaches 0; ")
     assert "90% CI" in decision.reasons[0]
     means_only = replace(RULES, confidence=0.0)
     assert decide(noisy_challenger(0.122), None, popularity, GOOD_BEHAVIOUR, means_only).passed
