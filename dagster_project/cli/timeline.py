@@ -63,7 +63,7 @@ def day_cells(r: Any) -> dict[str, str]:
     from sands.evaluation.backtest import fmt, without_labels
 
     served = fmt(r.served_ndcg if r.served_ndcg is not None else r.champion_ndcg)
-    served += " (no labels)" if without_labels(r) else ""
+    served += " (no labels)" if without_labels(r) and not r.unscored else ""
     return {
         "day": str(r.day),
         "runs": f"{r.runs}" + (f" ({r.failed_runs}!)" if r.failed_runs else ""),

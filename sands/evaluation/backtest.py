@@ -71,9 +71,9 @@ def unlabelled(record: Any) -> bool:
 
 
 def without_labels(record: Any) -> bool:
-    """No score for what served that day for want of a labelled user (a day unscored for
-    another reason names it in `unscored`)."""
-    return score(_get(record, "served_ndcg")) is None and not _get(record, "unscored")
+    """No score for what served that day: no labelled user (no positive landed, or no training
+    set yet; a replay names why in `unscored`)."""
+    return score(_get(record, "served_ndcg")) is None
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,8 @@ class ServedMeans:
     popularity_per_user: float | None = None
     # Of the judged user-days, those without an event in the 28 days before: no history to rank.
     without_history: int | None = None
+    # Of the days popularity served, those whose list counted another window than the baseline's.
+    other_windows: dict[int, int] = field(default_factory=dict)
 
 
 def served_means(records: Sequence[Any]) -> ServedMeans | None:
@@ -208,7 +210,23 @@ def served_means(records: Sequence[Any]) -> ServedMeans | None:
         served_per_user=per_user_day(scored, "served_ndcg"),
         popularity_per_user=per_user_day(scored, "popularity_ndcg"),
         without_history=_summed(scored, "without_history"),
+        other_windows=_other_windows(scored),
     )
+
+
+def _baseline_window() -> int:
+    from sands.evaluation.offline import EvaluationSpec  # the scores' module: on use
+
+    return EvaluationSpec.popularity_window_days
+
+
+def _other_windows(scored: Sequence[Any]) -> dict[int, int]:
+    """{window: days} of the days popularity served a list counting another window than the
+    baseline's (the `popularity` column's): a gain there is the window's, not a model's."""
+    windows = Counter(
+        _get(r, "popularity_window") for r in scored if _get(r, "served_policy") == "popularity"
+    )
+    return {w: n for w, n in sorted(windows.items()) if w not in (None, _baseline_window())}
 
 
 def _summed(scored: Sequence[Any], name: str) -> int | None:
@@ -242,7 +260,15 @@ def describe_served(records: Sequence[Any]) -> str:
         if result.judged_users is None
         else [f"{result.judged_users:,} user-days with a positive"]
     )
-    notes.append(f"popularity served on {result.popularity_served}")
+    windows = " and ".join(f"{w}-day list on {n}" for w, n in result.other_windows.items())
+    notes.append(
+        f"popularity served on {result.popularity_served}"
+        + (
+            f", its {windows} of them (the popularity column: the {_baseline_window()}-day list)"
+            if windows
+            else ""
+        )
+    )
     labelled = "labelled day" if result.days == 1 else "labelled days"
     line = (
         f"mean of {result.days} {labelled} ({'; '.join(notes)}): served {result.served:.4f}, "
@@ -455,7 +481,8 @@ def day_table(records: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
     body = []
     for r in records:
         frozen = _get(r, "frozen")
-        note = f" ({NO_LABELS})" if without_labels(r) else ""
+        # A day unscored for a reason it names shows it in its own column.
+        note = f" ({NO_LABELS})" if without_labels(r) and not _get(r, "unscored") else ""
         body.append(
             [
                 str(_get(r, "day", MISSING)),

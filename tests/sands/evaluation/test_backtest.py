@@ -162,13 +162,27 @@ def test_days_popularity_served_without_labels_are_counted_and_shaded():
         Day(day="2026-09-01", served_policy="popularity", served_ndcg=0.1, popularity_ndcg=0.1),
         Day(day="2026-09-02", served_policy="popularity"),
         Day(day="2026-09-03", served_policy="popularity", served_ndcg=math.nan),
+        Day(day="2026-09-04", served_policy="popularity", unscored="no positive landed"),
     ]
     summary = summarise(days)
-    assert summary["all_days"]["days_without_labels"] == 2
+    assert summary["all_days"]["days_without_labels"] == 3
     assert summary["all_days"]["compared_days_without_labels"] == 0
     page = to_html(days, summary, "t")
-    assert "what served (popularity on 1)</td><td>3</td><td>1</td><td>2</td>" in page
-    assert page.count("(no labels)") == 2
+    assert "what served (popularity on 1)</td><td>4</td><td>1</td><td>3</td>" in page
+    assert page.count("(no labels)") == 2 and page.count("no positive landed") == 1
+
+
+def test_what_served_says_when_popularity_served_another_window_than_the_baseline():
+    days = [
+        Day(day="2026-09-01", served_policy="popularity", served_ndcg=0.3, popularity_ndcg=0.1),
+        Day(day="2026-09-02", served_policy="popularity", served_ndcg=0.1, popularity_ndcg=0.1),
+        Day(day="2026-09-03", served_policy="v2", served_ndcg=0.2, popularity_ndcg=0.1),
+    ]
+    days[0].popularity_window, days[1].popularity_window = 28, 7
+    assert describe_served(days) == (
+        "mean of 3 labelled days (popularity served on 2, its 28-day list on 1 of them (the "
+        "popularity column: the 7-day list)): served 0.2000, popularity 0.1000 (2.00x)"
+    )
 
 
 def test_the_summary_counts_days_and_means_from_the_change_on():
