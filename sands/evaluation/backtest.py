@@ -224,9 +224,12 @@ def _other_windows(scored: Sequence[Any]) -> dict[int, int]:
     """{window: days} of the days popularity served a list counting another window than the
     baseline's (the `popularity` column's): a gain there is the window's, not a model's."""
     windows = Counter(
-        _get(r, "popularity_window") for r in scored if _get(r, "served_policy") == "popularity"
+        window
+        for r in scored
+        if _get(r, "served_policy") == "popularity"
+        and (window := _get(r, "popularity_window")) not in (None, _baseline_window())
     )
-    return {w: n for w, n in sorted(windows.items()) if w not in (None, _baseline_window())}
+    return dict(sorted(windows.items()))
 
 
 def _summed(scored: Sequence[Any], name: str) -> int | None:

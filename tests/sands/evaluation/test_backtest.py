@@ -177,10 +177,12 @@ def test_what_served_says_when_popularity_served_another_window_than_the_baselin
         Day(day="2026-09-01", served_policy="popularity", served_ndcg=0.3, popularity_ndcg=0.1),
         Day(day="2026-09-02", served_policy="popularity", served_ndcg=0.1, popularity_ndcg=0.1),
         Day(day="2026-09-03", served_policy="v2", served_ndcg=0.2, popularity_ndcg=0.1),
+        Day(day="2026-09-04", served_policy="popularity", served_ndcg=0.2, popularity_ndcg=0.1),
     ]
+    # The last day's record predates the window (None): as the baseline's.
     days[0].popularity_window, days[1].popularity_window = 28, 7
     assert describe_served(days) == (
-        "mean of 3 labelled days (popularity served on 2, its 28-day list on 1 of them (the "
+        "mean of 4 labelled days (popularity served on 3, its 28-day list on 1 of them (the "
         "popularity column: the 7-day list)): served 0.2000, popularity 0.1000 (2.00x)"
     )
 
