@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sands.features.online_store import OnlineStore
@@ -31,6 +32,7 @@ from sands.serving.routes.common import ServiceState, echo, error_response
 from sands.serving.watcher import SnapshotWatcher
 
 log = logging.getLogger(__name__)
+CLIENT_CLOSED = 499  # nginx's status for a request its client closed before the answer
 
 
 class _Accounted:
@@ -54,6 +56,10 @@ class _Accounted:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            # The client left mid-request: no one to answer, and no fault of the service (a 5xx
+            # would page someone); counted as nginx counts it.
+            status = status or CLIENT_CLOSED
         except Exception:
             if status:  # the headers are out: nothing else can be answered
                 raise
@@ -95,7 +101,12 @@ def _lifespan(
         service.metrics.watched(service.watcher)
         yield
         service.watcher.stop()
-        service.log.close()  # commits what is queued
+        if lost := service.log.close():  # commits what is queued, unless the lake fails
+            log.error(
+                "prediction log: %d impressions could not be committed before shutdown (%s)",
+                lost,
+                service.log.last_error,
+            )
         service.store.close()
 
     return lifespan

@@ -68,6 +68,16 @@ class ServiceMetrics:
         self.dropped = Gauge(
             "sands_impressions_dropped", "Impressions dropped (log queue full).", registry=registry
         )
+        self.log_failing = Gauge(
+            "sands_prediction_log_failing",
+            "1 while the log's latest commit failed (impressions wait in memory, retried).",
+            registry=registry,
+        )
+        self.log_failures = Gauge(
+            "sands_prediction_log_commit_failures",
+            "Failed commit attempts of the prediction log since the process started.",
+            registry=registry,
+        )
         self.queued = Gauge(
             "sands_prediction_log_queue_depth",
             "Impressions queued for the log's writer (at 100,000 new ones are dropped).",
@@ -180,6 +190,8 @@ class ServiceMetrics:
         self.logged.set(log.committed)
         self.dropped.set(log.dropped)
         self.queued.set(log.queued)
+        self.log_failing.set(1 if log.failing else 0)
+        self.log_failures.set(log.failed_commits)
 
 
 def _unix(moment: datetime) -> float:

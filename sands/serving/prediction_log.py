@@ -8,6 +8,8 @@ kill -9) loses at most the impressions not yet committed and never leaves a torn
 from __future__ import annotations
 
 import itertools
+import logging
+import math
 import queue
 import threading
 import time
@@ -58,7 +60,7 @@ RANKED, POPULAR = "ranked", "popularity"
 GREEDY = "greedy"  # the policy that serves the ranking's top k as it is
 
 
-_TICK = object()  # the writer's wake-up when the oldest impression's wait is over
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,11 @@ def impressions_table(batch: list[Impression]) -> pa.Table:
 
 
 class PredictionLog:
-    """Batched, non-blocking appends of impressions to a Delta table partitioned by day."""
+    """Batched, non-blocking appends of impressions to a Delta table partitioned by day.
+
+    A failed commit (the store unreachable, a broken log) keeps its batch and is retried with a
+    growing pause; meanwhile impressions queue up to `max_queue` and then are dropped, counted.
+    """
 
     def __init__(
         self,
@@ -137,14 +143,21 @@ class PredictionLog:
         batch_rows: int = 1_000,
         flush_seconds: float = 1.0,
         max_queue: int = 100_000,
+        retry_seconds: tuple[float, float] = (0.5, 30.0),
     ) -> None:
         self.uri = uri
         self.storage_options = storage_options or {}
         self.batch_rows = batch_rows
         self.flush_seconds = flush_seconds
+        self.retry_seconds = retry_seconds
         self.dropped = 0  # impressions refused because the queue was full (never blocks)
         self.committed = 0
-        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=max_queue)
+        self.failed_commits = 0  # attempts that raised, retried
+        self.last_error: str | None = None  # the latest failed attempt's, None once one succeeds
+        self.lost = 0  # impressions left uncommitted when the log was closed
+        self._pending = 0  # impressions in the batch being committed or retried
+        self._queue: queue.Queue[Impression] = queue.Queue(maxsize=max_queue)
+        self._closing = threading.Event()
         self._writer = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._writer.start()
 
@@ -162,29 +175,57 @@ class PredictionLog:
         """Impressions waiting for the writer (the batch it is building not included)."""
         return self._queue.qsize()
 
-    def close(self) -> None:
-        """Commit what is queued and stop the writer."""
-        self._queue.put(None)
-        self._writer.join()
+    @property
+    def failing(self) -> bool:
+        """The latest commit attempt failed: impressions wait in memory until one succeeds."""
+        return self.last_error is not None
+
+    def close(self, timeout: float = 20.0) -> int:
+        """Commit what is queued and stop the writer, waiting at most `timeout` seconds (a
+        failing store must not hold a shutdown forever; Kubernetes kills a pod 30 s after
+        SIGTERM); returns the impressions left uncommitted."""
+        self._closing.set()
+        self._writer.join(timeout)
+        if self._writer.is_alive():  # still retrying: what it holds is lost with the process
+            self.lost = self._pending + self._queue.qsize()
+        return self.lost
 
     def _run(self) -> None:
         batch: list[Impression] = []
         deadline: float | None = None  # the oldest queued impression waits at most flush_seconds
         while True:
-            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            closing = self._closing.is_set()
+            wait = 0.1 if deadline is None else min(max(deadline - time.monotonic(), 0.0), 0.1)
             try:
-                item = self._queue.get(timeout=wait)
-            except queue.Empty:
-                item = _TICK
-            if item is None:
-                self._commit(batch)
-                return
-            if isinstance(item, Impression):
-                batch.append(item)
+                batch.append(self._queue.get(timeout=0 if closing else wait))
                 deadline = deadline or time.monotonic() + self.flush_seconds
-            if batch and (len(batch) >= self.batch_rows or time.monotonic() >= (deadline or 0)):
-                self._commit(batch)
+            except queue.Empty:
+                if closing:  # everything queued is in the batch
+                    self._commit_until_done(batch)
+                    return
+            full, due = len(batch) >= self.batch_rows, time.monotonic() >= (deadline or math.inf)
+            if batch and (full or due):
+                self._commit_until_done(batch)
                 batch, deadline = [], None
+
+    def _commit_until_done(self, batch: list[Impression]) -> None:
+        """Commit the batch, retrying with a growing pause while it fails (the queue fills
+        meanwhile, then drops); gives up only when the log is closing and the pause runs out."""
+        self._pending = len(batch)
+        pause, longest = self.retry_seconds
+        while batch:
+            try:
+                self._commit(batch)
+                self.last_error = None
+                break
+            except Exception as error:
+                self.failed_commits += 1
+                self.last_error = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+                _logger.warning("prediction log commit failed, retrying: %s", self.last_error)
+                # Closing, the writer retries until `close()` stops waiting for it.
+                time.sleep(pause)
+                pause = min(pause * 2, longest)
+        self._pending = 0
 
     def _commit(self, batch: list[Impression]) -> None:
         if not batch:

@@ -167,6 +167,7 @@ def test_every_alert_has_a_severity_a_summary_and_a_description() -> None:
         "SandsServingErrors",
         "SandsOnlineCtrBelowObjective",
         "SandsPredictionLogDrops",
+        "SandsPredictionLogFailing",
         "SandsChampionStale",
         "SandsServingSnapshotStale",
         "SandsFeaturesStale",
@@ -255,7 +256,7 @@ def test_promtool_accepts_the_rules_and_every_dashboard_query(tmp_path: Path) ->
         timeout=60,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
     assert f"SUCCESS: {len(recorded)} rules found" in checked.stdout
 
 
@@ -276,6 +277,9 @@ SERIES = {
     # One pod of "low" drops impressions at minute 30.
     'sands_impressions_dropped{namespace="low", pod="a"}': "0x30 7x10",
     'sands_impressions_dropped{namespace="low", pod="b"}': "0x40",
+    # Pod a of "low" fails to commit its log from minute 30; pod b once, for two minutes.
+    'sands_prediction_log_failing{namespace="low", pod="a"}': "0x30 1x10",
+    'sands_prediction_log_failing{namespace="low", pod="b"}': "0x20 1x2 0x18",
     # Pod b of "low" stopped reading the registry at minute 5 (the gauge is unix time).
     'sands_snapshot_checked_timestamp_seconds{namespace="low", pod="a"}': "0+60x40",
     'sands_snapshot_checked_timestamp_seconds{namespace="low", pod="b"}': "0+60x5 300x35",
@@ -299,6 +303,7 @@ def test_the_alerts_fire_when_they_should_and_only_then(tmp_path: Path) -> None:
         "SandsOnlineCtrBelowObjective": [_alert("ctr", namespace="low", version="3")],
         "SandsServingErrors": [_alert("errors", namespace="low")],
         "SandsPredictionLogDrops": [_alert("logDrops", namespace="low", pod="a")],
+        "SandsPredictionLogFailing": [_alert("logFailing", namespace="low", pod="a")],
         "SandsServingSnapshotStale": [_alert("staleSnapshot", namespace="low", pod="b")],
     }
     tests = {
@@ -317,6 +322,7 @@ def test_the_alerts_fire_when_they_should_and_only_then(tmp_path: Path) -> None:
                     {"eval_time": at, "alertname": name, "exp_alerts": []}
                     for at, name in (
                         ("29m", "SandsPredictionLogDrops"),
+                        ("33m", "SandsPredictionLogFailing"),
                         ("12m", "SandsServingSnapshotStale"),
                     )
                 ],

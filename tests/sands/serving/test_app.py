@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -309,6 +310,34 @@ def test_a_body_past_the_limit_is_a_counted_413_declared_or_streamed(home: Sands
         share = b'{"share": 0.5' + b" " * len(body) + b"}"
         assert client.put("/admin/canary", content=share, headers=AUTH).status_code == 413
         assert _counted(client) - before == Counter({"413": 3})
+
+
+def _statuses(client: httpx.Client) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "sands_requests_total" and sample.labels["endpoint"] != "metrics":
+                counts[sample.labels["status"]] += int(sample.value)
+    return counts
+
+
+def test_a_client_leaving_mid_body_is_counted_as_closed_not_as_a_server_error(
+    server: Server,
+) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    with server.client() as client:
+        before = _statuses(client)
+        with socket.create_connection((host, int(port))) as leaving:
+            leaving.sendall(
+                f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                'Content-Length: 1000\r\n\r\n{"inputs": ['.encode()
+            )
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while (counted := _statuses(client) - before) == Counter() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counted == Counter({"499": 1})
+        assert client.get("/v2/health/ready").status_code == 200
 
 
 def test_zero_rows_and_rows_as_lists_are_valid_tensors(app: TestClient) -> None:

@@ -91,6 +91,31 @@ def test_a_full_batch_or_an_old_enough_one_is_committed_without_closing(tmp_path
     assert read_impressions(uri).num_rows == 5
 
 
+def test_a_failed_commit_keeps_its_batch_and_is_retried_until_one_succeeds(tmp_path):
+    blocked = tmp_path / "log"
+    blocked.write_text("not a table")  # the lake refuses every commit while this file is there
+    log = PredictionLog(str(blocked), batch_rows=1, flush_seconds=60, retry_seconds=(0.05, 0.1))
+    log.record(impression(1))
+    _wait_for(lambda: log.failed_commits >= 2)
+    assert log.failing and log.committed == 0 and log.last_error
+    log.record(impression(2))  # queued meanwhile
+    blocked.unlink()
+    _wait_for(lambda: log.committed == 2)
+    assert not log.failing and log.close() == 0
+    assert sorted(read_impressions(str(blocked))["impression_id"].to_pylist()) == ["i1", "i2"]
+
+
+def test_closing_a_log_that_cannot_commit_stops_waiting_and_counts_what_it_lost(tmp_path):
+    blocked = tmp_path / "log"
+    blocked.write_text("not a table")
+    log = PredictionLog(str(blocked), batch_rows=10, flush_seconds=60, retry_seconds=(0.05, 0.1))
+    for n in range(3):
+        log.record(impression(n))
+    started = time.monotonic()
+    assert log.close(timeout=0.5) == 3
+    assert time.monotonic() - started < 5
+
+
 WRITER = """
 import sys
 import time
