@@ -18,6 +18,11 @@ class ServiceConfig:
     # A request body past this is refused (413) before it is read whole: 16 MiB of JSON is some
     # 40,000 feature rows to score at once, more than any one list needs.
     max_body_bytes: int = 16 * 2**20
+    # Bodies read and scored at once: each may take 16 MiB and more parsed, so 64 uploads at once
+    # took a pod past 1.9 GB; the rest wait their turn. Scoring runs off the event loop.
+    max_concurrent_inference: int = 4
+    # A body not received whole within this is refused (408): a slow uploader holds a slot.
+    body_timeout_seconds: float = 30.0
     candidates: int = 200
     poll_seconds: float = 5.0
     # One Delta commit per batch: bigger batches cost the request path less; a crash loses at

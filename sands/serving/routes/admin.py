@@ -13,8 +13,8 @@ from sands.models.registry import RegistryError
 from sands.serving.config import ADMIN_TOKEN_ENV
 from sands.serving.routes.common import (
     BodyTooLarge,
+    BodyTooSlow,
     Service,
-    bounded_body,
     describe,
     error_response,
     json_response,
@@ -43,9 +43,9 @@ async def canary(
     if denied:
         return denied
     try:
-        share = orjson.loads(await bounded_body(request, service.config.max_body_bytes))["share"]
-    except BodyTooLarge as error:
-        return error_response(413, str(error))
+        share = orjson.loads(await service.body(request))["share"]
+    except (BodyTooLarge, BodyTooSlow) as error:
+        return error_response(status_for(error), str(error))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         share = None
     # `true` would be a share of 1 (everyone to the challenger), "0.5" a string: neither is one.

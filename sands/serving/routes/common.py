@@ -3,6 +3,7 @@ and the per-app state routes reach through the `Service` dependency."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -31,10 +32,15 @@ class BodyTooLarge(ValueError):
     """A request body past the service's `max_body_bytes` (answered 413)."""
 
 
+class BodyTooSlow(ValueError):
+    """A request body not received whole within the service's `body_timeout_seconds` (408)."""
+
+
 # HTTP status of each typed error a route can meet, in one place (the first match in the
 # exception's class hierarchy wins; anything else is the counted 500).
 ERROR_STATUS: dict[type[Exception], int] = {
     BodyTooLarge: 413,
+    BodyTooSlow: 408,
     NoChallenger: 409,
     NothingToRollBack: 409,
     UnknownVersion: 404,
@@ -54,6 +60,16 @@ class ServiceState:
     # Opened by the app's lifespan and closed at its end: no route runs outside it.
     store: OnlineStore = field(init=False, repr=False)
     log: PredictionLog = field(init=False, repr=False)
+    inference_slots: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.inference_slots = asyncio.Semaphore(self.config.max_concurrent_inference)
+
+    async def body(self, request: Request) -> bytes:
+        """The request's body within this service's size and time limits (`bounded_body`)."""
+        return await bounded_body(
+            request, self.config.max_body_bytes, self.config.body_timeout_seconds
+        )
 
 
 async def service_state(request: Request) -> ServiceState:
@@ -82,18 +98,23 @@ def error_response(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
 
-async def bounded_body(request: Request, limit: int) -> bytes:
+async def bounded_body(request: Request, limit: int, seconds: float = 30.0) -> bytes:
     """The request's body, or BodyTooLarge as soon as it passes `limit` bytes (a declared
-    length is trusted to refuse at once; a streamed body is counted as it arrives)."""
+    length is trusted to refuse at once; a streamed body is counted as it arrives), or
+    BodyTooSlow when it has not all arrived within `seconds`."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"request body of {int(declared):,} bytes; the limit is {limit:,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body past the limit of {limit:,} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"request body past the limit of {limit:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError as error:
+        raise BodyTooSlow(f"request body not received whole within {seconds:g} s") from error
     return b"".join(chunks)
 
 

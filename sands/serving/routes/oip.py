@@ -7,12 +7,12 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from sands.models.ranking import platt_probabilities
 from sands.serving.routes.common import (
     Service,
     ServiceState,
-    bounded_body,
     echo,
     error_response,
     json_response,
@@ -63,10 +63,22 @@ async def infer(name: str, request: Request, service: Service) -> Response:
     if isinstance(found, Response):
         return found
     _, champion = found
+    # A few bodies at once (each up to 16 MiB), parsed and scored on a worker thread: a big one
+    # held the event loop for a second, health probes and lists waiting behind it.
+    async with service.inference_slots:
+        try:
+            payload = await service.body(request)
+        except ValueError as error:  # BodyTooLarge (413), BodyTooSlow (408)
+            return error_response(status_for(error), f"bad inference request: {error}")
+        return await run_in_threadpool(_inference, name, payload, champion)
+
+
+def _inference(name: str, payload: bytes, champion: ArmModel) -> Response:
+    """The OIP answer to one inference body: scores and calibrated probabilities per row."""
     try:
-        body = orjson.loads(await bounded_body(request, service.config.max_body_bytes))
+        body = orjson.loads(payload)
         matrix = _oip_matrix(body, len(champion.ranker.spec.features))
-    except ValueError as error:  # orjson.JSONDecodeError is one, BodyTooLarge (413) too
+    except ValueError as error:  # orjson.JSONDecodeError is one
         return error_response(status_for(error), f"bad inference request: {error}")
     scores = champion.margins(matrix)
     probabilities = platt_probabilities(scores, champion.ranker.spec.calibration)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -52,7 +54,8 @@ from sands.serving.prediction_log import (
     read_impressions,
     sources_key,
 )
-from sands.serving.routes.common import status_for
+from sands.serving.routes import oip
+from sands.serving.routes.common import BodyTooSlow, bounded_body, status_for
 from sands.serving.snapshot import (
     ServingSnapshot,
     arm_for,
@@ -338,6 +341,40 @@ def test_a_client_leaving_mid_body_is_counted_as_closed_not_as_a_server_error(
             time.sleep(0.05)
         assert counted == Counter({"499": 1})
         assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_a_body_that_does_not_arrive_in_time_is_refused_as_too_slow() -> None:
+    async def trickle() -> dict[str, object]:
+        await asyncio.sleep(0.3)  # each chunk late: the whole body never arrives in time
+        return {"type": "http.request", "body": b"{", "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, trickle)
+    with pytest.raises(BodyTooSlow, match=r"within 0\.5 s") as refused:
+        asyncio.run(bounded_body(request, 1_000, seconds=0.5))
+    assert status_for(refused.value) == 408
+
+
+def test_scoring_an_inference_body_leaves_the_event_loop_to_other_requests(
+    app: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, released, waited = threading.Event(), threading.Event(), []
+    matrix = oip._oip_matrix
+
+    def slow(body: object, features: int) -> np.ndarray:
+        entered.set()
+        waited.append(released.wait(10))  # False: nothing else ran while this held the loop
+        return matrix(body, features)
+
+    monkeypatch.setattr(oip, "_oip_matrix", slow)
+    scoring = threading.Thread(
+        target=lambda: app.post(INFER, json=_tensor([1, WIDTH], [0.5] * WIDTH))
+    )
+    scoring.start()
+    assert entered.wait(10)
+    assert app.get("/v2/health/live").status_code == 200
+    released.set()
+    scoring.join()
+    assert waited == [True]
 
 
 def test_zero_rows_and_rows_as_lists_are_valid_tensors(app: TestClient) -> None:
