@@ -11,6 +11,7 @@ import itertools
 import logging
 import math
 import queue
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -61,6 +62,7 @@ GREEDY = "greedy"  # the policy that serves the ranking's top k as it is
 
 
 _logger = logging.getLogger(__name__)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,8 @@ class PredictionLog:
                 break
             except Exception as error:
                 self.failed_commits += 1
-                self.last_error = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+                text = " ".join(_ANSI.sub("", str(error)).split())  # delta-rs colours its own
+                self.last_error = f"{type(error).__name__}: {text}"[:300]
                 _logger.warning("prediction log commit failed, retrying: %s", self.last_error)
                 # Closing, the writer retries until `close()` stops waiting for it.
                 time.sleep(pause)
