@@ -14,7 +14,8 @@ schemas disagree. Edit the schemas, then regenerate._
 Upstream systems (and `sands simulate`) drop files into the landing zone under `SANDS_HOME/landing`
 (or `SANDS_LANDING_URI`, e.g. `s3://bucket/landing`). Formats: Parquet, CSV (lists are
 `|`-separated, or written as a JSON or Python list, `["a", "b"]` or `['a', 'b']` as pandas'
-`to_csv` writes a list column, and a bracketed cell that is no list of text is `invalid_type`;
+`to_csv` writes a list column: a cell starting `[` then a quote or `]`, and `invalid_type` when
+it is no list of text; a tag in brackets such as `[draft]` stays a tag;
 an empty cell is an empty list; other empty cells are nulls; spaces around a header's names, as
 in `event_id, user_id`, are no part of them, while a value's are kept) and JSON lines
 (a `.jsonl` file holding one JSON array of objects, as `to_json(orient="records")` writes, is read

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -97,7 +98,7 @@ def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 # An integer written as a float ("42.0"): what pandas writes to CSV for a column of integer ids
 # with a null among them. Up to 15 digits, which a float holds exactly.
-_INTEGER_FLOAT = r"^(-?\d{1,15})\.0+$"
+_INTEGER_FLOAT = r"^(-?[0-9]{1,15})\.0+$"
 
 
 def _integer_float_text(ids: pd.Series) -> pd.Series:
@@ -201,6 +202,9 @@ def _list_items(items: list) -> object:
     return [x.strip() for x in items if x.strip()]
 
 
+# A cell written as a list: `[`, then `]` or a quoted first item. A tag in brackets ("[draft]",
+# "[1990s]") stays a tag.
+_LIST_LITERAL = re.compile(r"^\[\s*(\]|[\"'])")
 # A bracketed list in a text cell longer than this is not parsed (a hostile one could be deep).
 _LIST_TEXT_LIMIT = 100_000
 
@@ -224,7 +228,7 @@ def _as_string_lists(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     def convert(v: object) -> object:
         if isinstance(v, str):
             text = v.strip()
-            if text.startswith("[") and text.endswith("]"):
+            if _LIST_LITERAL.match(text) and text.endswith("]"):
                 items = _bracketed(text)
                 return _BAD if items is None else _list_items(items)
             return _list_items(text.split("|"))

@@ -441,13 +441,15 @@ def same_style_share(table: pa.Table, catalogue: pa.Table) -> float:
     an artwork without neighbours; a missing style matches a missing one)."""
     if table.num_rows == 0:
         return 0.0
-    ids = catalogue["artwork_id"]
+    ids = catalogue["artwork_id"].cast(pa.string())  # delta-rs may read ids as string views
     style = pc.dictionary_encode(catalogue["style"].combine_chunks(), null_encoding="encode")
     code = style.indices.to_numpy(zero_copy_only=False)
     neighbours = table["neighbour_ids"].combine_chunks()
     row = pc.list_parent_indices(neighbours).to_numpy(zero_copy_only=False)
-    theirs = code[pc.index_in(neighbours.flatten(), value_set=ids).to_numpy(zero_copy_only=False)]
-    own = code[pc.index_in(table["artwork_id"], value_set=ids).to_numpy(zero_copy_only=False)]
+    flat = neighbours.flatten().cast(pa.string())
+    theirs = code[pc.index_in(flat, value_set=ids).to_numpy(zero_copy_only=False)]
+    mine = table["artwork_id"].cast(pa.string())
+    own = code[pc.index_in(mine, value_set=ids).to_numpy(zero_copy_only=False)]
     same = np.bincount(row, weights=theirs == own[row], minlength=table.num_rows)
     lengths = pc.list_value_length(neighbours).to_numpy(zero_copy_only=False)
     return float(np.mean(same / np.maximum(lengths, 1)))

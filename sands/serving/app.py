@@ -8,6 +8,7 @@ The routes live in `sands.serving.routes`, one module per concern.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -97,6 +98,7 @@ def _lifespan(
         service: ServiceState = app.state.service
         service.store = open_store()
         service.log = open_log()
+        service.inference_slots = asyncio.Semaphore(service.config.max_concurrent_inference)
         service.watcher.start()
         service.metrics.watched(service.watcher)
         yield

@@ -158,13 +158,18 @@ class PredictionLog:
         self.last_error: str | None = None  # the latest failed attempt's, None once one succeeds
         self.lost = 0  # impressions left uncommitted when the log was closed
         self._pending = 0  # impressions in the batch being committed or retried
+        self._give_up_at = math.inf  # set by close(): when a failing commit stops being retried
         self._queue: queue.Queue[Impression] = queue.Queue(maxsize=max_queue)
         self._closing = threading.Event()
         self._writer = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._writer.start()
 
     def record(self, impression: Impression) -> bool:
-        """Enqueue an impression; False (and counted as dropped) if the queue is full."""
+        """Enqueue an impression; False (and counted as dropped) if the queue is full or the log
+        is closing."""
+        if self._closing.is_set():
+            self.dropped += 1
+            return False
         try:
             self._queue.put_nowait(impression)
             return True
@@ -186,9 +191,10 @@ class PredictionLog:
         """Commit what is queued and stop the writer, waiting at most `timeout` seconds (a
         failing store must not hold a shutdown forever; Kubernetes kills a pod 30 s after
         SIGTERM); returns the impressions left uncommitted."""
+        self._give_up_at = time.monotonic() + timeout
         self._closing.set()
-        self._writer.join(timeout)
-        if self._writer.is_alive():  # still retrying: what it holds is lost with the process
+        self._writer.join(timeout + 1.0)
+        if self._writer.is_alive():  # a commit attempt still hanging: lost with the process
             self.lost = self._pending + self._queue.qsize()
         return self.lost
 
@@ -203,16 +209,19 @@ class PredictionLog:
                 deadline = deadline or time.monotonic() + self.flush_seconds
             except queue.Empty:
                 if closing:  # everything queued is in the batch
-                    self._commit_until_done(batch)
+                    if not self._commit_until_done(batch):
+                        self.lost = len(batch) + self._queue.qsize()
                     return
             full, due = len(batch) >= self.batch_rows, time.monotonic() >= (deadline or math.inf)
             if batch and (full or due):
-                self._commit_until_done(batch)
+                if not self._commit_until_done(batch):  # closing, and the lake still fails
+                    self.lost = len(batch) + self._queue.qsize()
+                    return
                 batch, deadline = [], None
 
-    def _commit_until_done(self, batch: list[Impression]) -> None:
+    def _commit_until_done(self, batch: list[Impression]) -> bool:
         """Commit the batch, retrying with a growing pause while it fails (the queue fills
-        meanwhile, then drops); gives up only when the log is closing and the pause runs out."""
+        meanwhile, then drops); False when the log is closing and its deadline has passed."""
         self._pending = len(batch)
         pause, longest = self.retry_seconds
         while batch:
@@ -225,10 +234,17 @@ class PredictionLog:
                 text = " ".join(_ANSI.sub("", str(error)).split())  # delta-rs colours its own
                 self.last_error = f"{type(error).__name__}: {text}"[:300]
                 _logger.warning("prediction log commit failed, retrying: %s", self.last_error)
-                # Closing, the writer retries until `close()` stops waiting for it.
-                time.sleep(pause)
+                left = self._give_up_at - time.monotonic()
+                if left <= 0:
+                    return False
+                # A close cuts a long pause short; closing, retries run until its deadline.
+                if self._closing.is_set():
+                    time.sleep(min(pause, left))
+                else:
+                    self._closing.wait(pause)
                 pause = min(pause * 2, longest)
         self._pending = 0
+        return True
 
     def _commit(self, batch: list[Impression]) -> None:
         if not batch:

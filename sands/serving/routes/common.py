@@ -60,10 +60,8 @@ class ServiceState:
     # Opened by the app's lifespan and closed at its end: no route runs outside it.
     store: OnlineStore = field(init=False, repr=False)
     log: PredictionLog = field(init=False, repr=False)
+    # Made by the lifespan, on the loop that serves: a test may run one app on several loops.
     inference_slots: asyncio.Semaphore = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.inference_slots = asyncio.Semaphore(self.config.max_concurrent_inference)
 
     async def body(self, request: Request) -> bytes:
         """The request's body within this service's size and time limits (`bounded_body`)."""

@@ -197,12 +197,14 @@ def test_ids_written_as_integer_floats_are_the_integers_as_json_numbers_are():
         event("10.0", user_id="1.0", artwork_id="-3.00"),
         event("11", user_id=2.0, artwork_id="1.5"),
         event("12", user_id="v1.0", artwork_id="1.0e3"),
+        event("13", user_id="\u0664\u0662.0"),  # Arabic-Indic digits: not what a float writes
     ]
     accepted = validate(raw(rows), INTERACTIONS, DAY).accepted
     assert accepted[["event_id", "user_id", "artwork_id"]].values.tolist() == [
         ["10", "1", "-3"],
         ["11", "2", "1.5"],
         ["12", "v1.0", "1.0e3"],
+        ["13", "\u0664\u0662.0", "a1"],
     ]
 
 
@@ -215,6 +217,8 @@ def test_ids_written_as_integer_floats_are_the_integers_as_json_numbers_are():
         ("a| |b|", ["a", "b"]),  # a tag of spaces is no tag
         ("a | b", ["a", "b"]),
         (["a", "", " b "], ["a", "b"]),
+        ("[draft]", ["[draft]"]),  # a tag in brackets is a tag
+        ("[Limited]|abstract", ["[Limited]", "abstract"]),
     ],
 )
 def test_a_list_written_into_a_cell_reads_as_its_items_without_blank_ones(cell, expected):
@@ -223,7 +227,7 @@ def test_a_list_written_into_a_cell_reads_as_its_items_without_blank_ones(cell, 
     assert outcome.accepted["interests"].tolist() == [expected] and not outcome.reason_counts
 
 
-@pytest.mark.parametrize("cell", ["[abstract]", "[1, 2]", "['a', ['b']]", "[" * 200 + "]" * 200])
+@pytest.mark.parametrize("cell", ["['a', ['b']]", '["a", 1]', "['a', 'b' 'c' +]"])
 def test_a_bracketed_cell_that_is_no_list_of_text_is_rejected_not_kept_as_one_tag(cell):
     user = {"user_id": "u1", "signup_ts": "2026-01-01", "updated_ts": "2026-01-01"}
     outcome = validate(raw([{**user, "interests": cell}]), USERS)

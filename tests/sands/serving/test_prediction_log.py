@@ -114,6 +114,11 @@ def test_closing_a_log_that_cannot_commit_stops_waiting_and_counts_what_it_lost(
     started = time.monotonic()
     assert log.close(timeout=0.5) == 3
     assert time.monotonic() - started < 5
+    # The writer has stopped retrying, and a closed log takes no more impressions.
+    attempts = log.failed_commits
+    time.sleep(0.3)
+    assert log.failed_commits == attempts
+    assert not log.record(impression(9)) and log.dropped == 1
 
 
 WRITER = """
