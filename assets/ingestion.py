@@ -183,6 +183,7 @@ def report_metadata(report: IngestReport, table_uri: str, quarantine_uri: str) -
         "rows_updated": MetadataValue.int(report.rows_updated),
         "rows_repeated": MetadataValue.int(report.rows_repeated),
         "versions_unchanged": MetadataValue.int(report.versions_unchanged),
+        "versions_corrected": MetadataValue.int(report.versions_corrected),
         "delta_version": MetadataValue.int(report.table_version),
         "quarantine_version": MetadataValue.int(report.quarantine_version),
         "quarantine_uri": MetadataValue.path(quarantine_uri),
@@ -256,7 +257,8 @@ def _reference_asset(entity: Entity, description: str) -> AssetsDefinition:
             f"{entity.name}: read {report.rows_read:,}, inserted {report.rows_inserted:,}, "
             f"updated {report.rows_updated:,}, rejected {report.rows_rejected:,}, identical "
             f"copies of an earlier row {report.rows_repeated:,}, new timestamps on unchanged rows "
-            f"{report.versions_unchanged:,} (no new version)"
+            f"{report.versions_unchanged:,} (no new version), versions corrected in place "
+            f"{report.versions_corrected:,}"
         )
         return _result(context, report, lake, entity, config)
 

@@ -79,6 +79,8 @@ class IngestReport:
     rows_repeated: int = 0  # identical copies of an earlier reference row: the same fact
     # Reference rows whose only change was their version timestamp: the latest row, no version.
     versions_unchanged: int = 0
+    # Reference rows re-sent with a stored version's timestamp and other content: corrected.
+    versions_corrected: int = 0
     committed: bool = True
     files_digest: str = ""
     rows_per_file: dict[str, int] = field(default_factory=dict)
@@ -359,12 +361,17 @@ def _ingest_reference(
     latest, history = bronze_uri(lake_root, entity), history_uri(lake_root, entity)
     for uri in (latest, history):  # tables stored before a column became optional
         delta.allow_nulls(uri, accepted.schema, storage_options)
+    stored = stored_versions(history, accepted, key, storage_options)
     written = delta.upsert(latest, accepted, key, version, storage_options)
     # Features are computed as of past dates, so they need the version valid then, not the latest.
-    fresh, unchanged = new_versions(
-        accepted, stored_versions(history, accepted, key, storage_options), key, version
-    )
+    fresh, unchanged = new_versions(accepted, stored, key, version)
     delta.insert_new(history, fresh, [key, version], storage_options)
+    # A row re-sent with its version's timestamp but other content corrects that version: in
+    # the history, and in the latest table where it is the latest (a MERGE on a later version
+    # alone counted it accepted and kept the old content).
+    corrected = corrected_versions(accepted, stored, key, version)
+    delta.update_matching(history, corrected, [key, version], storage_options)
+    fixed = delta.update_matching(latest, corrected, [key, version], storage_options)
     quarantined = delta.replace_where(
         quarantine_uri(lake_root, entity),
         _quarantine_table(outcome, None, unreadable),
@@ -373,7 +380,14 @@ def _ingest_reference(
         storage_options,
     )
     report = _report(entity, None, files, reads, outcome, written, quarantined.version, unreadable)
-    return replace(report, versions_unchanged=unchanged)
+    return replace(
+        report,
+        versions_unchanged=unchanged,
+        versions_corrected=corrected.num_rows,
+        rows_updated=report.rows_updated + fixed.rows_updated,
+        table_version=max(report.table_version, fixed.version),
+        committed=report.committed or corrected.num_rows > 0,
+    )
 
 
 def stored_versions(
@@ -423,6 +437,33 @@ def new_versions(
     ).to_arrow_table()
     left_out = unchanged.column("unchanged").to_numpy(zero_copy_only=False)
     return incoming.filter(pa.array(~left_out)), int(left_out.sum())
+
+
+def corrected_versions(
+    incoming: pa.Table, stored: pa.Table | None, key: str, version: str
+) -> pa.Table:
+    """The rows of `incoming` whose key and version a stored row has, with other content."""
+    if stored is None or not stored.num_rows or not incoming.num_rows:
+        return incoming.slice(0, 0)
+    shared = [c for c in incoming.column_names if c in stored.column_names]
+    con = duck.connect()
+    con.register("incoming", incoming.append_column("__row", pa.array(range(incoming.num_rows))))
+    con.register("stored", stored.select(shared))
+    rows = con.sql(
+        f"""select i.__row from incoming i join stored s
+            on i."{key}" = s."{key}" and i."{version}" = s."{version}"
+            where {_distinct(shared, key, version)}
+            order by i.__row"""
+    ).to_arrow_table()
+    return incoming.take(rows.column("__row"))
+
+
+def _distinct(columns: list[str], key: str, version: str) -> str:
+    """SQL: some content column of incoming `i` differs from stored `s`."""
+    return (
+        " or ".join(f'i."{c}" is distinct from s."{c}"' for c in columns if c not in (key, version))
+        or "false"
+    )
 
 
 def _report(

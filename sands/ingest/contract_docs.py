@@ -46,7 +46,11 @@ text and control characters escaped: `caf\\xe9.csv`).
 Users and artworks also keep every version in `lake/bronze/<feed>_history`, which features read as
 of their own time. A row that changes nothing but its `updated_ts` (a source touching it for a
 field outside this contract) updates the latest row but is no new version there: counted as
-`versions_unchanged` in the run's metadata.
+`versions_unchanged` in the run's metadata. A row re-sent with the `updated_ts` of a version
+already stored but other content (an export corrected and sent again) corrects that version, in
+the history and, where it is the latest, in the latest table: counted as `versions_corrected`.
+Ingestion never deletes: a user or artwork left out of later files, or a removed file, keeps the
+rows already stored (send a new version to change one).
 
 ## What happens to a bad row
 

@@ -294,6 +294,35 @@ def insert_new(
     )
 
 
+def update_matching(
+    uri: str, data: pa.Table, keys: list[str], storage_options: dict[str, str] | None = None
+) -> WriteOutcome:
+    """Replace the stored rows that match `data`'s rows on `keys` (rows matching none are
+    left out): corrections of rows already stored."""
+    target = open_table(uri, storage_options)
+    if target is None or data.num_rows == 0:
+        version = target.version() if target is not None else -1
+        return WriteOutcome(version=version, rows_written=0, committed=False)
+    metrics = (
+        target.merge(
+            data,
+            predicate=" and ".join(f"t.{k} = s.{k}" for k in keys),
+            source_alias="s",
+            target_alias="t",
+            merge_schema=True,
+        )
+        .when_matched_update_all()
+        .execute()
+    )
+    updated = int(metrics.get("num_target_rows_updated", 0))
+    return WriteOutcome(
+        version=current_version(uri, storage_options),
+        rows_written=updated,
+        rows_updated=updated,
+        committed=True,
+    )
+
+
 def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int:
     """The latest committed version of the table at `uri`, or -1 if there is none yet."""
     table = open_table(uri, storage_options)

@@ -201,6 +201,29 @@ def test_reference_history_keeps_every_version_once_across_reruns(paths):
     assert versions == [("u1", ["abstract"]), ("u1", ["pop-art"]), ("u3", [])]
 
 
+def test_a_row_resent_with_its_versions_timestamp_and_other_content_corrects_it(paths):
+    drop(paths.landing, "users/users.jsonl", [user("u1", 1, ["abstract"]), user("u2", 1, [])])
+    drop(paths.landing, "users/later.jsonl", [user("u2", 3, ["ink"])])
+    ingest_reference(USERS, paths.landing, paths.lake)
+    # The export is re-sent with u1's and u2's countries fixed and the same timestamps.
+    fixed = [user("u1", 1, ["abstract"], "FR"), user("u2", 1, [], "FR")]
+    drop(paths.landing, "users/users.jsonl", fixed)
+    report = ingest_reference(USERS, paths.landing, paths.lake)
+    assert report.versions_corrected == 2 and report.committed
+    latest = {r["user_id"]: r["country"] for r in bronze(paths, USERS).to_pylist()}
+    assert latest == {"u1": "FR", "u2": "DE"}  # u2's latest is its later version, untouched
+    history = DeltaTable(history_uri(paths.lake, USERS)).to_pyarrow_table().to_pylist()
+    assert sorted((r["user_id"], r["updated_ts"].day, r["country"]) for r in history) == [
+        ("u1", 1, "FR"),
+        ("u2", 1, "FR"),
+        ("u2", 3, "DE"),
+    ]
+    versions = (DeltaTable(bronze_uri(paths.lake, USERS)).version(), len(history))
+    again = ingest_reference(USERS, paths.landing, paths.lake)
+    assert again.versions_corrected == 0 and not again.committed
+    assert DeltaTable(bronze_uri(paths.lake, USERS)).version() == versions[0]
+
+
 def test_a_row_that_changes_only_its_timestamp_is_no_new_version(paths):
     # A source that touches updated_ts when a field outside the contract changes (views, likes).
     drop(paths.landing, "users/users-1.jsonl", [user("u1", 1, ["abstract"])])
