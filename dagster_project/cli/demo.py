@@ -342,6 +342,11 @@ def replay(
 
     for line in skipped_notes(landing, paths.storage_options, "replayed"):
         _note(line)
+    for name, dated in source.dated_after():
+        _note(
+            f"{name} is dated {dated}, after the history's last day ({available[-1]}): an "
+            "export's date, not its rows'; staged with the first replayed day, as undated files are"
+        )
     if first and first not in available:
         _note(f"no interactions landed on --start {first}: the replay starts at {chosen[0]}")
     if days and len(chosen) < days:

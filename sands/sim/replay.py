@@ -3,7 +3,8 @@
 The source uses the landing layout (`interactions/<YYYY-MM-DD>/...`, `users/...`,
 `artworks/...`). A day is staged by copying its interaction folder and every reference file
 "dated" on or before it into the live landing zone; a reference file is dated by the first
-`YYYY-MM-DD` in its name, and undated ones arrive with the first replayed day.
+`YYYY-MM-DD` in its name (or its dataset folder's), and undated ones, or ones dated past the
+history's last day (an export's date), arrive with the first replayed day.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ _DATED = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 
 def file_day(path: str) -> date | None:
-    """The first ISO date in a file's name, if it has one and it is a real date."""
-    found = _DATED.search(posixpath.basename(path))
-    if not found:
-        return None
-    try:
-        return date.fromisoformat(found.group(1))
-    except ValueError:
-        return None
+    """The first real ISO date in a file's name, else in its folder's (a dataset folder such as
+    `users-2024-01-04.parquet/part-0.parquet`), else None."""
+    for name in (posixpath.basename(path), posixpath.basename(posixpath.dirname(path))):
+        for found in _DATED.finditer(name):
+            try:
+                return date.fromisoformat(found.group(1))
+            except ValueError:
+                continue
+    return None
 
 
 def replay_days(available: list[date], start: date | None, days: int | None) -> list[date]:
@@ -88,6 +90,13 @@ class ReplaySource:
     root: str
     storage_options: dict[str, str] = field(default_factory=dict)
     _staged: set[str] = field(default_factory=set)
+    _last: date | None = None  # the history's last landing day, once staging starts
+
+    def _due(self, path: str) -> date:
+        """The day a reference file is staged on: its date, or the first day when it has none
+        or one past the history (`dated_after`)."""
+        day = file_day(path)
+        return date.min if day is None or (self._last is not None and day > self._last) else day
 
     def days(self) -> list[date]:
         """Every landing day with interaction files."""
@@ -116,15 +125,30 @@ class ReplaySource:
         fs, root = landing.filesystem(self.root, self.storage_options)
         return [e.name for e in (USERS, ARTWORKS) if not landing.list_files(fs, root, e)]
 
+    def dated_after(self) -> list[tuple[str, date]]:
+        """Reference files whose name carries a date after the history's last day (an export's
+        date, not the data's): they arrive with the first replayed day, as undated ones do."""
+        fs, root = landing.filesystem(self.root, self.storage_options)
+        last = max(self.days(), default=date.max)
+        found = [
+            (posixpath.relpath(f.path, root), day)
+            for entity in (USERS, ARTWORKS)
+            for f in landing.list_files(fs, root, entity)
+            if (day := file_day(f.path)) is not None and day > last
+        ]
+        return sorted(found)
+
     def stage(self, day: date, target: str, target_options: dict[str, str] | None = None) -> int:
         """Copy `day`'s interactions and the reference files due by then into `target`."""
         fs, root = landing.filesystem(self.root, self.storage_options)
         due = landing.list_files(fs, root, INTERACTIONS, day)
+        if self._last is None:
+            self._last = max(self.days(), default=date.max)
         for entity in (USERS, ARTWORKS):
             due += [
                 f
                 for f in landing.list_files(fs, root, entity)
-                if f.path not in self._staged and (file_day(f.path) or date.min) <= day
+                if f.path not in self._staged and self._due(f.path) <= day
             ]
         out_fs, out_root = landing.filesystem(target, target_options)
         for item in due:

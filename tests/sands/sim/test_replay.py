@@ -21,6 +21,20 @@ def test_file_day_reads_the_first_real_iso_date_in_the_name():
     assert file_day("users/2026-09-02-then-2026-09-05.csv") == date(2026, 9, 2)
     assert file_day("users/snapshot.parquet") is None
     assert file_day("users/users-2026-13-40.parquet") is None
+    assert file_day("users/users-2026-13-40-2026-09-03.csv") == date(2026, 9, 3)
+    # A dataset folder carries the date of its parts.
+    assert file_day("users/users-2024-01-04.parquet/part-0.parquet") == date(2024, 1, 4)
+
+
+def test_a_reference_file_dated_past_the_history_arrives_with_the_first_day(tmp_path):
+    source, live = str(tmp_path / "history"), str(tmp_path / "live")
+    drop(source, f"interactions/{DAY}/events.parquet", events_table([]))
+    drop(source, f"interactions/{NEXT}/events.parquet", events_table([]))
+    drop(source, "users/users-export-2030-11-30.jsonl", [{"user_id": "u1"}])  # when exported
+    replay = ReplaySource(source)
+    assert replay.dated_after() == [("users/users-export-2030-11-30.jsonl", date(2030, 11, 30))]
+    replay.stage(DAY, live)
+    assert "users/users-export-2030-11-30.jsonl" in _files(live)
 
 
 def test_replay_days_start_and_count():
