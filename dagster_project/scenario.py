@@ -289,8 +289,16 @@ def _score(record: DayRecord, registry: Registry, paths: SandsPaths) -> None:
     scores = latest.scores
     if latest.day != record.day:
         # No label landed this day (only views, or every row rejected): the newest label day is
-        # an earlier one, and scoring it again would count that day twice.
-        record.unscored = latest.unscored or "no positive landed on this day"
+        # an earlier one, and scoring it again would count that day twice; its own fault
+        # (nothing to rank on it) said as that day's.
+        if latest.day and latest.unscored:
+            newest = f"the newest, {latest.day}: {latest.unscored}"
+            record.unscored = f"no positive dated this day ({newest})"
+        else:
+            record.unscored = latest.unscored or "no positive landed on this day"
+        return
+    if latest.unscored:  # this day's labels, but nothing could be ranked on them
+        record.unscored = latest.unscored
         return
     record.judged_users, record.positives = latest.users, latest.positives
     record.without_history = latest.without_history

@@ -232,6 +232,8 @@ class NothingToRank(ValueError):
     """No artwork had features by an evaluation's split: labels older than the feature log
     (a history whose events are all dated before their landing days, say)."""
 
+    day: str = ""  # the label day that could not be ranked, where the caller says
+
 
 def rankable_days(days: Sequence[date], artwork_features: pa.Table) -> list[date]:
     """The label days by whose midnight some artwork's features were available: a history's

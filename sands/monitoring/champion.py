@@ -130,8 +130,8 @@ def latest_day_ndcg(
     popularity list serving fell back to (`SERVED_POPULARITY`), when it counts other days."""
     try:
         setup = _latest_day_setup(lake_root, spec, storage_options)
-    except NothingToRank:  # labels older than every artwork snapshot
-        return DayScores("", {}, unscored=NO_CATALOGUE)
+    except NothingToRank as nothing:  # labels older than every artwork snapshot
+        return DayScores(nothing.day, {}, unscored=NO_CATALOGUE)
     if setup is None:
         return DayScores("", {}, unscored="the training set holds no labels")
     scores = {}
@@ -170,7 +170,21 @@ def _latest_day_setup(
     if last is None:
         return None
     split = datetime.combine(last.date(), time(), tzinfo=UTC)
-    versions = sources.as_dict()
+    try:
+        return _setup_at(examples, sources.as_dict(), split, lake_root, spec, storage_options)
+    except NothingToRank as nothing:
+        nothing.day = split.date().isoformat()  # the label day it could not rank
+        raise
+
+
+def _setup_at(
+    examples: pa.Table,
+    versions: dict[str, int],
+    split: datetime,
+    lake_root: str,
+    spec: EvaluationSpec,
+    storage_options: dict[str, str] | None,
+) -> EvaluationSetup:
     users = feature_rows_at(
         USER_FEATURES,
         lake_root,

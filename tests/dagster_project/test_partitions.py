@@ -315,7 +315,10 @@ def test_a_history_whose_events_all_predate_its_feature_log_replays_without_scor
     assert f"--days 5: the landing zone holds 2 from {DAYS[1]} on" in result.output
     # Said why (the first day may also have no training set yet, as the automation's ticks
     # fall); the terminal wraps the line anywhere, inside words too.
-    said = "What served, every day: no labelled day to score (no artwork had features before"
+    said = (
+        "What served, every day: no labelled day to score (no positive dated this day (the "
+        f"newest, {START}: no artwork had features before the day's labels)"
+    )
     assert "".join(said.split()) in "".join(result.output.split())
     assert "emitted no result" not in result.output
     (report,) = Path(paths.reports).glob("replay-*.json")
