@@ -76,7 +76,10 @@ asset check. A rejected row is stored unchanged (as JSON, with its source file a
 | `file:unreadable` | the whole file is not readable as its format (one record per file, below) |
 | `file:unopenable` | the file's bytes could not be fetched at all (one record per file) |
 
-Late events (dated before their landing day) are accepted and keep their own `event_ts`.
+Late events (dated before their landing day) are accepted and keep their own `event_ts`; when a
+fifth or more of a day's events (10 at least) are dated in the 14 hours before it, `sands ingest`
+and `sands replay` say so in one line: folders cut on local days east of UTC put each morning on
+the UTC day before, where it is judged.
 An id written as an integer float (`42.0`, up to 15 digits: what pandas writes to CSV for a column
 of integer ids holding a null) is the id `42`, as the JSON or Parquet number 42.0 is, so one export
 in any format lands on the same users and artworks.

@@ -447,7 +447,8 @@ def validate(
         reason_counts=dict(sorted(counts.items())),
         unexpected_columns=sorted(read_columns - set(schema.columns) - set(INTERNAL_COLUMNS)),
         rows_repeated=len(copies),
-        hints=_dated_after_hint(typed, all_reasons, landing_day),
+        hints=_dated_after_hint(typed, all_reasons, landing_day)
+        + _dated_before_hint(accepted, landing_day),
     )
 
 
@@ -475,6 +476,33 @@ def _dated_after_hint(
         f"{code} rows lie up to {_span(near.max())} past their folder's day{rest} (its end is "
         "midnight UTC): event_ts is read as UTC (a time without an offset too), so folders cut "
         "on local days west of UTC put each evening here; name the folders by the UTC day"
+    ]
+
+
+# The widest offset east of UTC (UTC+14): a local day starts at most this long before the UTC one.
+_WIDEST_EAST = pd.Timedelta(hours=14)
+# Late events this share of a day or more, all within a local day's offset: folders cut on
+# local days, not data arriving late (which a source sends a few percent of, spread out).
+_LOCAL_DAY_SHARE = 0.2
+_LOCAL_DAY_EVENTS = 10  # and at least this many: one late event on a quiet day is no pattern
+
+
+def _dated_before_hint(accepted: pd.DataFrame, landing_day: date | None) -> list[str]:
+    """When a large share of a day's accepted events are dated in the hours before it, within a
+    time-zone offset: folders cut on local days east of UTC, which nothing rejects (late events
+    are accepted) but which moves each morning's events to the day before."""
+    if landing_day is None or "event_ts" not in accepted.columns or not len(accepted):
+        return []
+    early = pd.Timestamp(landing_day, tz=UTC) - accepted["event_ts"]
+    near = early[(early > pd.Timedelta(0)) & (early <= _WIDEST_EAST)]
+    if len(near) < max(_LOCAL_DAY_SHARE * len(accepted), _LOCAL_DAY_EVENTS):
+        return []
+    share = len(near) / len(accepted)
+    return [
+        f"{len(near):,} of the day's {len(accepted):,} accepted events ({share:.0%}) are dated "
+        f"up to {_span(near.max())} before it (its start is midnight UTC): folders cut on local "
+        "days east of UTC? They are kept as late events and judged on the UTC day they are "
+        "dated, not this one; name the folders by the UTC day"
     ]
 
 

@@ -99,6 +99,20 @@ def test_events_days_past_their_day_folder_are_not_blamed_on_time_zones():
     assert far.hints == ["event_ts:after_landing_day rows lie up to 13.0 h past their folder's day"]
 
 
+def test_a_morning_of_local_time_east_of_utc_before_the_day_folder_is_told():
+    # Tokyo (UTC+9) folders: a local morning lies in the UTC evening before the folder's day.
+    morning = [event(f"jp{m}", event_ts=f"2026-09-02T01:{m:02}:00+09:00") for m in range(10)]
+    day = [event(f"d{h}", event_ts=f"2026-09-02T1{h}:00:00Z") for h in range(10)]
+    outcome = validate(raw([*morning, *day]), INTERACTIONS, DAY)
+    assert not outcome.reason_counts and len(outcome.accepted) == 20  # late events: kept
+    (hint,) = outcome.hints
+    assert hint.startswith("10 of the day's 20 accepted events (50%) are dated up to 8.0 h before")
+    assert "east of UTC" in hint
+    # A few late arrivals are late data, not a time zone.
+    late = [event("late", event_ts="2026-09-01T23:00:00Z"), *day]
+    assert validate(raw(late), INTERACTIONS, DAY).hints == []
+
+
 def test_one_stray_event_does_not_hide_an_evening_of_local_time():
     rows = [event(f"ny{m}", event_ts=f"2026-09-02T23:{m}:00-04:00") for m in (10, 20, 30)]
     outcome = validate(
