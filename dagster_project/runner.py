@@ -249,9 +249,12 @@ def rejected_rows(result: ExecuteInProcessResult) -> list[str]:
         )
         line += "".join(f"; {hint}" for hint in meta.get("hints") or [])
         if budget_failed:
+            accepted = meta["rows_accepted"]
+            line += "; over the reject budget, so the run failed its check and stopped what "
             line += (
-                f"; over the reject budget, so the run failed its check, but the "
-                f"{meta['rows_accepted']:,} accepted rows are in bronze and used from here on"
+                f"depends on it (its {accepted:,} accepted rows are in bronze, for later runs)"
+                if accepted
+                else "depends on it (no row was accepted)"
             )
         lines.append(line)
     return lines
