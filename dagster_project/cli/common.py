@@ -177,16 +177,19 @@ _DAY_NOTE = re.compile(r"^(?P<feed>\S+) (?P<day>\d{4}-\d{2}-\d{2}): (?P<said>.*)
 class RepeatedNotes:
     """Notes about one day each, said once per feed and wording: a history whose every file
     carries the same extra column said so on every one of its hundreds of days. The first is
-    said as it comes; `close` names the other days it held back."""
+    said as it comes; `close` names the other days it held back. A note of no day is said once."""
 
     def __init__(self, say: Callable[[str], None] = _note) -> None:
         self._say = say
         self._later: dict[tuple[str, str], list[str]] = {}
+        self._said: set[str] = set()  # notes of no day (a reference feed's), said once
 
     def __call__(self, line: str) -> None:
         match = _DAY_NOTE.match(line)
         if match is None:
-            self._say(line)
+            if line not in self._said:  # a reference feed's files are read again every day
+                self._said.add(line)
+                self._say(line)
             return
         key = (match["feed"], match["said"])
         if key in self._later:

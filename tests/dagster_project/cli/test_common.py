@@ -13,6 +13,7 @@ def test_a_note_repeated_day_after_day_is_said_once_then_counted():
         notes(f"raw_interactions {day}: {EXTRA}")
     notes("raw_interactions 1997-09-21: 2 of 9 rows rejected by the contract (age:in_range 2)")
     notes("users: 3 of 943 rows rejected by the contract (age:in_range 3)")
+    notes("users: 3 of 943 rows rejected by the contract (age:in_range 3)")  # read again: once
     notes("raw_users 1997-09-20: " + EXTRA)  # another feed: its own note
     assert said == [
         f"raw_interactions 1997-09-20: {EXTRA}",
