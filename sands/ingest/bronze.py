@@ -362,6 +362,8 @@ def _ingest_reference(
     for uri in (latest, history):  # tables stored before a column became optional
         delta.allow_nulls(uri, accepted.schema, storage_options)
     stored = stored_versions(history, accepted, key, storage_options)
+    if dropped := _dropped_columns(outcome.absent_columns, accepted, stored, key, version):
+        outcome = replace(outcome, hints=[*outcome.hints, dropped])
     written = delta.upsert(latest, accepted, key, version, storage_options)
     # Features are computed as of past dates, so they need the version valid then, not the latest.
     fresh, unchanged = new_versions(accepted, stored, key, version)
@@ -437,6 +439,30 @@ def new_versions(
     ).to_arrow_table()
     left_out = unchanged.column("unchanged").to_numpy(zero_copy_only=False)
     return incoming.filter(pa.array(~left_out)), int(left_out.sum())
+
+
+def _dropped_columns(
+    absent: list[str], incoming: pa.Table, stored: pa.Table | None, key: str, version: str
+) -> str | None:
+    """A line when optional columns no file of the drop has were known in the stored latest
+    version of some of its keys: a re-sent export that left one out stores its new versions
+    without it (null). Said once: after it, the latest versions hold none."""
+    if stored is None or not absent or not incoming.num_rows or not stored.num_rows:
+        return None
+    stored = delta.latest_per_key(stored, key, version)
+    counts = {
+        c: len(set(stored.filter(pc.is_valid(stored[c]))[key].to_pylist()))
+        for c in absent
+        if c in stored.column_names
+    }
+    known = {c: n for c, n in counts.items() if n}
+    if not known:
+        return None
+    said = ", ".join(f"{c} ({n:,})" for c, n in known.items())
+    return (
+        f"no file holds column {', '.join(known)}, which earlier versions of some of these rows "
+        f"had ({said}): their new versions store none (an optional column left out is null)"
+    )
 
 
 def corrected_versions(

@@ -50,7 +50,9 @@ field outside this contract) updates the latest row but is no new version there:
 already stored but other content (an export corrected and sent again) corrects that version, in
 the history and, where it is the latest, in the latest table: counted as `versions_corrected`.
 Ingestion never deletes: a user or artwork left out of later files, or a removed file, keeps the
-rows already stored (send a new version to change one).
+rows already stored (send a new version to change one). A drop none of whose files holds an
+optional column (`age`, say) stores its versions without it (null); when the latest stored
+versions of some of its rows had it, `sands ingest` says so in one line.
 
 ## What happens to a bad row
 

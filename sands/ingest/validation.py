@@ -55,6 +55,8 @@ class ValidationOutcome:
     rows_repeated: int = 0
     # What a pattern in the rejections suggests about the source (e.g. folders cut on local days).
     hints: list[str] = field(default_factory=list)
+    # Optional contract columns no file of the drop has: their rows store nulls there.
+    absent_columns: list[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -446,6 +448,7 @@ def validate(
         rows_read=sum(len(part) for part in parts),
         reason_counts=dict(sorted(counts.items())),
         unexpected_columns=sorted(read_columns - set(schema.columns) - set(INTERNAL_COLUMNS)),
+        absent_columns=[c for c in schema.columns if c not in read_columns] if parts else [],
         rows_repeated=len(copies),
         hints=_dated_after_hint(typed, all_reasons, landing_day)
         + _dated_before_hint(accepted, landing_day),

@@ -224,6 +224,21 @@ def test_a_row_resent_with_its_versions_timestamp_and_other_content_corrects_it(
     assert DeltaTable(bronze_uri(paths.lake, USERS)).version() == versions[0]
 
 
+def test_a_resent_export_that_left_out_an_optional_column_is_told(paths):
+    drop(paths.landing, "users/users.jsonl", [user("u1", 1, []), user("u2", 1, [])])
+    ingest_reference(USERS, paths.landing, paths.lake)
+    without_age = [{k: v for k, v in user(u, 2, []).items() if k != "age"} for u in ("u1", "u2")]
+    drop(paths.landing, "users/users.jsonl", without_age)
+    report = ingest_reference(USERS, paths.landing, paths.lake)
+    assert report.hints == [
+        "no file holds column age, which earlier versions of some of these rows had (age (2)): "
+        "their new versions store none (an optional column left out is null)"
+    ]
+    assert [r["age"] for r in bronze(paths, USERS).to_pylist()] == [None, None]
+    # Said once: the latest versions now hold no age.
+    assert ingest_reference(USERS, paths.landing, paths.lake).hints == []
+
+
 def test_a_row_that_changes_only_its_timestamp_is_no_new_version(paths):
     # A source that touches updated_ts when a field outside the contract changes (views, likes).
     drop(paths.landing, "users/users-1.jsonl", [user("u1", 1, ["abstract"])])
