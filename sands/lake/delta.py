@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.table import TableMerger
 
 from sands.settings import is_uri
 
@@ -268,6 +269,19 @@ def upsert(
     )
 
 
+def _merge_on(
+    target: DeltaTable, data: pa.Table, keys: list[str], merge_schema: bool = False
+) -> TableMerger:
+    """A MERGE of `data` (alias `s`) into `target` (alias `t`) matching rows on every key."""
+    return target.merge(
+        data,
+        predicate=" and ".join(f"t.{k} = s.{k}" for k in keys),
+        source_alias="s",
+        target_alias="t",
+        merge_schema=merge_schema,
+    )
+
+
 def insert_new(
     uri: str, data: pa.Table, keys: list[str], storage_options: dict[str, str] | None = None
 ) -> WriteOutcome:
@@ -275,16 +289,7 @@ def insert_new(
     target = ensure_table(uri, data.schema, None, storage_options)
     if data.num_rows == 0:
         return WriteOutcome(version=target.version(), rows_written=0, committed=False)
-    metrics = (
-        target.merge(
-            data,
-            predicate=" and ".join(f"t.{k} = s.{k}" for k in keys),
-            source_alias="s",
-            target_alias="t",
-        )
-        .when_not_matched_insert_all()
-        .execute()
-    )
+    metrics = _merge_on(target, data, keys).when_not_matched_insert_all().execute()
     inserted = int(metrics.get("num_target_rows_inserted", 0))
     return WriteOutcome(
         version=current_version(uri, storage_options),
@@ -303,17 +308,7 @@ def update_matching(
     if target is None or data.num_rows == 0:
         version = target.version() if target is not None else -1
         return WriteOutcome(version=version, rows_written=0, committed=False)
-    metrics = (
-        target.merge(
-            data,
-            predicate=" and ".join(f"t.{k} = s.{k}" for k in keys),
-            source_alias="s",
-            target_alias="t",
-            merge_schema=True,
-        )
-        .when_matched_update_all()
-        .execute()
-    )
+    metrics = _merge_on(target, data, keys, merge_schema=True).when_matched_update_all().execute()
     updated = int(metrics.get("num_target_rows_updated", 0))
     return WriteOutcome(
         version=current_version(uri, storage_options),
