@@ -22,7 +22,7 @@ in `event_id, user_id`, are no part of them, while a value's are kept) and JSON 
 as those records; a `.json` file is read the same way, as either); one feed may mix formats. A list that is null, or a list column left out, is an empty list;
 a list's items are trimmed, and blank ones (empty or only spaces) dropped.
 In CSV and JSON a timestamp is an ISO 8601 string (`2026-09-01T12:00:00Z`; without an offset it
-is read as UTC). A number, such as a Unix epoch,
+is read as UTC; a date alone, or a Parquet `date32`, is its midnight UTC). A number, such as a Unix epoch,
 is rejected (`invalid_type`): seconds, milliseconds and microseconds cannot be told apart. Files
 whose names start with `.` or `_` are treated as in-flight and ignored, so write to a temporary
 name and rename.

@@ -161,6 +161,8 @@ def _as_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         def convert(v: object) -> object:
             if isinstance(v, (pd.Timestamp, datetime)):
                 return v
+            if isinstance(v, date):  # a Parquet date: its midnight, as an ISO date in CSV is
+                return v.isoformat()
             return v if isinstance(v, str) and v not in _CLOCK_WORDS else None
 
         converted = _iso_to_utc(values.map(convert, na_action="ignore"))

@@ -388,3 +388,12 @@ def test_iso_strings_with_and_without_offsets_read_as_utc(stamps, expected):
     parsed = _iso_to_utc(pd.Series(stamps, dtype=object))
     read = [None if pd.isna(t) else t.strftime("%H:%M") for t in parsed]
     assert read == expected and str(parsed.dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_date_without_a_time_is_its_midnight_utc_in_parquet_as_in_csv():
+    as_date = validate(raw([event("d", event_ts=date(2026, 9, 2))]), INTERACTIONS, DAY)
+    as_text = validate(raw([event("t", event_ts="2026-09-02")]), INTERACTIONS, DAY)
+    midnight = pd.Timestamp("2026-09-02T00:00:00Z")
+    assert (
+        as_date.accepted["event_ts"].tolist() == as_text.accepted["event_ts"].tolist() == [midnight]
+    )
