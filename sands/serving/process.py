@@ -4,6 +4,7 @@ it commits its prediction log), and simulated users as its HTTP clients."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sands.settings import SandsPaths
 
@@ -161,13 +163,62 @@ def _socket(host: str, port: int, reuse_port: bool, listening: bool = False) -> 
     return sock
 
 
+# A request's line and headers must all arrive within this of its connection opening (or of the
+# answer before it): nginx's client_header_timeout is 60 s, a load balancer's idle one similar.
+HEADER_TIMEOUT_SECONDS = 30.0
+HEADER_TIMEOUT_ENV = "SANDS_SERVE_HEADER_TIMEOUT_SECONDS"
+
+
+class HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, closing a connection whose request has not shown all its headers
+    within `HEADER_TIMEOUT_SECONDS`: uvicorn arms no timer before a first answer, so connections
+    that never sent a request were held forever (19,990 of them took the process's 20,000 files
+    and its readiness with them)."""
+
+    seconds = HEADER_TIMEOUT_SECONDS
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection gets the same time
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 def serve_app(factory: str, sock: socket.socket) -> None:
     """Run uvicorn on `sock` with the app `factory` builds (`module:function`) until stopped."""
+    HeaderDeadline.seconds = float(os.environ.get(HEADER_TIMEOUT_ENV, HEADER_TIMEOUT_SECONDS))
     config = uvicorn.Config(
         factory,
         factory=True,
         log_level="warning",
         access_log=False,
+        http=HeaderDeadline,
         # uvloop accepts about one connection per turn of a busy loop: at 128 connections new
         # ones waited up to 10 s (p99 7.8 s); asyncio's loop, same requests/s, p99 0.19 s.
         loop="asyncio",

@@ -172,10 +172,11 @@ def kill(server: RunningService) -> None:
 
 @contextmanager
 def serving(
-    paths: SandsPaths, flush_seconds: float = 0.3, redis_url: str = ""
+    paths: SandsPaths, flush_seconds: float = 0.3, redis_url: str = "", **more_env: str
 ) -> Iterator[RunningService]:
     """`sands serve` over `paths`, polling the registry and lake every 0.3 s."""
     env = {
+        **more_env,
         "SANDS_ADMIN_TOKEN": ADMIN_TOKEN,
         "SANDS_SERVE_POLL_SECONDS": "0.3",
         "SANDS_SERVE_LOG_FLUSH_SECONDS": str(flush_seconds),

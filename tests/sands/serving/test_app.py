@@ -730,6 +730,21 @@ def test_the_log_survives_kill_9_with_every_flushed_impression(tmp_path: Path) -
     assert [i["position"] for i in row["items"]] == list(range(1, 11))
 
 
+def test_a_connection_that_sends_no_whole_request_in_time_is_closed(tmp_path: Path) -> None:
+    paths = build_home(tmp_path)
+    with serving(paths, SANDS_SERVE_HEADER_TIMEOUT_SECONDS="1") as running:
+        host, port = running.url.removeprefix("http://").split(":")
+        silent = socket.create_connection((host, int(port)))
+        dribbling = socket.create_connection((host, int(port)))
+        dribbling.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")  # no blank line
+        for held in (silent, dribbling):
+            held.settimeout(10)
+            assert held.recv(1) == b""  # closed by the server, not answered
+            held.close()
+        with running.client() as client:  # whoever sends a request in time is served
+            assert client.get("/v2/health/live").status_code == 200
+
+
 def test_the_serving_guard_switches_the_champion_arm_to_popularity_and_back(
     server: Server,
 ) -> None:
