@@ -181,6 +181,9 @@ def test_the_recommendation_service(docs) -> None:
     ]  # fmt: skip
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    # A probe behind a big inference body must not time out at Kubernetes' default 1 s.
+    probes = ("startupProbe", "readinessProbe", "livenessProbe")
+    assert {container[probe]["timeoutSeconds"] for probe in probes} == {3}
     assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert {"configMapRef": {"name": "sands-config"}} in container["envFrom"]
     assert {"secretRef": {"name": "sands-object-store"}} in container["envFrom"]
