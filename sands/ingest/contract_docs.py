@@ -84,7 +84,9 @@ and `sands replay` say so in one line: folders cut on local days east of UTC put
 the UTC day before, where it is judged.
 An id written as an integer float (`42.0`, up to 15 digits: what pandas writes to CSV for a column
 of integer ids holding a null) is the id `42`, as the JSON or Parquet number 42.0 is, so one export
-in any format lands on the same users and artworks.
+in any format lands on the same users and artworks. Ids are read in Unicode's composed form
+(NFC): `josé` typed as `e` and a combining accent (as macOS writes names) is the `josé` typed
+elsewhere, not a second user.
 Columns not in the contract are reported as `unexpected_columns` in the materialization metadata
 and in one line by `sands ingest` and `sands replay`, and dropped from the bronze table (they stay
 in the quarantined records). The same note on many days is said once, then counted: "raw_interactions:

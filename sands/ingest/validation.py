@@ -10,6 +10,7 @@ import ast
 import copy
 import json
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -101,6 +102,21 @@ def _as_strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 # An integer written as a float ("42.0"): what pandas writes to CSV for a column of integer ids
 # with a null among them. Up to 15 digits, which a float holds exactly.
 _INTEGER_FLOAT = r"^(-?[0-9]{1,15})\.0+$"
+
+
+def _composed(ids: pd.Series) -> pd.Series:
+    """Ids in Unicode's composed form (NFC): "josé" typed on macOS (e + a combining accent) and
+    elsewhere (é) are the same text, and would otherwise be two users."""
+    if ids.empty:
+        return ids
+    ascii_only = pc.string_is_ascii(pa_arrow.array(ids.astype(STRING)))
+    others = ~np.asarray(pc.fill_null(ascii_only, True), dtype=bool)
+    if not others.any():  # nearly always: ASCII is composed already
+        return ids
+    rows = np.flatnonzero(others)
+    composed = ids.copy()
+    composed.iloc[rows] = [unicodedata.normalize("NFC", v) for v in ids.iloc[rows]]
+    return composed
 
 
 def _integer_float_text(ids: pd.Series) -> pd.Series:
@@ -287,7 +303,7 @@ def coerce_to_contract(
         values = raw[name].map(lambda v: "" if _missing(v) else v) if as_empty else raw[name]
         coerced[name], bad = _coerce_column(values, arrow_type)
         if is_id(column):
-            coerced[name] = _integer_float_text(coerced[name])
+            coerced[name] = _composed(_integer_float_text(coerced[name]))
         reasons.append(_reasons(raw.index[bad.to_numpy(dtype=bool)], f"{name}:invalid_type"))
     frame = pd.DataFrame(coerced, index=raw.index)
     return frame, pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(

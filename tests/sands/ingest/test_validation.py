@@ -397,3 +397,9 @@ def test_a_date_without_a_time_is_its_midnight_utc_in_parquet_as_in_csv():
     assert (
         as_date.accepted["event_ts"].tolist() == as_text.accepted["event_ts"].tolist() == [midnight]
     )
+
+
+def test_an_id_typed_with_a_combining_accent_is_the_same_id_as_its_composed_form():
+    rows = [event("e1", user_id="jose\u0301"), event("e2", user_id="jos\u00e9")]
+    accepted = validate(raw(rows), INTERACTIONS, DAY).accepted
+    assert accepted["user_id"].tolist() == ["jos\u00e9", "jos\u00e9"]
