@@ -250,9 +250,10 @@ def rejected_rows(result: ExecuteInProcessResult) -> list[str]:
         line += "".join(f"; {hint}" for hint in meta.get("hints") or [])
         if budget_failed:
             accepted = meta["rows_accepted"]
+            rows = "row is" if accepted == 1 else "rows are"
             line += "; over the reject budget, so the run failed its check and stopped what "
             line += (
-                f"depends on it (its {accepted:,} accepted rows are in bronze, for later runs)"
+                f"depends on it (its {accepted:,} accepted {rows} in bronze, for later runs)"
                 if accepted
                 else "depends on it (no row was accepted)"
             )
