@@ -451,9 +451,7 @@ def _dropped_columns(
         return None
     stored = delta.latest_per_key(stored, key, version)
     counts = {
-        c: len(set(stored.filter(pc.is_valid(stored[c]))[key].to_pylist()))
-        for c in absent
-        if c in stored.column_names
+        c: pc.sum(pc.is_valid(stored[c])).as_py() or 0 for c in absent if c in stored.column_names
     }
     known = {c: n for c, n in counts.items() if n}
     if not known:
